@@ -1,0 +1,120 @@
+//! Which arguments of a request are keys.
+
+use super::table::{CommandSpec, KeySpec};
+use crate::resp::parse_int;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// numkeys is not an integer.
+    NotInteger,
+    Negative,
+    TooMany,
+}
+
+impl KeyError {
+    pub fn message(&self) -> &'static str {
+        match self {
+            KeyError::NotInteger => "ERR value is not an integer or out of range",
+            KeyError::Negative => "ERR Number of keys can't be negative",
+            KeyError::TooMany => "ERR Number of keys can't be greater than number of args",
+        }
+    }
+}
+
+/// Fills `out` with the argument indices of the keys of a request of
+/// `argc` arguments. `arg(i)` gives argument i (used for numkeys).
+pub fn key_indices<'a>(
+    spec: &CommandSpec,
+    argc: usize,
+    arg: impl Fn(usize) -> &'a [u8],
+    out: &mut Vec<usize>,
+) -> Result<(), KeyError> {
+    out.clear();
+    match spec.keys {
+        KeySpec::None => {}
+        KeySpec::Range { first, last, step } => {
+            let first = first as usize;
+            let last = if last < 0 {
+                argc as isize + last as isize
+            } else {
+                last as isize
+            };
+            let mut i = first as isize;
+            while i <= last && (i as usize) < argc {
+                out.push(i as usize);
+                i += step as isize;
+            }
+        }
+        KeySpec::NumKeys { at } => {
+            let at = at as usize;
+            let n = numkeys(arg(at), argc - at - 1)?;
+            out.extend(at + 1..at + 1 + n);
+        }
+        KeySpec::StoreNumKeys => {
+            out.push(1);
+            let n = numkeys(arg(2), argc - 3)?;
+            out.extend(3..3 + n);
+        }
+    }
+    Ok(())
+}
+
+fn numkeys(arg: &[u8], available: usize) -> Result<usize, KeyError> {
+    let n = parse_int(arg).ok_or(KeyError::NotInteger)?;
+    if n < 0 {
+        return Err(KeyError::Negative);
+    }
+    if n as usize > available {
+        return Err(KeyError::TooMany);
+    }
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::lookup;
+
+    fn keys_of(args: &[&[u8]]) -> Result<Vec<usize>, KeyError> {
+        let spec = lookup(args[0]).unwrap();
+        let mut out = Vec::new();
+        key_indices(spec, args.len(), |i| args[i], &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn key_positions() {
+        assert_eq!(keys_of(&[b"GETEX", b"k", b"EX", b"10"]), Ok(vec![1]));
+        assert_eq!(keys_of(&[b"hset", b"h", b"f", b"v"]), Ok(vec![1]));
+        assert_eq!(keys_of(&[b"mset", b"a", b"1", b"b", b"2"]), Ok(vec![1, 3]));
+        assert_eq!(keys_of(&[b"mget", b"a", b"b", b"c"]), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            keys_of(&[b"bitop", b"and", b"d", b"a", b"b"]),
+            Ok(vec![2, 3, 4])
+        );
+        assert_eq!(
+            keys_of(&[b"eval", b"s", b"2", b"a", b"b", b"arg"]),
+            Ok(vec![3, 4])
+        );
+        assert_eq!(keys_of(&[b"eval", b"s", b"0"]), Ok(vec![]));
+        assert_eq!(
+            keys_of(&[
+                b"zunionstore",
+                b"d",
+                b"2",
+                b"a",
+                b"b",
+                b"WEIGHTS",
+                b"1",
+                b"2"
+            ]),
+            Ok(vec![1, 3, 4])
+        );
+        assert_eq!(keys_of(&[b"object", b"encoding", b"k"]), Ok(vec![2]));
+        assert_eq!(keys_of(&[b"eval", b"s", b"x"]), Err(KeyError::NotInteger));
+        assert_eq!(keys_of(&[b"eval", b"s", b"-1"]), Err(KeyError::Negative));
+        assert_eq!(
+            keys_of(&[b"eval", b"s", b"3", b"a"]),
+            Err(KeyError::TooMany)
+        );
+    }
+}

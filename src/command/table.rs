@@ -1,0 +1,268 @@
+//! The static command table. Key positions follow Redis's `COMMAND INFO`
+//! (first, last, step), or a `numkeys` argument for EVAL-like commands.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Where a command's keys are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    None,
+    /// Keys at `first`, `first+step`, ... up to `last` (negative: from the end).
+    Range {
+        first: u8,
+        last: i8,
+        step: u8,
+    },
+    /// The argument at `at` counts the keys that follow it (EVAL, LMPOP, ZUNION).
+    NumKeys {
+        at: u8,
+    },
+    /// A destination key at 1, then `numkeys` at 2 and the keys (ZUNIONSTORE).
+    StoreNumKeys,
+}
+
+/// Multi-key commands keyway splits per endpoint and merges back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// MGET: an array of values in key order.
+    Mget,
+    /// MSET: `+OK` when every part said so.
+    Mset,
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum of the parts' integers.
+    SumInt,
+}
+
+/// Commands keyway answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    Ping,
+    Echo,
+    Quit,
+    Select,
+    Command,
+    Hello,
+    Client,
+    Auth,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exec {
+    /// Sent to the endpoint owning its keys; all keys must share one.
+    Forward,
+    Split(Split),
+    Local(Local),
+    /// Cannot work through a sharding proxy.
+    Unsupported,
+}
+
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis arity: n = exactly n arguments (name included), -n = at least n.
+    pub arity: i32,
+    pub write: bool,
+    pub keys: KeySpec,
+    pub exec: Exec,
+}
+
+impl CommandSpec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+}
+
+const R: bool = false;
+const W: bool = true;
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $write:expr, $keys:expr, $exec:expr) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            write: $write,
+            keys: $keys,
+            exec: $exec,
+        }
+    };
+}
+
+const fn k(first: u8, last: i8, step: u8) -> KeySpec {
+    KeySpec::Range { first, last, step }
+}
+const K1: KeySpec = k(1, 1, 1);
+const K12: KeySpec = k(1, 2, 1);
+const KALL: KeySpec = k(1, -1, 1);
+const NK1: KeySpec = KeySpec::NumKeys { at: 1 };
+const NK2: KeySpec = KeySpec::NumKeys { at: 2 };
+const NONE: KeySpec = KeySpec::None;
+const F: Exec = Exec::Forward;
+const U: Exec = Exec::Unsupported;
+const fn l(c: Local) -> Exec {
+    Exec::Local(c)
+}
+
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    // strings
+    cmd!("get", 2, R, K1, F), cmd!("set", -3, W, K1, F), cmd!("setnx", 3, W, K1, F),
+    cmd!("setex", 4, W, K1, F), cmd!("psetex", 4, W, K1, F), cmd!("getex", -2, W, K1, F),
+    cmd!("getdel", 2, W, K1, F), cmd!("getset", 3, W, K1, F), cmd!("append", 3, W, K1, F),
+    cmd!("strlen", 2, R, K1, F), cmd!("incr", 2, W, K1, F), cmd!("decr", 2, W, K1, F),
+    cmd!("incrby", 3, W, K1, F), cmd!("decrby", 3, W, K1, F), cmd!("incrbyfloat", 3, W, K1, F),
+    cmd!("getrange", 4, R, K1, F), cmd!("setrange", 4, W, K1, F), cmd!("substr", 4, R, K1, F),
+    cmd!("getbit", 3, R, K1, F), cmd!("setbit", 4, W, K1, F), cmd!("bitcount", -2, R, K1, F),
+    cmd!("bitpos", -3, R, K1, F), cmd!("bitfield", -2, W, K1, F), cmd!("bitfield_ro", -2, R, K1, F),
+    cmd!("bitop", -4, W, k(2, -1, 1), F), cmd!("lcs", -3, R, K12, F),
+    cmd!("mget", -2, R, KALL, Exec::Split(Split::Mget)),
+    cmd!("mset", -3, W, k(1, -1, 2), Exec::Split(Split::Mset)),
+    cmd!("msetnx", -3, W, k(1, -1, 2), F),
+    // keys
+    cmd!("del", -2, W, KALL, Exec::Split(Split::SumInt)),
+    cmd!("unlink", -2, W, KALL, Exec::Split(Split::SumInt)),
+    cmd!("exists", -2, R, KALL, Exec::Split(Split::SumInt)),
+    cmd!("touch", -2, R, KALL, Exec::Split(Split::SumInt)),
+    cmd!("expire", -3, W, K1, F), cmd!("pexpire", -3, W, K1, F), cmd!("expireat", -3, W, K1, F),
+    cmd!("pexpireat", -3, W, K1, F), cmd!("expiretime", 2, R, K1, F), cmd!("pexpiretime", 2, R, K1, F),
+    cmd!("ttl", 2, R, K1, F), cmd!("pttl", 2, R, K1, F), cmd!("persist", 2, W, K1, F),
+    cmd!("type", 2, R, K1, F), cmd!("dump", 2, R, K1, F), cmd!("restore", -4, W, K1, F),
+    cmd!("rename", 3, W, K12, F), cmd!("renamenx", 3, W, K12, F), cmd!("copy", -3, W, K12, F),
+    cmd!("object", -2, R, k(2, 2, 1), F), cmd!("memory", -2, R, k(2, 2, 1), F),
+    cmd!("sort", -2, W, K1, F), cmd!("sort_ro", -2, R, K1, F),
+    // hashes
+    cmd!("hset", -4, W, K1, F), cmd!("hsetnx", 4, W, K1, F), cmd!("hget", 3, R, K1, F),
+    cmd!("hmset", -4, W, K1, F), cmd!("hmget", -3, R, K1, F), cmd!("hdel", -3, W, K1, F),
+    cmd!("hlen", 2, R, K1, F), cmd!("hstrlen", 3, R, K1, F), cmd!("hkeys", 2, R, K1, F),
+    cmd!("hvals", 2, R, K1, F), cmd!("hgetall", 2, R, K1, F), cmd!("hexists", 3, R, K1, F),
+    cmd!("hincrby", 4, W, K1, F), cmd!("hincrbyfloat", 4, W, K1, F), cmd!("hrandfield", -2, R, K1, F),
+    cmd!("hscan", -3, R, K1, F), cmd!("hgetdel", -5, W, K1, F), cmd!("hgetex", -5, W, K1, F),
+    cmd!("hsetex", -6, W, K1, F), cmd!("hexpire", -6, W, K1, F), cmd!("hpexpire", -6, W, K1, F),
+    cmd!("hexpireat", -6, W, K1, F), cmd!("hpexpireat", -6, W, K1, F), cmd!("httl", -5, R, K1, F),
+    cmd!("hpttl", -5, R, K1, F), cmd!("hexpiretime", -5, R, K1, F), cmd!("hpexpiretime", -5, R, K1, F),
+    cmd!("hpersist", -5, W, K1, F),
+    // lists
+    cmd!("lpush", -3, W, K1, F), cmd!("rpush", -3, W, K1, F), cmd!("lpushx", -3, W, K1, F),
+    cmd!("rpushx", -3, W, K1, F), cmd!("lpop", -2, W, K1, F), cmd!("rpop", -2, W, K1, F),
+    cmd!("llen", 2, R, K1, F), cmd!("lindex", 3, R, K1, F), cmd!("lrange", 4, R, K1, F),
+    cmd!("lset", 4, W, K1, F), cmd!("lrem", 4, W, K1, F), cmd!("ltrim", 4, W, K1, F),
+    cmd!("linsert", 5, W, K1, F), cmd!("lpos", -3, R, K1, F), cmd!("rpoplpush", 3, W, K12, F),
+    cmd!("lmove", 5, W, K12, F), cmd!("lmpop", -4, W, NK1, F),
+    // sets
+    cmd!("sadd", -3, W, K1, F), cmd!("srem", -3, W, K1, F), cmd!("smembers", 2, R, K1, F),
+    cmd!("sismember", 3, R, K1, F), cmd!("smismember", -3, R, K1, F), cmd!("scard", 2, R, K1, F),
+    cmd!("spop", -2, W, K1, F), cmd!("srandmember", -2, R, K1, F), cmd!("smove", 4, W, K12, F),
+    cmd!("sinter", -2, R, KALL, F), cmd!("sunion", -2, R, KALL, F), cmd!("sdiff", -2, R, KALL, F),
+    cmd!("sinterstore", -3, W, KALL, F), cmd!("sunionstore", -3, W, KALL, F),
+    cmd!("sdiffstore", -3, W, KALL, F), cmd!("sintercard", -3, R, NK1, F), cmd!("sscan", -3, R, K1, F),
+    // sorted sets
+    cmd!("zadd", -4, W, K1, F), cmd!("zincrby", 4, W, K1, F), cmd!("zrem", -3, W, K1, F),
+    cmd!("zcard", 2, R, K1, F), cmd!("zscore", 3, R, K1, F), cmd!("zmscore", -3, R, K1, F),
+    cmd!("zrank", -3, R, K1, F), cmd!("zrevrank", -3, R, K1, F), cmd!("zrange", -4, R, K1, F),
+    cmd!("zrangebyscore", -4, R, K1, F), cmd!("zrevrange", -4, R, K1, F),
+    cmd!("zrevrangebyscore", -4, R, K1, F), cmd!("zrangebylex", -4, R, K1, F),
+    cmd!("zrevrangebylex", -4, R, K1, F), cmd!("zlexcount", 4, R, K1, F), cmd!("zcount", 4, R, K1, F),
+    cmd!("zremrangebyrank", 4, W, K1, F), cmd!("zremrangebyscore", 4, W, K1, F),
+    cmd!("zremrangebylex", 4, W, K1, F), cmd!("zpopmin", -2, W, K1, F), cmd!("zpopmax", -2, W, K1, F),
+    cmd!("zrandmember", -2, R, K1, F), cmd!("zscan", -3, R, K1, F), cmd!("zrangestore", -5, W, K12, F),
+    cmd!("zunionstore", -4, W, KeySpec::StoreNumKeys, F), cmd!("zinterstore", -4, W, KeySpec::StoreNumKeys, F),
+    cmd!("zdiffstore", -4, W, KeySpec::StoreNumKeys, F), cmd!("zunion", -3, R, NK1, F),
+    cmd!("zinter", -3, R, NK1, F), cmd!("zdiff", -3, R, NK1, F), cmd!("zintercard", -3, R, NK1, F),
+    cmd!("zmpop", -4, W, NK1, F),
+    // hyperloglog, geo, streams
+    cmd!("pfadd", -2, W, K1, F), cmd!("pfcount", -2, R, KALL, F), cmd!("pfmerge", -2, W, KALL, F),
+    cmd!("geoadd", -5, W, K1, F), cmd!("geodist", -4, R, K1, F), cmd!("geohash", -2, R, K1, F),
+    cmd!("geopos", -2, R, K1, F), cmd!("georadius", -6, W, K1, F), cmd!("georadiusbymember", -5, W, K1, F),
+    cmd!("georadius_ro", -6, R, K1, F), cmd!("georadiusbymember_ro", -5, R, K1, F),
+    cmd!("geosearch", -7, R, K1, F), cmd!("geosearchstore", -8, W, K12, F),
+    cmd!("xadd", -5, W, K1, F), cmd!("xlen", 2, R, K1, F), cmd!("xrange", -4, R, K1, F),
+    cmd!("xrevrange", -4, R, K1, F), cmd!("xdel", -3, W, K1, F), cmd!("xtrim", -4, W, K1, F),
+    cmd!("xack", -4, W, K1, F), cmd!("xpending", -3, R, K1, F), cmd!("xclaim", -6, W, K1, F),
+    cmd!("xautoclaim", -6, W, K1, F), cmd!("xsetid", -3, W, K1, F), cmd!("xinfo", -3, R, k(2, 2, 1), F),
+    cmd!("xgroup", -3, W, k(2, 2, 1), F),
+    // scripting: routed by their keys, which must share one endpoint
+    cmd!("eval", -3, W, NK2, F), cmd!("evalsha", -3, W, NK2, F), cmd!("eval_ro", -3, R, NK2, F),
+    cmd!("evalsha_ro", -3, R, NK2, F), cmd!("fcall", -3, W, NK2, F), cmd!("fcall_ro", -3, R, NK2, F),
+    // answered by keyway
+    cmd!("ping", -1, R, NONE, l(Local::Ping)), cmd!("echo", 2, R, NONE, l(Local::Echo)),
+    cmd!("quit", -1, R, NONE, l(Local::Quit)), cmd!("select", 2, R, NONE, l(Local::Select)),
+    cmd!("command", -1, R, NONE, l(Local::Command)), cmd!("hello", -1, R, NONE, l(Local::Hello)),
+    cmd!("client", -2, R, NONE, l(Local::Client)), cmd!("auth", -2, R, NONE, l(Local::Auth)),
+    // cannot work through a sharding proxy
+    cmd!("keys", 2, R, NONE, U), cmd!("scan", -2, R, NONE, U), cmd!("randomkey", 1, R, NONE, U),
+    cmd!("dbsize", 1, R, NONE, U), cmd!("flushdb", -1, W, NONE, U), cmd!("flushall", -1, W, NONE, U),
+    cmd!("multi", 1, R, NONE, U), cmd!("exec", 1, R, NONE, U), cmd!("discard", 1, R, NONE, U),
+    cmd!("watch", -2, R, NONE, U), cmd!("unwatch", 1, R, NONE, U),
+    cmd!("subscribe", -2, R, NONE, U), cmd!("unsubscribe", -1, R, NONE, U),
+    cmd!("psubscribe", -2, R, NONE, U), cmd!("punsubscribe", -1, R, NONE, U),
+    cmd!("ssubscribe", -2, R, NONE, U), cmd!("sunsubscribe", -1, R, NONE, U),
+    cmd!("publish", 3, R, NONE, U), cmd!("spublish", 3, R, NONE, U), cmd!("pubsub", -2, R, NONE, U),
+    cmd!("blpop", -3, W, NONE, U), cmd!("brpop", -3, W, NONE, U), cmd!("brpoplpush", 4, W, NONE, U),
+    cmd!("blmove", 6, W, NONE, U), cmd!("blmpop", -5, W, NONE, U), cmd!("bzpopmin", -3, W, NONE, U),
+    cmd!("bzpopmax", -3, W, NONE, U), cmd!("bzmpop", -5, W, NONE, U),
+    cmd!("xread", -4, R, NONE, U), cmd!("xreadgroup", -7, W, NONE, U),
+    cmd!("config", -2, R, NONE, U), cmd!("info", -1, R, NONE, U), cmd!("time", 1, R, NONE, U),
+    cmd!("lastsave", 1, R, NONE, U), cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
+    cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
+    cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),
+    cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, U),
+    cmd!("latency", -2, R, NONE, U), cmd!("acl", -2, R, NONE, U), cmd!("script", -2, R, NONE, U),
+    cmd!("function", -2, R, NONE, U), cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
+    cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
+    cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),
+    cmd!("migrate", -6, W, NONE, U), cmd!("reset", 1, R, NONE, U), cmd!("role", 1, R, NONE, U),
+    cmd!("lolwut", -1, R, NONE, U), cmd!("module", -2, R, NONE, U), cmd!("failover", -1, R, NONE, U),
+    cmd!("memory_doctor", 1, R, NONE, U),
+];
+
+const MAX_NAME: usize = 32;
+
+fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState> {
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>> =
+        OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = HashMap::with_capacity_and_hasher(COMMANDS.len(), ahash::RandomState::new());
+        for c in COMMANDS {
+            m.insert(c.name.as_bytes(), c);
+        }
+        m
+    })
+}
+
+/// Case-insensitive lookup, without allocating.
+#[inline]
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    let mut lower = [0u8; MAX_NAME];
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    table().get(&lower[..name.len()]).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_and_unique() {
+        assert_eq!(lookup(b"GET").map(|c| c.name), Some("get"));
+        assert_eq!(lookup(b"gEt").map(|c| c.name), Some("get"));
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+        assert_eq!(table().len(), COMMANDS.len(), "duplicate names in COMMANDS");
+    }
+
+    #[test]
+    fn arity() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let set = lookup(b"set").unwrap();
+        assert!(set.arity_ok(3) && set.arity_ok(5) && !set.arity_ok(2));
+    }
+}

@@ -1,0 +1,538 @@
+//! The TOML configuration: its model, and validation whose messages name
+//! the key and the line at fault. Unknown keys are refused.
+
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+use crate::route::hash::KetamaHash;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    proxy: RawProxy,
+    #[serde(default)]
+    clusters: Vec<RawCluster>,
+    routes: Option<RawRoutes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    listen: Spanned<String>,
+    cores: Option<Spanned<RawCores>>,
+    op_timeout: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    hashtags: Option<bool>,
+    max_multibulk_len: Option<Spanned<i64>>,
+    max_bulk_len: Option<Spanned<i64>>,
+    max_pending_per_client: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCores {
+    Word(String),
+    Count(i64),
+    List(Vec<i64>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: Spanned<String>,
+    lb_policy: Spanned<String>,
+    endpoints: Spanned<Vec<RawEndpoint>>,
+    connections_per_endpoint: Option<Spanned<i64>>,
+    hash: Option<Spanned<String>>,
+    min_ring_size: Option<Spanned<i64>>,
+    max_ring_size: Option<Spanned<i64>>,
+    table_size: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEndpoint {
+    Address(String),
+    Table(RawEndpointTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpointTable {
+    address: String,
+    weight: Option<i64>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoutes {
+    catch_all: Option<Spanned<String>>,
+}
+
+/// Which CPUs get a core (executor) of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cores {
+    All,
+    Count(usize),
+    List(Vec<usize>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RingHash,
+    Maglev,
+    Ketama,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// As written in the configuration.
+    pub address: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// What ketama hashes (twemproxy's server name): the optional `name`,
+    /// else the address as written.
+    pub ketama_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub lb_policy: LbPolicy,
+    pub endpoints: Vec<Endpoint>,
+    pub connections_per_endpoint: usize,
+    pub hash: KetamaHash,
+    pub min_ring_size: u64,
+    pub max_ring_size: u64,
+    pub table_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub cores: Cores,
+    pub op_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub hashtags: bool,
+    pub max_multibulk_len: usize,
+    pub max_bulk_len: usize,
+    pub max_pending_per_client: usize,
+    pub clusters: Vec<Cluster>,
+    /// Index into `clusters` of the catch-all route.
+    pub catch_all: Option<usize>,
+}
+
+/// A configuration error, already worded for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> ConfigError {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        ConfigError(format!("{}:{}: `{}`: {}", self.file, line, key, msg))
+    }
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "us" | "µs" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return None,
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn positive(
+    ctx: &Ctx,
+    v: &Option<Spanned<i64>>,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) if *s.get_ref() >= 1 && (*s.get_ref() as u64) <= max => Ok(*s.get_ref() as u64),
+        Some(s) => Err(ctx.err(s.span(), key, format!("must be between 1 and {max}"))),
+    }
+}
+
+fn duration(
+    ctx: &Ctx,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s.get_ref()).ok_or_else(|| {
+            ctx.err(
+                s.span(),
+                key,
+                format!(
+                    "`{}` is not a duration such as \"250ms\" or \"5s\"",
+                    s.get_ref()
+                ),
+            )
+        }),
+    }
+}
+
+fn resolve(
+    ctx: &Ctx,
+    text: &str,
+    span: Range<usize>,
+    key: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let invalid = |why: &str| {
+        ctx.err(
+            span.clone(),
+            key,
+            format!("`{text}` is not a usable host:port ({why})"),
+        )
+    };
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| invalid("no address")),
+        Err(e) => Err(invalid(&e.to_string())),
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            ConfigError(format!("{file}:{line}: {}", e.message()))
+        })?;
+        let ctx = Ctx { file, text };
+        let p = &raw.proxy;
+        let listen = resolve(&ctx, p.listen.get_ref(), p.listen.span(), "proxy.listen")?;
+        let cores = match &p.cores {
+            None => Cores::All,
+            Some(c) => match c.get_ref() {
+                RawCores::Word(w) if w == "all" => Cores::All,
+                RawCores::Count(n) if *n >= 1 && *n <= 4096 => Cores::Count(*n as usize),
+                RawCores::List(l) if !l.is_empty() && l.iter().all(|&c| (0..4096).contains(&c)) => {
+                    let mut ids: Vec<usize> = l.iter().map(|&c| c as usize).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Cores::List(ids)
+                }
+                _ => {
+                    return Err(ctx.err(
+                        c.span(),
+                        "proxy.cores",
+                        "must be \"all\", a count, or a list of CPU ids",
+                    ))
+                }
+            },
+        };
+        let op_timeout = duration(
+            &ctx,
+            &p.op_timeout,
+            "proxy.op_timeout",
+            Duration::from_secs(5),
+        )?;
+        let connect_timeout = duration(
+            &ctx,
+            &p.connect_timeout,
+            "proxy.connect_timeout",
+            op_timeout.min(Duration::from_secs(1)),
+        )?;
+        if connect_timeout > op_timeout {
+            let span = p.connect_timeout.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            return Err(ctx.err(
+                span,
+                "proxy.connect_timeout",
+                "must not be longer than proxy.op_timeout",
+            ));
+        }
+        let max_multibulk_len = positive(
+            &ctx,
+            &p.max_multibulk_len,
+            "proxy.max_multibulk_len",
+            1024 * 1024,
+            i32::MAX as u64,
+        )? as usize;
+        let max_bulk_len = positive(
+            &ctx,
+            &p.max_bulk_len,
+            "proxy.max_bulk_len",
+            512 * 1024 * 1024,
+            512 * 1024 * 1024,
+        )? as usize;
+        let max_pending_per_client = positive(
+            &ctx,
+            &p.max_pending_per_client,
+            "proxy.max_pending_per_client",
+            1024,
+            1 << 20,
+        )? as usize;
+
+        let mut clusters: Vec<Cluster> = Vec::new();
+        for (i, c) in raw.clusters.iter().enumerate() {
+            let key = |k: &str| format!("clusters[{i}].{k}");
+            let name = c.name.get_ref().clone();
+            if name.is_empty() {
+                return Err(ctx.err(c.name.span(), &key("name"), "must not be empty"));
+            }
+            if clusters.iter().any(|o| o.name == name) {
+                return Err(ctx.err(
+                    c.name.span(),
+                    &key("name"),
+                    format!("duplicate cluster name `{name}`"),
+                ));
+            }
+            let lb_policy = match c.lb_policy.get_ref().as_str() {
+                "ring_hash" => LbPolicy::RingHash,
+                "maglev" => LbPolicy::Maglev,
+                "ketama" => LbPolicy::Ketama,
+                "redis_cluster" => {
+                    return Err(ctx.err(
+                        c.lb_policy.span(),
+                        &key("lb_policy"),
+                        "redis_cluster is not supported yet",
+                    ))
+                }
+                other => {
+                    return Err(ctx.err(
+                        c.lb_policy.span(),
+                        &key("lb_policy"),
+                        format!("unknown lb_policy `{other}` (ring_hash, maglev, ketama)"),
+                    ))
+                }
+            };
+            if c.endpoints.get_ref().is_empty() {
+                return Err(ctx.err(
+                    c.endpoints.span(),
+                    &key("endpoints"),
+                    "must list at least one endpoint",
+                ));
+            }
+            let mut endpoints: Vec<Endpoint> = Vec::new();
+            for (j, e) in c.endpoints.get_ref().iter().enumerate() {
+                let ekey = key(&format!("endpoints[{j}]"));
+                let (address, weight, name) = match e {
+                    RawEndpoint::Address(a) => (a, None, None),
+                    RawEndpoint::Table(t) => (&t.address, t.weight, t.name.clone()),
+                };
+                // Serde cannot keep spans inside untagged enums: errors
+                // point at the `endpoints` line and name the element.
+                let span = c.endpoints.span();
+                let addr = resolve(&ctx, address, span.clone(), &ekey)?;
+                let weight = match weight {
+                    None => 1,
+                    Some(w) if (1..=10_000).contains(&w) => w as u32,
+                    Some(_) => {
+                        return Err(ctx.err(
+                            span,
+                            &format!("{ekey}.weight"),
+                            "must be between 1 and 10000",
+                        ))
+                    }
+                };
+                if endpoints.iter().any(|o| o.addr == addr) {
+                    return Err(ctx.err(span, &ekey, format!("duplicate endpoint `{address}`")));
+                }
+                endpoints.push(Endpoint {
+                    address: address.clone(),
+                    addr,
+                    weight,
+                    ketama_name: name.unwrap_or_else(|| address.clone()),
+                });
+            }
+            let hash = match &c.hash {
+                None => KetamaHash::Fnv1a64,
+                Some(h) => KetamaHash::parse(h.get_ref()).ok_or_else(|| {
+                    ctx.err(
+                        h.span(),
+                        &key("hash"),
+                        format!("unknown hash `{}`", h.get_ref()),
+                    )
+                })?,
+            };
+            if c.hash.is_some() && lb_policy != LbPolicy::Ketama {
+                let h = c.hash.as_ref().map(|h| h.span()).unwrap_or(0..0);
+                return Err(ctx.err(h, &key("hash"), "only applies to lb_policy = \"ketama\""));
+            }
+            let min_ring_size = positive(
+                &ctx,
+                &c.min_ring_size,
+                &key("min_ring_size"),
+                1024,
+                8 * 1024 * 1024,
+            )?;
+            let max_ring_size = positive(
+                &ctx,
+                &c.max_ring_size,
+                &key("max_ring_size"),
+                8 * 1024 * 1024,
+                8 * 1024 * 1024,
+            )?;
+            let table_size = positive(&ctx, &c.table_size, &key("table_size"), 65537, 5_000_011)?;
+            clusters.push(Cluster {
+                name,
+                lb_policy,
+                endpoints,
+                connections_per_endpoint: positive(
+                    &ctx,
+                    &c.connections_per_endpoint,
+                    &key("connections_per_endpoint"),
+                    1,
+                    64,
+                )? as usize,
+                hash,
+                min_ring_size,
+                max_ring_size,
+                table_size,
+            });
+        }
+        let catch_all = match raw.routes.as_ref().and_then(|r| r.catch_all.as_ref()) {
+            None => None,
+            Some(c) => Some(
+                clusters
+                    .iter()
+                    .position(|k| &k.name == c.get_ref())
+                    .ok_or_else(|| {
+                        ctx.err(
+                            c.span(),
+                            "routes.catch_all",
+                            format!("no cluster named `{}`", c.get_ref()),
+                        )
+                    })?,
+            ),
+        };
+        if catch_all.is_none() {
+            return Err(ConfigError(format!(
+                "{file}: `routes.catch_all` must name the cluster that receives keys"
+            )));
+        }
+        Ok(Config {
+            listen,
+            cores,
+            op_timeout,
+            connect_timeout,
+            hashtags: p.hashtags.unwrap_or(true),
+            max_multibulk_len,
+            max_bulk_len,
+            max_pending_per_client,
+            clusters,
+            catch_all,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[proxy]
+listen = "127.0.0.1:6380"
+cores = 1
+op_timeout = "250ms"
+
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:7001", { address = "127.0.0.1:7002", weight = 2 }]
+
+[routes]
+catch_all = "main"
+"#;
+
+    #[test]
+    fn parses_the_model() {
+        let c = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(c.cores, Cores::Count(1));
+        assert_eq!(c.op_timeout, Duration::from_millis(250));
+        assert_eq!(c.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.clusters[0].endpoints[1].weight, 2);
+        assert_eq!(c.catch_all, Some(0));
+        assert!(c.hashtags);
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().0
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = err(&GOOD.replace("cores = 1", "cores = 1\nbogus = 2"));
+        assert!(e.starts_with("t.toml:5:") && e.contains("bogus"), "{e}");
+        let e = err(&GOOD.replace("catch_all = \"main\"", "catch_all = \"nope\""));
+        assert!(
+            e.starts_with("t.toml:13:") && e.contains("routes.catch_all") && e.contains("nope"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("\"250ms\"", "\"soon\""));
+        assert!(
+            e.starts_with("t.toml:5:") && e.contains("proxy.op_timeout"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "endpoints = [\"127.0.0.1:7001\", { address = \"127.0.0.1:7002\", weight = 2 }]",
+            "endpoints = []",
+        ));
+        assert!(
+            e.starts_with("t.toml:10:") && e.contains("clusters[0].endpoints"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("ring_hash", "round_robin"));
+        assert!(e.contains("t.toml:9:") && e.contains("round_robin"), "{e}");
+        let dup = format!("{GOOD}\n[[clusters]]\nname = \"main\"\nlb_policy = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\n");
+        let dup = dup.replacen("[routes]\ncatch_all = \"main\"\n", "", 1)
+            + "[routes]\ncatch_all = \"main\"\n";
+        let e = err(&dup);
+        assert!(e.contains("duplicate cluster name"), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1:7001", "127.0.0.1"));
+        assert!(e.contains("t.toml:10:") && e.contains("host:port"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

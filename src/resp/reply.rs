@@ -1,0 +1,205 @@
+//! Reply scanner: finds where each upstream reply ends (every RESP2 and
+//! RESP3 type, nested to any depth) so replies can be matched to requests
+//! in order and handed on as slices of the read buffer. Resumable, so a
+//! large aggregate reply arriving in many reads is scanned once.
+
+use super::parse_int;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyError(pub String);
+
+/// Scans one reply; keeps its place between calls while the reply is
+/// incomplete. The buffer passed must always start at the reply's start.
+#[derive(Debug, Default)]
+pub struct ReplyScanner {
+    pos: usize,
+    /// Values still to read before the reply is complete (0 = not started).
+    remaining: u64,
+}
+
+impl ReplyScanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The length of the complete reply at the start of `buf`, or None.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ReplyError> {
+        if self.remaining == 0 {
+            self.pos = 0;
+            self.remaining = 1;
+        }
+        while self.remaining > 0 {
+            let pos = self.pos;
+            let Some(&kind) = buf.get(pos) else {
+                return Ok(None);
+            };
+            let rest = &buf[pos + 1..];
+            let Some(r) = memchr::memchr(b'\r', rest) else {
+                return Ok(None);
+            };
+            match rest.get(r + 1) {
+                None => return Ok(None),
+                Some(b'\n') => {}
+                Some(_) => return Err(bad("line not ended by CRLF")),
+            }
+            let line = &rest[..r];
+            let next = pos + 1 + r + 2;
+            let count = |line: &[u8]| parse_int(line).ok_or_else(|| bad("invalid length"));
+            let (end, more) = match kind {
+                b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (next, 0),
+                b'$' | b'!' | b'=' => {
+                    let n = count(line)?;
+                    if n < 0 {
+                        (next, 0)
+                    } else {
+                        let end = next + n as usize + 2;
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        if &buf[end - 2..end] != b"\r\n" {
+                            return Err(bad("bulk not ended by CRLF"));
+                        }
+                        (end, 0)
+                    }
+                }
+                b'*' | b'~' | b'>' => (next, count(line)?.max(0) as u64),
+                b'%' => (next, 2 * count(line)?.max(0) as u64),
+                // An attribute map is followed by the value it describes.
+                b'|' => (next, 2 * count(line)?.max(0) as u64 + 1),
+                other => {
+                    return Err(ReplyError(format!(
+                        "unexpected reply type byte 0x{other:02x}"
+                    )))
+                }
+            };
+            self.pos = end;
+            self.remaining = self.remaining - 1 + more;
+        }
+        Ok(Some(self.pos))
+    }
+}
+
+fn bad(msg: &str) -> ReplyError {
+    ReplyError(msg.to_string())
+}
+
+/// One-shot scan of a complete reply (no resumption needed).
+pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ReplyError> {
+    ReplyScanner::new().scan(buf)
+}
+
+/// The value of an integer reply (`:N\r\n`).
+pub fn integer(reply: &[u8]) -> Option<i64> {
+    if reply.first() != Some(&b':') || reply.len() < 4 {
+        return None;
+    }
+    parse_int(&reply[1..reply.len() - 2])
+}
+
+/// Whether a reply is an error (`-...` or RESP3 blob error `!...`).
+#[inline]
+pub fn is_error(reply: &[u8]) -> bool {
+    matches!(reply.first(), Some(b'-') | Some(b'!'))
+}
+
+/// The elements of an aggregate reply (`*`, `~`, `>`), as byte ranges into
+/// `reply`; None when it is not an aggregate of `expect` elements.
+pub fn elements(reply: &[u8], expect: usize, out: &mut Vec<(usize, usize)>) -> Option<()> {
+    if !matches!(reply.first(), Some(b'*') | Some(b'~')) {
+        return None;
+    }
+    let r = memchr::memchr(b'\r', reply)?;
+    let n = parse_int(&reply[1..r])?;
+    if n < 0 || n as usize != expect {
+        return None;
+    }
+    let mut pos = r + 2;
+    for _ in 0..n {
+        let len = reply_len(&reply[pos..]).ok()??;
+        out.push((pos, pos + len));
+        pos += len;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resp2_and_resp3_type() {
+        let cases: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"-ERR bad\r\n",
+            b":42\r\n",
+            b"$5\r\nhello\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
+            b"_\r\n",
+            b",3.14\r\n",
+            b"#t\r\n",
+            b"(3492890328409238509324850943850943825024385\r\n",
+            b"!21\r\nSYNTAX invalid syntax\r\n",
+            b"=15\r\ntxt:Some string\r\n",
+            b"%2\r\n+first\r\n:1\r\n+second\r\n*1\r\n_\r\n",
+            b"~2\r\n+a\r\n+b\r\n",
+            b">3\r\n+message\r\n+ch\r\n$2\r\nhi\r\n",
+            b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*1\r\n:7\r\n",
+        ];
+        for c in cases {
+            let mut with_more = c.to_vec();
+            with_more.extend_from_slice(b"+NEXT\r\n");
+            assert_eq!(
+                reply_len(&with_more),
+                Ok(Some(c.len())),
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
+            for i in 0..c.len() {
+                assert_eq!(
+                    reply_len(&c[..i]),
+                    Ok(None),
+                    "prefix {i} of {:?}",
+                    String::from_utf8_lossy(c)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resumes_across_reads() {
+        let full = b"*3\r\n$3\r\nabc\r\n*2\r\n:1\r\n:2\r\n+x\r\n";
+        let mut s = ReplyScanner::new();
+        for i in 0..full.len() {
+            assert_eq!(s.scan(&full[..i]), Ok(None));
+        }
+        assert_eq!(s.scan(full), Ok(Some(full.len())));
+        // The scanner is ready for the next reply.
+        assert_eq!(s.scan(b":1\r\n"), Ok(Some(4)));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(reply_len(b"?what\r\n").is_err());
+        assert!(reply_len(b"$3\r\nabcde\r\n").is_err());
+        assert!(reply_len(b"*x\r\n").is_err());
+    }
+
+    #[test]
+    fn integers_errors_and_elements() {
+        assert_eq!(integer(b":17\r\n"), Some(17));
+        assert_eq!(integer(b":-3\r\n"), Some(-3));
+        assert_eq!(integer(b"+OK\r\n"), None);
+        assert!(is_error(b"-ERR x\r\n"));
+        assert!(!is_error(b"+OK\r\n"));
+        let r = b"*3\r\n$1\r\na\r\n$-1\r\n_\r\n";
+        let mut out = Vec::new();
+        assert_eq!(elements(r, 3, &mut out), Some(()));
+        assert_eq!(out, vec![(4, 11), (11, 16), (16, 19)]);
+        out.clear();
+        assert_eq!(elements(r, 2, &mut out), None);
+    }
+}

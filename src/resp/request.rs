@@ -1,0 +1,457 @@
+//! Request scanner: finds where each client request ends and where its
+//! arguments are, without copying them. A request that is not complete yet
+//! is resumed where the last scan stopped, so a huge pipeline or value that
+//! arrives in many reads is scanned once, not once per read.
+
+use super::{parse_int, Limits};
+
+/// One argument: a byte range relative to the start of its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// What the scanner found at the start of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scanned {
+    /// A multibulk request of `len` bytes; its arguments are in `args()`.
+    Frame { len: usize },
+    /// An inline request of `len` bytes; it was re-encoded as a multibulk
+    /// into `inline_frame()`, which `args()` index into.
+    Inline { len: usize },
+    /// `len` bytes holding no command (empty line, `*0`): drop them.
+    Empty { len: usize },
+    /// The request is not complete: nothing new can be found before the
+    /// buffer holds at least `need` bytes.
+    Incomplete { need: usize },
+}
+
+/// A violation of the protocol; the text follows `-ERR Protocol error: `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    fn new(msg: &str) -> Self {
+        ProtocolError(msg.to_string())
+    }
+}
+
+/// Where an incomplete multibulk stopped: arguments still to read and the
+/// offset of the next one.
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    remaining: usize,
+    pos: usize,
+}
+
+#[derive(Debug)]
+pub struct RequestScanner {
+    limits: Limits,
+    args: Vec<Arg>,
+    inline: Vec<u8>,
+    partial: Option<Partial>,
+}
+
+impl RequestScanner {
+    pub fn new(limits: Limits) -> Self {
+        RequestScanner {
+            limits,
+            args: Vec::with_capacity(16),
+            inline: Vec::new(),
+            partial: None,
+        }
+    }
+
+    /// The arguments of the last `Frame` or `Inline` found.
+    #[inline]
+    pub fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
+    /// The multibulk encoding of the last `Inline` request.
+    pub fn inline_frame(&self) -> &[u8] {
+        &self.inline
+    }
+
+    /// Scans the request at the start of `buf`. After `Incomplete`, call
+    /// again with the same bytes at the start of `buf` plus whatever arrived.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<Scanned, ProtocolError> {
+        let result = match buf.first() {
+            None => Ok(Scanned::Incomplete { need: 1 }),
+            Some(b'*') => self.scan_multibulk(buf),
+            Some(_) => self.scan_inline(buf),
+        };
+        if !matches!(result, Ok(Scanned::Incomplete { .. })) {
+            self.partial = None;
+        }
+        result
+    }
+
+    fn scan_multibulk(&mut self, buf: &[u8]) -> Result<Scanned, ProtocolError> {
+        let max_line = self.limits.max_inline_len;
+        let mut st = match self.partial {
+            Some(p) => p,
+            None => {
+                let (line, next) = match header_line(buf, 1, max_line) {
+                    Line::Found(line, next) => (line, next),
+                    Line::Incomplete => {
+                        return Ok(Scanned::Incomplete {
+                            need: buf.len() + 1,
+                        })
+                    }
+                    Line::TooLong => return Err(ProtocolError::new("too big mbulk count string")),
+                };
+                let count = match parse_int(line) {
+                    Some(n) if n <= self.limits.max_multibulk_len as i64 => n,
+                    _ => return Err(ProtocolError::new("invalid multibulk length")),
+                };
+                if count <= 0 {
+                    return Ok(Scanned::Empty { len: next });
+                }
+                self.args.clear();
+                self.args.reserve((count as usize).min(1024));
+                Partial {
+                    remaining: count as usize,
+                    pos: next,
+                }
+            }
+        };
+        while st.remaining > 0 {
+            let pos = st.pos;
+            let Some(&first) = buf.get(pos) else {
+                self.partial = Some(st);
+                return Ok(Scanned::Incomplete { need: pos + 1 });
+            };
+            if first != b'$' {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    printable(first)
+                )));
+            }
+            let (line, next) = match header_line(buf, pos + 1, max_line) {
+                Line::Found(line, next) => (line, next),
+                Line::Incomplete => {
+                    self.partial = Some(st);
+                    return Ok(Scanned::Incomplete {
+                        need: buf.len() + 1,
+                    });
+                }
+                Line::TooLong => return Err(ProtocolError::new("too big bulk count string")),
+            };
+            let len = match parse_int(line) {
+                Some(n) if n >= 0 && n as usize <= self.limits.max_bulk_len => n as usize,
+                _ => return Err(ProtocolError::new("invalid bulk length")),
+            };
+            let end = next + len;
+            if buf.len() < end + 2 {
+                self.partial = Some(st);
+                return Ok(Scanned::Incomplete { need: end + 2 });
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ProtocolError::new("expected CRLF after bulk data"));
+            }
+            self.args.push(Arg { start: next, end });
+            st.pos = end + 2;
+            st.remaining -= 1;
+        }
+        Ok(Scanned::Frame { len: st.pos })
+    }
+
+    fn scan_inline(&mut self, buf: &[u8]) -> Result<Scanned, ProtocolError> {
+        let max = self.limits.max_inline_len;
+        let nl = match memchr::memchr(b'\n', buf) {
+            Some(nl) if nl <= max => nl,
+            Some(_) => return Err(ProtocolError::new("too big inline request")),
+            None if buf.len() > max => return Err(ProtocolError::new("too big inline request")),
+            None => {
+                return Ok(Scanned::Incomplete {
+                    need: buf.len() + 1,
+                })
+            }
+        };
+        let mut line = &buf[..nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        let words =
+            split_args(line).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
+        if words.is_empty() {
+            return Ok(Scanned::Empty { len: nl + 1 });
+        }
+        self.args.clear();
+        self.inline.clear();
+        super::write::array_header(&mut self.inline, words.len());
+        for w in &words {
+            super::write::bulk_header(&mut self.inline, w.len());
+            let start = self.inline.len();
+            self.inline.extend_from_slice(w);
+            self.args.push(Arg {
+                start,
+                end: start + w.len(),
+            });
+            self.inline.extend_from_slice(b"\r\n");
+        }
+        Ok(Scanned::Inline { len: nl + 1 })
+    }
+}
+
+enum Line<'a> {
+    Found(&'a [u8], usize),
+    Incomplete,
+    TooLong,
+}
+
+/// The header line starting at `from` (without its CRLF) and the offset
+/// after its CRLF.
+#[inline]
+fn header_line(buf: &[u8], from: usize, max: usize) -> Line<'_> {
+    let rest = buf.get(from..).unwrap_or(&[]);
+    match memchr::memchr(b'\r', rest) {
+        Some(r) if r > max => Line::TooLong,
+        Some(r) => match rest.get(r + 1) {
+            Some(b'\n') => Line::Found(&rest[..r], from + r + 2),
+            // A lone CR makes the number invalid; let the parser say so.
+            Some(_) => Line::Found(&rest[..r + 1], from + r + 2),
+            None => Line::Incomplete,
+        },
+        None if rest.len() > max => Line::TooLong,
+        None => Line::Incomplete,
+    }
+}
+
+fn printable(c: u8) -> char {
+    if c.is_ascii_graphic() || c == b' ' {
+        c as char
+    } else {
+        '?'
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits an inline command line into arguments with Redis's rules
+/// (`sdssplitargs`): whitespace separated, "double quotes" with `\n`, `\xHH`
+/// escapes, 'single quotes' with `\'`. None when quotes are unbalanced or a
+/// closing quote is not followed by a space.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    let n = line.len();
+    loop {
+        while p < n && is_space(line[p]) {
+            p += 1;
+        }
+        if p >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut dq, mut sq) = (false, false);
+        loop {
+            if dq {
+                if p >= n {
+                    return None;
+                }
+                let c = line[p];
+                if c == b'\\' && p + 3 < n && line[p + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex(line[p + 2]), hex(line[p + 3])) {
+                        cur.push(h * 16 + l);
+                        p += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && p + 1 < n {
+                    cur.push(match line[p + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    p += 2;
+                } else if c == b'"' {
+                    if p + 1 < n && !is_space(line[p + 1]) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                    p += 1;
+                }
+            } else if sq {
+                if p >= n {
+                    return None;
+                }
+                let c = line[p];
+                if c == b'\\' && p + 1 < n && line[p + 1] == b'\'' {
+                    cur.push(b'\'');
+                    p += 2;
+                } else if c == b'\'' {
+                    if p + 1 < n && !is_space(line[p + 1]) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                    p += 1;
+                }
+            } else {
+                if p >= n {
+                    break;
+                }
+                match line[p] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => dq = true,
+                    b'\'' => sq = true,
+                    c => cur.push(c),
+                }
+                p += 1;
+            }
+        }
+        out.push(cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner() -> RequestScanner {
+        RequestScanner::new(Limits::default())
+    }
+
+    fn args_of<'a>(s: &RequestScanner, frame: &'a [u8]) -> Vec<&'a [u8]> {
+        s.args().iter().map(|a| &frame[a.start..a.end]).collect()
+    }
+
+    #[test]
+    fn multibulk_frame_and_args() {
+        let mut s = scanner();
+        let buf = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n*1\r\n$4\r\nPING\r\n";
+        assert_eq!(s.scan(buf), Ok(Scanned::Frame { len: 22 }));
+        assert_eq!(args_of(&s, buf), vec![&b"GET"[..], b"foo"]);
+        assert_eq!(s.scan(&buf[22..]), Ok(Scanned::Frame { len: 14 }));
+        assert_eq!(args_of(&s, &buf[22..]), vec![&b"PING"[..]]);
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let full = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut s = scanner();
+        for i in 1..full.len() {
+            match s.scan(&full[..i]) {
+                Ok(Scanned::Incomplete { need }) => assert!(need > i),
+                other => panic!("at {i}: {other:?}"),
+            }
+        }
+        assert_eq!(s.scan(full), Ok(Scanned::Frame { len: full.len() }));
+        assert_eq!(args_of(&s, full), vec![&b"SET"[..], b"k", b"hello"]);
+    }
+
+    #[test]
+    fn incomplete_bulk_says_how_much_is_needed() {
+        let mut s = scanner();
+        let buf = b"*2\r\n$3\r\nSET\r\n$10\r\nabc";
+        assert_eq!(s.scan(buf), Ok(Scanned::Incomplete { need: 30 }));
+    }
+
+    #[test]
+    fn empty_and_negative_multibulk_are_skipped() {
+        let mut s = scanner();
+        assert_eq!(s.scan(b"*0\r\n"), Ok(Scanned::Empty { len: 4 }));
+        assert_eq!(s.scan(b"*-1\r\n"), Ok(Scanned::Empty { len: 5 }));
+        assert_eq!(s.scan(b"\r\n"), Ok(Scanned::Empty { len: 2 }));
+    }
+
+    #[test]
+    fn protocol_errors_as_redis_words_them() {
+        let err = |b: &[u8]| scanner().scan(b).unwrap_err().0;
+        assert_eq!(err(b"*x\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*1048577\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*1\r\nfoo\r\n"), "expected '$', got 'f'");
+        assert_eq!(err(b"*1\r\n$-1\r\n"), "invalid bulk length");
+        assert_eq!(err(b"*1\r\n$536870913\r\n"), "invalid bulk length");
+        assert_eq!(err(b"*1\r\n$3\r\nfooXY"), "expected CRLF after bulk data");
+        assert_eq!(err(b"\"unbalanced\r\n"), "unbalanced quotes in request");
+        let big = vec![b'a'; 64 * 1024 + 1];
+        assert_eq!(err(&big), "too big inline request");
+        let mut mb = b"*".to_vec();
+        mb.extend(vec![b'1'; 64 * 1024 + 1]);
+        assert_eq!(err(&mb), "too big mbulk count string");
+        let mut bb = b"*1\r\n$".to_vec();
+        bb.extend(vec![b'1'; 64 * 1024 + 1]);
+        assert_eq!(err(&bb), "too big bulk count string");
+    }
+
+    #[test]
+    fn limits_are_configurable() {
+        let mut s = RequestScanner::new(Limits {
+            max_multibulk_len: 2,
+            max_bulk_len: 4,
+            ..Limits::default()
+        });
+        assert!(s.scan(b"*3\r\n").is_err());
+        assert!(s.scan(b"*1\r\n$5\r\n").is_err());
+        assert_eq!(
+            s.scan(b"*1\r\n$4\r\nabcd\r\n"),
+            Ok(Scanned::Frame { len: 14 })
+        );
+    }
+
+    #[test]
+    fn inline_commands_become_multibulk() {
+        let mut s = scanner();
+        assert_eq!(
+            s.scan(b"set k \"a b\\x41\\n\"\r\n"),
+            Ok(Scanned::Inline { len: 19 })
+        );
+        let frame = s.inline_frame().to_vec();
+        assert_eq!(frame, b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$5\r\na bA\n\r\n");
+        assert_eq!(args_of(&s, &frame), vec![&b"set"[..], b"k", b"a bA\n"]);
+        assert_eq!(s.scan(b"PING\n"), Ok(Scanned::Inline { len: 5 }));
+        assert_eq!(s.scan(b"   \r\n"), Ok(Scanned::Empty { len: 5 }));
+        assert_eq!(s.scan(b"PIN"), Ok(Scanned::Incomplete { need: 4 }));
+    }
+
+    #[test]
+    fn split_args_quotes() {
+        assert_eq!(
+            split_args(b"a 'b c' \"d\\\"e\" 'it\\'s'").unwrap(),
+            vec![
+                b"a".to_vec(),
+                b"b c".to_vec(),
+                b"d\"e".to_vec(),
+                b"it's".to_vec()
+            ]
+        );
+        assert!(split_args(b"\"abc\"def").is_none());
+        assert!(split_args(b"'abc").is_none());
+        assert_eq!(split_args(b"").unwrap(), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn huge_pipeline_resumes_instead_of_rescanning() {
+        let mut buf = b"*3\r\n".to_vec();
+        let mut s = scanner();
+        buf.extend_from_slice(b"$4\r\nMSET\r\n$1\r\na\r\n");
+        assert!(matches!(s.scan(&buf), Ok(Scanned::Incomplete { .. })));
+        // Corrupt an already scanned byte: a resumed scan does not look at it again.
+        buf[5] = b'X';
+        buf.extend_from_slice(b"$1\r\nb\r\n");
+        assert!(matches!(s.scan(&buf), Ok(Scanned::Frame { .. })));
+    }
+}
