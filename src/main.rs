@@ -1,0 +1,96 @@
+//! The `keyway` command line: run, check a configuration, or show where
+//! keys go.
+
+use clap::{Parser, Subcommand};
+use keyway::config::Config;
+use keyway::topology::Topology;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keyway",
+    version,
+    about = "A thread-per-core io_uring Redis/Valkey proxy"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Configuration file (TOML); runs the proxy.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a configuration and exit 0 (valid) or 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the cluster and endpoint of each key (no proxy needed).
+    Route {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("keyway: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match (cli.command, cli.config) {
+        (Some(Cmd::Check { config }), _) => match load(&config) {
+            Ok(c) => {
+                let topo = Topology::build(c);
+                println!(
+                    "{}: ok ({} cluster(s), {} endpoint(s))",
+                    config.display(),
+                    topo.clusters.len(),
+                    topo.endpoints.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        (Some(Cmd::Route { config, keys }), _) => match load(&config) {
+            Ok(c) => {
+                let topo = Topology::build(c);
+                for key in keys {
+                    let ep = topo.route(key.as_bytes());
+                    let e = &topo.endpoints[ep];
+                    println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        (None, Some(config)) => {
+            let c = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match keyway::runtime::run(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(msg) => {
+                    eprintln!("keyway: {msg}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        (None, None) => {
+            eprintln!(
+                "keyway: no configuration given; run `keyway --config config.toml` (see --help)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

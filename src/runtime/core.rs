@@ -1,0 +1,126 @@
+//! One core: a pinned glommio executor that owns its SO_REUSEPORT listener,
+//! its sessions and its upstream connections. The control thread reaches it
+//! only through a channel.
+
+use crate::resp::Limits;
+use crate::runtime::notify::{race, Either};
+use crate::session::{self, CoreContext};
+use crate::topology::Topology;
+use crate::upstream::Upstreams;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the control thread tells a core.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// Stop accepting, let requests in flight finish (up to the grace
+    /// period), then stop.
+    Stop,
+}
+
+/// How often a core looks at its control channel. Control traffic is rare
+/// and needs no hurry; this keeps the channel off the data path.
+const CONTROL_POLL: Duration = Duration::from_millis(20);
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Memory glommio registers for io_uring buffers: keyway does network I/O
+/// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
+const IO_MEMORY: usize = 512 * 1024;
+
+pub struct CoreSpec {
+    pub index: usize,
+    pub cpu: usize,
+    pub topo: Arc<Topology>,
+    pub control: Receiver<CoreMsg>,
+    pub started: Sender<Result<usize, String>>,
+}
+
+/// Runs one core on the calling thread until it is told to stop.
+pub fn run(spec: CoreSpec) {
+    let CoreSpec {
+        index,
+        cpu,
+        topo,
+        control,
+        started,
+    } = spec;
+    let ex = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(&format!("keyway-core{index}"))
+        .io_memory(IO_MEMORY)
+        .ring_depth(256)
+        .make();
+    let ex = match ex {
+        Ok(ex) => ex,
+        Err(e) => {
+            let _ = started.send(Err(format!(
+                "core {index} (cpu {cpu}): cannot start the io_uring executor: {e}. keyway needs io_uring (Linux 5.8+, not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 1 MiB (ulimit -l)"
+            )));
+            return;
+        }
+    };
+    ex.run(async move {
+        let listen = topo.config.listen;
+        let listener = match TcpListener::bind(listen) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = started.send(Err(format!("core {index}: cannot listen on {listen}: {e}")));
+                return;
+            }
+        };
+        let _ = started.send(Ok(index));
+        let cfg = &topo.config;
+        let ctx = Rc::new(CoreContext {
+            limits: Limits {
+                max_bulk_len: cfg.max_bulk_len,
+                max_multibulk_len: cfg.max_multibulk_len,
+                max_inline_len: 64 * 1024,
+            },
+            max_pending: cfg.max_pending_per_client,
+            upstreams: Rc::new(Upstreams::new(&topo)),
+            topo: topo.clone(),
+        });
+        let sessions = Rc::new(Cell::new(0usize));
+        let mut next_id: u64 = 1;
+        loop {
+            match race(listener.accept(), wait_stop(&control)).await {
+                Either::Left(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    let id = ((index as u64) << 48) | next_id;
+                    next_id += 1;
+                    let ctx = ctx.clone();
+                    let sessions = sessions.clone();
+                    sessions.set(sessions.get() + 1);
+                    glommio::spawn_local(async move {
+                        session::run(stream, ctx, id).await;
+                        sessions.set(sessions.get() - 1);
+                    })
+                    .detach();
+                }
+                Either::Left(Err(e)) => {
+                    // Out of descriptors and the like: pause instead of spinning.
+                    eprintln!("keyway: core {index}: accept failed: {e}");
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+                Either::Right(()) => break,
+            }
+        }
+        drop(listener);
+        let deadline = Instant::now() + DRAIN_GRACE;
+        while sessions.get() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+async fn wait_stop(control: &Receiver<CoreMsg>) {
+    loop {
+        match control.try_recv() {
+            Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => glommio::timer::sleep(CONTROL_POLL).await,
+        }
+    }
+}

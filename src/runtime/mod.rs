@@ -1,0 +1,174 @@
+//! Start-up and the control thread: pick CPUs, check io_uring and locked
+//! memory, start one pinned core per CPU, then wait for signals.
+pub mod core;
+pub mod notify;
+
+use crate::config::{Config, Cores};
+use crate::topology::Topology;
+use crossbeam_channel::{bounded, unbounded};
+use std::sync::Arc;
+
+/// Runs the proxy until SIGTERM or SIGINT. Err: a start-up failure, worded
+/// for the operator.
+pub fn run(config: Config) -> Result<(), String> {
+    let cpus = pick_cpus(&config.cores)?;
+    raise_memlock();
+    check_io_uring()?;
+    let signals = block_signals();
+    let topo = Arc::new(Topology::build(config));
+    let (started_tx, started_rx) = unbounded();
+    let mut cores = Vec::new();
+    for (index, &cpu) in cpus.iter().enumerate() {
+        let (tx, rx) = bounded(4);
+        let spec = core::CoreSpec {
+            index,
+            cpu,
+            topo: topo.clone(),
+            control: rx,
+            started: started_tx.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("keyway-core{index}"))
+            .spawn(move || core::run(spec))
+            .map_err(|e| format!("cannot start a thread for core {index}: {e}"))?;
+        cores.push((tx, thread));
+    }
+    drop(started_tx);
+    let stop_all = |cores: Vec<(
+        crossbeam_channel::Sender<core::CoreMsg>,
+        std::thread::JoinHandle<()>,
+    )>| {
+        for (tx, _) in &cores {
+            let _ = tx.send(core::CoreMsg::Stop);
+        }
+        for (_, t) in cores {
+            let _ = t.join();
+        }
+    };
+    for _ in 0..cpus.len() {
+        match started_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(msg)) => {
+                stop_all(cores);
+                return Err(msg);
+            }
+            Err(_) => {
+                stop_all(cores);
+                return Err("a core stopped during start-up".into());
+            }
+        }
+    }
+    eprintln!(
+        "keyway: listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s)",
+        topo.config.listen,
+        cpus.len(),
+        cpus,
+        topo.clusters.len(),
+        topo.endpoints.len()
+    );
+    loop {
+        let sig = wait_signal(&signals);
+        match sig {
+            libc::SIGTERM | libc::SIGINT => {
+                eprintln!("keyway: signal {sig}: draining and stopping");
+                break;
+            }
+            libc::SIGHUP => {
+                eprintln!("keyway: SIGHUP: configuration reload is not supported yet; ignored")
+            }
+            _ => {}
+        }
+    }
+    stop_all(cores);
+    eprintln!("keyway: stopped");
+    Ok(())
+}
+
+fn pick_cpus(cores: &Cores) -> Result<Vec<usize>, String> {
+    let mut available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    available.sort_unstable();
+    if available.is_empty() {
+        return Err("cannot list the CPUs this process may run on".into());
+    }
+    match cores {
+        Cores::All => Ok(available),
+        Cores::Count(n) if *n <= available.len() => Ok(available[..*n].to_vec()),
+        Cores::Count(n) => Err(format!(
+            "proxy.cores = {n} but only {} CPU(s) are available: {available:?}",
+            available.len()
+        )),
+        Cores::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
+            Some(bad) => Err(format!(
+                "proxy.cores lists CPU {bad}, which is not available (available: {available:?})"
+            )),
+            None => Ok(ids.clone()),
+        },
+    }
+}
+
+/// io_uring needs locked memory; raise the soft limit (and the hard one
+/// when allowed) so glommio's rings fit.
+fn raise_memlock() {
+    const WANT: libc::rlim_t = 64 * 1024 * 1024;
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 || lim.rlim_cur >= WANT {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: WANT,
+            rlim_max: lim.rlim_max.max(WANT),
+        };
+        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) != 0 && lim.rlim_max > lim.rlim_cur {
+            let soft = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &soft);
+        }
+    }
+}
+
+/// Fails with a clear message when io_uring cannot be used at all, instead
+/// of a panic deep inside the executor.
+fn check_io_uring() -> Result<(), String> {
+    let mut params = [0u8; 120];
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "io_uring is not available ({e}); keyway needs Linux 5.8+ with io_uring enabled (sysctl kernel.io_uring_disabled=0) and RLIMIT_MEMLOCK of at least 1 MiB"
+        ));
+    }
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Blocks the signals the control thread handles, before any other thread
+/// starts (threads inherit the mask), so only `wait_signal` sees them.
+fn block_signals() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+    sig
+}

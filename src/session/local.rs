@@ -1,0 +1,271 @@
+//! Commands keyway answers itself: connection handshakes and the few
+//! introspection commands clients send on connect.
+
+use super::{Client, CoreContext};
+use crate::command::{Exec, KeySpec, Local, COMMANDS};
+use crate::resp::parse_int;
+use crate::resp::request::Arg;
+use crate::resp::write::{self, quoted, Protocol};
+
+/// The Redis version whose command set keyway proxies (clients gate
+/// features on it).
+pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
+
+pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let argc = args.len();
+    match cmd {
+        Local::Ping => match argc {
+            1 => client.reply(|o| write::simple(o, "PONG")),
+            2 => client.reply(|o| write::bulk(o, arg(1))),
+            _ => client.error("ERR wrong number of arguments for 'ping' command"),
+        },
+        Local::Echo => client.reply(|o| write::bulk(o, arg(1))),
+        Local::Quit => {
+            client.reply(|o| write::simple(o, "OK"));
+            client.close = true;
+        }
+        Local::Select => match parse_int(arg(1)) {
+            Some(0) => client.reply(|o| write::simple(o, "OK")),
+            Some(_) => client.error("ERR DB index is out of range (keyway serves database 0 only)"),
+            None => client.error("ERR value is not an integer or out of range"),
+        },
+        Local::Auth => {
+            if auth(client, &(1..argc).map(arg).collect::<Vec<_>>()) {
+                client.reply(|o| write::simple(o, "OK"));
+            }
+        }
+        Local::Hello => hello(client, frame, args),
+        Local::Client => client_cmd(client, frame, args),
+        Local::Command => command(ctx, client, frame, args),
+    }
+}
+
+/// Without a proxy password, keyway behaves like a Redis whose default
+/// user has no password.
+fn auth(client: &mut Client, creds: &[&[u8]]) -> bool {
+    match creds {
+        [_pass] => {
+            client.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            false
+        }
+        [user, _pass] if user.eq_ignore_ascii_case(b"default") => true,
+        [_, _] => {
+            client.error("WRONGPASS invalid username-password pair or user is disabled.");
+            false
+        }
+        _ => {
+            client.error("ERR syntax error");
+            false
+        }
+    }
+}
+
+fn hello(client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let mut proto = client.proto;
+    if args.len() >= 2 {
+        proto = match parse_int(arg(1)) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return client.error("NOPROTO unsupported protocol version"),
+            None => return client.error("ERR Protocol version is not an integer or out of range"),
+        };
+    }
+    let mut i = 2;
+    let mut name = None;
+    while i < args.len() {
+        let opt = arg(i);
+        if opt.eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
+            let (user, pass) = (arg(i + 1), arg(i + 2));
+            // AUTH inside HELLO: any error reply is the HELLO reply.
+            if user.eq_ignore_ascii_case(b"default") {
+                let _ = pass;
+            } else {
+                return client
+                    .error("WRONGPASS invalid username-password pair or user is disabled.");
+            }
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
+            if !valid_name(arg(i + 1)) {
+                return client.error(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            name = Some(arg(i + 1).to_vec());
+            i += 2;
+        } else {
+            return client.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                quoted(opt, 128)
+            ));
+        }
+    }
+    if let Some(n) = name {
+        client.name = if n.is_empty() { None } else { Some(n) };
+    }
+    client.proto = proto;
+    let id = client.id;
+    client.reply(|o| {
+        write::map_header(o, 8, proto);
+        write::bulk(o, b"server");
+        write::bulk(o, b"redis");
+        write::bulk(o, b"version");
+        write::bulk(o, REDIS_COMPAT_VERSION.as_bytes());
+        write::bulk(o, b"proto");
+        write::integer(o, if proto == Protocol::Resp3 { 3 } else { 2 });
+        write::bulk(o, b"id");
+        write::integer(o, id as i64);
+        write::bulk(o, b"mode");
+        write::bulk(o, b"standalone");
+        write::bulk(o, b"role");
+        write::bulk(o, b"master");
+        write::bulk(o, b"modules");
+        write::array_header(o, 0);
+        write::bulk(o, b"proxy");
+        write::bulk(o, concat!("keyway/", env!("CARGO_PKG_VERSION")).as_bytes());
+    });
+}
+
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+fn client_cmd(client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let sub = arg(1);
+    let arity = |n: usize, name: &str, client: &mut Client| {
+        if args.len() != n {
+            client.error(&format!(
+                "ERR wrong number of arguments for 'client|{name}' command"
+            ));
+            false
+        } else {
+            true
+        }
+    };
+    if sub.eq_ignore_ascii_case(b"setname") {
+        if arity(3, "setname", client) {
+            let name = arg(2);
+            if !valid_name(name) {
+                return client.error(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            client.name = if name.is_empty() {
+                None
+            } else {
+                Some(name.to_vec())
+            };
+            client.reply(|o| write::simple(o, "OK"));
+        }
+    } else if sub.eq_ignore_ascii_case(b"getname") {
+        if arity(2, "getname", client) {
+            let proto = client.proto;
+            match client.name.clone() {
+                Some(n) => client.reply(|o| write::bulk(o, &n)),
+                None => client.reply(|o| write::null(o, proto)),
+            }
+        }
+    } else if sub.eq_ignore_ascii_case(b"setinfo") {
+        if arity(4, "setinfo", client) {
+            let attr = arg(2);
+            if attr.eq_ignore_ascii_case(b"lib-name") || attr.eq_ignore_ascii_case(b"lib-ver") {
+                if arg(3).iter().any(|c| !(b'!'..=b'~').contains(c)) {
+                    return client.error(&format!(
+                        "ERR {} cannot contain spaces, newlines or special characters.",
+                        quoted(attr, 32)
+                    ));
+                }
+                client.reply(|o| write::simple(o, "OK"));
+            } else {
+                client.error(&format!("ERR Unrecognized option '{}'", quoted(attr, 128)));
+            }
+        }
+    } else if sub.eq_ignore_ascii_case(b"id") {
+        if arity(2, "id", client) {
+            let id = client.id as i64;
+            client.reply(|o| write::integer(o, id));
+        }
+    } else {
+        client.error(&format!(
+            "ERR unsupported command 'CLIENT {}'",
+            quoted(sub, 128).to_uppercase()
+        ));
+    }
+}
+
+fn command(_ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let proto = client.proto;
+    if args.len() == 1 {
+        let supported: Vec<_> = COMMANDS
+            .iter()
+            .filter(|c| c.exec != Exec::Unsupported)
+            .collect();
+        return client.reply(|o| {
+            write::array_header(o, supported.len());
+            for c in supported {
+                command_info(o, c, proto);
+            }
+        });
+    }
+    let sub = arg(1);
+    if sub.eq_ignore_ascii_case(b"count") {
+        let n = COMMANDS
+            .iter()
+            .filter(|c| c.exec != Exec::Unsupported)
+            .count();
+        client.reply(|o| write::integer(o, n as i64));
+    } else if sub.eq_ignore_ascii_case(b"info") {
+        let names: Vec<&[u8]> = (2..args.len()).map(arg).collect();
+        client.reply(|o| {
+            write::array_header(o, names.len());
+            for n in names {
+                match crate::command::lookup(n) {
+                    Some(c) if c.exec != Exec::Unsupported => command_info(o, c, proto),
+                    _ => write::null(o, proto),
+                }
+            }
+        });
+    } else if sub.eq_ignore_ascii_case(b"docs") {
+        // keyway carries no command docs; clients fall back to their own.
+        client.reply(|o| write::map_header(o, 0, proto));
+    } else if sub.eq_ignore_ascii_case(b"list") {
+        client.reply(|o| {
+            let names: Vec<_> = COMMANDS
+                .iter()
+                .filter(|c| c.exec != Exec::Unsupported)
+                .collect();
+            write::array_header(o, names.len());
+            for c in names {
+                write::bulk(o, c.name.as_bytes());
+            }
+        });
+    } else {
+        client.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            quoted(sub, 128)
+        ));
+    }
+}
+
+/// One `COMMAND INFO` entry: name, arity, flags, first, last, step, and
+/// the (empty) ACL categories, tips, key specs and subcommands.
+fn command_info(o: &mut Vec<u8>, c: &crate::command::CommandSpec, proto: Protocol) {
+    write::array_header(o, 10);
+    write::bulk(o, c.name.as_bytes());
+    write::integer(o, c.arity as i64);
+    write::set_header(o, 1, proto);
+    write::simple(o, if c.write { "write" } else { "readonly" });
+    let (first, last, step) = match c.keys {
+        KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys => (0, 0, 0),
+        KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
+    };
+    write::integer(o, first);
+    write::integer(o, last);
+    write::integer(o, step);
+    for _ in 0..4 {
+        write::array_header(o, 0);
+    }
+}

@@ -1,0 +1,301 @@
+//! One client connection: read what is available, scan every complete
+//! request, dispatch them all (to upstreams or answered locally), wait for
+//! their replies, and write them back in request order in one write.
+pub mod local;
+pub mod replies;
+
+use crate::command::{key_indices, lookup, CommandSpec, Exec, Split};
+use crate::resp::request::{Arg, RequestScanner, Scanned};
+use crate::resp::write::{self, quoted, Protocol};
+use crate::resp::Limits;
+use crate::topology::Topology;
+use crate::upstream::Upstreams;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use replies::{Multi, Part, Replies, Waiter};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What a core gives each of its sessions.
+pub struct CoreContext {
+    pub topo: Arc<Topology>,
+    pub upstreams: Rc<Upstreams>,
+    pub limits: Limits,
+    pub max_pending: usize,
+}
+
+/// Per-client state the dispatcher works on (everything but the read buffer,
+/// whose slices the requests are).
+pub struct Client {
+    pub id: u64,
+    pub proto: Protocol,
+    pub name: Option<Vec<u8>>,
+    pub close: bool,
+    replies: Rc<RefCell<Replies>>,
+    keys: Vec<usize>,
+}
+
+impl Client {
+    pub fn reply(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+        self.replies.borrow_mut().push_local(encode);
+    }
+
+    pub fn error(&self, msg: &str) {
+        self.replies.borrow_mut().push_error(msg);
+    }
+}
+
+pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
+    let mut scanner = RequestScanner::new(ctx.limits);
+    let mut client = Client {
+        id,
+        proto: Protocol::Resp2,
+        name: None,
+        close: false,
+        replies: Replies::new(),
+        keys: Vec::with_capacity(16),
+    };
+    let mut rbuf = vec![0u8; READ_CHUNK];
+    let (mut start, mut end, mut need) = (0usize, 0usize, 1usize);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        // Dispatch every complete request already read (up to the limit).
+        let mut more_ready = false;
+        while end - start >= need && !client.close {
+            if client.replies.borrow().len() >= ctx.max_pending {
+                more_ready = true;
+                break;
+            }
+            match scanner.scan(&rbuf[start..end]) {
+                Ok(Scanned::Frame { len }) => {
+                    dispatch(&ctx, &mut client, &rbuf[start..start + len], scanner.args());
+                    start += len;
+                    need = 1;
+                }
+                Ok(Scanned::Inline { len }) => {
+                    dispatch(&ctx, &mut client, scanner.inline_frame(), scanner.args());
+                    start += len;
+                    need = 1;
+                }
+                Ok(Scanned::Empty { len }) => {
+                    start += len;
+                    need = 1;
+                }
+                Ok(Scanned::Incomplete { need: n }) => need = n,
+                Err(e) => {
+                    client.error(&format!("ERR Protocol error: {}", e.0));
+                    client.close = true;
+                }
+            }
+        }
+        if !client.replies.borrow().is_empty() {
+            wait_for_replies(&client.replies).await;
+            client.replies.borrow_mut().take_output(&mut out);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            if out.capacity() > 4 * 1024 * 1024 {
+                out = Vec::with_capacity(READ_CHUNK);
+            }
+        }
+        if client.close {
+            return;
+        }
+        if more_ready {
+            continue;
+        }
+        // Make room for the rest of the request, then read.
+        if start == end {
+            start = 0;
+            end = 0;
+            if rbuf.len() > 64 * READ_CHUNK {
+                rbuf = vec![0u8; READ_CHUNK];
+            }
+        } else if start > 0 {
+            rbuf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        let want = need.max(end + READ_CHUNK / 4);
+        if want > rbuf.len() {
+            rbuf.resize(want.max(rbuf.len() * 2).min(want + (64 << 20)), 0);
+        }
+        match stream.read(&mut rbuf[end..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => end += n,
+        }
+    }
+}
+
+async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
+    poll_fn(|cx| {
+        let mut r = replies.borrow_mut();
+        if r.outstanding() == 0 {
+            Poll::Ready(())
+        } else {
+            r.set_waker(cx.waker());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Executes one request: `frame` is its RESP encoding, `args` index into it.
+pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let name = arg(0);
+    let Some(spec) = lookup(name) else {
+        client.error(&unknown_command(frame, args));
+        return;
+    };
+    if !spec.arity_ok(args.len()) {
+        client.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        ));
+        return;
+    }
+    match spec.exec {
+        Exec::Local(l) => local::run(l, ctx, client, frame, args),
+        Exec::Unsupported => {
+            client.error(&format!("ERR unsupported command '{}'", quoted(name, 128)));
+        }
+        Exec::Forward => {
+            let mut keys = std::mem::take(&mut client.keys);
+            forward(ctx, client, frame, args, spec, &mut keys);
+            client.keys = keys;
+        }
+        Exec::Split(kind) => {
+            if kind == Split::Mset && args.len().is_multiple_of(2) {
+                client.error(&format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    spec.name
+                ));
+                return;
+            }
+            let mut keys = std::mem::take(&mut client.keys);
+            split(ctx, client, frame, args, spec, kind, &mut keys);
+            client.keys = keys;
+        }
+    }
+}
+
+fn forward(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+    keys: &mut Vec<usize>,
+) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if let Err(e) = key_indices(spec, args.len(), arg, keys) {
+        client.error(e.message());
+        return;
+    }
+    let Some(&first) = keys.first() else {
+        client.error(&format!(
+            "ERR '{}' without keys cannot be routed: keyway routes by key",
+            spec.name
+        ));
+        return;
+    };
+    let endpoint = ctx.topo.route(arg(first));
+    if keys[1..]
+        .iter()
+        .any(|&k| ctx.topo.route(arg(k)) != endpoint)
+    {
+        client.error("CROSSSLOT Keys in request don't hash to the same slot");
+        return;
+    }
+    let slot = client.replies.borrow_mut().push_waiting();
+    ctx.upstreams.send(
+        endpoint,
+        client.proto,
+        frame,
+        Waiter::new(&client.replies, slot, 0),
+    );
+}
+
+fn split(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+    kind: Split,
+    keys: &mut Vec<usize>,
+) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if let Err(e) = key_indices(spec, args.len(), arg, keys) {
+        client.error(e.message());
+        return;
+    }
+    let first = ctx.topo.route(arg(keys[0]));
+    if keys[1..].iter().all(|&k| ctx.topo.route(arg(k)) == first) {
+        // All on one endpoint: the request goes as it came.
+        let slot = client.replies.borrow_mut().push_waiting();
+        ctx.upstreams.send(
+            first,
+            client.proto,
+            frame,
+            Waiter::new(&client.replies, slot, 0),
+        );
+        return;
+    }
+    let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (ordinal, &k) in keys.iter().enumerate() {
+        let ep = ctx.topo.route(arg(k));
+        match groups.iter_mut().find(|(e, _)| *e == ep) {
+            Some((_, g)) => g.push(ordinal as u32),
+            None => groups.push((ep, vec![ordinal as u32])),
+        }
+    }
+    let parts = groups.iter().map(|(_, g)| Part::new(g.clone())).collect();
+    let slot = client
+        .replies
+        .borrow_mut()
+        .push_multi(Multi::new(kind, keys.len(), parts));
+    let per_key = if kind == Split::Mset { 2 } else { 1 };
+    for (pi, (ep, ordinals)) in groups.iter().enumerate() {
+        let conn = ctx.upstreams.conn(*ep, client.proto);
+        conn.send(
+            |buf| {
+                write::array_header(buf, 1 + per_key * ordinals.len());
+                write::bulk(buf, arg(0));
+                for &o in ordinals {
+                    let k = keys[o as usize];
+                    for i in k..k + per_key {
+                        write::bulk(buf, arg(i));
+                    }
+                }
+            },
+            Waiter::new(&client.replies, slot, pi),
+        );
+    }
+}
+
+/// Redis's words for a command it does not know.
+fn unknown_command(frame: &[u8], args: &[Arg]) -> String {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let mut shown = String::new();
+    for i in 1..args.len() {
+        if shown.len() >= 128 {
+            break;
+        }
+        let room = 128 - shown.len();
+        shown.push('\'');
+        shown.push_str(&quoted(arg(i), room));
+        shown.push_str("' ");
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        quoted(arg(0), 128),
+        shown
+    )
+}

@@ -1,0 +1,331 @@
+//! A session's reply slots: one per request of the current batch, filled by
+//! local answers or by upstream connections (in any order), written to the
+//! client in request order. Split multi-key commands gather their parts
+//! here and are merged back in key order.
+
+use crate::command::Split;
+use crate::resp::{reply, write};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::task::Waker;
+
+/// One part of a split command: the ordinals (positions among the
+/// command's keys) of the keys it carried, and its reply once it came.
+#[derive(Debug)]
+pub struct Part {
+    pub keys: Vec<u32>,
+    reply: Option<(usize, usize)>,
+}
+
+impl Part {
+    pub fn new(keys: Vec<u32>) -> Part {
+        Part { keys, reply: None }
+    }
+}
+
+#[derive(Debug)]
+pub struct Multi {
+    pub kind: Split,
+    pub nkeys: usize,
+    pub parts: Vec<Part>,
+    pending: usize,
+}
+
+impl Multi {
+    pub fn new(kind: Split, nkeys: usize, parts: Vec<Part>) -> Multi {
+        let pending = parts.len();
+        Multi {
+            kind,
+            nkeys,
+            parts,
+            pending,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Slot {
+    Waiting,
+    /// The reply, as a range of the arena.
+    Done(usize, usize),
+    Multi(Box<Multi>),
+}
+
+#[derive(Default)]
+pub struct Replies {
+    /// Reply bytes in arrival order; slots point into it.
+    arena: Vec<u8>,
+    slots: Vec<Slot>,
+    outstanding: usize,
+    waker: Option<Waker>,
+    scratch: Vec<(usize, usize)>,
+}
+
+/// Where an upstream reply goes: a slot (and part) of one session's batch.
+pub struct Waiter {
+    replies: Rc<RefCell<Replies>>,
+    slot: u32,
+    part: u32,
+}
+
+impl Waiter {
+    pub fn new(replies: &Rc<RefCell<Replies>>, slot: usize, part: usize) -> Waiter {
+        Waiter {
+            replies: replies.clone(),
+            slot: slot as u32,
+            part: part as u32,
+        }
+    }
+
+    pub fn complete(self, reply: &[u8]) {
+        self.replies
+            .borrow_mut()
+            .fill(self.slot as usize, self.part as usize, |a| {
+                a.extend_from_slice(reply)
+            });
+    }
+
+    /// Completes with an error reply; `msg` starts with its code.
+    pub fn fail(self, msg: &str) {
+        self.replies
+            .borrow_mut()
+            .fill(self.slot as usize, self.part as usize, |a| {
+                write::error(a, msg)
+            });
+    }
+}
+
+impl Replies {
+    pub fn new() -> Rc<RefCell<Replies>> {
+        Rc::new(RefCell::new(Replies::default()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    pub fn set_waker(&mut self, waker: &Waker) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+    }
+
+    /// A reply known at once (local commands, client errors).
+    pub fn push_local(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.arena.len();
+        encode(&mut self.arena);
+        self.slots.push(Slot::Done(start, self.arena.len()));
+    }
+
+    pub fn push_error(&mut self, msg: &str) {
+        self.push_local(|a| write::error(a, msg));
+    }
+
+    /// A slot an upstream reply will fill; returns its index.
+    pub fn push_waiting(&mut self) -> usize {
+        self.outstanding += 1;
+        self.slots.push(Slot::Waiting);
+        self.slots.len() - 1
+    }
+
+    pub fn push_multi(&mut self, multi: Multi) -> usize {
+        self.outstanding += 1;
+        self.slots.push(Slot::Multi(Box::new(multi)));
+        self.slots.len() - 1
+    }
+
+    fn fill(&mut self, slot: usize, part: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.arena.len();
+        encode(&mut self.arena);
+        let end = self.arena.len();
+        let done = match self.slots.get_mut(slot) {
+            Some(s @ Slot::Waiting) => {
+                *s = Slot::Done(start, end);
+                true
+            }
+            Some(Slot::Multi(m)) => match m.parts.get_mut(part) {
+                Some(p) if p.reply.is_none() => {
+                    p.reply = Some((start, end));
+                    m.pending -= 1;
+                    m.pending == 0
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if done {
+            self.outstanding -= 1;
+            if self.outstanding == 0 {
+                if let Some(w) = self.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// Moves every reply, in request order, into `out` and empties the
+    /// batch. Call only when nothing is outstanding.
+    pub fn take_output(&mut self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.outstanding, 0);
+        out.clear();
+        if self.in_arena_order() {
+            std::mem::swap(out, &mut self.arena);
+        } else {
+            let mut slots = std::mem::take(&mut self.slots);
+            for s in &slots {
+                match s {
+                    Slot::Done(a, b) => out.extend_from_slice(&self.arena[*a..*b]),
+                    Slot::Multi(m) => self.merge(m, out),
+                    Slot::Waiting => write::error(out, "ERR internal error: reply missing"),
+                }
+            }
+            slots.clear();
+            self.slots = slots;
+        }
+        self.slots.clear();
+        self.arena.clear();
+    }
+
+    fn in_arena_order(&self) -> bool {
+        let mut pos = 0;
+        for s in &self.slots {
+            match s {
+                Slot::Done(a, b) if *a == pos => pos = *b,
+                _ => return false,
+            }
+        }
+        pos == self.arena.len()
+    }
+
+    fn merge(&mut self, m: &Multi, out: &mut Vec<u8>) {
+        let part_reply = |p: &Part| p.reply.unwrap_or((0, 0));
+        // The first error any part met is the command's reply.
+        for p in &m.parts {
+            let (a, b) = part_reply(p);
+            if a == b || reply::is_error(&self.arena[a..b]) {
+                if a == b {
+                    write::error(out, "ERR internal error: part reply missing");
+                } else {
+                    out.extend_from_slice(&self.arena[a..b]);
+                }
+                return;
+            }
+        }
+        match m.kind {
+            Split::Mget => {
+                let scratch = &mut self.scratch;
+                let mut by_key = vec![(0usize, 0usize); m.nkeys];
+                for p in &m.parts {
+                    let (a, b) = part_reply(p);
+                    scratch.clear();
+                    if reply::elements(&self.arena[a..b], p.keys.len(), scratch).is_none() {
+                        write::error(out, "ERR upstream sent an unexpected reply to MGET");
+                        return;
+                    }
+                    for (k, (ea, eb)) in p.keys.iter().zip(scratch.iter()) {
+                        by_key[*k as usize] = (a + ea, a + eb);
+                    }
+                }
+                write::array_header(out, m.nkeys);
+                for (a, b) in by_key {
+                    out.extend_from_slice(&self.arena[a..b]);
+                }
+            }
+            Split::Mset => {
+                for p in &m.parts {
+                    let (a, b) = part_reply(p);
+                    if &self.arena[a..b] != b"+OK\r\n" {
+                        out.extend_from_slice(&self.arena[a..b]);
+                        return;
+                    }
+                }
+                write::simple(out, "OK");
+            }
+            Split::SumInt => {
+                let mut sum: i64 = 0;
+                for p in &m.parts {
+                    let (a, b) = part_reply(p);
+                    match reply::integer(&self.arena[a..b]) {
+                        Some(v) => sum = sum.saturating_add(v),
+                        None => {
+                            write::error(
+                                out,
+                                "ERR upstream sent an unexpected reply (expected an integer)",
+                            );
+                            return;
+                        }
+                    }
+                }
+                write::integer(out, sum);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_replies_are_written_in_request_order() {
+        let r = Replies::new();
+        let s0 = r.borrow_mut().push_waiting();
+        r.borrow_mut()
+            .push_local(|a| a.extend_from_slice(b"+PONG\r\n"));
+        let s2 = r.borrow_mut().push_waiting();
+        Waiter::new(&r, s2, 0).complete(b":2\r\n");
+        Waiter::new(&r, s0, 0).fail("ERR upstream timeout");
+        assert_eq!(r.borrow().outstanding(), 0);
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(out, b"-ERR upstream timeout\r\n+PONG\r\n:2\r\n".to_vec());
+        assert!(r.borrow().is_empty());
+    }
+
+    #[test]
+    fn mget_parts_merge_in_key_order() {
+        let r = Replies::new();
+        let parts = vec![Part::new(vec![0, 2]), Part::new(vec![1])];
+        let s = r.borrow_mut().push_multi(Multi::new(Split::Mget, 3, parts));
+        Waiter::new(&r, s, 1).complete(b"*1\r\n$1\r\nb\r\n");
+        assert_eq!(r.borrow().outstanding(), 1);
+        Waiter::new(&r, s, 0).complete(b"*2\r\n$1\r\na\r\n$-1\r\n");
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(out, b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n".to_vec());
+    }
+
+    #[test]
+    fn sums_and_errors() {
+        let r = Replies::new();
+        let s = r.borrow_mut().push_multi(Multi::new(
+            Split::SumInt,
+            3,
+            vec![Part::new(vec![0]), Part::new(vec![1, 2])],
+        ));
+        Waiter::new(&r, s, 0).complete(b":1\r\n");
+        Waiter::new(&r, s, 1).complete(b":2\r\n");
+        let s = r.borrow_mut().push_multi(Multi::new(
+            Split::Mset,
+            2,
+            vec![Part::new(vec![0]), Part::new(vec![1])],
+        ));
+        Waiter::new(&r, s, 0).complete(b"+OK\r\n");
+        Waiter::new(&r, s, 1).fail("ERR upstream unavailable (127.0.0.1:1)");
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(
+            out,
+            b":3\r\n-ERR upstream unavailable (127.0.0.1:1)\r\n".to_vec()
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! One pipelined connection to one endpoint, owned by one core.
+//!
+//! Sessions append requests to `wbuf` and a waiter to the FIFO; a writer
+//! writes whatever accumulated since its last write (many clients' requests
+//! in one syscall); a reader scans replies out of large reads and completes
+//! waiters in order. Connected lazily; a failure (connect, I/O, op timeout)
+//! fails every waiting request with an error and resets the connection,
+//! because FIFO order can no longer be trusted. After failed connects,
+//! requests fail at once until a backoff ends: a dead backend costs its
+//! clients an immediate error, never a hang.
+
+use crate::resp::reply::{is_error, ReplyScanner};
+use crate::resp::write::Protocol;
+use crate::runtime::notify::{race, Either, Notify};
+use crate::session::replies::Waiter;
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSettings {
+    pub op_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const HELLO3: &[u8] = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Idle,
+    Connecting,
+    Up,
+    /// Connecting failed: fail requests at once until then.
+    Backoff(Instant),
+}
+
+/// Why a connection ended.
+enum End {
+    Timeout,
+    Closed,
+    Io(io::Error),
+    Protocol(String),
+    Handshake(String),
+}
+
+struct Inner {
+    state: State,
+    driver_running: bool,
+    wbuf: Vec<u8>,
+    waiters: VecDeque<(Waiter, Instant)>,
+    failures: u32,
+}
+
+pub struct Conn {
+    addr: SocketAddr,
+    label: String,
+    unavailable: String,
+    proto: Protocol,
+    settings: ConnSettings,
+    inner: RefCell<Inner>,
+    wakeup: Notify,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr, label: String, proto: Protocol, settings: ConnSettings) -> Conn {
+        Conn {
+            addr,
+            unavailable: format!("ERR upstream unavailable ({label})"),
+            label,
+            proto,
+            settings,
+            inner: RefCell::new(Inner {
+                state: State::Idle,
+                driver_running: false,
+                wbuf: Vec::with_capacity(16 * 1024),
+                waiters: VecDeque::with_capacity(256),
+                failures: 0,
+            }),
+            wakeup: Notify::default(),
+        }
+    }
+
+    /// Queues a request (`encode` appends its RESP bytes) whose reply goes
+    /// to `waiter`. Never blocks: the writer task sends it.
+    pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
+        let now = Instant::now();
+        let mut inner = self.inner.borrow_mut();
+        if let State::Backoff(until) = inner.state {
+            if now < until {
+                drop(inner);
+                waiter.fail(&self.unavailable);
+                return;
+            }
+            inner.state = State::Idle;
+        }
+        encode(&mut inner.wbuf);
+        inner.waiters.push_back((waiter, now));
+        if !inner.driver_running {
+            inner.driver_running = true;
+            drop(inner);
+            let conn = self.clone();
+            glommio::spawn_local(async move { conn.drive().await }).detach();
+        } else {
+            drop(inner);
+        }
+        self.wakeup.notify();
+    }
+
+    /// Connects, serves, and on failure fails the waiters; ends when no
+    /// request is waiting (the next request starts it again).
+    async fn drive(self: Rc<Self>) {
+        loop {
+            {
+                let mut inner = self.inner.borrow_mut();
+                if inner.waiters.is_empty() {
+                    inner.driver_running = false;
+                    inner.state = State::Idle;
+                    inner.wbuf.clear();
+                    return;
+                }
+                inner.state = State::Connecting;
+            }
+            let stream =
+                match TcpStream::connect_timeout(self.addr, self.settings.connect_timeout).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.connect_failed(&format!("connect failed: {e}"));
+                        return;
+                    }
+                };
+            let _ = stream.set_nodelay(true);
+            self.inner.borrow_mut().state = State::Up;
+            let end = self.serve(stream).await;
+            match end {
+                End::Handshake(msg) => {
+                    self.connect_failed(&format!("HELLO 3 refused: {msg}"));
+                    return;
+                }
+                End::Timeout => {
+                    eprintln!(
+                        "keyway: upstream {}: op timeout, resetting the connection",
+                        self.label
+                    );
+                    self.fail_all("ERR upstream timeout");
+                }
+                End::Closed => {
+                    eprintln!(
+                        "keyway: upstream {}: connection closed by the server",
+                        self.label
+                    );
+                    self.fail_all(&self.unavailable);
+                }
+                End::Io(e) => {
+                    eprintln!("keyway: upstream {}: {e}", self.label);
+                    self.fail_all(&self.unavailable);
+                }
+                End::Protocol(msg) => {
+                    eprintln!("keyway: upstream {}: protocol error: {msg}", self.label);
+                    self.fail_all(&self.unavailable);
+                }
+            }
+            self.inner.borrow_mut().failures = 0;
+        }
+    }
+
+    fn connect_failed(&self, why: &str) {
+        let failures = {
+            let mut inner = self.inner.borrow_mut();
+            inner.failures = inner.failures.saturating_add(1);
+            let backoff =
+                (BACKOFF_MIN * 2u32.saturating_pow(inner.failures.min(16) - 1)).min(BACKOFF_MAX);
+            inner.state = State::Backoff(Instant::now() + backoff);
+            inner.driver_running = false;
+            inner.failures
+        };
+        if failures == 1 {
+            eprintln!(
+                "keyway: upstream {}: {why}; failing its requests until it answers",
+                self.label
+            );
+        }
+        self.fail_all(&self.unavailable);
+    }
+
+    fn fail_all(&self, msg: &str) {
+        loop {
+            // Never hold our borrow while completing: the waiter's session
+            // may send again from its own code.
+            let next = {
+                let mut inner = self.inner.borrow_mut();
+                let w = inner.waiters.pop_front();
+                if w.is_none() {
+                    inner.wbuf.clear();
+                }
+                w
+            };
+            match next {
+                Some((w, _)) => w.fail(msg),
+                None => return,
+            }
+        }
+    }
+
+    async fn serve(&self, stream: TcpStream) -> End {
+        let stream = RefCell::new(stream);
+        let io = race(self.read_loop(&stream), self.write_loop(&stream));
+        match race(io, self.watchdog()).await {
+            Either::Left(Either::Left(end)) | Either::Left(Either::Right(end)) => end,
+            Either::Right(end) => end,
+        }
+    }
+
+    async fn write_loop(&self, stream: &RefCell<TcpStream>) -> End {
+        let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+        if self.proto == Protocol::Resp3 {
+            if let Err(e) = write_all(stream, HELLO3).await {
+                return End::Io(e);
+            }
+        }
+        loop {
+            while self.inner.borrow().wbuf.is_empty() {
+                self.wakeup.wait().await;
+            }
+            std::mem::swap(&mut batch, &mut self.inner.borrow_mut().wbuf);
+            if let Err(e) = write_all(stream, &batch).await {
+                return End::Io(e);
+            }
+            batch.clear();
+            if batch.capacity() > 4 * 1024 * 1024 {
+                batch = Vec::with_capacity(16 * 1024);
+            }
+        }
+    }
+
+    async fn read_loop(&self, stream: &RefCell<TcpStream>) -> End {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let (mut start, mut filled) = (0usize, 0usize);
+        let mut scanner = ReplyScanner::new();
+        let mut hello_pending = self.proto == Protocol::Resp3;
+        loop {
+            if filled == buf.len() {
+                if start > 0 {
+                    buf.copy_within(start..filled, 0);
+                    filled -= start;
+                    start = 0;
+                } else {
+                    buf.resize(buf.len() * 2, 0);
+                }
+            }
+            let n = match read_some(stream, &mut buf[filled..]).await {
+                Ok(0) => return End::Closed,
+                Ok(n) => n,
+                Err(e) => return End::Io(e),
+            };
+            filled += n;
+            while start < filled {
+                let len = match scanner.scan(&buf[start..filled]) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(e) => return End::Protocol(e.0),
+                };
+                let reply = &buf[start..start + len];
+                start += len;
+                if hello_pending {
+                    hello_pending = false;
+                    if is_error(reply) {
+                        return End::Handshake(String::from_utf8_lossy(reply).trim().to_string());
+                    }
+                    continue;
+                }
+                if reply[0] == b'>' {
+                    // RESP3 push data is not the answer to any request.
+                    continue;
+                }
+                let waiter = self.inner.borrow_mut().waiters.pop_front();
+                match waiter {
+                    Some((w, _)) => w.complete(reply),
+                    None => return End::Protocol("reply without a request".into()),
+                }
+            }
+            if start == filled {
+                start = 0;
+                filled = 0;
+                if buf.len() > 16 * READ_CHUNK {
+                    buf = vec![0u8; READ_CHUNK];
+                }
+            }
+        }
+    }
+
+    /// Ends the connection when its oldest request has waited op_timeout.
+    async fn watchdog(&self) -> End {
+        let op = self.settings.op_timeout;
+        let tick = (op / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        loop {
+            glommio::timer::sleep(tick).await;
+            let oldest = self.inner.borrow().waiters.front().map(|(_, t)| *t);
+            if let Some(t) = oldest {
+                if t.elapsed() >= op {
+                    return End::Timeout;
+                }
+            }
+        }
+    }
+}
+
+async fn read_some(stream: &RefCell<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, buf)).await
+}
+
+async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, buf)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
