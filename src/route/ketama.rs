@@ -8,7 +8,7 @@
 //! "host:port" as written.
 
 use super::hash::{md5, KetamaHash};
-use super::ring::RingMember;
+use super::RingMember;
 
 const POINTS_PER_SERVER: f32 = 160.0;
 const POINTS_PER_HASH: u32 = 4;

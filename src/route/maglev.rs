@@ -4,7 +4,7 @@
 //! weight allows; a key's murmur2 hash modulo the size picks the entry.
 
 use super::hash::{envoy_murmur2, xxhash64};
-use super::ring::RingMember;
+use super::RingMember;
 
 pub const DEFAULT_TABLE_SIZE: u64 = 65537;
 

@@ -2,15 +2,8 @@
 //! Built once on the control thread, shared by every core through
 //! `Arc<Topology>`, looked up with a pure function of the (hashtagged) key.
 
+pub use super::RingMember;
 use super::{ketama::Ketama, maglev::Maglev, ring_hash::RingHash};
-
-/// What the ring is built from: the name each policy hashes for an endpoint
-/// (`"host:port"`, as Envoy and twemproxy write it) and its weight.
-#[derive(Debug, Clone)]
-pub struct RingMember {
-    pub name: String,
-    pub weight: u32,
-}
 
 #[derive(Debug)]
 pub enum Ring {

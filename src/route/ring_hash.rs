@@ -5,7 +5,7 @@
 //! after it, wrapping around.
 
 use super::hash::{envoy_murmur2, xxhash64};
-use super::ring::RingMember;
+use super::RingMember;
 
 pub const DEFAULT_MIN_RING_SIZE: u64 = 1024;
 pub const DEFAULT_MAX_RING_SIZE: u64 = 8 * 1024 * 1024;

@@ -194,8 +194,7 @@ fn forward(
     keys: &mut Vec<usize>,
 ) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
-    if let Err(e) = key_indices(spec, args.len(), arg, keys) {
-        client.error(e.message());
+    if !find_keys(client, spec, frame, args, keys) {
         return;
     }
     let Some(&first) = keys.first() else {
@@ -232,8 +231,7 @@ fn split(
     keys: &mut Vec<usize>,
 ) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
-    if let Err(e) = key_indices(spec, args.len(), arg, keys) {
-        client.error(e.message());
+    if !find_keys(client, spec, frame, args, keys) {
         return;
     }
     let first = ctx.topo.route(arg(keys[0]));
@@ -277,6 +275,29 @@ fn split(
             },
             Waiter::new(&client.replies, slot, pi),
         );
+    }
+}
+
+/// Fills `keys` with the argument indices of the request's keys; on a bad
+/// numkeys, answers the client and returns false.
+fn find_keys(
+    client: &Client,
+    spec: &CommandSpec,
+    frame: &[u8],
+    args: &[Arg],
+    keys: &mut Vec<usize>,
+) -> bool {
+    match key_indices(
+        spec,
+        args.len(),
+        |i| &frame[args[i].start..args[i].end],
+        keys,
+    ) {
+        Ok(()) => true,
+        Err(e) => {
+            client.error(e.message());
+            false
+        }
     }
 }
 
