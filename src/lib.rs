@@ -4,11 +4,13 @@
 //! `runtime::core` (listener) → `session` → `resp::request` (scanner) →
 //! `command` (table) → `topology` / `route` (router) → `upstream::conn` →
 //! `session::replies` (replies in order).
+pub mod admin;
 pub mod command;
 pub mod config;
 pub mod resp;
 pub mod route;
 pub mod runtime;
 pub mod session;
+pub mod stats;
 pub mod topology;
 pub mod upstream;

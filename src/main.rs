@@ -29,6 +29,11 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the summary of a latency dump directory.
+    Latency {
+        /// The dump directory (`[admin] latency_dir`).
+        dir: PathBuf,
+    },
     /// Print the cluster and endpoint of each key (no proxy needed).
     Route {
         #[arg(long, short)]
@@ -60,6 +65,19 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        (Some(Cmd::Latency { dir }), _) => match std::fs::read_to_string(dir.join("summary.txt")) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "keyway: {}: no latency dump here ({e}); send SIGUSR2 or POST /latency/dump",
+                    dir.display()
+                );
+                ExitCode::FAILURE
+            }
         },
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {

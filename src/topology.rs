@@ -100,3 +100,28 @@ impl Topology {
         cluster.first_endpoint + cluster.ring.pick(hashed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's acceptance, as a pure function of the shipped config:
+    /// 60,000 keys over five backends land 20% +- 3% each, and keys with one
+    /// hashtag land together.
+    #[test]
+    fn shipped_config_spreads_keys_evenly() {
+        let config =
+            Config::parse(include_str!("../config.toml"), "config.toml").expect("config.toml");
+        let topo = Topology::build(config);
+        let mut counts = vec![0usize; topo.endpoints.len()];
+        for i in 0..60_000 {
+            counts[topo.route(format!("user:{i}").as_bytes())] += 1;
+        }
+        for c in &counts {
+            let share = *c as f64 / 60_000.0;
+            assert!((0.17..=0.23).contains(&share), "{counts:?}");
+        }
+        let tagged = topo.route(b"user:{avgo}:0");
+        assert!((1..6000).all(|i| topo.route(format!("user:{{avgo}}:{i}").as_bytes()) == tagged));
+    }
+}

@@ -452,10 +452,16 @@ fn keys_spread_evenly_and_tags_stay_together() {
     }
     let sizes = dbsizes(&refs);
     assert_eq!(sizes.iter().sum::<i64>(), total as i64);
-    for s in &sizes {
-        let share = *s as f64 / total as f64;
-        assert!((0.17..=0.23).contains(&share), "uneven spread: {sizes:?}");
+    // Each backend holds exactly what the ring predicts. (The 20% +- 3%
+    // spread over the demo's fixed endpoints is a unit test in topology.rs:
+    // here ports are random, and so is the ring.)
+    let topo = topology_of(&k);
+    let mut predicted = vec![0i64; refs.len()];
+    for i in 0..total {
+        predicted[topo.route(format!("user:{i}").as_bytes())] += 1;
     }
+    assert_eq!(sizes, predicted);
+    assert!(sizes.iter().all(|&s| s > total as i64 / 10), "{sizes:?}");
     let mut p = Vec::new();
     for i in 0..6000 {
         p.extend(encode(&[

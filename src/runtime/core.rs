@@ -1,10 +1,11 @@
 //! One core: a pinned glommio executor that owns its SO_REUSEPORT listener,
-//! its sessions and its upstream connections. The control thread reaches it
-//! only through a channel.
+//! its sessions, its upstream connections and its stats. The control thread
+//! reaches it only through a channel.
 
 use crate::resp::Limits;
-use crate::runtime::notify::{race, Either};
+use crate::runtime::notify::{race, Either, Notify};
 use crate::session::{self, CoreContext};
+use crate::stats::{CoreSnapshot, CoreStats};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 /// What the control thread tells a core.
 #[derive(Debug)]
 pub enum CoreMsg {
+    /// Send a copy of this core's stats and histograms.
+    Snapshot(Sender<CoreSnapshot>),
     /// Stop accepting, let requests in flight finish (up to the grace
     /// period), then stop.
     Stop,
@@ -73,6 +76,8 @@ pub fn run(spec: CoreSpec) {
         };
         let _ = started.send(Ok(index));
         let cfg = &topo.config;
+        let stats = Rc::new(CoreStats::new(index, topo.endpoints.len()));
+        let upstreams = Rc::new(Upstreams::new(&topo, &stats));
         let ctx = Rc::new(CoreContext {
             limits: Limits {
                 max_bulk_len: cfg.max_bulk_len,
@@ -80,23 +85,34 @@ pub fn run(spec: CoreSpec) {
                 max_inline_len: 64 * 1024,
             },
             max_pending: cfg.max_pending_per_client,
-            upstreams: Rc::new(Upstreams::new(&topo)),
+            upstreams: upstreams.clone(),
+            stats: stats.clone(),
             topo: topo.clone(),
         });
-        let sessions = Rc::new(Cell::new(0usize));
+        let stop = Rc::new(Notify::default());
+        let stopping = Rc::new(Cell::new(false));
+        glommio::spawn_local(control_loop(
+            control,
+            stats.clone(),
+            upstreams,
+            stop.clone(),
+            stopping.clone(),
+        ))
+        .detach();
         let mut next_id: u64 = 1;
-        loop {
-            match race(listener.accept(), wait_stop(&control)).await {
+        while !stopping.get() {
+            match race(listener.accept(), stop.wait()).await {
                 Either::Left(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     let id = ((index as u64) << 48) | next_id;
                     next_id += 1;
                     let ctx = ctx.clone();
-                    let sessions = sessions.clone();
-                    sessions.set(sessions.get() + 1);
+                    CoreStats::add(&stats.accepted, 1);
+                    CoreStats::add(&stats.connections, 1);
+                    let stats = stats.clone();
                     glommio::spawn_local(async move {
                         session::run(stream, ctx, id).await;
-                        sessions.set(sessions.get() - 1);
+                        stats.connections.set(stats.connections.get() - 1);
                     })
                     .detach();
                 }
@@ -105,21 +121,34 @@ pub fn run(spec: CoreSpec) {
                     eprintln!("keyway: core {index}: accept failed: {e}");
                     glommio::timer::sleep(Duration::from_millis(50)).await;
                 }
-                Either::Right(()) => break,
+                Either::Right(()) => {}
             }
         }
         drop(listener);
         let deadline = Instant::now() + DRAIN_GRACE;
-        while sessions.get() > 0 && Instant::now() < deadline {
+        while stats.connections.get() > 0 && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
     });
 }
 
-async fn wait_stop(control: &Receiver<CoreMsg>) {
+async fn control_loop(
+    control: Receiver<CoreMsg>,
+    stats: Rc<CoreStats>,
+    upstreams: Rc<Upstreams>,
+    stop: Rc<Notify>,
+    stopping: Rc<Cell<bool>>,
+) {
     loop {
         match control.try_recv() {
-            Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => return,
+            Ok(CoreMsg::Snapshot(reply)) => {
+                let _ = reply.send(stats.snapshot(upstreams.states()));
+            }
+            Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
+                stopping.set(true);
+                stop.notify();
+                return;
+            }
             Err(TryRecvError::Empty) => glommio::timer::sleep(CONTROL_POLL).await,
         }
     }

@@ -3,10 +3,56 @@
 pub mod core;
 pub mod notify;
 
-use crate::config::{Config, Cores};
+use crate::admin::Admin;
+use crate::config::{Config, Cores as CoreChoice};
+use crate::stats::{latency, CoreSnapshot};
 use crate::topology::Topology;
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{bounded, unbounded, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The control side's handle on every core: their channels.
+#[derive(Clone)]
+pub struct Cores {
+    senders: Vec<Sender<core::CoreMsg>>,
+}
+
+impl Cores {
+    /// A snapshot from every core that answers within a second.
+    pub fn snapshots(&self) -> Vec<CoreSnapshot> {
+        let (tx, rx) = unbounded();
+        let asked = self
+            .senders
+            .iter()
+            .filter(|s| s.send(core::CoreMsg::Snapshot(tx.clone())).is_ok())
+            .count();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut out = Vec::with_capacity(asked);
+        while out.len() < asked {
+            match rx.recv_deadline(deadline) {
+                Ok(s) => out.push(s),
+                Err(_) => break,
+            }
+        }
+        out.sort_by_key(|s| s.core);
+        out
+    }
+}
+
+fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
+    let dir = &topo.config.latency_dir;
+    match latency::dump(dir, &cores.snapshots()) {
+        Ok(summary) => eprint!(
+            "keyway: latency dump ({why}) in {}:\n{summary}",
+            dir.display()
+        ),
+        Err(e) => eprintln!(
+            "keyway: cannot write the latency dump to {}: {e}",
+            dir.display()
+        ),
+    }
+}
 
 /// Runs the proxy until SIGTERM or SIGINT. Err: a start-up failure, worded
 /// for the operator.
@@ -17,6 +63,13 @@ pub fn run(config: Config) -> Result<(), String> {
     let signals = block_signals();
     let topo = Arc::new(Topology::build(config));
     let (started_tx, started_rx) = unbounded();
+    let admin_listener = match topo.config.admin_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let mut cores = Vec::new();
     for (index, &cpu) in cpus.iter().enumerate() {
         let (tx, rx) = bounded(4);
@@ -58,6 +111,20 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
     }
+    let handles = Cores {
+        senders: cores.iter().map(|(tx, _)| tx.clone()).collect(),
+    };
+    let stopping = Arc::new(AtomicBool::new(false));
+    if let Some(l) = admin_listener {
+        let admin = Admin {
+            topo: topo.clone(),
+            cores: handles.clone(),
+            stopping: stopping.clone(),
+        };
+        admin
+            .spawn(l)
+            .map_err(|e| format!("cannot start the admin thread: {e}"))?;
+    }
     eprintln!(
         "keyway: listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s)",
         topo.config.listen,
@@ -76,15 +143,18 @@ pub fn run(config: Config) -> Result<(), String> {
             libc::SIGHUP => {
                 eprintln!("keyway: SIGHUP: configuration reload is not supported yet; ignored")
             }
+            libc::SIGUSR2 => dump_latency(&topo, &handles, "SIGUSR2"),
             _ => {}
         }
     }
+    stopping.store(true, Ordering::Relaxed);
+    dump_latency(&topo, &handles, "shutdown");
     stop_all(cores);
     eprintln!("keyway: stopped");
     Ok(())
 }
 
-fn pick_cpus(cores: &Cores) -> Result<Vec<usize>, String> {
+fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {
     let mut available: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -95,13 +165,13 @@ fn pick_cpus(cores: &Cores) -> Result<Vec<usize>, String> {
         return Err("cannot list the CPUs this process may run on".into());
     }
     match cores {
-        Cores::All => Ok(available),
-        Cores::Count(n) if *n <= available.len() => Ok(available[..*n].to_vec()),
-        Cores::Count(n) => Err(format!(
+        CoreChoice::All => Ok(available),
+        CoreChoice::Count(n) if *n <= available.len() => Ok(available[..*n].to_vec()),
+        CoreChoice::Count(n) => Err(format!(
             "proxy.cores = {n} but only {} CPU(s) are available: {available:?}",
             available.len()
         )),
-        Cores::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
+        CoreChoice::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
             Some(bad) => Err(format!(
                 "proxy.cores lists CPU {bad}, which is not available (available: {available:?})"
             )),
@@ -157,7 +227,8 @@ fn block_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SIGUSR2 dumps latency (glommio itself uses SIGUSR1).
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2] {
             libc::sigaddset(&mut set, s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

@@ -8,6 +8,7 @@ use crate::command::{key_indices, lookup, CommandSpec, Exec, Split};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::resp::Limits;
+use crate::stats::{CoreStats, ErrorKind, Group};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +19,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -27,6 +29,7 @@ pub struct CoreContext {
     pub upstreams: Rc<Upstreams>,
     pub limits: Limits,
     pub max_pending: usize,
+    pub stats: Rc<CoreStats>,
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,
@@ -38,6 +41,9 @@ pub struct Client {
     pub close: bool,
     replies: Rc<RefCell<Replies>>,
     keys: Vec<usize>,
+    stats: Rc<CoreStats>,
+    /// Requests of the current batch per latency group.
+    groups: [u64; 4],
 }
 
 impl Client {
@@ -46,6 +52,11 @@ impl Client {
     }
 
     pub fn error(&self, msg: &str) {
+        self.fail(ErrorKind::Other, msg);
+    }
+
+    pub fn fail(&self, kind: ErrorKind, msg: &str) {
+        self.stats.error(kind);
         self.replies.borrow_mut().push_error(msg);
     }
 }
@@ -59,7 +70,10 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
         close: false,
         replies: Replies::new(),
         keys: Vec::with_capacity(16),
+        stats: ctx.stats.clone(),
+        groups: [0; 4],
     };
+    let mut read_at = Instant::now();
     let mut rbuf = vec![0u8; READ_CHUNK];
     let (mut start, mut end, mut need) = (0usize, 0usize, 1usize);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -88,7 +102,7 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
                 }
                 Ok(Scanned::Incomplete { need: n }) => need = n,
                 Err(e) => {
-                    client.error(&format!("ERR Protocol error: {}", e.0));
+                    client.fail(ErrorKind::Protocol, &format!("ERR Protocol error: {}", e.0));
                     client.close = true;
                 }
             }
@@ -99,6 +113,9 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
             if stream.write_all(&out).await.is_err() {
                 return;
             }
+            CoreStats::add(&ctx.stats.bytes_out, out.len() as u64);
+            ctx.stats.record_batch(&client.groups, read_at.elapsed());
+            client.groups = [0; 4];
             if out.capacity() > 4 * 1024 * 1024 {
                 out = Vec::with_capacity(READ_CHUNK);
             }
@@ -127,7 +144,11 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
         }
         match stream.read(&mut rbuf[end..]).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => end += n,
+            Ok(n) => {
+                end += n;
+                read_at = Instant::now();
+                CoreStats::add(&ctx.stats.bytes_in, n as u64);
+            }
         }
     }
 }
@@ -149,21 +170,33 @@ async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
 pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let name = arg(0);
-    let Some(spec) = lookup(name) else {
-        client.error(&unknown_command(frame, args));
+    let spec = lookup(name);
+    ctx.stats.command(spec);
+    let group = match spec.map(|s| (s.exec, s.write)) {
+        Some((Exec::Forward, false)) => Group::Read,
+        Some((Exec::Forward, true)) => Group::Write,
+        Some((Exec::Split(_), _)) => Group::Multi,
+        _ => Group::Other,
+    };
+    client.groups[group as usize] += 1;
+    let Some(spec) = spec else {
+        client.fail(ErrorKind::UnknownCommand, &unknown_command(frame, args));
         return;
     };
     if !spec.arity_ok(args.len()) {
-        client.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        ));
+        client.fail(
+            ErrorKind::WrongArity,
+            &format!("ERR wrong number of arguments for '{}' command", spec.name),
+        );
         return;
     }
     match spec.exec {
         Exec::Local(l) => local::run(l, ctx, client, frame, args),
         Exec::Unsupported => {
-            client.error(&format!("ERR unsupported command '{}'", quoted(name, 128)));
+            client.fail(
+                ErrorKind::Unsupported,
+                &format!("ERR unsupported command '{}'", quoted(name, 128)),
+            );
         }
         Exec::Forward => {
             let mut keys = std::mem::take(&mut client.keys);
@@ -172,10 +205,10 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         }
         Exec::Split(kind) => {
             if kind == Split::Mset && args.len().is_multiple_of(2) {
-                client.error(&format!(
-                    "ERR wrong number of arguments for '{}' command",
-                    spec.name
-                ));
+                client.fail(
+                    ErrorKind::WrongArity,
+                    &format!("ERR wrong number of arguments for '{}' command", spec.name),
+                );
                 return;
             }
             let mut keys = std::mem::take(&mut client.keys);
@@ -209,7 +242,10 @@ fn forward(
         .iter()
         .any(|&k| ctx.topo.route(arg(k)) != endpoint)
     {
-        client.error("CROSSSLOT Keys in request don't hash to the same slot");
+        client.fail(
+            ErrorKind::CrossSlot,
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        );
         return;
     }
     let slot = client.replies.borrow_mut().push_waiting();

@@ -13,6 +13,7 @@ use crate::resp::reply::{is_error, ReplyScanner};
 use crate::resp::write::Protocol;
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::replies::Waiter;
+use crate::stats::{CoreStats, ErrorKind};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
@@ -33,6 +34,7 @@ pub struct ConnSettings {
 const READ_CHUNK: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const TIMEOUT: &str = "ERR upstream timeout";
 const HELLO3: &[u8] = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +64,8 @@ struct Inner {
 }
 
 pub struct Conn {
+    endpoint: usize,
+    stats: Rc<CoreStats>,
     addr: SocketAddr,
     label: String,
     unavailable: String,
@@ -72,8 +76,17 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr, label: String, proto: Protocol, settings: ConnSettings) -> Conn {
+    pub fn new(
+        endpoint: usize,
+        addr: SocketAddr,
+        label: String,
+        proto: Protocol,
+        settings: ConnSettings,
+        stats: Rc<CoreStats>,
+    ) -> Conn {
         Conn {
+            endpoint,
+            stats,
             addr,
             unavailable: format!("ERR upstream unavailable ({label})"),
             label,
@@ -94,10 +107,14 @@ impl Conn {
     /// to `waiter`. Never blocks: the writer task sends it.
     pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
         let now = Instant::now();
+        let es = &self.stats.endpoints[self.endpoint];
+        CoreStats::add(&es.requests, 1);
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
             if now < until {
                 drop(inner);
+                CoreStats::add(&es.errors, 1);
+                self.stats.error(ErrorKind::UpstreamUnavailable);
                 waiter.fail(&self.unavailable);
                 return;
             }
@@ -139,6 +156,7 @@ impl Conn {
                     }
                 };
             let _ = stream.set_nodelay(true);
+            CoreStats::add(&self.stats.endpoints[self.endpoint].reconnects, 1);
             self.inner.borrow_mut().state = State::Up;
             let end = self.serve(stream).await;
             match end {
@@ -151,7 +169,7 @@ impl Conn {
                         "keyway: upstream {}: op timeout, resetting the connection",
                         self.label
                     );
-                    self.fail_all("ERR upstream timeout");
+                    self.fail_all(TIMEOUT);
                 }
                 End::Closed => {
                     eprintln!(
@@ -183,6 +201,7 @@ impl Conn {
             inner.driver_running = false;
             inner.failures
         };
+        CoreStats::add(&self.stats.endpoints[self.endpoint].connect_failures, 1);
         if failures == 1 {
             eprintln!(
                 "keyway: upstream {}: {why}; failing its requests until it answers",
@@ -193,6 +212,12 @@ impl Conn {
     }
 
     fn fail_all(&self, msg: &str) {
+        let es = &self.stats.endpoints[self.endpoint];
+        let (counter, kind) = if msg == TIMEOUT {
+            (Some(&es.timeouts), ErrorKind::UpstreamTimeout)
+        } else {
+            (None, ErrorKind::UpstreamUnavailable)
+        };
         loop {
             // Never hold our borrow while completing: the waiter's session
             // may send again from its own code.
@@ -205,7 +230,14 @@ impl Conn {
                 w
             };
             match next {
-                Some((w, _)) => w.fail(msg),
+                Some((w, _)) => {
+                    CoreStats::add(&es.errors, 1);
+                    if let Some(c) = counter {
+                        CoreStats::add(c, 1);
+                    }
+                    self.stats.error(kind);
+                    w.fail(msg)
+                }
                 None => return,
             }
         }
@@ -263,6 +295,7 @@ impl Conn {
                 Err(e) => return End::Io(e),
             };
             filled += n;
+            let now = Instant::now();
             while start < filled {
                 let len = match scanner.scan(&buf[start..filled]) {
                     Ok(Some(len)) => len,
@@ -284,7 +317,11 @@ impl Conn {
                 }
                 let waiter = self.inner.borrow_mut().waiters.pop_front();
                 match waiter {
-                    Some((w, _)) => w.complete(reply),
+                    Some((w, sent)) => {
+                        self.stats
+                            .endpoint_rtt(self.endpoint, now.saturating_duration_since(sent));
+                        w.complete(reply)
+                    }
                     None => return End::Protocol("reply without a request".into()),
                 }
             }
@@ -295,6 +332,16 @@ impl Conn {
                     buf = vec![0u8; READ_CHUNK];
                 }
             }
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.inner.borrow().state {
+            State::Idle => "idle",
+            State::Connecting => "connecting",
+            State::Up => "up",
+            State::Backoff(until) if Instant::now() < until => "backoff",
+            State::Backoff(_) => "idle",
         }
     }
 

@@ -4,6 +4,7 @@ pub mod conn;
 
 use crate::resp::write::Protocol;
 use crate::session::replies::Waiter;
+use crate::stats::CoreStats;
 use crate::topology::Topology;
 use conn::{Conn, ConnSettings};
 use std::cell::Cell;
@@ -21,7 +22,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(topo: &Topology) -> Upstreams {
+    pub fn new(topo: &Topology, stats: &Rc<CoreStats>) -> Upstreams {
         let settings = ConnSettings {
             op_timeout: topo.config.op_timeout,
             connect_timeout: topo.config.connect_timeout,
@@ -29,10 +30,20 @@ impl Upstreams {
         let endpoints = topo
             .endpoints
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 let make = |proto| {
                     (0..e.connections)
-                        .map(|_| Rc::new(Conn::new(e.addr, e.label.clone(), proto, settings)))
+                        .map(|_| {
+                            Rc::new(Conn::new(
+                                i,
+                                e.addr,
+                                e.label.clone(),
+                                proto,
+                                settings,
+                                stats.clone(),
+                            ))
+                        })
                         .collect()
                 };
                 EndpointConns {
@@ -58,6 +69,27 @@ impl Upstreams {
         let i = e.next.get();
         e.next.set(if i + 1 >= pool.len() { 0 } else { i + 1 });
         &pool[i.min(pool.len() - 1)]
+    }
+
+    /// Connection state per endpoint, for stats: the best of its connections.
+    pub fn states(&self) -> Vec<&'static str> {
+        let rank = |s: &str| match s {
+            "up" => 3,
+            "connecting" => 2,
+            "idle" => 1,
+            _ => 0,
+        };
+        self.endpoints
+            .iter()
+            .map(|e| {
+                e.resp2
+                    .iter()
+                    .chain(&e.resp3)
+                    .map(|c| c.state_name())
+                    .max_by_key(|s| rank(s))
+                    .unwrap_or("idle")
+            })
+            .collect()
     }
 
     /// Sends one request (already RESP-encoded) to `endpoint`.

@@ -75,6 +75,9 @@ endpoints = [{endpoints}]
 
 [routes]
 catch_all = "main"
+
+[admin]
+latency_dir = "{tmp}/latency"
 """)
         log = open(Path(tmp) / "keyway.log", "w")
         procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))

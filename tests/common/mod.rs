@@ -125,6 +125,7 @@ impl Drop for Redis {
 /// The keyway binary running a given configuration.
 pub struct Keyway {
     pub port: u16,
+    pub admin_port: u16,
     pub config: PathBuf,
     child: Option<Child>,
     pub log: PathBuf,
@@ -138,8 +139,10 @@ impl Keyway {
         let port = free_port();
         let dir = scratch_dir("keyway");
         let config = dir.join("keyway.toml");
+        let admin_port = free_port();
         let text = format!(
-            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n"
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nlatency_dir = \"{}\"\n",
+            dir.join("latency").display()
         );
         std::fs::write(&config, text).expect("write config");
         let log = dir.join("keyway.log");
@@ -152,6 +155,7 @@ impl Keyway {
             .expect("start keyway");
         let k = Keyway {
             port,
+            admin_port,
             config,
             child: Some(child),
             log,

@@ -1,0 +1,270 @@
+//! Per-core counters and HDR latency histograms. Each core owns its
+//! `CoreStats` (plain `Cell`s, no atomics, nothing shared); the control
+//! thread gets copies (`CoreSnapshot`) over a channel and merges them.
+pub mod latency;
+pub mod render;
+
+use crate::command::{CommandSpec, COMMANDS};
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+/// Kinds of error replies keyway itself produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Protocol,
+    UnknownCommand,
+    Unsupported,
+    WrongArity,
+    CrossSlot,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    Other,
+}
+
+pub const ERROR_KINDS: [(ErrorKind, &str); 8] = [
+    (ErrorKind::Protocol, "protocol"),
+    (ErrorKind::UnknownCommand, "unknown_command"),
+    (ErrorKind::Unsupported, "unsupported"),
+    (ErrorKind::WrongArity, "wrong_arity"),
+    (ErrorKind::CrossSlot, "crossslot"),
+    (ErrorKind::UpstreamTimeout, "upstream_timeout"),
+    (ErrorKind::UpstreamUnavailable, "upstream_unavailable"),
+    (ErrorKind::Other, "other"),
+];
+
+/// Latency groups of client requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Read = 0,
+    Write = 1,
+    Multi = 2,
+    Other = 3,
+}
+
+pub const GROUPS: [&str; 5] = ["read", "write", "multi", "other", "all"];
+
+/// Latencies are recorded in microseconds, up to an hour.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+#[inline]
+pub fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+#[derive(Default)]
+pub struct EndpointStats {
+    pub requests: Cell<u64>,
+    pub errors: Cell<u64>,
+    pub timeouts: Cell<u64>,
+    pub reconnects: Cell<u64>,
+    pub connect_failures: Cell<u64>,
+    pub rtt: RefCell<Option<Histogram<u64>>>,
+}
+
+pub struct CoreStats {
+    pub core: usize,
+    pub connections: Cell<u64>,
+    pub accepted: Cell<u64>,
+    commands: Vec<Cell<u64>>,
+    unknown_commands: Cell<u64>,
+    errors: [Cell<u64>; 8],
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub endpoints: Vec<EndpointStats>,
+    /// Request latency per group (read, write, multi, other, all).
+    latency: RefCell<[Histogram<u64>; 5]>,
+}
+
+fn command_index(spec: &CommandSpec) -> usize {
+    (spec as *const CommandSpec as usize - COMMANDS.as_ptr() as usize)
+        / std::mem::size_of::<CommandSpec>()
+}
+
+impl CoreStats {
+    pub fn new(core: usize, endpoints: usize) -> CoreStats {
+        CoreStats {
+            core,
+            connections: Cell::new(0),
+            accepted: Cell::new(0),
+            commands: (0..COMMANDS.len()).map(|_| Cell::new(0)).collect(),
+            unknown_commands: Cell::new(0),
+            errors: Default::default(),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            endpoints: (0..endpoints)
+                .map(|_| EndpointStats {
+                    rtt: RefCell::new(Some(new_histogram())),
+                    ..Default::default()
+                })
+                .collect(),
+            latency: RefCell::new(std::array::from_fn(|_| new_histogram())),
+        }
+    }
+
+    #[inline]
+    pub fn add(c: &Cell<u64>, n: u64) {
+        c.set(c.get().wrapping_add(n));
+    }
+
+    #[inline]
+    pub fn command(&self, spec: Option<&CommandSpec>) {
+        match spec {
+            Some(s) => Self::add(&self.commands[command_index(s)], 1),
+            None => Self::add(&self.unknown_commands, 1),
+        }
+    }
+
+    #[inline]
+    pub fn error(&self, kind: ErrorKind) {
+        Self::add(&self.errors[kind as usize], 1);
+    }
+
+    /// Every request of a batch completed at once: `counts` per group.
+    pub fn record_batch(&self, counts: &[u64; 4], latency: Duration) {
+        let us = micros(latency);
+        let mut h = self.latency.borrow_mut();
+        let mut total = 0;
+        for (i, &n) in counts.iter().enumerate() {
+            if n > 0 {
+                h[i].saturating_record_n(us, n);
+                total += n;
+            }
+        }
+        if total > 0 {
+            h[4].saturating_record_n(us, total);
+        }
+    }
+
+    #[inline]
+    pub fn endpoint_rtt(&self, endpoint: usize, rtt: Duration) {
+        if let Some(h) = self.endpoints[endpoint].rtt.borrow_mut().as_mut() {
+            h.saturating_record(micros(rtt));
+        }
+    }
+
+    pub fn snapshot(&self, endpoint_states: Vec<&'static str>) -> CoreSnapshot {
+        let e = |c: &Cell<u64>| c.get();
+        CoreSnapshot {
+            core: self.core,
+            connections: self.connections.get(),
+            accepted: self.accepted.get(),
+            commands: self.commands.iter().map(e).collect(),
+            unknown_commands: self.unknown_commands.get(),
+            errors: self.errors.iter().map(e).collect(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .zip(endpoint_states)
+                .map(|(s, state)| EndpointSnapshot {
+                    requests: s.requests.get(),
+                    errors: s.errors.get(),
+                    timeouts: s.timeouts.get(),
+                    reconnects: s.reconnects.get(),
+                    connect_failures: s.connect_failures.get(),
+                    state,
+                    rtt: s.rtt.borrow().clone().unwrap_or_else(new_histogram),
+                })
+                .collect(),
+            latency: self.latency.borrow().clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointSnapshot {
+    pub requests: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub reconnects: u64,
+    pub connect_failures: u64,
+    /// Connection state on this core: idle, connecting, up, backoff.
+    pub state: &'static str,
+    pub rtt: Histogram<u64>,
+}
+
+/// A copy of one core's stats, made on that core and sent to the control thread.
+#[derive(Debug, Clone)]
+pub struct CoreSnapshot {
+    pub core: usize,
+    pub connections: u64,
+    pub accepted: u64,
+    pub commands: Vec<u64>,
+    pub unknown_commands: u64,
+    pub errors: Vec<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub endpoints: Vec<EndpointSnapshot>,
+    pub latency: [Histogram<u64>; 5],
+}
+
+impl CoreSnapshot {
+    /// Sum of several cores (counters added, histograms merged).
+    pub fn total(cores: &[CoreSnapshot]) -> Option<CoreSnapshot> {
+        let mut it = cores.iter();
+        let mut t = it.next()?.clone();
+        t.core = usize::MAX;
+        for c in it {
+            t.connections += c.connections;
+            t.accepted += c.accepted;
+            for (a, b) in t.commands.iter_mut().zip(&c.commands) {
+                *a += b;
+            }
+            t.unknown_commands += c.unknown_commands;
+            for (a, b) in t.errors.iter_mut().zip(&c.errors) {
+                *a += b;
+            }
+            t.bytes_in += c.bytes_in;
+            t.bytes_out += c.bytes_out;
+            for (a, b) in t.endpoints.iter_mut().zip(&c.endpoints) {
+                a.requests += b.requests;
+                a.errors += b.errors;
+                a.timeouts += b.timeouts;
+                a.reconnects += b.reconnects;
+                a.connect_failures += b.connect_failures;
+                let _ = a.rtt.add(&b.rtt);
+                if b.state == "up" {
+                    a.state = "up";
+                }
+            }
+            for (a, b) in t.latency.iter_mut().zip(&c.latency) {
+                let _ = a.add(b);
+            }
+        }
+        Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::lookup;
+
+    #[test]
+    fn counts_and_merges() {
+        let a = CoreStats::new(0, 1);
+        let b = CoreStats::new(1, 1);
+        a.command(lookup(b"GET"));
+        a.command(lookup(b"get"));
+        b.command(lookup(b"set"));
+        b.command(None);
+        a.error(ErrorKind::Unsupported);
+        a.record_batch(&[2, 0, 0, 1], Duration::from_micros(100));
+        b.record_batch(&[0, 5, 0, 0], Duration::from_micros(300));
+        let t = CoreSnapshot::total(&[a.snapshot(vec!["up"]), b.snapshot(vec!["idle"])]).unwrap();
+        let get = COMMANDS.iter().position(|c| c.name == "get").unwrap();
+        let set = COMMANDS.iter().position(|c| c.name == "set").unwrap();
+        assert_eq!(
+            (t.commands[get], t.commands[set], t.unknown_commands),
+            (2, 1, 1)
+        );
+        assert_eq!(t.errors[ErrorKind::Unsupported as usize], 1);
+        assert_eq!(t.latency[4].len(), 8);
+        assert_eq!(t.latency[Group::Write as usize].len(), 5);
+        assert_eq!(t.endpoints[0].state, "up");
+    }
+}

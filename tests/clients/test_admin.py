@@ -1,0 +1,167 @@
+"""The admin endpoint and latency dumps, through the real keyway binary on two
+cores in front of real redis-servers: /stats counters match the traffic sent,
+/metrics parses as Prometheus text, and a latency dump after a redis-benchmark
+run has one histogram per core whose counts add up to the requests sent."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import valkey
+from prometheus_client.parser import text_string_to_metric_families
+
+from test_clients import KEYWAY, free_port, wait_port
+
+
+@pytest.fixture
+def proxy():
+    procs = []
+    tmp = tempfile.mkdtemp(prefix="keyway-admin-")
+    try:
+        ports = []
+        for _ in range(2):
+            port = free_port()
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
+            wait_port(port)
+            ports.append(port)
+        port, admin = free_port(), free_port()
+        cfg = Path(tmp) / "keyway.toml"
+        endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+        cfg.write_text(f"""
+[proxy]
+listen = "127.0.0.1:{port}"
+cores = 2
+
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+
+[routes]
+catch_all = "main"
+
+[admin]
+listen = "127.0.0.1:{admin}"
+latency_dir = "{tmp}/latency"
+""")
+        kw = subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=open(Path(tmp) / "keyway.log", "w"))
+        procs.append(kw)
+        wait_port(port)
+        wait_port(admin)
+        yield {"port": port, "admin": admin, "dir": Path(tmp) / "latency", "pid": kw.pid}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+def get(proxy, path, method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{proxy['admin']}{path}", method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+
+
+def test_stats_counters_match_the_traffic(proxy):
+    r = valkey.Valkey(port=proxy["port"], protocol=2)
+    for i in range(100):
+        r.set(f"k{i}", i)
+    for i in range(40):
+        r.get(f"k{i}")
+    for i in range(5):
+        r.mget(["k1", "k2", "k3"])
+    for _ in range(3):
+        with pytest.raises(valkey.ResponseError):
+            r.keys("*")
+    for _ in range(2):
+        with pytest.raises(valkey.ResponseError):
+            r.execute_command("NOSUCHCMD", "x")
+    status, ctype, body = get(proxy, "/stats")
+    assert status == 200 and ctype.startswith("application/json")
+    stats = json.loads(body)
+    assert len(stats["cores"]) == 2
+    total = stats["total"]
+    cmds = total["commands"]
+    assert (cmds["set"], cmds["get"], cmds["mget"], cmds["keys"], cmds["(unknown)"]) == (100, 40, 5, 3, 2)
+    assert total["errors"]["unsupported"] == 3 and total["errors"]["unknown_command"] == 2
+    assert total["client_connections"] == 1 and total["accepted_connections"] >= 1
+    assert total["bytes_in"] > 0 and total["bytes_out"] > 0
+    # Every SET and GET went to an endpoint; each MGET of 3 keys to one or two.
+    upstream = sum(e["requests"] for e in total["endpoints"])
+    assert 140 + 5 <= upstream <= 140 + 10, upstream
+    assert total["latency"]["write"]["count"] == 100
+    assert total["latency"]["read"]["count"] == 40
+    assert total["latency"]["multi"]["count"] == 5
+    status, _, clusters = get(proxy, "/clusters")
+    c = json.loads(clusters)["clusters"][0]
+    assert c["name"] == "main" and len(c["endpoints"]) == 2
+    assert "up" in {s for e in c["endpoints"] for s in e["state_per_core"]}
+    assert get(proxy, "/ready")[0] == 200
+    assert "/metrics" in get(proxy, "/")[2]
+
+
+def test_metrics_parse_as_prometheus_text(proxy):
+    r = valkey.Valkey(port=proxy["port"], protocol=2)
+    for i in range(25):
+        r.set(f"m{i}", i)
+    status, ctype, text = get(proxy, "/metrics")
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # The parser strips _total from counter names.
+    assert families["keyway_commands"].type == "counter"
+    sets = sum(s.value for s in families["keyway_commands"].samples
+               if s.labels.get("command") == "set" and s.name.endswith("_total"))
+    assert sets == 25
+    lat = families["keyway_request_latency_seconds"]
+    assert lat.type == "summary"
+    quantiles = {s.labels["quantile"] for s in lat.samples if "quantile" in s.labels}
+    assert quantiles == {"0.5", "0.9", "0.99", "0.999"}
+    count = sum(s.value for s in lat.samples if s.name.endswith("_count") and s.labels["group"] == "all")
+    # Every command is timed once (valkey-py also sends CLIENT SETINFO twice).
+    all_commands = sum(s.value for s in families["keyway_commands"].samples if s.name.endswith("_total"))
+    assert count == all_commands >= 25
+    assert families["keyway_upstream_requests"].type == "counter"
+    assert families["keyway_client_connections"].type == "gauge"
+
+
+def hgrm_total(path):
+    m = re.search(r"Total count\s*=\s*(\d+)", path.read_text())
+    return int(m.group(1))
+
+
+def test_latency_dump_per_core_adds_up_to_requests_sent(proxy):
+    n = 20000
+    res = subprocess.run(["redis-benchmark", "-p", str(proxy["port"]), "-t", "set", "-n", str(n), "-c", "20",
+                          "-P", "4", "-r", "1000", "-q"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(get(proxy, "/stats")[2])
+    sent = sum(stats["total"]["commands"].values())
+    assert stats["total"]["commands"]["set"] == n
+    # redis-benchmark also sends CONFIG GET (unsupported through a proxy).
+    assert sent - n == stats["total"]["commands"].get("config", 0)
+    status, _, body = get(proxy, "/latency/dump", method="POST")
+    assert status == 200, body
+    d = proxy["dir"]
+    cores = sorted(d.glob("core*.hgrm"))
+    assert [p.name for p in cores] == ["core0.hgrm", "core1.hgrm"]
+    per_core = [hgrm_total(p) for p in cores]
+    assert sum(per_core) == sent == hgrm_total(d / "all.hgrm")
+    assert all(c > 0 for c in per_core), "both cores should have served clients"
+    out = subprocess.run([KEYWAY, "latency", str(d)], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert f"all      count={sent} " in out.stdout
+    # SIGUSR2 writes a fresh dump.
+    (d / "summary.txt").unlink()
+    os.kill(proxy["pid"], signal.SIGUSR2)
+    deadline = time.time() + 5
+    while not (d / "summary.txt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert (d / "summary.txt").exists()
