@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""keyway's side-by-side benchmark.
+
+Starts two redis-server backends, then nutcracker (ketama), Envoy
+(redis_proxy, RING_HASH, --concurrency 1) and keyway (ring_hash, one core,
+or all cores with --mode all) in front of the same backends. Proxies are
+pinned to the same CPU, redis-benchmark to another. For each pipeline depth
+(-P 1, -P 16) and test (SET, GET, MSET of 10 keys, MGET of 10 keys) it runs
+redis-benchmark against direct redis and each proxy, one after another in
+the same run, and records requests/s, p50/p99 and the proxy's CPU time per
+request (utime+stime from /proc/PID/stat). The table, with date, commit and
+machine, is appended to perf/RESULTS.md; ratios against the targets follow.
+"""
+import argparse
+import atexit
+import datetime
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYWAY = ROOT / "target" / "release" / "keyway"
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+PROCS = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def start(cmd, cpu=None, **kw):
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu)] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+    PROCS.append(p)
+    return p
+
+
+@atexit.register
+def cleanup():
+    for p in PROCS:
+        p.kill()
+        p.wait()
+
+
+def cpu_ticks(pid):
+    if pid is None:
+        return 0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def bench(port, test, pipeline, requests, clients, cpu):
+    keys10 = [f"key:__rand_int__{i}" for i in range(10)]
+    if test == "MGET":
+        args = ["MGET"] + keys10
+    elif test == "MSET":
+        args = ["-t", "mset"]
+    else:
+        args = ["-t", test.lower()]
+    cmd = ["taskset", "-c", str(cpu), "redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+           "-P", str(pipeline), "-r", "100000", "-d", "16", "--csv"] + args
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    rows = [l for l in res.stdout.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+    if res.returncode != 0 or not rows:
+        raise SystemExit(f"redis-benchmark failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
+    cols = [c.strip('"') for c in rows[-1].split(",")]
+    return float(cols[1]), float(cols[4]), float(cols[6])  # rps, p50 ms, p99 ms
+
+
+def machine():
+    model = "unknown cpu"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} CPUs, {model}, Linux {os.uname().release}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["one", "all"], default="one",
+                    help="one: keyway on one core pinned like the peers; all: keyway on every core")
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--no-envoy", action="store_true")
+    ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
+    a = ap.parse_args()
+    ncpu = os.cpu_count() or 1
+    proxy_cpu = ncpu - 1
+    client_cpu = 0
+    tmp = Path(tempfile.mkdtemp(prefix="keyway-perf-"))
+    atexit.register(shutil.rmtree, tmp, True)
+
+    backends = []
+    for _ in range(2):
+        port = free_port()
+        start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+              cwd=tmp)
+        backends.append(port)
+    for p in backends:
+        wait_port(p)
+
+    peers = {"redis (direct)": (backends[0], None)}
+
+    nc_port = free_port()
+    servers = "".join(f"   - 127.0.0.1:{p}:1\n" for p in backends)
+    (tmp / "nutcracker.yml").write_text(
+        f"pool:\n  listen: 127.0.0.1:{nc_port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n"
+        f"  redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n{servers}")
+    nc = start(["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")],
+               cpu=proxy_cpu)
+    wait_port(nc_port)
+    peers["nutcracker"] = (nc_port, nc.pid)
+
+    if not a.no_envoy and shutil.which("envoy"):
+        ev_port = free_port()
+        eps = "".join(
+            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
+            for p in backends)
+        (tmp / "envoy.yaml").write_text(f"""static_resources:
+  listeners:
+  - name: redis
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {ev_port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.redis_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
+          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
+  clusters:
+  - name: backends
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: RING_HASH
+    load_assignment:
+      cluster_name: backends
+      endpoints:
+      - lb_endpoints:
+{eps}""")
+        ev = start(["envoy", "-c", str(tmp / "envoy.yaml"), "--concurrency", "1", "--disable-hot-restart",
+                    "--log-level", "error"], cpu=proxy_cpu)
+        wait_port(ev_port)
+        peers["envoy"] = (ev_port, ev.pid)
+
+    kw_port = free_port()
+    endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
+    cores = f"[{proxy_cpu}]" if a.mode == "one" else '"all"'
+    (tmp / "keyway.toml").write_text(f"""[proxy]
+listen = "127.0.0.1:{kw_port}"
+cores = {cores}
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+[routes]
+catch_all = "main"
+[admin]
+latency_dir = "{tmp}/latency"
+""")
+    kw = start([str(KEYWAY), "--config", str(tmp / "keyway.toml")], stderr=open(tmp / "keyway.log", "w"))
+    wait_port(kw_port)
+    kw_label = "keyway (1 core)" if a.mode == "one" else f"keyway ({ncpu} cores)"
+    peers[kw_label] = (kw_port, kw.pid)
+
+    results = []
+    for pipeline in (1, 16):
+        for test in ("SET", "GET", "MSET", "MGET"):
+            n = a.requests if pipeline > 1 else a.requests // 2
+            if test in ("MSET", "MGET"):
+                n //= 4
+            for name, (port, pid) in peers.items():
+                before = cpu_ticks(pid)
+                rps, p50, p99 = bench(port, test, pipeline, n, a.clients, client_cpu)
+                used = cpu_ticks(pid) - before
+                us = used * TICK_US / n if pid else None
+                results.append((pipeline, test, name, rps, p50, p99, us))
+                cpu = f"{us:.2f}" if us is not None else "-"
+                print(f"-P {pipeline:<2} {test:<4} {name:<18} {rps:>11.0f} req/s  p50 {p50:.3f} ms  "
+                      f"p99 {p99:.3f} ms  cpu {cpu} us/req", flush=True)
+
+    def get(p, t, name):
+        return next(r for r in results if r[0] == p and r[1] == t and r[2] == name)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, cwd=ROOT).stdout.strip()
+    lines = [f"\n## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}"
+             f"{' (+uncommitted changes)' if dirty else ''}, mode {a.mode}",
+             f"\nMachine: {machine()}. Proxies pinned to CPU {proxy_cpu}, redis-benchmark to CPU {client_cpu}, "
+             f"{a.clients} clients, 2 redis-server backends, values 16 bytes, random keys over 100k.\n",
+             "| -P | test | target | requests/s | p50 ms | p99 ms | proxy CPU µs/req |",
+             "|---:|---|---|---:|---:|---:|---:|"]
+    for p, t, name, rps, p50, p99, us in results:
+        cpu = f"{us:.2f}" if us is not None else "—"
+        lines.append(f"| {p} | {t} | {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {cpu} |")
+    ratios = []
+    for t in ("SET", "GET"):
+        k16, n16 = get(16, t, kw_label), get(16, t, "nutcracker")
+        k1, n1, d1 = get(1, t, kw_label), get(1, t, "nutcracker"), get(1, t, "redis (direct)")
+        ratios.append(f"- {t}: -P 16 throughput keyway/nutcracker = {k16[3] / n16[3]:.2f}× (target ≥ 2.5×); "
+                      f"CPU µs/req keyway/nutcracker = {k1[6] / n1[6]:.2f} at -P 1, {k16[6] / n16[6]:.2f} at -P 16 "
+                      f"(target ≤ 0.25); -P 1 throughput keyway/direct = {k1[3] / d1[3]:.2f}× (target ≥ 0.95×)")
+        if "envoy" in peers:
+            e16, e1 = get(16, t, "envoy"), get(1, t, "envoy")
+            ratios.append(f"  - vs Envoy: -P 16 throughput {k16[3] / e16[3]:.2f}×, CPU µs/req "
+                          f"{k1[6] / e1[6]:.2f} at -P 1, {k16[6] / e16[6]:.2f} at -P 16")
+    lines.append("\nRatios (same run):\n")
+    lines.extend(ratios)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    results_path = Path(a.results)
+    if not results_path.exists():
+        results_path.write_text("# keyway performance results\n\nAppended by `perf/run.sh`; every table is one run, "
+                                "all targets measured side by side.\n")
+    with results_path.open("a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
