@@ -38,6 +38,7 @@ struct RawProxy {
     max_multibulk_len: Option<Spanned<i64>>,
     max_bulk_len: Option<Spanned<i64>>,
     max_pending_per_client: Option<Spanned<i64>>,
+    spin_before_park: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +131,8 @@ pub struct Config {
     pub max_multibulk_len: usize,
     pub max_bulk_len: usize,
     pub max_pending_per_client: usize,
+    /// How long an idle core spins before sleeping in io_uring (0: never).
+    pub spin_before_park: Duration,
     pub clusters: Vec<Cluster>,
     /// Index into `clusters` of the catch-all route.
     pub catch_all: Option<usize>,
@@ -295,6 +298,10 @@ impl Config {
                 "must not be longer than proxy.op_timeout",
             ));
         }
+        let spin_before_park = match &p.spin_before_park {
+            Some(s) if s.get_ref().trim() == "0" => Duration::ZERO,
+            other => duration(&ctx, other, "proxy.spin_before_park", Duration::ZERO)?,
+        };
         let max_multibulk_len = positive(
             &ctx,
             &p.max_multibulk_len,
@@ -476,6 +483,7 @@ impl Config {
             max_multibulk_len,
             max_bulk_len,
             max_pending_per_client,
+            spin_before_park,
             clusters,
             catch_all,
         })

@@ -51,11 +51,14 @@ pub fn run(spec: CoreSpec) {
         control,
         started,
     } = spec;
-    let ex = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+    let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("keyway-core{index}"))
         .io_memory(IO_MEMORY)
-        .ring_depth(256)
-        .make();
+        .ring_depth(256);
+    if !topo.config.spin_before_park.is_zero() {
+        builder = builder.spin_before_park(topo.config.spin_before_park);
+    }
+    let ex = builder.make();
     let ex = match ex {
         Ok(ex) => ex,
         Err(e) => {
