@@ -39,6 +39,10 @@ struct RawProxy {
     max_bulk_len: Option<Spanned<i64>>,
     max_pending_per_client: Option<Spanned<i64>>,
     spin_before_park: Option<Spanned<String>>,
+    password: Option<String>,
+    username: Option<String>,
+    connection_rate_limit: Option<Spanned<i64>>,
+    mirror_queue_limit: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +58,11 @@ enum RawCores {
 struct RawCluster {
     name: Spanned<String>,
     lb_policy: Spanned<String>,
-    endpoints: Spanned<Vec<RawEndpoint>>,
+    endpoints: Option<Spanned<Vec<RawEndpoint>>>,
+    shards: Option<Spanned<Vec<RawShard>>>,
+    read_policy: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<String>,
     connections_per_endpoint: Option<Spanned<i64>>,
     hash: Option<Spanned<String>>,
     min_ring_size: Option<Spanned<i64>>,
@@ -81,7 +89,68 @@ struct RawEndpointTable {
 #[serde(deny_unknown_fields)]
 struct RawRoutes {
     catch_all: Option<Spanned<String>>,
+    catch_all_mirror: Option<Vec<RawMirror>>,
+    prefix: Option<Vec<RawPrefix>>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    primary: String,
+    #[serde(default)]
+    replicas: Vec<String>,
+    weight: Option<i64>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrefix {
+    prefix: Spanned<String>,
+    cluster: Spanned<String>,
+    remove_prefix: Option<bool>,
+    case_insensitive: Option<bool>,
+    mirror: Option<Vec<RawMirror>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    cluster: Spanned<String>,
+    exclude_read_commands: Option<bool>,
+    fraction: Option<Spanned<f64>>,
+}
+
+/// Where a cluster's read commands go; writes always go to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPolicy {
+    Primary,
+    PreferPrimary,
+    Replica,
+    PreferReplica,
+    Any,
+}
+
+/// A copy of matching requests sent to another cluster, fire-and-forget.
+#[derive(Debug, Clone)]
+pub struct MirrorPolicy {
+    pub cluster: usize,
+    pub exclude_read_commands: bool,
+    /// Share of requests mirrored, 0.0 to 1.0.
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrefixRoute {
+    pub prefix: Vec<u8>,
+    pub case_insensitive: bool,
+    pub remove_prefix: bool,
+    pub cluster: usize,
+    pub mirrors: Vec<MirrorPolicy>,
+}
+
+/// A shard as written: primary, replicas, weight, ketama name.
+type RawShardSpec = (String, Vec<String>, Option<i64>, Option<String>);
 
 /// Which CPUs get a core (executor) of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +182,14 @@ pub struct Endpoint {
 pub struct Cluster {
     pub name: String,
     pub lb_policy: LbPolicy,
+    /// One endpoint per shard: the shard's primary (what the ring is over).
     pub endpoints: Vec<Endpoint>,
+    /// The replicas of each shard, parallel to `endpoints`.
+    pub replicas: Vec<Vec<Endpoint>>,
+    pub read_policy: ReadPolicy,
+    /// Credentials keyway sends (AUTH) on every connection to this cluster.
+    pub username: Option<String>,
+    pub password: Option<String>,
     pub connections_per_endpoint: usize,
     pub hash: KetamaHash,
     pub min_ring_size: u64,
@@ -136,6 +212,16 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// Index into `clusters` of the catch-all route.
     pub catch_all: Option<usize>,
+    pub catch_all_mirrors: Vec<MirrorPolicy>,
+    /// Prefix routes, longest prefix first.
+    pub prefix_routes: Vec<PrefixRoute>,
+    /// Clients must AUTH with these before anything else.
+    pub password: Option<String>,
+    pub username: Option<String>,
+    /// New client connections per second across the proxy.
+    pub connection_rate_limit: Option<u64>,
+    /// Mirrored requests waiting on one upstream connection before more are dropped.
+    pub mirror_queue_limit: usize,
     /// Admin HTTP endpoint (none: no admin endpoint).
     pub admin_listen: Option<SocketAddr>,
     /// Where latency dumps go (SIGUSR2, admin call, shutdown).
@@ -357,44 +443,123 @@ impl Config {
                     ))
                 }
             };
-            if c.endpoints.get_ref().is_empty() {
-                return Err(ctx.err(
-                    c.endpoints.span(),
-                    &key("endpoints"),
-                    "must list at least one endpoint",
-                ));
+            // A cluster lists `endpoints` (one primary per shard) or
+            // `shards` (a primary and its replicas each).
+            let mut raw_shards: Vec<RawShardSpec> = Vec::new();
+            let span = match (&c.endpoints, &c.shards) {
+                (Some(e), None) => {
+                    for ep in e.get_ref() {
+                        raw_shards.push(match ep {
+                            RawEndpoint::Address(a) => (a.clone(), Vec::new(), None, None),
+                            RawEndpoint::Table(t) => {
+                                (t.address.clone(), Vec::new(), t.weight, t.name.clone())
+                            }
+                        });
+                    }
+                    e.span()
+                }
+                (None, Some(sh)) => {
+                    for s in sh.get_ref() {
+                        raw_shards.push((
+                            s.primary.clone(),
+                            s.replicas.clone(),
+                            s.weight,
+                            s.name.clone(),
+                        ));
+                    }
+                    sh.span()
+                }
+                (Some(e), Some(_)) => {
+                    return Err(ctx.err(
+                        e.span(),
+                        &key("endpoints"),
+                        "give either endpoints or shards, not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(ctx.err(
+                        c.name.span(),
+                        &key("endpoints"),
+                        "a cluster needs endpoints (or shards)",
+                    ))
+                }
+            };
+            if raw_shards.is_empty() {
+                return Err(ctx.err(span, &key("endpoints"), "must list at least one endpoint"));
             }
             let mut endpoints: Vec<Endpoint> = Vec::new();
-            for (j, e) in c.endpoints.get_ref().iter().enumerate() {
+            let mut replicas: Vec<Vec<Endpoint>> = Vec::new();
+            let mut seen: Vec<SocketAddr> = Vec::new();
+            for (j, (address, reps, weight, name)) in raw_shards.iter().enumerate() {
                 let ekey = key(&format!("endpoints[{j}]"));
-                let (address, weight, name) = match e {
-                    RawEndpoint::Address(a) => (a, None, None),
-                    RawEndpoint::Table(t) => (&t.address, t.weight, t.name.clone()),
-                };
                 // Serde cannot keep spans inside untagged enums: errors
-                // point at the `endpoints` line and name the element.
-                let span = c.endpoints.span();
-                let addr = resolve(&ctx, address, span.clone(), &ekey)?;
+                // point at the `endpoints`/`shards` line and name the element.
+                let mut one = |address: &String, ekey: &str| -> Result<SocketAddr, ConfigError> {
+                    let addr = resolve(&ctx, address, span.clone(), ekey)?;
+                    if seen.contains(&addr) {
+                        return Err(ctx.err(
+                            span.clone(),
+                            ekey,
+                            format!("duplicate endpoint `{address}`"),
+                        ));
+                    }
+                    seen.push(addr);
+                    Ok(addr)
+                };
+                let addr = one(address, &ekey)?;
                 let weight = match weight {
                     None => 1,
-                    Some(w) if (1..=10_000).contains(&w) => w as u32,
+                    Some(w) if (1..=10_000).contains(w) => *w as u32,
                     Some(_) => {
                         return Err(ctx.err(
-                            span,
+                            span.clone(),
                             &format!("{ekey}.weight"),
                             "must be between 1 and 10000",
                         ))
                     }
                 };
-                if endpoints.iter().any(|o| o.addr == addr) {
-                    return Err(ctx.err(span, &ekey, format!("duplicate endpoint `{address}`")));
+                let mut shard_replicas = Vec::new();
+                for (r, rep) in reps.iter().enumerate() {
+                    let raddr = one(rep, &format!("{ekey}.replicas[{r}]"))?;
+                    shard_replicas.push(Endpoint {
+                        address: rep.clone(),
+                        addr: raddr,
+                        weight: 1,
+                        ketama_name: rep.clone(),
+                    });
                 }
+                replicas.push(shard_replicas);
                 endpoints.push(Endpoint {
                     address: address.clone(),
                     addr,
                     weight,
-                    ketama_name: name.unwrap_or_else(|| address.clone()),
+                    ketama_name: name.clone().unwrap_or_else(|| address.clone()),
                 });
+            }
+            let read_policy = match &c.read_policy {
+                None => ReadPolicy::Primary,
+                Some(rp) => match rp.get_ref().as_str() {
+                    "primary" => ReadPolicy::Primary,
+                    "prefer_primary" => ReadPolicy::PreferPrimary,
+                    "replica" => ReadPolicy::Replica,
+                    "prefer_replica" => ReadPolicy::PreferReplica,
+                    "any" => ReadPolicy::Any,
+                    other => {
+                        return Err(ctx.err(
+                            rp.span(),
+                            &key("read_policy"),
+                            format!("unknown read_policy `{other}` (primary, prefer_primary, replica, prefer_replica, any)"),
+                        ))
+                    }
+                },
+            };
+            if read_policy == ReadPolicy::Replica && replicas.iter().any(|r| r.is_empty()) {
+                let sp = c.read_policy.as_ref().map(|r| r.span()).unwrap_or(0..0);
+                return Err(ctx.err(
+                    sp,
+                    &key("read_policy"),
+                    "\"replica\" needs replicas in every shard",
+                ));
             }
             let hash = match &c.hash {
                 None => KetamaHash::Fnv1a64,
@@ -429,6 +594,10 @@ impl Config {
                 name,
                 lb_policy,
                 endpoints,
+                replicas,
+                read_policy,
+                username: c.username.clone(),
+                password: c.password.clone(),
                 connections_per_endpoint: positive(
                     &ctx,
                     &c.connections_per_endpoint,
@@ -442,24 +611,129 @@ impl Config {
                 table_size,
             });
         }
-        let catch_all = match raw.routes.as_ref().and_then(|r| r.catch_all.as_ref()) {
-            None => None,
-            Some(c) => Some(
-                clusters
-                    .iter()
-                    .position(|k| &k.name == c.get_ref())
-                    .ok_or_else(|| {
-                        ctx.err(
-                            c.span(),
-                            "routes.catch_all",
-                            format!("no cluster named `{}`", c.get_ref()),
-                        )
-                    })?,
-            ),
+        let cluster_index = |name: &Spanned<String>, key: &str| {
+            clusters
+                .iter()
+                .position(|k| &k.name == name.get_ref())
+                .ok_or_else(|| {
+                    ctx.err(
+                        name.span(),
+                        key,
+                        format!("no cluster named `{}`", name.get_ref()),
+                    )
+                })
         };
-        if catch_all.is_none() {
+        let mirrors = |raw: Option<&Vec<RawMirror>>, primary: Option<usize>, key: &str| {
+            let mut out = Vec::new();
+            for (i, m) in raw.into_iter().flatten().enumerate() {
+                let k = format!("{key}[{i}]");
+                let cluster = cluster_index(&m.cluster, &format!("{k}.cluster"))?;
+                if Some(cluster) == primary {
+                    return Err(ctx.err(
+                        m.cluster.span(),
+                        &format!("{k}.cluster"),
+                        "a route cannot mirror to its own cluster",
+                    ));
+                }
+                let fraction = match &m.fraction {
+                    None => 1.0,
+                    Some(f) if (0.0..=1.0).contains(f.get_ref()) => *f.get_ref(),
+                    Some(f) => {
+                        return Err(ctx.err(
+                            f.span(),
+                            &format!("{k}.fraction"),
+                            "must be between 0.0 and 1.0",
+                        ))
+                    }
+                };
+                out.push(MirrorPolicy {
+                    cluster,
+                    exclude_read_commands: m.exclude_read_commands.unwrap_or(false),
+                    fraction,
+                });
+            }
+            Ok::<_, ConfigError>(out)
+        };
+        let routes = raw.routes.as_ref();
+        let catch_all = match routes.and_then(|r| r.catch_all.as_ref()) {
+            None => None,
+            Some(c) => Some(cluster_index(c, "routes.catch_all")?),
+        };
+        let catch_all_mirrors = mirrors(
+            routes.and_then(|r| r.catch_all_mirror.as_ref()),
+            catch_all,
+            "routes.catch_all_mirror",
+        )?;
+        if catch_all.is_none() && !catch_all_mirrors.is_empty() {
             return Err(ConfigError(format!(
-                "{file}: `routes.catch_all` must name the cluster that receives keys"
+                "{file}: `routes.catch_all_mirror` needs `routes.catch_all`"
+            )));
+        }
+        let mut prefix_routes: Vec<PrefixRoute> = Vec::new();
+        for (i, r) in routes
+            .and_then(|r| r.prefix.as_ref())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let k = format!("routes.prefix[{i}]");
+            let prefix = r.prefix.get_ref().as_bytes().to_vec();
+            if prefix.is_empty() {
+                return Err(ctx.err(
+                    r.prefix.span(),
+                    &format!("{k}.prefix"),
+                    "must not be empty (use routes.catch_all)",
+                ));
+            }
+            let case_insensitive = r.case_insensitive.unwrap_or(false);
+            let prefix = if case_insensitive {
+                prefix.to_ascii_lowercase()
+            } else {
+                prefix
+            };
+            if prefix_routes.iter().any(|o| o.prefix == prefix) {
+                return Err(ctx.err(
+                    r.prefix.span(),
+                    &format!("{k}.prefix"),
+                    format!("duplicate prefix `{}`", r.prefix.get_ref()),
+                ));
+            }
+            let cluster = cluster_index(&r.cluster, &format!("{k}.cluster"))?;
+            prefix_routes.push(PrefixRoute {
+                prefix,
+                case_insensitive,
+                remove_prefix: r.remove_prefix.unwrap_or(false),
+                cluster,
+                mirrors: mirrors(r.mirror.as_ref(), Some(cluster), &format!("{k}.mirror"))?,
+            });
+        }
+        // Longest prefix first: the first match is the longest.
+        prefix_routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        if catch_all.is_none() && prefix_routes.is_empty() {
+            return Err(ConfigError(format!(
+                "{file}: `routes` needs `catch_all` or at least one `[[routes.prefix]]`"
+            )));
+        }
+        let connection_rate_limit = match &p.connection_rate_limit {
+            None => None,
+            Some(v) => Some(positive(
+                &ctx,
+                &Some(v.clone()),
+                "proxy.connection_rate_limit",
+                0,
+                10_000_000,
+            )?),
+        };
+        let mirror_queue_limit = positive(
+            &ctx,
+            &p.mirror_queue_limit,
+            "proxy.mirror_queue_limit",
+            10_000,
+            10_000_000,
+        )? as usize;
+        if p.username.is_some() && p.password.is_none() {
+            return Err(ConfigError(format!(
+                "{file}: `proxy.username` needs `proxy.password`"
             )));
         }
         let admin_listen = match raw.admin.as_ref().and_then(|a| a.listen.as_ref()) {
@@ -473,6 +747,12 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("keyway-latency"));
         Ok(Config {
+            catch_all_mirrors,
+            prefix_routes,
+            password: p.password.clone(),
+            username: p.username.clone(),
+            connection_rate_limit,
+            mirror_queue_limit,
             admin_listen,
             latency_dir,
             listen,

@@ -83,9 +83,13 @@ fn main() -> ExitCode {
             Ok(c) => {
                 let topo = Topology::build(c);
                 for key in keys {
-                    let ep = topo.route(key.as_bytes());
-                    let e = &topo.endpoints[ep];
-                    println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
+                    match topo.route(key.as_bytes()) {
+                        Some(ep) => {
+                            let e = &topo.endpoints[ep];
+                            println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
+                        }
+                        None => println!("{key}\t-\tno route"),
+                    }
                 }
                 ExitCode::SUCCESS
             }

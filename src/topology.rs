@@ -3,7 +3,7 @@
 //! connections are indexed by the same numbers). Built once on the control
 //! thread; routing a key is a pure function of it.
 
-use crate::config::{Config, LbPolicy};
+use crate::config::{Config, LbPolicy, MirrorPolicy, ReadPolicy};
 use crate::route::hashtag::hashtag;
 use crate::route::ketama::Ketama;
 use crate::route::maglev::Maglev;
@@ -18,14 +18,31 @@ pub struct EndpointInfo {
     /// `host:port` as configured, used in errors and stats.
     pub label: String,
     pub connections: usize,
+    pub replica: bool,
+}
+
+/// A shard's endpoints, as global endpoint indices.
+#[derive(Debug)]
+pub struct Shard {
+    pub primary: usize,
+    pub replicas: Vec<usize>,
 }
 
 #[derive(Debug)]
 pub struct ClusterRing {
     pub name: String,
     pub ring: Ring,
-    /// Global index of the cluster's first endpoint.
-    pub first_endpoint: usize,
+    pub shards: Vec<Shard>,
+    pub read_policy: ReadPolicy,
+}
+
+/// Where a key goes before hashing: its cluster, how many leading bytes
+/// to strip (remove_prefix), and the route's mirrors.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    pub cluster: usize,
+    pub strip: usize,
+    pub mirrors: &'a [MirrorPolicy],
 }
 
 #[derive(Debug)]
@@ -60,19 +77,28 @@ impl Topology {
                 LbPolicy::Maglev => Ring::Maglev(Maglev::build(&members, c.table_size)),
                 LbPolicy::Ketama => Ring::Ketama(Ketama::build(&members, c.hash)),
             };
+            let mut shards = Vec::with_capacity(c.endpoints.len());
+            for (e, reps) in c.endpoints.iter().zip(&c.replicas) {
+                let mut add = |e: &crate::config::Endpoint, replica: bool| {
+                    endpoints.push(EndpointInfo {
+                        cluster: ci,
+                        addr: e.addr,
+                        label: e.address.clone(),
+                        connections: c.connections_per_endpoint,
+                        replica,
+                    });
+                    endpoints.len() - 1
+                };
+                let primary = add(e, false);
+                let replicas = reps.iter().map(|r| add(r, true)).collect();
+                shards.push(Shard { primary, replicas });
+            }
             clusters.push(ClusterRing {
                 name: c.name.clone(),
                 ring,
-                first_endpoint: endpoints.len(),
+                shards,
+                read_policy: c.read_policy,
             });
-            for e in &c.endpoints {
-                endpoints.push(EndpointInfo {
-                    cluster: ci,
-                    addr: e.addr,
-                    label: e.address.clone(),
-                    connections: c.connections_per_endpoint,
-                });
-            }
         }
         Topology {
             config,
@@ -81,23 +107,49 @@ impl Topology {
         }
     }
 
-    /// The cluster that serves `key`.
+    /// The route of `key`: the longest matching prefix route, else the
+    /// catch-all; None when neither exists.
     #[inline]
-    pub fn cluster_of(&self, _key: &[u8]) -> usize {
-        // Prefix routes come here; today every key takes the catch-all.
-        self.config.catch_all.unwrap_or(0)
+    pub fn resolve(&self, key: &[u8]) -> Option<Resolved<'_>> {
+        for r in &self.config.prefix_routes {
+            let n = r.prefix.len();
+            let hit = key.len() >= n
+                && if r.case_insensitive {
+                    key[..n].eq_ignore_ascii_case(&r.prefix)
+                } else {
+                    key[..n] == r.prefix[..]
+                };
+            if hit {
+                return Some(Resolved {
+                    cluster: r.cluster,
+                    strip: if r.remove_prefix { n } else { 0 },
+                    mirrors: &r.mirrors,
+                });
+            }
+        }
+        self.config.catch_all.map(|cluster| Resolved {
+            cluster,
+            strip: 0,
+            mirrors: &self.config.catch_all_mirrors,
+        })
     }
 
-    /// The global endpoint index that owns `key`.
+    /// The shard of `cluster` owning `key` (already stripped of its prefix).
     #[inline]
-    pub fn route(&self, key: &[u8]) -> usize {
-        let cluster = &self.clusters[self.cluster_of(key)];
+    pub fn shard(&self, cluster: usize, key: &[u8]) -> &Shard {
+        let c = &self.clusters[cluster];
         let hashed = if self.config.hashtags {
             hashtag(key)
         } else {
             key
         };
-        cluster.first_endpoint + cluster.ring.pick(hashed)
+        &c.shards[c.ring.pick(hashed)]
+    }
+
+    /// The primary endpoint that owns `key`, after routing; None without a route.
+    pub fn route(&self, key: &[u8]) -> Option<usize> {
+        let r = self.resolve(key)?;
+        Some(self.shard(r.cluster, &key[r.strip..]).primary)
     }
 }
 
@@ -115,13 +167,15 @@ mod tests {
         let topo = Topology::build(config);
         let mut counts = vec![0usize; topo.endpoints.len()];
         for i in 0..60_000 {
-            counts[topo.route(format!("user:{i}").as_bytes())] += 1;
+            counts[topo.route(format!("user:{i}").as_bytes()).unwrap()] += 1;
         }
         for c in &counts {
             let share = *c as f64 / 60_000.0;
             assert!((0.17..=0.23).contains(&share), "{counts:?}");
         }
-        let tagged = topo.route(b"user:{avgo}:0");
-        assert!((1..6000).all(|i| topo.route(format!("user:{{avgo}}:{i}").as_bytes()) == tagged));
+        let tagged = topo.route(b"user:{avgo}:0").unwrap();
+        assert!(
+            (1..6000).all(|i| topo.route(format!("user:{{avgo}}:{i}").as_bytes()) == Some(tagged))
+        );
     }
 }

@@ -62,7 +62,7 @@ fn write_and_compare(peer_port: u16, backends: &[&Redis], topo: &Topology, what:
                 holders.push(i);
             }
         }
-        let ours = topo.route(k);
+        let ours = topo.route(k).unwrap();
         if holders != vec![ours] {
             mismatches.push((String::from_utf8_lossy(k).into_owned(), holders, ours));
         }

@@ -44,7 +44,7 @@ fn single_key_commands_use_their_real_key_position() {
     let topo = topology_of(&k);
     let backends = [&a, &b, &c];
     for key in ["s", "sx", "h", "z", "n", "l"] {
-        let ep = topo.route(key.as_bytes());
+        let ep = topo.route(key.as_bytes()).unwrap();
         assert_eq!(
             holder(&backends, key),
             vec![ep],
@@ -60,8 +60,10 @@ fn multi_key_commands_split_per_backend_and_merge_in_key_order() {
     let mut cl = k.client();
     let keys: Vec<String> = (0..30).map(|i| format!("mk:{i}")).collect();
     let topo = topology_of(&k);
-    let used: std::collections::HashSet<usize> =
-        keys.iter().map(|k| topo.route(k.as_bytes())).collect();
+    let used: std::collections::HashSet<usize> = keys
+        .iter()
+        .map(|k| topo.route(k.as_bytes()).unwrap())
+        .collect();
     assert_eq!(used.len(), 3, "the keys should span every backend");
     let mut mset = vec!["MSET"];
     let vals: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
@@ -186,7 +188,7 @@ fn eval_is_routed_by_its_keys_or_refused_with_crossslot() {
         .map(|i| format!("e{i}"))
         .collect::<Vec<_>>()
         .windows(2)
-        .find(|w| topo.route(w[0].as_bytes()) != topo.route(w[1].as_bytes()))
+        .find(|w| topo.route(w[0].as_bytes()).unwrap() != topo.route(w[1].as_bytes()).unwrap())
         .map(|w| (w[0].clone(), w[1].clone()))
         .expect("two keys on different backends");
     assert_eq!(
@@ -322,7 +324,7 @@ fn a_killed_backend_fails_fast_others_keep_working_and_it_recovers() {
     let key_on = |ep: usize| {
         (0..1000)
             .map(|i| format!("kill:{i}"))
-            .find(|key| topo.route(key.as_bytes()) == ep)
+            .find(|key| topo.route(key.as_bytes()).unwrap() == ep)
             .unwrap()
     };
     let (on_a, on_c) = (key_on(0), key_on(2));
@@ -379,7 +381,7 @@ fn a_hung_backend_times_out_within_op_timeout_and_recovers() {
     let key_on = |ep: usize| {
         (0..1000)
             .map(|i| format!("hang:{i}"))
-            .find(|key| topo.route(key.as_bytes()) == ep)
+            .find(|key| topo.route(key.as_bytes()).unwrap() == ep)
             .unwrap()
     };
     let (on_a, on_b) = (key_on(0), key_on(1));
@@ -458,7 +460,7 @@ fn keys_spread_evenly_and_tags_stay_together() {
     let topo = topology_of(&k);
     let mut predicted = vec![0i64; refs.len()];
     for i in 0..total {
-        predicted[topo.route(format!("user:{i}").as_bytes())] += 1;
+        predicted[topo.route(format!("user:{i}").as_bytes()).unwrap()] += 1;
     }
     assert_eq!(sizes, predicted);
     assert!(sizes.iter().all(|&s| s > total as i64 / 10), "{sizes:?}");

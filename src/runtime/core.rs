@@ -34,8 +34,52 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
 const IO_MEMORY: usize = 512 * 1024;
 
+/// The connection rate limit's share of one core: a token bucket refilled
+/// at rate/cores per second, holding at most one second's worth.
+struct Admission {
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Admission {
+    fn new(limit: Option<u64>, cores: usize) -> Option<Admission> {
+        let per_sec = limit? as f64 / cores.max(1) as f64;
+        Some(Admission {
+            per_sec,
+            tokens: per_sec.max(1.0),
+            last: Instant::now(),
+        })
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let cap = self.per_sec.max(1.0);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec).min(cap);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+trait Admit {
+    fn admit(&mut self) -> bool;
+}
+
+impl Admit for Option<Admission> {
+    fn admit(&mut self) -> bool {
+        self.as_mut().is_none_or(|a| a.take())
+    }
+}
+
 pub struct CoreSpec {
     pub index: usize,
+    pub cores: usize,
     pub cpu: usize,
     pub topo: Arc<Topology>,
     pub control: Receiver<CoreMsg>,
@@ -46,6 +90,7 @@ pub struct CoreSpec {
 pub fn run(spec: CoreSpec) {
     let CoreSpec {
         index,
+        cores,
         cpu,
         topo,
         control,
@@ -79,7 +124,12 @@ pub fn run(spec: CoreSpec) {
         };
         let _ = started.send(Ok(index));
         let cfg = &topo.config;
-        let stats = Rc::new(CoreStats::new(index, topo.endpoints.len()));
+        let stats = Rc::new(CoreStats::new(
+            index,
+            topo.endpoints.len(),
+            topo.clusters.len(),
+        ));
+        let mut admission = Admission::new(cfg.connection_rate_limit, cores);
         let upstreams = Rc::new(Upstreams::new(&topo, &stats));
         let ctx = Rc::new(CoreContext {
             limits: Limits {
@@ -106,6 +156,12 @@ pub fn run(spec: CoreSpec) {
         while !stopping.get() {
             match race(listener.accept(), stop.wait()).await {
                 Either::Left(Ok(stream)) => {
+                    if !admission.admit() {
+                        // Over the connection rate: closed at once, counted.
+                        CoreStats::add(&stats.rejected_connections, 1);
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let id = ((index as u64) << 48) | next_id;
                     next_id += 1;

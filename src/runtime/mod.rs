@@ -75,6 +75,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let (tx, rx) = bounded(4);
         let spec = core::CoreSpec {
             index,
+            cores: cpus.len(),
             cpu,
             topo: topo.clone(),
             control: rx,

@@ -6,6 +6,7 @@ use crate::command::{Exec, KeySpec, Local, COMMANDS};
 use crate::resp::parse_int;
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
+use crate::stats::ErrorKind;
 
 /// The Redis version whose command set keyway proxies (clients gate
 /// features on it).
@@ -31,29 +32,71 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
             None => client.error("ERR value is not an integer or out of range"),
         },
         Local::Auth => {
-            if auth(client, &(1..argc).map(arg).collect::<Vec<_>>()) {
+            if auth(ctx, client, &(1..argc).map(arg).collect::<Vec<_>>()) {
                 client.reply(|o| write::simple(o, "OK"));
             }
         }
-        Local::Hello => hello(client, frame, args),
+        Local::Hello => hello(ctx, client, frame, args),
         Local::Client => client_cmd(client, frame, args),
         Local::Command => command(ctx, client, frame, args),
     }
 }
 
-/// Without a proxy password, keyway behaves like a Redis whose default
-/// user has no password.
-fn auth(client: &mut Client, creds: &[&[u8]]) -> bool {
+/// Compares secrets in time that depends only on their lengths' maximum,
+/// not on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= (x ^ y) as u64;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks credentials against `proxy.password` (and `proxy.username`,
+/// "default" when unset). Without a proxy password keyway behaves like a
+/// Redis whose default user has no password. On success the client is
+/// authenticated; on failure the error is already queued.
+fn check_credentials(
+    ctx: &CoreContext,
+    client: &mut Client,
+    user: Option<&[u8]>,
+    pass: &[u8],
+) -> bool {
+    let cfg = &ctx.topo.config;
+    let want_user = cfg.username.as_deref().unwrap_or("default").as_bytes();
+    let Some(password) = cfg.password.as_deref() else {
+        return match user {
+            None => {
+                client.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+                false
+            }
+            Some(u) if u.eq_ignore_ascii_case(b"default") => true,
+            Some(_) => {
+                client.fail(ErrorKind::Auth, WRONGPASS);
+                false
+            }
+        };
+    };
+    let user_ok = same_secret(user.unwrap_or(b"default"), want_user);
+    let pass_ok = same_secret(pass, password.as_bytes());
+    if user_ok && pass_ok {
+        client.authenticated = true;
+        true
+    } else {
+        client.fail(ErrorKind::Auth, WRONGPASS);
+        false
+    }
+}
+
+fn auth(ctx: &CoreContext, client: &mut Client, creds: &[&[u8]]) -> bool {
     match creds {
-        [_pass] => {
-            client.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
-            false
-        }
-        [user, _pass] if user.eq_ignore_ascii_case(b"default") => true,
-        [_, _] => {
-            client.error("WRONGPASS invalid username-password pair or user is disabled.");
-            false
-        }
+        [pass] => check_credentials(ctx, client, None, pass),
+        [user, pass] => check_credentials(ctx, client, Some(user), pass),
         _ => {
             client.error("ERR syntax error");
             false
@@ -61,7 +104,7 @@ fn auth(client: &mut Client, creds: &[&[u8]]) -> bool {
     }
 }
 
-fn hello(client: &mut Client, frame: &[u8], args: &[Arg]) {
+fn hello(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let mut proto = client.proto;
     if args.len() >= 2 {
@@ -74,17 +117,15 @@ fn hello(client: &mut Client, frame: &[u8], args: &[Arg]) {
     }
     let mut i = 2;
     let mut name = None;
+    let mut authed_here = false;
     while i < args.len() {
         let opt = arg(i);
         if opt.eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
-            let (user, pass) = (arg(i + 1), arg(i + 2));
-            // AUTH inside HELLO: any error reply is the HELLO reply.
-            if user.eq_ignore_ascii_case(b"default") {
-                let _ = pass;
-            } else {
-                return client
-                    .error("WRONGPASS invalid username-password pair or user is disabled.");
+            // AUTH inside HELLO: its error, if any, is the HELLO reply.
+            if !check_credentials(ctx, client, Some(arg(i + 1)), arg(i + 2)) {
+                return;
             }
+            authed_here = true;
             i += 3;
         } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
             if !valid_name(arg(i + 1)) {
@@ -100,6 +141,9 @@ fn hello(client: &mut Client, frame: &[u8], args: &[Arg]) {
                 quoted(opt, 128)
             ));
         }
+    }
+    if !client.authenticated && !authed_here {
+        return client.fail(ErrorKind::Auth, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(n) = name {
         client.name = if n.is_empty() { None } else { Some(n) };
@@ -267,5 +311,19 @@ fn command_info(o: &mut Vec<u8>, c: &crate::command::CommandSpec, proto: Protoco
     write::integer(o, step);
     for _ in 0..4 {
         write::array_header(o, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cret", b"s3creT"));
+        assert!(!same_secret(b"s3cret", b"s3cret!"));
+        assert!(!same_secret(b"", b"x"));
+        assert!(same_secret(b"", b""));
     }
 }

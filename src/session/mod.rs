@@ -2,18 +2,19 @@
 //! request, dispatch them all (to upstreams or answered locally), wait for
 //! their replies, and write them back in request order in one write.
 pub mod local;
+pub mod plan;
 pub mod replies;
 
-use crate::command::{key_indices, lookup, CommandSpec, Exec, Split};
+use crate::command::{key_indices, lookup, CommandSpec, Exec, Local, Split};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
-use crate::resp::write::{self, quoted, Protocol};
+use crate::resp::write::{quoted, Protocol};
 use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use replies::{Multi, Part, Replies, Waiter};
+use replies::Replies;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -39,8 +40,13 @@ pub struct Client {
     pub proto: Protocol,
     pub name: Option<Vec<u8>>,
     pub close: bool,
+    /// False until AUTH succeeds when the proxy has a password.
+    pub authenticated: bool,
     replies: Rc<RefCell<Replies>>,
     keys: Vec<usize>,
+    targets: Vec<plan::Target>,
+    /// xorshift state for mirror fractions.
+    rng: u64,
     stats: Rc<CoreStats>,
     /// Requests of the current batch per latency group.
     groups: [u64; 4],
@@ -53,6 +59,16 @@ impl Client {
 
     pub fn error(&self, msg: &str) {
         self.fail(ErrorKind::Other, msg);
+    }
+
+    /// A uniform draw in [0, 1) (xorshift64*), for mirror fractions.
+    pub fn next_fraction(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub fn fail(&self, kind: ErrorKind, msg: &str) {
@@ -68,8 +84,11 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
         proto: Protocol::Resp2,
         name: None,
         close: false,
+        authenticated: ctx.topo.config.password.is_none(),
         replies: Replies::new(),
         keys: Vec::with_capacity(16),
+        targets: Vec::with_capacity(16),
+        rng: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
         stats: ctx.stats.clone(),
         groups: [0; 4],
     };
@@ -190,6 +209,15 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         );
         return;
     }
+    if !client.authenticated
+        && !matches!(
+            spec.exec,
+            Exec::Local(Local::Auth | Local::Hello | Local::Quit)
+        )
+    {
+        client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");
+        return;
+    }
     match spec.exec {
         Exec::Local(l) => local::run(l, ctx, client, frame, args),
         Exec::Unsupported => {
@@ -198,11 +226,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
                 &format!("ERR unsupported command '{}'", quoted(name, 128)),
             );
         }
-        Exec::Forward => {
-            let mut keys = std::mem::take(&mut client.keys);
-            forward(ctx, client, frame, args, spec, &mut keys);
-            client.keys = keys;
-        }
+        Exec::Forward => routed(ctx, client, frame, args, spec, None),
         Exec::Split(kind) => {
             if kind == Split::Mset && args.len().is_multiple_of(2) {
                 client.fail(
@@ -211,107 +235,34 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
                 );
                 return;
             }
-            let mut keys = std::mem::take(&mut client.keys);
-            split(ctx, client, frame, args, spec, kind, &mut keys);
-            client.keys = keys;
+            routed(ctx, client, frame, args, spec, Some(kind));
         }
     }
 }
 
-fn forward(
+/// A command served by the keys' endpoints.
+fn routed(
     ctx: &CoreContext,
     client: &mut Client,
     frame: &[u8],
     args: &[Arg],
     spec: &CommandSpec,
-    keys: &mut Vec<usize>,
+    kind: Option<Split>,
 ) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
-    if !find_keys(client, spec, frame, args, keys) {
-        return;
-    }
-    let Some(&first) = keys.first() else {
-        client.error(&format!(
-            "ERR '{}' without keys cannot be routed: keyway routes by key",
-            spec.name
-        ));
-        return;
-    };
-    let endpoint = ctx.topo.route(arg(first));
-    if keys[1..]
-        .iter()
-        .any(|&k| ctx.topo.route(arg(k)) != endpoint)
-    {
-        client.fail(
-            ErrorKind::CrossSlot,
-            "CROSSSLOT Keys in request don't hash to the same slot",
-        );
-        return;
-    }
-    let slot = client.replies.borrow_mut().push_waiting();
-    ctx.upstreams.send(
-        endpoint,
-        client.proto,
-        frame,
-        Waiter::new(&client.replies, slot, 0),
-    );
-}
-
-fn split(
-    ctx: &CoreContext,
-    client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
-    spec: &CommandSpec,
-    kind: Split,
-    keys: &mut Vec<usize>,
-) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
-    if !find_keys(client, spec, frame, args, keys) {
-        return;
-    }
-    let first = ctx.topo.route(arg(keys[0]));
-    if keys[1..].iter().all(|&k| ctx.topo.route(arg(k)) == first) {
-        // All on one endpoint: the request goes as it came.
-        let slot = client.replies.borrow_mut().push_waiting();
-        ctx.upstreams.send(
-            first,
-            client.proto,
-            frame,
-            Waiter::new(&client.replies, slot, 0),
-        );
-        return;
-    }
-    let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
-    for (ordinal, &k) in keys.iter().enumerate() {
-        let ep = ctx.topo.route(arg(k));
-        match groups.iter_mut().find(|(e, _)| *e == ep) {
-            Some((_, g)) => g.push(ordinal as u32),
-            None => groups.push((ep, vec![ordinal as u32])),
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets = std::mem::take(&mut client.targets);
+    if find_keys(client, spec, frame, args, &mut keys) {
+        if keys.is_empty() {
+            client.error(&format!(
+                "ERR '{}' without keys cannot be routed: keyway routes by key",
+                spec.name
+            ));
+        } else {
+            plan::execute(ctx, client, frame, args, spec, kind, &keys, &mut targets);
         }
     }
-    let parts = groups.iter().map(|(_, g)| Part::new(g.clone())).collect();
-    let slot = client
-        .replies
-        .borrow_mut()
-        .push_multi(Multi::new(kind, keys.len(), parts));
-    let per_key = if kind == Split::Mset { 2 } else { 1 };
-    for (pi, (ep, ordinals)) in groups.iter().enumerate() {
-        let conn = ctx.upstreams.conn(*ep, client.proto);
-        conn.send(
-            |buf| {
-                write::array_header(buf, 1 + per_key * ordinals.len());
-                write::bulk(buf, arg(0));
-                for &o in ordinals {
-                    let k = keys[o as usize];
-                    for i in k..k + per_key {
-                        write::bulk(buf, arg(i));
-                    }
-                }
-            },
-            Waiter::new(&client.replies, slot, pi),
-        );
-    }
+    client.keys = keys;
+    client.targets = targets;
 }
 
 /// Fills `keys` with the argument indices of the request's keys; on a bad

@@ -5,6 +5,7 @@
 
 use crate::command::Split;
 use crate::resp::{reply, write};
+use crate::stats::CoreStats;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Waker;
@@ -61,37 +62,71 @@ pub struct Replies {
     scratch: Vec<(usize, usize)>,
 }
 
-/// Where an upstream reply goes: a slot (and part) of one session's batch.
-pub struct Waiter {
-    replies: Rc<RefCell<Replies>>,
-    slot: u32,
-    part: u32,
+/// Where an upstream reply goes: a slot (and part) of one session's batch,
+/// or nowhere but the mirror counters for a mirrored copy.
+pub enum Waiter {
+    Client {
+        replies: Rc<RefCell<Replies>>,
+        slot: u32,
+        part: u32,
+    },
+    Mirror {
+        stats: Rc<CoreStats>,
+        cluster: u32,
+    },
 }
 
 impl Waiter {
     pub fn new(replies: &Rc<RefCell<Replies>>, slot: usize, part: usize) -> Waiter {
-        Waiter {
+        Waiter::Client {
             replies: replies.clone(),
             slot: slot as u32,
             part: part as u32,
         }
     }
 
+    pub fn mirror(stats: &Rc<CoreStats>, cluster: usize) -> Waiter {
+        Waiter::Mirror {
+            stats: stats.clone(),
+            cluster: cluster as u32,
+        }
+    }
+
+    pub fn is_mirror(&self) -> bool {
+        matches!(self, Waiter::Mirror { .. })
+    }
+
     pub fn complete(self, reply: &[u8]) {
-        self.replies
-            .borrow_mut()
-            .fill(self.slot as usize, self.part as usize, |a| {
-                a.extend_from_slice(reply)
-            });
+        match self {
+            Waiter::Client {
+                replies,
+                slot,
+                part,
+            } => replies
+                .borrow_mut()
+                .fill(slot as usize, part as usize, |a| a.extend_from_slice(reply)),
+            Waiter::Mirror { stats, cluster } => {
+                if reply::is_error(reply) {
+                    CoreStats::add(&stats.mirrors[cluster as usize].failed, 1);
+                }
+            }
+        }
     }
 
     /// Completes with an error reply; `msg` starts with its code.
     pub fn fail(self, msg: &str) {
-        self.replies
-            .borrow_mut()
-            .fill(self.slot as usize, self.part as usize, |a| {
-                write::error(a, msg)
-            });
+        match self {
+            Waiter::Client {
+                replies,
+                slot,
+                part,
+            } => replies
+                .borrow_mut()
+                .fill(slot as usize, part as usize, |a| write::error(a, msg)),
+            Waiter::Mirror { stats, cluster } => {
+                CoreStats::add(&stats.mirrors[cluster as usize].failed, 1)
+            }
+        }
     }
 }
 

@@ -17,17 +17,19 @@ pub enum ErrorKind {
     Unsupported,
     WrongArity,
     CrossSlot,
+    Auth,
     UpstreamTimeout,
     UpstreamUnavailable,
     Other,
 }
 
-pub const ERROR_KINDS: [(ErrorKind, &str); 8] = [
+pub const ERROR_KINDS: [(ErrorKind, &str); 9] = [
     (ErrorKind::Protocol, "protocol"),
     (ErrorKind::UnknownCommand, "unknown_command"),
     (ErrorKind::Unsupported, "unsupported"),
     (ErrorKind::WrongArity, "wrong_arity"),
     (ErrorKind::CrossSlot, "crossslot"),
+    (ErrorKind::Auth, "auth"),
     (ErrorKind::UpstreamTimeout, "upstream_timeout"),
     (ErrorKind::UpstreamUnavailable, "upstream_unavailable"),
     (ErrorKind::Other, "other"),
@@ -55,6 +57,13 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 #[derive(Default)]
+pub struct MirrorStats {
+    pub sent: Cell<u64>,
+    pub failed: Cell<u64>,
+    pub dropped: Cell<u64>,
+}
+
+#[derive(Default)]
 pub struct EndpointStats {
     pub requests: Cell<u64>,
     pub errors: Cell<u64>,
@@ -70,7 +79,10 @@ pub struct CoreStats {
     pub accepted: Cell<u64>,
     commands: Vec<Cell<u64>>,
     unknown_commands: Cell<u64>,
-    errors: [Cell<u64>; 8],
+    errors: [Cell<u64>; 9],
+    pub rejected_connections: Cell<u64>,
+    /// Per cluster, as a mirror target.
+    pub mirrors: Vec<MirrorStats>,
     pub bytes_in: Cell<u64>,
     pub bytes_out: Cell<u64>,
     pub endpoints: Vec<EndpointStats>,
@@ -84,7 +96,7 @@ fn command_index(spec: &CommandSpec) -> usize {
 }
 
 impl CoreStats {
-    pub fn new(core: usize, endpoints: usize) -> CoreStats {
+    pub fn new(core: usize, endpoints: usize, clusters: usize) -> CoreStats {
         CoreStats {
             core,
             connections: Cell::new(0),
@@ -92,6 +104,8 @@ impl CoreStats {
             commands: (0..COMMANDS.len()).map(|_| Cell::new(0)).collect(),
             unknown_commands: Cell::new(0),
             errors: Default::default(),
+            rejected_connections: Cell::new(0),
+            mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
             endpoints: (0..endpoints)
@@ -154,6 +168,12 @@ impl CoreStats {
             commands: self.commands.iter().map(e).collect(),
             unknown_commands: self.unknown_commands.get(),
             errors: self.errors.iter().map(e).collect(),
+            rejected_connections: self.rejected_connections.get(),
+            mirrors: self
+                .mirrors
+                .iter()
+                .map(|m| [m.sent.get(), m.failed.get(), m.dropped.get()])
+                .collect(),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
             endpoints: self
@@ -196,6 +216,9 @@ pub struct CoreSnapshot {
     pub commands: Vec<u64>,
     pub unknown_commands: u64,
     pub errors: Vec<u64>,
+    pub rejected_connections: u64,
+    /// Per cluster as a mirror target: sent, failed, dropped.
+    pub mirrors: Vec<[u64; 3]>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub endpoints: Vec<EndpointSnapshot>,
@@ -217,6 +240,12 @@ impl CoreSnapshot {
             t.unknown_commands += c.unknown_commands;
             for (a, b) in t.errors.iter_mut().zip(&c.errors) {
                 *a += b;
+            }
+            t.rejected_connections += c.rejected_connections;
+            for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
+                for i in 0..3 {
+                    a[i] += b[i];
+                }
             }
             t.bytes_in += c.bytes_in;
             t.bytes_out += c.bytes_out;
@@ -246,8 +275,8 @@ mod tests {
 
     #[test]
     fn counts_and_merges() {
-        let a = CoreStats::new(0, 1);
-        let b = CoreStats::new(1, 1);
+        let a = CoreStats::new(0, 1, 1);
+        let b = CoreStats::new(1, 1, 1);
         a.command(lookup(b"GET"));
         a.command(lookup(b"get"));
         b.command(lookup(b"set"));

@@ -7,6 +7,15 @@ use crate::topology::Topology;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 
+fn is_mirror_target(topo: &Topology, ring: &crate::topology::ClusterRing) -> bool {
+    let cfg = &topo.config;
+    let idx = topo.clusters.iter().position(|c| std::ptr::eq(c, ring));
+    cfg.catch_all_mirrors
+        .iter()
+        .chain(cfg.prefix_routes.iter().flat_map(|r| &r.mirrors))
+        .any(|m| Some(m.cluster) == idx)
+}
+
 pub fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
@@ -44,8 +53,8 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
     }
     let _ = write!(
         o,
-        "\"client_connections\":{},\"accepted_connections\":{},\"bytes_in\":{},\"bytes_out\":{},",
-        c.connections, c.accepted, c.bytes_in, c.bytes_out
+        "\"client_connections\":{},\"accepted_connections\":{},\"rejected_connections\":{},\"bytes_in\":{},\"bytes_out\":{},",
+        c.connections, c.accepted, c.rejected_connections, c.bytes_in, c.bytes_out
     );
     o.push_str("\"commands\":{");
     let cmds: Vec<String> = COMMANDS
@@ -84,6 +93,20 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
         })
         .collect();
     o.push_str(&eps.join(","));
+    o.push_str("],\"mirrors\":[");
+    let mirrors: Vec<String> = topo
+        .clusters
+        .iter()
+        .zip(&c.mirrors)
+        .filter(|(ring, _)| is_mirror_target(topo, ring))
+        .map(|(ring, [sent, failed, dropped])| {
+            format!(
+                "{{\"cluster\":{},\"sent\":{sent},\"failed\":{failed},\"dropped\":{dropped}}}",
+                json_str(&ring.name)
+            )
+        })
+        .collect();
+    o.push_str(&mirrors.join(","));
     o.push_str("],\"latency\":{");
     let lat: Vec<String> = GROUPS
         .iter()
@@ -132,27 +155,33 @@ pub fn clusters_json(topo: &Topology, cores: &[CoreSnapshot]) -> String {
         .iter()
         .enumerate()
         .map(|(ci, c)| {
-            let eps: Vec<String> = topo
-                .endpoints
+            let endpoint = |i: usize, weight: u32| {
+                let e = &topo.endpoints[i];
+                let states: Vec<String> = cores.iter().map(|s| format!("\"{}\"", s.endpoints[i].state)).collect();
+                format!(
+                    "{{\"address\":{},\"resolved\":\"{}\",\"role\":\"{}\",\"weight\":{},\"state_per_core\":[{}]}}",
+                    json_str(&e.label),
+                    e.addr,
+                    if e.replica { "replica" } else { "primary" },
+                    weight,
+                    states.join(",")
+                )
+            };
+            let shards: Vec<String> = topo.clusters[ci]
+                .shards
                 .iter()
-                .enumerate()
-                .filter(|(_, e)| e.cluster == ci)
-                .map(|(i, e)| {
-                    let states: Vec<String> = cores.iter().map(|s| format!("\"{}\"", s.endpoints[i].state)).collect();
-                    format!(
-                        "{{\"address\":{},\"resolved\":\"{}\",\"weight\":{},\"state_per_core\":[{}]}}",
-                        json_str(&e.label),
-                        e.addr,
-                        c.endpoints[i - topo.clusters[ci].first_endpoint].weight,
-                        states.join(",")
-                    )
+                .zip(&c.endpoints)
+                .map(|(sh, e)| {
+                    let reps: Vec<String> = sh.replicas.iter().map(|&r| endpoint(r, 1)).collect();
+                    format!("{{\"primary\":{},\"replicas\":[{}]}}", endpoint(sh.primary, e.weight), reps.join(","))
                 })
                 .collect();
             format!(
-                "{{\"name\":{},\"lb_policy\":\"{:?}\",\"endpoints\":[{}]}}",
+                "{{\"name\":{},\"lb_policy\":\"{:?}\",\"read_policy\":\"{:?}\",\"shards\":[{}]}}",
                 json_str(&c.name),
                 c.lb_policy,
-                eps.join(",")
+                c.read_policy,
+                shards.join(",")
             )
         })
         .collect();
@@ -198,6 +227,49 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
             "keyway_client_connections_accepted_total{{core=\"{}\"}} {}",
             c.core, c.accepted
         );
+    }
+    family(
+        &mut o,
+        "keyway_client_connections_rejected_total",
+        "counter",
+        "Client connections closed at once by the connection rate limit.",
+    );
+    for c in cores {
+        let _ = writeln!(
+            o,
+            "keyway_client_connections_rejected_total{{core=\"{}\"}} {}",
+            c.core, c.rejected_connections
+        );
+    }
+    let mirror_families = [
+        (
+            "keyway_mirror_requests_total",
+            "Requests mirrored to a cluster.",
+        ),
+        (
+            "keyway_mirror_failures_total",
+            "Mirrored requests that failed or got an error reply.",
+        ),
+        (
+            "keyway_mirror_dropped_total",
+            "Mirrored requests dropped because the mirror queue was full.",
+        ),
+    ];
+    for (i, (name, help)) in mirror_families.iter().enumerate() {
+        family(&mut o, name, "counter", help);
+        for c in cores {
+            for (ring, m) in topo.clusters.iter().zip(&c.mirrors) {
+                if is_mirror_target(topo, ring) {
+                    let _ = writeln!(
+                        o,
+                        "{name}{{core=\"{}\",cluster=\"{}\"}} {}",
+                        c.core,
+                        label(&ring.name),
+                        m[i]
+                    );
+                }
+            }
+        }
     }
     family(
         &mut o,

@@ -10,7 +10,7 @@
 //! clients an immediate error, never a hang.
 
 use crate::resp::reply::{is_error, ReplyScanner};
-use crate::resp::write::Protocol;
+use crate::resp::write::{self, Protocol};
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::replies::Waiter;
 use crate::stats::{CoreStats, ErrorKind};
@@ -25,17 +25,18 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnSettings {
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Credentials sent before anything else: (username, password).
+    pub auth: Option<(Option<String>, String)>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const TIMEOUT: &str = "ERR upstream timeout";
-const HELLO3: &[u8] = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -69,7 +70,9 @@ pub struct Conn {
     addr: SocketAddr,
     label: String,
     unavailable: String,
-    proto: Protocol,
+    auth_failed: String,
+    /// Sent first on every connection (HELLO 3 and/or AUTH); one reply.
+    handshake: Vec<u8>,
     settings: ConnSettings,
     inner: RefCell<Inner>,
     wakeup: Notify,
@@ -89,8 +92,9 @@ impl Conn {
             stats,
             addr,
             unavailable: format!("ERR upstream unavailable ({label})"),
+            auth_failed: format!("ERR upstream authentication failed ({label})"),
+            handshake: handshake(proto, &settings.auth),
             label,
-            proto,
             settings,
             inner: RefCell::new(Inner {
                 state: State::Idle,
@@ -114,7 +118,9 @@ impl Conn {
             if now < until {
                 drop(inner);
                 CoreStats::add(&es.errors, 1);
-                self.stats.error(ErrorKind::UpstreamUnavailable);
+                if !waiter.is_mirror() {
+                    self.stats.error(ErrorKind::UpstreamUnavailable);
+                }
                 waiter.fail(&self.unavailable);
                 return;
             }
@@ -151,7 +157,7 @@ impl Conn {
                 match TcpStream::connect_timeout(self.addr, self.settings.connect_timeout).await {
                     Ok(s) => s,
                     Err(e) => {
-                        self.connect_failed(&format!("connect failed: {e}"));
+                        self.connect_failed(&format!("connect failed: {e}"), &self.unavailable);
                         return;
                     }
                 };
@@ -160,8 +166,15 @@ impl Conn {
             self.inner.borrow_mut().state = State::Up;
             let end = self.serve(stream).await;
             match end {
+                End::Handshake(msg) if self.settings.auth.is_some() => {
+                    self.connect_failed(
+                        &format!("authentication failed: {msg}"),
+                        &self.auth_failed,
+                    );
+                    return;
+                }
                 End::Handshake(msg) => {
-                    self.connect_failed(&format!("HELLO 3 refused: {msg}"));
+                    self.connect_failed(&format!("HELLO 3 refused: {msg}"), &self.unavailable);
                     return;
                 }
                 End::Timeout => {
@@ -191,7 +204,9 @@ impl Conn {
         }
     }
 
-    fn connect_failed(&self, why: &str) {
+    /// Backs off (requests fail at once with `reply` until it ends) and
+    /// logs once per streak of failures.
+    fn connect_failed(&self, why: &str, reply: &str) {
         let failures = {
             let mut inner = self.inner.borrow_mut();
             inner.failures = inner.failures.saturating_add(1);
@@ -208,7 +223,7 @@ impl Conn {
                 self.label
             );
         }
-        self.fail_all(&self.unavailable);
+        self.fail_all(reply);
     }
 
     fn fail_all(&self, msg: &str) {
@@ -235,7 +250,9 @@ impl Conn {
                     if let Some(c) = counter {
                         CoreStats::add(c, 1);
                     }
-                    self.stats.error(kind);
+                    if !w.is_mirror() {
+                        self.stats.error(kind);
+                    }
                     w.fail(msg)
                 }
                 None => return,
@@ -254,8 +271,8 @@ impl Conn {
 
     async fn write_loop(&self, stream: &RefCell<TcpStream>) -> End {
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
-        if self.proto == Protocol::Resp3 {
-            if let Err(e) = write_all(stream, HELLO3).await {
+        if !self.handshake.is_empty() {
+            if let Err(e) = write_all(stream, &self.handshake).await {
                 return End::Io(e);
             }
         }
@@ -278,7 +295,7 @@ impl Conn {
         let mut buf = vec![0u8; READ_CHUNK];
         let (mut start, mut filled) = (0usize, 0usize);
         let mut scanner = ReplyScanner::new();
-        let mut hello_pending = self.proto == Protocol::Resp3;
+        let mut hello_pending = !self.handshake.is_empty();
         loop {
             if filled == buf.len() {
                 if start > 0 {
@@ -335,6 +352,16 @@ impl Conn {
         }
     }
 
+    /// Requests sent or queued and not answered yet.
+    pub fn pending(&self) -> usize {
+        self.inner.borrow().waiters.len()
+    }
+
+    /// False while connecting has failed and the backoff runs.
+    pub fn healthy(&self) -> bool {
+        !matches!(self.inner.borrow().state, State::Backoff(until) if Instant::now() < until)
+    }
+
     pub fn state_name(&self) -> &'static str {
         match self.inner.borrow().state {
             State::Idle => "idle",
@@ -359,6 +386,41 @@ impl Conn {
             }
         }
     }
+}
+
+/// The first request on a connection: `HELLO 3 [AUTH user pass]` for RESP3
+/// connections, `AUTH [user] pass` for RESP2 ones with credentials.
+fn handshake(proto: Protocol, auth: &Option<(Option<String>, String)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let user = auth
+        .as_ref()
+        .map(|(u, _)| u.as_deref().unwrap_or("default"));
+    match (proto, auth) {
+        (Protocol::Resp3, Some((_, pass))) => {
+            write::array_header(&mut out, 5);
+            for a in ["HELLO", "3", "AUTH", user.unwrap_or("default"), pass] {
+                write::bulk(&mut out, a.as_bytes());
+            }
+        }
+        (Protocol::Resp3, None) => {
+            write::array_header(&mut out, 2);
+            write::bulk(&mut out, b"HELLO");
+            write::bulk(&mut out, b"3");
+        }
+        (Protocol::Resp2, Some((Some(u), pass))) => {
+            write::array_header(&mut out, 3);
+            for a in ["AUTH", u, pass] {
+                write::bulk(&mut out, a.as_bytes());
+            }
+        }
+        (Protocol::Resp2, Some((None, pass))) => {
+            write::array_header(&mut out, 2);
+            write::bulk(&mut out, b"AUTH");
+            write::bulk(&mut out, pass.as_bytes());
+        }
+        (Protocol::Resp2, None) => {}
+    }
+    out
 }
 
 async fn read_some(stream: &RefCell<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {

@@ -2,9 +2,11 @@
 //! shared by every session on the core so their requests coalesce.
 pub mod conn;
 
+use crate::config::ReadPolicy;
 use crate::resp::write::Protocol;
 use crate::session::replies::Waiter;
 use crate::stats::CoreStats;
+use crate::topology::Shard;
 use crate::topology::Topology;
 use conn::{Conn, ConnSettings};
 use std::cell::Cell;
@@ -14,6 +16,8 @@ struct EndpointConns {
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
+    /// Round robin over a shard's replicas (kept on its primary's entry).
+    next_replica: Cell<usize>,
 }
 
 /// This core's connections to every endpoint of the topology.
@@ -23,15 +27,20 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(topo: &Topology, stats: &Rc<CoreStats>) -> Upstreams {
-        let settings = ConnSettings {
-            op_timeout: topo.config.op_timeout,
-            connect_timeout: topo.config.connect_timeout,
-        };
         let endpoints = topo
             .endpoints
             .iter()
             .enumerate()
             .map(|(i, e)| {
+                let cluster = &topo.config.clusters[e.cluster];
+                let settings = ConnSettings {
+                    op_timeout: topo.config.op_timeout,
+                    connect_timeout: topo.config.connect_timeout,
+                    auth: cluster
+                        .password
+                        .clone()
+                        .map(|p| (cluster.username.clone(), p)),
+                };
                 let make = |proto| {
                     (0..e.connections)
                         .map(|_| {
@@ -40,7 +49,7 @@ impl Upstreams {
                                 e.addr,
                                 e.label.clone(),
                                 proto,
-                                settings,
+                                settings.clone(),
                                 stats.clone(),
                             ))
                         })
@@ -50,6 +59,7 @@ impl Upstreams {
                     resp2: make(Protocol::Resp2),
                     resp3: make(Protocol::Resp3),
                     next: Cell::new(0),
+                    next_replica: Cell::new(0),
                 }
             })
             .collect();
@@ -69,6 +79,49 @@ impl Upstreams {
         let i = e.next.get();
         e.next.set(if i + 1 >= pool.len() { 0 } else { i + 1 });
         &pool[i.min(pool.len() - 1)]
+    }
+
+    fn healthy(&self, endpoint: usize) -> bool {
+        let e = &self.endpoints[endpoint];
+        e.resp2.iter().chain(&e.resp3).all(|c| c.healthy())
+    }
+
+    /// The endpoint of `shard` that serves a request: writes and the
+    /// `primary` policy go to the primary; replica policies spread reads
+    /// round robin and, for `prefer_*`, fall back when the preferred side
+    /// is failing on this core.
+    pub fn choose(&self, shard: &Shard, policy: ReadPolicy, is_read: bool) -> usize {
+        if !is_read || policy == ReadPolicy::Primary || shard.replicas.is_empty() {
+            return shard.primary;
+        }
+        let rr = &self.endpoints[shard.primary].next_replica;
+        let n = rr.get();
+        rr.set(n.wrapping_add(1));
+        let replica = |healthy_only: bool| {
+            let len = shard.replicas.len();
+            (0..len)
+                .map(|i| shard.replicas[(n + i) % len])
+                .find(|&r| !healthy_only || self.healthy(r))
+        };
+        match policy {
+            ReadPolicy::Primary => shard.primary,
+            ReadPolicy::PreferPrimary if self.healthy(shard.primary) => shard.primary,
+            ReadPolicy::PreferPrimary => replica(true).unwrap_or(shard.primary),
+            ReadPolicy::Replica => replica(true)
+                .or_else(|| replica(false))
+                .unwrap_or(shard.primary),
+            ReadPolicy::PreferReplica => replica(true).unwrap_or(shard.primary),
+            ReadPolicy::Any => {
+                let all = shard.replicas.len() + 1;
+                (0..all)
+                    .map(|i| match (n + i) % all {
+                        0 => shard.primary,
+                        r => shard.replicas[r - 1],
+                    })
+                    .find(|&e| self.healthy(e))
+                    .unwrap_or(shard.primary)
+            }
+        }
     }
 
     /// Connection state per endpoint, for stats: the best of its connections.
