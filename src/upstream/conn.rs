@@ -62,6 +62,14 @@ struct Inner {
     wbuf: Vec<u8>,
     waiters: VecDeque<(Waiter, Instant)>,
     failures: u32,
+    /// What requests get during the backoff: why connecting failed.
+    backoff_reply: BackoffReply,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BackoffReply {
+    Unavailable,
+    AuthFailed,
 }
 
 pub struct Conn {
@@ -102,6 +110,7 @@ impl Conn {
                 wbuf: Vec::with_capacity(16 * 1024),
                 waiters: VecDeque::with_capacity(256),
                 failures: 0,
+                backoff_reply: BackoffReply::Unavailable,
             }),
             wakeup: Notify::default(),
         }
@@ -116,12 +125,16 @@ impl Conn {
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
             if now < until {
+                let reply = match inner.backoff_reply {
+                    BackoffReply::Unavailable => &self.unavailable,
+                    BackoffReply::AuthFailed => &self.auth_failed,
+                };
                 drop(inner);
                 CoreStats::add(&es.errors, 1);
                 if !waiter.is_mirror() {
                     self.stats.error(ErrorKind::UpstreamUnavailable);
                 }
-                waiter.fail(&self.unavailable);
+                waiter.fail(reply);
                 return;
             }
             inner.state = State::Idle;
@@ -213,6 +226,11 @@ impl Conn {
             let backoff =
                 (BACKOFF_MIN * 2u32.saturating_pow(inner.failures.min(16) - 1)).min(BACKOFF_MAX);
             inner.state = State::Backoff(Instant::now() + backoff);
+            inner.backoff_reply = if std::ptr::eq(reply, self.auth_failed.as_str()) {
+                BackoffReply::AuthFailed
+            } else {
+                BackoffReply::Unavailable
+            };
             inner.driver_running = false;
             inner.failures
         };

@@ -9,11 +9,20 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port no other test of this process has been given, and free now.
+/// (Binding port 0 and releasing it let parallel tests receive the same
+/// port, and then share a server without noticing.)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() * 97) % 30_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + n % 30_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
@@ -57,6 +66,7 @@ pub fn scratch_dir(name: &str) -> ScratchDir {
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    _dir: ScratchDir,
 }
 
 impl Redis {
@@ -65,7 +75,16 @@ impl Redis {
     }
 
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, &[])
+    }
+
+    /// A redis-server with extra arguments (e.g. `--requirepass`, `--replicaof`).
+    pub fn start_with(port: u16, extra: &[&str]) -> Redis {
+        // Its own directory: a replica writes the RDB it receives to
+        // dump.rdb, and any redis-server started where one lies loads it.
+        let dir = scratch_dir("redis");
         let child = Command::new("redis-server")
+            .current_dir(&dir.0)
             .args([
                 "--port",
                 &port.to_string(),
@@ -76,6 +95,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -83,10 +103,19 @@ impl Redis {
         let r = Redis {
             port,
             child: Some(child),
+            _dir: dir,
         };
+        // The server answering must be ours, not another test's.
         assert!(
             wait_for_port(port, Duration::from_secs(10)),
             "redis-server on {port} did not start"
+        );
+        let info = r.client().cmd(&["INFO", "server"]);
+        let ours = format!("process_id:{}", r.child.as_ref().map_or(0, |c| c.id()));
+        // (A server with requirepass answers NOAUTH: nothing to compare.)
+        assert!(
+            info.starts_with('-') || info.contains(&ours),
+            "port {port} is served by another redis-server"
         );
         r
     }
@@ -97,6 +126,13 @@ impl Redis {
 
     pub fn client(&self) -> Client {
         Client::connect(self.port)
+    }
+
+    /// A client authenticated with `AUTH pass`.
+    pub fn client_auth(&self, pass: &str) -> Client {
+        let mut c = Client::connect(self.port);
+        assert_eq!(c.cmd(&["AUTH", pass]), "+OK\r\n");
+        c
     }
 
     pub fn kill(&mut self) {
@@ -295,6 +331,37 @@ impl Client {
 
 pub fn bulk(s: &str) -> String {
     format!("${}\r\n{}\r\n", s.len(), s)
+}
+
+/// GET over HTTP from keyway's admin endpoint; the body.
+pub fn admin_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The number after `"key":` in a JSON text, the first one after `after`.
+pub fn json_number(json: &str, after: &str, key: &str) -> i64 {
+    let start = json
+        .find(after)
+        .unwrap_or_else(|| panic!("{after} not in {json}"));
+    let rest = &json[start..];
+    let k = format!("\"{key}\":");
+    let i = rest
+        .find(&k)
+        .unwrap_or_else(|| panic!("{key} not after {after}"))
+        + k.len();
+    rest[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 /// The number of keys each backend holds.
