@@ -45,6 +45,14 @@ fn check_accepts_the_shipped_config_and_rejects_bad_ones_with_the_line() {
 }
 
 #[test]
+fn the_example_configurations_are_valid() {
+    for f in ["examples/dual-write.toml", "examples/triple-write.toml"] {
+        let out = keyway().args(["check", "--config", f]).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
 fn route_prints_cluster_and_endpoint_per_key() {
     let out = keyway()
         .args([
