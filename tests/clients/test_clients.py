@@ -165,3 +165,56 @@ def test_redis_benchmark_runs_without_errors(proxy):
     # The keys really went to the backends.
     total = sum(redis.Redis(port=p).dbsize() for p in proxy["backends"])
     assert total > 0
+
+
+def test_redis_py_with_passwords_on_both_sides():
+    """redis-py 8 authenticates with HELLO 3 AUTH; keyway authenticates to a
+    backend that has requirepass, on RESP3 and RESP2 upstream connections."""
+    tmp = tempfile.mkdtemp(prefix="keyway-auth-")
+    procs = []
+    try:
+        backend = free_port()
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(backend), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--requirepass", "backend-pw"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
+        wait_port(backend)
+        port = free_port()
+        cfg = Path(tmp) / "keyway.toml"
+        cfg.write_text(f"""
+[proxy]
+listen = "127.0.0.1:{port}"
+cores = 1
+password = "client-pw"
+
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:{backend}"]
+password = "backend-pw"
+
+[routes]
+catch_all = "main"
+
+[admin]
+latency_dir = "{tmp}/latency"
+""")
+        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=subprocess.DEVNULL))
+        wait_port(port)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).get("x")
+        r3 = redis.Redis(port=port, password="client-pw")
+        assert r3.set("auth:k", "v") and r3.get("auth:k") == b"v"
+        r2 = valkey.Valkey(port=port, password="client-pw", protocol=2)
+        assert r2.get("auth:k") == b"v"
+        pipe = r3.pipeline(transaction=False)
+        for i in range(200):
+            pipe.incr("auth:n")
+        assert pipe.execute()[-1] == 200
+        assert redis.Redis(port=backend, password="backend-pw").get("auth:n") == b"200"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
