@@ -183,6 +183,36 @@ latency_dir = "{tmp}/latency"
     kw_label = "keyway (1 core)" if a.mode == "one" else f"keyway ({ncpu} cores)"
     peers[kw_label] = (kw_port, kw.pid)
 
+    # The same keyway with every write mirrored to one more cluster (issue 4's
+    # migration setup): what dual write costs, measured in the same run.
+    mirror_port = free_port()
+    start(["redis-server", "--port", str(mirror_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+          cwd=tmp)
+    wait_port(mirror_port)
+    kwm_port = free_port()
+    (tmp / "keyway-mirror.toml").write_text(f"""[proxy]
+listen = "127.0.0.1:{kwm_port}"
+cores = {cores}
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+[[clusters]]
+name = "mirror"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:{mirror_port}"]
+[routes]
+catch_all = "main"
+catch_all_mirror = [{{ cluster = "mirror", exclude_read_commands = true }}]
+[admin]
+latency_dir = "{tmp}/latency-mirror"
+""")
+    kwm = start([str(KEYWAY), "--config", str(tmp / "keyway-mirror.toml")],
+                stderr=open(tmp / "keyway-mirror.log", "w"))
+    wait_port(kwm_port)
+    mirror_label = kw_label.replace("keyway", "keyway + mirror")
+    peers[mirror_label] = (kwm_port, kwm.pid)
+
     results = []
     for pipeline in (1, 16):
         for test in ("SET", "GET", "MSET", "MGET"):
@@ -226,6 +256,10 @@ latency_dir = "{tmp}/latency"
             e16, e1 = get(16, t, "envoy"), get(1, t, "envoy")
             ratios.append(f"  - vs Envoy: -P 16 throughput {k16[3] / e16[3]:.2f}×, CPU µs/req "
                           f"{k1[6] / e1[6]:.2f} at -P 1, {k16[6] / e16[6]:.2f} at -P 16")
+    for t in ("SET", "MSET"):
+        km, k = get(16, t, mirror_label), get(16, t, kw_label)
+        ratios.append(f"- {t} with writes mirrored to one more cluster: -P 16 throughput {km[3] / k[3]:.2f}× of "
+                      f"keyway without mirroring (target ≥ 0.8×), CPU µs/req {km[6]:.2f} vs {k[6]:.2f}")
     lines.append("\nRatios (same run):\n")
     lines.extend(ratios)
     text = "\n".join(lines) + "\n"
