@@ -2,7 +2,7 @@
 //! /clusters, /latency, /latency/dump, /ready. It runs on its own thread
 //! off the data path and asks every core for a snapshot over its channel.
 
-use crate::runtime::Cores;
+use crate::runtime::control::Cores;
 use crate::stats::{latency, render};
 use crate::topology::Topology;
 use std::io::{Read, Write};

@@ -1,44 +1,18 @@
 //! Start-up and the control thread: pick CPUs, check io_uring and locked
 //! memory, start one pinned core per CPU, then wait for signals.
+pub mod control;
 pub mod core;
 pub mod notify;
 
+pub use control::Cores;
+
 use crate::admin::Admin;
 use crate::config::{Config, Cores as CoreChoice};
-use crate::stats::{latency, CoreSnapshot};
+use crate::stats::latency;
 use crate::topology::Topology;
-use crossbeam_channel::{bounded, unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// The control side's handle on every core: their channels.
-#[derive(Clone)]
-pub struct Cores {
-    senders: Vec<Sender<core::CoreMsg>>,
-}
-
-impl Cores {
-    /// A snapshot from every core that answers within a second.
-    pub fn snapshots(&self) -> Vec<CoreSnapshot> {
-        let (tx, rx) = unbounded();
-        let asked = self
-            .senders
-            .iter()
-            .filter(|s| s.send(core::CoreMsg::Snapshot(tx.clone())).is_ok())
-            .count();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut out = Vec::with_capacity(asked);
-        while out.len() < asked {
-            match rx.recv_deadline(deadline) {
-                Ok(s) => out.push(s),
-                Err(_) => break,
-            }
-        }
-        out.sort_by_key(|s| s.core);
-        out
-    }
-}
 
 fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
     let dir = &topo.config.latency_dir;
@@ -112,9 +86,7 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
     }
-    let handles = Cores {
-        senders: cores.iter().map(|(tx, _)| tx.clone()).collect(),
-    };
+    let handles = Cores::new(cores.iter().map(|(tx, _)| tx.clone()).collect());
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(l) = admin_listener {
         let admin = Admin {

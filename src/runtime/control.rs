@@ -1,0 +1,39 @@
+//! The control side's handle on every core: their channels. Used by the
+//! control thread (signals, shutdown) and the admin endpoint.
+
+use super::core::CoreMsg;
+use crate::stats::CoreSnapshot;
+use crossbeam_channel::{unbounded, Sender};
+use std::time::{Duration, Instant};
+
+/// The control side's handle on every core: their channels.
+#[derive(Clone)]
+pub struct Cores {
+    senders: Vec<Sender<CoreMsg>>,
+}
+
+impl Cores {
+    pub fn new(senders: Vec<Sender<CoreMsg>>) -> Cores {
+        Cores { senders }
+    }
+
+    /// A snapshot from every core that answers within a second.
+    pub fn snapshots(&self) -> Vec<CoreSnapshot> {
+        let (tx, rx) = unbounded();
+        let asked = self
+            .senders
+            .iter()
+            .filter(|s| s.send(CoreMsg::Snapshot(tx.clone())).is_ok())
+            .count();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut out = Vec::with_capacity(asked);
+        while out.len() < asked {
+            match rx.recv_deadline(deadline) {
+                Ok(s) => out.push(s),
+                Err(_) => break,
+            }
+        }
+        out.sort_by_key(|s| s.core);
+        out
+    }
+}
