@@ -48,7 +48,11 @@ fn check_accepts_the_shipped_config_and_rejects_bad_ones_with_the_line() {
 fn the_example_configurations_are_valid() {
     for f in ["examples/dual-write.toml", "examples/triple-write.toml"] {
         let out = keyway().args(["check", "--config", f]).output().unwrap();
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
