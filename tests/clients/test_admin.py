@@ -102,8 +102,9 @@ def test_stats_counters_match_the_traffic(proxy):
     assert total["latency"]["multi"]["count"] == 5
     status, _, clusters = get(proxy, "/clusters")
     c = json.loads(clusters)["clusters"][0]
-    assert c["name"] == "main" and len(c["endpoints"]) == 2
-    assert "up" in {s for e in c["endpoints"] for s in e["state_per_core"]}
+    assert c["name"] == "main" and c["read_policy"] == "Primary" and len(c["shards"]) == 2
+    assert all(sh["primary"]["role"] == "primary" and sh["replicas"] == [] for sh in c["shards"])
+    assert "up" in {s for sh in c["shards"] for s in sh["primary"]["state_per_core"]}
     assert get(proxy, "/ready")[0] == 200
     assert "/metrics" in get(proxy, "/")[2]
 
