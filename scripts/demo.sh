@@ -68,3 +68,5 @@ done
 
 kill -TERM $KEYWAY_PID
 wait $KEYWAY_PID && echo "keyway stopped cleanly"
+echo "per-core latency of this run (dumped at shutdown, HdrHistogram .hgrm files beside it):"
+$KEYWAY latency /tmp/keyway-latency
