@@ -506,3 +506,21 @@ fn sigterm_stops_cleanly() {
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
     assert_eq!(k.stop(), Some(0));
 }
+
+#[test]
+fn an_inline_command_with_a_nul_byte_is_answered_and_keyway_lives_on() {
+    // Before the fix this looped forever in the inline splitter, growing
+    // memory until the process was killed.
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let mut cl = k.client();
+    cl.send_raw(b"PING\0\0 junk\r\nECHO hi\0there\r\n");
+    assert_eq!(cl.read_reply().unwrap(), b"+PONG\r\n");
+    // As in Redis, the line ends at the NUL: "ECHO hi".
+    assert_eq!(
+        String::from_utf8(cl.read_reply().unwrap()).unwrap(),
+        bulk("hi")
+    );
+    assert_eq!(cl.cmd(&["SET", "after", "nul"]), "+OK\r\n");
+    assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
+}

@@ -203,3 +203,45 @@ mod tests {
         assert_eq!(elements(r, 2, &mut out), None);
     }
 }
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+
+    #[test]
+    fn mutated_replies_never_panic_and_resume_like_whole() {
+        let base: &[&[u8]] = &[
+            b"*3\r\n$3\r\nabc\r\n*2\r\n:1\r\n$-1\r\n%1\r\n+k\r\n~2\r\n#t\r\n,1.5\r\n",
+            b"|1\r\n+a\r\n:1\r\n>2\r\n+x\r\n=5\r\ntxt:y\r\n",
+            b"!3\r\nERR\r\n_\r\n(12345\r\n-ERR x\r\n",
+        ];
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..20000 {
+            let mut s = base[next(base.len())].to_vec();
+            for _ in 0..next(4) {
+                let at = next(s.len());
+                s[at] = b"*$%|>\r\n-0123456789"[next(18)];
+            }
+            let whole = reply_len(&s);
+            let mut sc = ReplyScanner::new();
+            let mut end = 0;
+            let mut got = Ok(None);
+            while end < s.len() {
+                end = (end + 1 + next(5)).min(s.len());
+                got = sc.scan(&s[..end]);
+                if !matches!(got, Ok(None)) {
+                    break;
+                }
+            }
+            if let (Ok(Some(a)), Ok(Some(b))) = (&got, &whole) {
+                assert!(a <= b || *a == *b);
+            }
+        }
+    }
+}

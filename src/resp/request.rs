@@ -246,6 +246,8 @@ fn hex(c: u8) -> Option<u8> {
 /// escapes, 'single quotes' with `\'`. None when quotes are unbalanced or a
 /// closing quote is not followed by a space.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis splits the line as a C string: it ends at the first NUL.
+    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
     let mut out = Vec::new();
     let mut p = 0;
     let n = line.len();
@@ -314,7 +316,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[p] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => dq = true,
                     b'\'' => sq = true,
                     c => cur.push(c),
@@ -428,6 +430,17 @@ mod tests {
     }
 
     #[test]
+    fn inline_nul_ends_the_line_instead_of_looping_forever() {
+        // Found by the random test: "a\0b" made split_args push empty
+        // arguments forever (NUL ended a word but was not skipped).
+        assert_eq!(split_args(b"a\0b c").unwrap(), vec![b"a".to_vec()]);
+        assert_eq!(split_args(b"\0").unwrap(), Vec::<Vec<u8>>::new());
+        let mut s = scanner();
+        assert_eq!(s.scan(b"PING\0junk\r\n"), Ok(Scanned::Inline { len: 11 }));
+        assert_eq!(s.inline_frame(), b"*1\r\n$4\r\nPING\r\n");
+    }
+
+    #[test]
     fn split_args_quotes() {
         assert_eq!(
             split_args(b"a 'b c' \"d\\\"e\" 'it\\'s'").unwrap(),
@@ -453,5 +466,168 @@ mod tests {
         buf[5] = b'X';
         buf.extend_from_slice(b"$1\r\nb\r\n");
         assert!(matches!(s.scan(&buf), Ok(Scanned::Frame { .. })));
+    }
+}
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Frames of a stream fed whole: (kind, bytes consumed, args) or the error.
+    fn frames(
+        s: &mut RequestScanner,
+        stream: &[u8],
+    ) -> (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>) {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            match s.scan(&stream[pos..]) {
+                Ok(Scanned::Frame { len }) => {
+                    let f = &stream[pos..pos + len];
+                    out.push((
+                        b'f',
+                        len,
+                        s.args()
+                            .iter()
+                            .map(|a| f[a.start..a.end].to_vec())
+                            .collect(),
+                    ));
+                    pos += len;
+                }
+                Ok(Scanned::Inline { len }) => {
+                    let f = s.inline_frame().to_vec();
+                    out.push((
+                        b'i',
+                        len,
+                        s.args()
+                            .iter()
+                            .map(|a| f[a.start..a.end].to_vec())
+                            .collect(),
+                    ));
+                    pos += len;
+                }
+                Ok(Scanned::Empty { len }) => pos += len,
+                Ok(Scanned::Incomplete { .. }) => return (out, None),
+                Err(e) => return (out, Some(e.0)),
+            }
+        }
+    }
+
+    /// The same stream arriving in random chunks, scanned as a session does.
+    fn frames_chunked(
+        rng: &mut Rng,
+        stream: &[u8],
+    ) -> (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>) {
+        let mut s = RequestScanner::new(Limits::default());
+        let mut out = Vec::new();
+        let (mut start, mut end) = (0, 0);
+        while end < stream.len() {
+            end = (end + 1 + rng.below(7)).min(stream.len());
+            loop {
+                match s.scan(&stream[start..end]) {
+                    Ok(Scanned::Frame { len }) => {
+                        let f = &stream[start..start + len];
+                        out.push((
+                            b'f',
+                            len,
+                            s.args()
+                                .iter()
+                                .map(|a| f[a.start..a.end].to_vec())
+                                .collect(),
+                        ));
+                        start += len;
+                    }
+                    Ok(Scanned::Inline { len }) => {
+                        let f = s.inline_frame().to_vec();
+                        out.push((
+                            b'i',
+                            len,
+                            s.args()
+                                .iter()
+                                .map(|a| f[a.start..a.end].to_vec())
+                                .collect(),
+                        ));
+                        start += len;
+                    }
+                    Ok(Scanned::Empty { len }) => start += len,
+                    Ok(Scanned::Incomplete { .. }) => break,
+                    Err(e) => return (out, Some(e.0)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    fn valid_stream(rng: &mut Rng) -> Vec<u8> {
+        let mut s = Vec::new();
+        for _ in 0..rng.below(20) {
+            if rng.below(5) == 0 {
+                s.extend_from_slice(b"PING  x \"a b\"\r\n");
+                continue;
+            }
+            let n = 1 + rng.below(5);
+            s.extend(format!("*{n}\r\n").bytes());
+            for _ in 0..n {
+                let len = rng.below(12);
+                s.extend(format!("${len}\r\n").bytes());
+                s.extend((0..len).map(|_| rng.below(256) as u8));
+                s.extend_from_slice(b"\r\n");
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn chunked_input_scans_like_whole_input() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        for _ in 0..3000 {
+            let stream = valid_stream(&mut rng);
+            let whole = frames(&mut RequestScanner::new(Limits::default()), &stream);
+            assert_eq!(whole.1, None);
+            assert_eq!(frames_chunked(&mut rng, &stream), whole);
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics_and_errors_match_whole_input() {
+        let mut rng = Rng(0xdead_beef_0bad_f00d);
+        for _ in 0..20000 {
+            let mut stream = valid_stream(&mut rng);
+            // Mutate: flip, insert or cut bytes, sometimes protocol bytes.
+            for _ in 0..1 + rng.below(4) {
+                if stream.is_empty() {
+                    break;
+                }
+                let at = rng.below(stream.len());
+                match rng.below(3) {
+                    0 => stream[at] = b"*$\r\n-0123456789x"[rng.below(16)],
+                    1 => stream.insert(at, rng.below(256) as u8),
+                    _ => {
+                        stream.remove(at);
+                    }
+                }
+            }
+            let whole = frames(&mut RequestScanner::new(Limits::default()), &stream);
+            let chunked = frames_chunked(&mut rng, &stream);
+            // Chunked scanning may stop at an incomplete tail that the whole
+            // stream shows as an error, never the other way round.
+            assert!(whole.0.starts_with(&chunked.0) || chunked.0 == whole.0);
+            if chunked.1.is_some() {
+                assert_eq!(chunked, whole);
+            }
+        }
     }
 }
