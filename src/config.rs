@@ -253,6 +253,18 @@ impl Ctx<'_> {
     }
 }
 
+/// What twemproxy hashes for a server written `address` (its alias wins;
+/// port 11211 hashes the host alone), so ketama places keys as nutcracker.
+fn ketama_name(address: &str, alias: Option<&str>) -> String {
+    match address
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+    {
+        Some((host, port)) => crate::route::ketama::twemproxy_server_name(host, port, alias),
+        None => alias.unwrap_or(address).to_string(),
+    }
+}
+
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -533,7 +545,7 @@ impl Config {
                     address: address.clone(),
                     addr,
                     weight,
-                    ketama_name: name.clone().unwrap_or_else(|| address.clone()),
+                    ketama_name: ketama_name(address, name.as_deref()),
                 });
             }
             let read_policy = match &c.read_policy {
@@ -589,7 +601,17 @@ impl Config {
                 8 * 1024 * 1024,
                 8 * 1024 * 1024,
             )?;
-            let table_size = positive(&ctx, &c.table_size, &key("table_size"), 65537, 5_000_011)?;
+            let table_size_raw =
+                positive(&ctx, &c.table_size, &key("table_size"), 65537, 5_000_011)?;
+            if !crate::route::maglev::is_prime(table_size_raw) {
+                let sp = c.table_size.as_ref().map(|t| t.span()).unwrap_or(0..0);
+                return Err(ctx.err(
+                    sp,
+                    &key("table_size"),
+                    "must be a prime number, as in Envoy (e.g. 65537)",
+                ));
+            }
+            let table_size = table_size_raw;
             clusters.push(Cluster {
                 name,
                 lb_policy,
@@ -835,6 +857,21 @@ catch_all = "main"
         assert!(e.contains("duplicate cluster name"), "{e}");
         let e = err(&GOOD.replace("127.0.0.1:7001", "127.0.0.1"));
         assert!(e.contains("t.toml:10:") && e.contains("host:port"), "{e}");
+    }
+
+    #[test]
+    fn ketama_names_and_maglev_table_size_follow_the_peers() {
+        assert_eq!(ketama_name("10.0.0.1:6379", None), "10.0.0.1:6379");
+        assert_eq!(ketama_name("10.0.0.1:11211", None), "10.0.0.1");
+        assert_eq!(ketama_name("10.0.0.1:6379", Some("server1")), "server1");
+        let e = err(&GOOD.replace(
+            "lb_policy = \"ring_hash\"",
+            "lb_policy = \"maglev\"\ntable_size = 65536",
+        ));
+        assert!(
+            e.contains("clusters[0].table_size") && e.contains("prime"),
+            "{e}"
+        );
     }
 
     #[test]

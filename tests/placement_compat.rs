@@ -93,6 +93,11 @@ fn ketama_matches_real_nutcracker() {
     let weights = [1, 1, 2, 1];
     let dir = scratch_dir("nutcracker");
     for hash in [
+        "crc32",
+        "crc32a",
+        "crc16",
+        "jenkins",
+        "hsieh",
         "fnv1a_64",
         "md5",
         "murmur",

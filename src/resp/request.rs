@@ -473,6 +473,9 @@ mod tests {
 mod random_tests {
     use super::*;
 
+    /// Frames found (kind, bytes, args) and the error that stopped the scan.
+    type Scan = (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>);
+
     struct Rng(u64);
     impl Rng {
         fn next(&mut self) -> u64 {
@@ -487,10 +490,7 @@ mod random_tests {
     }
 
     /// Frames of a stream fed whole: (kind, bytes consumed, args) or the error.
-    fn frames(
-        s: &mut RequestScanner,
-        stream: &[u8],
-    ) -> (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>) {
+    fn frames(s: &mut RequestScanner, stream: &[u8]) -> Scan {
         let mut out = Vec::new();
         let mut pos = 0;
         loop {
@@ -527,10 +527,7 @@ mod random_tests {
     }
 
     /// The same stream arriving in random chunks, scanned as a session does.
-    fn frames_chunked(
-        rng: &mut Rng,
-        stream: &[u8],
-    ) -> (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>) {
+    fn frames_chunked(rng: &mut Rng, stream: &[u8]) -> Scan {
         let mut s = RequestScanner::new(Limits::default());
         let mut out = Vec::new();
         let (mut start, mut end) = (0, 0);
