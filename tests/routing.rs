@@ -511,3 +511,49 @@ fn wrong_upstream_credentials_give_a_clear_error_without_a_reconnect_storm() {
         "{attempts} connection attempts for 50 requests"
     );
 }
+
+#[test]
+fn multi_key_reads_on_one_shard_stay_on_one_replica() {
+    // Found in review: the replica round robin advanced per key, so
+    // SUNION {t}x {t}y could be sent half to each replica: -CROSSSLOT.
+    let primary = Redis::start();
+    let port = primary.port.to_string();
+    let r1 = Redis::start_with(free_port(), &["--replicaof", "127.0.0.1", &port]);
+    let r2 = Redis::start_with(free_port(), &["--replicaof", "127.0.0.1", &port]);
+    for policy in ["replica", "any"] {
+        let config = format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nread_policy = \"{policy}\"\nshards = [{{ primary = \"{}\", replicas = [\"{}\", \"{}\"] }}]\n\n[routes]\ncatch_all = \"main\"\n",
+            primary.addr(),
+            r1.addr(),
+            r2.addr()
+        );
+        let k = Keyway::start("", &config);
+        let mut cl = k.client();
+        assert_eq!(cl.cmd(&["SADD", "{t}x", "a"]), ":1\r\n");
+        assert_eq!(cl.cmd(&["SADD", "{t}y", "b"]), ":1\r\n");
+        wait_replicated_cmd(&r1, &["SCARD", "{t}y"], ":1\r\n");
+        wait_replicated_cmd(&r2, &["SCARD", "{t}y"], ":1\r\n");
+        let before = cmdstat_calls(&r1, "sunion") + cmdstat_calls(&r2, "sunion");
+        for _ in 0..20 {
+            let r = cl.cmd(&["SUNION", "{t}x", "{t}y"]);
+            assert!(r.starts_with("*2\r\n"), "{policy}: {r}");
+        }
+        if policy == "replica" {
+            // Spread over both replicas across requests.
+            assert!(cmdstat_calls(&r1, "sunion") > 0 && cmdstat_calls(&r2, "sunion") > 0);
+            assert_eq!(
+                cmdstat_calls(&r1, "sunion") + cmdstat_calls(&r2, "sunion") - before,
+                20
+            );
+        }
+        assert_eq!(cl.cmd(&["DEL", "{t}x", "{t}y"]), ":2\r\n");
+    }
+}
+
+fn wait_replicated_cmd(replica: &Redis, cmd: &[&str], want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.client().cmd(cmd) != want {
+        assert!(Instant::now() < deadline, "replication did not happen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

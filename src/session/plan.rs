@@ -42,6 +42,7 @@ pub fn execute(
     targets.clear();
     // One draw per request, so all keys of a request are mirrored or none.
     let draw = client.next_fraction();
+    let turn = ctx.upstreams.next_turn();
     for (ordinal, &k) in keys.iter().enumerate() {
         let key = arg(k);
         let Some(route) = topo.resolve(key) else {
@@ -50,9 +51,12 @@ pub fn execute(
         };
         let stripped = &key[route.strip..];
         let shard = topo.shard(route.cluster, stripped);
-        let endpoint =
-            ctx.upstreams
-                .choose(shard, topo.clusters[route.cluster].read_policy, is_read);
+        let endpoint = ctx.upstreams.choose(
+            shard,
+            topo.clusters[route.cluster].read_policy,
+            is_read,
+            turn,
+        );
         let t = |sink: usize, endpoint: usize| Target {
             sink: sink as u32,
             endpoint: endpoint as u32,
@@ -65,9 +69,9 @@ pub fn execute(
                 continue;
             }
             let shard = topo.shard(m.cluster, stripped);
-            let ep = ctx
-                .upstreams
-                .choose(shard, topo.clusters[m.cluster].read_policy, is_read);
+            let ep =
+                ctx.upstreams
+                    .choose(shard, topo.clusters[m.cluster].read_policy, is_read, turn);
             targets.push(t(m.cluster + 1, ep));
         }
     }

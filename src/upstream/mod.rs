@@ -16,13 +16,13 @@ struct EndpointConns {
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
-    /// Round robin over a shard's replicas (kept on its primary's entry).
-    next_replica: Cell<usize>,
 }
 
 /// This core's connections to every endpoint of the topology.
 pub struct Upstreams {
     endpoints: Vec<EndpointConns>,
+    /// Replica round robin, advanced once per request.
+    turn: Cell<usize>,
 }
 
 impl Upstreams {
@@ -59,11 +59,13 @@ impl Upstreams {
                     resp2: make(Protocol::Resp2),
                     resp3: make(Protocol::Resp3),
                     next: Cell::new(0),
-                    next_replica: Cell::new(0),
                 }
             })
             .collect();
-        Upstreams { endpoints }
+        Upstreams {
+            endpoints,
+            turn: Cell::new(0),
+        }
     }
 
     /// A connection to `endpoint` speaking `proto` (round robin over the pool).
@@ -86,17 +88,24 @@ impl Upstreams {
         e.resp2.iter().chain(&e.resp3).all(|c| c.healthy())
     }
 
-    /// The endpoint of `shard` that serves a request: writes and the
-    /// `primary` policy go to the primary; replica policies spread reads
-    /// round robin and, for `prefer_*`, fall back when the preferred side
-    /// is failing on this core.
-    pub fn choose(&self, shard: &Shard, policy: ReadPolicy, is_read: bool) -> usize {
+    /// A new turn of the replica round robin: taken once per request, so
+    /// that every key of one shard in a request picks the same endpoint
+    /// (multi-key reads must not be split over replicas).
+    pub fn next_turn(&self) -> usize {
+        let n = self.turn.get();
+        self.turn.set(n.wrapping_add(1));
+        n
+    }
+
+    /// The endpoint of `shard` that serves a request in round-robin `turn`:
+    /// writes and the `primary` policy go to the primary; replica policies
+    /// spread reads and, for `prefer_*`, fall back when the preferred side
+    /// is failing on this core. A pure function of its inputs and health.
+    pub fn choose(&self, shard: &Shard, policy: ReadPolicy, is_read: bool, turn: usize) -> usize {
         if !is_read || policy == ReadPolicy::Primary || shard.replicas.is_empty() {
             return shard.primary;
         }
-        let rr = &self.endpoints[shard.primary].next_replica;
-        let n = rr.get();
-        rr.set(n.wrapping_add(1));
+        let n = turn;
         let replica = |healthy_only: bool| {
             let len = shard.replicas.len();
             (0..len)
