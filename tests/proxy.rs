@@ -524,3 +524,69 @@ fn an_inline_command_with_a_nul_byte_is_answered_and_keyway_lives_on() {
     assert_eq!(cl.cmd(&["SET", "after", "nul"]), "+OK\r\n");
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn announced_sizes_do_not_commit_memory() {
+    // Found in review: "*1\r\n$536870912\r\n" made the session zero-fill a
+    // 512 MB buffer at once; 20 such idle connections took ~10 GB.
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let before = rss_kib(k.pid());
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut c = k.client();
+        c.send_raw(b"*1\r\n$536870912\r\n");
+        idle.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_kib(k.pid());
+    assert!(
+        after < before + 50 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    // A real large value still works.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["STRLEN", "big"]), format!(":{}\r\n", big.len()));
+}
+
+#[test]
+fn unauthenticated_clients_get_redis_tighter_protocol_limits() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "password = \"pw\"");
+    let mut cl = k.client();
+    cl.send_raw(b"*11\r\n");
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    assert!(cl.closed());
+    let mut cl = k.client();
+    cl.send_raw(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n");
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
+    // Once authenticated, the configured limits apply.
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["AUTH", "pw"]), "+OK\r\n");
+    let v = "y".repeat(100_000);
+    let mut mset = vec!["MSET"];
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        mset.push(key);
+        mset.push(&v);
+    }
+    assert_eq!(cl.cmd(&mset), "+OK\r\n");
+}

@@ -12,6 +12,16 @@ pub struct Limits {
     pub max_inline_len: usize,
 }
 
+impl Limits {
+    /// Redis 7's limits for clients that have not authenticated yet (when
+    /// a password is required): at most 10 arguments of at most 16 KB.
+    pub const UNAUTHENTICATED: Limits = Limits {
+        max_bulk_len: 16 * 1024,
+        max_multibulk_len: 10,
+        max_inline_len: 64 * 1024,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

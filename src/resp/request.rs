@@ -54,6 +54,10 @@ pub struct RequestScanner {
 }
 
 impl RequestScanner {
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     pub fn new(limits: Limits) -> Self {
         RequestScanner {
             limits,

@@ -104,6 +104,12 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
                 more_ready = true;
                 break;
             }
+            // Until a client authenticates, Redis's tighter limits apply.
+            scanner.set_limits(if client.authenticated {
+                ctx.limits
+            } else {
+                Limits::UNAUTHENTICATED
+            });
             match scanner.scan(&rbuf[start..end]) {
                 Ok(Scanned::Frame { len }) => {
                     dispatch(&ctx, &mut client, &rbuf[start..start + len], scanner.args());
@@ -157,9 +163,12 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
             end -= start;
             start = 0;
         }
-        let want = need.max(end + READ_CHUNK / 4);
-        if want > rbuf.len() {
-            rbuf.resize(want.max(rbuf.len() * 2).min(want + (64 << 20)), 0);
+        // Grow with the data that arrives, never by a size the client only
+        // announced: at most double per read (a 21-byte header declaring a
+        // 512 MB value must not commit 512 MB).
+        if rbuf.len() - end < READ_CHUNK / 4 {
+            let grown = (rbuf.len() * 2).min(need.max(end + READ_CHUNK));
+            rbuf.resize(grown.max(end + READ_CHUNK / 4), 0);
         }
         match stream.read(&mut rbuf[end..]).await {
             Ok(0) | Err(_) => return,
