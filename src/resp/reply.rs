@@ -8,6 +8,8 @@ use super::parse_int;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyError(pub String);
 
+const MAX_COUNT: i64 = u32::MAX as i64;
+
 /// Scans one reply; keeps its place between calls while the reply is
 /// incomplete. The buffer passed must always start at the reply's start.
 #[derive(Debug, Default)]
@@ -44,7 +46,12 @@ impl ReplyScanner {
             }
             let line = &rest[..r];
             let next = pos + 1 + r + 2;
-            let count = |line: &[u8]| parse_int(line).ok_or_else(|| bad("invalid length"));
+            // No real reply comes near 2^32 elements or bytes; bigger counts
+            // could only overflow the bookkeeping and misalign replies.
+            let count = |line: &[u8]| match parse_int(line) {
+                Some(n) if n <= MAX_COUNT => Ok(n),
+                _ => Err(bad("invalid length")),
+            };
             let (end, more) = match kind {
                 b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (next, 0),
                 b'$' | b'!' | b'=' => {
@@ -73,7 +80,9 @@ impl ReplyScanner {
                 }
             };
             self.pos = end;
-            self.remaining = self.remaining - 1 + more;
+            self.remaining = (self.remaining - 1)
+                .checked_add(more)
+                .ok_or_else(|| bad("aggregate too large"))?;
         }
         Ok(Some(self.pos))
     }
@@ -179,6 +188,23 @@ mod tests {
         assert_eq!(s.scan(full), Ok(Some(full.len())));
         // The scanner is ready for the next reply.
         assert_eq!(s.scan(b":1\r\n"), Ok(Some(4)));
+    }
+
+    #[test]
+    fn huge_counts_are_errors_not_overflows() {
+        // Found in review: the pending count overflowed, so a backend could
+        // end a reply early and misalign replies across clients.
+        let evil =
+            b"*3\r\n*9223372036854775807\r\n*9223372036854775807\r\n*9223372036854775807\r\n";
+        assert!(reply_len(evil).is_err());
+        assert!(reply_len(b"$9223372036854775807\r\n").is_err());
+        assert!(reply_len(b"%4294967296\r\n").is_err());
+        let mut s = ReplyScanner::new();
+        let mut deep = Vec::new();
+        for _ in 0..3 {
+            deep.extend_from_slice(b"*4294967295\r\n");
+        }
+        assert!(s.scan(&deep).is_err() || s.scan(&deep) == Ok(None));
     }
 
     #[test]
