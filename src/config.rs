@@ -278,10 +278,12 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => v * 3600.0,
         _ => return None,
     };
-    if !secs.is_finite() || secs <= 0.0 {
+    // Positive and at most a year: anything longer is a typo, and huge
+    // values would not fit a Duration.
+    if !secs.is_finite() || secs <= 0.0 || secs > 366.0 * 24.0 * 3600.0 {
         return None;
     }
-    Some(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn positive(
@@ -883,5 +885,13 @@ catch_all = "main"
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("s"), None);
+        // Found in review: these panicked in Duration::from_secs_f64.
+        assert_eq!(parse_duration("100000000000000000000s"), None);
+        assert_eq!(parse_duration("6000000000000000h"), None);
+        let e = err(&GOOD.replace("\"250ms\"", "\"100000000000000000000s\""));
+        assert!(
+            e.starts_with("t.toml:5:") && e.contains("proxy.op_timeout"),
+            "{e}"
+        );
     }
 }
