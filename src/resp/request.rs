@@ -54,6 +54,16 @@ pub struct RequestScanner {
 }
 
 impl RequestScanner {
+    /// Frees argument storage grown by one huge request.
+    pub fn trim(&mut self) {
+        if self.args.capacity() > 4096 {
+            self.args = Vec::with_capacity(16);
+        }
+        if self.inline.capacity() > 64 * 1024 {
+            self.inline = Vec::new();
+        }
+    }
+
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }

@@ -144,6 +144,14 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
             if out.capacity() > 4 * 1024 * 1024 {
                 out = Vec::with_capacity(READ_CHUNK);
             }
+            // Scratch space grown by a huge request goes back too.
+            scanner.trim();
+            if client.keys.capacity() > 4096 {
+                client.keys = Vec::with_capacity(16);
+            }
+            if client.targets.capacity() > 4096 {
+                client.targets = Vec::with_capacity(16);
+            }
         }
         if client.close {
             return;

@@ -52,6 +52,9 @@ enum Slot {
     Multi(Box<Multi>),
 }
 
+/// Buffers above this are freed after their batch instead of kept.
+const KEEP_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Default)]
 pub struct Replies {
     /// Reply bytes in arrival order; slots point into it.
@@ -228,6 +231,13 @@ impl Replies {
         }
         self.slots.clear();
         self.arena.clear();
+        // One huge batch must not pin its memory for the connection's life.
+        if self.arena.capacity() > KEEP_BYTES {
+            self.arena = Vec::new();
+        }
+        if self.slots.capacity() > 4096 {
+            self.slots = Vec::new();
+        }
     }
 
     fn in_arena_order(&self) -> bool {
@@ -324,6 +334,23 @@ mod tests {
         r.borrow_mut().take_output(&mut out);
         assert_eq!(out, b"-ERR upstream timeout\r\n+PONG\r\n:2\r\n".to_vec());
         assert!(r.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_huge_batch_does_not_pin_its_memory() {
+        // Found in review: the arena kept the capacity of the largest batch.
+        let r = Replies::new();
+        for _ in 0..2 {
+            let s = r.borrow_mut().push_waiting();
+            Waiter::new(&r, s, 0).complete(&vec![b'x'; 3 * 1024 * 1024]);
+        }
+        let s = r
+            .borrow_mut()
+            .push_multi(Multi::new(Split::SumInt, 1, vec![Part::new(vec![0])]));
+        Waiter::new(&r, s, 0).complete(b":1\r\n");
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert!(r.borrow().arena.capacity() <= KEEP_BYTES);
     }
 
     #[test]
