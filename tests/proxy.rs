@@ -590,3 +590,63 @@ fn unauthenticated_clients_get_redis_tighter_protocol_limits() {
     }
     assert_eq!(cl.cmd(&mset), "+OK\r\n");
 }
+
+#[test]
+fn sort_and_georadius_store_destinations_are_routed_keys() {
+    // Found in review: the STORE destination was written on the source's
+    // shard, where reads of it (routed by its own hash) never look.
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let topo = topology_of(&k);
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["RPUSH", "{s}src", "3", "1", "2"]), ":3\r\n");
+    assert_eq!(cl.cmd(&["SORT", "{s}src", "STORE", "{s}dst"]), ":3\r\n");
+    assert_eq!(
+        cl.cmd(&["LRANGE", "{s}dst", "0", "-1"]),
+        "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+    );
+    let other = (0..100)
+        .map(|i| format!("dst{i}"))
+        .find(|d| topo.route(d.as_bytes()) != topo.route(b"{s}src"))
+        .unwrap();
+    assert_eq!(
+        cl.cmd(&["SORT", "{s}src", "STORE", &other]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["SORT", "{s}src", "BY", "w_*"]),
+        "-ERR BY option of SORT denied in Cluster mode.\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&["GEOADD", "{g}pts", "13.361389", "38.115556", "Palermo"]),
+        ":1\r\n"
+    );
+    assert_eq!(
+        cl.cmd(&[
+            "GEORADIUS",
+            "{g}pts",
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            "{g}near"
+        ]),
+        ":1\r\n"
+    );
+    assert_eq!(cl.cmd(&["ZCARD", "{g}near"]), ":1\r\n");
+    assert_eq!(
+        cl.cmd(&[
+            "GEORADIUS",
+            "{g}pts",
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            &other
+        ])
+        .starts_with("-CROSSSLOT"),
+        topo.route(other.as_bytes()) != topo.route(b"{g}pts")
+    );
+}

@@ -9,6 +9,9 @@ pub enum KeyError {
     NotInteger,
     Negative,
     TooMany,
+    /// SORT BY/GET patterns read keys the proxy cannot route.
+    SortPattern(&'static str),
+    Syntax,
 }
 
 impl KeyError {
@@ -17,6 +20,9 @@ impl KeyError {
             KeyError::NotInteger => "ERR value is not an integer or out of range",
             KeyError::Negative => "ERR Number of keys can't be negative",
             KeyError::TooMany => "ERR Number of keys can't be greater than number of args",
+            KeyError::SortPattern("BY") => "ERR BY option of SORT denied in Cluster mode.",
+            KeyError::SortPattern(_) => "ERR GET option of SORT denied in Cluster mode.",
+            KeyError::Syntax => "ERR syntax error",
         }
     }
 }
@@ -49,6 +55,60 @@ pub fn key_indices<'a>(
             let at = at as usize;
             let n = numkeys(arg(at), argc - at - 1)?;
             out.extend(at + 1..at + 1 + n);
+        }
+        KeySpec::Sort => {
+            // SORT key [BY p] [LIMIT o c] [GET p ...] [ASC|DESC] [ALPHA] [STORE dst]
+            out.push(1);
+            let mut i = 2;
+            while i < argc {
+                let a = arg(i);
+                let takes = |n: usize| {
+                    if i + n < argc {
+                        Ok(n)
+                    } else {
+                        Err(KeyError::Syntax)
+                    }
+                };
+                i += 1 + if a.eq_ignore_ascii_case(b"store") {
+                    out.push(i + takes(1)?);
+                    1
+                } else if a.eq_ignore_ascii_case(b"by") {
+                    takes(1)?;
+                    // As Redis Cluster: only BY patterns that read no key.
+                    if !arg(i + 1).eq_ignore_ascii_case(b"nosort") && arg(i + 1).contains(&b'*') {
+                        return Err(KeyError::SortPattern("BY"));
+                    }
+                    1
+                } else if a.eq_ignore_ascii_case(b"get") {
+                    takes(1)?;
+                    if arg(i + 1) != b"#" {
+                        return Err(KeyError::SortPattern("GET"));
+                    }
+                    1
+                } else if a.eq_ignore_ascii_case(b"limit") {
+                    takes(2)?
+                } else {
+                    0
+                };
+            }
+        }
+        KeySpec::GeoRadius { options } => {
+            out.push(1);
+            let mut i = options as usize;
+            while i < argc {
+                let a = arg(i);
+                if a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist") {
+                    if i + 1 >= argc {
+                        return Err(KeyError::Syntax);
+                    }
+                    out.push(i + 1);
+                    i += 2;
+                } else if a.eq_ignore_ascii_case(b"count") {
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
         }
         KeySpec::StoreNumKeys => {
             out.push(1);
@@ -110,6 +170,54 @@ mod tests {
             Ok(vec![1, 3, 4])
         );
         assert_eq!(keys_of(&[b"object", b"encoding", b"k"]), Ok(vec![2]));
+        // Found in review: STORE destinations were not keys (written to
+        // the source's shard, unchecked and unstripped).
+        assert_eq!(
+            keys_of(&[b"SORT", b"l", b"LIMIT", b"0", b"5", b"ALPHA", b"STORE", b"d"]),
+            Ok(vec![1, 7])
+        );
+        assert_eq!(
+            keys_of(&[b"sort", b"l", b"by", b"nosort", b"get", b"#"]),
+            Ok(vec![1])
+        );
+        assert_eq!(
+            keys_of(&[b"sort", b"l", b"BY", b"w_*"]),
+            Err(KeyError::SortPattern("BY"))
+        );
+        assert_eq!(
+            keys_of(&[b"sort", b"l", b"GET", b"o_*"]),
+            Err(KeyError::SortPattern("GET"))
+        );
+        assert_eq!(keys_of(&[b"sort", b"l", b"STORE"]), Err(KeyError::Syntax));
+        assert_eq!(
+            keys_of(&[
+                b"GEORADIUS",
+                b"g",
+                b"0",
+                b"0",
+                b"5",
+                b"km",
+                b"COUNT",
+                b"3",
+                b"STORE",
+                b"d",
+                b"STOREDIST",
+                b"e"
+            ]),
+            Ok(vec![1, 9, 11])
+        );
+        assert_eq!(
+            keys_of(&[
+                b"georadiusbymember",
+                b"g",
+                b"m",
+                b"5",
+                b"km",
+                b"store",
+                b"d"
+            ]),
+            Ok(vec![1, 6])
+        );
         assert_eq!(keys_of(&[b"eval", b"s", b"x"]), Err(KeyError::NotInteger));
         assert_eq!(keys_of(&[b"eval", b"s", b"-1"]), Err(KeyError::Negative));
         assert_eq!(

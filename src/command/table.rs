@@ -20,6 +20,13 @@ pub enum KeySpec {
     },
     /// A destination key at 1, then `numkeys` at 2 and the keys (ZUNIONSTORE).
     StoreNumKeys,
+    /// SORT/SORT_RO: the key at 1, and the STORE destination if any.
+    Sort,
+    /// GEORADIUS(BYMEMBER): the key at 1, and STORE/STOREDIST destinations;
+    /// options start at the given argument.
+    GeoRadius {
+        options: u8,
+    },
 }
 
 /// Multi-key commands keyway splits per endpoint and merges back.
@@ -132,7 +139,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("type", 2, R, K1, F), cmd!("dump", 2, R, K1, F), cmd!("restore", -4, W, K1, F),
     cmd!("rename", 3, W, K12, F), cmd!("renamenx", 3, W, K12, F), cmd!("copy", -3, W, K12, F),
     cmd!("object", -2, R, k(2, 2, 1), F), cmd!("memory", -2, R, k(2, 2, 1), F),
-    cmd!("sort", -2, W, K1, F), cmd!("sort_ro", -2, R, K1, F),
+    cmd!("sort", -2, W, KeySpec::Sort, F), cmd!("sort_ro", -2, R, KeySpec::Sort, F),
     // hashes
     cmd!("hset", -4, W, K1, F), cmd!("hsetnx", 4, W, K1, F), cmd!("hget", 3, R, K1, F),
     cmd!("hmset", -4, W, K1, F), cmd!("hmget", -3, R, K1, F), cmd!("hdel", -3, W, K1, F),
@@ -175,7 +182,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     // hyperloglog, geo, streams
     cmd!("pfadd", -2, W, K1, F), cmd!("pfcount", -2, R, KALL, F), cmd!("pfmerge", -2, W, KALL, F),
     cmd!("geoadd", -5, W, K1, F), cmd!("geodist", -4, R, K1, F), cmd!("geohash", -2, R, K1, F),
-    cmd!("geopos", -2, R, K1, F), cmd!("georadius", -6, W, K1, F), cmd!("georadiusbymember", -5, W, K1, F),
+    cmd!("geopos", -2, R, K1, F), cmd!("georadius", -6, W, KeySpec::GeoRadius { options: 6 }, F),
+    cmd!("georadiusbymember", -5, W, KeySpec::GeoRadius { options: 5 }, F),
     cmd!("georadius_ro", -6, R, K1, F), cmd!("georadiusbymember_ro", -5, R, K1, F),
     cmd!("geosearch", -7, R, K1, F), cmd!("geosearchstore", -8, W, K12, F),
     cmd!("xadd", -5, W, K1, F), cmd!("xlen", 2, R, K1, F), cmd!("xrange", -4, R, K1, F),

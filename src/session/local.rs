@@ -304,6 +304,7 @@ fn command_info(o: &mut Vec<u8>, c: &crate::command::CommandSpec, proto: Protoco
     write::simple(o, if c.write { "write" } else { "readonly" });
     let (first, last, step) = match c.keys {
         KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys => (0, 0, 0),
+        KeySpec::Sort | KeySpec::GeoRadius { .. } => (1, 1, 1),
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };
     write::integer(o, first);
