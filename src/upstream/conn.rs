@@ -36,7 +36,6 @@ pub struct ConnSettings {
 const READ_CHUNK: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-const TIMEOUT: &str = "ERR upstream timeout";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -62,12 +61,14 @@ struct Inner {
     wbuf: Vec<u8>,
     waiters: VecDeque<(Waiter, Instant)>,
     failures: u32,
-    /// What requests get during the backoff: why connecting failed.
-    backoff_reply: BackoffReply,
+    /// Why connecting failed: what requests get during the backoff.
+    backoff_failure: Failure,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum BackoffReply {
+/// How a request failed upstream: decides its error reply and counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    Timeout,
     Unavailable,
     AuthFailed,
 }
@@ -110,7 +111,7 @@ impl Conn {
                 wbuf: Vec::with_capacity(16 * 1024),
                 waiters: VecDeque::with_capacity(256),
                 failures: 0,
-                backoff_reply: BackoffReply::Unavailable,
+                backoff_failure: Failure::Unavailable,
             }),
             wakeup: Notify::default(),
         }
@@ -125,16 +126,9 @@ impl Conn {
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
             if now < until {
-                let reply = match inner.backoff_reply {
-                    BackoffReply::Unavailable => &self.unavailable,
-                    BackoffReply::AuthFailed => &self.auth_failed,
-                };
+                let failure = inner.backoff_failure;
                 drop(inner);
-                CoreStats::add(&es.errors, 1);
-                if !waiter.is_mirror() {
-                    self.stats.error(ErrorKind::UpstreamUnavailable);
-                }
-                waiter.fail(reply);
+                self.fail_one(waiter, failure);
                 return;
             }
             inner.state = State::Idle;
@@ -170,7 +164,7 @@ impl Conn {
                 match TcpStream::connect_timeout(self.addr, self.settings.connect_timeout).await {
                     Ok(s) => s,
                     Err(e) => {
-                        self.connect_failed(&format!("connect failed: {e}"), &self.unavailable);
+                        self.connect_failed(&format!("connect failed: {e}"), Failure::Unavailable);
                         return;
                     }
                 };
@@ -182,12 +176,12 @@ impl Conn {
                 End::Handshake(msg) if self.settings.auth.is_some() => {
                     self.connect_failed(
                         &format!("authentication failed: {msg}"),
-                        &self.auth_failed,
+                        Failure::AuthFailed,
                     );
                     return;
                 }
                 End::Handshake(msg) => {
-                    self.connect_failed(&format!("HELLO 3 refused: {msg}"), &self.unavailable);
+                    self.connect_failed(&format!("HELLO 3 refused: {msg}"), Failure::Unavailable);
                     return;
                 }
                 End::Timeout => {
@@ -195,42 +189,38 @@ impl Conn {
                         "keyway: upstream {}: op timeout, resetting the connection",
                         self.label
                     );
-                    self.fail_all(TIMEOUT);
+                    self.fail_all(Failure::Timeout);
                 }
                 End::Closed => {
                     eprintln!(
                         "keyway: upstream {}: connection closed by the server",
                         self.label
                     );
-                    self.fail_all(&self.unavailable);
+                    self.fail_all(Failure::Unavailable);
                 }
                 End::Io(e) => {
                     eprintln!("keyway: upstream {}: {e}", self.label);
-                    self.fail_all(&self.unavailable);
+                    self.fail_all(Failure::Unavailable);
                 }
                 End::Protocol(msg) => {
                     eprintln!("keyway: upstream {}: protocol error: {msg}", self.label);
-                    self.fail_all(&self.unavailable);
+                    self.fail_all(Failure::Unavailable);
                 }
             }
             self.inner.borrow_mut().failures = 0;
         }
     }
 
-    /// Backs off (requests fail at once with `reply` until it ends) and
+    /// Backs off (requests fail at once with `failure` until it ends) and
     /// logs once per streak of failures.
-    fn connect_failed(&self, why: &str, reply: &str) {
+    fn connect_failed(&self, why: &str, failure: Failure) {
         let failures = {
             let mut inner = self.inner.borrow_mut();
             inner.failures = inner.failures.saturating_add(1);
             let backoff =
                 (BACKOFF_MIN * 2u32.saturating_pow(inner.failures.min(16) - 1)).min(BACKOFF_MAX);
             inner.state = State::Backoff(Instant::now() + backoff);
-            inner.backoff_reply = if std::ptr::eq(reply, self.auth_failed.as_str()) {
-                BackoffReply::AuthFailed
-            } else {
-                BackoffReply::Unavailable
-            };
+            inner.backoff_failure = failure;
             inner.driver_running = false;
             inner.failures
         };
@@ -241,16 +231,28 @@ impl Conn {
                 self.label
             );
         }
-        self.fail_all(reply);
+        self.fail_all(failure);
     }
 
-    fn fail_all(&self, msg: &str) {
+    /// Completes one request with `failure`'s error and counts it.
+    fn fail_one(&self, waiter: Waiter, failure: Failure) {
         let es = &self.stats.endpoints[self.endpoint];
-        let (counter, kind) = if msg == TIMEOUT {
-            (Some(&es.timeouts), ErrorKind::UpstreamTimeout)
-        } else {
-            (None, ErrorKind::UpstreamUnavailable)
+        CoreStats::add(&es.errors, 1);
+        let (kind, msg) = match failure {
+            Failure::Timeout => {
+                CoreStats::add(&es.timeouts, 1);
+                (ErrorKind::UpstreamTimeout, "ERR upstream timeout")
+            }
+            Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
+            Failure::AuthFailed => (ErrorKind::UpstreamUnavailable, self.auth_failed.as_str()),
         };
+        if !waiter.is_mirror() {
+            self.stats.error(kind);
+        }
+        waiter.fail(msg);
+    }
+
+    fn fail_all(&self, failure: Failure) {
         loop {
             // Never hold our borrow while completing: the waiter's session
             // may send again from its own code.
@@ -263,16 +265,7 @@ impl Conn {
                 w
             };
             match next {
-                Some((w, _)) => {
-                    CoreStats::add(&es.errors, 1);
-                    if let Some(c) = counter {
-                        CoreStats::add(c, 1);
-                    }
-                    if !w.is_mirror() {
-                        self.stats.error(kind);
-                    }
-                    w.fail(msg)
-                }
+                Some((w, _)) => self.fail_one(w, failure),
                 None => return,
             }
         }
