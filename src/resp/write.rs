@@ -10,23 +10,28 @@ pub enum Protocol {
     Resp3,
 }
 
+/// Appends `n` in decimal without allocating.
 #[inline]
-fn push_int(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
+    out.extend_from_slice(&digits[at..]);
+}
+
+#[inline]
+fn push_int(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&buf[i..]);
+    push_decimal(out, v.unsigned_abs());
 }
 
 fn header(out: &mut Vec<u8>, kind: u8, n: i64) {

@@ -20,6 +20,7 @@
 
 use super::hash::{envoy_murmur2, xxhash64};
 use super::RingMember;
+use crate::resp::write::push_decimal;
 
 /// Envoy's `minimum_ring_size` default.
 pub const DEFAULT_MIN_RING_SIZE: u64 = 1024;
@@ -145,21 +146,6 @@ impl RingHash {
             .zip(&self.owners)
             .map(|(&h, &o)| (h, o as usize))
     }
-}
-
-/// Appends `n` in decimal, as `absl::StrCat` writes it, without allocating.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
