@@ -503,41 +503,48 @@ mod random_tests {
         }
     }
 
+    /// Scans every complete request at the start of `buf` into `out`, as a
+    /// session does after a read; returns the bytes consumed and the error
+    /// that stopped the scan, if any.
+    fn scan_all(
+        s: &mut RequestScanner,
+        buf: &[u8],
+        out: &mut Vec<(u8, usize, Vec<Vec<u8>>)>,
+    ) -> (usize, Option<String>) {
+        let mut pos = 0;
+        loop {
+            let (kind, len) = match s.scan(&buf[pos..]) {
+                Ok(Scanned::Frame { len }) => (b'f', len),
+                Ok(Scanned::Inline { len }) => (b'i', len),
+                Ok(Scanned::Empty { len }) => {
+                    pos += len;
+                    continue;
+                }
+                Ok(Scanned::Incomplete { .. }) => return (pos, None),
+                Err(e) => return (pos, Some(e.0)),
+            };
+            let f = if kind == b'f' {
+                buf[pos..pos + len].to_vec()
+            } else {
+                s.inline_frame().to_vec()
+            };
+            out.push((
+                kind,
+                len,
+                s.args()
+                    .iter()
+                    .map(|a| f[a.start..a.end].to_vec())
+                    .collect(),
+            ));
+            pos += len;
+        }
+    }
+
     /// Frames of a stream fed whole: (kind, bytes consumed, args) or the error.
     fn frames(s: &mut RequestScanner, stream: &[u8]) -> Scan {
         let mut out = Vec::new();
-        let mut pos = 0;
-        loop {
-            match s.scan(&stream[pos..]) {
-                Ok(Scanned::Frame { len }) => {
-                    let f = &stream[pos..pos + len];
-                    out.push((
-                        b'f',
-                        len,
-                        s.args()
-                            .iter()
-                            .map(|a| f[a.start..a.end].to_vec())
-                            .collect(),
-                    ));
-                    pos += len;
-                }
-                Ok(Scanned::Inline { len }) => {
-                    let f = s.inline_frame().to_vec();
-                    out.push((
-                        b'i',
-                        len,
-                        s.args()
-                            .iter()
-                            .map(|a| f[a.start..a.end].to_vec())
-                            .collect(),
-                    ));
-                    pos += len;
-                }
-                Ok(Scanned::Empty { len }) => pos += len,
-                Ok(Scanned::Incomplete { .. }) => return (out, None),
-                Err(e) => return (out, Some(e.0)),
-            }
-        }
+        let (_, err) = scan_all(s, stream, &mut out);
+        (out, err)
     }
 
     /// The same stream arriving in random chunks, scanned as a session does.
@@ -547,36 +554,10 @@ mod random_tests {
         let (mut start, mut end) = (0, 0);
         while end < stream.len() {
             end = (end + 1 + rng.below(7)).min(stream.len());
-            loop {
-                match s.scan(&stream[start..end]) {
-                    Ok(Scanned::Frame { len }) => {
-                        let f = &stream[start..start + len];
-                        out.push((
-                            b'f',
-                            len,
-                            s.args()
-                                .iter()
-                                .map(|a| f[a.start..a.end].to_vec())
-                                .collect(),
-                        ));
-                        start += len;
-                    }
-                    Ok(Scanned::Inline { len }) => {
-                        let f = s.inline_frame().to_vec();
-                        out.push((
-                            b'i',
-                            len,
-                            s.args()
-                                .iter()
-                                .map(|a| f[a.start..a.end].to_vec())
-                                .collect(),
-                        ));
-                        start += len;
-                    }
-                    Ok(Scanned::Empty { len }) => start += len,
-                    Ok(Scanned::Incomplete { .. }) => break,
-                    Err(e) => return (out, Some(e.0)),
-                }
+            let (used, err) = scan_all(&mut s, &stream[start..end], &mut out);
+            start += used;
+            if err.is_some() {
+                return (out, err);
             }
         }
         (out, None)
