@@ -190,6 +190,21 @@ pub fn clusters_json(topo: &Topology, cores: &[CoreSnapshot]) -> String {
 
 type EndpointCounter = fn(&super::EndpointSnapshot) -> u64;
 
+/// A metric family with one value per core.
+fn per_core(
+    o: &mut String,
+    cores: &[CoreSnapshot],
+    name: &str,
+    kind: &str,
+    help: &str,
+    get: fn(&CoreSnapshot) -> u64,
+) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for c in cores {
+        let _ = writeln!(o, "{name}{{core=\"{}\"}} {}", c.core, get(c));
+    }
+}
+
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -202,45 +217,30 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    family(
+    per_core(
         &mut o,
+        cores,
         "keyway_client_connections",
         "gauge",
         "Client connections open.",
+        |c| c.connections,
     );
-    for c in cores {
-        let _ = writeln!(
-            o,
-            "keyway_client_connections{{core=\"{}\"}} {}",
-            c.core, c.connections
-        );
-    }
-    family(
+    per_core(
         &mut o,
+        cores,
         "keyway_client_connections_accepted_total",
         "counter",
         "Client connections accepted.",
+        |c| c.accepted,
     );
-    for c in cores {
-        let _ = writeln!(
-            o,
-            "keyway_client_connections_accepted_total{{core=\"{}\"}} {}",
-            c.core, c.accepted
-        );
-    }
-    family(
+    per_core(
         &mut o,
+        cores,
         "keyway_client_connections_rejected_total",
         "counter",
         "Client connections closed at once by the connection rate limit.",
+        |c| c.rejected_connections,
     );
-    for c in cores {
-        let _ = writeln!(
-            o,
-            "keyway_client_connections_rejected_total{{core=\"{}\"}} {}",
-            c.core, c.rejected_connections
-        );
-    }
     let mirror_families = [
         (
             "keyway_mirror_requests_total",
@@ -308,32 +308,22 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
             );
         }
     }
-    family(
+    per_core(
         &mut o,
+        cores,
         "keyway_client_bytes_received_total",
         "counter",
         "Bytes read from clients.",
+        |c| c.bytes_in,
     );
-    for c in cores {
-        let _ = writeln!(
-            o,
-            "keyway_client_bytes_received_total{{core=\"{}\"}} {}",
-            c.core, c.bytes_in
-        );
-    }
-    family(
+    per_core(
         &mut o,
+        cores,
         "keyway_client_bytes_sent_total",
         "counter",
         "Bytes written to clients.",
+        |c| c.bytes_out,
     );
-    for c in cores {
-        let _ = writeln!(
-            o,
-            "keyway_client_bytes_sent_total{{core=\"{}\"}} {}",
-            c.core, c.bytes_out
-        );
-    }
     let ep_counters: [(&str, &str, EndpointCounter); 5] = [
         (
             "keyway_upstream_requests_total",
