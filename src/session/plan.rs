@@ -40,8 +40,9 @@ pub fn execute(
     let topo = &ctx.topo;
     let is_read = !spec.write;
     targets.clear();
-    // One draw per request, so all keys of a request are mirrored or none.
-    let draw = client.next_fraction();
+    // At most one draw per request, so all keys of a request are mirrored
+    // or none; requests on routes without mirrors draw nothing.
+    let mut draw = None;
     let turn = ctx.upstreams.next_turn();
     for (ordinal, &k) in keys.iter().enumerate() {
         let key = arg(k);
@@ -65,7 +66,10 @@ pub fn execute(
         };
         targets.push(t(0, endpoint));
         for m in route.mirrors {
-            if (m.exclude_read_commands && is_read) || draw >= m.fraction {
+            if m.exclude_read_commands && is_read {
+                continue;
+            }
+            if *draw.get_or_insert_with(|| client.next_fraction()) >= m.fraction {
                 continue;
             }
             let shard = topo.shard(m.cluster, stripped);
