@@ -181,16 +181,7 @@ fn next_prime(n: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn hosts(ports: &[u16], weights: &[u32]) -> Vec<RingMember> {
-        ports
-            .iter()
-            .zip(weights.iter().chain(std::iter::repeat(&1)))
-            .map(|(p, &w)| RingMember {
-                name: format!("127.0.0.1:{p}"),
-                weight: w,
-            })
-            .collect()
-    }
+    use crate::route::test_members as hosts;
 
     fn entries_per_member(t: &Maglev, n: usize) -> Vec<usize> {
         let mut c = vec![0; n];

@@ -152,16 +152,7 @@ impl RingHash {
 mod tests {
     use super::*;
 
-    fn hosts(ports: &[u16], weights: &[u32]) -> Vec<RingMember> {
-        ports
-            .iter()
-            .zip(weights.iter().chain(std::iter::repeat(&1)))
-            .map(|(p, &w)| RingMember {
-                name: format!("127.0.0.1:{p}"),
-                weight: w,
-            })
-            .collect()
-    }
+    use crate::route::test_members as hosts;
 
     fn named(names: &[&str]) -> Vec<RingMember> {
         names
