@@ -2,13 +2,14 @@
 //! /clusters, /latency, /latency/dump, /ready. It runs on its own thread
 //! off the data path and asks every core for a snapshot over its channel.
 
+use crate::cluster::discovery::Directory;
 use crate::runtime::control::Cores;
 use crate::stats::{latency, render};
 use crate::topology::Topology;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></head><body>\
@@ -22,6 +23,8 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 
 pub struct Admin {
     pub topo: Arc<Topology>,
+    /// Every endpoint (discovered ones too) and each Redis Cluster's state.
+    pub directory: Arc<Mutex<Directory>>,
     pub cores: Cores,
     pub stopping: Arc<AtomicBool>,
 }
@@ -63,6 +66,13 @@ impl Admin {
         stream.write_all(body.as_bytes())
     }
 
+    fn directory(&self) -> Directory {
+        self.directory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         const TEXT: &str = "text/plain; charset=utf-8";
@@ -78,17 +88,17 @@ impl Admin {
             "/stats" => (
                 "200 OK",
                 JSON,
-                render::stats_json(&self.topo, &self.cores.snapshots()),
+                render::stats_json(&self.topo, &self.directory(), &self.cores.snapshots()),
             ),
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                render::prometheus(&self.topo, &self.cores.snapshots()),
+                render::prometheus(&self.topo, &self.directory(), &self.cores.snapshots()),
             ),
             "/clusters" => (
                 "200 OK",
                 JSON,
-                render::clusters_json(&self.topo, &self.cores.snapshots()),
+                render::clusters_json(&self.topo, &self.directory(), &self.cores.snapshots()),
             ),
             "/latency" => (
                 "200 OK",

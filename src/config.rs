@@ -9,6 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::route::hash::KetamaHash;
+use crate::tls::{DownstreamTls, UpstreamTls};
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,34 @@ struct RawProxy {
     username: Option<String>,
     connection_rate_limit: Option<Spanned<i64>>,
     mirror_queue_limit: Option<Spanned<i64>>,
+    tls: Option<Spanned<RawProxyTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyTls {
+    cert_file: String,
+    key_file: String,
+    ca_file: Option<String>,
+    /// A second listener for TLS; without it `proxy.listen` speaks TLS.
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTls {
+    On(bool),
+    Table(RawTlsTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTlsTable {
+    ca_file: Option<String>,
+    server_name: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +98,8 @@ struct RawCluster {
     min_ring_size: Option<Spanned<i64>>,
     max_ring_size: Option<Spanned<i64>>,
     table_size: Option<Spanned<i64>>,
+    cluster_refresh_rate: Option<Spanned<String>>,
+    tls: Option<Spanned<RawTls>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +197,8 @@ pub enum LbPolicy {
     RingHash,
     Maglev,
     Ketama,
+    /// Redis Cluster: endpoints are seeds, slots are discovered.
+    RedisCluster,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +229,26 @@ pub struct Cluster {
     pub min_ring_size: u64,
     pub max_ring_size: u64,
     pub table_size: u64,
+    /// redis_cluster: how often the slot map is fetched again.
+    pub refresh_rate: Duration,
+    /// TLS on every connection to this cluster's nodes.
+    pub tls: Option<UpstreamTlsConfig>,
+}
+
+/// A cluster's TLS settings and the rustls configuration built from them.
+#[derive(Debug, Clone)]
+pub struct UpstreamTlsConfig {
+    pub settings: UpstreamTls,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// `[proxy] tls`: where TLS clients connect and the server configuration.
+#[derive(Debug, Clone)]
+pub struct DownstreamTlsConfig {
+    /// A separate TLS listener; None: `listen` itself is TLS.
+    pub listen: Option<SocketAddr>,
+    pub settings: DownstreamTls,
+    pub server: Arc<rustls::ServerConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +280,7 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Where latency dumps go (SIGUSR2, admin call, shutdown).
     pub latency_dir: PathBuf,
+    pub tls: Option<DownstreamTlsConfig>,
 }
 
 /// A configuration error, already worded for the operator.
@@ -442,20 +497,69 @@ impl Config {
                 "ring_hash" => LbPolicy::RingHash,
                 "maglev" => LbPolicy::Maglev,
                 "ketama" => LbPolicy::Ketama,
-                "redis_cluster" => {
-                    return Err(ctx.err(
-                        c.lb_policy.span(),
-                        &key("lb_policy"),
-                        "redis_cluster is not supported yet",
-                    ))
-                }
+                "redis_cluster" => LbPolicy::RedisCluster,
                 other => {
                     return Err(ctx.err(
                         c.lb_policy.span(),
                         &key("lb_policy"),
-                        format!("unknown lb_policy `{other}` (ring_hash, maglev, ketama)"),
+                        format!(
+                            "unknown lb_policy `{other}` (ring_hash, maglev, ketama, redis_cluster)"
+                        ),
                     ))
                 }
+            };
+            if lb_policy == LbPolicy::RedisCluster {
+                if let Some(sh) = &c.shards {
+                    return Err(ctx.err(
+                        sh.span(),
+                        &key("shards"),
+                        "redis_cluster discovers its shards: list seed nodes as endpoints",
+                    ));
+                }
+            }
+            if c.cluster_refresh_rate.is_some() && lb_policy != LbPolicy::RedisCluster {
+                let sp = c
+                    .cluster_refresh_rate
+                    .as_ref()
+                    .map(|r| r.span())
+                    .unwrap_or(0..0);
+                return Err(ctx.err(
+                    sp,
+                    &key("cluster_refresh_rate"),
+                    "only applies to lb_policy = \"redis_cluster\"",
+                ));
+            }
+            let refresh_rate = duration(
+                &ctx,
+                &c.cluster_refresh_rate,
+                &key("cluster_refresh_rate"),
+                Duration::from_secs(5),
+            )?;
+            if refresh_rate < Duration::from_millis(100) {
+                let sp = c
+                    .cluster_refresh_rate
+                    .as_ref()
+                    .map(|r| r.span())
+                    .unwrap_or(0..0);
+                return Err(ctx.err(sp, &key("cluster_refresh_rate"), "must be at least 100ms"));
+            }
+            let tls = match &c.tls {
+                Some(t) if !matches!(t.get_ref(), RawTls::On(false)) => {
+                    let settings = match t.get_ref() {
+                        RawTls::On(_) => UpstreamTls::default(),
+                        RawTls::Table(tt) => UpstreamTls {
+                            ca_file: tt.ca_file.as_ref().map(PathBuf::from),
+                            server_name: tt.server_name.clone(),
+                            client_cert: tt.client_cert.as_ref().map(PathBuf::from),
+                            client_key: tt.client_key.as_ref().map(PathBuf::from),
+                            insecure_skip_verify: tt.insecure_skip_verify.unwrap_or(false),
+                        },
+                    };
+                    let client = crate::tls::client_config(&settings)
+                        .map_err(|e| ctx.err(t.span(), &key("tls"), e))?;
+                    Some(UpstreamTlsConfig { settings, client })
+                }
+                _ => None,
             };
             // A cluster lists `endpoints` (one primary per shard) or
             // `shards` (a primary and its replicas each).
@@ -567,7 +671,10 @@ impl Config {
                     }
                 },
             };
-            if read_policy == ReadPolicy::Replica && replicas.iter().any(|r| r.is_empty()) {
+            if read_policy == ReadPolicy::Replica
+                && lb_policy != LbPolicy::RedisCluster
+                && replicas.iter().any(|r| r.is_empty())
+            {
                 let sp = c.read_policy.as_ref().map(|r| r.span()).unwrap_or(0..0);
                 return Err(ctx.err(
                     sp,
@@ -633,6 +740,8 @@ impl Config {
                 min_ring_size,
                 max_ring_size,
                 table_size,
+                refresh_rate,
+                tls,
             });
         }
         let cluster_index = |name: &Spanned<String>, key: &str| {
@@ -770,7 +879,40 @@ impl Config {
             .and_then(|a| a.latency_dir.clone())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("keyway-latency"));
+        let tls = match &p.tls {
+            None => None,
+            Some(t) => {
+                let raw = t.get_ref();
+                let settings = DownstreamTls {
+                    cert_file: PathBuf::from(&raw.cert_file),
+                    key_file: PathBuf::from(&raw.key_file),
+                    ca_file: raw.ca_file.as_ref().map(PathBuf::from),
+                };
+                let server = crate::tls::server_config(&settings)
+                    .map_err(|e| ctx.err(t.span(), "proxy.tls", e))?;
+                let tls_listen = match &raw.listen {
+                    Some(l) => {
+                        let addr = resolve(&ctx, l, t.span(), "proxy.tls.listen")?;
+                        if addr == listen {
+                            return Err(ctx.err(
+                                t.span(),
+                                "proxy.tls.listen",
+                                "must differ from proxy.listen (leave it out to make proxy.listen TLS)",
+                            ));
+                        }
+                        Some(addr)
+                    }
+                    None => None,
+                };
+                Some(DownstreamTlsConfig {
+                    listen: tls_listen,
+                    settings,
+                    server,
+                })
+            }
+        };
         Ok(Config {
+            tls,
             catch_all_mirrors,
             prefix_routes,
             password: p.password.clone(),

@@ -5,6 +5,7 @@
 //! `command` (table) → `topology` / `route` (router) → `upstream::conn` →
 //! `session::replies` (replies in order).
 pub mod admin;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod resp;
@@ -12,5 +13,6 @@ pub mod route;
 pub mod runtime;
 pub mod session;
 pub mod stats;
+pub mod tls;
 pub mod topology;
 pub mod upstream;

@@ -83,12 +83,22 @@ fn main() -> ExitCode {
             Ok(c) => {
                 let topo = Topology::build(c);
                 for key in keys {
-                    match topo.route(key.as_bytes()) {
-                        Some(ep) => {
-                            let e = &topo.endpoints[ep];
-                            println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
-                        }
-                        None => println!("{key}\t-\tno route"),
+                    let k = key.as_bytes();
+                    match topo.resolve(k) {
+                        // A Redis Cluster's nodes are only known at run
+                        // time: the slot says where the key goes.
+                        Some(r) if topo.is_redis_cluster(r.cluster) => println!(
+                            "{key}\t{}\tslot {}",
+                            topo.clusters[r.cluster].name,
+                            keyway::cluster::slots::key_slot(&k[r.strip..])
+                        ),
+                        _ => match topo.route(k) {
+                            Some(ep) => {
+                                let e = &topo.endpoints[ep];
+                                println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
+                            }
+                            None => println!("{key}\t-\tno route"),
+                        },
                     }
                 }
                 ExitCode::SUCCESS

@@ -11,18 +11,21 @@ use crate::route::ring::{Ring, RingMember};
 use crate::route::ring_hash::RingHash;
 use std::net::SocketAddr;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EndpointInfo {
     pub cluster: usize,
     pub addr: SocketAddr,
-    /// `host:port` as configured, used in errors and stats.
+    /// `host:port` as configured (or as a Redis Cluster reports it), used in
+    /// errors and stats.
     pub label: String,
+    /// The name a TLS connection to it presents and verifies.
+    pub tls_name: String,
     pub connections: usize,
     pub replica: bool,
 }
 
 /// A shard's endpoints, as global endpoint indices.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
     pub primary: usize,
     pub replicas: Vec<usize>,
@@ -31,7 +34,8 @@ pub struct Shard {
 #[derive(Debug)]
 pub struct ClusterRing {
     pub name: String,
-    pub ring: Ring,
+    /// None for redis_cluster: its slot map is discovered (`cluster::slots`).
+    pub ring: Option<Ring>,
     pub shards: Vec<Shard>,
     pub read_policy: ReadPolicy,
 }
@@ -71,11 +75,14 @@ impl Topology {
                 })
                 .collect();
             let ring = match c.lb_policy {
-                LbPolicy::RingHash => {
-                    Ring::RingHash(RingHash::build(&members, c.min_ring_size, c.max_ring_size))
-                }
-                LbPolicy::Maglev => Ring::Maglev(Maglev::build(&members, c.table_size)),
-                LbPolicy::Ketama => Ring::Ketama(Ketama::build(&members, c.hash)),
+                LbPolicy::RingHash => Some(Ring::RingHash(RingHash::build(
+                    &members,
+                    c.min_ring_size,
+                    c.max_ring_size,
+                ))),
+                LbPolicy::Maglev => Some(Ring::Maglev(Maglev::build(&members, c.table_size))),
+                LbPolicy::Ketama => Some(Ring::Ketama(Ketama::build(&members, c.hash))),
+                LbPolicy::RedisCluster => None,
             };
             let mut shards = Vec::with_capacity(c.endpoints.len());
             for (e, reps) in c.endpoints.iter().zip(&c.replicas) {
@@ -84,6 +91,7 @@ impl Topology {
                         cluster: ci,
                         addr: e.addr,
                         label: e.address.clone(),
+                        tls_name: host_of(&e.address).to_string(),
                         connections: c.connections_per_endpoint,
                         replica,
                     });
@@ -134,23 +142,35 @@ impl Topology {
         })
     }
 
-    /// The shard of `cluster` owning `key` (already stripped of its prefix).
+    /// The shard of `cluster` owning `key` (already stripped of its prefix);
+    /// None for a redis_cluster cluster, whose shards come from its slot map.
     #[inline]
-    pub fn shard(&self, cluster: usize, key: &[u8]) -> &Shard {
+    pub fn shard(&self, cluster: usize, key: &[u8]) -> Option<&Shard> {
         let c = &self.clusters[cluster];
         let hashed = if self.config.hashtags {
             hashtag(key)
         } else {
             key
         };
-        &c.shards[c.ring.pick(hashed)]
+        Some(&c.shards[c.ring.as_ref()?.pick(hashed)])
     }
 
-    /// The primary endpoint that owns `key`, after routing; None without a route.
+    /// The primary endpoint that owns `key`, after routing; None without a
+    /// route or when its cluster is a redis_cluster.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
         let r = self.resolve(key)?;
-        Some(self.shard(r.cluster, &key[r.strip..]).primary)
+        Some(self.shard(r.cluster, &key[r.strip..])?.primary)
     }
+
+    pub fn is_redis_cluster(&self, cluster: usize) -> bool {
+        self.clusters[cluster].ring.is_none()
+    }
+}
+
+/// The host part of `host:port` (`[v6]:port` too).
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! few encoders keyway needs for the replies it writes itself.
 pub mod reply;
 pub mod request;
+pub mod value;
 pub mod write;
 
 /// Redis's protocol limits (`proto-max-bulk-len`, multibulk count, inline size).

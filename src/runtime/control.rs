@@ -2,8 +2,10 @@
 //! control thread (signals, shutdown) and the admin endpoint.
 
 use super::core::CoreMsg;
+use crate::cluster::slots::SlotMap;
 use crate::stats::CoreSnapshot;
 use crossbeam_channel::{unbounded, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The control side's handle on every core: their channels.
@@ -15,6 +17,14 @@ pub struct Cores {
 impl Cores {
     pub fn new(senders: Vec<Sender<CoreMsg>>) -> Cores {
         Cores { senders }
+    }
+
+    /// A new slot map for every core (sent in order; a core applies it
+    /// between requests).
+    pub fn slot_map(&self, map: Arc<SlotMap>) {
+        for s in &self.senders {
+            let _ = s.send(CoreMsg::SlotMap(map.clone()));
+        }
     }
 
     /// A snapshot from every core that answers within a second.

@@ -2,16 +2,19 @@
 //! its sessions, its upstream connections and its stats. The control thread
 //! reaches it only through a channel.
 
+use crate::cluster::slots::SlotMap;
 use crate::resp::Limits;
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::{self, CoreContext};
 use crate::stats::{CoreSnapshot, CoreStats};
+use crate::tls::Stream;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use futures_rustls::TlsAcceptor;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +27,8 @@ pub enum CoreMsg {
     /// Stop accepting, let requests in flight finish (up to the grace
     /// period), then stop.
     Stop,
+    /// A new slot map of a redis_cluster cluster.
+    SlotMap(Arc<SlotMap>),
 }
 
 /// How often a core looks at its control channel. Control traffic is rare
@@ -82,6 +87,10 @@ pub struct CoreSpec {
     pub cores: usize,
     pub cpu: usize,
     pub topo: Arc<Topology>,
+    /// The slot maps known at start-up (redis_cluster clusters).
+    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
+    /// Where this core asks for slot map refreshes.
+    pub refresh: Sender<usize>,
     pub control: Receiver<CoreMsg>,
     pub started: Sender<Result<usize, String>>,
 }
@@ -93,6 +102,8 @@ pub fn run(spec: CoreSpec) {
         cores,
         cpu,
         topo,
+        slot_maps,
+        refresh,
         control,
         started,
     } = spec;
@@ -114,23 +125,35 @@ pub fn run(spec: CoreSpec) {
         }
     };
     ex.run(async move {
-        let listen = topo.config.listen;
-        let listener = match TcpListener::bind(listen) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = started.send(Err(format!("core {index}: cannot listen on {listen}: {e}")));
-                return;
-            }
-        };
-        let _ = started.send(Ok(index));
         let cfg = &topo.config;
+        // The TLS listener: `listen` itself, or a second address of its own.
+        let mut listeners = Vec::new();
+        let tls = cfg.tls.as_ref();
+        let main_tls = tls.filter(|t| t.listen.is_none()).map(|t| t.server.clone());
+        listeners.push((cfg.listen, main_tls));
+        if let Some(t) = tls {
+            if let Some(addr) = t.listen {
+                listeners.push((addr, Some(t.server.clone())));
+            }
+        }
+        let mut bound = Vec::new();
+        for (addr, tls) in listeners {
+            match TcpListener::bind(addr) {
+                Ok(l) => bound.push((l, tls.map(TlsAcceptor::from))),
+                Err(e) => {
+                    let _ =
+                        started.send(Err(format!("core {index}: cannot listen on {addr}: {e}")));
+                    return;
+                }
+            }
+        }
+        let _ = started.send(Ok(index));
         let stats = Rc::new(CoreStats::new(
             index,
             topo.endpoints.len(),
             topo.clusters.len(),
         ));
-        let mut admission = Admission::new(cfg.connection_rate_limit, cores);
-        let upstreams = Rc::new(Upstreams::new(&topo, &stats));
+        let upstreams = Rc::new(Upstreams::new(&topo, &stats, slot_maps, refresh));
         let ctx = Rc::new(CoreContext {
             limits: Limits {
                 max_bulk_len: cfg.max_bulk_len,
@@ -142,48 +165,36 @@ pub fn run(spec: CoreSpec) {
             stats: stats.clone(),
             topo: topo.clone(),
         });
-        let stop = Rc::new(Notify::default());
         let stopping = Rc::new(Cell::new(false));
+        let accept = Rc::new(Accept {
+            index,
+            ctx,
+            stats: stats.clone(),
+            admission: RefCell::new(Admission::new(cfg.connection_rate_limit, cores)),
+            next_id: Cell::new(1),
+            stopping: stopping.clone(),
+        });
+        let mut stops = Vec::new();
+        let mut loops = Vec::new();
+        for (listener, tls) in bound {
+            let stop = Rc::new(Notify::default());
+            stops.push(stop.clone());
+            let accept = accept.clone();
+            loops.push(glommio::spawn_local(async move {
+                accept.run(listener, tls, stop).await
+            }));
+        }
         glommio::spawn_local(control_loop(
             control,
             stats.clone(),
             upstreams,
-            stop.clone(),
-            stopping.clone(),
+            stops,
+            stopping,
         ))
         .detach();
-        let mut next_id: u64 = 1;
-        while !stopping.get() {
-            match race(listener.accept(), stop.wait()).await {
-                Either::Left(Ok(stream)) => {
-                    if !admission.admit() {
-                        // Over the connection rate: closed at once, counted.
-                        CoreStats::add(&stats.rejected_connections, 1);
-                        drop(stream);
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let id = ((index as u64) << 48) | next_id;
-                    next_id += 1;
-                    let ctx = ctx.clone();
-                    CoreStats::add(&stats.accepted, 1);
-                    CoreStats::add(&stats.connections, 1);
-                    let stats = stats.clone();
-                    glommio::spawn_local(async move {
-                        session::run(stream, ctx, id).await;
-                        stats.connections.set(stats.connections.get() - 1);
-                    })
-                    .detach();
-                }
-                Either::Left(Err(e)) => {
-                    // Out of descriptors and the like: pause instead of spinning.
-                    eprintln!("keyway: core {index}: accept failed: {e}");
-                    glommio::timer::sleep(Duration::from_millis(50)).await;
-                }
-                Either::Right(()) => {}
-            }
+        for l in loops {
+            l.await;
         }
-        drop(listener);
         let deadline = Instant::now() + DRAIN_GRACE;
         while stats.connections.get() > 0 && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(10)).await;
@@ -191,11 +202,83 @@ pub fn run(spec: CoreSpec) {
     });
 }
 
+/// What every listener of a core shares.
+struct Accept {
+    index: usize,
+    ctx: Rc<CoreContext>,
+    stats: Rc<CoreStats>,
+    admission: RefCell<Option<Admission>>,
+    next_id: Cell<u64>,
+    stopping: Rc<Cell<bool>>,
+}
+
+/// A TLS client has this long to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Accept {
+    async fn run(
+        self: Rc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        stop: Rc<Notify>,
+    ) {
+        while !self.stopping.get() {
+            match race(listener.accept(), stop.wait()).await {
+                Either::Left(Ok(stream)) => {
+                    if !self.admission.borrow_mut().admit() {
+                        // Over the connection rate: closed at once, counted.
+                        CoreStats::add(&self.stats.rejected_connections, 1);
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let n = self.next_id.get();
+                    self.next_id.set(n + 1);
+                    let id = ((self.index as u64) << 48) | n;
+                    let ctx = self.ctx.clone();
+                    let stats = self.stats.clone();
+                    CoreStats::add(&stats.accepted, 1);
+                    CoreStats::add(&stats.connections, 1);
+                    let tls = tls.clone();
+                    glommio::spawn_local(async move {
+                        match tls {
+                            None => session::run(Stream::Plain(stream), ctx, id).await,
+                            Some(acceptor) => {
+                                let timeout = glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT);
+                                match race(acceptor.accept(stream), timeout).await {
+                                    Either::Left(Ok(s)) => {
+                                        session::run(Stream::Server(Box::new(s)), ctx, id).await
+                                    }
+                                    Either::Left(Err(e)) => {
+                                        CoreStats::add(&stats.tls_client_failures, 1);
+                                        eprintln!("keyway: TLS client handshake failed: {e}");
+                                    }
+                                    Either::Right(()) => {
+                                        CoreStats::add(&stats.tls_client_failures, 1);
+                                    }
+                                }
+                            }
+                        }
+                        stats.connections.set(stats.connections.get() - 1);
+                    })
+                    .detach();
+                }
+                Either::Left(Err(e)) => {
+                    // Out of descriptors and the like: pause instead of spinning.
+                    eprintln!("keyway: core {}: accept failed: {e}", self.index);
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+                Either::Right(()) => {}
+            }
+        }
+    }
+}
+
 async fn control_loop(
     control: Receiver<CoreMsg>,
     stats: Rc<CoreStats>,
     upstreams: Rc<Upstreams>,
-    stop: Rc<Notify>,
+    stops: Vec<Rc<Notify>>,
     stopping: Rc<Cell<bool>>,
 ) {
     loop {
@@ -203,9 +286,12 @@ async fn control_loop(
             Ok(CoreMsg::Snapshot(reply)) => {
                 let _ = reply.send(stats.snapshot(upstreams.states()));
             }
+            Ok(CoreMsg::SlotMap(map)) => upstreams.set_slot_map(map),
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
                 stopping.set(true);
-                stop.notify();
+                for stop in &stops {
+                    stop.notify();
+                }
                 return;
             }
             Err(TryRecvError::Empty) => glommio::timer::sleep(CONTROL_POLL).await,

@@ -7,6 +7,7 @@ pub mod notify;
 pub use control::Cores;
 
 use crate::admin::Admin;
+use crate::cluster::discovery::Discovery;
 use crate::config::{Config, Cores as CoreChoice};
 use crate::stats::latency;
 use crate::topology::Topology;
@@ -36,6 +37,12 @@ pub fn run(config: Config) -> Result<(), String> {
     check_io_uring()?;
     let signals = block_signals();
     let topo = Arc::new(Topology::build(config));
+    // Redis Clusters are discovered before the cores start, so that their
+    // first requests find a slot map (a cluster that does not answer yet
+    // does not hold keyway back).
+    let mut discovery = Discovery::new(topo.clone());
+    let slot_maps = discovery.initial();
+    let (refresh_tx, refresh_rx) = bounded(256);
     let (started_tx, started_rx) = unbounded();
     let admin_listener = match topo.config.admin_listen {
         Some(addr) => Some(
@@ -46,12 +53,14 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let mut cores = Vec::new();
     for (index, &cpu) in cpus.iter().enumerate() {
-        let (tx, rx) = bounded(4);
+        let (tx, rx) = bounded(64);
         let spec = core::CoreSpec {
             index,
             cores: cpus.len(),
             cpu,
             topo: topo.clone(),
+            slot_maps: slot_maps.clone(),
+            refresh: refresh_tx.clone(),
             control: rx,
             started: started_tx.clone(),
         };
@@ -87,9 +96,13 @@ pub fn run(config: Config) -> Result<(), String> {
         }
     }
     let handles = Cores::new(cores.iter().map(|(tx, _)| tx.clone()).collect());
+    let directory = discovery.directory();
+    discovery.spawn(handles.clone(), refresh_rx);
+    drop(refresh_tx);
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(l) = admin_listener {
         let admin = Admin {
+            directory,
             topo: topo.clone(),
             cores: handles.clone(),
             stopping: stopping.clone(),

@@ -10,10 +10,10 @@ use crate::resp::request::{Arg, RequestScanner, Scanned};
 use crate::resp::write::{quoted, Protocol};
 use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
+use crate::tls::Stream;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use replies::Replies;
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -77,7 +77,7 @@ impl Client {
     }
 }
 
-pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
+pub async fn run(mut stream: Stream, ctx: Rc<CoreContext>, id: u64) {
     let mut scanner = RequestScanner::new(ctx.limits);
     let mut client = Client {
         id,
@@ -135,7 +135,7 @@ pub async fn run(mut stream: TcpStream, ctx: Rc<CoreContext>, id: u64) {
         if !client.replies.borrow().is_empty() {
             wait_for_replies(&client.replies).await;
             client.replies.borrow_mut().take_output(&mut out);
-            if stream.write_all(&out).await.is_err() {
+            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                 return;
             }
             CoreStats::add(&ctx.stats.bytes_out, out.len() as u64);

@@ -6,10 +6,17 @@
 
 use super::replies::{Multi, Part, Waiter};
 use super::{Client, CoreContext};
+use crate::cluster::redirect::Redirect;
+use crate::cluster::slots::{key_slot, SlotMap};
 use crate::command::{CommandSpec, Split};
 use crate::resp::request::Arg;
-use crate::resp::write::{self, quoted};
+use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::{CoreStats, ErrorKind};
+use crate::topology::{Shard, Topology};
+use crate::upstream::conn::Conn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Where one key of a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,10 +24,36 @@ pub struct Target {
     /// 0: the client's reply; c + 1: a mirrored copy to cluster c.
     sink: u32,
     endpoint: u32,
+    /// Redis Cluster slot of the key (0 for ring clusters): keys of one
+    /// upstream request must share it.
+    slot: u32,
     /// Position of the key among the command's keys.
     ordinal: u32,
     /// Leading bytes removed from the key (remove_prefix).
     strip: u32,
+    cluster: u32,
+}
+
+/// The shard serving `key` in `cluster`, and its slot for redis_cluster
+/// clusters; Err is the client's error when a cluster cannot serve it yet.
+#[inline]
+fn locate<'m>(
+    topo: &'m Topology,
+    maps: &'m [Option<Arc<SlotMap>>],
+    cluster: usize,
+    key: &[u8],
+) -> Result<(&'m Shard, u16), &'static str> {
+    if let Some(shard) = topo.shard(cluster, key) {
+        return Ok((shard, 0));
+    }
+    let slot = key_slot(key);
+    match &maps[cluster] {
+        Some(map) => map
+            .shard(slot)
+            .map(|s| (s, slot))
+            .ok_or("CLUSTERDOWN Hash slot not served"),
+        None => Err("no slot map yet"),
+    }
 }
 
 /// Routes and sends a keyed request (`kind` is Some for split commands).
@@ -44,6 +77,7 @@ pub fn execute(
     // or none; requests on routes without mirrors draw nothing.
     let mut draw = None;
     let turn = ctx.upstreams.next_turn();
+    let maps = ctx.upstreams.slot_maps();
     for (ordinal, &k) in keys.iter().enumerate() {
         let key = arg(k);
         let Some(route) = topo.resolve(key) else {
@@ -51,20 +85,36 @@ pub fn execute(
             return;
         };
         let stripped = &key[route.strip..];
-        let shard = topo.shard(route.cluster, stripped);
+        let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
+            Ok(found) => found,
+            Err(why) => {
+                ctx.upstreams.ask_refresh(route.cluster);
+                let name = &topo.clusters[route.cluster].name;
+                if why.starts_with("CLUSTERDOWN") {
+                    client.error(why);
+                } else {
+                    client.error(&format!(
+                        "ERR cluster '{name}' is not reachable yet: no seed node has answered CLUSTER SLOTS"
+                    ));
+                }
+                return;
+            }
+        };
         let endpoint = ctx.upstreams.choose(
             shard,
             topo.clusters[route.cluster].read_policy,
             is_read,
             turn,
         );
-        let t = |sink: usize, endpoint: usize| Target {
+        let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
             sink: sink as u32,
             endpoint: endpoint as u32,
+            slot: slot as u32,
             ordinal: ordinal as u32,
             strip: route.strip as u32,
+            cluster: cluster as u32,
         };
-        targets.push(t(0, endpoint));
+        targets.push(t(0, route.cluster, endpoint, slot));
         for m in route.mirrors {
             if m.exclude_read_commands && is_read {
                 continue;
@@ -72,17 +122,24 @@ pub fn execute(
             if *draw.get_or_insert_with(|| client.next_fraction()) >= m.fraction {
                 continue;
             }
-            let shard = topo.shard(m.cluster, stripped);
+            let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
+                // The mirror cluster cannot take it yet: counted, not sent.
+                ctx.upstreams.ask_refresh(m.cluster);
+                CoreStats::add(&ctx.stats.mirrors[m.cluster].failed, 1);
+                continue;
+            };
             let ep =
                 ctx.upstreams
                     .choose(shard, topo.clusters[m.cluster].read_policy, is_read, turn);
-            targets.push(t(m.cluster + 1, ep));
+            targets.push(t(m.cluster + 1, m.cluster, ep, slot));
         }
     }
+    drop(maps);
     targets.sort_unstable();
     let split_at = targets.partition_point(|t| t.sink == 0);
     let (primary, mirrors) = targets.split_at(split_at);
-    if kind.is_none() && primary.iter().any(|t| t.endpoint != primary[0].endpoint) {
+    let together = |a: &Target, b: &Target| a.endpoint == b.endpoint && a.slot == b.slot;
+    if kind.is_none() && primary.iter().any(|t| !together(t, &primary[0])) {
         client.fail(
             ErrorKind::CrossSlot,
             "CROSSSLOT Keys in request don't hash to the same slot",
@@ -96,13 +153,13 @@ pub fn execute(
         kind,
     };
     // The client's reply.
-    let groups = primary.chunk_by(|a, b| a.endpoint == b.endpoint);
+    let groups = primary.chunk_by(together);
     if groups.clone().count() == 1 {
         let slot = client.replies.borrow_mut().push_waiting();
-        let conn = ctx
-            .upstreams
-            .conn(primary[0].endpoint as usize, client.proto);
-        conn.send(
+        send(
+            ctx,
+            primary,
+            client.proto,
             |buf| enc.whole(buf, primary),
             Waiter::new(&client.replies, slot, 0),
         );
@@ -116,8 +173,10 @@ pub fn execute(
             .borrow_mut()
             .push_multi(Multi::new(kind, keys.len(), parts));
         for (pi, g) in groups.enumerate() {
-            let conn = ctx.upstreams.conn(g[0].endpoint as usize, client.proto);
-            conn.send(
+            send(
+                ctx,
+                g,
+                client.proto,
                 |buf| enc.part(buf, g),
                 Waiter::new(&client.replies, slot, pi),
             );
@@ -127,7 +186,7 @@ pub fn execute(
     for copy in mirrors.chunk_by(|a, b| a.sink == b.sink) {
         let cluster = copy[0].sink as usize - 1;
         let stats = &ctx.stats.mirrors[cluster];
-        let by_endpoint = copy.chunk_by(|a, b| a.endpoint == b.endpoint);
+        let by_endpoint = copy.chunk_by(together);
         if kind.is_none() && by_endpoint.clone().count() > 1 {
             // Keys together in the primary cluster, apart in the mirror.
             CoreStats::add(&stats.failed, 1);
@@ -142,12 +201,59 @@ pub fn execute(
             CoreStats::add(&stats.sent, 1);
             let waiter = Waiter::mirror(&ctx.stats, cluster);
             if g.len() == keys.len() {
-                conn.send(|buf| enc.whole(buf, g), waiter);
+                send_on(ctx, &conn, g, client.proto, |buf| enc.whole(buf, g), waiter);
             } else {
-                conn.send(|buf| enc.part(buf, g), waiter);
+                send_on(ctx, &conn, g, client.proto, |buf| enc.part(buf, g), waiter);
             }
         }
     }
+}
+
+/// Sends one upstream request for the keys of `group` (one endpoint, one slot).
+fn send(
+    ctx: &CoreContext,
+    group: &[Target],
+    proto: Protocol,
+    encode: impl FnOnce(&mut Vec<u8>),
+    waiter: Waiter,
+) {
+    let conn = ctx.upstreams.conn(group[0].endpoint as usize, proto);
+    send_on(ctx, &conn, group, proto, encode, waiter);
+}
+
+/// Sends on `conn`; a request to a Redis Cluster keeps a copy of itself so
+/// that a redirection can send it again.
+fn send_on(
+    ctx: &CoreContext,
+    conn: &Rc<Conn>,
+    group: &[Target],
+    proto: Protocol,
+    encode: impl FnOnce(&mut Vec<u8>),
+    waiter: Waiter,
+) {
+    let cluster = group[0].cluster as usize;
+    if !ctx.topo.is_redis_cluster(cluster) {
+        conn.send(encode, waiter);
+        return;
+    }
+    let mut bytes = Vec::new();
+    encode(&mut bytes);
+    let request: Rc<[u8]> = Rc::from(bytes);
+    let redirect = Redirect {
+        waiter,
+        request: request.clone(),
+        cluster: cluster as u32,
+        slot: group[0].slot as u16,
+        proto,
+        hops: 0,
+        tries: 0,
+        deadline: Instant::now() + ctx.topo.config.op_timeout,
+        upstreams: ctx.upstreams.clone(),
+    };
+    conn.send(
+        |buf| buf.extend_from_slice(&request),
+        Waiter::Cluster(Box::new(redirect)),
+    );
 }
 
 /// Writes the upstream requests of a plan.

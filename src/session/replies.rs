@@ -3,6 +3,7 @@
 //! client in request order. Split multi-key commands gather their parts
 //! here and are merged back in key order.
 
+use crate::cluster::redirect::Redirect;
 use crate::command::Split;
 use crate::resp::{reply, write};
 use crate::stats::CoreStats;
@@ -77,6 +78,11 @@ pub enum Waiter {
         stats: Rc<CoreStats>,
         cluster: u32,
     },
+    /// A request to a Redis Cluster node: follows MOVED/ASK/TRYAGAIN
+    /// before its inner waiter gets the reply.
+    Cluster(Box<Redirect>),
+    /// A reply nobody needs (ASKING before a redirected request).
+    Ignore,
 }
 
 impl Waiter {
@@ -95,8 +101,13 @@ impl Waiter {
         }
     }
 
+    /// No client waits on it (its errors are not the client's errors).
     pub fn is_mirror(&self) -> bool {
-        matches!(self, Waiter::Mirror { .. })
+        match self {
+            Waiter::Client { .. } => false,
+            Waiter::Cluster(r) => r.waiter.is_mirror(),
+            Waiter::Mirror { .. } | Waiter::Ignore => true,
+        }
     }
 
     pub fn complete(self, reply: &[u8]) {
@@ -113,6 +124,8 @@ impl Waiter {
                     CoreStats::add(&stats.mirrors[cluster as usize].failed, 1);
                 }
             }
+            Waiter::Cluster(r) => r.complete(reply),
+            Waiter::Ignore => {}
         }
     }
 
@@ -129,6 +142,8 @@ impl Waiter {
             Waiter::Mirror { stats, cluster } => {
                 CoreStats::add(&stats.mirrors[cluster as usize].failed, 1)
             }
+            Waiter::Cluster(r) => (*r).fail(msg),
+            Waiter::Ignore => {}
         }
     }
 }

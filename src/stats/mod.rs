@@ -7,6 +7,7 @@ pub mod render;
 use crate::command::{CommandSpec, COMMANDS};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Kinds of error replies keyway itself produced.
@@ -63,6 +64,15 @@ pub struct MirrorStats {
     pub dropped: Cell<u64>,
 }
 
+/// Redirections met by requests to one redis_cluster cluster.
+#[derive(Default)]
+pub struct RedirectStats {
+    pub moved: Cell<u64>,
+    pub ask: Cell<u64>,
+    /// TRYAGAIN and CLUSTERDOWN answers retried.
+    pub retried: Cell<u64>,
+}
+
 #[derive(Default)]
 pub struct EndpointStats {
     pub requests: Cell<u64>,
@@ -70,7 +80,25 @@ pub struct EndpointStats {
     pub timeouts: Cell<u64>,
     pub reconnects: Cell<u64>,
     pub connect_failures: Cell<u64>,
+    pub tls_failures: Cell<u64>,
+    pub auth_failures: Cell<u64>,
     pub rtt: RefCell<Option<Histogram<u64>>>,
+}
+
+impl EndpointStats {
+    fn new() -> Rc<EndpointStats> {
+        Rc::new(EndpointStats {
+            rtt: RefCell::new(Some(new_histogram())),
+            ..Default::default()
+        })
+    }
+
+    #[inline]
+    pub fn rtt(&self, rtt: Duration) {
+        if let Some(h) = self.rtt.borrow_mut().as_mut() {
+            h.saturating_record(micros(rtt));
+        }
+    }
 }
 
 pub struct CoreStats {
@@ -81,11 +109,17 @@ pub struct CoreStats {
     unknown_commands: Cell<u64>,
     errors: [Cell<u64>; 9],
     pub rejected_connections: Cell<u64>,
+    /// Client connections whose TLS handshake failed or timed out.
+    pub tls_client_failures: Cell<u64>,
     /// Per cluster, as a mirror target.
     pub mirrors: Vec<MirrorStats>,
+    /// Per cluster (redis_cluster ones count).
+    pub redirects: Vec<RedirectStats>,
     pub bytes_in: Cell<u64>,
     pub bytes_out: Cell<u64>,
-    pub endpoints: Vec<EndpointStats>,
+    /// Per endpoint; grows when a Redis Cluster reveals new nodes. Each
+    /// connection holds its endpoint's entry.
+    endpoints: RefCell<Vec<Rc<EndpointStats>>>,
     /// Request latency per group (read, write, multi, other, all).
     latency: RefCell<[Histogram<u64>; 5]>,
 }
@@ -105,15 +139,12 @@ impl CoreStats {
             unknown_commands: Cell::new(0),
             errors: Default::default(),
             rejected_connections: Cell::new(0),
+            tls_client_failures: Cell::new(0),
             mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
+            redirects: (0..clusters).map(|_| RedirectStats::default()).collect(),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
-            endpoints: (0..endpoints)
-                .map(|_| EndpointStats {
-                    rtt: RefCell::new(Some(new_histogram())),
-                    ..Default::default()
-                })
-                .collect(),
+            endpoints: RefCell::new((0..endpoints).map(|_| EndpointStats::new()).collect()),
             latency: RefCell::new(std::array::from_fn(|_| new_histogram())),
         }
     }
@@ -152,11 +183,13 @@ impl CoreStats {
         }
     }
 
-    #[inline]
-    pub fn endpoint_rtt(&self, endpoint: usize, rtt: Duration) {
-        if let Some(h) = self.endpoints[endpoint].rtt.borrow_mut().as_mut() {
-            h.saturating_record(micros(rtt));
+    /// The stats of `endpoint`, made if it is new to this core.
+    pub fn endpoint(&self, endpoint: usize) -> Rc<EndpointStats> {
+        let mut eps = self.endpoints.borrow_mut();
+        while eps.len() <= endpoint {
+            eps.push(EndpointStats::new());
         }
+        eps[endpoint].clone()
     }
 
     pub fn snapshot(&self, endpoint_states: Vec<&'static str>) -> CoreSnapshot {
@@ -169,6 +202,7 @@ impl CoreStats {
             unknown_commands: self.unknown_commands.get(),
             errors: self.errors.iter().map(e).collect(),
             rejected_connections: self.rejected_connections.get(),
+            tls_client_failures: self.tls_client_failures.get(),
             mirrors: self
                 .mirrors
                 .iter()
@@ -176,16 +210,24 @@ impl CoreStats {
                 .collect(),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
+            redirects: self
+                .redirects
+                .iter()
+                .map(|r| [r.moved.get(), r.ask.get(), r.retried.get()])
+                .collect(),
             endpoints: self
                 .endpoints
+                .borrow()
                 .iter()
-                .zip(endpoint_states)
+                .zip(endpoint_states.into_iter().chain(std::iter::repeat("idle")))
                 .map(|(s, state)| EndpointSnapshot {
                     requests: s.requests.get(),
                     errors: s.errors.get(),
                     timeouts: s.timeouts.get(),
                     reconnects: s.reconnects.get(),
                     connect_failures: s.connect_failures.get(),
+                    tls_failures: s.tls_failures.get(),
+                    auth_failures: s.auth_failures.get(),
                     state,
                     rtt: s.rtt.borrow().clone().unwrap_or_else(new_histogram),
                 })
@@ -202,6 +244,8 @@ pub struct EndpointSnapshot {
     pub timeouts: u64,
     pub reconnects: u64,
     pub connect_failures: u64,
+    pub tls_failures: u64,
+    pub auth_failures: u64,
     /// Connection state on this core: idle, connecting, up, backoff.
     pub state: &'static str,
     pub rtt: Histogram<u64>,
@@ -217,8 +261,11 @@ pub struct CoreSnapshot {
     pub unknown_commands: u64,
     pub errors: Vec<u64>,
     pub rejected_connections: u64,
+    pub tls_client_failures: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
+    /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
+    pub redirects: Vec<[u64; 3]>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub endpoints: Vec<EndpointSnapshot>,
@@ -242,19 +289,44 @@ impl CoreSnapshot {
                 *a += b;
             }
             t.rejected_connections += c.rejected_connections;
+            t.tls_client_failures += c.tls_client_failures;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
+                for i in 0..3 {
+                    a[i] += b[i];
+                }
+            }
+            for (a, b) in t.redirects.iter_mut().zip(&c.redirects) {
                 for i in 0..3 {
                     a[i] += b[i];
                 }
             }
             t.bytes_in += c.bytes_in;
             t.bytes_out += c.bytes_out;
+            // Cores learn of new cluster nodes at slightly different times.
+            if t.endpoints.len() < c.endpoints.len() {
+                let more = c.endpoints[t.endpoints.len()..]
+                    .iter()
+                    .map(|e| EndpointSnapshot {
+                        requests: 0,
+                        errors: 0,
+                        timeouts: 0,
+                        reconnects: 0,
+                        connect_failures: 0,
+                        tls_failures: 0,
+                        auth_failures: 0,
+                        state: "idle",
+                        rtt: Histogram::new_from(&e.rtt),
+                    });
+                t.endpoints.extend(more.collect::<Vec<_>>());
+            }
             for (a, b) in t.endpoints.iter_mut().zip(&c.endpoints) {
                 a.requests += b.requests;
                 a.errors += b.errors;
                 a.timeouts += b.timeouts;
                 a.reconnects += b.reconnects;
                 a.connect_failures += b.connect_failures;
+                a.tls_failures += b.tls_failures;
+                a.auth_failures += b.auth_failures;
                 let _ = a.rtt.add(&b.rtt);
                 if b.state == "up" {
                     a.state = "up";

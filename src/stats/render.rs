@@ -2,6 +2,7 @@
 //! Prometheus text exposition for /metrics.
 
 use super::{CoreSnapshot, ERROR_KINDS, GROUPS};
+use crate::cluster::discovery::{ClusterStatus, Directory};
 use crate::command::COMMANDS;
 use crate::topology::Topology;
 use hdrhistogram::Histogram;
@@ -46,7 +47,7 @@ fn percentiles_json(h: &Histogram<u64>) -> String {
     )
 }
 
-fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
+fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
     let mut o = String::from("{");
     if c.core != usize::MAX {
         let _ = write!(o, "\"core\":{},", c.core);
@@ -73,13 +74,13 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
         .collect();
     o.push_str(&errs.join(","));
     o.push_str("},\"endpoints\":[");
-    let eps: Vec<String> = topo
+    let eps: Vec<String> = dir
         .endpoints
         .iter()
         .zip(&c.endpoints)
         .map(|(e, s)| {
             format!(
-                "{{\"cluster\":{},\"endpoint\":{},\"requests\":{},\"errors\":{},\"timeouts\":{},\"reconnects\":{},\"connect_failures\":{},\"state\":\"{}\",\"rtt\":{}}}",
+                "{{\"cluster\":{},\"endpoint\":{},\"requests\":{},\"errors\":{},\"timeouts\":{},\"reconnects\":{},\"connect_failures\":{},\"tls_failures\":{},\"auth_failures\":{},\"state\":\"{}\",\"rtt\":{}}}",
                 json_str(&topo.clusters[e.cluster].name),
                 json_str(&e.label),
                 s.requests,
@@ -87,6 +88,8 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
                 s.timeouts,
                 s.reconnects,
                 s.connect_failures,
+                s.tls_failures,
+                s.auth_failures,
                 s.state,
                 percentiles_json(&s.rtt)
             )
@@ -107,7 +110,22 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
         })
         .collect();
     o.push_str(&mirrors.join(","));
-    o.push_str("],\"latency\":{");
+    o.push_str("],\"redirects\":[");
+    let redirects: Vec<String> = topo
+        .clusters
+        .iter()
+        .zip(&c.redirects)
+        .filter(|(ring, _)| ring.ring.is_none())
+        .map(|(ring, [moved, ask, retried])| {
+            format!(
+                "{{\"cluster\":{},\"moved\":{moved},\"ask\":{ask},\"retried\":{retried}}}",
+                json_str(&ring.name)
+            )
+        })
+        .collect();
+    o.push_str(&redirects.join(","));
+    let _ = write!(o, "],\"tls_client_failures\":{},", c.tls_client_failures);
+    o.push_str("\"latency\":{");
     let lat: Vec<String> = GROUPS
         .iter()
         .zip(&c.latency)
@@ -119,10 +137,10 @@ fn core_json(topo: &Topology, c: &CoreSnapshot) -> String {
 }
 
 /// `/stats`: per core and total.
-pub fn stats_json(topo: &Topology, cores: &[CoreSnapshot]) -> String {
-    let per: Vec<String> = cores.iter().map(|c| core_json(topo, c)).collect();
+pub fn stats_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
+    let per: Vec<String> = cores.iter().map(|c| core_json(topo, dir, c)).collect();
     let total = CoreSnapshot::total(cores)
-        .map(|t| core_json(topo, &t))
+        .map(|t| core_json(topo, dir, &t))
         .unwrap_or_else(|| "{}".into());
     format!("{{\"cores\":[{}],\"total\":{}}}\n", per.join(","), total)
 }
@@ -148,47 +166,118 @@ pub fn latency_json(cores: &[CoreSnapshot]) -> String {
 }
 
 /// `/clusters`: clusters, their endpoints and connection state per core.
-pub fn clusters_json(topo: &Topology, cores: &[CoreSnapshot]) -> String {
+pub fn clusters_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
+    let endpoint = |i: usize, weight: u32, role: &str| {
+        let Some(e) = dir.endpoints.get(i) else {
+            return "null".to_string();
+        };
+        let states: Vec<String> = cores
+            .iter()
+            .map(|s| format!("\"{}\"", s.endpoints.get(i).map_or("idle", |e| e.state)))
+            .collect();
+        format!(
+            "{{\"address\":{},\"resolved\":\"{}\",\"role\":\"{role}\",\"weight\":{},\"state_per_core\":[{}]}}",
+            json_str(&e.label),
+            e.addr,
+            weight,
+            states.join(",")
+        )
+    };
     let clusters: Vec<String> = topo
         .config
         .clusters
         .iter()
         .enumerate()
         .map(|(ci, c)| {
-            let endpoint = |i: usize, weight: u32| {
-                let e = &topo.endpoints[i];
-                let states: Vec<String> = cores.iter().map(|s| format!("\"{}\"", s.endpoints[i].state)).collect();
-                format!(
-                    "{{\"address\":{},\"resolved\":\"{}\",\"role\":\"{}\",\"weight\":{},\"state_per_core\":[{}]}}",
-                    json_str(&e.label),
-                    e.addr,
-                    if e.replica { "replica" } else { "primary" },
-                    weight,
-                    states.join(",")
-                )
-            };
+            let head = format!(
+                "\"name\":{},\"lb_policy\":\"{:?}\",\"read_policy\":\"{:?}\",\"tls\":{}",
+                json_str(&c.name),
+                c.lb_policy,
+                c.read_policy,
+                c.tls.is_some()
+            );
+            if topo.clusters[ci].ring.is_none() {
+                return format!("{{{head},{}}}", slot_map_json(&dir.clusters[ci], &endpoint));
+            }
             let shards: Vec<String> = topo.clusters[ci]
                 .shards
                 .iter()
                 .zip(&c.endpoints)
                 .map(|(sh, e)| {
-                    let reps: Vec<String> = sh.replicas.iter().map(|&r| endpoint(r, 1)).collect();
-                    format!("{{\"primary\":{},\"replicas\":[{}]}}", endpoint(sh.primary, e.weight), reps.join(","))
+                    let reps: Vec<String> = sh
+                        .replicas
+                        .iter()
+                        .map(|&r| endpoint(r, 1, "replica"))
+                        .collect();
+                    format!(
+                        "{{\"primary\":{},\"replicas\":[{}]}}",
+                        endpoint(sh.primary, e.weight, "primary"),
+                        reps.join(",")
+                    )
                 })
                 .collect();
-            format!(
-                "{{\"name\":{},\"lb_policy\":\"{:?}\",\"read_policy\":\"{:?}\",\"shards\":[{}]}}",
-                json_str(&c.name),
-                c.lb_policy,
-                c.read_policy,
-                shards.join(",")
-            )
+            format!("{{{head},\"shards\":[{}]}}", shards.join(","))
         })
         .collect();
     format!("{{\"clusters\":[{}]}}\n", clusters.join(","))
 }
 
+/// A redis_cluster cluster: its shards with their slot ranges and roles,
+/// and the state of discovery.
+fn slot_map_json(st: &ClusterStatus, endpoint: &dyn Fn(usize, u32, &str) -> String) -> String {
+    let secs = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or("null".to_string(), |d| format!("{:.3}", d.as_secs_f64()))
+    };
+    let mut o = format!(
+        "\"last_refresh_unix\":{},\"refreshes\":{},\"refresh_failures\":{},\"last_error\":{},",
+        secs(st.last_refresh),
+        st.refreshes,
+        st.refresh_failures,
+        st.last_error
+            .as_deref()
+            .map_or("null".to_string(), json_str)
+    );
+    let Some(map) = &st.map else {
+        o.push_str("\"slot_map\":null");
+        return o;
+    };
+    let ranges = map.ranges();
+    let shards: Vec<String> = map
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, sh)| {
+            let slots: Vec<String> = ranges
+                .iter()
+                .filter(|r| r.2 as usize == i)
+                .map(|r| format!("[{},{}]", r.0, r.1))
+                .collect();
+            let reps: Vec<String> = sh
+                .replicas
+                .iter()
+                .map(|&r| endpoint(r, 1, "replica"))
+                .collect();
+            format!(
+                "{{\"slots\":[{}],\"primary\":{},\"replicas\":[{}]}}",
+                slots.join(","),
+                endpoint(sh.primary, 1, "primary"),
+                reps.join(",")
+            )
+        })
+        .collect();
+    let _ = write!(
+        o,
+        "\"slot_map\":{{\"version\":{},\"unserved_slots\":{},\"shards\":[{}]}}",
+        map.version,
+        map.unserved(),
+        shards.join(",")
+    );
+    o
+}
+
 type EndpointCounter = fn(&super::EndpointSnapshot) -> u64;
+type StatusCounter = fn(&ClusterStatus) -> u64;
 
 /// A metric family with one value per core.
 fn per_core(
@@ -212,7 +301,7 @@ fn label(s: &str) -> String {
 }
 
 /// `/metrics`: Prometheus text exposition format 0.0.4.
-pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
+pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
     let mut o = String::new();
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -324,7 +413,59 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
         "Bytes written to clients.",
         |c| c.bytes_out,
     );
-    let ep_counters: [(&str, &str, EndpointCounter); 5] = [
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_tls_handshake_failures_total",
+        "counter",
+        "Client connections whose TLS handshake failed or timed out.",
+        |c| c.tls_client_failures,
+    );
+    let redirect_families = [
+        ("keyway_cluster_moved_total", "MOVED redirections followed."),
+        ("keyway_cluster_ask_total", "ASK redirections followed."),
+        (
+            "keyway_cluster_retries_total",
+            "Requests sent again after TRYAGAIN or CLUSTERDOWN.",
+        ),
+    ];
+    for (i, (name, help)) in redirect_families.iter().enumerate() {
+        family(&mut o, name, "counter", help);
+        for c in cores {
+            for (ring, r) in topo.clusters.iter().zip(&c.redirects) {
+                if ring.ring.is_none() {
+                    let _ = writeln!(
+                        o,
+                        "{name}{{core=\"{}\",cluster=\"{}\"}} {}",
+                        c.core,
+                        label(&ring.name),
+                        r[i]
+                    );
+                }
+            }
+        }
+    }
+    let refresh_families: [(&str, &str, StatusCounter); 2] = [
+        (
+            "keyway_cluster_refreshes_total",
+            "Slot map fetches (CLUSTER SLOTS) that succeeded.",
+            |s| s.refreshes,
+        ),
+        (
+            "keyway_cluster_refresh_failures_total",
+            "Slot map fetches that found no node answering.",
+            |s| s.refresh_failures,
+        ),
+    ];
+    for (name, help, get) in refresh_families {
+        family(&mut o, name, "counter", help);
+        for (ring, st) in topo.clusters.iter().zip(&dir.clusters) {
+            if ring.ring.is_none() {
+                let _ = writeln!(o, "{name}{{cluster=\"{}\"}} {}", label(&ring.name), get(st));
+            }
+        }
+    }
+    let ep_counters: [(&str, &str, EndpointCounter); 7] = [
         (
             "keyway_upstream_requests_total",
             "Requests sent to an endpoint.",
@@ -350,11 +491,21 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
             "Failed connection attempts to an endpoint.",
             |e| e.connect_failures,
         ),
+        (
+            "keyway_upstream_tls_handshake_failures_total",
+            "TLS handshakes with an endpoint that failed.",
+            |e| e.tls_failures,
+        ),
+        (
+            "keyway_upstream_auth_failures_total",
+            "Connections an endpoint refused the credentials of.",
+            |e| e.auth_failures,
+        ),
     ];
     for (name, help, get) in ep_counters {
         family(&mut o, name, "counter", help);
         for c in cores {
-            for (e, s) in topo.endpoints.iter().zip(&c.endpoints) {
+            for (e, s) in dir.endpoints.iter().zip(&c.endpoints) {
                 let _ = writeln!(
                     o,
                     "{name}{{core=\"{}\",cluster=\"{}\",endpoint=\"{}\"}} {}",
@@ -386,7 +537,7 @@ pub fn prometheus(topo: &Topology, cores: &[CoreSnapshot]) -> String {
         "Round trip of requests to an endpoint.",
     );
     for c in cores {
-        for (e, s) in topo.endpoints.iter().zip(&c.endpoints) {
+        for (e, s) in dir.endpoints.iter().zip(&c.endpoints) {
             let l = format!("core=\"{}\",endpoint=\"{}\"", c.core, label(&e.label));
             summary_lines(
                 &mut o,

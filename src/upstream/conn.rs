@@ -13,9 +13,11 @@ use crate::resp::reply::{is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::replies::Waiter;
-use crate::stats::{CoreStats, ErrorKind};
+use crate::stats::{CoreStats, EndpointStats, ErrorKind};
+use crate::tls::Stream;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use rustls::pki_types::ServerName;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -23,6 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -31,6 +34,10 @@ pub struct ConnSettings {
     pub connect_timeout: Duration,
     /// Credentials sent before anything else: (username, password).
     pub auth: Option<(Option<String>, String)>,
+    /// TLS: the cluster's client configuration and the name to verify.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// A Redis Cluster node: READONLY first, so replicas serve reads.
+    pub readonly: bool,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -71,17 +78,21 @@ enum Failure {
     Timeout,
     Unavailable,
     AuthFailed,
+    TlsFailed,
 }
 
 pub struct Conn {
-    endpoint: usize,
     stats: Rc<CoreStats>,
+    es: Rc<EndpointStats>,
     addr: SocketAddr,
     label: String,
     unavailable: String,
     auth_failed: String,
-    /// Sent first on every connection (HELLO 3 and/or AUTH); one reply.
+    tls_failed: String,
+    /// Sent first on every connection (HELLO 3, AUTH, READONLY), and how
+    /// many replies it gets.
     handshake: Vec<u8>,
+    handshake_replies: usize,
     settings: ConnSettings,
     inner: RefCell<Inner>,
     wakeup: Notify,
@@ -96,13 +107,16 @@ impl Conn {
         settings: ConnSettings,
         stats: Rc<CoreStats>,
     ) -> Conn {
+        let (handshake, handshake_replies) = handshake(proto, &settings.auth, settings.readonly);
         Conn {
-            endpoint,
+            es: stats.endpoint(endpoint),
             stats,
             addr,
             unavailable: format!("ERR upstream unavailable ({label})"),
             auth_failed: format!("ERR upstream authentication failed ({label})"),
-            handshake: handshake(proto, &settings.auth),
+            tls_failed: format!("ERR upstream TLS handshake failed ({label})"),
+            handshake,
+            handshake_replies,
             label,
             settings,
             inner: RefCell::new(Inner {
@@ -121,8 +135,7 @@ impl Conn {
     /// to `waiter`. Never blocks: the writer task sends it.
     pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
         let now = Instant::now();
-        let es = &self.stats.endpoints[self.endpoint];
-        CoreStats::add(&es.requests, 1);
+        CoreStats::add(&self.es.requests, 1);
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
             if now < until {
@@ -169,11 +182,45 @@ impl Conn {
                     }
                 };
             let _ = stream.set_nodelay(true);
-            CoreStats::add(&self.stats.endpoints[self.endpoint].reconnects, 1);
+            let stream = match &self.settings.tls {
+                None => Stream::Plain(stream),
+                Some((config, name)) => {
+                    let connector = futures_rustls::TlsConnector::from(config.clone());
+                    let handshake = connector.connect(name.clone(), stream);
+                    let timeout = glommio::timer::sleep(self.settings.connect_timeout);
+                    match race(handshake, timeout).await {
+                        Either::Left(Ok(tls)) => Stream::Client(Box::new(tls)),
+                        Either::Left(Err(e)) => {
+                            CoreStats::add(&self.es.tls_failures, 1);
+                            self.connect_failed(
+                                &format!("TLS handshake failed: {e}"),
+                                Failure::TlsFailed,
+                            );
+                            return;
+                        }
+                        Either::Right(()) => {
+                            CoreStats::add(&self.es.tls_failures, 1);
+                            self.connect_failed(
+                                "TLS handshake failed: timed out",
+                                Failure::TlsFailed,
+                            );
+                            return;
+                        }
+                    }
+                }
+            };
+            CoreStats::add(&self.es.reconnects, 1);
             self.inner.borrow_mut().state = State::Up;
             let end = self.serve(stream).await;
             match end {
-                End::Handshake(msg) if self.settings.auth.is_some() => {
+                End::Handshake(msg)
+                    if self.settings.auth.is_some()
+                        && (msg.contains("WRONGPASS")
+                            || msg.contains("NOAUTH")
+                            || msg.contains("AUTH")
+                            || msg.contains("invalid password")) =>
+                {
+                    CoreStats::add(&self.es.auth_failures, 1);
                     self.connect_failed(
                         &format!("authentication failed: {msg}"),
                         Failure::AuthFailed,
@@ -181,7 +228,10 @@ impl Conn {
                     return;
                 }
                 End::Handshake(msg) => {
-                    self.connect_failed(&format!("HELLO 3 refused: {msg}"), Failure::Unavailable);
+                    self.connect_failed(
+                        &format!("connection set-up refused: {msg}"),
+                        Failure::Unavailable,
+                    );
                     return;
                 }
                 End::Timeout => {
@@ -224,7 +274,7 @@ impl Conn {
             inner.driver_running = false;
             inner.failures
         };
-        CoreStats::add(&self.stats.endpoints[self.endpoint].connect_failures, 1);
+        CoreStats::add(&self.es.connect_failures, 1);
         if failures == 1 {
             eprintln!(
                 "keyway: upstream {}: {why}; failing its requests until it answers",
@@ -236,7 +286,7 @@ impl Conn {
 
     /// Completes one request with `failure`'s error and counts it.
     fn fail_one(&self, waiter: Waiter, failure: Failure) {
-        let es = &self.stats.endpoints[self.endpoint];
+        let es = &self.es;
         CoreStats::add(&es.errors, 1);
         let (kind, msg) = match failure {
             Failure::Timeout => {
@@ -245,6 +295,7 @@ impl Conn {
             }
             Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
             Failure::AuthFailed => (ErrorKind::UpstreamUnavailable, self.auth_failed.as_str()),
+            Failure::TlsFailed => (ErrorKind::UpstreamUnavailable, self.tls_failed.as_str()),
         };
         if !waiter.is_mirror() {
             self.stats.error(kind);
@@ -271,7 +322,7 @@ impl Conn {
         }
     }
 
-    async fn serve(&self, stream: TcpStream) -> End {
+    async fn serve(&self, stream: Stream) -> End {
         let stream = RefCell::new(stream);
         let io = race(self.read_loop(&stream), self.write_loop(&stream));
         match race(io, self.watchdog()).await {
@@ -280,7 +331,7 @@ impl Conn {
         }
     }
 
-    async fn write_loop(&self, stream: &RefCell<TcpStream>) -> End {
+    async fn write_loop(&self, stream: &RefCell<Stream>) -> End {
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
         if !self.handshake.is_empty() {
             if let Err(e) = write_all(stream, &self.handshake).await {
@@ -302,11 +353,11 @@ impl Conn {
         }
     }
 
-    async fn read_loop(&self, stream: &RefCell<TcpStream>) -> End {
+    async fn read_loop(&self, stream: &RefCell<Stream>) -> End {
         let mut buf = vec![0u8; READ_CHUNK];
         let (mut start, mut filled) = (0usize, 0usize);
         let mut scanner = ReplyScanner::new();
-        let mut hello_pending = !self.handshake.is_empty();
+        let mut handshake_pending = self.handshake_replies;
         loop {
             if filled == buf.len() {
                 if start > 0 {
@@ -332,8 +383,8 @@ impl Conn {
                 };
                 let reply = &buf[start..start + len];
                 start += len;
-                if hello_pending {
-                    hello_pending = false;
+                if handshake_pending > 0 {
+                    handshake_pending -= 1;
                     if is_error(reply) {
                         return End::Handshake(String::from_utf8_lossy(reply).trim().to_string());
                     }
@@ -346,8 +397,7 @@ impl Conn {
                 let waiter = self.inner.borrow_mut().waiters.pop_front();
                 match waiter {
                     Some((w, sent)) => {
-                        self.stats
-                            .endpoint_rtt(self.endpoint, now.saturating_duration_since(sent));
+                        self.es.rtt(now.saturating_duration_since(sent));
                         w.complete(reply)
                     }
                     None => return End::Protocol("reply without a request".into()),
@@ -399,9 +449,14 @@ impl Conn {
     }
 }
 
-/// The first request on a connection: `HELLO 3 [AUTH user pass]` for RESP3
-/// connections, `AUTH [user] pass` for RESP2 ones with credentials.
-fn handshake(proto: Protocol, auth: &Option<(Option<String>, String)>) -> Vec<u8> {
+/// The first requests on a connection: `HELLO 3 [AUTH user pass]` for
+/// RESP3 connections, `AUTH [user] pass` for RESP2 ones with credentials,
+/// then READONLY for Redis Cluster nodes. Returns them and their count.
+fn handshake(
+    proto: Protocol,
+    auth: &Option<(Option<String>, String)>,
+    readonly: bool,
+) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let user = auth
         .as_ref()
@@ -431,14 +486,20 @@ fn handshake(proto: Protocol, auth: &Option<(Option<String>, String)>) -> Vec<u8
         }
         (Protocol::Resp2, None) => {}
     }
-    out
+    let mut n = usize::from(!out.is_empty());
+    if readonly {
+        write::array_header(&mut out, 1);
+        write::bulk(&mut out, b"READONLY");
+        n += 1;
+    }
+    (out, n)
 }
 
-async fn read_some(stream: &RefCell<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+async fn read_some(stream: &RefCell<Stream>, buf: &mut [u8]) -> io::Result<usize> {
     poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, buf)).await
 }
 
-async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+async fn write_all(stream: &RefCell<Stream>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         let n = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, buf)).await?;
         if n == 0 {
@@ -446,5 +507,5 @@ async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()
         }
         buf = &buf[n..];
     }
-    Ok(())
+    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await
 }

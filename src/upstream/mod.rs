@@ -2,69 +2,186 @@
 //! shared by every session on the core so their requests coalesce.
 pub mod conn;
 
-use crate::config::ReadPolicy;
+use crate::cluster::slots::SlotMap;
+use crate::config::{LbPolicy, ReadPolicy};
 use crate::resp::write::Protocol;
 use crate::session::replies::Waiter;
 use crate::stats::CoreStats;
+use crate::tls;
 use crate::topology::Shard;
 use crate::topology::Topology;
 use conn::{Conn, ConnSettings};
-use std::cell::Cell;
+use crossbeam_channel::Sender;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct EndpointConns {
+    cluster: usize,
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
 }
 
-/// This core's connections to every endpoint of the topology.
+/// This core's connections to every endpoint of the topology, and its
+/// copy of each redis_cluster cluster's slot map.
 pub struct Upstreams {
-    endpoints: Vec<EndpointConns>,
+    topo: Arc<Topology>,
+    stats: Rc<CoreStats>,
+    /// Indexed by global endpoint number; grows when a Redis Cluster shows
+    /// a node this core has not met (None: a node of another cluster this
+    /// core has not been told of yet).
+    endpoints: RefCell<Vec<Option<EndpointConns>>>,
+    /// Per cluster: the slot map (redis_cluster only; None until known).
+    slot_maps: RefCell<Vec<Option<Arc<SlotMap>>>>,
+    /// Asks the control side to fetch a cluster's slots again.
+    refresh: Sender<usize>,
+    /// When this core last asked, per cluster (asks are rate-limited).
+    asked: Vec<Cell<Option<Instant>>>,
     /// Replica round robin, advanced once per request.
     turn: Cell<usize>,
 }
 
+/// How often one core may ask for a refresh of one cluster.
+const REFRESH_ASK_INTERVAL: Duration = Duration::from_millis(100);
+
 impl Upstreams {
-    pub fn new(topo: &Topology, stats: &Rc<CoreStats>) -> Upstreams {
-        let endpoints = topo
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let cluster = &topo.config.clusters[e.cluster];
-                let settings = ConnSettings {
-                    op_timeout: topo.config.op_timeout,
-                    connect_timeout: topo.config.connect_timeout,
-                    auth: cluster
-                        .password
-                        .clone()
-                        .map(|p| (cluster.username.clone(), p)),
-                };
-                let make = |proto| {
-                    (0..e.connections)
-                        .map(|_| {
-                            Rc::new(Conn::new(
-                                i,
-                                e.addr,
-                                e.label.clone(),
-                                proto,
-                                settings.clone(),
-                                stats.clone(),
-                            ))
-                        })
-                        .collect()
-                };
-                EndpointConns {
-                    resp2: make(Protocol::Resp2),
-                    resp3: make(Protocol::Resp3),
-                    next: Cell::new(0),
-                }
-            })
-            .collect();
-        Upstreams {
-            endpoints,
+    pub fn new(
+        topo: &Arc<Topology>,
+        stats: &Rc<CoreStats>,
+        slot_maps: Vec<Option<Arc<SlotMap>>>,
+        refresh: Sender<usize>,
+    ) -> Upstreams {
+        let up = Upstreams {
+            topo: topo.clone(),
+            stats: stats.clone(),
+            endpoints: RefCell::new(Vec::new()),
+            slot_maps: RefCell::new(vec![None; topo.clusters.len()]),
+            refresh,
+            asked: (0..topo.clusters.len()).map(|_| Cell::new(None)).collect(),
             turn: Cell::new(0),
+        };
+        for (i, e) in topo.endpoints.iter().enumerate() {
+            up.add_endpoint(i, e.cluster, e.addr, &e.label, &e.tls_name);
+        }
+        for map in slot_maps.into_iter().flatten() {
+            up.set_slot_map(map);
+        }
+        up
+    }
+
+    fn add_endpoint(
+        &self,
+        index: usize,
+        cluster: usize,
+        addr: SocketAddr,
+        label: &str,
+        tls_name: &str,
+    ) {
+        let topo = &self.topo;
+        let c = &topo.config.clusters[cluster];
+        let settings = ConnSettings {
+            op_timeout: topo.config.op_timeout,
+            connect_timeout: topo.config.connect_timeout,
+            auth: c.password.clone().map(|p| (c.username.clone(), p)),
+            tls: c.tls.as_ref().map(|t| {
+                let name = tls::server_name(t.settings.server_name.as_deref(), tls_name)
+                    .or_else(|| tls::server_name(None, &addr.ip().to_string()))
+                    .expect("an IP address is a valid server name");
+                (t.client.clone(), name)
+            }),
+            readonly: c.lb_policy == LbPolicy::RedisCluster,
+        };
+        let make = |proto| {
+            (0..c.connections_per_endpoint)
+                .map(|_| {
+                    Rc::new(Conn::new(
+                        index,
+                        addr,
+                        label.to_string(),
+                        proto,
+                        settings.clone(),
+                        self.stats.clone(),
+                    ))
+                })
+                .collect()
+        };
+        let conns = EndpointConns {
+            cluster,
+            resp2: make(Protocol::Resp2),
+            resp3: make(Protocol::Resp3),
+            next: Cell::new(0),
+        };
+        let mut eps = self.endpoints.borrow_mut();
+        if eps.len() <= index {
+            eps.resize_with(index + 1, || None);
+        }
+        eps[index] = Some(conns);
+    }
+
+    /// Takes a slot map from the control side: connections to its new nodes
+    /// are made (lazily, like all), and it replaces this core's copy.
+    pub fn set_slot_map(&self, map: Arc<SlotMap>) {
+        for n in &map.nodes {
+            let known = matches!(self.endpoints.borrow().get(n.endpoint), Some(Some(_)));
+            if !known {
+                self.add_endpoint(n.endpoint, map.cluster, n.addr, &n.label, &n.tls_name);
+            }
+        }
+        let cluster = map.cluster;
+        self.slot_maps.borrow_mut()[cluster] = Some(map);
+    }
+
+    /// This core's slot maps (borrowed for the length of one request's plan).
+    #[inline]
+    pub fn slot_maps(&self) -> std::cell::Ref<'_, Vec<Option<Arc<SlotMap>>>> {
+        self.slot_maps.borrow()
+    }
+
+    /// After MOVED: this core sends `slot` of `cluster` to `endpoint` from now.
+    pub fn moved(&self, cluster: usize, slot: u16, endpoint: usize) {
+        if let Some(map) = self.slot_maps.borrow_mut()[cluster].as_mut() {
+            Arc::make_mut(map).moved(slot, endpoint);
+        }
+    }
+
+    /// The endpoint of the node a redirection names, if this core knows it.
+    pub fn node(&self, cluster: usize, target: &str) -> Option<usize> {
+        self.slot_maps.borrow()[cluster]
+            .as_ref()?
+            .endpoint_of(target)
+    }
+
+    /// Asks the control side for a fresh slot map of `cluster`, at most
+    /// once per interval from this core.
+    pub fn ask_refresh(&self, cluster: usize) {
+        let now = Instant::now();
+        let last = &self.asked[cluster];
+        if last
+            .get()
+            .is_some_and(|t| now.duration_since(t) < REFRESH_ASK_INTERVAL)
+        {
+            return;
+        }
+        last.set(Some(now));
+        let _ = self.refresh.try_send(cluster);
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topo
+    }
+
+    pub fn stats(&self) -> &Rc<CoreStats> {
+        &self.stats
+    }
+
+    /// The cluster an endpoint belongs to.
+    pub fn cluster_of(&self, endpoint: usize) -> usize {
+        match self.endpoints.borrow().get(endpoint) {
+            Some(Some(e)) => e.cluster,
+            _ => 0,
         }
     }
 
@@ -72,20 +189,25 @@ impl Upstreams {
     /// RESP3 clients get connections switched to RESP3 with HELLO, so replies
     /// reach them in the types they asked for.
     #[inline]
-    pub fn conn(&self, endpoint: usize, proto: Protocol) -> &Rc<Conn> {
-        let e = &self.endpoints[endpoint];
+    pub fn conn(&self, endpoint: usize, proto: Protocol) -> Rc<Conn> {
+        let eps = self.endpoints.borrow();
+        let e = eps[endpoint]
+            .as_ref()
+            .expect("slot maps only name endpoints this core has");
         let pool = match proto {
             Protocol::Resp2 => &e.resp2,
             Protocol::Resp3 => &e.resp3,
         };
         let i = e.next.get();
         e.next.set(if i + 1 >= pool.len() { 0 } else { i + 1 });
-        &pool[i.min(pool.len() - 1)]
+        pool[i.min(pool.len() - 1)].clone()
     }
 
     fn healthy(&self, endpoint: usize) -> bool {
-        let e = &self.endpoints[endpoint];
-        e.resp2.iter().chain(&e.resp3).all(|c| c.healthy())
+        match self.endpoints.borrow().get(endpoint) {
+            Some(Some(e)) => e.resp2.iter().chain(&e.resp3).all(|c| c.healthy()),
+            _ => false,
+        }
     }
 
     /// A new turn of the replica round robin: taken once per request, so
@@ -142,8 +264,10 @@ impl Upstreams {
             _ => 0,
         };
         self.endpoints
+            .borrow()
             .iter()
             .map(|e| {
+                let Some(e) = e else { return "idle" };
                 e.resp2
                     .iter()
                     .chain(&e.resp3)

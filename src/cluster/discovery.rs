@@ -1,0 +1,536 @@
+//! Slot discovery, on the control side: for every redis_cluster cluster,
+//! ask a node `CLUSTER SLOTS` (TLS and AUTH as the cluster is configured)
+//! at start-up, every `cluster_refresh_rate`, and when a core asks (MOVED,
+//! a failed node, a key without a map; at most one refresh in flight per
+//! cluster, and not more often than `MIN_INTERVAL`). A changed layout
+//! becomes a new immutable `SlotMap` that goes to every core over its
+//! channel. Blocking I/O on its own thread: the cores never wait for it.
+
+use super::slots::{Node, SlotMap};
+use crate::config::LbPolicy;
+use crate::resp::reply::ReplyScanner;
+use crate::resp::value::Value;
+use crate::resp::write;
+use crate::runtime::control::Cores;
+use crate::tls;
+use crate::topology::{EndpointInfo, Shard, Topology};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Refreshes a core asks for come no closer together than this.
+const MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// While a cluster has no map yet, seeds are tried again this often.
+const RETRY_UNKNOWN: Duration = Duration::from_millis(500);
+
+/// What the admin endpoint shows of a redis_cluster cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStatus {
+    pub map: Option<Arc<SlotMap>>,
+    pub refreshes: u64,
+    pub refresh_failures: u64,
+    pub last_refresh: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// Every endpoint keyway knows (configured and discovered) and the state of
+/// each redis_cluster cluster. Shared with the admin thread only.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub endpoints: Vec<EndpointInfo>,
+    pub clusters: Vec<ClusterStatus>,
+}
+
+pub struct Discovery {
+    topo: Arc<Topology>,
+    dir: Arc<Mutex<Directory>>,
+    /// Endpoint numbers given out so far: stable for the process's life.
+    known: HashMap<(usize, SocketAddr), usize>,
+    /// The last map of each cluster (None: none yet, or not redis_cluster).
+    maps: Vec<Option<Arc<SlotMap>>>,
+}
+
+/// One range of CLUSTER SLOTS: its nodes, primary first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotRange {
+    pub first: u16,
+    pub last: u16,
+    /// (host as reported, port, hostname metadata)
+    pub nodes: Vec<(String, u16, Option<String>)>,
+}
+
+impl Discovery {
+    pub fn new(topo: Arc<Topology>) -> Discovery {
+        let dir = Directory {
+            endpoints: topo.endpoints.clone(),
+            clusters: vec![ClusterStatus::default(); topo.clusters.len()],
+        };
+        let known = topo
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ((e.cluster, e.addr), i))
+            .collect();
+        Discovery {
+            maps: vec![None; topo.clusters.len()],
+            topo,
+            dir: Arc::new(Mutex::new(dir)),
+            known,
+        }
+    }
+
+    pub fn directory(&self) -> Arc<Mutex<Directory>> {
+        self.dir.clone()
+    }
+
+    fn cluster_mode(&self) -> Vec<usize> {
+        (0..self.topo.clusters.len())
+            .filter(|&c| self.topo.config.clusters[c].lb_policy == LbPolicy::RedisCluster)
+            .collect()
+    }
+
+    /// The first discovery of every redis_cluster cluster, before the cores
+    /// start, so that their first requests find a map. A cluster no seed
+    /// answers for is logged and retried later; keyway starts regardless.
+    pub fn initial(&mut self) -> Vec<Option<Arc<SlotMap>>> {
+        for c in self.cluster_mode() {
+            self.refresh(c);
+        }
+        self.maps.clone()
+    }
+
+    /// Runs refreshes on a thread of its own until `requests` closes.
+    pub fn spawn(mut self, cores: Cores, requests: Receiver<usize>) {
+        let spawned = std::thread::Builder::new()
+            .name("keyway-discovery".into())
+            .spawn(move || self.run(cores, requests));
+        if let Err(e) = spawned {
+            eprintln!("keyway: cannot start the cluster discovery thread: {e}");
+        }
+    }
+
+    fn run(&mut self, cores: Cores, requests: Receiver<usize>) {
+        let clusters = self.cluster_mode();
+        if clusters.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut due: HashMap<usize, Instant> = clusters
+            .iter()
+            .map(|&c| (c, now + self.period(c)))
+            .collect();
+        let mut last: HashMap<usize, Instant> = clusters.iter().map(|&c| (c, now)).collect();
+        loop {
+            let next = due
+                .values()
+                .min()
+                .copied()
+                .unwrap_or(now + Duration::from_secs(1));
+            match requests.recv_deadline(next) {
+                Ok(c) => {
+                    if let (Some(d), Some(l)) = (due.get_mut(&c), last.get(&c)) {
+                        *d = (*d).min((*l + MIN_INTERVAL).max(Instant::now()));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            for &c in &clusters {
+                if due[&c] > now {
+                    continue;
+                }
+                if let Some(map) = self.refresh(c) {
+                    cores.slot_map(map);
+                }
+                let done = Instant::now();
+                last.insert(c, done);
+                due.insert(c, done + self.period(c));
+            }
+        }
+    }
+
+    fn period(&self, cluster: usize) -> Duration {
+        let rate = self.topo.config.clusters[cluster].refresh_rate;
+        if self.maps[cluster].is_some() {
+            rate
+        } else {
+            rate.min(RETRY_UNKNOWN)
+        }
+    }
+
+    /// Fetches `cluster`'s slots from the first node that answers; returns
+    /// the new map when the layout changed.
+    pub fn refresh(&mut self, cluster: usize) -> Option<Arc<SlotMap>> {
+        let mut candidates: Vec<(SocketAddr, String)> = Vec::new();
+        if let Some(map) = &self.maps[cluster] {
+            let primaries: Vec<usize> = map.shards.iter().map(|s| s.primary).collect();
+            let mut nodes: Vec<&Node> = map.nodes.iter().collect();
+            nodes.sort_by_key(|n| !primaries.contains(&n.endpoint));
+            candidates.extend(nodes.iter().map(|n| (n.addr, n.tls_name.clone())));
+        }
+        for e in self.topo.endpoints.iter().filter(|e| e.cluster == cluster) {
+            if !candidates.iter().any(|(a, _)| *a == e.addr) {
+                candidates.push((e.addr, e.tls_name.clone()));
+            }
+        }
+        let mut errors = Vec::new();
+        let mut fetched = None;
+        for (addr, name) in &candidates {
+            match self.fetch(cluster, *addr, name) {
+                Ok(ranges) if ranges.is_empty() => {
+                    errors.push(format!("{addr}: no slots assigned"));
+                }
+                Ok(ranges) => {
+                    fetched = Some((ranges, *addr));
+                    break;
+                }
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        let topo = self.topo.clone();
+        let name = &topo.clusters[cluster].name;
+        let Some((ranges, from)) = fetched else {
+            let msg = errors.join("; ");
+            let mut dir = lock(&self.dir);
+            let st = &mut dir.clusters[cluster];
+            st.refresh_failures += 1;
+            if st.last_error.as_deref() != Some(msg.as_str()) {
+                eprintln!("keyway: cluster '{name}': cannot fetch CLUSTER SLOTS: {msg}");
+            }
+            st.last_error = Some(msg);
+            return None;
+        };
+        let map = self.build(cluster, &ranges, from);
+        let changed = match &self.maps[cluster] {
+            Some(old) => !old.same_layout(&map),
+            None => true,
+        };
+        let map = if changed {
+            let version = self.maps[cluster].as_ref().map_or(1, |m| m.version + 1);
+            let map = Arc::new(SlotMap { version, ..map });
+            if map.unserved() > 0 {
+                eprintln!(
+                    "keyway: cluster '{name}': {} of 16384 slots are not served",
+                    map.unserved()
+                );
+            }
+            self.maps[cluster] = Some(map.clone());
+            Some(map)
+        } else {
+            None
+        };
+        let mut dir = lock(&self.dir);
+        let st = &mut dir.clusters[cluster];
+        st.refreshes += 1;
+        st.last_refresh = Some(SystemTime::now());
+        st.last_error = None;
+        st.map = self.maps[cluster].clone();
+        map
+    }
+
+    /// The slot map of `ranges`, numbering nodes never seen before.
+    fn build(&mut self, cluster: usize, ranges: &[SlotRange], from: SocketAddr) -> SlotMap {
+        let mut map = SlotMap::empty(cluster);
+        let mut sorted = ranges.to_vec();
+        sorted.sort_by_key(|r| r.first);
+        for r in &sorted {
+            let mut endpoints = Vec::with_capacity(r.nodes.len());
+            for (i, (host, port, hostname)) in r.nodes.iter().enumerate() {
+                // An empty host means "the node you asked".
+                let host = if host.is_empty() || host == "?" {
+                    from.ip().to_string()
+                } else {
+                    host.clone()
+                };
+                let Some(addr) = resolve(&host, *port) else {
+                    eprintln!(
+                        "keyway: cluster '{}': cannot resolve node {host}:{port}",
+                        self.topo.clusters[cluster].name
+                    );
+                    continue;
+                };
+                let label = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let tls_name = hostname.clone().unwrap_or_else(|| host.clone());
+                let endpoint = self.endpoint(cluster, addr, &label, &tls_name, i > 0);
+                if !map.nodes.iter().any(|n| n.endpoint == endpoint) {
+                    map.nodes.push(Node {
+                        endpoint,
+                        label,
+                        addr,
+                        tls_name,
+                    });
+                }
+                endpoints.push(endpoint);
+            }
+            let Some((&primary, replicas)) = endpoints.split_first() else {
+                continue;
+            };
+            let shard = match map.shards.iter().position(|s| s.primary == primary) {
+                Some(i) => i,
+                None => {
+                    map.shards.push(Shard {
+                        primary,
+                        replicas: Vec::new(),
+                    });
+                    map.shards.len() - 1
+                }
+            };
+            for r in replicas {
+                if !map.shards[shard].replicas.contains(r) {
+                    map.shards[shard].replicas.push(*r);
+                }
+            }
+            for s in r.first..=r.last.min(16383) {
+                map.slots[s as usize] = shard as u16;
+            }
+        }
+        map
+    }
+
+    fn endpoint(
+        &mut self,
+        cluster: usize,
+        addr: SocketAddr,
+        label: &str,
+        tls_name: &str,
+        replica: bool,
+    ) -> usize {
+        let mut dir = lock(&self.dir);
+        if let Some(&i) = self.known.get(&(cluster, addr)) {
+            if let Some(e) = dir.endpoints.get_mut(i) {
+                e.replica = replica;
+            }
+            return i;
+        }
+        let i = dir.endpoints.len();
+        dir.endpoints.push(EndpointInfo {
+            cluster,
+            addr,
+            label: label.to_string(),
+            tls_name: tls_name.to_string(),
+            connections: self.topo.config.clusters[cluster].connections_per_endpoint,
+            replica,
+        });
+        self.known.insert((cluster, addr), i);
+        i
+    }
+
+    /// CLUSTER SLOTS from one node, over TLS and after AUTH as configured.
+    fn fetch(
+        &self,
+        cluster: usize,
+        addr: SocketAddr,
+        host: &str,
+    ) -> Result<Vec<SlotRange>, String> {
+        let cfg = &self.topo.config;
+        let c = &cfg.clusters[cluster];
+        let tcp = TcpStream::connect_timeout(&addr, cfg.connect_timeout)
+            .map_err(|e| format!("connect failed: {e}"))?;
+        let _ = tcp.set_read_timeout(Some(cfg.op_timeout));
+        let _ = tcp.set_write_timeout(Some(cfg.op_timeout));
+        let _ = tcp.set_nodelay(true);
+        let mut stream: Box<dyn ReadWrite> = match &c.tls {
+            None => Box::new(tcp),
+            Some(t) => {
+                let name = tls::server_name(t.settings.server_name.as_deref(), host)
+                    .or_else(|| tls::server_name(None, &addr.ip().to_string()))
+                    .ok_or("no usable TLS server name")?;
+                let conn = rustls::ClientConnection::new(t.client.clone(), name)
+                    .map_err(|e| format!("TLS: {e}"))?;
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                while tls.conn.is_handshaking() {
+                    tls.conn
+                        .complete_io(&mut tls.sock)
+                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                }
+                Box::new(tls)
+            }
+        };
+        if let Some(pass) = &c.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(u) = &c.username {
+                args.push(u.as_bytes());
+            }
+            args.push(pass.as_bytes());
+            if let Value::Error(e) = command(&mut stream, &args)? {
+                return Err(format!("authentication failed: {e}"));
+            }
+        }
+        match command(&mut stream, &[b"CLUSTER", b"SLOTS"])? {
+            Value::Error(e) => Err(format!("CLUSTER SLOTS: {e}")),
+            v => parse_slots(&v).ok_or_else(|| "unexpected CLUSTER SLOTS reply".to_string()),
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn lock(dir: &Mutex<Directory>) -> std::sync::MutexGuard<'_, Directory> {
+    dir.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().ok()?.collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs.first().copied()
+}
+
+/// One request and its reply, blocking (timeouts set on the socket).
+fn command(stream: &mut Box<dyn ReadWrite>, args: &[&[u8]]) -> Result<Value, String> {
+    let mut req = Vec::new();
+    write::array_header(&mut req, args.len());
+    for a in args {
+        write::bulk(&mut req, a);
+    }
+    let io_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
+        _ => e.to_string(),
+    };
+    stream.write_all(&req).map_err(io_err)?;
+    stream.flush().map_err(io_err)?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut scanner = ReplyScanner::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(len) = scanner.scan(&buf).map_err(|e| e.0)? {
+            return Value::parse(&buf[..len])
+                .map(|(v, _)| v)
+                .ok_or_else(|| "malformed reply".to_string());
+        }
+        if buf.len() > 64 * 1024 * 1024 {
+            return Err("reply too large".into());
+        }
+        let n = stream.read(&mut chunk).map_err(io_err)?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The ranges of a CLUSTER SLOTS reply: `[first, last, node, node...]`
+/// with a node `[host, port, id, metadata...]`.
+pub fn parse_slots(v: &Value) -> Option<Vec<SlotRange>> {
+    let mut out = Vec::new();
+    for range in v.as_array()? {
+        let r = range.as_array()?;
+        let first = u16::try_from(r.first()?.as_int()?).ok()?;
+        let last = u16::try_from(r.get(1)?.as_int()?).ok()?;
+        if first > last || last > 16383 {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        for n in &r[2..] {
+            let n = n.as_array()?;
+            let host = match n.first()? {
+                Value::Null => String::new(),
+                h => h.as_str()?.to_string(),
+            };
+            let port = u16::try_from(n.get(1)?.as_int()?).ok()?;
+            let mut hostname = None;
+            if let Some(meta) = n.get(3).and_then(Value::as_array) {
+                for kv in meta.chunks(2) {
+                    if kv.len() == 2 && kv[0].as_str() == Some("hostname") {
+                        hostname = kv[1].as_str().filter(|h| !h.is_empty()).map(String::from);
+                    }
+                }
+            }
+            nodes.push((host, port, hostname));
+        }
+        out.push(SlotRange { first, last, nodes });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_slots_replies_become_ranges() {
+        let r = b"*2\r\n*4\r\n:0\r\n:8191\r\n*4\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n*2\r\n$8\r\nhostname\r\n$6\r\nnode-a\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nie\r\n*3\r\n:8192\r\n:16383\r\n*3\r\n$0\r\n\r\n:7002\r\n$2\r\nif\r\n";
+        let (v, _) = Value::parse(r).unwrap();
+        let ranges = parse_slots(&v).unwrap();
+        assert_eq!(
+            ranges,
+            vec![
+                SlotRange {
+                    first: 0,
+                    last: 8191,
+                    nodes: vec![
+                        ("127.0.0.1".into(), 7000, Some("node-a".into())),
+                        ("127.0.0.1".into(), 7001, None)
+                    ]
+                },
+                SlotRange {
+                    first: 8192,
+                    last: 16383,
+                    nodes: vec![(String::new(), 7002, None)]
+                }
+            ]
+        );
+        assert!(parse_slots(&Value::parse(b"*1\r\n*2\r\n:5\r\n:1\r\n").unwrap().0).is_none());
+        assert!(parse_slots(&Value::parse(b"*1\r\n*2\r\n:0\r\n:16384\r\n").unwrap().0).is_none());
+    }
+
+    #[test]
+    fn maps_number_nodes_once_and_group_ranges_by_primary() {
+        let cfg = crate::config::Config::parse(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[[clusters]]\nname = \"c\"\nlb_policy = \"redis_cluster\"\nendpoints = [\"127.0.0.1:7000\"]\n[routes]\ncatch_all = \"c\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut d = Discovery::new(Arc::new(Topology::build(cfg)));
+        let node = |port: u16| ("127.0.0.1".to_string(), port, None);
+        let ranges = vec![
+            SlotRange {
+                first: 8192,
+                last: 16383,
+                nodes: vec![node(7002), node(7003)],
+            },
+            SlotRange {
+                first: 0,
+                last: 100,
+                nodes: vec![node(7000), node(7001)],
+            },
+            SlotRange {
+                first: 101,
+                last: 8191,
+                nodes: vec![node(7000), node(7001)],
+            },
+        ];
+        let from = "127.0.0.1:7000".parse().unwrap();
+        let map = d.build(0, &ranges, from);
+        // The seed keeps number 0; new nodes follow in order met.
+        assert_eq!(map.shard(0).unwrap().primary, 0);
+        assert_eq!(
+            map.shard(8191).unwrap(),
+            &Shard {
+                primary: 0,
+                replicas: vec![1]
+            }
+        );
+        assert_eq!(
+            map.shard(16383).unwrap(),
+            &Shard {
+                primary: 2,
+                replicas: vec![3]
+            }
+        );
+        assert_eq!(map.shards.len(), 2);
+        assert_eq!(map.unserved(), 0);
+        let again = d.build(0, &ranges, from);
+        assert!(again.same_layout(&map));
+        assert_eq!(lock(&d.dir).endpoints.len(), 4);
+        assert_eq!(map.endpoint_of("127.0.0.1:7003"), Some(3));
+    }
+}
