@@ -143,14 +143,37 @@ impl Discovery {
                 if due[&c] > now {
                     continue;
                 }
+                let before = self.last_error(c);
                 if let Some(map) = self.refresh(c) {
                     cores.slot_map(map);
+                } else if self.maps[c].is_none() {
+                    if let Some(why) = self.last_error(c).filter(|w| Some(w) != before.as_ref()) {
+                        cores.discovery_failed(c, Arc::from(why.as_str()));
+                    }
                 }
                 let done = Instant::now();
                 last.insert(c, done);
                 due.insert(c, done + self.period(c));
             }
         }
+    }
+
+    fn last_error(&self, cluster: usize) -> Option<String> {
+        lock(&self.dir).clusters[cluster].last_error.clone()
+    }
+
+    /// Why each cluster without a map has none (after `initial`), for the
+    /// cores to start with.
+    pub fn errors(&self) -> Vec<Option<Arc<str>>> {
+        (0..self.maps.len())
+            .map(|c| {
+                self.maps[c]
+                    .is_none()
+                    .then(|| self.last_error(c))
+                    .flatten()
+                    .map(|e| Arc::from(e.as_str()))
+            })
+            .collect()
     }
 
     fn period(&self, cluster: usize) -> Duration {

@@ -27,6 +27,13 @@ impl Cores {
         }
     }
 
+    /// Why `cluster` has no slot map: what its clients are told.
+    pub fn discovery_failed(&self, cluster: usize, why: Arc<str>) {
+        for s in &self.senders {
+            let _ = s.send(CoreMsg::DiscoveryFailed(cluster, why.clone()));
+        }
+    }
+
     /// A snapshot from every core that answers within a second.
     pub fn snapshots(&self) -> Vec<CoreSnapshot> {
         let (tx, rx) = unbounded();

@@ -29,6 +29,8 @@ pub enum CoreMsg {
     Stop,
     /// A new slot map of a redis_cluster cluster.
     SlotMap(Arc<SlotMap>),
+    /// Why a redis_cluster cluster without a slot map still has none.
+    DiscoveryFailed(usize, Arc<str>),
 }
 
 /// How often a core looks at its control channel. Control traffic is rare
@@ -89,6 +91,8 @@ pub struct CoreSpec {
     pub topo: Arc<Topology>,
     /// The slot maps known at start-up (redis_cluster clusters).
     pub slot_maps: Vec<Option<Arc<SlotMap>>>,
+    /// Why the clusters without a map have none.
+    pub discovery_errors: Vec<Option<Arc<str>>>,
     /// Where this core asks for slot map refreshes.
     pub refresh: Sender<usize>,
     pub control: Receiver<CoreMsg>,
@@ -103,6 +107,7 @@ pub fn run(spec: CoreSpec) {
         cpu,
         topo,
         slot_maps,
+        discovery_errors,
         refresh,
         control,
         started,
@@ -154,6 +159,11 @@ pub fn run(spec: CoreSpec) {
             topo.clusters.len(),
         ));
         let upstreams = Rc::new(Upstreams::new(&topo, &stats, slot_maps, refresh));
+        for (cluster, why) in discovery_errors.into_iter().enumerate() {
+            if let Some(why) = why {
+                upstreams.discovery_failed(cluster, why);
+            }
+        }
         let ctx = Rc::new(CoreContext {
             limits: Limits {
                 max_bulk_len: cfg.max_bulk_len,
@@ -287,6 +297,7 @@ async fn control_loop(
                 let _ = reply.send(stats.snapshot(upstreams.states()));
             }
             Ok(CoreMsg::SlotMap(map)) => upstreams.set_slot_map(map),
+            Ok(CoreMsg::DiscoveryFailed(cluster, why)) => upstreams.discovery_failed(cluster, why),
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
                 stopping.set(true);
                 for stop in &stops {

@@ -42,6 +42,7 @@ pub fn run(config: Config) -> Result<(), String> {
     // does not hold keyway back).
     let mut discovery = Discovery::new(topo.clone());
     let slot_maps = discovery.initial();
+    let discovery_errors = discovery.errors();
     let (refresh_tx, refresh_rx) = bounded(256);
     let (started_tx, started_rx) = unbounded();
     let admin_listener = match topo.config.admin_listen {
@@ -60,6 +61,7 @@ pub fn run(config: Config) -> Result<(), String> {
             cpu,
             topo: topo.clone(),
             slot_maps: slot_maps.clone(),
+            discovery_errors: discovery_errors.clone(),
             refresh: refresh_tx.clone(),
             control: rx,
             started: started_tx.clone(),

@@ -93,8 +93,11 @@ pub fn execute(
                 if why.starts_with("CLUSTERDOWN") {
                     client.error(why);
                 } else {
+                    let why = ctx.upstreams.discovery_error(route.cluster);
                     client.error(&format!(
-                        "ERR cluster '{name}' is not reachable yet: no seed node has answered CLUSTER SLOTS"
+                        "ERR cluster '{name}' has no slot map yet: {}",
+                        why.as_deref()
+                            .unwrap_or("no node has answered CLUSTER SLOTS yet")
                     ));
                 }
                 return;

@@ -36,6 +36,8 @@ pub struct Upstreams {
     endpoints: RefCell<Vec<Option<EndpointConns>>>,
     /// Per cluster: the slot map (redis_cluster only; None until known).
     slot_maps: RefCell<Vec<Option<Arc<SlotMap>>>>,
+    /// Per cluster without a slot map: why discovery has not succeeded.
+    discovery_errors: RefCell<Vec<Option<Arc<str>>>>,
     /// Asks the control side to fetch a cluster's slots again.
     refresh: Sender<usize>,
     /// When this core last asked, per cluster (asks are rate-limited).
@@ -59,6 +61,7 @@ impl Upstreams {
             stats: stats.clone(),
             endpoints: RefCell::new(Vec::new()),
             slot_maps: RefCell::new(vec![None; topo.clusters.len()]),
+            discovery_errors: RefCell::new(vec![None; topo.clusters.len()]),
             refresh,
             asked: (0..topo.clusters.len()).map(|_| Cell::new(None)).collect(),
             turn: Cell::new(0),
@@ -132,6 +135,15 @@ impl Upstreams {
         }
         let cluster = map.cluster;
         self.slot_maps.borrow_mut()[cluster] = Some(map);
+    }
+
+    pub fn discovery_failed(&self, cluster: usize, why: Arc<str>) {
+        self.discovery_errors.borrow_mut()[cluster] = Some(why);
+    }
+
+    /// Why `cluster` has no slot map yet, if discovery said.
+    pub fn discovery_error(&self, cluster: usize) -> Option<Arc<str>> {
+        self.discovery_errors.borrow()[cluster].clone()
     }
 
     /// This core's slot maps (borrowed for the length of one request's plan).

@@ -130,14 +130,14 @@ class Cluster:
     `replicas` replicas, slots split evenly. TLS-only with `tls`, AUTH with
     `password`."""
 
-    def __init__(self, procs, name, primaries=2, replicas=1, tls=None, password=None):
+    def __init__(self, procs, name, primaries=2, replicas=1, tls=None, password=None, ports=None):
         self.procs = procs
         self.name = name
         self.tls = tls
         self.password = password
         self.nodes = {}  # port -> Popen
         n = primaries * (1 + replicas)
-        self.ports = [free_port() for _ in range(n)]
+        self.ports = ports or [free_port() for _ in range(n)]
         for port in self.ports:
             self.start_node(port)
         for port in self.ports:
@@ -199,7 +199,8 @@ class Cluster:
 
     def cluster_client(self):
         """redis-py's cluster-aware client (follows MOVED, knows slots)."""
-        opts = dict(host="127.0.0.1", port=self.primaries[0], password=self.password,
+        alive = [p for p in self.ports if self.nodes[p].poll() is None]
+        opts = dict(host="127.0.0.1", port=alive[0], password=self.password,
                     decode_responses=True, socket_timeout=5)
         if self.tls:
             opts.update(ssl=True, ssl_ca_certs=str(self.tls.ca[0]))
@@ -315,8 +316,9 @@ class Keyway:
         return Path(self.proc.log_path).read_text(errors="replace")
 
     def client(self, **kw):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10,
-                           decode_responses=True, **kw)
+        opts = dict(host="127.0.0.1", port=self.port, socket_timeout=10, decode_responses=True)
+        opts.update(kw)
+        return redis.Redis(**opts)
 
     def admin_get(self, path):
         import json

@@ -223,3 +223,209 @@ def test_triple_write_migration_through_envoy(env):
     assert_mirrored(c1, c2, c3)
     envoy.terminate()
     envoy.wait(timeout=10)
+
+
+def cluster_config(c, extra="", cluster_extra=""):
+    return f"""
+[proxy]
+listen = "127.0.0.1:{{PORT}}"
+cores = {{CORES}}
+op_timeout = "2s"
+{extra}
+[admin]
+listen = "127.0.0.1:{{ADMIN}}"
+
+[[clusters]]
+name = "main"
+lb_policy = "redis_cluster"
+endpoints = [{c.seeds_toml()}]
+cluster_refresh_rate = "1s"
+{cluster_extra}
+[routes]
+catch_all = "main"
+"""
+
+
+def test_multi_key_commands_split_by_slot_and_crossslot(env):
+    procs, tls, c1, c2, c3 = env
+    flush(c1)
+    kw = Keyway(procs, cluster_config(c1), name="keyway-split")
+    r = kw.client(protocol=2)
+    keys = [f"k{i}" for i in range(40)]  # spread over both primaries and many slots
+    assert r.mset({k: k.upper() for k in keys})
+    assert r.mget(keys + ["missing"]) == [k.upper() for k in keys] + [None]
+    assert r.exists(*keys, "missing") == 40
+    assert r.delete(*keys[:10]) == 10
+    assert r.unlink(*keys[10:20]) == 10
+    assert c1.keys() == {k: ("string", k.upper()) for k in keys[20:]}
+    # Single-slot commands: Redis's own error when keys span slots ...
+    with pytest.raises(redis.ResponseError, match="Keys in request don't hash to the same slot"):
+        r.rename("k30", "k31")
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        r.eval("return 1", 2, "k30", "k31")
+    # ... and they work when a hashtag keeps them in one slot.
+    r.set("{u1}.a", 1)
+    assert r.rename("{u1}.a", "{u1}.b")
+    assert r.eval("return redis.call('GET', KEYS[1])", 2, "{u1}.b", "{u1}.c") == "1"
+    assert r.smove("{s}.x", "{s}.y", "m") is False
+    kw.proc.terminate()
+
+
+def test_replica_reads_use_readonly_connections(env):
+    procs, tls, c1, c2, c3 = env
+    flush(c1)
+    kw = Keyway(procs, cluster_config(c1, cluster_extra='read_policy = "replica"'), name="keyway-replica")
+    r = kw.client()
+    for i in range(200):
+        r.set(f"r{i}", i)
+    c1.wait(lambda: all(c1.client(p).dbsize() > 0 for p in c1.replicas), "replication")
+    time.sleep(0.5)
+    before = {p: c1.client(p).info("commandstats").get("cmdstat_get", {}).get("calls", 0) for p in c1.ports}
+    got = [r.get(f"r{i}") for i in range(200)]
+    assert got == [str(i) for i in range(200)]
+    after = {p: c1.client(p).info("commandstats").get("cmdstat_get", {}).get("calls", 0) for p in c1.ports}
+    served = {p: after[p] - before[p] for p in c1.ports}
+    assert sum(served[p] for p in c1.replicas) == 200, served
+    assert all(served[p] == 0 for p in c1.primaries), served
+    kw.proc.terminate()
+
+
+def test_unreachable_seeds_do_not_stop_keyway_and_discovery_catches_up(env):
+    procs, tls, c1, c2, c3 = env
+    ports = [free_port() for _ in range(2)]
+    seeds = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+    kw = Keyway(procs, f"""
+[proxy]
+listen = "127.0.0.1:{{PORT}}"
+cores = {{CORES}}
+[[clusters]]
+name = "later"
+lb_policy = "redis_cluster"
+endpoints = [{seeds}]
+[routes]
+catch_all = "later"
+""", name="keyway-later")
+    r = kw.client(protocol=2)
+    with pytest.raises(redis.ResponseError, match="cluster 'later' has no slot map yet: .*connect"):
+        r.get("x")
+    late = Cluster(procs, "late", primaries=2, replicas=0, ports=ports)
+    deadline = time.time() + 10
+    while True:
+        try:
+            assert r.set("x", "1")
+            break
+        except redis.ResponseError:
+            assert time.time() < deadline, "discovery did not catch up"
+            time.sleep(0.2)
+    assert late.cluster_client().get("x") == "1"
+    kw.proc.terminate()
+
+
+def test_failover_keyway_follows_the_promoted_replica(env):
+    procs, tls, *_ = env
+    # Three primaries: a replica's election needs a majority of primaries.
+    c = Cluster(procs, "fo", primaries=3, replicas=1)
+    kw = Keyway(procs, cluster_config(c), name="keyway-failover", cores=2)
+    r = kw.client(protocol=2, socket_timeout=5)
+    for i in range(500):
+        r.set(f"before:{i}", i)
+    victim = c.primaries[0]
+    c.nodes[victim].kill()
+    t0 = time.time()
+    # Writes fail for a moment at most; then they succeed again.
+    recovered = None
+    errors = 0
+    while time.time() - t0 < 30:
+        try:
+            for i in range(100):
+                r.set(f"after:{i}", i)
+            recovered = time.time() - t0
+            break
+        except redis.RedisError:
+            errors += 1
+            time.sleep(0.05)
+    assert recovered is not None, kw.log()[-3000:]
+    # From now on, no error: every write lands and reads back.
+    for i in range(2000):
+        assert r.set(f"post:{i}", i)
+    assert r.mget([f"post:{i}" for i in range(2000)]) == [str(i) for i in range(2000)]
+    rc = c.cluster_client()
+    assert all(rc.get(f"post:{i}") == str(i) for i in range(0, 2000, 7))
+    stats = kw.admin_get("/stats")["total"]
+    assert stats["redirects"][0]["moved"] + stats["redirects"][0]["retried"] >= 0
+    print(f"failover: writes succeeded again after {recovered:.1f}s ({errors} failed tries)")
+    kw.proc.terminate()
+
+
+def test_resharding_under_load_loses_nothing_and_shows_no_error(env):
+    procs, tls, *_ = env
+    c = Cluster(procs, "rs", primaries=2, replicas=0)
+    kw = Keyway(procs, cluster_config(c), name="keyway-reshard", cores=2)
+    src, dst = c.primaries
+    src_id, dst_id = c.node_id(src), c.node_id(dst)
+    slots = list(range(0, 40))  # owned by the first primary
+    from redis.crc import key_slot
+    keys = {s: [] for s in slots}
+    i = 0
+    while any(len(v) < 15 for v in keys.values()):
+        k = f"m:{i}"
+        s = key_slot(k.encode())
+        if s in keys and len(keys[s]) < 15:
+            keys[s].append(k)
+        i += 1
+    all_keys = [k for v in keys.values() for k in v]
+    acked, errors, stop = {}, [], threading.Event()
+
+    def writer():
+        r = kw.client(protocol=2, socket_timeout=10)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            batch = all_keys[(n * 37) % len(all_keys):][:50]
+            try:
+                p = r.pipeline(transaction=False)
+                for k in batch:
+                    p.set(k, n)
+                p.incr("counter:{" + batch[0] + "}")
+                res = p.execute(raise_on_error=False)
+            except redis.RedisError as e:
+                errors.append(repr(e))
+                continue
+            for k, v in zip(batch, res):
+                if isinstance(v, Exception):
+                    errors.append(f"{k}: {v}")
+                else:
+                    acked[k] = str(n)
+            if isinstance(res[-1], Exception):
+                errors.append(str(res[-1]))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(0.5)
+        s_cli, d_cli = c.client(src, decode_responses=False), c.client(dst, decode_responses=False)
+        for s in slots:
+            d_cli.execute_command("CLUSTER", "SETSLOT", s, "IMPORTING", src_id)
+            s_cli.execute_command("CLUSTER", "SETSLOT", s, "MIGRATING", dst_id)
+            while True:
+                ks = s_cli.execute_command("CLUSTER", "GETKEYSINSLOT", s, 100)
+                if not ks:
+                    break
+                s_cli.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "REPLACE", "KEYS", *ks)
+            for cli in (d_cli, s_cli):
+                cli.execute_command("CLUSTER", "SETSLOT", s, "NODE", dst_id)
+            time.sleep(0.02)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not errors, errors[:10]
+    assert len(acked) == len(all_keys)
+    rc = c.cluster_client()
+    lost = [(k, v, rc.get(k)) for k, v in acked.items() if rc.get(k) != v]
+    assert not lost, lost[:10]
+    # The keys now live on the destination.
+    assert all(c.client(dst).exists(k) for k in all_keys[:50])
+    red = kw.admin_get("/stats")["total"]["redirects"][0]
+    assert red["moved"] + red["ask"] > 0, red
+    kw.proc.terminate()
