@@ -429,3 +429,124 @@ def test_resharding_under_load_loses_nothing_and_shows_no_error(env):
     red = kw.admin_get("/stats")["total"]["redirects"][0]
     assert red["moved"] + red["ask"] > 0, red
     kw.proc.terminate()
+
+
+def start_plain_redis(procs, extra=()):
+    port = free_port()
+    d = procs.tmp / f"plain-{port}"
+    d.mkdir()
+    procs.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--dir", str(d), *extra], f"plain-{port}")
+    wait_port(port)
+    return port
+
+
+def start_tls_redis(procs, tls, require_client_cert=False):
+    port = free_port()
+    d = procs.tmp / f"tls-{port}"
+    d.mkdir()
+    procs.start(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                 "--save", "", "--dir", str(d),
+                 "--tls-cert-file", str(tls.server[0]), "--tls-key-file", str(tls.server[1]),
+                 "--tls-ca-cert-file", str(tls.ca[0]),
+                 "--tls-auth-clients", "yes" if require_client_cert else "no"], f"tls-{port}")
+    wait_port(port)
+    return port
+
+
+def ring_config(port, tls_line="", proxy_extra=""):
+    return f"""
+[proxy]
+listen = "127.0.0.1:{{PORT}}"
+cores = {{CORES}}
+op_timeout = "2s"
+{proxy_extra}
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:{port}"]
+{tls_line}
+[routes]
+catch_all = "main"
+"""
+
+
+def cli(*args, input=None):
+    return subprocess.run(["redis-cli", *args], capture_output=True, text=True, timeout=20, input=input)
+
+
+def test_tls_from_clients_with_redis_cli_and_a_plain_listener_beside_it(env):
+    procs, tls, *_ = env
+    backend = start_plain_redis(procs)
+    tls_port = free_port()
+    kw = Keyway(procs, ring_config(backend, proxy_extra=f"""tls = {{ cert_file = "{tls.server[0]}", key_file = "{tls.server[1]}", listen = "127.0.0.1:{tls_port}" }}"""), name="keyway-tls-down")
+    wait_port(tls_port)
+    out = cli("--tls", "--cacert", str(tls.ca[0]), "-p", str(tls_port), "SET", "tls-key", "v1")
+    assert out.stdout.strip() == "OK", out
+    out = cli("--tls", "--cacert", str(tls.ca[0]), "-p", str(tls_port), "GET", "tls-key")
+    assert out.stdout.strip() == "v1", out
+    # The plain listener serves the same data.
+    assert kw.client().get("tls-key") == "v1"
+    # A client that does not trust keyway's certificate cannot talk to it.
+    out = cli("--tls", "--cacert", str(tls.other_ca[0]), "-p", str(tls_port), "GET", "tls-key")
+    assert "v1" not in out.stdout
+    # Plain text to the TLS port: dropped, never answered, never hung.
+    import socket
+    s = socket.create_connection(("127.0.0.1", tls_port), timeout=5)
+    s.sendall(b"PING\r\n")
+    t0 = time.time()
+    data = s.recv(100)
+    assert b"PONG" not in data and time.time() - t0 < 5
+    s.close()
+    # redis-py over TLS, with RESP3 (HELLO 3) as it defaults to.
+    r = redis.Redis(host="127.0.0.1", port=tls_port, ssl=True, ssl_ca_certs=str(tls.ca[0]),
+                    decode_responses=True)
+    assert r.incr("tls-counter") == 1
+    kw.proc.terminate()
+
+
+def test_tls_client_certificates_required_and_presented(env):
+    procs, tls, *_ = env
+    backend = start_plain_redis(procs)
+    kw = Keyway(procs, ring_config(backend, proxy_extra=f"""tls = {{ cert_file = "{tls.server[0]}", key_file = "{tls.server[1]}", ca_file = "{tls.ca[0]}" }}"""), name="keyway-mtls")
+    base = ["--tls", "--cacert", str(tls.ca[0]), "-p", str(kw.port)]
+    out = cli(*base, "PING")
+    assert "PONG" not in out.stdout, out
+    out = cli(*base, "--cert", str(tls.client[0]), "--key", str(tls.client[1]), "PING")
+    assert out.stdout.strip() == "PONG", out
+    kw.proc.terminate()
+
+
+def test_tls_to_upstreams_wrong_ca_is_a_clear_error_and_client_certs_work(env):
+    procs, tls, *_ = env
+    # Upstream requiring client certificates; keyway presents one.
+    strict = start_tls_redis(procs, tls, require_client_cert=True)
+    good = Keyway(procs, ring_config(strict, tls_line=f"""tls = {{ ca_file = "{tls.ca[0]}", client_cert = "{tls.client[0]}", client_key = "{tls.client[1]}" }}"""), name="keyway-up-mtls")
+    r = good.client(protocol=2)
+    assert r.set("k", "v") and r.get("k") == "v"
+    good.proc.terminate()
+    # Wrong CA: every request gets a clear error fast, and keyway says why.
+    bad = Keyway(procs, ring_config(strict, tls_line=f"""tls = {{ ca_file = "{tls.other_ca[0]}" }}"""), name="keyway-up-wrong-ca")
+    r = bad.client(protocol=2, socket_timeout=5)
+    t0 = time.time()
+    for _ in range(5):
+        with pytest.raises(redis.ResponseError, match=rf"upstream TLS handshake failed \(127.0.0.1:{strict}\)"):
+            r.get("k")
+    assert time.time() - t0 < 3
+    time.sleep(0.3)
+    assert "TLS handshake failed" in bad.log()
+    # A Redis Cluster behind the wrong CA: its keys say why there is no map.
+    c3 = env[4]
+    bad_cluster = Keyway(procs, cluster_config(c3, cluster_extra=f"""password = "{TOKEN}"\ntls = {{ ca_file = "{tls.other_ca[0]}" }}"""), name="keyway-cluster-wrong-ca")
+    with pytest.raises(redis.ResponseError, match="has no slot map yet: .*TLS handshake failed"):
+        bad_cluster.client(protocol=2).get("k")
+    bad.proc.terminate()
+    bad_cluster.proc.terminate()
+
+
+def test_wrong_auth_token_for_a_cluster(env):
+    procs, tls, c1, c2, c3 = env
+    kw = Keyway(procs, cluster_config(c3, cluster_extra=f"""password = "wrong"\ntls = {{ ca_file = "{tls.ca[0]}" }}"""), name="keyway-cluster-wrong-token")
+    with pytest.raises(redis.ResponseError, match="has no slot map yet: .*authentication failed"):
+        kw.client(protocol=2).get("k")
+    kw.proc.terminate()
