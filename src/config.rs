@@ -1036,4 +1036,53 @@ catch_all = "main"
             "{e}"
         );
     }
+
+    #[test]
+    fn redis_cluster_and_tls_settings() {
+        let rc = GOOD.replace(
+            "\"ring_hash\"",
+            "\"redis_cluster\"\ncluster_refresh_rate = \"2s\"",
+        );
+        let c = Config::parse(&rc, "t.toml").unwrap();
+        assert_eq!(c.clusters[0].lb_policy, LbPolicy::RedisCluster);
+        assert_eq!(c.clusters[0].refresh_rate, Duration::from_secs(2));
+        assert!(c.clusters[0].tls.is_none());
+        let e = err(&GOOD.replace(
+            "lb_policy = \"ring_hash\"",
+            "lb_policy = \"ring_hash\"\ncluster_refresh_rate = \"1s\"",
+        ));
+        assert!(
+            e.contains("cluster_refresh_rate") && e.contains("only applies"),
+            "{e}"
+        );
+        let e = err(&rc.replace("2s", "10ms"));
+        assert!(e.contains("at least 100ms"), "{e}");
+        let e = err(&rc.replace(
+            "endpoints = [\"127.0.0.1:7001\", { address = \"127.0.0.1:7002\", weight = 2 }]",
+            "shards = [{ primary = \"127.0.0.1:7001\" }]",
+        ));
+        assert!(e.contains("discovers its shards"), "{e}");
+        let e = err(&format!("{rc}\n").replace(
+            "cluster_refresh_rate = \"2s\"",
+            "tls = { ca_file = \"/nonexistent/ca.pem\" }",
+        ));
+        assert!(
+            e.starts_with("t.toml:")
+                && e.contains("clusters[0].tls")
+                && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "op_timeout = \"250ms\"",
+            "tls = { cert_file = \"/nonexistent/c.pem\", key_file = \"/nonexistent/k.pem\" }",
+        ));
+        assert!(
+            e.contains("proxy.tls") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
+        let off = rc.replace("cluster_refresh_rate = \"2s\"", "tls = false");
+        assert!(Config::parse(&off, "t.toml").unwrap().clusters[0]
+            .tls
+            .is_none());
+    }
 }

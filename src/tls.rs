@@ -72,7 +72,11 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
                 let _ = store.add(c);
             }
             if store.is_empty() {
-                return Err("no system CA certificates found; set tls.ca_file".into());
+                // Not fatal: the operator may install them before traffic
+                // comes; every handshake fails clearly until then.
+                eprintln!(
+                    "keyway: warning: no system CA certificates found (install ca-certificates or set tls.ca_file); TLS upstreams will fail their handshakes"
+                );
             }
         }
     }
