@@ -2,8 +2,14 @@
 # Side-by-side benchmark: direct redis, nutcracker (twemproxy), Envoy and
 # keyway in one run, proxies pinned to the same CPU; appends a table to
 # perf/RESULTS.md.  perf/run.sh [--mode one|all] [--requests N]
+# perf/run.sh cluster [--requests N]: keyway vs Envoy in front of Redis
+# Clusters, with and without writes mirrored to two more clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --quiet
+if [ "${1:-}" = cluster ]; then
+  shift
+  exec python3 perf/cluster_bench.py "$@"
+fi
 exec python3 perf/run.py "$@"
