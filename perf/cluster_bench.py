@@ -33,47 +33,6 @@ from run import TICK_US, bench, cpu_ticks, machine  # noqa: E402
 C.KEYWAY = str(ROOT / "target" / "release" / "keyway")
 
 
-def envoy_yaml(port, main, mirrors):
-    def cl(name, c):
-        eps = "".join(
-            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
-            for p in c.primaries)
-        return f"""  - name: {name}
-    connect_timeout: 1s
-    lb_policy: CLUSTER_PROVIDED
-    cluster_type:
-      name: envoy.clusters.redis
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig
-        cluster_refresh_rate: 5s
-        cluster_refresh_timeout: 3s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-{eps}"""
-    mirror = "".join(f"              - cluster: m{i}\n                exclude_read_commands: true\n"
-                     for i in range(len(mirrors)))
-    mirror_block = f"              request_mirror_policy:\n{mirror}" if mirrors else ""
-    clusters = cl("main", main) + "".join(cl(f"m{i}", m) for i, m in enumerate(mirrors))
-    return f"""static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings: {{ op_timeout: 5s, enable_redirection: true, enable_hashtagging: true }}
-          prefix_routes:
-            catch_all_route:
-              cluster: main
-{mirror_block}  clusters:
-{clusters}"""
-
-
 def keyway_toml(cpu, main, mirrors):
     cls = f"""[[clusters]]
 name = "main"
@@ -128,7 +87,9 @@ def main():
         for label, ms in (("", []), (" + 2 mirrors", mirrors)):
             port = C.free_port()
             conf = procs.tmp / f"envoy{len(ms)}.yaml"
-            conf.write_text(envoy_yaml(port, main_c, ms))
+            named = {"main": main_c, **{f"m{i}": m for i, m in enumerate(ms)}}
+            conf.write_text(C.envoy_yaml(port, named, mirrors=[f"m{i}" for i in range(len(ms))],
+                                         exclude_read_commands=True))
             ev = procs.start(["taskset", "-c", str(proxy_cpu), "envoy", "-c", str(conf), "--concurrency", "1",
                               "--disable-hot-restart", "--log-level", "error", "--base-id", str(port)],
                              f"envoy{len(ms)}")

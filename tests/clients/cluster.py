@@ -325,3 +325,66 @@ class Keyway:
         import urllib.request
         body = urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=5).read()
         return json.loads(body) if path != "/metrics" else body.decode()
+
+
+# ----------------------------------------------------------------------- envoy
+
+def envoy_yaml(port, clusters, mirrors=(), exclude_read_commands=False):
+    """Envoy's redis_proxy in front of Redis Clusters (`envoy.clusters.redis`):
+    `clusters` maps names to `Cluster`s, the first is the catch-all route;
+    `mirrors` names the clusters writes are mirrored to. TLS and AUTH follow
+    each cluster's own settings."""
+    def one(name, c):
+        eps = "".join(
+            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
+            for p in c.primaries)
+        extra = ""
+        if c.tls:
+            extra += f"""    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          validation_context:
+            trusted_ca: {{ filename: "{c.tls.ca[0]}" }}
+"""
+        if c.password:
+            extra += f"""    typed_extension_protocol_options:
+      envoy.filters.network.redis_proxy:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions
+        auth_password: {{ inline_string: "{c.password}" }}
+"""
+        return f"""  - name: {name}
+    connect_timeout: 1s
+    lb_policy: CLUSTER_PROVIDED
+    cluster_type:
+      name: envoy.clusters.redis
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig
+        cluster_refresh_rate: 5s
+        cluster_refresh_timeout: 3s
+{extra}    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+{eps}"""
+    excl = "\n                exclude_read_commands: true" if exclude_read_commands else ""
+    mirror = "".join(f"              - cluster: {m}{excl}\n" for m in mirrors)
+    mirror_block = f"              request_mirror_policy:\n{mirror}" if mirrors else ""
+    main = next(iter(clusters))
+    return f"""static_resources:
+  listeners:
+  - name: redis
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.redis_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {{ op_timeout: 5s, enable_redirection: true, enable_hashtagging: true }}
+          prefix_routes:
+            catch_all_route:
+              cluster: {main}
+{mirror_block}  clusters:
+{"".join(one(n, c) for n, c in clusters.items())}"""

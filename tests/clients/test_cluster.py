@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cluster import Cluster, Keyway, Procs, Tls, dump, free_port, wait_port
+from cluster import Cluster, Keyway, Procs, Tls, dump, envoy_yaml, free_port, wait_port
 
 TOKEN = "token-for-cluster3"
 
@@ -73,61 +73,6 @@ tls = {{ ca_file = "{tls.ca[0]}" }}
 catch_all = "cluster1"
 catch_all_mirror = [{{ cluster = "cluster2" }}, {{ cluster = "cluster3" }}]
 """
-
-
-def envoy_migration_config(port, c1, c2, c3, tls):
-    def cluster(name, c, extra=""):
-        eps = "".join(
-            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
-            for p in c.primaries)
-        return f"""  - name: {name}
-    connect_timeout: 1s
-    lb_policy: CLUSTER_PROVIDED
-    cluster_type:
-      name: envoy.clusters.redis
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig
-        cluster_refresh_rate: 5s
-        cluster_refresh_timeout: 3s
-{extra}    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-{eps}"""
-    c3_extra = f"""    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          validation_context:
-            trusted_ca: {{ filename: "{tls.ca[0]}" }}
-    typed_extension_protocol_options:
-      envoy.filters.network.redis_proxy:
-        "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions
-        auth_password: {{ inline_string: "{TOKEN}" }}
-"""
-    return f"""static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings:
-            op_timeout: 3s
-            enable_redirection: true
-            enable_hashtagging: true
-          prefix_routes:
-            catch_all_route:
-              cluster: cluster1
-              request_mirror_policy:
-              - cluster: cluster2
-              - cluster: cluster3
-  clusters:
-{cluster("cluster1", c1)}{cluster("cluster2", c2)}{cluster("cluster3", c3, c3_extra)}"""
 
 
 def run_migration(port, c1, c2, c3, tmp):
@@ -203,7 +148,8 @@ def test_triple_write_migration_through_envoy(env):
     flush(c1, c2, c3)
     port = free_port()
     conf = procs.tmp / "envoy-migration.yaml"
-    conf.write_text(envoy_migration_config(port, c1, c2, c3, tls))
+    conf.write_text(envoy_yaml(port, {"cluster1": c1, "cluster2": c2, "cluster3": c3},
+                               mirrors=["cluster2", "cluster3"]))
     envoy = procs.start(["envoy", "-c", str(conf), "--concurrency", "1", "--disable-hot-restart",
                          "--log-level", "error", "--base-id", str(port)], "envoy-migration")
     wait_port(port, timeout=30)
