@@ -368,4 +368,20 @@ mod tests {
         assert_eq!(t.latency[Group::Write as usize].len(), 5);
         assert_eq!(t.endpoints[0].state, "up");
     }
+
+    #[test]
+    fn cores_that_met_more_cluster_nodes_merge_whole() {
+        // A core that has learned of a new Redis Cluster node reports one
+        // endpoint more than a core that has not yet: nothing is cut off.
+        let a = CoreStats::new(0, 1, 1);
+        let b = CoreStats::new(1, 1, 1);
+        CoreStats::add(&b.endpoint(2).requests, 7);
+        CoreStats::add(&a.endpoint(0).requests, 1);
+        let t = CoreSnapshot::total(&[a.snapshot(vec!["up"]), b.snapshot(vec!["idle"])]).unwrap();
+        assert_eq!(t.endpoints.len(), 3);
+        assert_eq!(t.endpoints[2].requests, 7);
+        assert_eq!(t.endpoints[0].requests, 1);
+        let t = CoreSnapshot::total(&[b.snapshot(vec![]), a.snapshot(vec![])]).unwrap();
+        assert_eq!((t.endpoints.len(), t.endpoints[2].requests), (3, 7));
+    }
 }
