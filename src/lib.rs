@@ -3,7 +3,10 @@
 //! The data path, in the order a request walks it:
 //! `runtime::core` (listener) → `session` → `resp::request` (scanner) →
 //! `command` (table) → `topology` / `route` (router) → `upstream::conn` →
-//! `session::replies` (replies in order).
+//! `session::replies` (replies in order). For Redis Cluster upstreams the
+//! router consults `cluster::slots` (per-core slot maps fed by
+//! `cluster::discovery` on the control side) and replies pass through
+//! `cluster::redirect` (MOVED/ASK) on their way back; `tls` wraps either end.
 pub mod admin;
 pub mod cluster;
 pub mod command;
