@@ -5,7 +5,6 @@ pub mod conn;
 use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
 use crate::resp::write::Protocol;
-use crate::session::replies::Waiter;
 use crate::stats::CoreStats;
 use crate::tls;
 use crate::topology::Shard;
@@ -19,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct EndpointConns {
-    cluster: usize,
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
@@ -112,7 +110,6 @@ impl Upstreams {
                 .collect()
         };
         let conns = EndpointConns {
-            cluster,
             resp2: make(Protocol::Resp2),
             resp3: make(Protocol::Resp3),
             next: Cell::new(0),
@@ -181,20 +178,8 @@ impl Upstreams {
         let _ = self.refresh.try_send(cluster);
     }
 
-    pub fn topology(&self) -> &Arc<Topology> {
-        &self.topo
-    }
-
     pub fn stats(&self) -> &Rc<CoreStats> {
         &self.stats
-    }
-
-    /// The cluster an endpoint belongs to.
-    pub fn cluster_of(&self, endpoint: usize) -> usize {
-        match self.endpoints.borrow().get(endpoint) {
-            Some(Some(e)) => e.cluster,
-            _ => 0,
-        }
     }
 
     /// A connection to `endpoint` speaking `proto` (round robin over the pool).
@@ -288,12 +273,5 @@ impl Upstreams {
                     .unwrap_or("idle")
             })
             .collect()
-    }
-
-    /// Sends one request (already RESP-encoded) to `endpoint`.
-    #[inline]
-    pub fn send(&self, endpoint: usize, proto: Protocol, request: &[u8], waiter: Waiter) {
-        self.conn(endpoint, proto)
-            .send(|buf| buf.extend_from_slice(request), waiter);
     }
 }
