@@ -3,18 +3,13 @@
 //! tls`. Built once at start-up (files read, certificates parsed), so bad
 //! files are configuration errors, never a failure on the data path.
 
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
-use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// `tls = true` or `tls = { ... }` on a cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -184,59 +179,5 @@ impl ServerCertVerifier for AcceptAnyServer {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A connection that may be TLS: plain TCP, TLS to an upstream, or TLS
-/// from a client. One type, so sessions and upstream connections run the
-/// same code either way.
-pub enum Stream {
-    Plain(TcpStream),
-    Client(Box<futures_rustls::client::TlsStream<TcpStream>>),
-    Server(Box<futures_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Client(s) => Pin::new(&mut **s).poll_read(cx, buf),
-            Stream::Server(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Client(s) => Pin::new(&mut **s).poll_write(cx, buf),
-            Stream::Server(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            // Plain writes go straight to the socket: nothing to flush.
-            Stream::Plain(_) => Poll::Ready(Ok(())),
-            Stream::Client(s) => Pin::new(&mut **s).poll_flush(cx),
-            Stream::Server(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_close(cx),
-            Stream::Client(s) => Pin::new(&mut **s).poll_close(cx),
-            Stream::Server(s) => Pin::new(&mut **s).poll_close(cx),
-        }
     }
 }

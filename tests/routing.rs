@@ -359,6 +359,29 @@ fn prefer_replica_falls_back_to_the_primary() {
 }
 
 #[test]
+fn a_dead_replica_costs_no_request_once_it_is_known_down() {
+    // Found with the io_uring data path (slower requests made it show): a
+    // failed endpoint looked healthy again as soon as its connect backoff
+    // ended, so every backoff period one client read went to the dead
+    // replica and failed. Reconnecting is now the connection's own job.
+    let (primary, mut replica) = with_replica();
+    let k = Keyway::start("", &shard_cluster(&primary, &replica, "prefer_replica"));
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["SET", "dr", "1"]), "+OK\r\n");
+    wait_replicated(&replica, "dr", "1");
+    replica.kill();
+    // The first read after the kill may meet the dead connection.
+    let _ = cl.cmd(&["GET", "dr"]);
+    for round in 0..4 {
+        // Longer than the longest connect backoff (1 s).
+        std::thread::sleep(Duration::from_millis(1200));
+        for _ in 0..5 {
+            assert_eq!(cl.cmd(&["GET", "dr"]), bulk("1"), "round {round}");
+        }
+    }
+}
+
+#[test]
 fn prefer_primary_falls_back_to_a_replica() {
     let (mut primary, replica) = with_replica();
     let k = Keyway::start("", &shard_cluster(&primary, &replica, "prefer_primary"));

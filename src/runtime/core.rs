@@ -3,16 +3,15 @@
 //! reaches it only through a channel.
 
 use crate::cluster::slots::SlotMap;
+use crate::net::{Listener, Mode, Ring, Stream};
 use crate::resp::Limits;
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::{self, CoreContext};
 use crate::stats::{CoreSnapshot, CoreStats};
-use crate::tls::Stream;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_rustls::TlsAcceptor;
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -86,6 +85,8 @@ impl Admit for Option<Admission> {
 
 pub struct CoreSpec {
     pub index: usize,
+    /// How this core's io_uring is set up (probed at start-up).
+    pub ring_mode: Mode,
     pub cores: usize,
     pub cpu: usize,
     pub topo: Arc<Topology>,
@@ -103,6 +104,7 @@ pub struct CoreSpec {
 pub fn run(spec: CoreSpec) {
     let CoreSpec {
         index,
+        ring_mode,
         cores,
         cpu,
         topo,
@@ -131,6 +133,19 @@ pub fn run(spec: CoreSpec) {
     };
     ex.run(async move {
         let cfg = &topo.config;
+        // The core's own ring: every socket byte of this core goes through
+        // it; glommio schedules the tasks and timers around it.
+        let ring = match Ring::new(ring_mode) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(format!(
+                    "core {index} (cpu {cpu}): cannot set up its io_uring ({}): {e}",
+                    ring_mode.describe()
+                )));
+                return;
+            }
+        };
+        let driver = glommio::spawn_local(ring.clone().drive());
         // The TLS listener: `listen` itself, or a second address of its own.
         let mut listeners = Vec::new();
         let tls = cfg.tls.as_ref();
@@ -143,7 +158,7 @@ pub fn run(spec: CoreSpec) {
         }
         let mut bound = Vec::new();
         for (addr, tls) in listeners {
-            match TcpListener::bind(addr) {
+            match Listener::bind(&ring, addr) {
                 Ok(l) => bound.push((l, tls.map(TlsAcceptor::from))),
                 Err(e) => {
                     let _ =
@@ -158,7 +173,7 @@ pub fn run(spec: CoreSpec) {
             topo.endpoints.len(),
             topo.clusters.len(),
         ));
-        let upstreams = Rc::new(Upstreams::new(&topo, &stats, slot_maps, refresh));
+        let upstreams = Rc::new(Upstreams::new(&topo, &stats, slot_maps, refresh, &ring));
         for (cluster, why) in discovery_errors.into_iter().enumerate() {
             if let Some(why) = why {
                 upstreams.discovery_failed(cluster, why);
@@ -209,6 +224,8 @@ pub fn run(spec: CoreSpec) {
         while stats.connections.get() > 0 && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
+        ring.stop();
+        driver.await;
     });
 }
 
@@ -226,12 +243,7 @@ struct Accept {
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Accept {
-    async fn run(
-        self: Rc<Self>,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        stop: Rc<Notify>,
-    ) {
+    async fn run(self: Rc<Self>, listener: Listener, tls: Option<TlsAcceptor>, stop: Rc<Notify>) {
         while !self.stopping.get() {
             match race(listener.accept(), stop.wait()).await {
                 Either::Left(Ok(stream)) => {
@@ -241,7 +253,6 @@ impl Accept {
                         drop(stream);
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
                     let n = self.next_id.get();
                     self.next_id.set(n + 1);
                     let id = ((self.index as u64) << 48) | n;
@@ -257,7 +268,7 @@ impl Accept {
                                 let timeout = glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT);
                                 match race(acceptor.accept(stream), timeout).await {
                                     Either::Left(Ok(s)) => {
-                                        session::run(Stream::Server(Box::new(s)), ctx, id).await
+                                        session::run(Stream::tls(s), ctx, id).await
                                     }
                                     Either::Left(Err(e)) => {
                                         CoreStats::add(&stats.tls_client_failures, 1);

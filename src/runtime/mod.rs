@@ -34,7 +34,12 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 pub fn run(config: Config) -> Result<(), String> {
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
-    check_io_uring()?;
+    let ring_mode = crate::net::probe()?;
+    eprintln!(
+        "keyway: io_uring {} ({}): multishot accept and recv, provided buffers",
+        ring_mode.name(),
+        ring_mode.describe()
+    );
     let signals = block_signals();
     let topo = Arc::new(Topology::build(config));
     // Redis Clusters are discovered before the cores start, so that their
@@ -57,6 +62,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let (tx, rx) = bounded(64);
         let spec = core::CoreSpec {
             index,
+            ring_mode,
             cores: cpus.len(),
             cpu,
             topo: topo.clone(),
@@ -192,21 +198,6 @@ fn raise_memlock() {
             libc::setrlimit(libc::RLIMIT_MEMLOCK, &soft);
         }
     }
-}
-
-/// Fails with a clear message when io_uring cannot be used at all, instead
-/// of a panic deep inside the executor.
-fn check_io_uring() -> Result<(), String> {
-    let mut params = [0u8; 120];
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!(
-            "io_uring is not available ({e}); keyway needs Linux 5.8+ with io_uring enabled (sysctl kernel.io_uring_disabled=0) and RLIMIT_MEMLOCK of at least 1 MiB"
-        ));
-    }
-    unsafe { libc::close(fd as i32) };
-    Ok(())
 }
 
 /// Blocks the signals the control thread handles, before any other thread

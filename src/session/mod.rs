@@ -6,14 +6,13 @@ pub mod plan;
 pub mod replies;
 
 use crate::command::{key_indices, lookup, CommandSpec, Exec, Local, Split};
+use crate::net::{Input, Stream};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
 use crate::resp::write::{quoted, Protocol};
 use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
-use crate::tls::Stream;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use replies::Replies;
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -21,8 +20,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
-
-const READ_CHUNK: usize = 16 * 1024;
 
 /// What a core gives each of its sessions.
 pub struct CoreContext {
@@ -77,8 +74,12 @@ impl Client {
     }
 }
 
-pub async fn run(mut stream: Stream, ctx: Rc<CoreContext>, id: u64) {
-    let mut scanner = RequestScanner::new(ctx.limits);
+pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
+    let mut reader = Reader {
+        scanner: RequestScanner::new(ctx.limits),
+        need: 1,
+        held_back: false,
+    };
     let mut client = Client {
         id,
         proto: Protocol::Resp2,
@@ -86,106 +87,118 @@ pub async fn run(mut stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         close: false,
         authenticated: ctx.topo.config.password.is_none(),
         replies: Replies::new(),
-        keys: Vec::with_capacity(16),
-        targets: Vec::with_capacity(16),
+        keys: Vec::new(),
+        targets: Vec::new(),
         rng: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
         stats: ctx.stats.clone(),
         groups: [0; 4],
     };
     let mut read_at = Instant::now();
-    let mut rbuf = vec![0u8; READ_CHUNK];
-    let (mut start, mut end, mut need) = (0usize, 0usize, 1usize);
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut input = Input::new();
+    let mut out: Vec<u8> = Vec::new();
     loop {
-        // Dispatch every complete request already read (up to the limit).
-        let mut more_ready = false;
-        while end - start >= need && !client.close {
+        // Requests held back at the pending limit go first.
+        if reader.held_back || (input.carried() >= reader.need && input.carried() > 0) {
+            input.rescan(|bytes| reader.absorb(&ctx, &mut client, bytes));
+        }
+        if !client.replies.borrow().is_empty() {
+            wait_for_replies(&client.replies).await;
+            client.replies.borrow_mut().take_output(&mut out);
+            let len = out.len() as u64;
+            if stream.send(&mut out).await.is_err() {
+                return;
+            }
+            CoreStats::add(&ctx.stats.bytes_out, len);
+            ctx.stats.record_batch(&client.groups, read_at.elapsed());
+            client.groups = [0; 4];
+            // Scratch space grown by a huge request goes back too.
+            reader.scanner.trim();
+            if client.keys.capacity() > 4096 {
+                client.keys = Vec::new();
+            }
+            if client.targets.capacity() > 4096 {
+                client.targets = Vec::new();
+            }
+        }
+        if client.close {
+            return;
+        }
+        if reader.held_back {
+            continue;
+        }
+        // Requests are scanned and dispatched where they arrived; only a
+        // request cut at the end of what arrived is carried in `input`.
+        let received = stream
+            .recv(|piece| {
+                CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+                input.feed(piece, |bytes| reader.absorb(&ctx, &mut client, bytes));
+            })
+            .await;
+        match received {
+            Ok(true) => read_at = Instant::now(),
+            Ok(false) | Err(_) => return,
+        }
+    }
+}
+
+/// The request side of a session: the scanner and where it stopped.
+struct Reader {
+    scanner: RequestScanner,
+    /// Bytes needed from the start of the carried input before scanning
+    /// again is worth it.
+    need: usize,
+    /// The client has `max_pending` replies outstanding: requests wait.
+    held_back: bool,
+}
+
+impl Reader {
+    /// Dispatches every complete request at the start of `bytes`; returns
+    /// how many bytes they took.
+    fn absorb(&mut self, ctx: &CoreContext, client: &mut Client, bytes: &[u8]) -> usize {
+        let mut pos = 0;
+        self.held_back = false;
+        while bytes.len() - pos >= self.need && !client.close {
             if client.replies.borrow().len() >= ctx.max_pending {
-                more_ready = true;
+                self.held_back = true;
                 break;
             }
             // Until a client authenticates, Redis's tighter limits apply.
-            scanner.set_limits(if client.authenticated {
+            self.scanner.set_limits(if client.authenticated {
                 ctx.limits
             } else {
                 Limits::UNAUTHENTICATED
             });
-            match scanner.scan(&rbuf[start..end]) {
+            match self.scanner.scan(&bytes[pos..]) {
                 Ok(Scanned::Frame { len }) => {
-                    dispatch(&ctx, &mut client, &rbuf[start..start + len], scanner.args());
-                    start += len;
-                    need = 1;
+                    dispatch(ctx, client, &bytes[pos..pos + len], self.scanner.args());
+                    pos += len;
+                    self.need = 1;
                 }
                 Ok(Scanned::Inline { len }) => {
-                    dispatch(&ctx, &mut client, scanner.inline_frame(), scanner.args());
-                    start += len;
-                    need = 1;
+                    dispatch(
+                        ctx,
+                        client,
+                        self.scanner.inline_frame(),
+                        self.scanner.args(),
+                    );
+                    pos += len;
+                    self.need = 1;
                 }
                 Ok(Scanned::Empty { len }) => {
-                    start += len;
-                    need = 1;
+                    pos += len;
+                    self.need = 1;
                 }
-                Ok(Scanned::Incomplete { need: n }) => need = n,
+                Ok(Scanned::Incomplete { need }) => {
+                    self.need = need;
+                    break;
+                }
                 Err(e) => {
                     client.fail(ErrorKind::Protocol, &format!("ERR Protocol error: {}", e.0));
                     client.close = true;
                 }
             }
         }
-        if !client.replies.borrow().is_empty() {
-            wait_for_replies(&client.replies).await;
-            client.replies.borrow_mut().take_output(&mut out);
-            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
-                return;
-            }
-            CoreStats::add(&ctx.stats.bytes_out, out.len() as u64);
-            ctx.stats.record_batch(&client.groups, read_at.elapsed());
-            client.groups = [0; 4];
-            if out.capacity() > 4 * 1024 * 1024 {
-                out = Vec::with_capacity(READ_CHUNK);
-            }
-            // Scratch space grown by a huge request goes back too.
-            scanner.trim();
-            if client.keys.capacity() > 4096 {
-                client.keys = Vec::with_capacity(16);
-            }
-            if client.targets.capacity() > 4096 {
-                client.targets = Vec::with_capacity(16);
-            }
-        }
-        if client.close {
-            return;
-        }
-        if more_ready {
-            continue;
-        }
-        // Make room for the rest of the request, then read.
-        if start == end {
-            start = 0;
-            end = 0;
-            if rbuf.len() > 64 * READ_CHUNK {
-                rbuf = vec![0u8; READ_CHUNK];
-            }
-        } else if start > 0 {
-            rbuf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-        }
-        // Grow with the data that arrives, never by a size the client only
-        // announced: at most double per read (a 21-byte header declaring a
-        // 512 MB value must not commit 512 MB).
-        if rbuf.len() - end < READ_CHUNK / 4 {
-            let grown = (rbuf.len() * 2).min(need.max(end + READ_CHUNK));
-            rbuf.resize(grown.max(end + READ_CHUNK / 4), 0);
-        }
-        match stream.read(&mut rbuf[end..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                end += n;
-                read_at = Instant::now();
-                CoreStats::add(&ctx.stats.bytes_in, n as u64);
-            }
-        }
+        pos
     }
 }
 

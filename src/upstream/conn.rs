@@ -9,21 +9,17 @@
 //! requests fail at once until a backoff ends: a dead backend costs its
 //! clients an immediate error, never a hang.
 
+use crate::net::{Input, Ring, Socket, Stream};
 use crate::resp::reply::{is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::replies::Waiter;
 use crate::stats::{CoreStats, EndpointStats, ErrorKind};
-use crate::tls::Stream;
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +36,6 @@ pub struct ConnSettings {
     pub readonly: bool,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -68,6 +63,10 @@ struct Inner {
     wbuf: Vec<u8>,
     waiters: VecDeque<(Waiter, Instant)>,
     failures: u32,
+    /// Connecting failed and no connection has come up since: read
+    /// policies avoid this endpoint (retries run in the background, so no
+    /// client request is spent finding out it is still down).
+    failing: bool,
     /// Why connecting failed: what requests get during the backoff.
     backoff_failure: Failure,
 }
@@ -82,6 +81,7 @@ enum Failure {
 }
 
 pub struct Conn {
+    ring: Rc<Ring>,
     stats: Rc<CoreStats>,
     es: Rc<EndpointStats>,
     addr: SocketAddr,
@@ -106,9 +106,11 @@ impl Conn {
         proto: Protocol,
         settings: ConnSettings,
         stats: Rc<CoreStats>,
+        ring: Rc<Ring>,
     ) -> Conn {
         let (handshake, handshake_replies) = handshake(proto, &settings.auth, settings.readonly);
         Conn {
+            ring,
             es: stats.endpoint(endpoint),
             stats,
             addr,
@@ -125,6 +127,7 @@ impl Conn {
                 wbuf: Vec::with_capacity(16 * 1024),
                 waiters: VecDeque::with_capacity(256),
                 failures: 0,
+                failing: false,
                 backoff_failure: Failure::Unavailable,
             }),
             wakeup: Notify::default(),
@@ -152,7 +155,7 @@ impl Conn {
             inner.driver_running = true;
             drop(inner);
             let conn = self.clone();
-            glommio::spawn_local(async move { conn.drive().await }).detach();
+            glommio::spawn_local(async move { conn.drive(false).await }).detach();
         } else {
             drop(inner);
         }
@@ -160,12 +163,15 @@ impl Conn {
     }
 
     /// Connects, serves, and on failure fails the waiters; ends when no
-    /// request is waiting (the next request starts it again).
-    async fn drive(self: Rc<Self>) {
+    /// request is waiting (the next request starts it again). A `retry`
+    /// connects even without requests: the endpoint failed and keyway
+    /// finds out by itself when it is back.
+    async fn drive(self: Rc<Self>, retry: bool) {
+        let mut retry = retry;
         loop {
             {
                 let mut inner = self.inner.borrow_mut();
-                if inner.waiters.is_empty() {
+                if inner.waiters.is_empty() && !std::mem::take(&mut retry) {
                     inner.driver_running = false;
                     inner.state = State::Idle;
                     inner.wbuf.clear();
@@ -173,23 +179,22 @@ impl Conn {
                 }
                 inner.state = State::Connecting;
             }
-            let stream =
-                match TcpStream::connect_timeout(self.addr, self.settings.connect_timeout).await {
+            let socket =
+                match Socket::connect(&self.ring, self.addr, self.settings.connect_timeout).await {
                     Ok(s) => s,
                     Err(e) => {
                         self.connect_failed(&format!("connect failed: {e}"), Failure::Unavailable);
                         return;
                     }
                 };
-            let _ = stream.set_nodelay(true);
             let stream = match &self.settings.tls {
-                None => Stream::Plain(stream),
+                None => Stream::Plain(socket),
                 Some((config, name)) => {
                     let connector = futures_rustls::TlsConnector::from(config.clone());
-                    let handshake = connector.connect(name.clone(), stream);
+                    let handshake = connector.connect(name.clone(), socket);
                     let timeout = glommio::timer::sleep(self.settings.connect_timeout);
                     match race(handshake, timeout).await {
-                        Either::Left(Ok(tls)) => Stream::Client(Box::new(tls)),
+                        Either::Left(Ok(tls)) => Stream::tls(tls),
                         Either::Left(Err(e)) => {
                             CoreStats::add(&self.es.tls_failures, 1);
                             self.connect_failed(
@@ -211,6 +216,9 @@ impl Conn {
             };
             CoreStats::add(&self.es.reconnects, 1);
             self.inner.borrow_mut().state = State::Up;
+            if self.handshake_replies == 0 {
+                self.came_up();
+            }
             let end = self.serve(stream).await;
             match end {
                 End::Handshake(msg)
@@ -261,10 +269,10 @@ impl Conn {
         }
     }
 
-    /// Backs off (requests fail at once with `failure` until it ends) and
-    /// logs once per streak of failures.
-    fn connect_failed(&self, why: &str, failure: Failure) {
-        let failures = {
+    /// Backs off (requests fail at once with `failure` until it ends),
+    /// tries again when it ends, and logs once per streak of failures.
+    fn connect_failed(self: &Rc<Self>, why: &str, failure: Failure) {
+        let (failures, backoff) = {
             let mut inner = self.inner.borrow_mut();
             inner.failures = inner.failures.saturating_add(1);
             let backoff =
@@ -272,8 +280,15 @@ impl Conn {
             inner.state = State::Backoff(Instant::now() + backoff);
             inner.backoff_failure = failure;
             inner.driver_running = false;
-            inner.failures
+            inner.failing = true;
+            (inner.failures, backoff)
         };
+        let conn = self.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(backoff).await;
+            conn.retry();
+        })
+        .detach();
         CoreStats::add(&self.es.connect_failures, 1);
         if failures == 1 {
             eprintln!(
@@ -282,6 +297,24 @@ impl Conn {
             );
         }
         self.fail_all(failure);
+    }
+
+    /// The backoff ended: connect again unless a request already did.
+    fn retry(self: &Rc<Self>) {
+        let mut inner = self.inner.borrow_mut();
+        if !matches!(inner.state, State::Backoff(_)) || inner.driver_running {
+            return;
+        }
+        inner.driver_running = true;
+        inner.state = State::Idle;
+        drop(inner);
+        let conn = self.clone();
+        glommio::spawn_local(async move { conn.drive(true).await }).detach();
+    }
+
+    /// The connection is up and its handshake answered.
+    fn came_up(&self) {
+        self.inner.borrow_mut().failing = false;
     }
 
     /// Completes one request with `failure`'s error and counts it.
@@ -323,7 +356,6 @@ impl Conn {
     }
 
     async fn serve(&self, stream: Stream) -> End {
-        let stream = RefCell::new(stream);
         let io = race(self.read_loop(&stream), self.write_loop(&stream));
         match race(io, self.watchdog()).await {
             Either::Left(Either::Left(end)) | Either::Left(Either::Right(end)) => end,
@@ -331,10 +363,13 @@ impl Conn {
         }
     }
 
-    async fn write_loop(&self, stream: &RefCell<Stream>) -> End {
-        let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+    /// Sends whatever accumulated since the last send, in one SEND: the
+    /// requests of every session on the core that went to this endpoint.
+    async fn write_loop(&self, stream: &Stream) -> End {
+        let mut batch: Vec<u8> = Vec::new();
         if !self.handshake.is_empty() {
-            if let Err(e) = write_all(stream, &self.handshake).await {
+            batch.extend_from_slice(&self.handshake);
+            if let Err(e) = stream.send(&mut batch).await {
                 return End::Io(e);
             }
         }
@@ -343,72 +378,35 @@ impl Conn {
                 self.wakeup.wait().await;
             }
             std::mem::swap(&mut batch, &mut self.inner.borrow_mut().wbuf);
-            if let Err(e) = write_all(stream, &batch).await {
+            // `batch` comes back empty (with an earlier send's allocation).
+            if let Err(e) = stream.send(&mut batch).await {
                 return End::Io(e);
             }
-            batch.clear();
             if batch.capacity() > 4 * 1024 * 1024 {
-                batch = Vec::with_capacity(16 * 1024);
+                batch = Vec::new();
             }
         }
     }
 
-    async fn read_loop(&self, stream: &RefCell<Stream>) -> End {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let (mut start, mut filled) = (0usize, 0usize);
-        let mut scanner = ReplyScanner::new();
-        let mut handshake_pending = self.handshake_replies;
+    /// Scans replies where they arrived and completes waiters in order.
+    async fn read_loop(&self, stream: &Stream) -> End {
+        let mut input = Input::new();
+        let mut replies = ReplyReader {
+            scanner: ReplyScanner::new(),
+            handshake_pending: self.handshake_replies,
+            end: None,
+        };
         loop {
-            if filled == buf.len() {
-                if start > 0 {
-                    buf.copy_within(start..filled, 0);
-                    filled -= start;
-                    start = 0;
-                } else {
-                    buf.resize(buf.len() * 2, 0);
-                }
+            let received = stream
+                .recv(|piece| input.feed(piece, |bytes| replies.absorb(self, bytes)))
+                .await;
+            if let Some(end) = replies.end.take() {
+                return end;
             }
-            let n = match read_some(stream, &mut buf[filled..]).await {
-                Ok(0) => return End::Closed,
-                Ok(n) => n,
+            match received {
+                Ok(true) => {}
+                Ok(false) => return End::Closed,
                 Err(e) => return End::Io(e),
-            };
-            filled += n;
-            let now = Instant::now();
-            while start < filled {
-                let len = match scanner.scan(&buf[start..filled]) {
-                    Ok(Some(len)) => len,
-                    Ok(None) => break,
-                    Err(e) => return End::Protocol(e.0),
-                };
-                let reply = &buf[start..start + len];
-                start += len;
-                if handshake_pending > 0 {
-                    handshake_pending -= 1;
-                    if is_error(reply) {
-                        return End::Handshake(String::from_utf8_lossy(reply).trim().to_string());
-                    }
-                    continue;
-                }
-                if reply[0] == b'>' {
-                    // RESP3 push data is not the answer to any request.
-                    continue;
-                }
-                let waiter = self.inner.borrow_mut().waiters.pop_front();
-                match waiter {
-                    Some((w, sent)) => {
-                        self.es.rtt(now.saturating_duration_since(sent));
-                        w.complete(reply)
-                    }
-                    None => return End::Protocol("reply without a request".into()),
-                }
-            }
-            if start == filled {
-                start = 0;
-                filled = 0;
-                if buf.len() > 16 * READ_CHUNK {
-                    buf = vec![0u8; READ_CHUNK];
-                }
             }
         }
     }
@@ -418,9 +416,9 @@ impl Conn {
         self.inner.borrow().waiters.len()
     }
 
-    /// False while connecting has failed and the backoff runs.
+    /// False from a failed connect until a connection comes up again.
     pub fn healthy(&self) -> bool {
-        !matches!(self.inner.borrow().state, State::Backoff(until) if Instant::now() < until)
+        !self.inner.borrow().failing
     }
 
     pub fn state_name(&self) -> &'static str {
@@ -495,17 +493,57 @@ fn handshake(
     (out, n)
 }
 
-async fn read_some(stream: &RefCell<Stream>, buf: &mut [u8]) -> io::Result<usize> {
-    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, buf)).await
+/// The reply side of a connection: the scanner, the handshake replies still
+/// expected, and why reading must stop.
+struct ReplyReader {
+    scanner: ReplyScanner,
+    handshake_pending: usize,
+    end: Option<End>,
 }
 
-async fn write_all(stream: &RefCell<Stream>, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, buf)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+impl ReplyReader {
+    /// Completes a waiter for every whole reply at the start of `bytes`;
+    /// returns how many bytes they took.
+    fn absorb(&mut self, conn: &Conn, bytes: &[u8]) -> usize {
+        let now = Instant::now();
+        let mut pos = 0;
+        while pos < bytes.len() && self.end.is_none() {
+            let len = match self.scanner.scan(&bytes[pos..]) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    self.end = Some(End::Protocol(e.0));
+                    break;
+                }
+            };
+            let reply = &bytes[pos..pos + len];
+            pos += len;
+            if self.handshake_pending > 0 {
+                self.handshake_pending -= 1;
+                if is_error(reply) {
+                    self.end = Some(End::Handshake(
+                        String::from_utf8_lossy(reply).trim().to_string(),
+                    ));
+                } else if self.handshake_pending == 0 {
+                    conn.came_up();
+                }
+                continue;
+            }
+            if reply[0] == b'>' {
+                // RESP3 push data is not the answer to any request.
+                continue;
+            }
+            // Never hold our borrow while completing: the waiter's session
+            // may send again from its own code.
+            let waiter = conn.inner.borrow_mut().waiters.pop_front();
+            match waiter {
+                Some((w, sent)) => {
+                    conn.es.rtt(now.saturating_duration_since(sent));
+                    w.complete(reply)
+                }
+                None => self.end = Some(End::Protocol("reply without a request".into())),
+            }
         }
-        buf = &buf[n..];
+        pos
     }
-    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await
 }

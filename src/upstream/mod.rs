@@ -4,6 +4,7 @@ pub mod conn;
 
 use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
+use crate::net::Ring;
 use crate::resp::write::Protocol;
 use crate::stats::CoreStats;
 use crate::tls;
@@ -26,6 +27,7 @@ struct EndpointConns {
 /// This core's connections to every endpoint of the topology, and its
 /// copy of each redis_cluster cluster's slot map.
 pub struct Upstreams {
+    ring: Rc<Ring>,
     topo: Arc<Topology>,
     stats: Rc<CoreStats>,
     /// Indexed by global endpoint number; grows when a Redis Cluster shows
@@ -53,8 +55,10 @@ impl Upstreams {
         stats: &Rc<CoreStats>,
         slot_maps: Vec<Option<Arc<SlotMap>>>,
         refresh: Sender<usize>,
+        ring: &Rc<Ring>,
     ) -> Upstreams {
         let up = Upstreams {
+            ring: ring.clone(),
             topo: topo.clone(),
             stats: stats.clone(),
             endpoints: RefCell::new(Vec::new()),
@@ -105,6 +109,7 @@ impl Upstreams {
                         proto,
                         settings.clone(),
                         self.stats.clone(),
+                        self.ring.clone(),
                     ))
                 })
                 .collect()

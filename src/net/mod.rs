@@ -1,0 +1,162 @@
+//! Sockets on the core's own io_uring.
+//!
+//! - `ring`: the per-core ring (set-up mode, operations in flight, the
+//!   driver task that submits and reaps inside the glommio executor);
+//! - `bufs`: provided-buffer rings the kernel receives into;
+//! - `socket`: TCP listener (multishot accept) and connections (multishot
+//!   recv, one SEND in flight, connect with a timeout, close in order);
+//! - `stream`: plain or TLS over a socket, the type sessions and upstream
+//!   connections use;
+//! - `input`: the read buffer both scan through, in place where possible.
+//!
+//! `probe` runs once at start-up and says what the kernel offers.
+pub mod bufs;
+pub mod input;
+pub mod ring;
+pub mod socket;
+pub mod stream;
+
+pub use input::Input;
+pub use ring::{Mode, Ring};
+pub use socket::{Listener, Socket};
+pub use stream::Stream;
+
+use io_uring::{cqueue, opcode, types, IoUring};
+use std::io;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Finds the ring mode this kernel supports and checks every feature
+/// keyway's data path needs, on a throwaway ring and a loopback connection.
+/// Err names what is missing.
+pub fn probe() -> Result<Mode, String> {
+    let (mode, mut uring) = match ring::build(Mode::DeferTaskrun, 8) {
+        Ok(u) => (Mode::DeferTaskrun, u),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            match ring::build(Mode::CoopTaskrun, 8) {
+                Ok(u) => (Mode::CoopTaskrun, u),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(format!(
+                        "this kernel's io_uring lacks IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG ({e}); keyway needs Linux 5.19+ (6.1+ for DEFER_TASKRUN)"
+                    ))
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(e) => return Err(unavailable(e)),
+    };
+    let mut probe = io_uring::Probe::new();
+    uring.submitter().register_probe(&mut probe).map_err(|e| {
+        format!("io_uring cannot list its operations ({e}); keyway needs Linux 5.19+")
+    })?;
+    for (code, name) in [
+        (opcode::Accept::CODE, "ACCEPT"),
+        (opcode::Connect::CODE, "CONNECT"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::Recv::CODE, "RECV"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::Close::CODE, "CLOSE"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(format!(
+                "this kernel's io_uring lacks IORING_OP_{name}; keyway needs Linux 5.19+"
+            ));
+        }
+    }
+    let bufs = bufs::BufRing::new(&uring, 0, 8, 64).map_err(|e| e.to_string())?;
+    loopback_check(&mut uring, &bufs)?;
+    Ok(mode)
+}
+
+fn unavailable(e: io::Error) -> String {
+    format!(
+        "io_uring is not available ({e}); keyway needs Linux 5.19+ with io_uring enabled (sysctl kernel.io_uring_disabled=0) and RLIMIT_MEMLOCK of at least 16 MiB per core"
+    )
+}
+
+/// Multishot accept and multishot recv into provided buffers, for real.
+fn loopback_check(uring: &mut IoUring, bufs: &bufs::BufRing) -> Result<(), String> {
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let lfd = socket::listen_socket(addr, false).map_err(|e| format!("probe listener: {e}"))?;
+    let result = (|| {
+        let port = local_port(lfd)?;
+        let accept = opcode::AcceptMulti::new(types::Fd(lfd))
+            .build()
+            .user_data(1);
+        // SAFETY: a multishot accept writes into no memory of ours.
+        unsafe { uring.submission().push(&accept) }.map_err(|e| e.to_string())?;
+        let mut client = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("probe connection: {e}"))?;
+        let (res, flags) = wait_one(uring)?;
+        if res < 0 {
+            return Err(format!(
+                "this kernel's io_uring lacks multishot accept ({}); keyway needs Linux 5.19+",
+                io::Error::from_raw_os_error(-res)
+            ));
+        }
+        let accepted = res;
+        let _close = CloseOnDrop(accepted);
+        if !cqueue::more(flags) {
+            return Err(
+                "this kernel's io_uring ended a multishot accept at once; keyway needs Linux 5.19+"
+                    .into(),
+            );
+        }
+        let recv = opcode::RecvMulti::new(types::Fd(accepted), bufs.group())
+            .build()
+            .user_data(2);
+        // SAFETY: the kernel writes only into the probe's provided buffers,
+        // which outlive the ring (they are never unmapped).
+        unsafe { uring.submission().push(&recv) }.map_err(|e| e.to_string())?;
+        client
+            .write_all(b"x")
+            .map_err(|e| format!("probe write: {e}"))?;
+        let (res, flags) = wait_one(uring)?;
+        if res != 1 || cqueue::buffer_select(flags).is_none() || !cqueue::more(flags) {
+            return Err(format!(
+                "this kernel's io_uring lacks multishot recv with provided buffers (got {res}); keyway needs Linux 6.0+"
+            ));
+        }
+        Ok(())
+    })();
+    // SAFETY: closing the probe's own listener.
+    unsafe { libc::close(lfd) };
+    result
+}
+
+struct CloseOnDrop(i32);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor belongs to the probe.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn local_port(fd: i32) -> Result<u16, String> {
+    // SAFETY: getsockname into a zeroed sockaddr_in of the right size.
+    unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) != 0 {
+            return Err(format!("probe: {}", io::Error::last_os_error()));
+        }
+        Ok(u16::from_be(sin.sin_port))
+    }
+}
+
+/// Submits and waits (up to 2 s) for one completion.
+fn wait_one(uring: &mut IoUring) -> Result<(i32, u32), String> {
+    let ts = types::Timespec::from(Duration::from_secs(2));
+    let args = types::SubmitArgs::new().timespec(&ts);
+    match uring.submitter().submit_with_args(1, &args) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+        Err(e) => return Err(format!("probe io_uring_enter: {e}")),
+    }
+    match uring.completion().next() {
+        Some(c) => Ok((c.result(), c.flags())),
+        None => Err("probe: the kernel did not complete a socket operation within 2 s".into()),
+    }
+}

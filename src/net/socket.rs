@@ -1,0 +1,729 @@
+//! TCP sockets on the core's ring: a listener with a multishot accept, and
+//! connections that receive with a multishot recv into provided buffers and
+//! send with one SEND in flight at a time.
+//!
+//! Every descriptor is closed through the ring (`Ring::close`), after the
+//! operations queued before it, so a number the kernel may still look up is
+//! never reused under it.
+
+use super::ring::{Completion, Keep, Ring};
+use futures_lite::{AsyncRead, AsyncWrite};
+use io_uring::{cqueue, opcode, types::Fd};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Which provided buffers a socket receives into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// A client of the proxy: requests, small buffers.
+    Client,
+    /// A backend: coalesced replies, large buffers.
+    Upstream,
+}
+
+/// Received chunks a socket may hold in provided buffers while its reader
+/// is busy; beyond that they are copied to the socket's own memory and
+/// receiving pauses until the reader catches up, so a client that stops
+/// reading can never take the core's buffers from the others.
+const MAX_HELD: usize = 4;
+
+/// A socket's receive side: the multishot recv's completions, in order.
+struct Receiver {
+    side: Side,
+    fd: i32,
+    /// Provided buffers received and not yet read: (id, length).
+    held: RefCell<VecDeque<(u16, u32)>>,
+    /// Bytes received before anything in `held`, copied out of provided
+    /// buffers (the reader fell behind). Non-empty only when `held` is empty.
+    spilled: RefCell<Vec<u8>>,
+    /// How much of the oldest piece (spilled bytes, else `held`'s front) was
+    /// already read by a partial read.
+    read_off: Cell<usize>,
+    /// The end of the stream: 0 for EOF, -errno for an error.
+    end: Cell<Option<i32>>,
+    /// user_data of the multishot recv while it is armed.
+    armed: Cell<Option<u64>>,
+    pausing: Cell<bool>,
+    /// The kernel ran out of provided buffers for this socket.
+    starved: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    /// The socket was dropped: whatever still arrives goes straight back.
+    closed: Cell<bool>,
+}
+
+impl Receiver {
+    fn bufs<'r>(&self, ring: &'r Ring) -> &'r super::bufs::BufRing {
+        match self.side {
+            Side::Client => &ring.client_bufs,
+            Side::Upstream => &ring.upstream_bufs,
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn set_waker(&self, cx: &Context<'_>) {
+        let mut w = self.waker.borrow_mut();
+        match &*w {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => *w = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Copies every held buffer into `spilled` and gives the buffers back.
+    fn spill(&self, ring: &Ring) {
+        if self.held.borrow().is_empty() {
+            // Already spilled (read_off then belongs to `spilled`).
+            return;
+        }
+        let bufs = self.bufs(ring);
+        let mut spilled = self.spilled.borrow_mut();
+        let mut off = self.read_off.replace(0);
+        for (id, len) in self.held.borrow_mut().drain(..) {
+            // SAFETY: `id` came from a completion and is not recycled yet;
+            // `len` is what that completion reported.
+            spilled.extend_from_slice(&unsafe { bufs.bytes(id, len as usize) }[off..]);
+            off = 0;
+            bufs.recycle(id);
+        }
+    }
+
+    fn arm(self: &Rc<Self>, ring: &Ring) {
+        let sqe = opcode::RecvMulti::new(Fd(self.fd), self.bufs(ring).group()).build();
+        // SAFETY: the kernel writes only into provided buffers, which live
+        // as long as the ring; the slot holds this receiver until the end.
+        let ud = unsafe { ring.start_owned(self.clone(), sqe) };
+        self.armed.set(Some(ud));
+        self.starved.set(false);
+    }
+}
+
+impl Completion for Receiver {
+    fn completed(self: Rc<Self>, ring: &Ring, res: i32, flags: u32) {
+        let bufs = self.bufs(ring);
+        if res > 0 {
+            let Some(id) = cqueue::buffer_select(flags) else {
+                debug_assert!(false, "a multishot recv completion without a buffer");
+                return;
+            };
+            bufs.taken();
+            if self.closed.get() {
+                bufs.recycle(id);
+            } else if !self.spilled.borrow().is_empty() || self.held.borrow().len() >= MAX_HELD {
+                // The reader is behind: keep the bytes in this socket's own
+                // memory and stop receiving until it has read them.
+                self.spill(ring);
+                // SAFETY: as in `spill`: named by this completion.
+                let bytes = unsafe { bufs.bytes(id, res as usize) };
+                self.spilled.borrow_mut().extend_from_slice(bytes);
+                bufs.recycle(id);
+                if cqueue::more(flags) && !self.pausing.get() {
+                    if let Some(ud) = self.armed.get() {
+                        self.pausing.set(true);
+                        ring.cancel(ud);
+                    }
+                }
+            } else {
+                self.held.borrow_mut().push_back((id, res as u32));
+            }
+        }
+        if !cqueue::more(flags) {
+            self.armed.set(None);
+            self.pausing.set(false);
+            match res {
+                0 => self.end.set(Some(0)),
+                e if e == -libc::ENOBUFS => self.starved.set(true),
+                e if e == -libc::ECANCELED => {}
+                e if e < 0 => self.end.set(Some(e)),
+                // Ended with data (the kernel may stop a multishot at any
+                // time): the reader arms it again.
+                _ => {}
+            }
+        }
+        if !self.closed.get() {
+            self.wake();
+        }
+    }
+}
+
+/// The send side: one SEND in flight at a time; what is queued meanwhile
+/// waits in `staged` and goes in the next SEND, which the completion of the
+/// previous one starts (sending never waits for its owner to poll).
+///
+/// `inflight` is the only memory the kernel reads: it is touched only while
+/// no SEND is in flight, and the ring's slot holds this `Sender` (and so
+/// `inflight`) until the SEND completes, even after the socket is dropped.
+struct Sender {
+    fd: i32,
+    inflight: RefCell<Vec<u8>>,
+    /// Bytes of `inflight` already sent (a short send continues).
+    sent: Cell<usize>,
+    /// user_data of the SEND in flight.
+    busy: Cell<Option<u64>>,
+    staged: RefCell<Vec<u8>>,
+    /// A failed send: every later send or flush fails the same way.
+    error: Cell<Option<io::ErrorKind>>,
+    /// The task waiting for everything queued to be sent.
+    waker: RefCell<Option<Waker>>,
+    closed: Cell<bool>,
+}
+
+impl Sender {
+    /// Starts a SEND of what is staged, unless one is in flight.
+    fn launch(self: &Rc<Self>, ring: &Ring) {
+        if self.busy.get().is_some() || self.error.get().is_some() || self.closed.get() {
+            return;
+        }
+        {
+            let mut staged = self.staged.borrow_mut();
+            if staged.is_empty() {
+                return;
+            }
+            let mut inflight = self.inflight.borrow_mut();
+            inflight.clear();
+            std::mem::swap(&mut *inflight, &mut *staged);
+        }
+        self.sent.set(0);
+        self.submit(ring);
+    }
+
+    /// A SEND of `inflight` from `sent` on.
+    fn submit(self: &Rc<Self>, ring: &Ring) {
+        let (ptr, len) = {
+            let b = self.inflight.borrow();
+            let rest = &b[self.sent.get()..];
+            (rest.as_ptr(), rest.len().min(MAX_SEND) as u32)
+        };
+        let sqe = opcode::Send::new(Fd(self.fd), ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        // SAFETY: `inflight` is not modified while busy, and the slot keeps
+        // this Sender (which owns it) alive until the completion.
+        let ud = unsafe { ring.start_owned(self.clone(), sqe) };
+        self.busy.set(Some(ud));
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl Completion for Sender {
+    fn completed(self: Rc<Self>, ring: &Ring, res: i32, _flags: u32) {
+        self.busy.set(None);
+        if self.closed.get() {
+            return;
+        }
+        if res <= 0 {
+            let kind = if res == 0 {
+                io::ErrorKind::WriteZero
+            } else {
+                io::Error::from_raw_os_error(-res).kind()
+            };
+            self.error.set(Some(kind));
+            self.wake();
+            return;
+        }
+        let sent = self.sent.get() + res as usize;
+        if sent < self.inflight.borrow().len() {
+            self.sent.set(sent);
+            self.submit(ring);
+            return;
+        }
+        {
+            let mut inflight = self.inflight.borrow_mut();
+            inflight.clear();
+            if inflight.capacity() > KEEP_SEND {
+                *inflight = Vec::new();
+            }
+        }
+        self.launch(ring);
+        if self.busy.get().is_none() {
+            self.wake();
+        }
+    }
+}
+
+/// Buffers above this are not kept for reuse after their send.
+const KEEP_SEND: usize = 256 * 1024;
+/// One SEND carries at most this much (the kernel takes a u32).
+const MAX_SEND: usize = 1 << 30;
+
+pub struct Socket {
+    ring: Rc<Ring>,
+    fd: i32,
+    rx: Rc<Receiver>,
+    tx: Rc<Sender>,
+}
+
+impl Socket {
+    /// Wraps a connected descriptor, which the socket now owns.
+    fn from_fd(ring: &Rc<Ring>, fd: i32, side: Side) -> Socket {
+        Socket {
+            ring: ring.clone(),
+            fd,
+            rx: Rc::new(Receiver {
+                side,
+                fd,
+                held: RefCell::new(VecDeque::new()),
+                spilled: RefCell::new(Vec::new()),
+                read_off: Cell::new(0),
+                end: Cell::new(None),
+                armed: Cell::new(None),
+                pausing: Cell::new(false),
+                starved: Cell::new(false),
+                waker: RefCell::new(None),
+                closed: Cell::new(false),
+            }),
+            tx: Rc::new(Sender {
+                fd,
+                inflight: RefCell::new(Vec::new()),
+                sent: Cell::new(0),
+                busy: Cell::new(None),
+                staged: RefCell::new(Vec::new()),
+                error: Cell::new(None),
+                waker: RefCell::new(None),
+                closed: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Connects to `addr` through the ring, within `timeout`.
+    pub async fn connect(
+        ring: &Rc<Ring>,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<Socket> {
+        let domain = match addr {
+            SocketAddr::V4(_) => libc::AF_INET,
+            SocketAddr::V6(_) => libc::AF_INET6,
+        };
+        // SAFETY: socket(2) with constant arguments.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = Socket::from_fd(ring, fd, Side::Upstream);
+        set_nodelay(fd);
+        let (storage, len) = sockaddr(addr);
+        let op = ring.start(Box::new((storage, len)), |a: &Keep| {
+            opcode::Connect::new(Fd(fd), (&a.0 as *const libc::sockaddr_storage).cast(), a.1)
+                .build()
+        });
+        let mut op = std::pin::pin!(op);
+        let timer = glommio::timer::sleep(timeout);
+        match crate::runtime::notify::race(op.as_mut(), timer).await {
+            crate::runtime::notify::Either::Left((0, _)) => Ok(socket),
+            crate::runtime::notify::Either::Left((e, _)) => Err(io::Error::from_raw_os_error(-e)),
+            crate::runtime::notify::Either::Right(()) => {
+                op.cancel();
+                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            }
+        }
+    }
+
+    /// Waits until bytes arrived, then hands every received piece to
+    /// `sink`, oldest first. Ok(false): the peer closed, all was read.
+    pub async fn recv(&self, mut sink: impl FnMut(&[u8])) -> io::Result<bool> {
+        poll_fn(|cx| self.poll_recv(cx, &mut sink)).await
+    }
+
+    pub fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Poll<io::Result<bool>> {
+        let rx = &self.rx;
+        let bufs = rx.bufs(&self.ring);
+        let mut got = false;
+        if !rx.spilled.borrow().is_empty() {
+            let spilled = std::mem::take(&mut *rx.spilled.borrow_mut());
+            sink(&spilled[rx.read_off.replace(0)..]);
+            let mut keep = rx.spilled.borrow_mut();
+            if keep.is_empty() && spilled.capacity() <= 64 * 1024 {
+                *keep = spilled;
+                keep.clear();
+            }
+            got = true;
+        }
+        loop {
+            let next = rx.held.borrow_mut().pop_front();
+            let Some((id, len)) = next else { break };
+            // SAFETY: named by a completion, not recycled until below.
+            let bytes = unsafe { bufs.bytes(id, len as usize) };
+            sink(&bytes[rx.read_off.replace(0)..]);
+            bufs.recycle(id);
+            got = true;
+        }
+        if got {
+            return Poll::Ready(Ok(true));
+        }
+        // Ready(Ok) from poll_more is the end of the stream.
+        self.poll_more(cx).map(|r| r.map(|()| false))
+    }
+
+    /// With nothing received: the end of the stream if it came, else arms
+    /// the receive (when buffers allow) and waits.
+    fn poll_more(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let rx = &self.rx;
+        match rx.end.get() {
+            Some(0) => return Poll::Ready(Ok(())),
+            Some(e) => return Poll::Ready(Err(io::Error::from_raw_os_error(-e))),
+            None => {}
+        }
+        rx.set_waker(cx);
+        if rx.armed.get().is_none() {
+            let bufs = rx.bufs(&self.ring);
+            if rx.starved.get() && !bufs.can_resume() {
+                bufs.wait_for_buffers(cx.waker());
+            } else {
+                rx.arm(&self.ring);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Copies received bytes into `buf` (for TLS, which wants a reader).
+    fn poll_read_into(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let rx = &self.rx;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let off = rx.read_off.get();
+        {
+            let mut spilled = rx.spilled.borrow_mut();
+            if !spilled.is_empty() {
+                let n = (spilled.len() - off).min(buf.len());
+                buf[..n].copy_from_slice(&spilled[off..off + n]);
+                if off + n == spilled.len() {
+                    spilled.clear();
+                    rx.read_off.set(0);
+                } else {
+                    rx.read_off.set(off + n);
+                }
+                return Poll::Ready(Ok(n));
+            }
+        }
+        let front = rx.held.borrow().front().copied();
+        if let Some((id, len)) = front {
+            let bufs = rx.bufs(&self.ring);
+            // SAFETY: named by a completion, recycled only below.
+            let bytes = unsafe { bufs.bytes(id, len as usize) };
+            let n = (bytes.len() - off).min(buf.len());
+            buf[..n].copy_from_slice(&bytes[off..off + n]);
+            if off + n == bytes.len() {
+                rx.held.borrow_mut().pop_front();
+                rx.read_off.set(0);
+                bufs.recycle(id);
+            } else {
+                rx.read_off.set(off + n);
+            }
+            return Poll::Ready(Ok(n));
+        }
+        self.poll_more(cx).map(|r| r.map(|()| 0))
+    }
+
+    /// Takes `buf`'s bytes for sending (leaving it empty, maybe with the
+    /// allocation of an earlier send) and starts a send if none is in
+    /// flight. `flush` waits until everything queued was sent.
+    pub fn queue(&self, buf: &mut Vec<u8>) {
+        {
+            let mut staged = self.tx.staged.borrow_mut();
+            if staged.is_empty() {
+                std::mem::swap(&mut *staged, buf);
+            } else {
+                staged.extend_from_slice(buf);
+            }
+        }
+        buf.clear();
+        self.tx.launch(&self.ring);
+    }
+
+    /// Ready once everything queued was sent (or a send failed).
+    pub fn poll_sent(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let tx = &self.tx;
+        if let Some(kind) = tx.error.get() {
+            return Poll::Ready(Err(kind.into()));
+        }
+        tx.launch(&self.ring);
+        if tx.busy.get().is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut w = tx.waker.borrow_mut();
+        match &*w {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    pub async fn flush(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_sent(cx)).await
+    }
+
+    /// Sends all of `buf` (leaving it empty) and waits until it is sent.
+    pub async fn send(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.queue(buf);
+        self.flush().await
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let rx = &self.rx;
+        rx.closed.set(true);
+        let bufs = rx.bufs(&self.ring);
+        for (id, _) in rx.held.borrow_mut().drain(..) {
+            bufs.recycle(id);
+        }
+        if let Some(ud) = rx.armed.get() {
+            self.ring.cancel(ud);
+        }
+        // A send that cannot finish (the peer stopped reading) must not keep
+        // the socket open: cancel it; its bytes stay with its slot.
+        self.tx.closed.set(true);
+        if let Some(ud) = self.tx.busy.get() {
+            self.ring.cancel(ud);
+        }
+        self.ring.close(self.fd);
+    }
+}
+
+// For TLS: rustls reads and writes through these.
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_into(cx, buf)
+    }
+}
+
+/// How much TLS output may wait behind a send in flight.
+const MAX_STAGED: usize = 256 * 1024;
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let tx = &self.tx;
+        if let Some(kind) = tx.error.get() {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if tx.staged.borrow().len() >= MAX_STAGED {
+            match self.poll_sent(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        tx.staged.borrow_mut().extend_from_slice(buf);
+        tx.launch(&self.ring);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_sent(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_sent(cx)
+    }
+}
+
+/// A listening socket of the core (SO_REUSEPORT: one per core on the same
+/// address) with a multishot accept.
+pub struct Listener {
+    ring: Rc<Ring>,
+    fd: i32,
+    acceptor: Rc<Acceptor>,
+}
+
+struct Acceptor {
+    fd: i32,
+    accepted: RefCell<VecDeque<i32>>,
+    error: Cell<Option<i32>>,
+    armed: Cell<Option<u64>>,
+    waker: RefCell<Option<Waker>>,
+    closed: Cell<bool>,
+}
+
+impl Completion for Acceptor {
+    fn completed(self: Rc<Self>, ring: &Ring, res: i32, flags: u32) {
+        if res >= 0 {
+            if self.closed.get() {
+                ring.close(res);
+            } else {
+                self.accepted.borrow_mut().push_back(res);
+            }
+        } else if res != -libc::ECANCELED {
+            self.error.set(Some(res));
+        }
+        if !cqueue::more(flags) {
+            self.armed.set(None);
+        }
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl Listener {
+    /// Binds `addr` with SO_REUSEPORT and listens.
+    pub fn bind(ring: &Rc<Ring>, addr: SocketAddr) -> io::Result<Listener> {
+        let fd = listen_socket(addr, true)?;
+        Ok(Listener {
+            ring: ring.clone(),
+            fd,
+            acceptor: Rc::new(Acceptor {
+                fd,
+                accepted: RefCell::new(VecDeque::new()),
+                error: Cell::new(None),
+                armed: Cell::new(None),
+                waker: RefCell::new(None),
+                closed: Cell::new(false),
+            }),
+        })
+    }
+
+    /// The next client connection.
+    pub async fn accept(&self) -> io::Result<Socket> {
+        poll_fn(|cx| {
+            let a = &self.acceptor;
+            if let Some(fd) = a.accepted.borrow_mut().pop_front() {
+                set_nodelay(fd);
+                return Poll::Ready(Ok(Socket::from_fd(&self.ring, fd, Side::Client)));
+            }
+            if let Some(e) = a.error.take() {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(-e)));
+            }
+            *a.waker.borrow_mut() = Some(cx.waker().clone());
+            if a.armed.get().is_none() {
+                let sqe = opcode::AcceptMulti::new(Fd(a.fd))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build();
+                // SAFETY: a multishot accept writes into no memory of ours.
+                let ud = unsafe { self.ring.start_owned(a.clone(), sqe) };
+                a.armed.set(Some(ud));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let a = &self.acceptor;
+        a.closed.set(true);
+        for fd in a.accepted.borrow_mut().drain(..) {
+            self.ring.close(fd);
+        }
+        if let Some(ud) = a.armed.get() {
+            self.ring.cancel(ud);
+        }
+        self.ring.close(self.fd);
+    }
+}
+
+fn set_nodelay(fd: i32) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid int option value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// A socket address in the kernel's layout.
+pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any
+            // sockaddr type.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// A bound, listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked).
+pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fail = |fd: i32| {
+        let e = io::Error::last_os_error();
+        // SAFETY: closing the descriptor we just created.
+        unsafe { libc::close(fd) };
+        Err(e)
+    };
+    let one: libc::c_int = 1;
+    let opt = |name| {
+        // SAFETY: setsockopt with a valid int option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    if opt(libc::SO_REUSEADDR) != 0 || (reuseport && opt(libc::SO_REUSEPORT) != 0) {
+        return fail(fd);
+    }
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) } != 0 {
+        return fail(fd);
+    }
+    // SAFETY: listen(2) on our socket.
+    if unsafe { libc::listen(fd, 1024) } != 0 {
+        return fail(fd);
+    }
+    Ok(fd)
+}

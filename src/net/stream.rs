@@ -1,0 +1,84 @@
+//! A connection that may be TLS: plain (received bytes are read in place
+//! from provided buffers) or TLS from rustls over the same ring socket
+//! (plaintext is decrypted into a small buffer of the connection's). One
+//! type, so sessions and upstream connections run the same code either way.
+
+use super::socket::Socket;
+use futures_lite::{AsyncRead, AsyncWrite};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
+/// rustls over a ring socket, either direction.
+pub trait TlsIo: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> TlsIo for T {}
+
+/// Plaintext read from TLS per call.
+const TLS_CHUNK: usize = 16 * 1024;
+
+pub enum Stream {
+    Plain(Socket),
+    Tls {
+        io: RefCell<Box<dyn TlsIo>>,
+        plaintext: RefCell<Vec<u8>>,
+    },
+}
+
+impl Stream {
+    pub fn tls(io: impl TlsIo + 'static) -> Stream {
+        Stream::Tls {
+            io: RefCell::new(Box::new(io)),
+            plaintext: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Waits until bytes arrived, then hands each received piece to `sink`
+    /// in order. Ok(false): the peer closed the connection.
+    pub async fn recv(&self, mut sink: impl FnMut(&[u8])) -> io::Result<bool> {
+        match self {
+            Stream::Plain(s) => s.recv(sink).await,
+            Stream::Tls { io, plaintext } => {
+                poll_fn(|cx| {
+                    let mut buf = plaintext.borrow_mut();
+                    if buf.len() < TLS_CHUNK {
+                        buf.resize(TLS_CHUNK, 0);
+                    }
+                    match Pin::new(&mut **io.borrow_mut()).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+                        Poll::Ready(Ok(n)) => {
+                            sink(&buf[..n]);
+                            Poll::Ready(Ok(true))
+                        }
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Sends all of `buf` and waits until it is sent. `buf` comes back
+    /// empty (for a plain socket, holding the allocation of an earlier
+    /// send: the bytes themselves were handed over, not copied).
+    pub async fn send(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.send(buf).await,
+            Stream::Tls { io, .. } => {
+                let mut rest: &[u8] = buf;
+                while !rest.is_empty() {
+                    let n =
+                        poll_fn(|cx| Pin::new(&mut **io.borrow_mut()).poll_write(cx, rest)).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    rest = &rest[n..];
+                }
+                buf.clear();
+                poll_fn(|cx| Pin::new(&mut **io.borrow_mut()).poll_flush(cx)).await
+            }
+        }
+    }
+}
