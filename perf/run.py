@@ -3,18 +3,26 @@
 
 Starts two redis-server backends, then nutcracker (ketama), Envoy
 (redis_proxy, RING_HASH, --concurrency 1) and keyway (ring_hash, one core,
-or all cores with --mode all) in front of the same backends. Proxies are
-pinned to the same CPU, redis-benchmark to another. For each pipeline depth
-(-P 1, -P 16) and test (SET, GET, MSET of 10 keys, MGET of 10 keys) it runs
-redis-benchmark against direct redis and each proxy, one after another in
-the same run, and records requests/s, p50/p99 and the proxy's CPU time per
-request (utime+stime from /proc/PID/stat). The table, with date, commit and
-machine, is appended to perf/RESULTS.md; ratios against the targets follow.
+or all cores with --mode all) in front of the same backends; with
+--baseline BIN, an earlier keyway build too (before/after in one run).
+Proxies are pinned to the same CPU, redis-benchmark to another. For each
+pipeline depth (-P 1, -P 16) and test (SET, GET, MSET of 10 keys, MGET of 10
+keys) it runs redis-benchmark against direct redis and each proxy, one after
+another in the same run, and records requests/s, p50/p99 and the proxy's CPU
+time per request (utime+stime from /proc/PID/stat). Then, per proxy: system
+calls per request (SET at -P 1 and -P 16, counted by `perf stat -e
+raw_syscalls:sys_enter`, else strace -c), GET with 1000 clients, and the RSS
+growth for 10,000 idle client connections. The tables, with date, commit,
+machine and keyway's io_uring mode, are appended to perf/RESULTS.md; ratios
+against the targets follow.
 """
 import argparse
 import atexit
 import datetime
 import os
+import re
+import resource
+import signal
 import shutil
 import socket
 import subprocess
@@ -68,6 +76,73 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def raise_nofile():
+    """10,000 idle connections need descriptors: raise the soft limit (the
+    proxies started from here inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def count_syscalls(pid, run):
+    """System calls made by every thread of `pid` while `run()` runs."""
+    if shutil.which("perf"):
+        out = tempfile.NamedTemporaryFile(suffix=".perf", delete=False).name
+        mon = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", str(pid),
+                                "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        run()
+        mon.send_signal(signal.SIGINT)
+        mon.wait(timeout=30)
+        text = Path(out).read_text()
+        os.unlink(out)
+        for line in text.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and "raw_syscalls:sys_enter" in line and f[0].strip().isdigit():
+                return int(f[0])
+        return None
+    if shutil.which("strace"):
+        out = tempfile.NamedTemporaryFile(suffix=".strace", delete=False).name
+        mon = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", out],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        run()
+        mon.send_signal(signal.SIGINT)
+        mon.wait(timeout=30)
+        m = re.search(r"^\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$", Path(out).read_text(), re.M)
+        os.unlink(out)
+        return int(m.group(1)) if m else None
+    return None
+
+
+def idle_connections(port, pid, n):
+    """Opens `n` client connections (each sends one PING and reads PONG,
+    then idles) and returns the proxy's RSS growth in kB."""
+    before = rss_kb(pid)
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            socks.append(s)
+        for s in socks:
+            if s.recv(16) != b"+PONG\r\n":
+                raise SystemExit(f"idle connection to {port} did not get PONG")
+        time.sleep(1)
+        return rss_kb(pid) - before
+    finally:
+        for s in socks:
+            s.close()
+
+
 def bench(port, test, pipeline, requests, clients, cpu):
     keys10 = [f"key:__rand_int__{i}" for i in range(10)]
     if test == "MGET":
@@ -102,6 +177,8 @@ def main():
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--no-envoy", action="store_true")
+    ap.add_argument("--baseline", help="an earlier keyway binary, measured in the same run as 'keyway (before)'")
+    ap.add_argument("--idle", type=int, default=10000, help="idle client connections for the memory figure")
     ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
     a = ap.parse_args()
     ncpu = os.cpu_count() or 1
@@ -109,6 +186,7 @@ def main():
     client_cpu = 0
     tmp = Path(tempfile.mkdtemp(prefix="keyway-perf-"))
     atexit.register(shutil.rmtree, tmp, True)
+    raise_nofile()
 
     backends = []
     for _ in range(2):
@@ -182,6 +260,19 @@ latency_dir = "{tmp}/latency"
     wait_port(kw_port)
     kw_label = "keyway (1 core)" if a.mode == "one" else f"keyway ({ncpu} cores)"
     peers[kw_label] = (kw_port, kw.pid)
+    ring_mode = next((l.split("keyway: io_uring ", 1)[1] for l in (tmp / "keyway.log").read_text().splitlines()
+                      if l.startswith("keyway: io_uring ")), "not reported")
+    before_label = None
+    if a.baseline:
+        base_port = free_port()
+        (tmp / "keyway-before.toml").write_text(
+            (tmp / "keyway.toml").read_text().replace(f":{kw_port}\"", f":{base_port}\"")
+            .replace("latency\"", "latency-before\""))
+        base = start([a.baseline, "--config", str(tmp / "keyway-before.toml")],
+                     stderr=open(tmp / "keyway-before.log", "w"))
+        wait_port(base_port)
+        before_label = kw_label.replace("keyway", "keyway before")
+        peers[before_label] = (base_port, base.pid)
 
     # The same keyway with every write mirrored to one more cluster (issue 4's
     # migration setup): what dual write costs, measured in the same run.
@@ -229,6 +320,33 @@ latency_dir = "{tmp}/latency-mirror"
                 print(f"-P {pipeline:<2} {test:<4} {name:<18} {rps:>11.0f} req/s  p50 {p50:.3f} ms  "
                       f"p99 {p99:.3f} ms  cpu {cpu} us/req", flush=True)
 
+    proxies = {name: (port, pid) for name, (port, pid) in peers.items() if pid and "mirror" not in name}
+    # System calls per request, SET, on a shorter run of its own per proxy.
+    syscalls = {}
+    for pipeline in (1, 16):
+        n = a.requests // 4
+        for name, (port, pid) in proxies.items():
+            calls = count_syscalls(pid, lambda: bench(port, "SET", pipeline, n, a.clients, client_cpu))
+            syscalls[(pipeline, name)] = calls / n if calls is not None else None
+            print(f"syscalls -P {pipeline:<2} SET {name:<18} "
+                  f"{'-' if calls is None else f'{calls / n:.3f}'} per request", flush=True)
+    # Many clients: GET at -P 1 with 1000 connections.
+    many = {}
+    for name, (port, pid) in peers.items():
+        if "mirror" in name:
+            continue
+        n = a.requests // 2
+        before = cpu_ticks(pid)
+        rps, p50, p99 = bench(port, "GET", 1, n, 1000, client_cpu)
+        us = (cpu_ticks(pid) - before) * TICK_US / n if pid else None
+        many[name] = (rps, p50, p99, us)
+        print(f"-c 1000 GET {name:<18} {rps:>11.0f} req/s  p99 {p99:.3f} ms", flush=True)
+    # Memory per idle client connection.
+    idle = {}
+    for name, (port, pid) in proxies.items():
+        idle[name] = idle_connections(port, pid, a.idle)
+        print(f"{a.idle} idle connections: {name} RSS +{idle[name] / 1024:.1f} MB", flush=True)
+
     def get(p, t, name):
         return next(r for r in results if r[0] == p and r[1] == t and r[2] == name)
 
@@ -239,13 +357,49 @@ latency_dir = "{tmp}/latency-mirror"
     lines = [f"\n## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}"
              f"{' (+uncommitted changes)' if dirty else ''}, mode {a.mode}",
              f"\nMachine: {machine()}. Proxies pinned to CPU {proxy_cpu}, redis-benchmark to CPU {client_cpu}, "
-             f"{a.clients} clients, 2 redis-server backends, values 16 bytes, random keys over 100k.\n",
+             f"{a.clients} clients, 2 redis-server backends, values 16 bytes, random keys over 100k. "
+             f"keyway's io_uring: {ring_mode}."
+             + (f" `keyway before` is {a.baseline}." if a.baseline else "") + "\n",
              "| -P | test | target | requests/s | p50 ms | p99 ms | proxy CPU µs/req |",
              "|---:|---|---|---:|---:|---:|---:|"]
     for p, t, name, rps, p50, p99, us in results:
         cpu = f"{us:.2f}" if us is not None else "—"
         lines.append(f"| {p} | {t} | {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {cpu} |")
+    lines.append("\nPer proxy: system calls per request (SET), GET with 1000 clients at -P 1, "
+                 f"RSS growth for {a.idle:,} idle client connections.\n")
+    lines.append("| target | syscalls/req -P 1 | syscalls/req -P 16 | -c 1000 GET req/s | -c 1000 p99 ms "
+                 "| -c 1000 CPU µs/req | idle RSS MB | idle KiB/conn |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    fmt = lambda v, f: "—" if v is None else format(v, f)
+    for name in peers:
+        if "mirror" in name:
+            continue
+        m = many[name]
+        grow = idle.get(name)
+        lines.append(f"| {name} | {fmt(syscalls.get((1, name)), '.3f')} | {fmt(syscalls.get((16, name)), '.3f')} "
+                     f"| {m[0]:,.0f} | {m[2]:.3f} | {fmt(m[3], '.2f')} | {fmt(None if grow is None else grow / 1024, '.1f')} "
+                     f"| {fmt(None if grow is None else grow / a.idle, '.2f')} |")
     ratios = []
+    best_peer = lambda p, t: max((get(p, t, n) for n in ("nutcracker", "envoy") if n in peers), key=lambda r: r[3])
+    for t in ("SET", "GET"):
+        k1, n1, k16, n16 = get(1, t, kw_label), get(1, t, "nutcracker"), get(16, t, kw_label), get(16, t, "nutcracker")
+        b1 = best_peer(1, t)
+        ratios.append(f"- issue 10, {t}: -P 1 CPU µs/req keyway/nutcracker = {k1[6] / n1[6]:.2f} (target ≤ 0.6), "
+                      f"throughput vs best of nutcracker/Envoy ({b1[2]}) = {k1[3] / b1[3]:.2f}× (target ≥ 1.05×); "
+                      f"-P 16 throughput keyway/nutcracker = {k16[3] / n16[3]:.2f}× (target ≥ 2.2×), "
+                      f"CPU = {k16[6] / n16[6]:.2f} (target ≤ 0.2)")
+    for t in ("MSET", "MGET"):
+        k16, n16 = get(16, t, kw_label), get(16, t, "nutcracker")
+        ratios.append(f"- issue 10, {t}: -P 16 throughput keyway/nutcracker = {k16[3] / n16[3]:.2f}× (target ≥ 2×), "
+                      f"CPU = {k16[6] / n16[6]:.2f} (target ≤ 0.2)")
+    ratios.append(f"- issue 10, syscalls/request: keyway {fmt(syscalls.get((1, kw_label)), '.3f')} at -P 1 "
+                  f"(target ≤ 0.5), {fmt(syscalls.get((16, kw_label)), '.3f')} at -P 16 (target ≤ 0.05); "
+                  f"{a.idle:,} idle connections: +{idle[kw_label] / 1024:.1f} MB (target ≤ 40 MB)")
+    if before_label:
+        for p in (1, 16):
+            for t in ("SET", "GET", "MSET", "MGET"):
+                k, b = get(p, t, kw_label), get(p, t, before_label)
+                ratios.append(f"- after/before, -P {p} {t}: throughput {k[3] / b[3]:.2f}×, CPU µs/req {k[6] / b[6]:.2f}")
     for t in ("SET", "GET"):
         k16, n16 = get(16, t, kw_label), get(16, t, "nutcracker")
         k1, n1, d1 = get(1, t, kw_label), get(1, t, "nutcracker"), get(1, t, "redis (direct)")

@@ -261,7 +261,8 @@ pub struct Config {
     pub max_multibulk_len: usize,
     pub max_bulk_len: usize,
     pub max_pending_per_client: usize,
-    /// How long an idle core spins before sleeping in io_uring (0: never).
+    /// How long an idle core busy-polls its ring before waiting in the
+    /// kernel (0: never).
     pub spin_before_park: Duration,
     pub clusters: Vec<Cluster>,
     /// Index into `clusters` of the catch-all route.

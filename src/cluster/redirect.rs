@@ -108,8 +108,8 @@ impl Redirect {
                     return self.waiter.complete(reply);
                 }
                 self.tries += 1;
-                glommio::spawn_local(async move {
-                    glommio::timer::sleep(pause).await;
+                crate::net::spawn(async move {
+                    crate::net::sleep(pause).await;
                     self.resend();
                 })
                 .detach();
@@ -152,7 +152,7 @@ impl Redirect {
     /// refreshed slot map that knows it, then go there.
     fn after_refresh(self: Box<Self>, target: String, asking: bool, reply: &[u8]) {
         let reply: Rc<[u8]> = Rc::from(reply);
-        glommio::spawn_local(async move {
+        crate::net::spawn(async move {
             loop {
                 if let Some(endpoint) = self.upstreams.node(self.cluster as usize, &target) {
                     return self.send_to(endpoint, asking);
@@ -160,7 +160,7 @@ impl Redirect {
                 if Instant::now() >= self.deadline {
                     return self.waiter.complete(&reply);
                 }
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                crate::net::sleep(Duration::from_millis(10)).await;
             }
         })
         .detach();

@@ -100,6 +100,10 @@ impl BufRing {
         self.bgid
     }
 
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
     pub fn buffer_size(&self) -> usize {
         self.size
     }

@@ -7,7 +7,8 @@
 //!   recv, one SEND in flight, connect with a timeout, close in order);
 //! - `stream`: plain or TLS over a socket, the type sessions and upstream
 //!   connections use;
-//! - `input`: the read buffer both scan through, in place where possible.
+//! - `input`: the read buffer both scan through, in place where possible;
+//! - `timer`: the core's timers, fired by the driver.
 //!
 //! `probe` runs once at start-up and says what the kernel offers.
 pub mod bufs;
@@ -15,9 +16,10 @@ pub mod input;
 pub mod ring;
 pub mod socket;
 pub mod stream;
+pub mod timer;
 
 pub use input::Input;
-pub use ring::{Mode, Ring};
+pub use ring::{sleep, spawn, Mode, Ring};
 pub use socket::{Listener, Socket};
 pub use stream::Stream;
 

@@ -2,27 +2,31 @@
 //! when this thread asks for them, so no other CPU interrupts it), a table
 //! of operations in flight, and the driver task that submits and reaps.
 //!
-//! glommio keeps scheduling tasks, timers and channels; every socket byte
-//! of the core goes through this ring instead. The driver runs as one
-//! glommio task: each turn hands everything queued since the last turn to
-//! the kernel and collects completions in one `io_uring_enter`, wakes the
-//! tasks whose operations completed and yields so they run. With nothing
-//! in flight or ready it sleeps on an eventfd the ring signals, which
-//! glommio awaits like any file.
+//! glommio keeps scheduling the core's tasks; every socket byte of the core
+//! goes through this ring instead, and the core's timers live beside it
+//! (`timer`). The driver runs as one glommio task: each turn hands
+//! everything queued since the last turn to the kernel and collects
+//! completions in one `io_uring_enter`, fires due timers, wakes the tasks
+//! whose operations completed and yields so they run. When a turn finds
+//! nothing and no other task ran since (every task of the core is spawned
+//! with `spawn`, which counts polls), nothing can happen on this core but a
+//! completion or a timer: the driver waits for either in the same single
+//! `io_uring_enter`. (An eventfd awaited through glommio, the other way to
+//! sleep, costs glommio's park: about three more system calls and a
+//! membarrier per sleep.)
 
-use glommio::io::BufferedFile;
 use io_uring::{cqueue, squeue, IoUring};
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::pin::Pin;
+use std::os::fd::AsRawFd;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::sync::atomic::{fence, Ordering};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use super::bufs::BufRing;
-use crate::runtime::notify::{race, Notify};
+use super::timer::{Sleep, Timers};
 
 /// How the kernel runs this ring's completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +130,10 @@ impl Slots {
 /// Counters of the ring's work, for `/stats`.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct RingCounters {
-    /// io_uring_enter calls made by the driver (submit and reap).
+    /// io_uring_enter calls made by the driver (submit and reap, or wait).
     pub enters: u64,
     pub completions: u64,
-    /// Times the driver slept on its eventfd.
+    /// Times the driver waited in the kernel with nothing to do.
     pub parks: u64,
     /// Receives the kernel ended for want of a provided buffer.
     pub no_buffers: u64,
@@ -144,13 +148,13 @@ pub struct Ring {
     /// sockets (large reply streams).
     pub(crate) client_bufs: BufRing,
     pub(crate) upstream_bufs: BufRing,
-    /// Signalled by the kernel when a completion is ready while the driver
-    /// sleeps (registered with the ring; notifications are disabled while
-    /// the driver is awake).
-    eventfd: OwnedFd,
-    /// Wakes a sleeping driver when a task queues an operation.
-    queued: Notify,
-    sleeping: Cell<bool>,
+    timers: Rc<RefCell<Timers>>,
+    /// The ring's registered index (IORING_REGISTER_RING_FDS): enters skip
+    /// the descriptor lookup. None where the kernel cannot (before 5.18).
+    ring_index: Option<u32>,
+    /// How long the driver busy-polls before waiting in the kernel
+    /// (`proxy.spin_before_park`; zero by default).
+    spin: Duration,
     stopping: Cell<bool>,
     counters: Cell<RingCounters>,
     /// Completions copied out of the queue before they are handled.
@@ -163,35 +167,28 @@ const CLIENT_BUFS: (u16, usize) = (2048, 4096);
 const UPSTREAM_BUFS: (u16, usize) = (256, 32 * 1024);
 
 impl Ring {
-    /// Creates the ring of the calling thread (the core's), in `mode`.
-    pub fn new(mode: Mode) -> io::Result<Rc<Ring>> {
+    /// Creates the ring of the calling thread (the core's), in `mode`, and
+    /// makes it the thread's current ring (for `spawn` and `sleep`).
+    pub fn new(mode: Mode, spin: Duration) -> io::Result<Rc<Ring>> {
         let uring = build(mode, SQ_ENTRIES)?;
-        // SAFETY: eventfd(2) with valid flags; the fd is owned from here on.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: efd is a fresh descriptor nobody else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
-        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let ring_index = register_ring(&uring);
         let client_bufs = BufRing::new(&uring, 0, CLIENT_BUFS.0, CLIENT_BUFS.1)?;
         let upstream_bufs = BufRing::new(&uring, 1, UPSTREAM_BUFS.0, UPSTREAM_BUFS.1)?;
-        // SAFETY: the driver is awake at first; it enables notifications
-        // only before it sleeps. The flag is a plain word in the shared CQ.
-        uring.completion_shared_disable_eventfd();
-        Ok(Rc::new(Ring {
+        let ring = Rc::new(Ring {
             uring: RefCell::new(uring),
             slots: RefCell::new(Slots::default()),
             mode,
             client_bufs,
             upstream_bufs,
-            eventfd,
-            queued: Notify::default(),
-            sleeping: Cell::new(false),
+            timers: Rc::new(RefCell::new(Timers::default())),
+            ring_index,
+            spin,
             stopping: Cell::new(false),
             counters: Cell::new(RingCounters::default()),
             reaped: RefCell::new(Vec::with_capacity(CQ_ENTRIES as usize)),
-        }))
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Some(ring.clone()));
+        Ok(ring)
     }
 
     pub fn mode(&self) -> Mode {
@@ -202,6 +199,12 @@ impl Ring {
         let mut c = self.counters.get();
         c.no_buffers = self.client_bufs.exhausted() + self.upstream_bufs.exhausted();
         c
+    }
+
+    /// Provided buffers holding received bytes not read yet.
+    pub fn buffers_in_use(&self) -> u64 {
+        let total = |b: &BufRing| b.entries() as u64 - b.available() as u64;
+        total(&self.client_bufs) + total(&self.upstream_bufs)
     }
 
     fn count(&self, f: impl FnOnce(&mut RingCounters)) {
@@ -226,10 +229,6 @@ impl Ring {
                     eprintln!("keyway: io_uring submit failed: {e}");
                 }
             }
-        }
-        drop(uring);
-        if self.sleeping.get() {
-            self.queued.notify();
         }
     }
 
@@ -309,16 +308,17 @@ impl Ring {
             drop(sq);
             if queued > 0 || taskrun {
                 self.count(|c| c.enters += 1);
-                // With a DEFER_TASKRUN ring, submit_and_wait adds GETEVENTS
-                // when the kernel flagged pending completion work.
-                match uring.submit_and_wait(0) {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                        ) => {}
-                    Err(e) => eprintln!("keyway: io_uring_enter failed: {e}"),
+                // Deferred completion work runs only in an enter that asks
+                // for events; inline completions of what is submitted are
+                // posted either way.
+                let flags = if taskrun { ENTER_GETEVENTS } else { 0 };
+                if let Err(e) = self.enter(&uring, queued as u32, 0, flags, None) {
+                    if !matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) {
+                        eprintln!("keyway: io_uring_enter failed: {e}");
+                    }
                 }
             }
             reaped.clear();
@@ -378,25 +378,12 @@ impl Ring {
         }
     }
 
-    /// Runs the ring until `stop` is called: the core spawns this once.
+    /// Runs the ring until `stop` is called: the core spawns this once
+    /// (with glommio's own spawn: its polls are not counted).
     pub async fn drive(self: Rc<Self>) {
-        // glommio awaits the eventfd through its own ring; it gets a
-        // duplicate so that each side closes its own descriptor.
-        // SAFETY: dup of a descriptor we own; BufferedFile owns the copy.
-        let dup = unsafe { libc::fcntl(self.eventfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            eprintln!(
-                "keyway: cannot duplicate the ring's eventfd: {}",
-                io::Error::last_os_error()
-            );
-            return;
-        }
-        // SAFETY: `dup` is a fresh descriptor handed over to glommio.
-        let efd = Rc::new(unsafe { BufferedFile::from_raw_fd(dup) });
-        // The eventfd read stays armed across turns until it completes.
-        let mut parked: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
         loop {
-            if self.turn() > 0 {
+            let fired = self.timers.borrow_mut().fire(Instant::now());
+            if self.turn() + fired > 0 {
                 // Let the woken tasks run (and queue their next operations)
                 // before the next turn; glommio preempts us when it must.
                 yield_now().await;
@@ -405,34 +392,117 @@ impl Ring {
             if self.stopping.get() {
                 break;
             }
-            // Nothing ready: let the kernel signal the eventfd, then check
-            // once more for work that arrived before notifications were on.
-            self.uring.borrow().completion_shared_enable_eventfd();
-            fence(Ordering::SeqCst);
-            if self.work_pending() {
-                self.uring.borrow().completion_shared_disable_eventfd();
+            // Nothing ready here: give every other runnable task its turn.
+            let polls = POLLS.with(Cell::get);
+            yield_now().await;
+            if POLLS.with(Cell::get) != polls || self.work_pending() {
                 continue;
             }
-            self.count(|c| c.parks += 1);
-            self.sleeping.set(true);
-            let wait = parked.get_or_insert_with(|| {
-                let efd = efd.clone();
-                Box::pin(async move {
-                    let _ = efd.read_at(0, 8).await;
-                })
-            });
-            if let crate::runtime::notify::Either::Left(()) =
-                race(wait.as_mut(), self.queued.wait()).await
-            {
-                parked = None;
+            if !self.spin.is_zero() && self.spin_for_work().await {
+                continue;
             }
-            self.sleeping.set(false);
-            self.uring.borrow().completion_shared_disable_eventfd();
+            // No task ran: only a completion or a timer can wake this core.
+            self.wait();
         }
     }
 
-    /// Work for a turn: queued submissions or completion work the kernel
-    /// flagged.
+    /// Busy-polls (flags in shared memory, no system call) for up to
+    /// `spin`, letting other tasks run; true when work came.
+    async fn spin_for_work(&self) -> bool {
+        let until = Instant::now() + self.spin;
+        while Instant::now() < until {
+            let polls = POLLS.with(Cell::get);
+            yield_now().await;
+            if POLLS.with(Cell::get) != polls || self.work_pending() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Submits what is queued and waits in the kernel for one completion,
+    /// or until the next timer is due.
+    fn wait(&self) {
+        let timeout = self
+            .timers
+            .borrow_mut()
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if timeout == Some(Duration::ZERO) {
+            return;
+        }
+        self.count(|c| {
+            c.parks += 1;
+            c.enters += 1;
+        });
+        let mut uring = self.uring.borrow_mut();
+        let queued = uring.submission().len() as u32;
+        let ts = timeout.map(|t| KernelTimespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        });
+        if let Err(e) = self.enter(&uring, queued, 1, ENTER_GETEVENTS, ts.as_ref()) {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+            ) {
+                eprintln!("keyway: io_uring_enter (wait) failed: {e}");
+            }
+        }
+    }
+
+    /// io_uring_enter, by the registered ring index when there is one.
+    fn enter(
+        &self,
+        uring: &IoUring,
+        to_submit: u32,
+        min_complete: u32,
+        mut flags: u32,
+        timeout: Option<&KernelTimespec>,
+    ) -> io::Result<usize> {
+        let (fd, registered) = match self.ring_index {
+            Some(i) => (i as libc::c_long, ENTER_REGISTERED_RING),
+            None => (uring.as_raw_fd() as libc::c_long, 0),
+        };
+        flags |= registered;
+        let arg = GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: 0,
+            ts: timeout.map_or(0, |t| t as *const KernelTimespec as u64),
+        };
+        let (argp, argsz) = if timeout.is_some() {
+            flags |= ENTER_EXT_ARG;
+            (
+                &arg as *const GeteventsArg as libc::c_long,
+                std::mem::size_of::<GeteventsArg>() as libc::c_long,
+            )
+        } else {
+            (0, 0)
+        };
+        // SAFETY: io_uring_enter on this thread's ring (SINGLE_ISSUER); the
+        // queue tail was published when the SubmissionQueue view dropped;
+        // `arg` and the timespec it points to outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                to_submit as libc::c_long,
+                min_complete as libc::c_long,
+                flags as libc::c_long,
+                argp,
+                argsz,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    /// Work for a turn: queued submissions, completion work the kernel
+    /// flagged, or completions already posted.
     fn work_pending(&self) -> bool {
         let mut uring = self.uring.borrow_mut();
         let sq = uring.submission();
@@ -445,28 +515,97 @@ impl Ring {
     /// Ends the driver after its current turn.
     pub fn stop(&self) {
         self.stopping.set(true);
-        self.queued.notify();
+    }
+
+    pub(crate) fn timers(&self) -> &Rc<RefCell<Timers>> {
+        &self.timers
     }
 }
 
-/// The eventfd switch lives in the completion queue's shared flags word.
-trait EventfdSwitch {
-    fn completion_shared_enable_eventfd(&self);
-    fn completion_shared_disable_eventfd(&self);
+const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const REGISTER_RING_FDS: libc::c_long = 20;
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
 }
 
-impl EventfdSwitch for IoUring {
-    fn completion_shared_enable_eventfd(&self) {
-        // SAFETY: only this thread touches the ring; the queue view lives
-        // for this call and no other view of the CQ is alive meanwhile
-        // (every other access borrows the RefCell mutably).
-        unsafe { self.completion_shared() }.enable_eventfd();
-    }
+/// `struct io_uring_getevents_arg` (IORING_ENTER_EXT_ARG).
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
 
-    fn completion_shared_disable_eventfd(&self) {
-        // SAFETY: as above.
-        unsafe { self.completion_shared() }.disable_eventfd();
-    }
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// Registers the ring's own descriptor (Linux 5.18+) so enters can name it
+/// by index; None when the kernel cannot.
+fn register_ring(uring: &IoUring) -> Option<u32> {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: uring.as_raw_fd() as u64,
+    };
+    // SAFETY: io_uring_register(IORING_REGISTER_RING_FDS) with one valid
+    // update entry; the kernel writes the chosen index into `offset`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            uring.as_raw_fd() as libc::c_long,
+            REGISTER_RING_FDS,
+            &mut up as *mut RsrcUpdate as libc::c_long,
+            1 as libc::c_long,
+        )
+    };
+    (r == 1).then_some(up.offset)
+}
+
+thread_local! {
+    /// The ring of the core running on this thread.
+    static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
+    /// Polls of the core's tasks (see `spawn`).
+    static POLLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Spawns a task of this core. Its polls are counted: the driver waits in
+/// the kernel only when a turn found nothing and no task ran since, so a
+/// task woken by another task always runs first.
+pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> glommio::Task<T> {
+    glommio::spawn_local(async move {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            POLLS.with(|p| p.set(p.get() + 1));
+            fut.as_mut().poll(cx)
+        })
+        .await
+    })
+}
+
+/// Resolves after `duration`, on the current core's clock.
+///
+/// # Panics
+/// Outside a core (no ring on this thread): a programming error.
+pub fn sleep(duration: Duration) -> Sleep {
+    CURRENT.with(|c| {
+        let ring = c.borrow();
+        let ring = ring
+            .as_ref()
+            .expect("sleep() runs on a core, whose ring is set up first");
+        Sleep::new(ring.timers(), duration)
+    })
 }
 
 /// A one-shot operation in flight. Resolves to its result and the memory

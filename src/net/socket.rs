@@ -323,7 +323,7 @@ impl Socket {
                 .build()
         });
         let mut op = std::pin::pin!(op);
-        let timer = glommio::timer::sleep(timeout);
+        let timer = crate::net::sleep(timeout);
         match crate::runtime::notify::race(op.as_mut(), timer).await {
             crate::runtime::notify::Either::Left((0, _)) => Ok(socket),
             crate::runtime::notify::Either::Left((e, _)) => Err(io::Error::from_raw_os_error(-e)),

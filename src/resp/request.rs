@@ -71,7 +71,8 @@ impl RequestScanner {
     pub fn new(limits: Limits) -> Self {
         RequestScanner {
             limits,
-            args: Vec::with_capacity(16),
+            // Grows with the first request: an idle connection holds none.
+            args: Vec::new(),
             inline: Vec::new(),
             partial: None,
         }

@@ -3,11 +3,11 @@
 //! reaches it only through a channel.
 
 use crate::cluster::slots::SlotMap;
-use crate::net::{Listener, Mode, Ring, Stream};
+use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
 use crate::runtime::notify::{race, Either, Notify};
 use crate::session::{self, CoreContext};
-use crate::stats::{CoreSnapshot, CoreStats};
+use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -114,13 +114,10 @@ pub fn run(spec: CoreSpec) {
         control,
         started,
     } = spec;
-    let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("keyway-core{index}"))
         .io_memory(IO_MEMORY)
         .ring_depth(256);
-    if !topo.config.spin_before_park.is_zero() {
-        builder = builder.spin_before_park(topo.config.spin_before_park);
-    }
     let ex = builder.make();
     let ex = match ex {
         Ok(ex) => ex,
@@ -135,7 +132,7 @@ pub fn run(spec: CoreSpec) {
         let cfg = &topo.config;
         // The core's own ring: every socket byte of this core goes through
         // it; glommio schedules the tasks and timers around it.
-        let ring = match Ring::new(ring_mode) {
+        let ring = match Ring::new(ring_mode, cfg.spin_before_park) {
             Ok(r) => r,
             Err(e) => {
                 let _ = started.send(Err(format!(
@@ -205,12 +202,13 @@ pub fn run(spec: CoreSpec) {
             let stop = Rc::new(Notify::default());
             stops.push(stop.clone());
             let accept = accept.clone();
-            loops.push(glommio::spawn_local(async move {
+            loops.push(crate::net::spawn(async move {
                 accept.run(listener, tls, stop).await
             }));
         }
-        glommio::spawn_local(control_loop(
+        crate::net::spawn(control_loop(
             control,
+            ring.clone(),
             stats.clone(),
             upstreams,
             stops,
@@ -222,7 +220,7 @@ pub fn run(spec: CoreSpec) {
         }
         let deadline = Instant::now() + DRAIN_GRACE;
         while stats.connections.get() > 0 && Instant::now() < deadline {
-            glommio::timer::sleep(Duration::from_millis(10)).await;
+            crate::net::sleep(Duration::from_millis(10)).await;
         }
         ring.stop();
         driver.await;
@@ -260,34 +258,33 @@ impl Accept {
                     let stats = self.stats.clone();
                     CoreStats::add(&stats.accepted, 1);
                     CoreStats::add(&stats.connections, 1);
-                    let tls = tls.clone();
-                    glommio::spawn_local(async move {
-                        match tls {
-                            None => session::run(Stream::Plain(stream), ctx, id).await,
-                            Some(acceptor) => {
-                                let timeout = glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT);
-                                match race(acceptor.accept(stream), timeout).await {
-                                    Either::Left(Ok(s)) => {
-                                        session::run(Stream::tls(s), ctx, id).await
-                                    }
-                                    Either::Left(Err(e)) => {
-                                        CoreStats::add(&stats.tls_client_failures, 1);
-                                        eprintln!("keyway: TLS client handshake failed: {e}");
-                                    }
-                                    Either::Right(()) => {
-                                        CoreStats::add(&stats.tls_client_failures, 1);
-                                    }
-                                }
-                            }
+                    match &tls {
+                        None => {
+                            let run = session::run(Stream::Plain(stream), ctx, id);
+                            crate::net::spawn(async move {
+                                run.await;
+                                stats.connections.set(stats.connections.get() - 1);
+                            })
+                            .detach();
                         }
-                        stats.connections.set(stats.connections.get() - 1);
-                    })
-                    .detach();
+                        // A TLS handshake holds rustls' whole connection
+                        // state: boxed, so plain sessions stay small.
+                        Some(acceptor) => {
+                            crate::net::spawn(Box::pin(tls_session(
+                                acceptor.clone(),
+                                stream,
+                                ctx,
+                                stats,
+                                id,
+                            )))
+                            .detach();
+                        }
+                    }
                 }
                 Either::Left(Err(e)) => {
                     // Out of descriptors and the like: pause instead of spinning.
                     eprintln!("keyway: core {}: accept failed: {e}", self.index);
-                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                    crate::net::sleep(Duration::from_millis(50)).await;
                 }
                 Either::Right(()) => {}
             }
@@ -295,8 +292,32 @@ impl Accept {
     }
 }
 
+/// A client of the TLS listener: handshake (within TLS_HANDSHAKE_TIMEOUT),
+/// then its session.
+async fn tls_session(
+    acceptor: TlsAcceptor,
+    socket: Socket,
+    ctx: Rc<CoreContext>,
+    stats: Rc<CoreStats>,
+    id: u64,
+) {
+    let timeout = crate::net::sleep(TLS_HANDSHAKE_TIMEOUT);
+    match race(acceptor.accept(socket), timeout).await {
+        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, id).await,
+        Either::Left(Err(e)) => {
+            CoreStats::add(&stats.tls_client_failures, 1);
+            eprintln!("keyway: TLS client handshake failed: {e}");
+        }
+        Either::Right(()) => {
+            CoreStats::add(&stats.tls_client_failures, 1);
+        }
+    }
+    stats.connections.set(stats.connections.get() - 1);
+}
+
 async fn control_loop(
     control: Receiver<CoreMsg>,
+    ring: Rc<Ring>,
     stats: Rc<CoreStats>,
     upstreams: Rc<Upstreams>,
     stops: Vec<Rc<Notify>>,
@@ -305,7 +326,17 @@ async fn control_loop(
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
-                let _ = reply.send(stats.snapshot(upstreams.states()));
+                let mut snap = stats.snapshot(upstreams.states());
+                let c = ring.counters();
+                snap.ring = RingSnapshot {
+                    mode: ring.mode().name(),
+                    enters: c.enters,
+                    completions: c.completions,
+                    parks: c.parks,
+                    no_buffers: c.no_buffers,
+                    buffers_in_use: ring.buffers_in_use(),
+                };
+                let _ = reply.send(snap);
             }
             Ok(CoreMsg::SlotMap(map)) => upstreams.set_slot_map(map),
             Ok(CoreMsg::DiscoveryFailed(cluster, why)) => upstreams.discovery_failed(cluster, why),
@@ -316,7 +347,7 @@ async fn control_loop(
                 }
                 return;
             }
-            Err(TryRecvError::Empty) => glommio::timer::sleep(CONTROL_POLL).await,
+            Err(TryRecvError::Empty) => crate::net::sleep(CONTROL_POLL).await,
         }
     }
 }

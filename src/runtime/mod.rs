@@ -34,6 +34,7 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 pub fn run(config: Config) -> Result<(), String> {
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
+    raise_nofile();
     let ring_mode = crate::net::probe()?;
     eprintln!(
         "keyway: io_uring {} ({}): multishot accept and recv, provided buffers",
@@ -171,6 +172,22 @@ fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {
             )),
             None => Ok(ids.clone()),
         },
+    }
+}
+
+/// Every client connection is a descriptor: take the hard limit, as Redis
+/// does for maxclients (the soft limit is often 1024).
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
 

@@ -233,6 +233,7 @@ impl CoreStats {
                 })
                 .collect(),
             latency: self.latency.borrow().clone(),
+            ring: RingSnapshot::default(),
         }
     }
 }
@@ -249,6 +250,22 @@ pub struct EndpointSnapshot {
     /// Connection state on this core: idle, connecting, up, backoff.
     pub state: &'static str,
     pub rtt: Histogram<u64>,
+}
+
+/// The core's io_uring: how it is set up and how much work it did.
+#[derive(Debug, Clone, Default)]
+pub struct RingSnapshot {
+    /// `defer_taskrun` or `coop_taskrun` (see net::ring::Mode).
+    pub mode: &'static str,
+    /// io_uring_enter calls that submitted and reaped.
+    pub enters: u64,
+    pub completions: u64,
+    /// Times the driver slept on its eventfd.
+    pub parks: u64,
+    /// Receives the kernel ended for want of a provided buffer.
+    pub no_buffers: u64,
+    /// Provided buffers holding received bytes not yet read.
+    pub buffers_in_use: u64,
 }
 
 /// A copy of one core's stats, made on that core and sent to the control thread.
@@ -270,6 +287,8 @@ pub struct CoreSnapshot {
     pub bytes_out: u64,
     pub endpoints: Vec<EndpointSnapshot>,
     pub latency: [Histogram<u64>; 5],
+    /// Filled in by the core (the ring is not the stats' to know).
+    pub ring: RingSnapshot,
 }
 
 impl CoreSnapshot {
@@ -302,6 +321,11 @@ impl CoreSnapshot {
             }
             t.bytes_in += c.bytes_in;
             t.bytes_out += c.bytes_out;
+            t.ring.enters += c.ring.enters;
+            t.ring.completions += c.ring.completions;
+            t.ring.parks += c.ring.parks;
+            t.ring.no_buffers += c.ring.no_buffers;
+            t.ring.buffers_in_use += c.ring.buffers_in_use;
             // Cores learn of new cluster nodes at slightly different times.
             if t.endpoints.len() < c.endpoints.len() {
                 let more = c.endpoints[t.endpoints.len()..]

@@ -125,6 +125,12 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
         .collect();
     o.push_str(&redirects.join(","));
     let _ = write!(o, "],\"tls_client_failures\":{},", c.tls_client_failures);
+    let r = &c.ring;
+    let _ = write!(
+        o,
+        "\"ring\":{{\"mode\":\"{}\",\"enters\":{},\"completions\":{},\"parks\":{},\"no_buffers\":{},\"buffers_in_use\":{}}},",
+        r.mode, r.enters, r.completions, r.parks, r.no_buffers, r.buffers_in_use
+    );
     o.push_str("\"latency\":{");
     let lat: Vec<String> = GROUPS
         .iter()
@@ -279,6 +285,8 @@ fn slot_map_json(st: &ClusterStatus, endpoint: &dyn Fn(usize, u32, &str) -> Stri
 type EndpointCounter = fn(&super::EndpointSnapshot) -> u64;
 type StatusCounter = fn(&ClusterStatus) -> u64;
 
+type CoreCounter = fn(&CoreSnapshot) -> u64;
+
 /// A metric family with one value per core.
 fn per_core(
     o: &mut String,
@@ -286,7 +294,7 @@ fn per_core(
     name: &str,
     kind: &str,
     help: &str,
-    get: fn(&CoreSnapshot) -> u64,
+    get: CoreCounter,
 ) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for c in cores {
@@ -330,6 +338,54 @@ pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> S
         "Client connections closed at once by the connection rate limit.",
         |c| c.rejected_connections,
     );
+    family(
+        &mut o,
+        "keyway_ring_mode",
+        "gauge",
+        "How each core's io_uring is set up (1 for the mode in use).",
+    );
+    for c in cores {
+        let _ = writeln!(
+            o,
+            "keyway_ring_mode{{core=\"{}\",mode=\"{}\"}} 1",
+            c.core, c.ring.mode
+        );
+    }
+    let ring_families: [(&str, &str, &str, CoreCounter); 5] = [
+        (
+            "keyway_ring_enters_total",
+            "counter",
+            "io_uring_enter calls of the core's driver (submit and reap).",
+            |c| c.ring.enters,
+        ),
+        (
+            "keyway_ring_completions_total",
+            "counter",
+            "Completions the core's ring delivered.",
+            |c| c.ring.completions,
+        ),
+        (
+            "keyway_ring_parks_total",
+            "counter",
+            "Times the core's driver slept with nothing to do.",
+            |c| c.ring.parks,
+        ),
+        (
+            "keyway_ring_no_buffers_total",
+            "counter",
+            "Receives ended because every provided buffer was in use.",
+            |c| c.ring.no_buffers,
+        ),
+        (
+            "keyway_ring_buffers_in_use",
+            "gauge",
+            "Provided buffers holding received bytes not read yet.",
+            |c| c.ring.buffers_in_use,
+        ),
+    ];
+    for (name, kind, help, get) in ring_families {
+        per_core(&mut o, cores, name, kind, help, get);
+    }
     let mirror_families = [
         (
             "keyway_mirror_requests_total",

@@ -155,7 +155,7 @@ impl Conn {
             inner.driver_running = true;
             drop(inner);
             let conn = self.clone();
-            glommio::spawn_local(async move { conn.drive(false).await }).detach();
+            crate::net::spawn(async move { conn.drive(false).await }).detach();
         } else {
             drop(inner);
         }
@@ -192,7 +192,7 @@ impl Conn {
                 Some((config, name)) => {
                     let connector = futures_rustls::TlsConnector::from(config.clone());
                     let handshake = connector.connect(name.clone(), socket);
-                    let timeout = glommio::timer::sleep(self.settings.connect_timeout);
+                    let timeout = crate::net::sleep(self.settings.connect_timeout);
                     match race(handshake, timeout).await {
                         Either::Left(Ok(tls)) => Stream::tls(tls),
                         Either::Left(Err(e)) => {
@@ -284,8 +284,8 @@ impl Conn {
             (inner.failures, backoff)
         };
         let conn = self.clone();
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(backoff).await;
+        crate::net::spawn(async move {
+            crate::net::sleep(backoff).await;
             conn.retry();
         })
         .detach();
@@ -309,7 +309,7 @@ impl Conn {
         inner.state = State::Idle;
         drop(inner);
         let conn = self.clone();
-        glommio::spawn_local(async move { conn.drive(true).await }).detach();
+        crate::net::spawn(async move { conn.drive(true).await }).detach();
     }
 
     /// The connection is up and its handshake answered.
@@ -436,7 +436,7 @@ impl Conn {
         let op = self.settings.op_timeout;
         let tick = (op / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
         loop {
-            glommio::timer::sleep(tick).await;
+            crate::net::sleep(tick).await;
             let oldest = self.inner.borrow().waiters.front().map(|(_, t)| *t);
             if let Some(t) = oldest {
                 if t.elapsed() >= op {
