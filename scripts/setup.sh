@@ -13,6 +13,8 @@ command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v nutcracker >/dev/null || need_apt+=(nutcracker)
 # openssl: throwaway CA and certificates for the TLS tests.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# strace: the start-up tests make io_uring_setup fail as old kernels do.
+command -v strace >/dev/null || need_apt+=(strace)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

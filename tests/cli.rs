@@ -100,3 +100,93 @@ fn a_busy_listen_address_is_a_clear_error_not_a_panic() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// keyway under strace, with io_uring_setup failing as `inject` says (the
+/// way an older or locked-down kernel answers).
+fn keyway_with_failing_io_uring(cfg: &std::path::Path, inject: &str) -> Command {
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "strace is needed (scripts/setup.sh installs it)"
+    );
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=io_uring_setup"])
+        .arg("-e")
+        .arg(format!("inject=io_uring_setup:{inject}"))
+        .arg(env!("CARGO_BIN_EXE_keyway"))
+        .arg("--config")
+        .arg(cfg);
+    c
+}
+
+#[test]
+fn a_kernel_without_io_uring_is_a_clear_start_up_error() {
+    let dir = scratch_dir("cli");
+    let cfg = dir.join("k.toml");
+    let port = free_port();
+    std::fs::write(
+        &cfg,
+        format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\n\n[routes]\ncatch_all = \"m\"\n"),
+    )
+    .unwrap();
+    let out = keyway_with_failing_io_uring(&cfg, "error=ENOSYS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("io_uring is not available"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_coop_taskrun_fallback_serves_like_defer_taskrun() {
+    // The mode keyway falls back to on Linux 5.19-6.0 (the probe's choice
+    // itself is a unit test in net::tests), forced here on a newer kernel.
+    let a = Redis::start();
+    let dir = scratch_dir("cli");
+    let cfg = dir.join("k.toml");
+    let port = free_port();
+    let admin = free_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n\n{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            cluster_toml("main", "ring_hash", &[&a])
+        ),
+    )
+    .unwrap();
+    let log = dir.join("log");
+    let mut child = keyway()
+        .arg("--config")
+        .arg(&cfg)
+        .env("KEYWAY_IO_URING_MODE", "coop_taskrun")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let up = wait_for_port(port, std::time::Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "keyway did not start: {text}");
+        assert!(
+            text.contains("io_uring coop_taskrun (COOP_TASKRUN|TASKRUN_FLAG)"),
+            "{text}"
+        );
+        let mut c = Client::connect(port);
+        assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+        let mut pipeline = Vec::new();
+        for i in 0..500 {
+            pipeline.extend(encode(&[b"SET", format!("k{i}").as_bytes(), b"v"]));
+        }
+        c.send_raw(&pipeline);
+        for _ in 0..500 {
+            assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+        }
+        let stats = admin_get(admin, "/stats");
+        assert!(stats.contains("\"mode\":\"coop_taskrun\""), "{stats}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -19,7 +19,7 @@ pub mod stream;
 pub mod timer;
 
 pub use input::Input;
-pub use ring::{sleep, spawn, Mode, Ring};
+pub use ring::{now, sleep, spawn, Mode, Ring};
 pub use socket::{Listener, Socket};
 pub use stream::Stream;
 
@@ -29,25 +29,30 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Environment variable that forces the fallback ring mode
+/// (`coop_taskrun`), to run a 5.19-6.0 kernel's data path on a newer one.
+pub const FORCE_MODE_ENV: &str = "KEYWAY_IO_URING_MODE";
+
 /// Finds the ring mode this kernel supports and checks every feature
 /// keyway's data path needs, on a throwaway ring and a loopback connection.
 /// Err names what is missing.
 pub fn probe() -> Result<Mode, String> {
-    let (mode, mut uring) = match ring::build(Mode::DeferTaskrun, 8) {
-        Ok(u) => (Mode::DeferTaskrun, u),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            match ring::build(Mode::CoopTaskrun, 8) {
-                Ok(u) => (Mode::CoopTaskrun, u),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    return Err(format!(
-                        "this kernel's io_uring lacks IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG ({e}); keyway needs Linux 5.19+ (6.1+ for DEFER_TASKRUN)"
-                    ))
-                }
-                Err(e) => return Err(unavailable(e)),
-            }
+    let force_coop = match std::env::var(FORCE_MODE_ENV) {
+        Ok(v) if v == "coop_taskrun" => true,
+        Ok(v) if v.is_empty() || v == "auto" => false,
+        Ok(v) => {
+            return Err(format!(
+                "{FORCE_MODE_ENV}={v}: expected auto or coop_taskrun"
+            ))
         }
-        Err(e) => return Err(unavailable(e)),
+        Err(_) => false,
     };
+    let (mode, mut uring) = choose_mode(|mode| {
+        if force_coop && mode == Mode::DeferTaskrun {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        ring::build(mode, 8)
+    })?;
     let mut probe = io_uring::Probe::new();
     uring.submitter().register_probe(&mut probe).map_err(|e| {
         format!("io_uring cannot list its operations ({e}); keyway needs Linux 5.19+")
@@ -69,6 +74,22 @@ pub fn probe() -> Result<Mode, String> {
     let bufs = bufs::BufRing::new(&uring, 0, 8, 64).map_err(|e| e.to_string())?;
     loopback_check(&mut uring, &bufs)?;
     Ok(mode)
+}
+
+/// The best mode `build` succeeds with: DEFER_TASKRUN, else COOP_TASKRUN
+/// (a kernel that does not know a setup flag answers EINVAL).
+fn choose_mode<R>(build: impl Fn(Mode) -> io::Result<R>) -> Result<(Mode, R), String> {
+    match build(Mode::DeferTaskrun) {
+        Ok(u) => Ok((Mode::DeferTaskrun, u)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match build(Mode::CoopTaskrun) {
+            Ok(u) => Ok((Mode::CoopTaskrun, u)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(format!(
+                "this kernel's io_uring lacks IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG ({e}); keyway needs Linux 5.19+ (6.1+ for DEFER_TASKRUN)"
+            )),
+            Err(e) => Err(unavailable(e)),
+        },
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 fn unavailable(e: io::Error) -> String {
@@ -160,5 +181,30 @@ fn wait_one(uring: &mut IoUring) -> Result<(i32, u32), String> {
     match uring.completion().next() {
         Some(c) => Ok((c.result(), c.flags())),
         None => Err("probe: the kernel did not complete a socket operation within 2 s".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fails(errno: i32) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn the_best_mode_the_kernel_takes_is_chosen_and_a_missing_one_named() {
+        assert_eq!(choose_mode(|_| Ok(())).unwrap().0, Mode::DeferTaskrun);
+        let pre_6_1 = |m| match m {
+            Mode::DeferTaskrun => fails(libc::EINVAL),
+            Mode::CoopTaskrun => Ok(()),
+        };
+        assert_eq!(choose_mode(pre_6_1).unwrap().0, Mode::CoopTaskrun);
+        let pre_5_19 = choose_mode(|_| fails(libc::EINVAL)).unwrap_err();
+        assert!(pre_5_19.contains("IORING_SETUP_COOP_TASKRUN"), "{pre_5_19}");
+        assert!(pre_5_19.contains("Linux 5.19+"), "{pre_5_19}");
+        let disabled = choose_mode(|_| fails(libc::EPERM)).unwrap_err();
+        assert!(disabled.contains("io_uring is not available"), "{disabled}");
+        assert!(disabled.contains("kernel.io_uring_disabled"), "{disabled}");
     }
 }

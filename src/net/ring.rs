@@ -159,6 +159,8 @@ pub struct Ring {
     counters: Cell<RingCounters>,
     /// Completions copied out of the queue before they are handled.
     reaped: RefCell<Vec<(u64, i32, u32)>>,
+    /// Completions set aside by `push` when the queue was full.
+    later: RefCell<Vec<(u64, i32, u32)>>,
 }
 
 /// Client sockets' provided buffers: 2048 of 4 KiB (one request batch).
@@ -186,6 +188,7 @@ impl Ring {
             stopping: Cell::new(false),
             counters: Cell::new(RingCounters::default()),
             reaped: RefCell::new(Vec::with_capacity(CQ_ENTRIES as usize)),
+            later: RefCell::new(Vec::new()),
         });
         CURRENT.with(|c| *c.borrow_mut() = Some(ring.clone()));
         Ok(ring)
@@ -224,9 +227,24 @@ impl Ring {
         // SAFETY: the caller guarantees the entry's memory (see above).
         while unsafe { uring.submission().push(sqe) }.is_err() {
             // Queue full: hand what is queued to the kernel now.
-            if let Err(e) = uring.submit() {
-                if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
+            let queued = uring.submission().len() as u32;
+            match self.enter(&uring, queued, 0, 0, None) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // The completion queue is full: set its entries aside
+                    // (the next turn handles them first) to make room.
+                    let mut later = self.later.borrow_mut();
+                    later.extend(
+                        uring
+                            .completion()
+                            .map(|c| (c.user_data(), c.result(), c.flags())),
+                    );
+                    let _ = self.enter(&uring, 0, 0, ENTER_GETEVENTS, None);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
                     eprintln!("keyway: io_uring submit failed: {e}");
+                    return;
                 }
             }
         }
@@ -322,6 +340,7 @@ impl Ring {
                 }
             }
             reaped.clear();
+            reaped.append(&mut self.later.borrow_mut());
             reaped.extend(
                 uring
                     .completion()
@@ -382,7 +401,9 @@ impl Ring {
     /// (with glommio's own spawn: its polls are not counted).
     pub async fn drive(self: Rc<Self>) {
         loop {
-            let fired = self.timers.borrow_mut().fire(Instant::now());
+            let now = Instant::now();
+            NOW.with(|n| n.set(Some(now)));
+            let fired = self.timers.borrow_mut().fire(now);
             if self.turn() + fired > 0 {
                 // Let the woken tasks run (and queue their next operations)
                 // before the next turn; glommio preempts us when it must.
@@ -506,7 +527,7 @@ impl Ring {
     fn work_pending(&self) -> bool {
         let mut uring = self.uring.borrow_mut();
         let sq = uring.submission();
-        !sq.is_empty() || sq.taskrun() || sq.cq_overflow() || {
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow() || !self.later.borrow().is_empty() || {
             drop(sq);
             !uring.completion().is_empty()
         }
@@ -578,6 +599,15 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
     /// Polls of the core's tasks (see `spawn`).
     static POLLS: Cell<u64> = const { Cell::new(0) };
+    /// The time of the driver's current turn (see `now`).
+    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time of the core's current turn: what tasks woken in this turn see
+/// instead of reading the clock per request. Off by at most one turn,
+/// which is what timestamps of requests and replies may be off anyway.
+pub fn now() -> Instant {
+    NOW.with(Cell::get).unwrap_or_else(Instant::now)
 }
 
 /// Spawns a task of this core. Its polls are counted: the driver waits in

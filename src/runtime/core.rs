@@ -123,7 +123,7 @@ pub fn run(spec: CoreSpec) {
         Ok(ex) => ex,
         Err(e) => {
             let _ = started.send(Err(format!(
-                "core {index} (cpu {cpu}): cannot start the io_uring executor: {e}. keyway needs io_uring (Linux 5.8+, not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 1 MiB (ulimit -l)"
+                "core {index} (cpu {cpu}): cannot start the glommio executor: {e}. It needs io_uring (not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 16 MiB (ulimit -l)"
             )));
             return;
         }

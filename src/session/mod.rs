@@ -19,7 +19,6 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
 
 /// What a core gives each of its sessions.
 pub struct CoreContext {
@@ -93,7 +92,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         stats: ctx.stats.clone(),
         groups: [0; 4],
     };
-    let mut read_at = Instant::now();
+    let mut read_at = crate::net::now();
     let mut input = Input::new();
     let mut out: Vec<u8> = Vec::new();
     loop {
@@ -109,7 +108,8 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
                 return;
             }
             CoreStats::add(&ctx.stats.bytes_out, len);
-            ctx.stats.record_batch(&client.groups, read_at.elapsed());
+            let took = crate::net::now().saturating_duration_since(read_at);
+            ctx.stats.record_batch(&client.groups, took);
             client.groups = [0; 4];
             // Scratch space grown by a huge request goes back too.
             reader.scanner.trim();
@@ -135,7 +135,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             })
             .await;
         match received {
-            Ok(true) => read_at = Instant::now(),
+            Ok(true) => read_at = crate::net::now(),
             Ok(false) | Err(_) => return,
         }
     }

@@ -137,7 +137,7 @@ impl Conn {
     /// Queues a request (`encode` appends its RESP bytes) whose reply goes
     /// to `waiter`. Never blocks: the writer task sends it.
     pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
-        let now = Instant::now();
+        let now = crate::net::now();
         CoreStats::add(&self.es.requests, 1);
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
@@ -505,7 +505,7 @@ impl ReplyReader {
     /// Completes a waiter for every whole reply at the start of `bytes`;
     /// returns how many bytes they took.
     fn absorb(&mut self, conn: &Conn, bytes: &[u8]) -> usize {
-        let now = Instant::now();
+        let now = crate::net::now();
         let mut pos = 0;
         while pos < bytes.len() && self.end.is_none() {
             let len = match self.scanner.scan(&bytes[pos..]) {
