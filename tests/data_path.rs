@@ -11,47 +11,16 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
-/// This test process opens thousands of sockets too.
-fn raise_nofile() {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-fn nofile_limit() -> u64 {
-    // SAFETY: as above.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur
-    }
+/// This test process opens thousands of sockets too: the same limit
+/// keyway gives itself.
+fn raise_nofile() -> u64 {
+    keyway::runtime::raise_nofile()
 }
 
 /// A value of the `total` section of /stats.
@@ -167,8 +136,7 @@ fn a_client_that_never_reads_its_replies_holds_bounded_memory() {
 
 #[test]
 fn ten_thousand_idle_connections_cost_little_memory() {
-    raise_nofile();
-    let n = 10_000usize.min(nofile_limit().saturating_sub(200) as usize);
+    let n = 10_000usize.min(raise_nofile().saturating_sub(200) as usize);
     let a = Redis::start();
     let k = Keyway::over(&[&a], "");
     let mut warm = k.client();

@@ -525,23 +525,13 @@ fn an_inline_command_with_a_nul_byte_is_answered_and_keyway_lives_on() {
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn announced_sizes_do_not_commit_memory() {
     // Found in review: "*1\r\n$536870912\r\n" made the session zero-fill a
     // 512 MB buffer at once; 20 such idle connections took ~10 GB.
     let a = Redis::start();
     let k = Keyway::over(&[&a], "");
-    let before = rss_kib(k.pid());
+    let before = rss_kb(k.pid());
     let mut idle = Vec::new();
     for _ in 0..20 {
         let mut c = k.client();
@@ -549,7 +539,7 @@ fn announced_sizes_do_not_commit_memory() {
         idle.push(c);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let after = rss_kib(k.pid());
+    let after = rss_kb(k.pid());
     assert!(
         after < before + 50 * 1024,
         "RSS grew from {before} KiB to {after} KiB"

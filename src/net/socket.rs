@@ -306,15 +306,7 @@ impl Socket {
         addr: SocketAddr,
         timeout: Duration,
     ) -> io::Result<Socket> {
-        let domain = match addr {
-            SocketAddr::V4(_) => libc::AF_INET,
-            SocketAddr::V6(_) => libc::AF_INET6,
-        };
-        // SAFETY: socket(2) with constant arguments.
-        let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = tcp_socket(addr)?;
         let socket = Socket::from_fd(ring, fd, Side::Upstream);
         set_nodelay(fd);
         let (storage, len) = sockaddr(addr);
@@ -683,8 +675,9 @@ pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::sockl
     (storage, len as libc::socklen_t)
 }
 
-/// A bound, listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked).
-pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
+/// A new TCP socket of `addr`'s family (blocking: io_uring never blocks on
+/// it, and accepted sockets are blocking too).
+fn tcp_socket(addr: SocketAddr) -> io::Result<i32> {
     let domain = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -694,6 +687,12 @@ pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(fd)
+}
+
+/// A bound, listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked).
+pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
+    let fd = tcp_socket(addr)?;
     let fail = |fd: i32| {
         let e = io::Error::last_os_error();
         // SAFETY: closing the descriptor we just created.

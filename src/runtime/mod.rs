@@ -34,7 +34,7 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 pub fn run(config: Config) -> Result<(), String> {
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
-    raise_nofile();
+    let _ = raise_nofile();
     let ring_mode = crate::net::probe()?;
     eprintln!(
         "keyway: io_uring {} ({}): multishot accept and recv, provided buffers",
@@ -176,19 +176,28 @@ fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {
 }
 
 /// Every client connection is a descriptor: take the hard limit, as Redis
-/// does for maxclients (the soft limit is often 1024).
-fn raise_nofile() {
+/// does for maxclients (the soft limit is often 1024). Returns the limit.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
         }
     }
+    lim.rlim_cur as u64
 }
 
 /// io_uring needs locked memory; raise the soft limit (and the hard one

@@ -377,6 +377,8 @@ impl Conn {
             while self.inner.borrow().wbuf.is_empty() {
                 self.wakeup.wait().await;
             }
+            // Let the other sessions of this turn add their requests.
+            self.ring.settle().await;
             std::mem::swap(&mut batch, &mut self.inner.borrow_mut().wbuf);
             // `batch` comes back empty (with an earlier send's allocation).
             if let Err(e) = stream.send(&mut batch).await {

@@ -374,3 +374,14 @@ pub fn dbsizes(backends: &[&Redis]) -> Vec<i64> {
         })
         .collect()
 }
+
+/// A process's resident memory, in kB (/proc/PID/status VmRSS).
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
