@@ -197,7 +197,7 @@ pub fn raise_nofile() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// io_uring needs locked memory; raise the soft limit (and the hard one
