@@ -8,11 +8,13 @@
 //! - `stream`: plain or TLS over a socket, the type sessions and upstream
 //!   connections use;
 //! - `input`: the read buffer both scan through, in place where possible;
-//! - `timer`: the core's timers, fired by the driver.
+//! - `timer`: the core's timers, fired by the driver;
+//! - `notify`: a wake-up flag and a race of two futures, for the core's tasks.
 //!
 //! `probe` runs once at start-up and says what the kernel offers.
 pub mod bufs;
 pub mod input;
+pub mod notify;
 pub mod ring;
 pub mod socket;
 pub mod stream;

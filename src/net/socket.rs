@@ -316,10 +316,10 @@ impl Socket {
         });
         let mut op = std::pin::pin!(op);
         let timer = crate::net::sleep(timeout);
-        match crate::runtime::notify::race(op.as_mut(), timer).await {
-            crate::runtime::notify::Either::Left((0, _)) => Ok(socket),
-            crate::runtime::notify::Either::Left((e, _)) => Err(io::Error::from_raw_os_error(-e)),
-            crate::runtime::notify::Either::Right(()) => {
+        match super::notify::race(op.as_mut(), timer).await {
+            super::notify::Either::Left((0, _)) => Ok(socket),
+            super::notify::Either::Left((e, _)) => Err(io::Error::from_raw_os_error(-e)),
+            super::notify::Either::Right(()) => {
                 op.cancel();
                 Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
             }

@@ -3,9 +3,9 @@
 //! reaches it only through a channel.
 
 use crate::cluster::slots::SlotMap;
+use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
-use crate::runtime::notify::{race, Either, Notify};
 use crate::session::{self, CoreContext};
 use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;

@@ -2,7 +2,6 @@
 //! memory, start one pinned core per CPU, then wait for signals.
 pub mod control;
 pub mod core;
-pub mod notify;
 
 pub use control::Cores;
 

@@ -9,10 +9,10 @@
 //! requests fail at once until a backoff ends: a dead backend costs its
 //! clients an immediate error, never a hang.
 
+use crate::net::notify::{race, Either, Notify};
 use crate::net::{Input, Ring, Socket, Stream};
 use crate::resp::reply::{is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
-use crate::runtime::notify::{race, Either, Notify};
 use crate::session::replies::Waiter;
 use crate::stats::{CoreStats, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
