@@ -155,6 +155,12 @@ pub struct Ring {
     /// How long the driver busy-polls before waiting in the kernel
     /// (`proxy.spin_before_park`; zero by default).
     spin: Duration,
+    /// The kernel has batch wait timeouts (IORING_FEAT_MIN_TIMEOUT, 6.12):
+    /// queued submissions go out with the wait, in one system call.
+    batch_wait: bool,
+    /// Waits need not count as I/O wait (IORING_FEAT_NO_IOWAIT, 6.15): an
+    /// idle proxy does not show up as a disk-bound host.
+    no_iowait: bool,
     stopping: Cell<bool>,
     /// Turns of the driver, and quiet turns (nothing to do), for `settle`.
     turns: Cell<u64>,
@@ -178,6 +184,8 @@ impl Ring {
     pub fn new(mode: Mode, spin: Duration) -> io::Result<Rc<Ring>> {
         let uring = build(mode, SQ_ENTRIES)?;
         let ring_index = register_ring(&uring);
+        let batch_wait = uring.params().is_feature_min_timeout();
+        let no_iowait = uring.params().is_feature_no_iowait();
         let client_bufs = BufRing::new(&uring, 0, CLIENT_BUFS.0, CLIENT_BUFS.1)?;
         let upstream_bufs = BufRing::new(&uring, 1, UPSTREAM_BUFS.0, UPSTREAM_BUFS.1)?;
         let ring = Rc::new(Ring {
@@ -189,6 +197,8 @@ impl Ring {
             timers: Rc::new(RefCell::new(Timers::default())),
             ring_index,
             spin,
+            batch_wait,
+            no_iowait,
             stopping: Cell::new(false),
             turns: Cell::new(0),
             quiet: Cell::new(0),
@@ -235,7 +245,7 @@ impl Ring {
         while unsafe { uring.submission().push(sqe) }.is_err() {
             // Queue full: hand what is queued to the kernel now.
             let queued = uring.submission().len() as u32;
-            match self.enter(&uring, queued, 0, 0, None) {
+            match self.enter(&uring, queued, 0, 0, None, 0) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     // The completion queue is full: set its entries aside
@@ -246,7 +256,7 @@ impl Ring {
                             .completion()
                             .map(|c| (c.user_data(), c.result(), c.flags())),
                     );
-                    let _ = self.enter(&uring, 0, 0, ENTER_GETEVENTS, None);
+                    let _ = self.enter(&uring, 0, 0, ENTER_GETEVENTS, None, 0);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => {
@@ -331,13 +341,17 @@ impl Ring {
             let queued = sq.len();
             let taskrun = sq.taskrun() || sq.cq_overflow();
             drop(sq);
-            if queued > 0 || taskrun {
+            // With a batch timeout, queued submissions can wait for the
+            // enter that waits (one system call for both, see `wait`);
+            // completion work cannot.
+            let enter = taskrun || (queued > 0 && !self.batch_wait);
+            if enter {
                 self.count(|c| c.enters += 1);
                 // Deferred completion work runs only in an enter that asks
                 // for events; inline completions of what is submitted are
                 // posted either way.
                 let flags = if taskrun { ENTER_GETEVENTS } else { 0 };
-                if let Err(e) = self.enter(&uring, queued as u32, 0, flags, None) {
+                if let Err(e) = self.enter(&uring, queued as u32, 0, flags, None, 0) {
                     if !matches!(
                         e.raw_os_error(),
                         Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
@@ -353,7 +367,13 @@ impl Ring {
                     .completion()
                     .map(|c| (c.user_data(), c.result(), c.flags())),
             );
-            queued
+            // Submissions left queued are not progress: a turn that only
+            // holds them is quiet, so the driver goes on to `wait`.
+            if enter {
+                queued
+            } else {
+                0
+            }
         };
         let n = reaped.len();
         if n > 0 {
@@ -499,7 +519,17 @@ impl Ring {
             tv_sec: t.as_secs() as i64,
             tv_nsec: t.subsec_nanos() as i64,
         });
-        if let Err(e) = self.enter(&uring, queued, 1, ENTER_GETEVENTS, ts.as_ref()) {
+        // What is queued is submitted by this same call. Sends mostly
+        // complete at once, so waiting for one completion would return at
+        // once: with a batch timeout (Linux 6.12), wait for one more than
+        // was submitted, or for whatever came after BATCH_WAIT_USEC.
+        let (min_complete, min_wait) = if self.batch_wait && queued > 0 {
+            (queued + 1, BATCH_WAIT_USEC)
+        } else {
+            (1, 0)
+        };
+        let flags = ENTER_GETEVENTS | if self.no_iowait { ENTER_NO_IOWAIT } else { 0 };
+        if let Err(e) = self.enter(&uring, queued, min_complete, flags, ts.as_ref(), min_wait) {
             if !matches!(
                 e.raw_os_error(),
                 Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
@@ -517,6 +547,7 @@ impl Ring {
         min_complete: u32,
         mut flags: u32,
         timeout: Option<&KernelTimespec>,
+        min_wait_usec: u32,
     ) -> io::Result<usize> {
         let (fd, registered) = match self.ring_index {
             Some(i) => (i as libc::c_long, ENTER_REGISTERED_RING),
@@ -526,10 +557,10 @@ impl Ring {
         let arg = GeteventsArg {
             sigmask: 0,
             sigmask_sz: 0,
-            min_wait_usec: 0,
+            min_wait_usec,
             ts: timeout.map_or(0, |t| t as *const KernelTimespec as u64),
         };
-        let (argp, argsz) = if timeout.is_some() {
+        let (argp, argsz) = if timeout.is_some() || min_wait_usec > 0 {
             flags |= ENTER_EXT_ARG;
             (
                 &arg as *const GeteventsArg as libc::c_long,
@@ -564,10 +595,15 @@ impl Ring {
     fn work_pending(&self) -> bool {
         let mut uring = self.uring.borrow_mut();
         let sq = uring.submission();
-        !sq.is_empty() || sq.taskrun() || sq.cq_overflow() || !self.later.borrow().is_empty() || {
-            drop(sq);
-            !uring.completion().is_empty()
-        }
+        // (Queued submissions count only when no wait will carry them.)
+        (!sq.is_empty() && !self.batch_wait)
+            || sq.taskrun()
+            || sq.cq_overflow()
+            || !self.later.borrow().is_empty()
+            || {
+                drop(sq);
+                !uring.completion().is_empty()
+            }
     }
 
     /// Ends the driver after its current turn.
@@ -583,6 +619,10 @@ impl Ring {
 const ENTER_GETEVENTS: u32 = 1 << 0;
 const ENTER_EXT_ARG: u32 = 1 << 3;
 const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const ENTER_NO_IOWAIT: u32 = 1 << 7;
+/// How long a wait that submitted work holds out for one more completion
+/// than it submitted before it takes what came (see `Ring::wait`).
+const BATCH_WAIT_USEC: u32 = 50;
 const REGISTER_RING_FDS: libc::c_long = 20;
 
 /// `struct __kernel_timespec`.
