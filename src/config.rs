@@ -45,6 +45,8 @@ struct RawProxy {
     username: Option<String>,
     connection_rate_limit: Option<Spanned<i64>>,
     mirror_queue_limit: Option<Spanned<i64>>,
+    allow_flush: Option<bool>,
+    keys_limit: Option<Spanned<i64>>,
     tls: Option<Spanned<RawProxyTls>>,
 }
 
@@ -277,6 +279,10 @@ pub struct Config {
     pub connection_rate_limit: Option<u64>,
     /// Mirrored requests waiting on one upstream connection before more are dropped.
     pub mirror_queue_limit: usize,
+    /// FLUSHALL / FLUSHDB reach every backend (true), or are refused.
+    pub allow_flush: bool,
+    /// The most keys one KEYS may return (all backends together).
+    pub keys_limit: usize,
     /// Admin HTTP endpoint (none: no admin endpoint).
     pub admin_listen: Option<SocketAddr>,
     /// Where latency dumps go (SIGUSR2, admin call, shutdown).
@@ -865,6 +871,13 @@ impl Config {
             10_000,
             10_000_000,
         )? as usize;
+        let keys_limit = positive(
+            &ctx,
+            &p.keys_limit,
+            "proxy.keys_limit",
+            1_000_000,
+            u32::MAX as u64,
+        )? as usize;
         if p.username.is_some() && p.password.is_none() {
             return Err(ConfigError(format!(
                 "{file}: `proxy.username` needs `proxy.password`"
@@ -920,6 +933,8 @@ impl Config {
             username: p.username.clone(),
             connection_rate_limit,
             mirror_queue_limit,
+            allow_flush: p.allow_flush.unwrap_or(true),
+            keys_limit,
             admin_listen,
             latency_dir,
             listen,

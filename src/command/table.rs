@@ -51,6 +51,22 @@ pub enum Local {
     Hello,
     Client,
     Auth,
+    Role,
+}
+
+/// Commands every backend answers a part of (see `session::fanout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fan {
+    Info,
+    Dbsize,
+    Flush,
+    Keys,
+    Scan,
+    RandomKey,
+    /// TIME, LASTSAVE: the first backend's answer.
+    FirstBackend,
+    Script,
+    Config,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +75,10 @@ pub enum Exec {
     Forward,
     Split(Split),
     Local(Local),
+    /// Sent to every backend; the replies are merged.
+    Fanout(Fan),
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (see `session::transaction`).
+    Transaction,
     /// Cannot work through a sharding proxy.
     Unsupported,
 }
@@ -111,6 +131,9 @@ const F: Exec = Exec::Forward;
 const U: Exec = Exec::Unsupported;
 const fn l(c: Local) -> Exec {
     Exec::Local(c)
+}
+const fn fan(f: Fan) -> Exec {
+    Exec::Fanout(f)
 }
 
 #[rustfmt::skip]
@@ -199,11 +222,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("quit", -1, R, NONE, l(Local::Quit)), cmd!("select", 2, R, NONE, l(Local::Select)),
     cmd!("command", -1, R, NONE, l(Local::Command)), cmd!("hello", -1, R, NONE, l(Local::Hello)),
     cmd!("client", -2, R, NONE, l(Local::Client)), cmd!("auth", -2, R, NONE, l(Local::Auth)),
+    cmd!("role", 1, R, NONE, l(Local::Role)),
+    // answered by every backend together
+    cmd!("info", -1, R, NONE, fan(Fan::Info)), cmd!("dbsize", 1, R, NONE, fan(Fan::Dbsize)),
+    cmd!("flushdb", -1, W, NONE, fan(Fan::Flush)), cmd!("flushall", -1, W, NONE, fan(Fan::Flush)),
+    cmd!("keys", 2, R, NONE, fan(Fan::Keys)), cmd!("scan", -2, R, NONE, fan(Fan::Scan)),
+    cmd!("randomkey", 1, R, NONE, fan(Fan::RandomKey)),
+    cmd!("time", 1, R, NONE, fan(Fan::FirstBackend)), cmd!("lastsave", 1, R, NONE, fan(Fan::FirstBackend)),
+    cmd!("script", -2, W, NONE, fan(Fan::Script)), cmd!("config", -2, R, NONE, fan(Fan::Config)),
+    // transactions, on the backend of their keys
+    cmd!("multi", 1, R, NONE, Exec::Transaction), cmd!("exec", 1, W, NONE, Exec::Transaction),
+    cmd!("discard", 1, R, NONE, Exec::Transaction), cmd!("watch", -2, R, KALL, Exec::Transaction),
+    cmd!("unwatch", 1, R, NONE, Exec::Transaction),
     // cannot work through a sharding proxy
-    cmd!("keys", 2, R, NONE, U), cmd!("scan", -2, R, NONE, U), cmd!("randomkey", 1, R, NONE, U),
-    cmd!("dbsize", 1, R, NONE, U), cmd!("flushdb", -1, W, NONE, U), cmd!("flushall", -1, W, NONE, U),
-    cmd!("multi", 1, R, NONE, U), cmd!("exec", 1, R, NONE, U), cmd!("discard", 1, R, NONE, U),
-    cmd!("watch", -2, R, NONE, U), cmd!("unwatch", 1, R, NONE, U),
     cmd!("subscribe", -2, R, NONE, U), cmd!("unsubscribe", -1, R, NONE, U),
     cmd!("psubscribe", -2, R, NONE, U), cmd!("punsubscribe", -1, R, NONE, U),
     cmd!("ssubscribe", -2, R, NONE, U), cmd!("sunsubscribe", -1, R, NONE, U),
@@ -212,16 +243,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("blmove", 6, W, NONE, U), cmd!("blmpop", -5, W, NONE, U), cmd!("bzpopmin", -3, W, NONE, U),
     cmd!("bzpopmax", -3, W, NONE, U), cmd!("bzmpop", -5, W, NONE, U),
     cmd!("xread", -4, R, NONE, U), cmd!("xreadgroup", -7, W, NONE, U),
-    cmd!("config", -2, R, NONE, U), cmd!("info", -1, R, NONE, U), cmd!("time", 1, R, NONE, U),
-    cmd!("lastsave", 1, R, NONE, U), cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
+    cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
     cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),
     cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, U),
-    cmd!("latency", -2, R, NONE, U), cmd!("acl", -2, R, NONE, U), cmd!("script", -2, R, NONE, U),
+    cmd!("latency", -2, R, NONE, U), cmd!("acl", -2, R, NONE, U),
     cmd!("function", -2, R, NONE, U), cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
     cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
     cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),
-    cmd!("migrate", -6, W, NONE, U), cmd!("reset", 1, R, NONE, U), cmd!("role", 1, R, NONE, U),
+    cmd!("migrate", -6, W, NONE, U), cmd!("reset", 1, R, NONE, U),
     cmd!("lolwut", -1, R, NONE, U), cmd!("module", -2, R, NONE, U), cmd!("failover", -1, R, NONE, U),
     cmd!("memory_doctor", 1, R, NONE, U),
 ];

@@ -131,9 +131,57 @@ pub fn elements(reply: &[u8], expect: usize, out: &mut Vec<(usize, usize)>) -> O
     Some(())
 }
 
+/// The elements of an aggregate reply of any length (`*`, `~`); None when
+/// it is not one (a null array `*-1` has none).
+pub fn aggregate(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
+    if !matches!(reply.first(), Some(b'*') | Some(b'~')) {
+        return None;
+    }
+    let r = memchr::memchr(b'\r', reply)?;
+    let n = parse_int(&reply[1..r])?.max(0) as usize;
+    elements(reply, n, out).or_else(|| (n == 0).then_some(()))
+}
+
+/// The payload of a bulk (`$`), simple (`+`) or RESP3 verbatim (`=`,
+/// its `txt:` format prefix dropped) string reply; None for anything else
+/// (null included).
+pub fn string(reply: &[u8]) -> Option<&[u8]> {
+    match reply.first()? {
+        b'+' | b'$' | b'=' if reply.len() >= 3 => {
+            let r = memchr::memchr(b'\r', reply)?;
+            if reply[0] == b'+' {
+                return Some(&reply[1..r]);
+            }
+            let n = usize::try_from(parse_int(&reply[1..r])?).ok()?;
+            let payload = reply.get(r + 2..r + 2 + n)?;
+            if reply[0] == b'=' {
+                return payload.get(4..);
+            }
+            Some(payload)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregates_and_strings_of_any_length() {
+        let mut out = Vec::new();
+        assert!(aggregate(b"*0\r\n", &mut out).is_some() && out.is_empty());
+        assert!(aggregate(b"*-1\r\n", &mut out).is_some() && out.is_empty());
+        let r = b"*2\r\n$1\r\na\r\n:5\r\n";
+        assert!(aggregate(r, &mut out).is_some());
+        assert_eq!(out, vec![(4, 11), (11, 15)]);
+        assert!(aggregate(b":1\r\n", &mut out).is_none());
+        assert_eq!(string(b"$3\r\nabc\r\n"), Some(&b"abc"[..]));
+        assert_eq!(string(b"+OK\r\n"), Some(&b"OK"[..]));
+        assert_eq!(string(b"$-1\r\n"), None);
+        assert_eq!(string(b"$9\r\nab\r\n"), None);
+        assert_eq!(string(b"=7\r\ntxt:abc\r\n"), Some(&b"abc"[..]));
+    }
 
     #[test]
     fn every_resp2_and_resp3_type() {

@@ -82,6 +82,20 @@ pub fn null(out: &mut Vec<u8>, proto: Protocol) {
     });
 }
 
+/// A text reply (INFO): a bulk string, or in RESP3 the verbatim string
+/// Redis sends (`=len\r\ntxt:...`).
+pub fn verbatim(out: &mut Vec<u8>, text: &str, proto: Protocol) {
+    match proto {
+        Protocol::Resp2 => bulk(out, text.as_bytes()),
+        Protocol::Resp3 => {
+            header(out, b'=', text.len() as i64 + 4);
+            out.extend_from_slice(b"txt:");
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// A map header: RESP3 `%n`, or a flat array of 2n elements in RESP2.
 pub fn map_header(out: &mut Vec<u8>, n: usize, proto: Protocol) {
     match proto {

@@ -31,6 +31,7 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 /// Runs the proxy until SIGTERM or SIGINT. Err: a start-up failure, worded
 /// for the operator.
 pub fn run(config: Config) -> Result<(), String> {
+    crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
     let _ = raise_nofile();

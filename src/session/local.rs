@@ -39,6 +39,8 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
         Local::Hello => hello(ctx, client, frame, args),
         Local::Client => client_cmd(client, frame, args),
         Local::Command => command(ctx, client, frame, args),
+        // keyway is what its clients see: a primary without replicas.
+        Local::Role => client.reply(|o| o.extend_from_slice(b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")),
     }
 }
 

@@ -1,9 +1,13 @@
 //! One client connection: read what is available, scan every complete
 //! request, dispatch them all (to upstreams or answered locally), wait for
 //! their replies, and write them back in request order in one write.
+pub mod fanout;
+pub mod gather;
+pub mod info;
 pub mod local;
 pub mod plan;
 pub mod replies;
+pub mod transaction;
 
 use crate::command::{key_indices, lookup, CommandSpec, Exec, Local, Split};
 use crate::net::{Input, Stream};
@@ -46,6 +50,8 @@ pub struct Client {
     stats: Rc<CoreStats>,
     /// Requests of the current batch per latency group.
     groups: [u64; 4],
+    /// An open MULTI: its commands are queued here until EXEC.
+    tx: Option<Box<transaction::Transaction>>,
 }
 
 impl Client {
@@ -91,6 +97,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         rng: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
         stats: ctx.stats.clone(),
         groups: [0; 4],
+        tx: None,
     };
     let mut read_at = crate::net::now();
     let mut input = Input::new();
@@ -230,6 +237,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
     client.groups[group as usize] += 1;
     let Some(spec) = spec else {
         client.fail(ErrorKind::UnknownCommand, &unknown_command(frame, args));
+        transaction::doom(client);
         return;
     };
     if !spec.arity_ok(args.len()) {
@@ -237,6 +245,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
             ErrorKind::WrongArity,
             &format!("ERR wrong number of arguments for '{}' command", spec.name),
         );
+        transaction::doom(client);
         return;
     }
     if !client.authenticated
@@ -248,8 +257,13 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");
         return;
     }
+    if client.tx.is_some() && spec.exec != Exec::Transaction {
+        return transaction::queue(ctx, client, frame, args, spec);
+    }
     match spec.exec {
         Exec::Local(l) => local::run(l, ctx, client, frame, args),
+        Exec::Fanout(fan) => fanout::run(ctx, client, frame, args, fan),
+        Exec::Transaction => transaction::control(ctx, client, frame, args),
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,

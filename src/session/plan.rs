@@ -212,6 +212,62 @@ pub fn execute(
     }
 }
 
+/// Where a transaction's command goes: the primary owning every key of it
+/// (one endpoint, one slot), as `targets`, and the command encoded for it
+/// (keys stripped as routed) appended to `buf`. Err is the client's error.
+pub fn transaction_target(
+    ctx: &CoreContext,
+    frame: &[u8],
+    args: &[Arg],
+    keys: &[usize],
+    targets: &mut Vec<Target>,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    let topo = &ctx.topo;
+    let maps = ctx.upstreams.slot_maps();
+    targets.clear();
+    for (ordinal, &k) in keys.iter().enumerate() {
+        let key = &frame[args[k].start..args[k].end];
+        let Some(route) = topo.resolve(key) else {
+            return Err(format!("ERR no route for key '{}'", quoted(key, 128)));
+        };
+        let (shard, slot) =
+            locate(topo, &maps, route.cluster, &key[route.strip..]).map_err(|why| {
+                ctx.upstreams.ask_refresh(route.cluster);
+                format!("ERR cannot place key '{}' yet: {why}", quoted(key, 128))
+            })?;
+        targets.push(Target {
+            sink: 0,
+            endpoint: shard.primary as u32,
+            slot: slot as u32,
+            ordinal: ordinal as u32,
+            strip: route.strip as u32,
+            cluster: route.cluster as u32,
+        });
+    }
+    if targets
+        .iter()
+        .any(|t| t.endpoint != targets[0].endpoint || t.slot != targets[0].slot)
+    {
+        return Err("CROSSSLOT Keys in request don't hash to the same slot".into());
+    }
+    let enc = Encoder {
+        frame,
+        args,
+        keys,
+        kind: None,
+    };
+    enc.whole(buf, targets);
+    Ok(())
+}
+
+impl Target {
+    /// The endpoint and slot: a transaction's commands must share them.
+    pub fn place(&self) -> (usize, u16) {
+        (self.endpoint as usize, self.slot as u16)
+    }
+}
+
 /// Sends one upstream request for the keys of `group` (one endpoint, one slot).
 fn send(
     ctx: &CoreContext,

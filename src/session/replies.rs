@@ -3,6 +3,7 @@
 //! client in request order. Split multi-key commands gather their parts
 //! here and are merged back in key order.
 
+use super::gather::{self, Gather};
 use crate::cluster::redirect::Redirect;
 use crate::command::Split;
 use crate::resp::{reply, write};
@@ -51,6 +52,7 @@ enum Slot {
     /// The reply, as a range of the arena.
     Done(usize, usize),
     Multi(Box<Multi>),
+    Gather(Box<Gather>),
 }
 
 /// Buffers above this are freed after their batch instead of kept.
@@ -196,6 +198,13 @@ impl Replies {
         self.slots.len() - 1
     }
 
+    /// A slot every part of `g` fills (one per backend); returns its index.
+    pub fn push_gather(&mut self, g: Gather) -> usize {
+        self.outstanding += 1;
+        self.slots.push(Slot::Gather(Box::new(g)));
+        self.slots.len() - 1
+    }
+
     fn fill(&mut self, slot: usize, part: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let start = self.arena.len();
         encode(&mut self.arena);
@@ -210,6 +219,14 @@ impl Replies {
                     p.reply = Some((start, end));
                     m.pending -= 1;
                     m.pending == 0
+                }
+                _ => false,
+            },
+            Some(Slot::Gather(g)) => match g.parts.get_mut(part) {
+                Some(p @ None) => {
+                    *p = Some((start, end));
+                    g.pending -= 1;
+                    g.pending == 0
                 }
                 _ => false,
             },
@@ -238,6 +255,7 @@ impl Replies {
                 match s {
                     Slot::Done(a, b) => out.extend_from_slice(&self.arena[*a..*b]),
                     Slot::Multi(m) => self.merge(m, out),
+                    Slot::Gather(g) => gather::merge(g, &self.arena, out),
                     Slot::Waiting => write::error(out, "ERR internal error: reply missing"),
                 }
             }

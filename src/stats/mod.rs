@@ -47,6 +47,12 @@ pub enum Group {
 
 pub const GROUPS: [&str; 5] = ["read", "write", "multi", "other", "all"];
 
+/// When this process started serving (INFO's uptime).
+pub fn started_at() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 /// Latencies are recorded in microseconds, up to an hour.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
@@ -160,6 +166,16 @@ impl CoreStats {
             Some(s) => Self::add(&self.commands[command_index(s)], 1),
             None => Self::add(&self.unknown_commands, 1),
         }
+    }
+
+    /// Commands counted so far (known and unknown).
+    pub fn commands_total(&self) -> u64 {
+        self.commands.iter().map(Cell::get).sum::<u64>() + self.unknown_commands.get()
+    }
+
+    /// Error replies keyway produced so far.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().map(Cell::get).sum()
     }
 
     #[inline]

@@ -1,0 +1,244 @@
+//! Commands no single backend can answer for the whole keyspace: INFO,
+//! DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL/FLUSHDB, SCRIPT, TIME, LASTSAVE,
+//! CONFIG GET. They go to the backends — the primaries of every cluster a
+//! route leads to, in a fixed order (cluster, then shard) — and `gather`
+//! merges the parts into one reply. Writes (FLUSH*, SCRIPT LOAD/FLUSH) also
+//! go to the routes' mirror clusters; as for every mirrored write, those
+//! replies never reach the client.
+
+use super::gather::{self, split_cursor, Gather, Merge};
+use super::replies::Waiter;
+use super::{info, Client, CoreContext};
+use crate::command::Fan;
+use crate::resp::request::Arg;
+use crate::resp::write::{self, quoted};
+use crate::stats::CoreStats;
+
+/// The endpoints a fanned-out command reaches.
+struct Backends {
+    /// Primaries of the routed clusters: the client's reply is theirs.
+    primaries: Vec<usize>,
+    /// (endpoint, cluster) of mirror-only clusters' primaries.
+    mirrors: Vec<(usize, usize)>,
+}
+
+fn backends(ctx: &CoreContext) -> Result<Backends, String> {
+    let topo = &ctx.topo;
+    let cfg = &topo.config;
+    let mut routed: Vec<usize> = cfg
+        .catch_all
+        .into_iter()
+        .chain(cfg.prefix_routes.iter().map(|r| r.cluster))
+        .collect();
+    routed.sort_unstable();
+    routed.dedup();
+    let mut mirrored: Vec<usize> = cfg
+        .catch_all_mirrors
+        .iter()
+        .chain(cfg.prefix_routes.iter().flat_map(|r| &r.mirrors))
+        .map(|m| m.cluster)
+        .filter(|c| !routed.contains(c))
+        .collect();
+    mirrored.sort_unstable();
+    mirrored.dedup();
+    let maps = ctx.upstreams.slot_maps();
+    let primaries_of = |c: usize| -> Result<Vec<usize>, String> {
+        if !topo.is_redis_cluster(c) {
+            return Ok(topo.clusters[c].shards.iter().map(|s| s.primary).collect());
+        }
+        match &maps[c] {
+            Some(map) => {
+                let mut eps: Vec<usize> = map.shards.iter().map(|s| s.primary).collect();
+                eps.sort_unstable();
+                eps.dedup();
+                Ok(eps)
+            }
+            None => {
+                ctx.upstreams.ask_refresh(c);
+                Err(format!(
+                    "ERR cluster '{}' has no slot map yet",
+                    topo.clusters[c].name
+                ))
+            }
+        }
+    };
+    let mut primaries = Vec::new();
+    for &c in &routed {
+        primaries.extend(primaries_of(c)?);
+    }
+    let mut mirrors = Vec::new();
+    for &c in &mirrored {
+        // A mirror that cannot be reached yet is skipped, as for any write.
+        if let Ok(eps) = primaries_of(c) {
+            mirrors.extend(eps.into_iter().map(|e| (e, c)));
+        }
+    }
+    Ok(Backends { primaries, mirrors })
+}
+
+/// Runs a fanned-out command.
+pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], fan: Fan) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if fan == Fan::Info {
+        return info_cmd(ctx, client, frame, args);
+    }
+    let all = match backends(ctx) {
+        Ok(b) if b.primaries.is_empty() => {
+            return client.error("ERR no backend to ask: no route leads to a cluster")
+        }
+        Ok(b) => b,
+        Err(e) => return client.error(&e),
+    };
+    let n = all.primaries.len();
+    match fan {
+        Fan::Info => {}
+        Fan::Dbsize => gather(ctx, client, &all, Merge::SumInt, frame, false),
+        Fan::Flush => {
+            if !ctx.topo.config.allow_flush {
+                return client.error(&format!(
+                    "ERR {} is disabled in keyway's configuration (proxy.allow_flush)",
+                    quoted(arg(0), 32).to_uppercase()
+                ));
+            }
+            gather(ctx, client, &all, Merge::AllOk, frame, true)
+        }
+        Fan::Keys => {
+            let cap = ctx.topo.config.keys_limit;
+            gather(ctx, client, &all, Merge::Concat { cap }, frame, false)
+        }
+        Fan::RandomKey => {
+            let start = (client.next_fraction() * n as f64) as usize % n;
+            gather(ctx, client, &all, Merge::AnyNonNull { start }, frame, false)
+        }
+        Fan::FirstBackend => one(ctx, client, all.primaries[0], Merge::First, frame),
+        Fan::Config => {
+            if arg(1).eq_ignore_ascii_case(b"get") {
+                one(ctx, client, all.primaries[0], Merge::First, frame)
+            } else {
+                client.error(&format!(
+                    "ERR CONFIG {} is not available through keyway (CONFIG GET is: it reads the first backend)",
+                    quoted(arg(1), 32).to_uppercase()
+                ))
+            }
+        }
+        Fan::Script => {
+            let sub = arg(1);
+            if sub.eq_ignore_ascii_case(b"load") && args.len() == 3 {
+                gather(ctx, client, &all, Merge::Same, frame, true)
+            } else if sub.eq_ignore_ascii_case(b"exists") && args.len() >= 3 {
+                gather(ctx, client, &all, Merge::AndInts, frame, false)
+            } else if sub.eq_ignore_ascii_case(b"flush") && args.len() <= 3 {
+                gather(ctx, client, &all, Merge::AllOk, frame, true)
+            } else if [&b"load"[..], b"exists", b"flush"]
+                .iter()
+                .any(|s| sub.eq_ignore_ascii_case(s))
+            {
+                client.error(&format!(
+                    "ERR wrong number of arguments for 'script|{}' command",
+                    quoted(sub, 32).to_lowercase()
+                ))
+            } else {
+                client.error(&format!(
+                    "ERR unsupported command 'SCRIPT {}'",
+                    quoted(sub, 32).to_uppercase()
+                ))
+            }
+        }
+        Fan::Scan => scan(ctx, client, frame, args, &all.primaries),
+    }
+}
+
+/// Sends `frame` to every backend; the parts merge with `merge`. With
+/// `mirrored`, the mirror clusters get it too.
+fn gather(
+    ctx: &CoreContext,
+    client: &mut Client,
+    all: &Backends,
+    merge: Merge,
+    frame: &[u8],
+    mirrored: bool,
+) {
+    let g = Gather::new(merge, client.proto, all.primaries.len());
+    let slot = client.replies.borrow_mut().push_gather(g);
+    for (part, &ep) in all.primaries.iter().enumerate() {
+        ctx.upstreams.conn(ep, client.proto).send(
+            |b| b.extend_from_slice(frame),
+            Waiter::new(&client.replies, slot, part),
+        );
+    }
+    if mirrored {
+        for &(ep, cluster) in &all.mirrors {
+            CoreStats::add(&ctx.stats.mirrors[cluster].sent, 1);
+            ctx.upstreams.conn(ep, client.proto).send(
+                |b| b.extend_from_slice(frame),
+                Waiter::mirror(&ctx.stats, cluster),
+            );
+        }
+    }
+}
+
+/// Sends `request` to one backend; its reply merges with `merge`.
+fn one(ctx: &CoreContext, client: &mut Client, ep: usize, merge: Merge, request: &[u8]) {
+    let g = Gather::new(merge, client.proto, 1);
+    let slot = client.replies.borrow_mut().push_gather(g);
+    ctx.upstreams.conn(ep, client.proto).send(
+        |b| b.extend_from_slice(request),
+        Waiter::new(&client.replies, slot, 0),
+    );
+}
+
+/// INFO: keyway's sections, with the backends' version and keyspace when
+/// those are asked for. A backend that does not answer is counted in
+/// `keyway_backends_failed`, never a failed INFO: clients' ready checks
+/// must pass while one backend is down.
+fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let names: Vec<&[u8]> = (1..args.len())
+        .map(|i| &frame[args[i].start..args[i].end])
+        .collect();
+    let want = info::wanted(&names);
+    let parts = info::render(ctx, client, &want);
+    let eps = if info::needs_backends(&want) {
+        backends(ctx).map(|b| b.primaries).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let g = Gather::new(Merge::Info(Box::new(parts)), client.proto, eps.len());
+    if eps.is_empty() {
+        return client.reply(|o| gather::merge(&g, &[], o));
+    }
+    let slot = client.replies.borrow_mut().push_gather(g);
+    for (part, &ep) in eps.iter().enumerate() {
+        ctx.upstreams.conn(ep, client.proto).send(
+            |b| b.extend_from_slice(b"*1\r\n$4\r\nINFO\r\n"),
+            Waiter::new(&client.replies, slot, part),
+        );
+    }
+}
+
+/// SCAN across backends: the client's cursor names a backend and that
+/// backend's cursor (`gather::scan_cursor`); backends are walked in turn,
+/// so every key present for the whole scan is returned, as Redis promises.
+fn scan(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], eps: &[usize]) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let cursor = std::str::from_utf8(arg(1))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let Some(cursor) = cursor else {
+        return client.error("ERR invalid cursor");
+    };
+    let (backend, inner) = split_cursor(cursor, eps.len());
+    let mut request = Vec::with_capacity(frame.len() + 8);
+    write::array_header(&mut request, args.len());
+    write::bulk(&mut request, arg(0));
+    let mut digits = Vec::with_capacity(20);
+    write::push_decimal(&mut digits, inner);
+    write::bulk(&mut request, &digits);
+    for i in 2..args.len() {
+        write::bulk(&mut request, arg(i));
+    }
+    let merge = Merge::Scan {
+        backend,
+        backends: eps.len(),
+    };
+    one(ctx, client, eps[backend], merge, &request);
+}

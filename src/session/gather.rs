@@ -1,0 +1,432 @@
+//! One client request answered by several backends at once (INFO, DBSIZE,
+//! KEYS, SCAN, FLUSHALL, SCRIPT ...): each backend's reply is a part, the
+//! parts arrive in any order, and `merge` writes the one reply the client
+//! gets once all are in.
+
+use crate::resp::reply;
+use crate::resp::write::{self, Protocol};
+
+/// How the parts become the client's reply.
+#[derive(Debug)]
+pub enum Merge {
+    /// INFO: keyway's own sections, the lowest `redis_version` among the
+    /// backends that answered, and their keyspaces summed.
+    Info(Box<InfoParts>),
+    /// DBSIZE: the sum.
+    SumInt,
+    /// FLUSHALL, FLUSHDB, SCRIPT FLUSH: `+OK` once every backend said so.
+    AllOk,
+    /// SCRIPT LOAD: every backend answers the same (the script's SHA1).
+    Same,
+    /// KEYS: every backend's array, concatenated, up to `cap` elements.
+    Concat { cap: usize },
+    /// SCRIPT EXISTS: a script exists only where every backend has it.
+    AndInts,
+    /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
+    First,
+    /// RANDOMKEY: the first key found, looking from part `start` on.
+    AnyNonNull { start: usize },
+    /// SCAN on backend `backend` of `backends`: the cursor is rewritten so
+    /// it names the backend too (see `scan_cursor`).
+    Scan { backend: usize, backends: usize },
+}
+
+/// What INFO needs beside the backends' replies.
+#[derive(Debug)]
+pub struct InfoParts {
+    /// The server section's lines after `redis_version` (None: not asked).
+    pub server: Option<String>,
+    /// keyway's other sections, rendered.
+    pub rest: String,
+    /// Whether the keyspace section was asked for.
+    pub keyspace: bool,
+    /// When no backend answers.
+    pub fallback_version: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Gather {
+    pub merge: Merge,
+    pub proto: Protocol,
+    /// Per part, its reply as a range of the session's reply arena.
+    pub parts: Vec<Option<(usize, usize)>>,
+    pub pending: usize,
+}
+
+impl Gather {
+    pub fn new(merge: Merge, proto: Protocol, parts: usize) -> Gather {
+        Gather {
+            merge,
+            proto,
+            parts: vec![None; parts],
+            pending: parts,
+        }
+    }
+}
+
+/// The client cursor of a cross-backend SCAN: backend `backend`'s cursor
+/// `cursor`, as one integer (clients parse cursors as integers). Cursor 0
+/// of backend 0 is 0, as Redis's first cursor; None past 2^64.
+pub fn scan_cursor(backend: usize, backends: usize, cursor: u64) -> Option<u64> {
+    cursor
+        .checked_mul(backends as u64)?
+        .checked_add(backend as u64)
+}
+
+/// The backend and its cursor that a client SCAN cursor names.
+pub fn split_cursor(cursor: u64, backends: usize) -> (usize, u64) {
+    let n = backends.max(1) as u64;
+    ((cursor % n) as usize, cursor / n)
+}
+
+/// Writes the merged reply of `g`, whose parts are ranges of `arena`.
+pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
+    let part = |i: usize| g.parts[i].map_or(&b""[..], |(a, b)| &arena[a..b]);
+    let parts = || (0..g.parts.len()).map(part);
+    if let Merge::Info(info) = &g.merge {
+        return merge_info(info, parts(), g.proto, out);
+    }
+    // Elsewhere the first error any backend met is the reply: a partial
+    // answer would look complete.
+    if let Some(e) = parts().find(|p| p.is_empty() || reply::is_error(p)) {
+        if e.is_empty() {
+            write::error(out, "ERR internal error: part reply missing");
+        } else {
+            out.extend_from_slice(e);
+        }
+        return;
+    }
+    let mut scratch = Vec::new();
+    match &g.merge {
+        Merge::Info(_) => {}
+        Merge::SumInt => {
+            let mut sum: i64 = 0;
+            for p in parts() {
+                match reply::integer(p) {
+                    Some(v) => sum = sum.saturating_add(v),
+                    None => return unexpected(out, "an integer"),
+                }
+            }
+            write::integer(out, sum);
+        }
+        Merge::AllOk => match parts().find(|p| *p != b"+OK\r\n") {
+            Some(other) => out.extend_from_slice(other),
+            None => write::simple(out, "OK"),
+        },
+        Merge::Same => {
+            let first = part(0);
+            match parts().find(|p| *p != first) {
+                Some(_) => write::error(out, "ERR backends answered differently"),
+                None => out.extend_from_slice(first),
+            }
+        }
+        Merge::Concat { cap } => {
+            let mut total = 0;
+            for p in parts() {
+                scratch.clear();
+                if reply::aggregate(p, &mut scratch).is_none() {
+                    return unexpected(out, "an array");
+                }
+                total += scratch.len();
+            }
+            if total > *cap {
+                return write::error(
+                    out,
+                    &format!("ERR KEYS would return {total} keys, more than keys_limit ({cap}); use SCAN"),
+                );
+            }
+            write::array_header(out, total);
+            for p in parts() {
+                scratch.clear();
+                let _ = reply::aggregate(p, &mut scratch);
+                for &(a, b) in &scratch {
+                    out.extend_from_slice(&p[a..b]);
+                }
+            }
+        }
+        Merge::AndInts => {
+            let mut all: Option<Vec<bool>> = None;
+            for p in parts() {
+                scratch.clear();
+                if reply::aggregate(p, &mut scratch).is_none() {
+                    return unexpected(out, "an array");
+                }
+                let here: Vec<bool> = scratch
+                    .iter()
+                    .map(|&(a, b)| reply::integer(&p[a..b]) == Some(1))
+                    .collect();
+                all = Some(match all {
+                    None => here,
+                    Some(prev) if prev.len() == here.len() => {
+                        prev.iter().zip(&here).map(|(x, y)| *x && *y).collect()
+                    }
+                    Some(_) => return unexpected(out, "arrays of one length"),
+                });
+            }
+            let all = all.unwrap_or_default();
+            write::array_header(out, all.len());
+            for v in all {
+                write::integer(out, v as i64);
+            }
+        }
+        Merge::First => out.extend_from_slice(part(0)),
+        Merge::AnyNonNull { start } => {
+            let n = g.parts.len();
+            let found = (0..n)
+                .map(|i| part((start + i) % n))
+                .find(|p| !matches!(*p, b"$-1\r\n" | b"_\r\n" | b"*-1\r\n"));
+            match found {
+                Some(p) => out.extend_from_slice(p),
+                None => write::null(out, g.proto),
+            }
+        }
+        Merge::Scan { backend, backends } => {
+            let p = part(0);
+            if reply::elements(p, 2, &mut scratch).is_none() {
+                return unexpected(out, "a SCAN reply");
+            }
+            let (ca, cb) = scratch[0];
+            let cursor = reply::string(&p[ca..cb]).and_then(parse_u64);
+            let Some(cursor) = cursor else {
+                return unexpected(out, "a SCAN cursor");
+            };
+            let next = if cursor != 0 {
+                scan_cursor(*backend, *backends, cursor)
+            } else if backend + 1 < *backends {
+                // This backend is done: the next one starts.
+                Some(*backend as u64 + 1)
+            } else {
+                Some(0)
+            };
+            let Some(next) = next else {
+                return write::error(out, "ERR SCAN cursor of a backend too large to combine");
+            };
+            write::array_header(out, 2);
+            let mut digits = Vec::with_capacity(20);
+            write::push_decimal(&mut digits, next);
+            write::bulk(out, &digits);
+            let (ka, kb) = scratch[1];
+            out.extend_from_slice(&p[ka..kb]);
+        }
+    }
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+fn unexpected(out: &mut Vec<u8>, what: &str) {
+    write::error(
+        out,
+        &format!("ERR upstream sent an unexpected reply (expected {what})"),
+    );
+}
+
+/// `major.minor.patch` as numbers, for finding the lowest version.
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|n| n.parse().unwrap_or(0)).collect()
+}
+
+fn merge_info<'a>(
+    info: &InfoParts,
+    parts: impl Iterator<Item = &'a [u8]>,
+    proto: Protocol,
+    out: &mut Vec<u8>,
+) {
+    let mut version: Option<&str> = None;
+    // Per database: keys, expires, and avg_ttl weighted by expires.
+    let mut dbs: Vec<(u64, u64, u64, u128)> = Vec::new();
+    let mut answered = 0;
+    let mut failed = 0;
+    for p in parts {
+        let Some(text) = reply::string(p).and_then(|t| std::str::from_utf8(t).ok()) else {
+            failed += 1;
+            continue;
+        };
+        answered += 1;
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("redis_version:") {
+                if version.is_none_or(|cur| version_key(v) < version_key(cur)) {
+                    version = Some(v);
+                }
+            } else if let Some(rest) = line.strip_prefix("db") {
+                let Some((n, fields)) = rest.split_once(':') else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                let field = |name: &str| {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let (keys, expires, ttl) = (field("keys"), field("expires"), field("avg_ttl"));
+                match dbs.iter_mut().find(|d| d.0 == n) {
+                    Some(d) => {
+                        d.1 += keys;
+                        d.2 += expires;
+                        d.3 += ttl as u128 * expires as u128;
+                    }
+                    None => dbs.push((n, keys, expires, ttl as u128 * expires as u128)),
+                }
+            }
+        }
+    }
+    let mut text = String::new();
+    if let Some(server) = &info.server {
+        text.push_str("# Server\r\nredis_version:");
+        text.push_str(version.unwrap_or(info.fallback_version));
+        text.push_str("\r\n");
+        text.push_str(server);
+        text.push_str(&format!(
+            "keyway_backends_answered:{answered}\r\nkeyway_backends_failed:{failed}\r\n\r\n"
+        ));
+    }
+    text.push_str(&info.rest);
+    if info.keyspace {
+        text.push_str("# Keyspace\r\n");
+        dbs.sort_unstable();
+        for (n, keys, expires, weighted) in dbs {
+            let avg = if expires > 0 {
+                weighted / expires as u128
+            } else {
+                0
+            };
+            text.push_str(&format!(
+                "db{n}:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+            ));
+        }
+        text.push_str("\r\n");
+    }
+    // Redis ends INFO without the last blank line.
+    while text.ends_with("\r\n\r\n") {
+        text.truncate(text.len() - 2);
+    }
+    write::verbatim(out, &text, proto);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(merge: Merge, parts: &[&[u8]]) -> Vec<u8> {
+        let mut arena = Vec::new();
+        let mut g = Gather::new(merge, Protocol::Resp2, parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            let a = arena.len();
+            arena.extend_from_slice(p);
+            g.parts[i] = Some((a, arena.len()));
+        }
+        let mut out = Vec::new();
+        merge_into(&g, &arena, &mut out);
+        out
+    }
+
+    fn merge_into(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
+        merge(g, arena, out)
+    }
+
+    #[test]
+    fn sums_concats_and_first_errors() {
+        assert_eq!(run(Merge::SumInt, &[b":3\r\n", b":4\r\n"]), b":7\r\n");
+        assert_eq!(
+            run(Merge::SumInt, &[b":3\r\n", b"-ERR down\r\n"]),
+            b"-ERR down\r\n"
+        );
+        assert_eq!(
+            run(
+                Merge::Concat { cap: 10 },
+                &[
+                    b"*1\r\n$1\r\na\r\n",
+                    b"*0\r\n",
+                    b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"
+                ]
+            ),
+            b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        let capped = run(Merge::Concat { cap: 1 }, &[b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"]);
+        assert!(capped.starts_with(b"-ERR KEYS would return 2 keys"));
+        assert_eq!(run(Merge::AllOk, &[b"+OK\r\n", b"+OK\r\n"]), b"+OK\r\n");
+        assert_eq!(
+            run(
+                Merge::AndInts,
+                &[b"*2\r\n:1\r\n:1\r\n", b"*2\r\n:0\r\n:1\r\n"]
+            ),
+            b"*2\r\n:0\r\n:1\r\n"
+        );
+        assert_eq!(
+            run(Merge::Same, &[b"$2\r\nab\r\n", b"$2\r\nac\r\n"]),
+            b"-ERR backends answered differently\r\n"
+        );
+        assert_eq!(
+            run(
+                Merge::AnyNonNull { start: 1 },
+                &[b"$1\r\nk\r\n", b"$-1\r\n"]
+            ),
+            b"$1\r\nk\r\n"
+        );
+        assert_eq!(
+            run(Merge::AnyNonNull { start: 0 }, &[b"$-1\r\n", b"$-1\r\n"]),
+            b"$-1\r\n"
+        );
+    }
+
+    #[test]
+    fn scan_cursors_walk_every_backend_in_turn() {
+        let scan = |backend, cursor: &str| {
+            let reply = format!("*2\r\n${}\r\n{cursor}\r\n*1\r\n$1\r\nk\r\n", cursor.len());
+            run(
+                Merge::Scan {
+                    backend,
+                    backends: 3,
+                },
+                &[reply.as_bytes()],
+            )
+        };
+        // Mid-backend: backend 1's cursor 7 becomes 7*3+1 = 22.
+        assert_eq!(scan(1, "7"), b"*2\r\n$2\r\n22\r\n*1\r\n$1\r\nk\r\n");
+        assert_eq!(split_cursor(22, 3), (1, 7));
+        // A backend done hands over to the next one, at its cursor 0.
+        assert_eq!(scan(0, "0"), b"*2\r\n$1\r\n1\r\n*1\r\n$1\r\nk\r\n");
+        assert_eq!(split_cursor(1, 3), (1, 0));
+        // The last backend done: the whole scan is.
+        assert_eq!(scan(2, "0"), b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
+        assert!(scan(1, "18446744073709551615").starts_with(b"-ERR SCAN cursor"));
+    }
+
+    #[test]
+    fn info_takes_the_lowest_version_and_sums_keyspaces() {
+        let info = InfoParts {
+            server: Some("keyway_version:1\r\n".into()),
+            rest: "# Replication\r\nrole:master\r\n\r\n".into(),
+            keyspace: true,
+            fallback_version: "7.2.4",
+        };
+        let a =
+            "# Server\r\nredis_version:7.2.4\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n";
+        let b = "# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=300,subexpiry=0\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
+        let bulk = |s: &str| format!("${}\r\n{s}\r\n", s.len());
+        let out = run(
+            Merge::Info(Box::new(info)),
+            &[
+                bulk(a).as_bytes(),
+                bulk(b).as_bytes(),
+                b"-ERR upstream unavailable",
+            ],
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("redis_version:7.0.15\r\n"), "{text}");
+        assert!(text.contains("keyway_backends_failed:1\r\n"), "{text}");
+        assert!(
+            text.contains("db0:keys=5,expires=2,avg_ttl=200\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db1:keys=1,expires=0,avg_ttl=0\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("# Replication\r\nrole:master\r\n"), "{text}");
+        assert!(text.ends_with("avg_ttl=0\r\n\r\n"), "{text:?}");
+    }
+}

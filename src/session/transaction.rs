@@ -1,0 +1,205 @@
+//! MULTI ... EXEC through a sharding proxy. keyway queues a transaction's
+//! commands itself, answering `+QUEUED` (or the error Redis would give at
+//! queue time), and checks that all their keys live on one backend (one
+//! slot of a Redis Cluster). At EXEC it writes MULTI, the commands and EXEC
+//! to that backend's connection in one piece — nothing else can come
+//! between them on the connection — so the backend runs them atomically,
+//! and only EXEC's reply reaches the client. If the connection drops before
+//! EXEC arrives, the backend discards the transaction: it runs whole or
+//! not at all.
+//!
+//! A command whose key lives elsewhere, or one keyway cannot run inside a
+//! transaction, gets an error and the transaction is aborted: EXEC answers
+//! `EXECABORT` and **nothing** of it is sent.
+
+use super::plan::{self, Target};
+use super::replies::Waiter;
+use super::{Client, CoreContext};
+use crate::command::{key_indices, CommandSpec, Exec, Local};
+use crate::resp::request::Arg;
+use crate::resp::write::quoted;
+use crate::stats::ErrorKind;
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Transaction {
+    /// The queued commands, encoded as the backend gets them.
+    queued: Vec<u8>,
+    /// Where each queued command ends in `queued`.
+    ends: Vec<usize>,
+    /// The endpoint and slot of its keys, once a keyed command came.
+    place: Option<(usize, u16)>,
+    /// An error was answered while queueing: EXEC must fail.
+    aborted: bool,
+}
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let name = &frame[args[0].start..args[0].end];
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    if is(b"multi") {
+        if client.tx.is_some() {
+            return client.error("ERR MULTI calls can not be nested");
+        }
+        client.tx = Some(Box::default());
+        client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
+    } else if is(b"discard") {
+        match client.tx.take() {
+            Some(_) => client.reply(|o| o.extend_from_slice(b"+OK\r\n")),
+            None => client.error("ERR DISCARD without MULTI"),
+        }
+    } else if is(b"exec") {
+        match client.tx.take() {
+            Some(tx) => exec(ctx, client, *tx),
+            None => client.error("ERR EXEC without MULTI"),
+        }
+    } else if is(b"watch") {
+        if client.tx.is_some() {
+            abort(client, "ERR WATCH inside MULTI is not allowed");
+        } else {
+            client.fail(
+                ErrorKind::Unsupported,
+                "ERR WATCH is not supported by keyway yet (MULTI/EXEC is, on the keys' backend)",
+            );
+        }
+    } else {
+        // UNWATCH: nothing is watched.
+        client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
+    }
+}
+
+/// Answers an error while queueing and dooms the transaction.
+fn abort(client: &mut Client, msg: &str) {
+    if let Some(tx) = client.tx.as_mut() {
+        tx.aborted = true;
+    }
+    client.error(msg);
+}
+
+/// Marks the transaction aborted (an error was already answered).
+pub fn doom(client: &mut Client) {
+    if let Some(tx) = client.tx.as_mut() {
+        tx.aborted = true;
+    }
+}
+
+/// Queues one command of an open transaction.
+pub fn queue(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+) {
+    match spec.exec {
+        Exec::Forward | Exec::Split(_) | Exec::Local(Local::Ping | Local::Echo) => {}
+        Exec::Unsupported => {
+            return abort(
+                client,
+                &format!(
+                    "ERR unsupported command '{}'",
+                    quoted(spec.name.as_bytes(), 64)
+                ),
+            );
+        }
+        _ => {
+            return abort(
+                client,
+                &format!(
+                    "ERR '{}' inside MULTI is not supported by keyway",
+                    spec.name.to_uppercase()
+                ),
+            );
+        }
+    }
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets: Vec<Target> = std::mem::take(&mut client.targets);
+    keys.clear();
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let result = match key_indices(spec, args.len(), arg, &mut keys) {
+        Err(e) => Err(e.message().to_string()),
+        Ok(()) if keys.is_empty() => {
+            let tx = client.tx.as_mut().expect("queue runs inside MULTI");
+            tx.queued.extend_from_slice(frame);
+            Ok(None)
+        }
+        Ok(()) => {
+            let tx = client.tx.as_mut().expect("queue runs inside MULTI");
+            let start = tx.queued.len();
+            match plan::transaction_target(ctx, frame, args, &keys, &mut targets, &mut tx.queued) {
+                Ok(()) => Ok(Some((start, targets[0].place()))),
+                Err(e) => {
+                    tx.queued.truncate(start);
+                    Err(e)
+                }
+            }
+        }
+    };
+    client.keys = keys;
+    client.targets = targets;
+    let outcome = result.and_then(|placed| {
+        let tx = client.tx.as_mut().expect("queue runs inside MULTI");
+        if let Some((start, place)) = placed {
+            match tx.place {
+                None => tx.place = Some(place),
+                Some(p) if p == place => {}
+                Some(_) => {
+                    tx.queued.truncate(start);
+                    return Err(format!(
+                        "ERR key '{}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run",
+                        keys_first(frame, args, spec)
+                    ));
+                }
+            }
+        }
+        tx.ends.push(tx.queued.len());
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => client.reply(|o| o.extend_from_slice(b"+QUEUED\r\n")),
+        Err(e) => abort(client, &e),
+    }
+}
+
+/// The first key of a command, for messages.
+fn keys_first(frame: &[u8], args: &[Arg], spec: &CommandSpec) -> String {
+    let mut keys = Vec::new();
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    match key_indices(spec, args.len(), arg, &mut keys) {
+        Ok(()) if !keys.is_empty() => quoted(arg(keys[0]), 128),
+        _ => String::new(),
+    }
+}
+
+fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
+    if tx.aborted {
+        return client.fail(ErrorKind::Other, EXECABORT);
+    }
+    if tx.ends.is_empty() {
+        return client.reply(|o| o.extend_from_slice(b"*0\r\n"));
+    }
+    // Keyless transactions (PING, ECHO) run on any backend: the first.
+    let endpoint = tx.place.map_or(0, |(e, _)| e);
+    let conn = ctx.upstreams.conn(endpoint, client.proto);
+    // One piece on the connection: these sends are appended back to back
+    // before anything else runs on this core.
+    conn.send(
+        |b| b.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n"),
+        Waiter::Ignore,
+    );
+    let mut start = 0;
+    for &end in &tx.ends {
+        conn.send(
+            |b| b.extend_from_slice(&tx.queued[start..end]),
+            Waiter::Ignore,
+        );
+        start = end;
+    }
+    let slot = client.replies.borrow_mut().push_waiting();
+    conn.send(
+        |b| b.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n"),
+        Waiter::new(&client.replies, slot, 0),
+    );
+}
