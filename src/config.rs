@@ -46,6 +46,7 @@ struct RawProxy {
     connection_rate_limit: Option<Spanned<i64>>,
     mirror_queue_limit: Option<Spanned<i64>>,
     allow_flush: Option<bool>,
+    databases: Option<Spanned<i64>>,
     keys_limit: Option<Spanned<i64>>,
     tls: Option<Spanned<RawProxyTls>>,
 }
@@ -281,6 +282,8 @@ pub struct Config {
     pub mirror_queue_limit: usize,
     /// FLUSHALL / FLUSHDB reach every backend (true), or are refused.
     pub allow_flush: bool,
+    /// Databases a client may SELECT (the backends' `databases`).
+    pub databases: u16,
     /// The most keys one KEYS may return (all backends together).
     pub keys_limit: usize,
     /// Admin HTTP endpoint (none: no admin endpoint).
@@ -871,6 +874,7 @@ impl Config {
             10_000,
             10_000_000,
         )? as usize;
+        let databases = positive(&ctx, &p.databases, "proxy.databases", 16, 65_535)? as u16;
         let keys_limit = positive(
             &ctx,
             &p.keys_limit,
@@ -934,6 +938,7 @@ impl Config {
             connection_rate_limit,
             mirror_queue_limit,
             allow_flush: p.allow_flush.unwrap_or(true),
+            databases,
             keys_limit,
             admin_listen,
             latency_dir,

@@ -113,8 +113,10 @@ fn local_unsupported_unknown_and_arity() {
     assert_eq!(cl.cmd(&["ping", "hi"]), bulk("hi"));
     assert_eq!(cl.cmd(&["ECHO", "e"]), bulk("e"));
     assert_eq!(cl.cmd(&["SELECT", "0"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["SELECT", "1"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["SELECT", "0"]), "+OK\r\n");
     assert!(cl
-        .cmd(&["SELECT", "1"])
+        .cmd(&["SELECT", "16"])
         .starts_with("-ERR DB index is out of range"));
     assert!(cl.cmd(&["COMMAND", "COUNT"]).starts_with(':'));
     assert!(cl
@@ -135,15 +137,9 @@ fn local_unsupported_unknown_and_arity() {
         "-ERR unsupported command 'CLIENT KILL'\r\n"
     );
     for c in [
-        &["KEYS", "*"][..],
-        &["SCAN", "0"],
-        &["MULTI"],
-        &["EXEC"],
-        &["WATCH", "k"],
-        &["SUBSCRIBE", "ch"],
+        &["SUBSCRIBE", "ch"][..],
         &["BLPOP", "l", "0"],
-        &["CONFIG", "GET", "save"],
-        &["FLUSHALL"],
+        &["SWAPDB", "0", "1"],
     ] {
         let r = cl.cmd(c);
         assert_eq!(r, format!("-ERR unsupported command '{}'\r\n", c[0]));
@@ -639,4 +635,78 @@ fn sort_and_georadius_store_destinations_are_routed_keys() {
         .starts_with("-CROSSSLOT"),
         topo.route(other.as_bytes()) != topo.route(b"{g}pts")
     );
+}
+
+#[test]
+fn info_answers_while_a_backend_is_down_and_dbsize_says_it_is_partial() {
+    // ioredis and glide send INFO before anything else: one dead backend
+    // must not stop every client from connecting; DBSIZE, whose answer
+    // would be silently partial, fails instead.
+    let (a, b, mut c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "op_timeout = \"1s\"\n");
+    let mut cl = k.client();
+    for i in 0..30 {
+        assert_eq!(cl.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
+    }
+    assert_eq!(cl.cmd(&["DBSIZE"]), ":30\r\n");
+    let info = cl.cmd(&["INFO"]);
+    assert!(info.contains("db0:keys=30,"), "{info}");
+    assert!(info.contains("keyway_backends_failed:0"), "{info}");
+    c.kill();
+    let info = cl.cmd(&["INFO"]);
+    assert!(info.contains("redis_version:"), "{info}");
+    assert!(info.contains("loading:0"), "{info}");
+    assert!(info.contains("keyway_backends_failed:1"), "{info}");
+    assert!(cl.cmd(&["DBSIZE"]).starts_with("-ERR upstream"));
+    assert!(cl.cmd(&["KEYS", "*"]).starts_with("-ERR upstream"));
+    assert_eq!(cl.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn a_refused_transaction_executes_nothing() {
+    // Found by issue 11: MULTI was refused but the commands after it ran,
+    // so a client that retried applied its writes twice.
+    let (a, b, c) = three();
+    let k = Keyway::over(&[&a, &b, &c], "");
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["INCR", "{t}1"]), "+QUEUED\r\n");
+    assert!(cl.cmd(&["NOSUCH"]).starts_with("-ERR unknown command"));
+    assert_eq!(cl.cmd(&["INCR", "{t}1"]), "+QUEUED\r\n");
+    assert_eq!(
+        cl.cmd(&["EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(cl.cmd(&["GET", "{t}1"]), "$-1\r\n");
+    // Keys on two backends: aborted, and nothing of it ran.
+    let keys: Vec<String> = (0..20).map(|i| format!("x{i}")).collect();
+    let home = |key: &str| {
+        [&a, &b, &c]
+            .iter()
+            .position(|r| r.client().cmd(&["EXISTS", key]) == ":1\r\n")
+    };
+    for key in &keys {
+        cl.cmd(&["SET", key, "0"]);
+    }
+    let other = keys
+        .iter()
+        .find(|key| home(key) != home(&keys[0]))
+        .expect("20 keys over 3 backends");
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["INCR", &keys[0]]), "+QUEUED\r\n");
+    assert!(cl
+        .cmd(&["INCR", other])
+        .contains("lives on another backend"));
+    assert!(cl.cmd(&["EXEC"]).starts_with("-EXECABORT"));
+    assert_eq!(cl.cmd(&["GET", &keys[0]]), bulk("0"));
+    assert_eq!(cl.cmd(&["GET", other]), bulk("0"));
+    // DISCARD drops what was queued; a good transaction runs whole.
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["INCR", &keys[0]]), "+QUEUED\r\n");
+    assert_eq!(cl.cmd(&["DISCARD"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["GET", &keys[0]]), bulk("0"));
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["INCR", &keys[0]]), "+QUEUED\r\n");
+    assert_eq!(cl.cmd(&["INCRBY", &keys[0], "5"]), "+QUEUED\r\n");
+    assert_eq!(cl.cmd(&["EXEC"]), "*2\r\n:1\r\n:6\r\n");
 }

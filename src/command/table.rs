@@ -52,6 +52,7 @@ pub enum Local {
     Client,
     Auth,
     Role,
+    Reset,
 }
 
 /// Commands every backend answers a part of (see `session::fanout`).
@@ -222,7 +223,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("quit", -1, R, NONE, l(Local::Quit)), cmd!("select", 2, R, NONE, l(Local::Select)),
     cmd!("command", -1, R, NONE, l(Local::Command)), cmd!("hello", -1, R, NONE, l(Local::Hello)),
     cmd!("client", -2, R, NONE, l(Local::Client)), cmd!("auth", -2, R, NONE, l(Local::Auth)),
-    cmd!("role", 1, R, NONE, l(Local::Role)),
+    cmd!("role", 1, R, NONE, l(Local::Role)), cmd!("reset", 1, R, NONE, l(Local::Reset)),
     // answered by every backend together
     cmd!("info", -1, R, NONE, fan(Fan::Info)), cmd!("dbsize", 1, R, NONE, fan(Fan::Dbsize)),
     cmd!("flushdb", -1, W, NONE, fan(Fan::Flush)), cmd!("flushall", -1, W, NONE, fan(Fan::Flush)),
@@ -251,7 +252,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("function", -2, R, NONE, U), cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
     cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
     cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),
-    cmd!("migrate", -6, W, NONE, U), cmd!("reset", 1, R, NONE, U),
+    cmd!("migrate", -6, W, NONE, U),
     cmd!("lolwut", -1, R, NONE, U), cmd!("module", -2, R, NONE, U), cmd!("failover", -1, R, NONE, U),
     cmd!("memory_doctor", 1, R, NONE, U),
 ];

@@ -161,7 +161,7 @@ fn gather(
     let g = Gather::new(merge, client.proto, all.primaries.len());
     let slot = client.replies.borrow_mut().push_gather(g);
     for (part, &ep) in all.primaries.iter().enumerate() {
-        ctx.upstreams.conn(ep, client.proto).send(
+        ctx.upstreams.conn_in(ep, client.proto, client.db).send(
             |b| b.extend_from_slice(frame),
             Waiter::new(&client.replies, slot, part),
         );
@@ -169,7 +169,7 @@ fn gather(
     if mirrored {
         for &(ep, cluster) in &all.mirrors {
             CoreStats::add(&ctx.stats.mirrors[cluster].sent, 1);
-            ctx.upstreams.conn(ep, client.proto).send(
+            ctx.upstreams.conn_in(ep, client.proto, client.db).send(
                 |b| b.extend_from_slice(frame),
                 Waiter::mirror(&ctx.stats, cluster),
             );
@@ -181,7 +181,7 @@ fn gather(
 fn one(ctx: &CoreContext, client: &mut Client, ep: usize, merge: Merge, request: &[u8]) {
     let g = Gather::new(merge, client.proto, 1);
     let slot = client.replies.borrow_mut().push_gather(g);
-    ctx.upstreams.conn(ep, client.proto).send(
+    ctx.upstreams.conn_in(ep, client.proto, client.db).send(
         |b| b.extend_from_slice(request),
         Waiter::new(&client.replies, slot, 0),
     );
@@ -208,7 +208,7 @@ fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
     }
     let slot = client.replies.borrow_mut().push_gather(g);
     for (part, &ep) in eps.iter().enumerate() {
-        ctx.upstreams.conn(ep, client.proto).send(
+        ctx.upstreams.conn_in(ep, client.proto, client.db).send(
             |b| b.extend_from_slice(b"*1\r\n$4\r\nINFO\r\n"),
             Waiter::new(&client.replies, slot, part),
         );

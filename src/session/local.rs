@@ -26,11 +26,7 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
             client.reply(|o| write::simple(o, "OK"));
             client.close = true;
         }
-        Local::Select => match parse_int(arg(1)) {
-            Some(0) => client.reply(|o| write::simple(o, "OK")),
-            Some(_) => client.error("ERR DB index is out of range (keyway serves database 0 only)"),
-            None => client.error("ERR value is not an integer or out of range"),
-        },
+        Local::Select => select(ctx, client, arg(1)),
         Local::Auth => {
             if auth(ctx, client, &(1..argc).map(arg).collect::<Vec<_>>()) {
                 client.reply(|o| write::simple(o, "OK"));
@@ -39,9 +35,36 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
         Local::Hello => hello(ctx, client, frame, args),
         Local::Client => client_cmd(client, frame, args),
         Local::Command => command(ctx, client, frame, args),
+        // As Redis: back to a new connection's state (RESP2, database 0,
+        // no transaction, no name, authenticated only without a password).
+        Local::Reset => {
+            client.proto = Protocol::Resp2;
+            client.db = 0;
+            client.tx = None;
+            client.name = None;
+            client.authenticated = ctx.topo.config.password.is_none();
+            client.reply(|o| write::simple(o, "RESET"));
+        }
         // keyway is what its clients see: a primary without replicas.
         Local::Role => client.reply(|o| o.extend_from_slice(b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")),
     }
+}
+
+/// SELECT n: later requests of this client go over connections that
+/// selected database n. Redis Clusters have database 0 only, and say so.
+fn select(ctx: &CoreContext, client: &mut Client, n: &[u8]) {
+    let Some(db) = parse_int(n) else {
+        return client.error("ERR value is not an integer or out of range");
+    };
+    let topo = &ctx.topo;
+    if db != 0 && (0..topo.clusters.len()).any(|c| topo.is_redis_cluster(c)) {
+        return client.error("ERR SELECT is not allowed in cluster mode");
+    }
+    if db < 0 || db >= topo.config.databases as i64 {
+        return client.error("ERR DB index is out of range");
+    }
+    client.db = db as u16;
+    client.reply(|o| write::simple(o, "OK"));
 }
 
 /// Compares secrets in time that depends only on their lengths' maximum,

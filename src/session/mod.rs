@@ -38,6 +38,9 @@ pub struct CoreContext {
 pub struct Client {
     pub id: u64,
     pub proto: Protocol,
+    /// The database SELECT chose: its requests go over connections that
+    /// selected it.
+    pub db: u16,
     pub name: Option<Vec<u8>>,
     pub close: bool,
     /// False until AUTH succeeds when the proxy has a password.
@@ -51,7 +54,7 @@ pub struct Client {
     /// Requests of the current batch per latency group.
     groups: [u64; 4],
     /// An open MULTI: its commands are queued here until EXEC.
-    tx: Option<Box<transaction::Transaction>>,
+    pub tx: Option<Box<transaction::Transaction>>,
 }
 
 impl Client {
@@ -88,6 +91,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
     let mut client = Client {
         id,
         proto: Protocol::Resp2,
+        db: 0,
         name: None,
         close: false,
         authenticated: ctx.topo.config.password.is_none(),
@@ -251,7 +255,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
     if !client.authenticated
         && !matches!(
             spec.exec,
-            Exec::Local(Local::Auth | Local::Hello | Local::Quit)
+            Exec::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)
         )
     {
         client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");

@@ -162,7 +162,7 @@ pub fn execute(
         send(
             ctx,
             primary,
-            client.proto,
+            client,
             |buf| enc.whole(buf, primary),
             Waiter::new(&client.replies, slot, 0),
         );
@@ -179,7 +179,7 @@ pub fn execute(
             send(
                 ctx,
                 g,
-                client.proto,
+                client,
                 |buf| enc.part(buf, g),
                 Waiter::new(&client.replies, slot, pi),
             );
@@ -196,7 +196,9 @@ pub fn execute(
             continue;
         }
         for g in by_endpoint {
-            let conn = ctx.upstreams.conn(g[0].endpoint as usize, client.proto);
+            let conn = ctx
+                .upstreams
+                .conn_in(g[0].endpoint as usize, client.proto, client.db);
             if conn.pending() >= ctx.topo.config.mirror_queue_limit {
                 CoreStats::add(&stats.dropped, 1);
                 continue;
@@ -272,12 +274,14 @@ impl Target {
 fn send(
     ctx: &CoreContext,
     group: &[Target],
-    proto: Protocol,
+    client: &Client,
     encode: impl FnOnce(&mut Vec<u8>),
     waiter: Waiter,
 ) {
-    let conn = ctx.upstreams.conn(group[0].endpoint as usize, proto);
-    send_on(ctx, &conn, group, proto, encode, waiter);
+    let conn = ctx
+        .upstreams
+        .conn_in(group[0].endpoint as usize, client.proto, client.db);
+    send_on(ctx, &conn, group, client.proto, encode, waiter);
 }
 
 /// Sends on `conn`; a request to a Redis Cluster keeps a copy of itself so

@@ -182,7 +182,7 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
     }
     // Keyless transactions (PING, ECHO) run on any backend: the first.
     let endpoint = tx.place.map_or(0, |(e, _)| e);
-    let conn = ctx.upstreams.conn(endpoint, client.proto);
+    let conn = ctx.upstreams.conn_in(endpoint, client.proto, client.db);
     // One piece on the connection: these sends are appended back to back
     // before anything else runs on this core.
     conn.send(

@@ -34,6 +34,8 @@ pub struct ConnSettings {
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// A Redis Cluster node: READONLY first, so replicas serve reads.
     pub readonly: bool,
+    /// The database the connection selects (SELECT n of its clients).
+    pub db: u16,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -108,7 +110,8 @@ impl Conn {
         stats: Rc<CoreStats>,
         ring: Rc<Ring>,
     ) -> Conn {
-        let (handshake, handshake_replies) = handshake(proto, &settings.auth, settings.readonly);
+        let (handshake, handshake_replies) =
+            handshake(proto, &settings.auth, settings.readonly, settings.db);
         Conn {
             ring,
             es: stats.endpoint(endpoint),
@@ -456,6 +459,7 @@ fn handshake(
     proto: Protocol,
     auth: &Option<(Option<String>, String)>,
     readonly: bool,
+    db: u16,
 ) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let user = auth
@@ -490,6 +494,14 @@ fn handshake(
     if readonly {
         write::array_header(&mut out, 1);
         write::bulk(&mut out, b"READONLY");
+        n += 1;
+    }
+    if db != 0 {
+        write::array_header(&mut out, 2);
+        write::bulk(&mut out, b"SELECT");
+        let mut digits = Vec::new();
+        write::push_decimal(&mut digits, db.into());
+        write::bulk(&mut out, &digits);
         n += 1;
     }
     (out, n)

@@ -18,10 +18,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A connection to a database other than 0: (database, protocol) and it.
+type DbConn = ((u16, Protocol), Rc<Conn>);
+
 struct EndpointConns {
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
+    /// Connections to databases other than 0 (clients' SELECT), one per
+    /// (database, protocol), opened on first use.
+    other_dbs: RefCell<Vec<DbConn>>,
+    addr: SocketAddr,
+    label: String,
+    settings: ConnSettings,
 }
 
 /// This core's connections to every endpoint of the topology, and its
@@ -98,6 +107,7 @@ impl Upstreams {
                 (t.client.clone(), name)
             }),
             readonly: c.lb_policy == LbPolicy::RedisCluster,
+            db: 0,
         };
         let make = |proto| {
             (0..c.connections_per_endpoint)
@@ -118,6 +128,10 @@ impl Upstreams {
             resp2: make(Protocol::Resp2),
             resp3: make(Protocol::Resp3),
             next: Cell::new(0),
+            other_dbs: RefCell::new(Vec::new()),
+            addr,
+            label: label.to_string(),
+            settings,
         };
         let mut eps = self.endpoints.borrow_mut();
         if eps.len() <= index {
@@ -203,6 +217,37 @@ impl Upstreams {
         let i = e.next.get();
         e.next.set(if i + 1 >= pool.len() { 0 } else { i + 1 });
         pool[i.min(pool.len() - 1)].clone()
+    }
+
+    /// A connection to `endpoint` speaking `proto` with database `db`
+    /// selected (SELECT n); database 0 is `conn`'s pool.
+    #[inline]
+    pub fn conn_in(&self, endpoint: usize, proto: Protocol, db: u16) -> Rc<Conn> {
+        if db == 0 {
+            return self.conn(endpoint, proto);
+        }
+        let eps = self.endpoints.borrow();
+        let e = eps[endpoint]
+            .as_ref()
+            .expect("slot maps only name endpoints this core has");
+        let mut others = e.other_dbs.borrow_mut();
+        if let Some((_, c)) = others.iter().find(|(k, _)| *k == (db, proto)) {
+            return c.clone();
+        }
+        let conn = Rc::new(Conn::new(
+            endpoint,
+            e.addr,
+            e.label.clone(),
+            proto,
+            ConnSettings {
+                db,
+                ..e.settings.clone()
+            },
+            self.stats.clone(),
+            self.ring.clone(),
+        ));
+        others.push(((db, proto), conn.clone()));
+        conn
     }
 
     fn healthy(&self, endpoint: usize) -> bool {

@@ -1,0 +1,202 @@
+"""Client libraries at their default settings through keyway (issue 11):
+the commands they send on connect (INFO, SELECT), transactions, scripts,
+SCAN/KEYS/DBSIZE/FLUSH and the redis-cli tools, over three real backends.
+Node clients (ioredis, node-redis) come from tests/clients/node, installed
+by scripts/setup.sh.
+"""
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+import valkey
+
+from test_clients import KEYWAY, free_port, start_server, valkey_server_binary, wait_port
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("keyway-compat")
+    procs = []
+    try:
+        binaries = ["redis-server", "redis-server", valkey_server_binary() or "redis-server"]
+        backends = [start_server(procs, tmp, binary=b) for b in binaries]
+        port = free_port()
+        endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
+        cfg = tmp / "keyway.toml"
+        cfg.write_text(f"""
+[proxy]
+listen = "127.0.0.1:{port}"
+cores = 1
+op_timeout = "2s"
+
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+
+[routes]
+catch_all = "main"
+
+[admin]
+latency_dir = "{tmp}/latency"
+""")
+        log = open(tmp / "keyway.log", "w")
+        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))
+        wait_port(port)
+        yield {"port": port, "backends": backends}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def backend_of(proxy, key, db=0):
+    """The backend port that holds `key` (read directly, not through keyway)."""
+    held = [p for p in proxy["backends"] if redis.Redis(port=p, db=db).exists(key)]
+    assert len(held) == 1, (key, held)
+    return held[0]
+
+
+@pytest.mark.parametrize("protocol", [3, 2])
+def test_info_is_answered_for_ready_checks(proxy, protocol):
+    r = redis.Redis(port=proxy["port"], protocol=protocol)
+    r.set("info:k", "1")
+    info = r.info()
+    lowest = min(
+        (tuple(int(x) for x in redis.Redis(port=p).info("server")["redis_version"].split("."))
+         for p in proxy["backends"]))
+    assert tuple(int(x) for x in info["redis_version"].split(".")) == lowest
+    assert info["loading"] == 0 and info["role"] == "master"
+    assert info["redis_mode"] == "standalone"
+    direct = sum(redis.Redis(port=p).dbsize() for p in proxy["backends"])
+    assert info["db0"]["keys"] == direct
+    assert set(r.info("replication")) >= {"role"}
+    assert "db0" not in r.info("replication")
+    assert r.execute_command("ROLE")[0] in ("master", b"master")
+
+
+def test_transactions_run_on_the_keys_backend(proxy):
+    r = redis.Redis(port=proxy["port"])
+    pipe = r.pipeline(transaction=True)
+    for _ in range(5):
+        pipe.incr("{tx}n")
+    assert pipe.execute() == [1, 2, 3, 4, 5]
+    assert r.get("{tx}n") == b"5"
+    # The transaction really ran as one on a backend.
+    assert redis.Redis(port=backend_of(proxy, "{tx}n")).get("{tx}n") == b"5"
+    one = redis.Redis(port=proxy["port"], single_connection_client=True)
+    assert one.execute_command("MULTI")
+    with pytest.raises(redis.ResponseError, match="MULTI calls can not be nested"):
+        one.execute_command("MULTI")
+    assert one.execute_command("DISCARD")
+    with pytest.raises(redis.ResponseError, match="EXEC without MULTI"):
+        one.execute_command("EXEC")
+
+
+def test_a_transaction_across_backends_runs_nothing(proxy):
+    r = redis.Redis(port=proxy["port"])
+    keys = [f"txx:{i}" for i in range(40)]
+    for k in keys:
+        r.set(k, 0)
+    a = keys[0]
+    b = next(k for k in keys if backend_of(proxy, k) != backend_of(proxy, a))
+    pipe = r.pipeline(transaction=True)
+    pipe.incr(a)
+    pipe.incr(b)
+    with pytest.raises(redis.exceptions.ResponseError):
+        pipe.execute()
+    # Nothing queued ran: not the first key's INCR either.
+    assert r.get(a) == b"0" and r.get(b) == b"0"
+    # The connection is usable after the aborted transaction.
+    assert r.incr(a) == 1
+
+
+def test_scripts_load_on_every_backend(proxy):
+    r = redis.Redis(port=proxy["port"])
+    r.script_flush()
+    script = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+    assert script(keys=["script:x"], args=[3]) == 3
+    assert script(keys=["script:y"], args=[4]) == 4
+    sha = r.script_load("return 7")
+    assert r.script_exists(sha, "0" * 40) == [True, False]
+    for p in proxy["backends"]:
+        assert redis.Redis(port=p).script_exists(sha) == [True]
+    assert r.script_flush()
+    assert r.script_exists(sha) == [False]
+
+
+def test_scan_keys_dbsize_randomkey_cover_every_backend(proxy):
+    r = valkey.Valkey(port=proxy["port"], protocol=2)
+    want = {f"scan:{i}".encode() for i in range(500)}
+    r.mset({k: b"v" for k in want})
+    assert set(r.scan_iter(match="scan:*", count=40)) == want
+    assert set(r.keys("scan:*")) == want
+    assert r.dbsize() == sum(redis.Redis(port=p).dbsize() for p in proxy["backends"])
+    assert r.randomkey() is not None
+    assert isinstance(r.time()[0], int)
+    assert r.lastsave()
+    assert r.config_get("save") is not None
+    with pytest.raises(valkey.exceptions.ResponseError, match="invalid cursor"):
+        r.scan(cursor="nope")
+
+
+def test_select_gives_each_client_its_database(proxy):
+    r2 = redis.Redis(port=proxy["port"], db=2)
+    r0 = redis.Redis(port=proxy["port"])
+    r2.set("sel:k", "in2")
+    assert r2.get("sel:k") == b"in2"
+    assert r0.get("sel:k") is None
+    port = next(p for p in proxy["backends"] if redis.Redis(port=p, db=2).exists("sel:k"))
+    assert redis.Redis(port=port, db=2).get("sel:k") == b"in2"
+    with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+        r0.select(99) if hasattr(r0, "select") else r0.execute_command("SELECT", 99)
+
+
+@pytest.mark.parametrize("script", ["ioredis_check.js", "node_redis_check.js"])
+def test_node_clients_with_default_options(proxy, script):
+    res = subprocess.run(["node", script, str(proxy["port"])], cwd=NODE_DIR,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    if script == "node_redis_check.js":
+        # `database: 1` really selected database 1 on the backends.
+        assert sum(redis.Redis(port=p, db=1).dbsize() for p in proxy["backends"]) >= 302
+
+
+def test_redis_cli_tools(proxy):
+    port = str(proxy["port"])
+    run = lambda *a: subprocess.run(["redis-cli", "-p", port, *a], capture_output=True,
+                                    text=True, timeout=60)
+    redis.Redis(port=proxy["port"]).mset({f"cli2:{i}": i for i in range(50)})
+    assert "redis_version:" in run("info").stdout
+    assert int(run("dbsize").stdout) >= 50
+    scanned = run("--scan", "--pattern", "cli2:*").stdout.split()
+    assert sorted(scanned) == sorted(f"cli2:{i}" for i in range(50))
+    big = run("--bigkeys")
+    assert big.returncode == 0 and "strings" in big.stdout, big.stdout + big.stderr
+    stat = subprocess.run(["timeout", "2", "stdbuf", "-oL", "redis-cli", "-p", port, "--stat", "-i", "0.2"],
+                          capture_output=True, text=True)
+    assert "keys" in stat.stdout and "requests" in stat.stdout, stat.stdout + stat.stderr
+    assert "ERR" not in stat.stdout, stat.stdout
+
+
+def test_redis_benchmark_default_suite_without_warnings(proxy):
+    res = subprocess.run(["redis-benchmark", "-p", str(proxy["port"]), "-q", "-n", "2000"],
+                         capture_output=True, text=True, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    bad = [l for l in out.replace("\r", "\n").splitlines() if "WARNING" in l or "ERR" in l]
+    assert not bad, bad
+    for test in ["PING_INLINE", "SET", "GET", "INCR", "LPUSH", "SADD", "HSET", "ZADD",
+                 "LRANGE_100 (first 100 elements)", "MSET (10 keys)"]:
+        assert f"{test}:" in out, out
+
+
+def test_flushall_reaches_every_backend(proxy):
+    r = redis.Redis(port=proxy["port"])
+    r.mset({f"fl:{i}": i for i in range(30)})
+    assert r.flushall()
+    assert r.dbsize() == 0
+    assert all(redis.Redis(port=p).dbsize() == 0 for p in proxy["backends"])
