@@ -12,6 +12,8 @@ pub enum KeyError {
     /// SORT BY/GET patterns read keys the proxy cannot route.
     SortPattern(&'static str),
     Syntax,
+    /// XREAD's STREAMS without as many IDs as keys.
+    Streams,
 }
 
 impl KeyError {
@@ -23,6 +25,7 @@ impl KeyError {
             KeyError::SortPattern("BY") => "ERR BY option of SORT denied in Cluster mode.",
             KeyError::SortPattern(_) => "ERR GET option of SORT denied in Cluster mode.",
             KeyError::Syntax => "ERR syntax error",
+            KeyError::Streams => "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
         }
     }
 }
@@ -109,6 +112,18 @@ pub fn key_indices<'a>(
                     i += 1;
                 }
             }
+        }
+        KeySpec::Streams => {
+            // XREAD[GROUP] ... STREAMS key [key ...] id [id ...]: the keys
+            // are the first half of what follows STREAMS.
+            let Some(at) = (1..argc).find(|&i| arg(i).eq_ignore_ascii_case(b"streams")) else {
+                return Err(KeyError::Syntax);
+            };
+            let rest = argc - at - 1;
+            if rest == 0 || !rest.is_multiple_of(2) {
+                return Err(KeyError::Streams);
+            }
+            out.extend(at + 1..at + 1 + rest / 2);
         }
         KeySpec::StoreNumKeys => {
             out.push(1);

@@ -5,4 +5,4 @@ pub mod keys;
 pub mod table;
 
 pub use keys::{key_indices, KeyError};
-pub use table::{lookup, CommandSpec, Exec, Fan, KeySpec, Local, Split, COMMANDS};
+pub use table::{lookup, Block, CommandSpec, Exec, Fan, KeySpec, Local, Split, COMMANDS};

@@ -27,6 +27,8 @@ pub enum KeySpec {
     GeoRadius {
         options: u8,
     },
+    /// XREAD/XREADGROUP: the keys after STREAMS (half of what follows).
+    Streams,
 }
 
 /// Multi-key commands keyway splits per endpoint and merges back.
@@ -55,6 +57,19 @@ pub enum Local {
     Reset,
 }
 
+/// Where a blocking command says how long it may block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// Seconds (a float, 0 = forever) in the last argument: BLPOP, BRPOP,
+    /// BZPOPMIN/MAX, BRPOPLPUSH, BLMOVE.
+    LastSeconds,
+    /// Seconds in argument 1: BLMPOP, BZMPOP.
+    FirstSeconds,
+    /// Milliseconds after a BLOCK option (XREAD, XREADGROUP); without it
+    /// the command does not block.
+    BlockOption,
+}
+
 /// Commands every backend answers a part of (see `session::fanout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fan {
@@ -80,6 +95,9 @@ pub enum Exec {
     Fanout(Fan),
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (see `session::transaction`).
     Transaction,
+    /// May block on the backend: sent over a connection of its own, so
+    /// nobody else's requests wait behind it (see `session::blocking`).
+    Blocking(Block),
     /// Cannot work through a sharding proxy.
     Unsupported,
 }
@@ -135,6 +153,9 @@ const fn l(c: Local) -> Exec {
 }
 const fn fan(f: Fan) -> Exec {
     Exec::Fanout(f)
+}
+const fn blk(b: Block) -> Exec {
+    Exec::Blocking(b)
 }
 
 #[rustfmt::skip]
@@ -231,6 +252,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, R, NONE, fan(Fan::RandomKey)),
     cmd!("time", 1, R, NONE, fan(Fan::FirstBackend)), cmd!("lastsave", 1, R, NONE, fan(Fan::FirstBackend)),
     cmd!("script", -2, W, NONE, fan(Fan::Script)), cmd!("config", -2, R, NONE, fan(Fan::Config)),
+    // blocking, each on a connection of its own while it blocks
+    cmd!("blpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
+    cmd!("brpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
+    cmd!("bzpopmin", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
+    cmd!("bzpopmax", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
+    cmd!("brpoplpush", 4, W, K12, blk(Block::LastSeconds)),
+    cmd!("blmove", 6, W, K12, blk(Block::LastSeconds)),
+    cmd!("blmpop", -5, W, NK2, blk(Block::FirstSeconds)),
+    cmd!("bzmpop", -5, W, NK2, blk(Block::FirstSeconds)),
+    cmd!("xread", -4, R, KeySpec::Streams, blk(Block::BlockOption)),
+    cmd!("xreadgroup", -7, W, KeySpec::Streams, blk(Block::BlockOption)),
     // transactions, on the backend of their keys
     cmd!("multi", 1, R, NONE, Exec::Transaction), cmd!("exec", 1, W, NONE, Exec::Transaction),
     cmd!("discard", 1, R, NONE, Exec::Transaction), cmd!("watch", -2, R, KALL, Exec::Transaction),
@@ -240,10 +272,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("psubscribe", -2, R, NONE, U), cmd!("punsubscribe", -1, R, NONE, U),
     cmd!("ssubscribe", -2, R, NONE, U), cmd!("sunsubscribe", -1, R, NONE, U),
     cmd!("publish", 3, R, NONE, U), cmd!("spublish", 3, R, NONE, U), cmd!("pubsub", -2, R, NONE, U),
-    cmd!("blpop", -3, W, NONE, U), cmd!("brpop", -3, W, NONE, U), cmd!("brpoplpush", 4, W, NONE, U),
-    cmd!("blmove", 6, W, NONE, U), cmd!("blmpop", -5, W, NONE, U), cmd!("bzpopmin", -3, W, NONE, U),
-    cmd!("bzpopmax", -3, W, NONE, U), cmd!("bzmpop", -5, W, NONE, U),
-    cmd!("xread", -4, R, NONE, U), cmd!("xreadgroup", -7, W, NONE, U),
     cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
     cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),

@@ -328,7 +328,9 @@ fn command_info(o: &mut Vec<u8>, c: &crate::command::CommandSpec, proto: Protoco
     write::set_header(o, 1, proto);
     write::simple(o, if c.write { "write" } else { "readonly" });
     let (first, last, step) = match c.keys {
-        KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys => (0, 0, 0),
+        KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys | KeySpec::Streams => {
+            (0, 0, 0)
+        }
         KeySpec::Sort | KeySpec::GeoRadius { .. } => (1, 1, 1),
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
     };

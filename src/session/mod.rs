@@ -1,6 +1,7 @@
 //! One client connection: read what is available, scan every complete
 //! request, dispatch them all (to upstreams or answered locally), wait for
 //! their replies, and write them back in request order in one write.
+pub mod blocking;
 pub mod fanout;
 pub mod gather;
 pub mod info;
@@ -55,6 +56,9 @@ pub struct Client {
     groups: [u64; 4],
     /// An open MULTI: its commands are queued here until EXEC.
     pub tx: Option<Box<transaction::Transaction>>,
+    /// Connections of this batch's blocking commands: shut down once the
+    /// batch is answered or the client leaves.
+    blocked: Vec<Rc<crate::upstream::conn::Conn>>,
 }
 
 impl Client {
@@ -102,6 +106,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         stats: ctx.stats.clone(),
         groups: [0; 4],
         tx: None,
+        blocked: Vec::new(),
     };
     let mut read_at = crate::net::now();
     let mut input = Input::new();
@@ -112,7 +117,18 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             input.rescan(|bytes| reader.absorb(&ctx, &mut client, bytes));
         }
         if !client.replies.borrow().is_empty() {
-            wait_for_replies(&client.replies).await;
+            let stayed = if client.blocked.is_empty() {
+                wait_for_replies(&client.replies).await;
+                true
+            } else {
+                blocking::wait(&stream, &mut input, &client.replies).await
+            };
+            for conn in client.blocked.drain(..) {
+                conn.shut_down();
+            }
+            if !stayed {
+                return;
+            }
             client.replies.borrow_mut().take_output(&mut out);
             let len = out.len() as u64;
             if stream.send(&mut out).await.is_err() {
@@ -268,6 +284,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         Exec::Local(l) => local::run(l, ctx, client, frame, args),
         Exec::Fanout(fan) => fanout::run(ctx, client, frame, args, fan),
         Exec::Transaction => transaction::control(ctx, client, frame, args),
+        Exec::Blocking(block) => blocking::run(ctx, client, frame, args, spec, block),
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,

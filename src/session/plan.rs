@@ -214,10 +214,11 @@ pub fn execute(
     }
 }
 
-/// Where a transaction's command goes: the primary owning every key of it
+/// Where a command that runs on one primary goes (a transaction's, a
+/// blocking one): the primary owning every key of it
 /// (one endpoint, one slot), as `targets`, and the command encoded for it
 /// (keys stripped as routed) appended to `buf`. Err is the client's error.
-pub fn transaction_target(
+pub fn single_target(
     ctx: &CoreContext,
     frame: &[u8],
     args: &[Arg],

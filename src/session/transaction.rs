@@ -94,7 +94,11 @@ pub fn queue(
     spec: &CommandSpec,
 ) {
     match spec.exec {
-        Exec::Forward | Exec::Split(_) | Exec::Local(Local::Ping | Local::Echo) => {}
+        // Inside MULTI, Redis runs blocking commands without blocking.
+        Exec::Forward
+        | Exec::Split(_)
+        | Exec::Blocking(_)
+        | Exec::Local(Local::Ping | Local::Echo) => {}
         Exec::Unsupported => {
             return abort(
                 client,
@@ -128,7 +132,7 @@ pub fn queue(
         Ok(()) => {
             let tx = client.tx.as_mut().expect("queue runs inside MULTI");
             let start = tx.queued.len();
-            match plan::transaction_target(ctx, frame, args, &keys, &mut targets, &mut tx.queued) {
+            match plan::single_target(ctx, frame, args, &keys, &mut targets, &mut tx.queued) {
                 Ok(()) => Ok(Some((start, targets[0].place()))),
                 Err(e) => {
                     tx.queued.truncate(start);

@@ -16,7 +16,7 @@ use crate::resp::write::{self, Protocol};
 use crate::session::replies::Waiter;
 use crate::stats::{CoreStats, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -57,6 +57,8 @@ enum End {
     Io(io::Error),
     Protocol(String),
     Handshake(String),
+    /// `shut_down` was called.
+    Shut,
 }
 
 struct Inner {
@@ -96,6 +98,11 @@ pub struct Conn {
     handshake: Vec<u8>,
     handshake_replies: usize,
     settings: ConnSettings,
+    /// How long a request may wait for its reply (`op_timeout`; longer on
+    /// a connection that carries one blocking command).
+    op_timeout: Cell<Duration>,
+    /// Closed for good (a blocking command's connection, once done).
+    shut: Cell<bool>,
     inner: RefCell<Inner>,
     wakeup: Notify,
 }
@@ -123,6 +130,8 @@ impl Conn {
             handshake,
             handshake_replies,
             label,
+            op_timeout: Cell::new(settings.op_timeout),
+            shut: Cell::new(false),
             settings,
             inner: RefCell::new(Inner {
                 state: State::Idle,
@@ -142,6 +151,9 @@ impl Conn {
     pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
         let now = crate::net::now();
         CoreStats::add(&self.es.requests, 1);
+        if self.shut.get() {
+            return self.fail_one(waiter, Failure::Unavailable);
+        }
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
             if now < until {
@@ -174,7 +186,7 @@ impl Conn {
         loop {
             {
                 let mut inner = self.inner.borrow_mut();
-                if inner.waiters.is_empty() && !std::mem::take(&mut retry) {
+                if self.shut.get() || (inner.waiters.is_empty() && !std::mem::take(&mut retry)) {
                     inner.driver_running = false;
                     inner.state = State::Idle;
                     inner.wbuf.clear();
@@ -267,6 +279,7 @@ impl Conn {
                     eprintln!("keyway: upstream {}: protocol error: {msg}", self.label);
                     self.fail_all(Failure::Unavailable);
                 }
+                End::Shut => self.fail_all(Failure::Unavailable),
             }
             self.inner.borrow_mut().failures = 0;
         }
@@ -378,6 +391,9 @@ impl Conn {
         }
         loop {
             while self.inner.borrow().wbuf.is_empty() {
+                if self.shut.get() {
+                    return End::Shut;
+                }
                 self.wakeup.wait().await;
             }
             // Let the other sessions of this turn add their requests.
@@ -416,6 +432,21 @@ impl Conn {
         }
     }
 
+    /// Lets requests on this connection wait `timeout` for their replies
+    /// (a blocking command's own timeout, plus op_timeout).
+    pub fn set_op_timeout(&self, timeout: Duration) {
+        self.op_timeout.set(timeout);
+    }
+
+    /// Closes the connection for good: a blocking command's connection
+    /// once its reply came, or once its client left (the backend then
+    /// unblocks nothing for a client that is gone). Requests still waiting
+    /// fail; new ones fail at once.
+    pub fn shut_down(&self) {
+        self.shut.set(true);
+        self.wakeup.notify();
+    }
+
     /// Requests sent or queued and not answered yet.
     pub fn pending(&self) -> usize {
         self.inner.borrow().waiters.len()
@@ -438,13 +469,13 @@ impl Conn {
 
     /// Ends the connection when its oldest request has waited op_timeout.
     async fn watchdog(&self) -> End {
-        let op = self.settings.op_timeout;
-        let tick = (op / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let tick =
+            |op: Duration| (op / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
         loop {
-            crate::net::sleep(tick).await;
+            crate::net::sleep(tick(self.op_timeout.get())).await;
             let oldest = self.inner.borrow().waiters.front().map(|(_, t)| *t);
             if let Some(t) = oldest {
-                if t.elapsed() >= op {
+                if t.elapsed() >= self.op_timeout.get() {
                     return End::Timeout;
                 }
             }

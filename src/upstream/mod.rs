@@ -250,6 +250,28 @@ impl Upstreams {
         conn
     }
 
+    /// A new connection to `endpoint` for one client alone (a blocking
+    /// command): nobody else's requests queue behind it. The caller shuts
+    /// it down when done.
+    pub fn dedicated(&self, endpoint: usize, proto: Protocol, db: u16) -> Rc<Conn> {
+        let eps = self.endpoints.borrow();
+        let e = eps[endpoint]
+            .as_ref()
+            .expect("slot maps only name endpoints this core has");
+        Rc::new(Conn::new(
+            endpoint,
+            e.addr,
+            e.label.clone(),
+            proto,
+            ConnSettings {
+                db,
+                ..e.settings.clone()
+            },
+            self.stats.clone(),
+            self.ring.clone(),
+        ))
+    }
+
     fn healthy(&self, endpoint: usize) -> bool {
         match self.endpoints.borrow().get(endpoint) {
             Some(Some(e)) => e.resp2.iter().chain(&e.resp3).all(|c| c.healthy()),

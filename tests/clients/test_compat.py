@@ -5,6 +5,7 @@ Node clients (ioredis, node-redis) come from tests/clients/node, installed
 by scripts/setup.sh.
 """
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,51 @@ def test_flushall_reaches_every_backend(proxy):
     assert r.flushall()
     assert r.dbsize() == 0
     assert all(redis.Redis(port=p).dbsize() == 0 for p in proxy["backends"])
+
+
+def test_blocking_commands_wait_on_their_own_connection(proxy):
+    import socket
+    import threading
+
+    r = redis.Redis(port=proxy["port"])
+    other = redis.Redis(port=proxy["port"])
+    r.delete("bl:q", "bl:gone")
+    # A BLPOP with no timeout does not hold up anyone else, even on its
+    # backend: the shared connection never carries it.
+    blocked = redis.Redis(port=proxy["port"])
+    got = {}
+    t = threading.Thread(target=lambda: got.update(v=blocked.blpop(["bl:q"], timeout=0)))
+    t.start()
+    time.sleep(0.3)
+    for i in range(50):
+        other.set(f"bl:{i}", i)
+        assert other.get(f"bl:{i}") == str(i).encode()
+    assert t.is_alive()
+    other.rpush("bl:q", "x")
+    t.join(5)
+    assert got["v"] == (b"bl:q", b"x")
+    # The client's timeout is honoured, not op_timeout (2 s here).
+    start = time.time()
+    assert r.blpop(["bl:q"], timeout=3) is None
+    assert 2.9 <= time.time() - start < 5
+    assert r.brpoplpush("bl:none", "bl:none", timeout=0.2) is None
+    r.xadd("bl:s", {"f": "v"})
+    assert r.xread({"bl:s": "0"}, block=100)[0][0] in (b"bl:s", "bl:s")
+    assert r.xread({"bl:s": "$"}, block=200) in ([], {}, None)
+    # A client that leaves while blocked takes nothing with it.
+    s = socket.create_connection(("127.0.0.1", proxy["port"]))
+    s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$7\r\nbl:gone\r\n$1\r\n0\r\n")
+    time.sleep(0.3)
+    s.close()
+    time.sleep(0.3)
+    other.rpush("bl:gone", "kept")
+    time.sleep(0.2)
+    assert other.lrange("bl:gone", 0, -1) == [b"kept"]
+    # Keys on two backends cannot block together.
+    keys = [f"blx:{i}" for i in range(40)]
+    for k in keys:
+        other.set(k, 1)
+    b = next(k for k in keys if backend_of(proxy, k) != backend_of(proxy, keys[0]))
+    other.delete(*keys)
+    with pytest.raises(redis.ResponseError, match="hash to the same slot"):
+        r.blpop([keys[0], b], timeout=1)

@@ -1,0 +1,167 @@
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN/MAX,
+//! BLMPOP, BZMPOP, XREAD/XREADGROUP with BLOCK). Each goes over a new
+//! connection of its own to the primary owning its keys, so no other
+//! client's requests wait behind it on the shared connection, and it may
+//! wait as long as its client asked (plus `op_timeout`), not `op_timeout`.
+//! The session shuts that connection down once the reply came, or as soon
+//! as the client leaves: the backend then never pops an element for a
+//! client that is gone.
+
+use super::plan;
+use super::replies::{Replies, Waiter};
+use super::{Client, CoreContext};
+use crate::command::{key_indices, Block, CommandSpec};
+use crate::net::notify::{race, Either};
+use crate::net::{Input, Stream};
+use crate::resp::request::Arg;
+use crate::stats::ErrorKind;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What a client that sends more while blocked may have carried before
+/// keyway stops reading it (its requests run after the blocking one).
+const CARRY_LIMIT: usize = 1024 * 1024;
+
+/// "Block forever" (a timeout of 0): longer than any process lives.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// How long a blocking command may block: None when it does not block
+/// (XREAD without BLOCK) or its timeout is not one (the backend answers
+/// the error at once); Some(ZERO) for forever.
+pub fn how_long<'a>(
+    block: Block,
+    arg: impl Fn(usize) -> Option<&'a [u8]>,
+    argc: usize,
+) -> Option<Duration> {
+    let seconds = |a: &[u8]| {
+        let s: f64 = std::str::from_utf8(a).ok()?.trim().parse().ok()?;
+        (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(FOREVER.as_secs_f64())))
+    };
+    match block {
+        Block::LastSeconds => seconds(arg(argc - 1)?),
+        Block::FirstSeconds => seconds(arg(1)?),
+        Block::BlockOption => {
+            let mut i = 1;
+            while i < argc {
+                let a = arg(i)?;
+                if a.eq_ignore_ascii_case(b"streams") {
+                    return None;
+                }
+                if a.eq_ignore_ascii_case(b"block") {
+                    let ms: u64 = std::str::from_utf8(arg(i + 1)?).ok()?.parse().ok()?;
+                    return Some(Duration::from_millis(ms));
+                }
+                i += 1;
+            }
+            None
+        }
+    }
+}
+
+/// Sends a blocking command over a connection of its own; the connection
+/// joins `client.blocked` until the batch's replies are written.
+pub fn run(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+    block: Block,
+) {
+    let arg = |i: usize| args.get(i).map(|a| &frame[a.start..a.end]);
+    let Some(timeout) = how_long(block, arg, args.len()) else {
+        // Not blocking: an ordinary request on the shared connection.
+        return super::routed(ctx, client, frame, args, spec, None);
+    };
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets = std::mem::take(&mut client.targets);
+    let mut request = Vec::with_capacity(frame.len());
+    let placed = key_indices(
+        spec,
+        args.len(),
+        |i| &frame[args[i].start..args[i].end],
+        &mut keys,
+    )
+    .map_err(|e| e.message().to_string())
+    .and_then(|()| plan::single_target(ctx, frame, args, &keys, &mut targets, &mut request))
+    .map(|()| targets[0].place().0);
+    client.keys = keys;
+    client.targets = targets;
+    let endpoint = match placed {
+        Ok(e) => e,
+        Err(e) if e.starts_with("CROSSSLOT") => return client.fail(ErrorKind::CrossSlot, &e),
+        Err(e) => return client.error(&e),
+    };
+    let conn = ctx.upstreams.dedicated(endpoint, client.proto, client.db);
+    let op = ctx.topo.config.op_timeout;
+    conn.set_op_timeout(if timeout.is_zero() {
+        FOREVER
+    } else {
+        timeout.saturating_add(op)
+    });
+    let slot = client.replies.borrow_mut().push_waiting();
+    conn.send(
+        |b| b.extend_from_slice(&request),
+        Waiter::new(&client.replies, slot, 0),
+    );
+    client.blocked.push(conn);
+}
+
+/// Waits for the batch's replies while a blocking command is in it,
+/// watching the client meanwhile: false when it left (or broke its
+/// connection) first. What it sends meanwhile is carried in `input`, to be
+/// served after the blocking command, as Redis does.
+pub async fn wait(stream: &Stream, input: &mut Input, replies: &Rc<RefCell<Replies>>) -> bool {
+    loop {
+        if input.carried() >= CARRY_LIMIT {
+            super::wait_for_replies(replies).await;
+            return true;
+        }
+        let carry = stream.recv(|piece| input.feed(piece, |_| 0));
+        match race(super::wait_for_replies(replies), carry).await {
+            Either::Left(()) => return true,
+            Either::Right(Ok(true)) => continue,
+            Either::Right(Ok(false) | Err(_)) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(block: Block, args: &[&str]) -> Option<Duration> {
+        how_long(block, |i| args.get(i).map(|a| a.as_bytes()), args.len())
+    }
+
+    #[test]
+    fn timeouts_as_each_command_gives_them() {
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            parse(Block::LastSeconds, &["BLPOP", "a", "b", "1.5"]),
+            Some(s(1.5))
+        );
+        assert_eq!(
+            parse(Block::LastSeconds, &["BLPOP", "a", "0"]),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse(Block::LastSeconds, &["BLPOP", "a", "-1"]), None);
+        assert_eq!(parse(Block::LastSeconds, &["BLPOP", "a", "x"]), None);
+        assert_eq!(
+            parse(Block::FirstSeconds, &["BLMPOP", "2", "1", "k", "LEFT"]),
+            Some(s(2.0))
+        );
+        assert_eq!(
+            parse(
+                Block::BlockOption,
+                &["XREAD", "COUNT", "2", "BLOCK", "250", "STREAMS", "s", "$"]
+            ),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse(Block::BlockOption, &["XREAD", "STREAMS", "block", "0"]),
+            None
+        );
+    }
+}
