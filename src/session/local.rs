@@ -41,6 +41,7 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
             client.proto = Protocol::Resp2;
             client.db = 0;
             client.tx = None;
+            super::transaction::unwatch(client);
             client.name = None;
             client.authenticated = ctx.topo.config.password.is_none();
             client.reply(|o| write::simple(o, "RESET"));

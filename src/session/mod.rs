@@ -59,6 +59,20 @@ pub struct Client {
     /// Connections of this batch's blocking commands: shut down once the
     /// batch is answered or the client leaves.
     blocked: Vec<Rc<crate::upstream::conn::Conn>>,
+    /// A WATCH's connection, until EXEC, DISCARD or UNWATCH.
+    watch: Option<transaction::Watch>,
+}
+
+impl Drop for Client {
+    /// A client that leaves closes the connections it had to itself: a
+    /// blocking command's (so the backend pops nothing for it) and a
+    /// WATCH's.
+    fn drop(&mut self) {
+        transaction::unwatch(self);
+        for conn in self.blocked.drain(..) {
+            conn.shut_down();
+        }
+    }
 }
 
 impl Client {
@@ -107,6 +121,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         groups: [0; 4],
         tx: None,
         blocked: Vec::new(),
+        watch: None,
     };
     let mut read_at = crate::net::now();
     let mut input = Input::new();

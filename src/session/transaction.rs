@@ -11,6 +11,11 @@
 //! A command whose key lives elsewhere, or one keyway cannot run inside a
 //! transaction, gets an error and the transaction is aborted: EXEC answers
 //! `EXECABORT` and **nothing** of it is sent.
+//!
+//! WATCH needs the backend to see the watching connection: the client gets
+//! a connection of its own to the watched keys' backend, which carries the
+//! WATCH and later the transaction, and is closed (unwatching everything)
+//! after EXEC, DISCARD or UNWATCH, or when the client leaves.
 
 use super::plan::{self, Target};
 use super::replies::Waiter;
@@ -19,6 +24,8 @@ use crate::command::{key_indices, CommandSpec, Exec, Local};
 use crate::resp::request::Arg;
 use crate::resp::write::quoted;
 use crate::stats::ErrorKind;
+use crate::upstream::conn::Conn;
+use std::rc::Rc;
 
 /// A transaction being queued.
 #[derive(Default)]
@@ -35,6 +42,12 @@ pub struct Transaction {
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
+/// A client's WATCH: its own connection to the watched keys' backend.
+pub struct Watch {
+    conn: Rc<Conn>,
+    place: (usize, u16),
+}
+
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let name = &frame[args[0].start..args[0].end];
@@ -43,11 +56,17 @@ pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg
         if client.tx.is_some() {
             return client.error("ERR MULTI calls can not be nested");
         }
-        client.tx = Some(Box::default());
+        client.tx = Some(Box::new(Transaction {
+            place: client.watch.as_ref().map(|w| w.place),
+            ..Default::default()
+        }));
         client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
     } else if is(b"discard") {
         match client.tx.take() {
-            Some(_) => client.reply(|o| o.extend_from_slice(b"+OK\r\n")),
+            Some(_) => {
+                unwatch(client);
+                client.reply(|o| o.extend_from_slice(b"+OK\r\n"))
+            }
             None => client.error("ERR DISCARD without MULTI"),
         }
     } else if is(b"exec") {
@@ -59,14 +78,56 @@ pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg
         if client.tx.is_some() {
             abort(client, "ERR WATCH inside MULTI is not allowed");
         } else {
-            client.fail(
-                ErrorKind::Unsupported,
-                "ERR WATCH is not supported by keyway yet (MULTI/EXEC is, on the keys' backend)",
-            );
+            watch(ctx, client, frame, args);
         }
     } else {
-        // UNWATCH: nothing is watched.
+        unwatch(client);
         client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
+    }
+}
+
+/// WATCH key [key ...]: on the client's own connection to their backend.
+fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    let keys: Vec<usize> = (1..args.len()).collect();
+    let mut targets = std::mem::take(&mut client.targets);
+    let mut request = Vec::with_capacity(frame.len());
+    let placed = plan::single_target(ctx, frame, args, &keys, &mut targets, &mut request)
+        .map(|()| targets[0].place());
+    client.targets = targets;
+    let place = match placed {
+        Ok(p) => p,
+        Err(e) if e.starts_with("CROSSSLOT") => {
+            return client.fail(ErrorKind::CrossSlot, &e);
+        }
+        Err(e) => return client.error(&e),
+    };
+    if let Some(w) = &client.watch {
+        if w.place != place {
+            return client.fail(
+                ErrorKind::CrossSlot,
+                "CROSSSLOT Keys in request don't hash to the same slot (keyway watches keys of one backend per client)",
+            );
+        }
+    }
+    let proto = client.proto;
+    let db = client.db;
+    let w = client.watch.get_or_insert_with(|| Watch {
+        conn: ctx.upstreams.dedicated(place.0, proto, db),
+        place,
+    });
+    let conn = w.conn.clone();
+    let slot = client.replies.borrow_mut().push_waiting();
+    conn.send(
+        |b| b.extend_from_slice(&request),
+        Waiter::new(&client.replies, slot, 0),
+    );
+}
+
+/// Forgets the client's WATCH: its connection closes once this batch is
+/// answered (closing a connection unwatches everything on the backend).
+pub fn unwatch(client: &mut Client) {
+    if let Some(w) = client.watch.take() {
+        client.blocked.push(w.conn);
     }
 }
 
@@ -178,15 +239,26 @@ fn keys_first(frame: &[u8], args: &[Arg], spec: &CommandSpec) -> String {
 }
 
 fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
+    // EXEC unwatches, whatever happens to the transaction.
+    let watched = client.watch.take();
     if tx.aborted {
+        if let Some(w) = watched {
+            client.blocked.push(w.conn);
+        }
         return client.fail(ErrorKind::Other, EXECABORT);
     }
-    if tx.ends.is_empty() {
+    if tx.ends.is_empty() && watched.is_none() {
         return client.reply(|o| o.extend_from_slice(b"*0\r\n"));
     }
     // Keyless transactions (PING, ECHO) run on any backend: the first.
     let endpoint = tx.place.map_or(0, |(e, _)| e);
-    let conn = ctx.upstreams.conn_in(endpoint, client.proto, client.db);
+    let conn = match watched {
+        Some(w) => {
+            client.blocked.push(w.conn.clone());
+            w.conn
+        }
+        None => ctx.upstreams.conn_in(endpoint, client.proto, client.db),
+    };
     // One piece on the connection: these sends are appended back to back
     // before anything else runs on this core.
     conn.send(

@@ -249,3 +249,43 @@ def test_blocking_commands_wait_on_their_own_connection(proxy):
     other.delete(*keys)
     with pytest.raises(redis.ResponseError, match="hash to the same slot"):
         r.blpop([keys[0], b], timeout=1)
+
+
+def test_watch_guards_a_transaction_on_its_backend(proxy):
+    r = redis.Redis(port=proxy["port"])
+    other = redis.Redis(port=proxy["port"])
+    r.set("w:{a}", 1)
+
+    def bump(pipe):
+        v = int(pipe.get("w:{a}"))
+        pipe.multi()
+        pipe.set("w:{a}", v + 1)
+
+    # redis-py's transaction helper: WATCH, GET, MULTI, SET, EXEC.
+    r.transaction(bump, "w:{a}")
+    assert r.get("w:{a}") == b"2"
+    # A write by another client between WATCH and EXEC fails the EXEC.
+    pipe = r.pipeline()
+    pipe.watch("w:{a}")
+    other.set("w:{a}", 100)
+    pipe.multi()
+    pipe.set("w:{a}", 5)
+    with pytest.raises(redis.WatchError):
+        pipe.execute()
+    assert r.get("w:{a}") == b"100"
+    # UNWATCH forgets it.
+    pipe = r.pipeline()
+    pipe.watch("w:{a}")
+    pipe.unwatch()
+    other.set("w:{a}", 7)
+    pipe.multi()
+    pipe.incr("w:{a}")
+    assert pipe.execute() == [8]
+    # Watched connections close when done: the backends hold no more
+    # connections than before.
+    before = sum(redis.Redis(port=p).info("clients")["connected_clients"] for p in proxy["backends"])
+    for _ in range(10):
+        r.transaction(bump, "w:{a}")
+    time.sleep(0.3)
+    after = sum(redis.Redis(port=p).info("clients")["connected_clients"] for p in proxy["backends"])
+    assert after <= before
