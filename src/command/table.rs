@@ -82,6 +82,7 @@ pub enum Fan {
     /// TIME, LASTSAVE: the first backend's answer.
     FirstBackend,
     Script,
+    Function,
     Config,
 }
 
@@ -252,6 +253,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, R, NONE, fan(Fan::RandomKey)),
     cmd!("time", 1, R, NONE, fan(Fan::FirstBackend)), cmd!("lastsave", 1, R, NONE, fan(Fan::FirstBackend)),
     cmd!("script", -2, W, NONE, fan(Fan::Script)), cmd!("config", -2, R, NONE, fan(Fan::Config)),
+    cmd!("function", -2, W, NONE, fan(Fan::Function)),
     // blocking, each on a connection of its own while it blocks
     cmd!("blpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
     cmd!("brpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
@@ -277,7 +279,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),
     cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, U),
     cmd!("latency", -2, R, NONE, U), cmd!("acl", -2, R, NONE, U),
-    cmd!("function", -2, R, NONE, U), cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
+    cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
     cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
     cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),
     cmd!("migrate", -6, W, NONE, U),

@@ -1,8 +1,9 @@
 //! Commands no single backend can answer for the whole keyspace: INFO,
-//! DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL/FLUSHDB, SCRIPT, TIME, LASTSAVE,
-//! CONFIG GET. They go to the backends — the primaries of every cluster a
+//! DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL/FLUSHDB, SCRIPT, FUNCTION, TIME,
+//! LASTSAVE, CONFIG GET. They go to the backends — the primaries of every cluster a
 //! route leads to, in a fixed order (cluster, then shard) — and `gather`
-//! merges the parts into one reply. Writes (FLUSH*, SCRIPT LOAD/FLUSH) also
+//! merges the parts into one reply. Writes (FLUSH*, SCRIPT LOAD/FLUSH,
+//! FUNCTION LOAD/DELETE/FLUSH) also
 //! go to the routes' mirror clusters; as for every mirrored write, those
 //! replies never reach the client.
 
@@ -140,6 +141,28 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
             } else {
                 client.error(&format!(
                     "ERR unsupported command 'SCRIPT {}'",
+                    quoted(sub, 32).to_uppercase()
+                ))
+            }
+        }
+        Fan::Function => {
+            // Libraries load everywhere, so FCALL finds them on any backend.
+            let sub = arg(1);
+            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+            if is(b"load") || is(b"delete") {
+                let merge = if is(b"load") {
+                    Merge::Same
+                } else {
+                    Merge::AllOk
+                };
+                gather(ctx, client, &all, merge, frame, true)
+            } else if is(b"flush") {
+                gather(ctx, client, &all, Merge::AllOk, frame, true)
+            } else if is(b"list") {
+                one(ctx, client, all.primaries[0], Merge::First, frame)
+            } else {
+                client.error(&format!(
+                    "ERR unsupported command 'FUNCTION {}'",
                     quoted(sub, 32).to_uppercase()
                 ))
             }

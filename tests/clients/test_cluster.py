@@ -499,3 +499,32 @@ def test_wrong_auth_token_for_a_cluster(env):
     with pytest.raises(redis.ResponseError, match="has no slot map yet: .*authentication failed"):
         kw.client(protocol=2).get("k")
     kw.proc.terminate()
+
+
+def test_client_library_commands_in_cluster_mode(env):
+    """INFO, DBSIZE, SCAN, KEYS and FLUSHALL reach every primary of the
+    Redis Cluster; transactions and blocking commands run in one slot; SELECT
+    keeps Redis Cluster's rule."""
+    procs, tls, c1, c2, c3 = env
+    flush(c1)
+    kw = Keyway(procs, cluster_config(c1), name="keyway-compat")
+    r = kw.client(protocol=2)
+    keys = {f"ck{i}" for i in range(200)}
+    r.mset({k: "v" for k in keys})
+    assert r.dbsize() == 200
+    assert r.info("keyspace")["db0"]["keys"] == 200
+    assert "redis_version" in r.info("server")
+    assert set(r.scan_iter(match="ck*", count=30)) == keys
+    assert set(r.keys("ck*")) == keys
+    pipe = r.pipeline(transaction=True)
+    pipe.incr("{t}a")
+    pipe.incr("{t}b")
+    assert pipe.execute() == [1, 1]
+    r.rpush("{q}l", "x")
+    assert r.blpop(["{q}l"], timeout=1) == ("{q}l", "x")
+    with pytest.raises(redis.ResponseError, match="SELECT is not allowed in cluster mode"):
+        r.execute_command("SELECT", 1)
+    assert r.flushall()
+    assert r.dbsize() == 0
+    assert all(c1.client(p).dbsize() == 0 for p in c1.primaries)
+    kw.proc.terminate()

@@ -127,6 +127,14 @@ def test_scripts_load_on_every_backend(proxy):
         assert redis.Redis(port=p).script_exists(sha) == [True]
     assert r.script_flush()
     assert r.script_exists(sha) == [False]
+    # Functions load on every backend, so FCALL works whatever the key.
+    lib = "#!lua name=kwlib\nredis.register_function('kwinc', function(k, a) return redis.call('incr', k[1]) end)"
+    assert r.function_load(lib, replace=True) in (b"kwlib", "kwlib")
+    assert [r.fcall("kwinc", 1, f"fn:{i}") for i in range(10)] == [1] * 10
+    assert r.function_list()
+    assert r.function_delete("kwlib")
+    with pytest.raises(redis.ResponseError, match="Function not found"):
+        r.fcall("kwinc", 1, "fn:0")
 
 
 def test_scan_keys_dbsize_randomkey_cover_every_backend(proxy):
