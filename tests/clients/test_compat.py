@@ -297,3 +297,32 @@ def test_watch_guards_a_transaction_on_its_backend(proxy):
     time.sleep(0.3)
     after = sum(redis.Redis(port=p).info("clients")["connected_clients"] for p in proxy["backends"])
     assert after <= before
+
+
+def test_valkey_glide_default_client(proxy):
+    """glide sends INFO while connecting: with it refused, no client could
+    be created."""
+    import asyncio
+
+    from glide import Batch, GlideClient, GlideClientConfiguration, NodeAddress, Script
+
+    async def run():
+        c = await GlideClient.create(
+            GlideClientConfiguration([NodeAddress("127.0.0.1", proxy["port"])]))
+        try:
+            assert await c.set("glide:a", "1") == "OK"
+            assert await c.get("glide:a") == b"1"
+            script = Script("return redis.call('incrby', KEYS[1], ARGV[1])")
+            assert await c.invoke_script(script, keys=["glide:n"], args=["2"]) == 2
+            tx = Batch(is_atomic=True)
+            tx.incr("{glide}x")
+            tx.incr("{glide}x")
+            assert await c.exec(tx, raise_on_error=True) == [1, 2]
+            pipe = Batch(is_atomic=False)
+            pipe.set("glide:1", "1")
+            pipe.get("glide:1")
+            assert await c.exec(pipe, raise_on_error=True) == ["OK", b"1"]
+        finally:
+            await c.close()
+
+    asyncio.run(run())
