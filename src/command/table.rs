@@ -99,6 +99,8 @@ pub enum Exec {
     /// May block on the backend: sent over a connection of its own, so
     /// nobody else's requests wait behind it (see `session::blocking`).
     Blocking(Block),
+    /// SUBSCRIBE and the rest of pub/sub (see `session::pubsub`).
+    PubSub,
     /// Cannot work through a sharding proxy.
     Unsupported,
 }
@@ -265,15 +267,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bzmpop", -5, W, NK2, blk(Block::FirstSeconds)),
     cmd!("xread", -4, R, KeySpec::Streams, blk(Block::BlockOption)),
     cmd!("xreadgroup", -7, W, KeySpec::Streams, blk(Block::BlockOption)),
+    // pub/sub: a channel lives where its name hashes
+    cmd!("subscribe", -2, R, NONE, Exec::PubSub), cmd!("unsubscribe", -1, R, NONE, Exec::PubSub),
+    cmd!("psubscribe", -2, R, NONE, Exec::PubSub), cmd!("punsubscribe", -1, R, NONE, Exec::PubSub),
+    cmd!("ssubscribe", -2, R, NONE, Exec::PubSub), cmd!("sunsubscribe", -1, R, NONE, Exec::PubSub),
+    cmd!("publish", 3, W, NONE, Exec::PubSub), cmd!("spublish", 3, W, NONE, Exec::PubSub),
     // transactions, on the backend of their keys
     cmd!("multi", 1, R, NONE, Exec::Transaction), cmd!("exec", 1, W, NONE, Exec::Transaction),
     cmd!("discard", 1, R, NONE, Exec::Transaction), cmd!("watch", -2, R, KALL, Exec::Transaction),
     cmd!("unwatch", 1, R, NONE, Exec::Transaction),
     // cannot work through a sharding proxy
-    cmd!("subscribe", -2, R, NONE, U), cmd!("unsubscribe", -1, R, NONE, U),
-    cmd!("psubscribe", -2, R, NONE, U), cmd!("punsubscribe", -1, R, NONE, U),
-    cmd!("ssubscribe", -2, R, NONE, U), cmd!("sunsubscribe", -1, R, NONE, U),
-    cmd!("publish", 3, R, NONE, U), cmd!("spublish", 3, R, NONE, U), cmd!("pubsub", -2, R, NONE, U),
+    cmd!("pubsub", -2, R, NONE, U),
     cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
     cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),

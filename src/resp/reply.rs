@@ -142,6 +142,22 @@ pub fn aggregate(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
     elements(reply, n, out).or_else(|| (n == 0).then_some(()))
 }
 
+/// Like `aggregate`, RESP3 pushes (`>`) included.
+pub fn aggregate_any(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
+    if !matches!(reply.first(), Some(b'*') | Some(b'~') | Some(b'>')) {
+        return None;
+    }
+    let r = memchr::memchr(b'\r', reply)?;
+    let n = parse_int(&reply[1..r])?.max(0) as usize;
+    let mut pos = r + 2;
+    for _ in 0..n {
+        let len = reply_len(&reply[pos..]).ok()??;
+        out.push((pos, pos + len));
+        pos += len;
+    }
+    Some(())
+}
+
 /// The payload of a bulk (`$`), simple (`+`) or RESP3 verbatim (`=`,
 /// its `txt:` format prefix dropped) string reply; None for anything else
 /// (null included).

@@ -77,6 +77,11 @@ fn backends(ctx: &CoreContext) -> Result<Backends, String> {
     Ok(Backends { primaries, mirrors })
 }
 
+/// The primaries of every routed cluster, in the fixed fan-out order.
+pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, String> {
+    backends(ctx).map(|b| b.primaries)
+}
+
 /// Runs a fanned-out command.
 pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], fan: Fan) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];

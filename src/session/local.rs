@@ -16,6 +16,9 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let argc = args.len();
     match cmd {
+        Local::Ping if client.pubsub.is_some() && client.proto == Protocol::Resp2 && argc <= 2 => {
+            super::pubsub::ping(client, (argc == 2).then(|| arg(1)))
+        }
         Local::Ping => match argc {
             1 => client.reply(|o| write::simple(o, "PONG")),
             2 => client.reply(|o| write::bulk(o, arg(1))),
@@ -23,6 +26,9 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
         },
         Local::Echo => client.reply(|o| write::bulk(o, arg(1))),
         Local::Quit => {
+            if let Some(ps) = client.pubsub.take() {
+                ps.close();
+            }
             client.reply(|o| write::simple(o, "OK"));
             client.close = true;
         }
@@ -42,6 +48,9 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
             client.db = 0;
             client.tx = None;
             super::transaction::unwatch(client);
+            if let Some(ps) = client.pubsub.take() {
+                ps.close();
+            }
             client.name = None;
             client.authenticated = ctx.topo.config.password.is_none();
             client.reply(|o| write::simple(o, "RESET"));

@@ -7,10 +7,12 @@ pub mod gather;
 pub mod info;
 pub mod local;
 pub mod plan;
+pub mod pubsub;
 pub mod replies;
 pub mod transaction;
 
 use crate::command::{key_indices, lookup, CommandSpec, Exec, Local, Split};
+use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
 use crate::resp::write::{quoted, Protocol};
@@ -61,6 +63,8 @@ pub struct Client {
     blocked: Vec<Rc<crate::upstream::conn::Conn>>,
     /// A WATCH's connection, until EXEC, DISCARD or UNWATCH.
     watch: Option<transaction::Watch>,
+    /// Subscribed to channels or patterns (pub/sub mode).
+    pub pubsub: Option<pubsub::PubSub>,
 }
 
 impl Drop for Client {
@@ -69,6 +73,9 @@ impl Drop for Client {
     /// WATCH's.
     fn drop(&mut self) {
         transaction::unwatch(self);
+        if let Some(ps) = self.pubsub.take() {
+            ps.close();
+        }
         for conn in self.blocked.drain(..) {
             conn.shut_down();
         }
@@ -122,6 +129,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         tx: None,
         blocked: Vec::new(),
         watch: None,
+        pubsub: None,
     };
     let mut read_at = crate::net::now();
     let mut input = Input::new();
@@ -166,6 +174,46 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             return;
         }
         if reader.held_back {
+            continue;
+        }
+        if let Some(feed) = client.pubsub.as_ref().map(|p| p.feed.clone()) {
+            // Pub/sub mode: messages and confirmations as they come, and
+            // the client's commands as they come.
+            let from_client = stream.recv(|piece| {
+                CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+                input.feed(piece, |bytes| reader.absorb(&ctx, &mut client, bytes));
+            });
+            match race(from_client, pubsub::ready(&feed)).await {
+                Either::Left(Ok(true)) => read_at = crate::net::now(),
+                Either::Left(Ok(false) | Err(_)) => return,
+                Either::Right(()) => {}
+            }
+            let (mut pushed, lost, ended) = {
+                let mut f = feed.borrow_mut();
+                (std::mem::take(&mut f.out), f.lost, f.ended)
+            };
+            if !pushed.is_empty() {
+                // Replies to commands read in the same turn go first.
+                if !client.replies.borrow().is_empty() {
+                    wait_for_replies(&client.replies).await;
+                    client.replies.borrow_mut().take_output(&mut out);
+                    if stream.send(&mut out).await.is_err() {
+                        return;
+                    }
+                }
+                CoreStats::add(&ctx.stats.bytes_out, pushed.len() as u64);
+                if stream.send(&mut pushed).await.is_err() {
+                    return;
+                }
+            }
+            if lost {
+                return;
+            }
+            if ended {
+                if let Some(ps) = client.pubsub.take() {
+                    ps.close();
+                }
+            }
             continue;
         }
         // Requests are scanned and dispatched where they arrived; only a
@@ -292,6 +340,15 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");
         return;
     }
+    if client.pubsub.is_some()
+        && client.proto == Protocol::Resp2
+        && !pubsub::allowed_when_subscribed(spec.name)
+    {
+        return client.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
+    }
     if client.tx.is_some() && spec.exec != Exec::Transaction {
         return transaction::queue(ctx, client, frame, args, spec);
     }
@@ -300,6 +357,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
         Exec::Fanout(fan) => fanout::run(ctx, client, frame, args, fan),
         Exec::Transaction => transaction::control(ctx, client, frame, args),
         Exec::Blocking(block) => blocking::run(ctx, client, frame, args, spec, block),
+        Exec::PubSub => pubsub::run(ctx, client, frame, args, spec.name),
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,

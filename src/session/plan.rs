@@ -264,6 +264,30 @@ pub fn single_target(
     Ok(())
 }
 
+/// The primary a pub/sub channel lives on: routed by its whole name (a
+/// prefix route picks the cluster, nothing is stripped: messages carry the
+/// channel as the client named it), hashed like a key.
+pub fn channel_home(ctx: &CoreContext, channel: &[u8]) -> Result<usize, String> {
+    let topo = &ctx.topo;
+    let Some(route) = topo.resolve(channel) else {
+        return Err(format!(
+            "ERR no route for channel '{}'",
+            quoted(channel, 128)
+        ));
+    };
+    let maps = ctx.upstreams.slot_maps();
+    match locate(topo, &maps, route.cluster, channel) {
+        Ok((shard, _)) => Ok(shard.primary),
+        Err(why) => {
+            ctx.upstreams.ask_refresh(route.cluster);
+            Err(format!(
+                "ERR cannot place channel '{}' yet: {why}",
+                quoted(channel, 128)
+            ))
+        }
+    }
+}
+
 impl Target {
     /// The endpoint and slot: a transaction's commands must share them.
     pub fn place(&self) -> (usize, u16) {

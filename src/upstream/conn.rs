@@ -84,6 +84,9 @@ enum Failure {
     TlsFailed,
 }
 
+/// Where a subscriber connection's frames go.
+pub type PushSink = Box<dyn Fn(Option<&[u8]>)>;
+
 pub struct Conn {
     ring: Rc<Ring>,
     stats: Rc<CoreStats>,
@@ -103,6 +106,9 @@ pub struct Conn {
     op_timeout: Cell<Duration>,
     /// Closed for good (a blocking command's connection, once done).
     shut: Cell<bool>,
+    /// A subscriber connection: every frame after the handshake goes here
+    /// (None once the connection is lost), not to a waiter.
+    push: RefCell<Option<PushSink>>,
     inner: RefCell<Inner>,
     wakeup: Notify,
 }
@@ -132,6 +138,7 @@ impl Conn {
             label,
             op_timeout: Cell::new(settings.op_timeout),
             shut: Cell::new(false),
+            push: RefCell::new(None),
             settings,
             inner: RefCell::new(Inner {
                 state: State::Idle,
@@ -186,7 +193,10 @@ impl Conn {
         loop {
             {
                 let mut inner = self.inner.borrow_mut();
-                if self.shut.get() || (inner.waiters.is_empty() && !std::mem::take(&mut retry)) {
+                let pushing = self.push.borrow().is_some();
+                if self.shut.get()
+                    || (inner.waiters.is_empty() && !pushing && !std::mem::take(&mut retry))
+                {
                     inner.driver_running = false;
                     inner.state = State::Idle;
                     inner.wbuf.clear();
@@ -235,6 +245,12 @@ impl Conn {
                 self.came_up();
             }
             let end = self.serve(stream).await;
+            if let Some(sink) = self.push.borrow().as_ref() {
+                // Subscriptions die with their connection: the client is
+                // told (its connection closes; clients subscribe again).
+                self.shut.set(true);
+                sink(None);
+            }
             match end {
                 End::Handshake(msg)
                     if self.settings.auth.is_some()
@@ -288,6 +304,10 @@ impl Conn {
     /// Backs off (requests fail at once with `failure` until it ends),
     /// tries again when it ends, and logs once per streak of failures.
     fn connect_failed(self: &Rc<Self>, why: &str, failure: Failure) {
+        if let Some(sink) = self.push.borrow().as_ref() {
+            self.shut.set(true);
+            sink(None);
+        }
         let (failures, backoff) = {
             let mut inner = self.inner.borrow_mut();
             inner.failures = inner.failures.saturating_add(1);
@@ -438,6 +458,30 @@ impl Conn {
         self.op_timeout.set(timeout);
     }
 
+    /// Makes this a subscriber connection: frames go to `sink`.
+    pub fn set_push(&self, sink: PushSink) {
+        *self.push.borrow_mut() = Some(sink);
+    }
+
+    /// Queues a command whose replies come as pushed frames (SUBSCRIBE and
+    /// the like, on a subscriber connection).
+    pub fn send_push(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>)) {
+        if self.shut.get() {
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        encode(&mut inner.wbuf);
+        if !inner.driver_running {
+            inner.driver_running = true;
+            drop(inner);
+            let conn = self.clone();
+            crate::net::spawn(async move { conn.drive(false).await }).detach();
+        } else {
+            drop(inner);
+        }
+        self.wakeup.notify();
+    }
+
     /// Closes the connection for good: a blocking command's connection
     /// once its reply came, or once its client left (the backend then
     /// unblocks nothing for a client that is gone). Requests still waiting
@@ -572,6 +616,10 @@ impl ReplyReader {
                 } else if self.handshake_pending == 0 {
                     conn.came_up();
                 }
+                continue;
+            }
+            if let Some(sink) = conn.push.borrow().as_ref() {
+                sink(Some(reply));
                 continue;
             }
             if reply[0] == b'>' {

@@ -326,3 +326,81 @@ def test_valkey_glide_default_client(proxy):
             await c.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_pubsub_channels_and_patterns_across_backends(proxy, protocol):
+    r = redis.Redis(port=proxy["port"], protocol=protocol)
+    p = r.pubsub()
+    channels = [f"ps{protocol}:ch{i}" for i in range(8)]  # over every backend
+
+    def drain(n, seconds=5):
+        got, deadline = [], time.time() + seconds
+        while time.time() < deadline and len(got) < n:
+            m = p.get_message(timeout=0.1)
+            if m:
+                got.append((m["type"], m["channel"], m["data"]))
+        return got
+
+    p.subscribe(*channels)
+    p.psubscribe(f"ps{protocol}:pat*")
+    confirmations = drain(9)
+    # Counts are the client's own totals, each pattern confirmed once.
+    assert sorted(c[2] for c in confirmations) == list(range(1, 10)), confirmations
+    for i, ch in enumerate(channels):
+        assert r.publish(ch, f"m{i}") == 1
+    assert r.publish(f"ps{protocol}:pattern", "x") == 1
+    got = drain(9)
+    assert sorted((t, c.decode(), d.decode()) for t, c, d in got) == sorted(
+        [("message", ch, f"m{i}") for i, ch in enumerate(channels)]
+        + [("pmessage", f"ps{protocol}:pattern", "x")])
+    if protocol == 2:
+        # RESP2 subscribed clients may only (un)subscribe, ping, quit, reset.
+        c = p.connection
+        c.send_command("GET", "k")
+        with pytest.raises(redis.ResponseError, match=r"only \(P\|S\)SUBSCRIBE"):
+            c.read_response()
+    p.unsubscribe()
+    p.punsubscribe()
+    left = drain(9)
+    assert sorted(c[2] for c in left) == list(range(0, 9)), left
+    assert r.publish(channels[0], "late") == 0
+    p.close()
+
+
+def test_a_subscriber_whose_backend_dies_is_disconnected(tmp_path):
+    """Its subscriptions are gone with the backend: the client must know
+    (it reconnects and subscribes again), not wait for messages forever."""
+    procs = []
+    try:
+        backend = start_server(procs, tmp_path)
+        port = free_port()
+        cfg = tmp_path / "keyway.toml"
+        cfg.write_text(f"""
+[proxy]
+listen = "127.0.0.1:{port}"
+cores = 1
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:{backend}"]
+[routes]
+catch_all = "main"
+[admin]
+latency_dir = "{tmp_path}/latency"
+""")
+        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=subprocess.DEVNULL))
+        wait_port(port)
+        p = redis.Redis(port=port, protocol=2).pubsub()
+        p.subscribe("c")
+        assert p.get_message(timeout=2)["type"] == "subscribe"
+        procs[0].kill()
+        procs[0].wait()
+        with pytest.raises(redis.ConnectionError):
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                p.get_message(timeout=0.2)
+    finally:
+        for p_ in procs:
+            p_.kill()
+            p_.wait()

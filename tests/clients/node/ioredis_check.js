@@ -12,6 +12,7 @@ async function main() {
   });
   assert.equal(await r.set("io:a", "1"), "OK");
   assert.equal(await r.get("io:a"), "1");
+  await r.del("{io}n");
   const tx = await r.multi().incr("{io}n").incr("{io}n").get("{io}n").exec();
   assert.deepEqual(tx, [[null, 1], [null, 2], [null, "2"]]);
   const want = new Set();
@@ -26,6 +27,18 @@ async function main() {
   });
   assert.deepEqual([...seen].sort(), [...want].sort());
   assert.ok((await r.dbsize()) >= 302);
+  // A subscriber connection, and messages published through keyway.
+  const sub = new Redis({ port: Number(process.argv[2]), host: "127.0.0.1" });
+  const got = [];
+  sub.on("message", (ch, msg) => got.push(`${ch}:${msg}`));
+  sub.on("pmessage", (p, ch, msg) => got.push(`${p}>${ch}:${msg}`));
+  assert.equal(await sub.subscribe("io:ch1", "io:ch2"), 2);
+  assert.equal(await sub.psubscribe("io:p*"), 3);
+  assert.equal(await r.publish("io:ch2", "hi"), 1);
+  assert.equal(await r.publish("io:pq", "pat"), 1);
+  for (let i = 0; i < 50 && got.length < 2; i++) await new Promise((ok) => setTimeout(ok, 20));
+  assert.deepEqual(got.sort(), ["io:ch2:hi", "io:p*>io:pq:pat"]);
+  await sub.quit();
   await r.quit();
 }
 

@@ -10,6 +10,7 @@ async function main() {
   await c.connect();
   assert.equal(await c.set("nr:a", "1"), "OK");
   assert.equal(await c.get("nr:a"), "1");
+  await c.del("{nr}n");
   const tx = await c.multi().incr("{nr}n").incr("{nr}n").exec();
   assert.deepEqual(tx, [1, 2]);
   const want = [];
@@ -20,6 +21,16 @@ async function main() {
     for (const k of Array.isArray(batch) ? batch : [batch]) seen.add(k);
   }
   assert.deepEqual([...seen].sort(), [...want].sort());
+  // A subscriber (node-redis's duplicate() connection).
+  const sub = c.duplicate();
+  await sub.connect();
+  const got = [];
+  await sub.subscribe("nr:ch", (msg) => got.push(msg));
+  assert.equal(await c.publish("nr:ch", "hello"), 1);
+  for (let i = 0; i < 50 && got.length < 1; i++) await new Promise((ok) => setTimeout(ok, 20));
+  assert.deepEqual(got, ["hello"]);
+  await sub.unsubscribe("nr:ch");
+  await sub.quit();
   await c.quit();
 }
 

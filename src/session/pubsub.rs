@@ -1,0 +1,433 @@
+//! Pub/sub through keyway. A channel lives on the primary its name hashes
+//! to (routed like a key, nothing stripped), so PUBLISH goes there and a
+//! SUBSCRIBE is sent there; a pattern can match channels anywhere, so
+//! PSUBSCRIBE goes to every primary. A subscribed client gets one
+//! subscriber connection of its own per backend it listens to; their
+//! frames flow into the client's `Feed`, which rewrites the subscription
+//! counts to the client's own totals (each backend only knows its part),
+//! passes on a pattern's confirmation once (every backend confirms it),
+//! and hands messages on as they come. A subscriber connection that is
+//! lost closes the client's connection: its subscriptions are gone, and
+//! clients subscribe again when they reconnect.
+
+use super::replies::Waiter;
+use super::{fanout, plan, Client, CoreContext};
+use crate::resp::reply;
+use crate::resp::request::Arg;
+use crate::resp::write::{self, Protocol};
+use crate::upstream::conn::Conn;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// A subscribed client's state.
+pub struct PubSub {
+    pub feed: Rc<RefCell<Feed>>,
+    /// Its subscriber connection per endpoint.
+    conns: Vec<(usize, Rc<Conn>)>,
+}
+
+impl PubSub {
+    /// Closes the subscriber connections (unsubscribing everything).
+    pub fn close(self) {
+        for (_, c) in self.conns {
+            c.shut_down();
+        }
+    }
+}
+
+/// What the subscriber connections deliver, ready for the client.
+#[derive(Default)]
+pub struct Feed {
+    pub out: Vec<u8>,
+    /// A subscriber connection was lost.
+    pub lost: bool,
+    /// The last subscription ended: the client leaves pub/sub mode.
+    pub ended: bool,
+    waker: Option<Waker>,
+    proto: Protocol,
+    channels: HashSet<Vec<u8>>,
+    patterns: HashSet<Vec<u8>>,
+    shard: HashSet<Vec<u8>>,
+    /// Subscribe confirmations still to come.
+    pending: usize,
+}
+
+impl Feed {
+    fn push(&mut self, frame: Option<&[u8]>) {
+        match frame {
+            None => self.lost = true,
+            Some(f) => self.take(f),
+        }
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Subscriptions counted as Redis counts them for `kind`'s reply.
+    fn count(&self, kind: &[u8]) -> usize {
+        if is_shard(kind) {
+            self.shard.len()
+        } else {
+            self.channels.len() + self.patterns.len()
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard.len()
+    }
+
+    /// One frame from a backend: confirmations rewritten, the rest as is.
+    fn take(&mut self, f: &[u8]) {
+        let mut el = Vec::new();
+        let kind = (matches!(f.first(), Some(b'*' | b'>')))
+            .then(|| reply::aggregate_any(f, &mut el))
+            .flatten()
+            .and_then(|()| el.first().and_then(|&(a, b)| reply::string(&f[a..b])))
+            .map(|k| k.to_ascii_lowercase());
+        let Some(kind) = kind.filter(|k| is_confirmation(k) && el.len() == 3) else {
+            self.out.extend_from_slice(f);
+            return;
+        };
+        let (a, b) = el[1];
+        let Some(name) = reply::string(&f[a..b]).map(<[u8]>::to_vec) else {
+            // "Nothing was subscribed" from one backend: keyway answers
+            // that itself when it is true for the client.
+            return;
+        };
+        let subscribing = !is_unsubscribe(&kind);
+        let set = if kind.starts_with(b"p") {
+            &mut self.patterns
+        } else if is_shard(&kind) {
+            &mut self.shard
+        } else {
+            &mut self.channels
+        };
+        let changed = if subscribing {
+            set.insert(name.clone())
+        } else {
+            set.remove(&name)
+        };
+        if subscribing {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        // Every backend confirms a pattern: pass on the one that changed
+        // the client's set.
+        if kind[0] == b'p' && !changed {
+            return;
+        }
+        let count = self.count(&kind);
+        confirmation(&mut self.out, self.proto, &kind, Some(&name), count);
+        if !subscribing && self.total() == 0 && self.pending == 0 {
+            self.ended = true;
+        }
+    }
+}
+
+/// UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE.
+fn is_unsubscribe(kind: &[u8]) -> bool {
+    kind.windows(5).any(|w| w.eq_ignore_ascii_case(b"unsub"))
+}
+
+/// SSUBSCRIBE and SUNSUBSCRIBE (shard channels, counted apart).
+fn is_shard(kind: &[u8]) -> bool {
+    kind.starts_with(b"ss") || kind.starts_with(b"sun")
+}
+
+fn is_confirmation(kind: &[u8]) -> bool {
+    matches!(
+        kind,
+        b"subscribe"
+            | b"psubscribe"
+            | b"ssubscribe"
+            | b"unsubscribe"
+            | b"punsubscribe"
+            | b"sunsubscribe"
+    )
+}
+
+/// `[kind, name, count]`, as a RESP3 push or a RESP2 array.
+fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[u8]>, n: usize) {
+    match proto {
+        Protocol::Resp2 => write::array_header(out, 3),
+        Protocol::Resp3 => out.extend_from_slice(b">3\r\n"),
+    }
+    write::bulk(out, kind);
+    match name {
+        Some(n) => write::bulk(out, n),
+        None => write::null(out, proto),
+    }
+    write::integer(out, n as i64);
+}
+
+/// Waits until the feed has something for the client.
+pub async fn ready(feed: &Rc<RefCell<Feed>>) {
+    poll_fn(|cx| {
+        let mut f = feed.borrow_mut();
+        if !f.out.is_empty() || f.lost || f.ended {
+            Poll::Ready(())
+        } else {
+            f.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// What a subscribed RESP2 client may send, as Redis allows.
+pub fn allowed_when_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UN- forms, PUBLISH, SPUBLISH.
+pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], name: &str) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let names: Vec<&[u8]> = (1..args.len()).map(arg).collect();
+    match name {
+        "publish" | "spublish" => {
+            let home = match plan::channel_home(ctx, arg(1)) {
+                Ok(h) => h,
+                Err(e) => return client.error(&e),
+            };
+            let slot = client.replies.borrow_mut().push_waiting();
+            ctx.upstreams.conn_in(home, client.proto, client.db).send(
+                |b| b.extend_from_slice(frame),
+                Waiter::new(&client.replies, slot, 0),
+            );
+        }
+        "subscribe" | "ssubscribe" => {
+            let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+            for ch in &names {
+                match plan::channel_home(ctx, ch) {
+                    Ok(h) => match by_home.iter_mut().find(|(e, _)| *e == h) {
+                        Some((_, v)) => v.push(ch),
+                        None => by_home.push((h, vec![ch])),
+                    },
+                    Err(e) => return client.error(&e),
+                }
+            }
+            enter(client);
+            for (ep, chs) in by_home {
+                send(ctx, client, ep, name.as_bytes(), &chs, chs.len());
+            }
+        }
+        "psubscribe" => {
+            let eps = match fanout::primaries(ctx) {
+                Ok(e) => e,
+                Err(e) => return client.error(&e),
+            };
+            enter(client);
+            for ep in eps {
+                send(ctx, client, ep, b"psubscribe", &names, names.len());
+            }
+        }
+        _ => unsubscribe(ctx, client, name, &names),
+    }
+}
+
+/// Enters pub/sub mode (a no-op when already in it).
+fn enter(client: &mut Client) {
+    let proto = client.proto;
+    client.pubsub.get_or_insert_with(|| PubSub {
+        feed: Rc::new(RefCell::new(Feed {
+            proto,
+            ..Feed::default()
+        })),
+        conns: Vec::new(),
+    });
+}
+
+/// Sends `kind names...` on the client's subscriber connection to `ep`,
+/// made on first use; `confirmations` subscribe confirmations will come.
+fn send(
+    ctx: &CoreContext,
+    client: &mut Client,
+    ep: usize,
+    kind: &[u8],
+    names: &[&[u8]],
+    confirmations: usize,
+) {
+    let Some(ps) = client.pubsub.as_mut() else {
+        return;
+    };
+    let conn = match ps.conns.iter().find(|(e, _)| *e == ep) {
+        Some((_, c)) => c.clone(),
+        None => {
+            let c = ctx.upstreams.dedicated(ep, client.proto, 0);
+            let feed = ps.feed.clone();
+            c.set_push(Box::new(move |f| feed.borrow_mut().push(f)));
+            ps.conns.push((ep, c.clone()));
+            c
+        }
+    };
+    if !is_unsubscribe(kind) {
+        ps.feed.borrow_mut().pending += confirmations;
+    }
+    conn.send_push(|b| {
+        write::array_header(b, 1 + names.len());
+        write::bulk(b, kind);
+        for n in names {
+            write::bulk(b, n);
+        }
+    });
+}
+
+fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8]]) {
+    let proto = client.proto;
+    let Some(ps) = client.pubsub.as_ref() else {
+        // Not subscribed: Redis confirms with nothing, or each name, at 0.
+        let mut out = Vec::new();
+        if names.is_empty() {
+            confirmation(&mut out, proto, kind.as_bytes(), None, 0);
+        }
+        for n in names {
+            confirmation(&mut out, proto, kind.as_bytes(), Some(n), 0);
+        }
+        return client.reply(|o| o.extend_from_slice(&out));
+    };
+    let feed = ps.feed.clone();
+    let eps: Vec<usize> = ps.conns.iter().map(|(e, _)| *e).collect();
+    let held = |f: &Feed, n: &[u8]| match kind {
+        "punsubscribe" => f.patterns.contains(n),
+        "sunsubscribe" => f.shard.contains(n),
+        _ => f.channels.contains(n),
+    };
+    if names.is_empty() {
+        let none = match kind {
+            "punsubscribe" => feed.borrow().patterns.is_empty(),
+            "sunsubscribe" => feed.borrow().shard.is_empty(),
+            _ => feed.borrow().channels.is_empty(),
+        };
+        if none {
+            let mut f = feed.borrow_mut();
+            let n = f.count(kind.as_bytes());
+            let proto = f.proto;
+            confirmation(&mut f.out, proto, kind.as_bytes(), None, n);
+            f.wake();
+            return;
+        }
+        for ep in eps {
+            send(ctx, client, ep, kind.as_bytes(), &[], 0);
+        }
+        return;
+    }
+    // Names not subscribed are confirmed here; the others where they live.
+    let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+    for n in names {
+        if !held(&feed.borrow(), n) {
+            let mut f = feed.borrow_mut();
+            let count = f.count(kind.as_bytes());
+            let proto = f.proto;
+            confirmation(&mut f.out, proto, kind.as_bytes(), Some(n), count);
+            f.wake();
+            continue;
+        }
+        let homes = if kind == "punsubscribe" {
+            eps.clone()
+        } else {
+            plan::channel_home(ctx, n)
+                .map(|h| vec![h])
+                .unwrap_or_default()
+        };
+        for h in homes {
+            match by_home.iter_mut().find(|(e, _)| *e == h) {
+                Some((_, v)) => v.push(n),
+                None => by_home.push((h, vec![n])),
+            }
+        }
+    }
+    for (ep, ns) in by_home {
+        send(ctx, client, ep, kind.as_bytes(), &ns, 0);
+    }
+}
+
+/// PING in pub/sub mode (RESP2): `["pong", message]`.
+pub fn ping(client: &Client, message: Option<&[u8]>) {
+    client.reply(|o| {
+        write::array_header(o, 2);
+        write::bulk(o, b"pong");
+        write::bulk(o, message.unwrap_or(b""));
+    });
+}
+
+/// The count in a confirmation frame (tests).
+#[cfg(test)]
+fn count_of(f: &[u8]) -> Option<i64> {
+    let mut el = Vec::new();
+    reply::aggregate_any(f, &mut el)?;
+    let (a, b) = *el.get(2)?;
+    reply::integer(&f[a..b])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: &str, name: &str, n: i64) -> Vec<u8> {
+        let mut f = Vec::new();
+        write::array_header(&mut f, 3);
+        write::bulk(&mut f, kind.as_bytes());
+        write::bulk(&mut f, name.as_bytes());
+        write::integer(&mut f, n);
+        f
+    }
+
+    /// The counts of the confirmations in `out`.
+    fn counts(out: &[u8]) -> Vec<i64> {
+        let mut counts = Vec::new();
+        let mut rest = out;
+        while !rest.is_empty() {
+            let len = reply::reply_len(rest).unwrap().unwrap();
+            counts.push(count_of(&rest[..len]).unwrap());
+            rest = &rest[len..];
+        }
+        counts
+    }
+
+    #[test]
+    fn counts_are_the_clients_and_patterns_confirmed_once() {
+        let mut feed = Feed {
+            pending: 2 + 3,
+            ..Feed::default()
+        };
+        // Two channels on two backends: each backend counts 1.
+        feed.take(&frame("subscribe", "a", 1));
+        feed.take(&frame("subscribe", "b", 1));
+        // One pattern, confirmed by three backends.
+        for _ in 0..3 {
+            feed.take(&frame("psubscribe", "p*", 2));
+        }
+        assert_eq!(counts(&std::mem::take(&mut feed.out)), vec![1, 2, 3]);
+        // Messages pass as they are.
+        let msg = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n";
+        feed.take(msg);
+        assert_eq!(std::mem::take(&mut feed.out), msg.to_vec());
+        // A backend with nothing to unsubscribe says nil: dropped.
+        feed.take(b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+        assert!(feed.out.is_empty());
+        feed.take(&frame("unsubscribe", "a", 0));
+        feed.take(&frame("unsubscribe", "b", 0));
+        for _ in 0..3 {
+            feed.take(&frame("punsubscribe", "p*", 0));
+        }
+        assert!(feed.ended);
+        assert_eq!(counts(&feed.out), vec![2, 1, 0]);
+    }
+}
