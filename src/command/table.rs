@@ -84,6 +84,8 @@ pub enum Fan {
     Script,
     Function,
     Config,
+    /// PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARDCHANNELS/SHARDNUMSUB.
+    PubSubInfo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +258,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("time", 1, R, NONE, fan(Fan::FirstBackend)), cmd!("lastsave", 1, R, NONE, fan(Fan::FirstBackend)),
     cmd!("script", -2, W, NONE, fan(Fan::Script)), cmd!("config", -2, R, NONE, fan(Fan::Config)),
     cmd!("function", -2, W, NONE, fan(Fan::Function)),
+    cmd!("pubsub", -2, R, NONE, fan(Fan::PubSubInfo)),
     // blocking, each on a connection of its own while it blocks
     cmd!("blpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
     cmd!("brpop", -3, W, k(1, -2, 1), blk(Block::LastSeconds)),
@@ -277,7 +280,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("discard", 1, R, NONE, Exec::Transaction), cmd!("watch", -2, R, KALL, Exec::Transaction),
     cmd!("unwatch", 1, R, NONE, Exec::Transaction),
     // cannot work through a sharding proxy
-    cmd!("pubsub", -2, R, NONE, U),
     cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
     cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),

@@ -172,6 +172,24 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
                 ))
             }
         }
+        Fan::PubSubInfo => {
+            let sub = arg(1);
+            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+            if is(b"channels") || is(b"shardchannels") {
+                let cap = usize::MAX;
+                gather(ctx, client, &all, Merge::Concat { cap }, frame, false)
+            } else if is(b"numsub") || is(b"shardnumsub") {
+                gather(ctx, client, &all, Merge::SumPairs, frame, false)
+            } else if is(b"numpat") {
+                // Every primary holds every pattern keyway subscribed.
+                one(ctx, client, all.primaries[0], Merge::First, frame)
+            } else {
+                client.error(&format!(
+                    "ERR unsupported command 'PUBSUB {}'",
+                    quoted(sub, 32).to_uppercase()
+                ))
+            }
+        }
         Fan::Scan => scan(ctx, client, frame, args, &all.primaries),
     }
 }

@@ -22,6 +22,8 @@ pub enum Merge {
     Concat { cap: usize },
     /// SCRIPT EXISTS: a script exists only where every backend has it.
     AndInts,
+    /// PUBSUB NUMSUB: `[name, n, ...]` from each, the counts summed.
+    SumPairs,
     /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
     First,
     /// RANDOMKEY: the first key found, looking from part `start` on.
@@ -167,6 +169,28 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             write::array_header(out, all.len());
             for v in all {
                 write::integer(out, v as i64);
+            }
+        }
+        Merge::SumPairs => {
+            let mut sums: Vec<(&[u8], i64)> = Vec::new();
+            for p in parts() {
+                scratch.clear();
+                if reply::aggregate(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
+                    return unexpected(out, "name and count pairs");
+                }
+                for (i, pair) in scratch.chunks(2).enumerate() {
+                    let name = &p[pair[0].0..pair[0].1];
+                    let n = reply::integer(&p[pair[1].0..pair[1].1]).unwrap_or(0);
+                    match sums.get_mut(i) {
+                        Some((_, sum)) => *sum += n,
+                        None => sums.push((name, n)),
+                    }
+                }
+            }
+            write::array_header(out, 2 * sums.len());
+            for (name, n) in sums {
+                out.extend_from_slice(name);
+                write::integer(out, n);
             }
         }
         Merge::First => out.extend_from_slice(part(0)),

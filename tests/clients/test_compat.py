@@ -347,6 +347,13 @@ def test_pubsub_channels_and_patterns_across_backends(proxy, protocol):
     confirmations = drain(9)
     # Counts are the client's own totals, each pattern confirmed once.
     assert sorted(c[2] for c in confirmations) == list(range(1, 10)), confirmations
+    # PUBSUB answers for every backend together.
+    assert {c.decode() if isinstance(c, bytes) else c
+            for c in r.pubsub_channels(f"ps{protocol}:*")} == set(channels)
+    numsub = r.pubsub_numsub(channels[0], channels[1], "nobody")
+    assert [(c.decode() if isinstance(c, bytes) else c, n) for c, n in numsub] == [
+        (channels[0], 1), (channels[1], 1), ("nobody", 0)]
+    assert r.pubsub_numpat() >= 1
     for i, ch in enumerate(channels):
         assert r.publish(ch, f"m{i}") == 1
     assert r.publish(f"ps{protocol}:pattern", "x") == 1
