@@ -122,13 +122,7 @@ pub fn elements(reply: &[u8], expect: usize, out: &mut Vec<(usize, usize)>) -> O
     if n < 0 || n as usize != expect {
         return None;
     }
-    let mut pos = r + 2;
-    for _ in 0..n {
-        let len = reply_len(&reply[pos..]).ok()??;
-        out.push((pos, pos + len));
-        pos += len;
-    }
-    Some(())
+    elements_from(reply, r + 2, expect, out)
 }
 
 /// The elements of an aggregate reply of any length (`*`, `~`); None when
@@ -144,14 +138,23 @@ pub fn aggregate(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
 
 /// Like `aggregate`, RESP3 pushes (`>`) included.
 pub fn aggregate_any(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
-    if !matches!(reply.first(), Some(b'*') | Some(b'~') | Some(b'>')) {
-        return None;
+    if reply.first() == Some(&b'>') {
+        let r = memchr::memchr(b'\r', reply)?;
+        let n = parse_int(&reply[1..r])?.max(0) as usize;
+        return elements_from(reply, r + 2, n, out);
     }
-    let r = memchr::memchr(b'\r', reply)?;
-    let n = parse_int(&reply[1..r])?.max(0) as usize;
-    let mut pos = r + 2;
+    aggregate(reply, out)
+}
+
+/// `n` elements of `reply` from `pos` on, as ranges.
+fn elements_from(
+    reply: &[u8],
+    mut pos: usize,
+    n: usize,
+    out: &mut Vec<(usize, usize)>,
+) -> Option<()> {
     for _ in 0..n {
-        let len = reply_len(&reply[pos..]).ok()??;
+        let len = reply_len(reply.get(pos..)?).ok()??;
         out.push((pos, pos + len));
         pos += len;
     }

@@ -5,9 +5,12 @@
 //! keyspaces are merged in by `gather` (see `fanout`).
 
 use super::gather::InfoParts;
-use super::local::REDIS_COMPAT_VERSION;
 use super::{Client, CoreContext};
 use std::fmt::Write;
+
+/// The Redis version whose command set keyway proxies, reported when no
+/// backend has told its own (clients gate features on it).
+pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
 
 /// The sections keyway renders, in Redis's order (`keyspace` comes from
 /// the backends).

@@ -8,9 +8,7 @@ use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
 
-/// The Redis version whose command set keyway proxies (clients gate
-/// features on it).
-pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
+use super::info::REDIS_COMPAT_VERSION;
 
 pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];

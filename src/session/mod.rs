@@ -144,7 +144,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
                 wait_for_replies(&client.replies).await;
                 true
             } else {
-                blocking::wait(&stream, &mut input, &client.replies).await
+                Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await
             };
             for conn in client.blocked.drain(..) {
                 conn.shut_down();
@@ -177,42 +177,13 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             continue;
         }
         if let Some(feed) = client.pubsub.as_ref().map(|p| p.feed.clone()) {
-            // Pub/sub mode: messages and confirmations as they come, and
-            // the client's commands as they come.
-            let from_client = stream.recv(|piece| {
-                CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
-                input.feed(piece, |bytes| reader.absorb(&ctx, &mut client, bytes));
-            });
-            match race(from_client, pubsub::ready(&feed)).await {
-                Either::Left(Ok(true)) => read_at = crate::net::now(),
-                Either::Left(Ok(false) | Err(_)) => return,
-                Either::Right(()) => {}
-            }
-            let (mut pushed, lost, ended) = {
-                let mut f = feed.borrow_mut();
-                (std::mem::take(&mut f.out), f.lost, f.ended)
-            };
-            if !pushed.is_empty() {
-                // Replies to commands read in the same turn go first.
-                if !client.replies.borrow().is_empty() {
-                    wait_for_replies(&client.replies).await;
-                    client.replies.borrow_mut().take_output(&mut out);
-                    if stream.send(&mut out).await.is_err() {
-                        return;
-                    }
-                }
-                CoreStats::add(&ctx.stats.bytes_out, pushed.len() as u64);
-                if stream.send(&mut pushed).await.is_err() {
-                    return;
-                }
-            }
-            if lost {
-                return;
-            }
-            if ended {
-                if let Some(ps) = client.pubsub.take() {
-                    ps.close();
-                }
+            // Boxed: the rare modes must not grow every session's future
+            // (an idle connection is mostly this future).
+            let turn = pubsub_turn(&stream, &ctx, &mut client, &mut reader, &mut input, feed);
+            match Box::pin(turn).await {
+                Some(true) => read_at = crate::net::now(),
+                Some(false) => {}
+                None => return,
             }
             continue;
         }
@@ -229,6 +200,52 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             Ok(false) | Err(_) => return,
         }
     }
+}
+
+/// One turn of a subscribed client: its commands as they come, messages
+/// and confirmations as they come. Some(true): the client sent something;
+/// Some(false): the feed had something; None: the session ends.
+async fn pubsub_turn(
+    stream: &Stream,
+    ctx: &Rc<CoreContext>,
+    client: &mut Client,
+    reader: &mut Reader,
+    input: &mut Input,
+    feed: Rc<RefCell<pubsub::Feed>>,
+) -> Option<bool> {
+    let from_client = stream.recv(|piece| {
+        CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+        input.feed(piece, |bytes| reader.absorb(ctx, client, bytes));
+    });
+    let read = match race(from_client, pubsub::ready(&feed)).await {
+        Either::Left(Ok(true)) => true,
+        Either::Left(Ok(false) | Err(_)) => return None,
+        Either::Right(()) => false,
+    };
+    let (mut pushed, lost, ended) = {
+        let mut f = feed.borrow_mut();
+        (std::mem::take(&mut f.out), f.lost, f.ended)
+    };
+    if !pushed.is_empty() {
+        // Replies to commands read in the same turn go first.
+        if !client.replies.borrow().is_empty() {
+            wait_for_replies(&client.replies).await;
+            let mut out = Vec::new();
+            client.replies.borrow_mut().take_output(&mut out);
+            stream.send(&mut out).await.ok()?;
+        }
+        CoreStats::add(&ctx.stats.bytes_out, pushed.len() as u64);
+        stream.send(&mut pushed).await.ok()?;
+    }
+    if lost {
+        return None;
+    }
+    if ended {
+        if let Some(ps) = client.pubsub.take() {
+            ps.close();
+        }
+    }
+    Some(read)
 }
 
 /// The request side of a session: the scanner and where it stopped.

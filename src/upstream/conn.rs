@@ -173,13 +173,16 @@ impl Conn {
         }
         encode(&mut inner.wbuf);
         inner.waiters.push_back((waiter, now));
-        if !inner.driver_running {
-            inner.driver_running = true;
-            drop(inner);
+        drop(inner);
+        self.kick();
+    }
+
+    /// Starts the driver unless it runs, and wakes the writer.
+    fn kick(self: &Rc<Self>) {
+        let start = !std::mem::replace(&mut self.inner.borrow_mut().driver_running, true);
+        if start {
             let conn = self.clone();
             crate::net::spawn(async move { conn.drive(false).await }).detach();
-        } else {
-            drop(inner);
         }
         self.wakeup.notify();
     }
@@ -403,6 +406,11 @@ impl Conn {
     /// requests of every session on the core that went to this endpoint.
     async fn write_loop(&self, stream: &Stream) -> End {
         let mut batch: Vec<u8> = Vec::new();
+        // Shut while connecting (a blocked client left): send nothing, so
+        // the backend never runs a command for a client that is gone.
+        if self.shut.get() {
+            return End::Shut;
+        }
         if !self.handshake.is_empty() {
             batch.extend_from_slice(&self.handshake);
             if let Err(e) = stream.send(&mut batch).await {
@@ -418,6 +426,9 @@ impl Conn {
             }
             // Let the other sessions of this turn add their requests.
             self.ring.settle().await;
+            if self.shut.get() {
+                return End::Shut;
+            }
             std::mem::swap(&mut batch, &mut self.inner.borrow_mut().wbuf);
             // `batch` comes back empty (with an earlier send's allocation).
             if let Err(e) = stream.send(&mut batch).await {
@@ -469,17 +480,8 @@ impl Conn {
         if self.shut.get() {
             return;
         }
-        let mut inner = self.inner.borrow_mut();
-        encode(&mut inner.wbuf);
-        if !inner.driver_running {
-            inner.driver_running = true;
-            drop(inner);
-            let conn = self.clone();
-            crate::net::spawn(async move { conn.drive(false).await }).detach();
-        } else {
-            drop(inner);
-        }
-        self.wakeup.notify();
+        encode(&mut self.inner.borrow_mut().wbuf);
+        self.kick();
     }
 
     /// Closes the connection for good: a blocking command's connection

@@ -234,20 +234,27 @@ impl Upstreams {
         if let Some((_, c)) = others.iter().find(|(k, _)| *k == (db, proto)) {
             return c.clone();
         }
-        let conn = Rc::new(Conn::new(
+        let conn = self.new_conn(endpoint, e, proto, db);
+        others.push(((db, proto), conn.clone()));
+        conn
+    }
+
+    /// A connection outside the pools, to `e` (endpoint `endpoint`).
+    fn new_conn(&self, endpoint: usize, e: &EndpointConns, proto: Protocol, db: u16) -> Rc<Conn> {
+        let settings = ConnSettings {
+            db,
+            ..e.settings.clone()
+        };
+        let (stats, ring) = (self.stats.clone(), self.ring.clone());
+        Rc::new(Conn::new(
             endpoint,
             e.addr,
             e.label.clone(),
             proto,
-            ConnSettings {
-                db,
-                ..e.settings.clone()
-            },
-            self.stats.clone(),
-            self.ring.clone(),
-        ));
-        others.push(((db, proto), conn.clone()));
-        conn
+            settings,
+            stats,
+            ring,
+        ))
     }
 
     /// A new connection to `endpoint` for one client alone (a blocking
@@ -258,18 +265,7 @@ impl Upstreams {
         let e = eps[endpoint]
             .as_ref()
             .expect("slot maps only name endpoints this core has");
-        Rc::new(Conn::new(
-            endpoint,
-            e.addr,
-            e.label.clone(),
-            proto,
-            ConnSettings {
-                db,
-                ..e.settings.clone()
-            },
-            self.stats.clone(),
-            self.ring.clone(),
-        ))
+        self.new_conn(endpoint, e, proto, db)
     }
 
     fn healthy(&self, endpoint: usize) -> bool {

@@ -57,18 +57,13 @@ def valkey_server_binary():
         return shutil.which("valkey-server")
 
 
-@pytest.fixture(scope="module")
-def proxy():
-    procs, ports = [], []
-    tmp = tempfile.mkdtemp(prefix="keyway-clients-")
-    binaries = ["redis-server", "redis-server", valkey_server_binary() or "redis-server"]
-    try:
-        for binary in binaries:
-            ports.append(start_server(procs, tmp, binary=binary))
-        port = free_port()
-        cfg = Path(tmp) / "keyway.toml"
-        endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
-        cfg.write_text(f"""
+def start_keyway(procs, tmp, backends):
+    """Starts keyway (one core) over `backends` with a ring_hash catch-all
+    route; adds it to `procs`; returns its port."""
+    port = free_port()
+    cfg = Path(tmp) / "keyway.toml"
+    endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
+    cfg.write_text(f"""
 [proxy]
 listen = "127.0.0.1:{port}"
 cores = 1
@@ -85,9 +80,21 @@ catch_all = "main"
 [admin]
 latency_dir = "{tmp}/latency"
 """)
-        log = open(Path(tmp) / "keyway.log", "w")
-        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))
-        wait_port(port)
+    log = open(Path(tmp) / "keyway.log", "w")
+    procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))
+    wait_port(port)
+    return port
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    procs, ports = [], []
+    tmp = tempfile.mkdtemp(prefix="keyway-clients-")
+    binaries = ["redis-server", "redis-server", valkey_server_binary() or "redis-server"]
+    try:
+        for binary in binaries:
+            ports.append(start_server(procs, tmp, binary=binary))
+        port = start_keyway(procs, tmp, ports)
         yield {"port": port, "backends": ports}
     finally:
         for p in procs:

@@ -12,7 +12,7 @@ import pytest
 import redis
 import valkey
 
-from test_clients import KEYWAY, free_port, start_server, valkey_server_binary, wait_port
+from test_clients import start_keyway, start_server, valkey_server_binary
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
@@ -24,29 +24,7 @@ def proxy(tmp_path_factory):
     try:
         binaries = ["redis-server", "redis-server", valkey_server_binary() or "redis-server"]
         backends = [start_server(procs, tmp, binary=b) for b in binaries]
-        port = free_port()
-        endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
-        cfg = tmp / "keyway.toml"
-        cfg.write_text(f"""
-[proxy]
-listen = "127.0.0.1:{port}"
-cores = 1
-op_timeout = "2s"
-
-[[clusters]]
-name = "main"
-lb_policy = "ring_hash"
-endpoints = [{endpoints}]
-
-[routes]
-catch_all = "main"
-
-[admin]
-latency_dir = "{tmp}/latency"
-""")
-        log = open(tmp / "keyway.log", "w")
-        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))
-        wait_port(port)
+        port = start_keyway(procs, tmp, backends)
         yield {"port": port, "backends": backends}
     finally:
         for p in procs:
@@ -381,23 +359,7 @@ def test_a_subscriber_whose_backend_dies_is_disconnected(tmp_path):
     procs = []
     try:
         backend = start_server(procs, tmp_path)
-        port = free_port()
-        cfg = tmp_path / "keyway.toml"
-        cfg.write_text(f"""
-[proxy]
-listen = "127.0.0.1:{port}"
-cores = 1
-[[clusters]]
-name = "main"
-lb_policy = "ring_hash"
-endpoints = ["127.0.0.1:{backend}"]
-[routes]
-catch_all = "main"
-[admin]
-latency_dir = "{tmp_path}/latency"
-""")
-        procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=subprocess.DEVNULL))
-        wait_port(port)
+        port = start_keyway(procs, tmp_path, [backend])
         p = redis.Redis(port=port, protocol=2).pubsub()
         p.subscribe("c")
         assert p.get_message(timeout=2)["type"] == "subscribe"
