@@ -146,6 +146,17 @@ pub fn aggregate_any(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> 
     aggregate(reply, out)
 }
 
+/// The keys and values of a map reply, flattened (`%n`: 2n elements), or
+/// the elements of an array (RESP2 writes maps as flat arrays).
+pub fn map_entries(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {
+    if reply.first() == Some(&b'%') {
+        let r = memchr::memchr(b'\r', reply)?;
+        let n = parse_int(&reply[1..r])?.max(0) as usize;
+        return elements_from(reply, r + 2, 2 * n, out);
+    }
+    aggregate(reply, out)
+}
+
 /// `n` elements of `reply` from `pos` on, as ranges.
 fn elements_from(
     reply: &[u8],

@@ -233,6 +233,18 @@ fn one(ctx: &CoreContext, client: &mut Client, ep: usize, merge: Merge, request:
     );
 }
 
+/// COMMAND DOCS [name ...]: the first backend's docs (what `redis-cli`
+/// shows for HELP), without the commands keyway does not serve.
+pub fn command_docs(ctx: &CoreContext, client: &mut Client, frame: &[u8]) {
+    match backends(ctx) {
+        Ok(b) if !b.primaries.is_empty() => {
+            one(ctx, client, b.primaries[0], Merge::CommandDocs, frame)
+        }
+        Ok(_) => client.reply(|o| write::map_header(o, 0, client.proto)),
+        Err(e) => client.error(&e),
+    }
+}
+
 /// INFO: keyway's sections, with the backends' version and keyspace when
 /// those are asked for. A backend that does not answer is counted in
 /// `keyway_backends_failed`, never a failed INFO: clients' ready checks

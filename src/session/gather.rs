@@ -24,6 +24,8 @@ pub enum Merge {
     AndInts,
     /// PUBSUB NUMSUB: `[name, n, ...]` from each, the counts summed.
     SumPairs,
+    /// COMMAND DOCS from one backend, without what keyway does not serve.
+    CommandDocs,
     /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
     First,
     /// RANDOMKEY: the first key found, looking from part `start` on.
@@ -191,6 +193,25 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             for (name, n) in sums {
                 out.extend_from_slice(name);
                 write::integer(out, n);
+            }
+        }
+        Merge::CommandDocs => {
+            let p = part(0);
+            if reply::map_entries(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
+                return unexpected(out, "a map of command docs");
+            }
+            let served = |name: &[u8]| {
+                reply::string(name)
+                    .and_then(crate::command::lookup)
+                    .is_some_and(|c| c.exec != crate::command::Exec::Unsupported)
+            };
+            let kept: Vec<_> = scratch
+                .chunks(2)
+                .filter(|kv| served(&p[kv[0].0..kv[0].1]))
+                .collect();
+            write::map_header(out, kept.len(), g.proto);
+            for kv in kept {
+                out.extend_from_slice(&p[kv[0].0..kv[1].1]);
             }
         }
         Merge::First => out.extend_from_slice(part(0)),
@@ -393,6 +414,17 @@ mod tests {
         assert_eq!(
             run(Merge::AnyNonNull { start: 0 }, &[b"$-1\r\n", b"$-1\r\n"]),
             b"$-1\r\n"
+        );
+    }
+
+    #[test]
+    fn command_docs_only_for_what_keyway_serves() {
+        assert_eq!(
+            run(
+                Merge::CommandDocs,
+                &[b"*4\r\n$3\r\nget\r\n*0\r\n$7\r\nmonitor\r\n*0\r\n"]
+            ),
+            b"*2\r\n$3\r\nget\r\n*0\r\n"
         );
     }
 

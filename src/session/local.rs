@@ -272,7 +272,7 @@ fn client_cmd(client: &mut Client, frame: &[u8], args: &[Arg]) {
     }
 }
 
-fn command(_ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let proto = client.proto;
     if args.len() == 1 {
@@ -306,8 +306,7 @@ fn command(_ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
             }
         });
     } else if sub.eq_ignore_ascii_case(b"docs") {
-        // keyway carries no command docs; clients fall back to their own.
-        client.reply(|o| write::map_header(o, 0, proto));
+        super::fanout::command_docs(ctx, client, frame);
     } else if sub.eq_ignore_ascii_case(b"list") {
         client.reply(|o| {
             let names: Vec<_> = COMMANDS

@@ -161,6 +161,8 @@ def test_redis_cli_tools(proxy):
     assert int(run("dbsize").stdout) >= 50
     scanned = run("--scan", "--pattern", "cli2:*").stdout.split()
     assert sorted(scanned) == sorted(f"cli2:{i}" for i in range(50))
+    # HELP shows the backend's docs for what keyway serves.
+    assert "key value" in run("help", "set").stdout.lower()
     big = run("--bigkeys")
     assert big.returncode == 0 and "strings" in big.stdout, big.stdout + big.stderr
     stat = subprocess.run(["timeout", "2", "stdbuf", "-oL", "redis-cli", "-p", port, "--stat", "-i", "0.2"],
