@@ -165,6 +165,12 @@ impl Topology {
     pub fn is_redis_cluster(&self, cluster: usize) -> bool {
         self.clusters[cluster].ring.is_none()
     }
+
+    /// Whether any cluster is a Redis Cluster (its rules then apply to
+    /// clients: database 0 only).
+    pub fn has_redis_cluster(&self) -> bool {
+        self.clusters.iter().any(|c| c.ring.is_none())
+    }
 }
 
 /// The host part of `host:port` (`[v6]:port` too).

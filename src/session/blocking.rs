@@ -10,11 +10,10 @@
 use super::plan;
 use super::replies::{Replies, Waiter};
 use super::{Client, CoreContext};
-use crate::command::{key_indices, Block, CommandSpec};
+use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::Arg;
-use crate::stats::ErrorKind;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -74,24 +73,11 @@ pub fn run(
         // Not blocking: an ordinary request on the shared connection.
         return super::routed(ctx, client, frame, args, spec, None);
     };
-    let mut keys = std::mem::take(&mut client.keys);
-    let mut targets = std::mem::take(&mut client.targets);
     let mut request = Vec::with_capacity(frame.len());
-    let placed = key_indices(
-        spec,
-        args.len(),
-        |i| &frame[args[i].start..args[i].end],
-        &mut keys,
-    )
-    .map_err(|e| e.message().to_string())
-    .and_then(|()| plan::single_target(ctx, frame, args, &keys, &mut targets, &mut request))
-    .map(|()| targets[0].place().0);
-    client.keys = keys;
-    client.targets = targets;
-    let endpoint = match placed {
-        Ok(e) => e,
-        Err(e) if e.starts_with("CROSSSLOT") => return client.fail(ErrorKind::CrossSlot, &e),
-        Err(e) => return client.error(&e),
+    let endpoint = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
+        Ok(Some((endpoint, _))) => endpoint,
+        Ok(None) => return client.error(&format!("ERR '{}' without keys", spec.name)),
+        Err(e) => return plan::refuse_placement(client, &e),
     };
     let conn = ctx.upstreams.dedicated(endpoint, client.proto, client.db);
     let op = ctx.topo.config.op_timeout;

@@ -116,10 +116,10 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
             let start = (client.next_fraction() * n as f64) as usize % n;
             gather(ctx, client, &all, Merge::AnyNonNull { start }, frame, false)
         }
-        Fan::FirstBackend => one(ctx, client, all.primaries[0], Merge::First, frame),
+        Fan::FirstBackend => ask(ctx, client, &[all.primaries[0]], Merge::First, frame),
         Fan::Config => {
             if arg(1).eq_ignore_ascii_case(b"get") {
-                one(ctx, client, all.primaries[0], Merge::First, frame)
+                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
                 client.error(&format!(
                     "ERR CONFIG {} is not available through keyway (CONFIG GET is: it reads the first backend)",
@@ -164,7 +164,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
             } else if is(b"flush") {
                 gather(ctx, client, &all, Merge::AllOk, frame, true)
             } else if is(b"list") {
-                one(ctx, client, all.primaries[0], Merge::First, frame)
+                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
                 client.error(&format!(
                     "ERR unsupported command 'FUNCTION {}'",
@@ -182,7 +182,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
                 gather(ctx, client, &all, Merge::SumPairs, frame, false)
             } else if is(b"numpat") {
                 // Every primary holds every pattern keyway subscribed.
-                one(ctx, client, all.primaries[0], Merge::First, frame)
+                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
                 client.error(&format!(
                     "ERR unsupported command 'PUBSUB {}'",
@@ -204,14 +204,7 @@ fn gather(
     frame: &[u8],
     mirrored: bool,
 ) {
-    let g = Gather::new(merge, client.proto, all.primaries.len());
-    let slot = client.replies.borrow_mut().push_gather(g);
-    for (part, &ep) in all.primaries.iter().enumerate() {
-        ctx.upstreams.conn_in(ep, client.proto, client.db).send(
-            |b| b.extend_from_slice(frame),
-            Waiter::new(&client.replies, slot, part),
-        );
-    }
+    ask(ctx, client, &all.primaries, merge, frame);
     if mirrored {
         for &(ep, cluster) in &all.mirrors {
             CoreStats::add(&ctx.stats.mirrors[cluster].sent, 1);
@@ -223,14 +216,17 @@ fn gather(
     }
 }
 
-/// Sends `request` to one backend; its reply merges with `merge`.
-fn one(ctx: &CoreContext, client: &mut Client, ep: usize, merge: Merge, request: &[u8]) {
-    let g = Gather::new(merge, client.proto, 1);
+/// Sends `request` to each of `eps`: their replies are the parts of one
+/// reply slot, merged with `merge`.
+fn ask(ctx: &CoreContext, client: &mut Client, eps: &[usize], merge: Merge, request: &[u8]) {
+    let g = Gather::new(merge, client.proto, eps.len());
     let slot = client.replies.borrow_mut().push_gather(g);
-    ctx.upstreams.conn_in(ep, client.proto, client.db).send(
-        |b| b.extend_from_slice(request),
-        Waiter::new(&client.replies, slot, 0),
-    );
+    for (part, &ep) in eps.iter().enumerate() {
+        ctx.upstreams.conn_in(ep, client.proto, client.db).send(
+            |b| b.extend_from_slice(request),
+            Waiter::new(&client.replies, slot, part),
+        );
+    }
 }
 
 /// COMMAND DOCS [name ...]: the first backend's docs (what `redis-cli`
@@ -238,7 +234,7 @@ fn one(ctx: &CoreContext, client: &mut Client, ep: usize, merge: Merge, request:
 pub fn command_docs(ctx: &CoreContext, client: &mut Client, frame: &[u8]) {
     match backends(ctx) {
         Ok(b) if !b.primaries.is_empty() => {
-            one(ctx, client, b.primaries[0], Merge::CommandDocs, frame)
+            ask(ctx, client, &[b.primaries[0]], Merge::CommandDocs, frame)
         }
         Ok(_) => client.reply(|o| write::map_header(o, 0, client.proto)),
         Err(e) => client.error(&e),
@@ -260,17 +256,12 @@ fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
     } else {
         Vec::new()
     };
-    let g = Gather::new(Merge::Info(Box::new(parts)), client.proto, eps.len());
+    let merge = Merge::Info(Box::new(parts));
     if eps.is_empty() {
+        let g = Gather::new(merge, client.proto, 0);
         return client.reply(|o| gather::merge(&g, &[], o));
     }
-    let slot = client.replies.borrow_mut().push_gather(g);
-    for (part, &ep) in eps.iter().enumerate() {
-        ctx.upstreams.conn_in(ep, client.proto, client.db).send(
-            |b| b.extend_from_slice(b"*1\r\n$4\r\nINFO\r\n"),
-            Waiter::new(&client.replies, slot, part),
-        );
-    }
+    ask(ctx, client, &eps, merge, b"*1\r\n$4\r\nINFO\r\n");
 }
 
 /// SCAN across backends: the client's cursor names a backend and that
@@ -298,5 +289,5 @@ fn scan(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], eps:
         backend,
         backends: eps.len(),
     };
-    one(ctx, client, eps[backend], merge, &request);
+    ask(ctx, client, &[eps[backend]], merge, &request);
 }

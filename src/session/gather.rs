@@ -364,12 +364,8 @@ mod tests {
             g.parts[i] = Some((a, arena.len()));
         }
         let mut out = Vec::new();
-        merge_into(&g, &arena, &mut out);
+        super::merge(&g, &arena, &mut out);
         out
-    }
-
-    fn merge_into(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
-        merge(g, arena, out)
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub fn render(ctx: &CoreContext, client: &Client, want: &[bool; SECTIONS.len()])
     let cfg = &ctx.topo.config;
     let stats = &ctx.stats;
     let uptime = crate::stats::started_at().elapsed().as_secs();
-    let mode = if (0..ctx.topo.clusters.len()).any(|c| ctx.topo.is_redis_cluster(c)) {
+    let mode = if ctx.topo.has_redis_cluster() {
         "cluster"
     } else {
         "ring"

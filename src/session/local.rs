@@ -65,7 +65,7 @@ fn select(ctx: &CoreContext, client: &mut Client, n: &[u8]) {
         return client.error("ERR value is not an integer or out of range");
     };
     let topo = &ctx.topo;
-    if db != 0 && (0..topo.clusters.len()).any(|c| topo.is_redis_cluster(c)) {
+    if db != 0 && topo.has_redis_cluster() {
         return client.error("ERR SELECT is not allowed in cluster mode");
     }
     if db < 0 || db >= topo.config.databases as i64 {

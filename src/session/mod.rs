@@ -57,14 +57,14 @@ pub struct Client {
     /// Requests of the current batch per latency group.
     groups: [u64; 4],
     /// An open MULTI: its commands are queued here until EXEC.
-    pub tx: Option<Box<transaction::Transaction>>,
+    tx: Option<Box<transaction::Transaction>>,
     /// Connections of this batch's blocking commands: shut down once the
     /// batch is answered or the client leaves.
     blocked: Vec<Rc<crate::upstream::conn::Conn>>,
     /// A WATCH's connection, until EXEC, DISCARD or UNWATCH.
     watch: Option<transaction::Watch>,
     /// Subscribed to channels or patterns (pub/sub mode).
-    pub pubsub: Option<pubsub::PubSub>,
+    pubsub: Option<pubsub::PubSub>,
 }
 
 impl Drop for Client {
@@ -372,7 +372,7 @@ pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
     match spec.exec {
         Exec::Local(l) => local::run(l, ctx, client, frame, args),
         Exec::Fanout(fan) => fanout::run(ctx, client, frame, args, fan),
-        Exec::Transaction => transaction::control(ctx, client, frame, args),
+        Exec::Transaction => transaction::control(ctx, client, frame, args, spec),
         Exec::Blocking(block) => blocking::run(ctx, client, frame, args, spec, block),
         Exec::PubSub => pubsub::run(ctx, client, frame, args, spec.name),
         Exec::Unsupported => {

@@ -8,7 +8,7 @@ use super::replies::{Multi, Part, Waiter};
 use super::{Client, CoreContext};
 use crate::cluster::redirect::Redirect;
 use crate::cluster::slots::{key_slot, SlotMap};
-use crate::command::{CommandSpec, Split};
+use crate::command::{key_indices, CommandSpec, Split};
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::{CoreStats, ErrorKind};
@@ -214,11 +214,52 @@ pub fn execute(
     }
 }
 
-/// Where a command that runs on one primary goes (a transaction's, a
-/// blocking one): the primary owning every key of it
-/// (one endpoint, one slot), as `targets`, and the command encoded for it
-/// (keys stripped as routed) appended to `buf`. Err is the client's error.
-pub fn single_target(
+/// Where a command that runs whole on one primary goes (a transaction's,
+/// a blocking one, a WATCH): the endpoint and slot owning every key of it,
+/// with the command encoded for them (keys stripped as routed) appended to
+/// `buf`; Ok(None), nothing appended, when it has no keys. Err is the
+/// client's error, and `buf` is left as it was.
+pub fn place_whole(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(usize, u16)>, String> {
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets = std::mem::take(&mut client.targets);
+    let start = buf.len();
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let placed = key_indices(spec, args.len(), arg, &mut keys)
+        .map_err(|e| e.message().to_string())
+        .and_then(|()| {
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            single_target(ctx, frame, args, &keys, &mut targets, buf)
+                .map(|()| Some(targets[0].place()))
+        });
+    if placed.is_err() {
+        buf.truncate(start);
+    }
+    client.keys = keys;
+    client.targets = targets;
+    placed
+}
+
+/// Answers a `place_whole` error, counted as a CROSSSLOT one when it is.
+pub fn refuse_placement(client: &Client, error: &str) {
+    if error.starts_with("CROSSSLOT") {
+        client.fail(ErrorKind::CrossSlot, error);
+    } else {
+        client.error(error);
+    }
+}
+
+/// The primary owning every key of a command (one endpoint, one slot), as
+/// `targets`, and the command encoded for it appended to `buf`.
+fn single_target(
     ctx: &CoreContext,
     frame: &[u8],
     args: &[Arg],

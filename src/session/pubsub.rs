@@ -64,6 +64,13 @@ impl Feed {
         self.wake();
     }
 
+    /// A confirmation keyway answers itself (nothing to ask a backend).
+    fn confirm_here(&mut self, kind: &str, name: Option<&[u8]>) {
+        let count = self.count(kind.as_bytes());
+        confirmation(&mut self.out, self.proto, kind.as_bytes(), name, count);
+        self.wake();
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -216,10 +223,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
             let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
             for ch in &names {
                 match plan::channel_home(ctx, ch) {
-                    Ok(h) => match by_home.iter_mut().find(|(e, _)| *e == h) {
-                        Some((_, v)) => v.push(ch),
-                        None => by_home.push((h, vec![ch])),
-                    },
+                    Ok(h) => add_to(&mut by_home, h, ch),
                     Err(e) => return client.error(&e),
                 }
             }
@@ -316,11 +320,7 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8
             _ => feed.borrow().channels.is_empty(),
         };
         if none {
-            let mut f = feed.borrow_mut();
-            let n = f.count(kind.as_bytes());
-            let proto = f.proto;
-            confirmation(&mut f.out, proto, kind.as_bytes(), None, n);
-            f.wake();
+            feed.borrow_mut().confirm_here(kind, None);
             return;
         }
         for ep in eps {
@@ -332,11 +332,7 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8
     let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     for n in names {
         if !held(&feed.borrow(), n) {
-            let mut f = feed.borrow_mut();
-            let count = f.count(kind.as_bytes());
-            let proto = f.proto;
-            confirmation(&mut f.out, proto, kind.as_bytes(), Some(n), count);
-            f.wake();
+            feed.borrow_mut().confirm_here(kind, Some(n));
             continue;
         }
         let homes = if kind == "punsubscribe" {
@@ -347,14 +343,19 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8
                 .unwrap_or_default()
         };
         for h in homes {
-            match by_home.iter_mut().find(|(e, _)| *e == h) {
-                Some((_, v)) => v.push(n),
-                None => by_home.push((h, vec![n])),
-            }
+            add_to(&mut by_home, h, n);
         }
     }
     for (ep, ns) in by_home {
         send(ctx, client, ep, kind.as_bytes(), &ns, 0);
+    }
+}
+
+/// Adds `name` to the names bound for endpoint `ep`.
+fn add_to<'a>(by_home: &mut Vec<(usize, Vec<&'a [u8]>)>, ep: usize, name: &'a [u8]) {
+    match by_home.iter_mut().find(|(e, _)| *e == ep) {
+        Some((_, v)) => v.push(name),
+        None => by_home.push((ep, vec![name])),
     }
 }
 

@@ -17,10 +17,10 @@
 //! WATCH and later the transaction, and is closed (unwatching everything)
 //! after EXEC, DISCARD or UNWATCH, or when the client leaves.
 
-use super::plan::{self, Target};
+use super::plan;
 use super::replies::Waiter;
 use super::{Client, CoreContext};
-use crate::command::{key_indices, CommandSpec, Exec, Local};
+use crate::command::{CommandSpec, Exec, Local};
 use crate::resp::request::Arg;
 use crate::resp::write::quoted;
 use crate::stats::ErrorKind;
@@ -49,7 +49,13 @@ pub struct Watch {
 }
 
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
-pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+pub fn control(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+) {
     let name = &frame[args[0].start..args[0].end];
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"multi") {
@@ -78,7 +84,7 @@ pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg
         if client.tx.is_some() {
             abort(client, "ERR WATCH inside MULTI is not allowed");
         } else {
-            watch(ctx, client, frame, args);
+            watch(ctx, client, frame, args, spec);
         }
     } else {
         unwatch(client);
@@ -87,19 +93,12 @@ pub fn control(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg
 }
 
 /// WATCH key [key ...]: on the client's own connection to their backend.
-fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let keys: Vec<usize> = (1..args.len()).collect();
-    let mut targets = std::mem::take(&mut client.targets);
+fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spec: &CommandSpec) {
     let mut request = Vec::with_capacity(frame.len());
-    let placed = plan::single_target(ctx, frame, args, &keys, &mut targets, &mut request)
-        .map(|()| targets[0].place());
-    client.targets = targets;
-    let place = match placed {
-        Ok(p) => p,
-        Err(e) if e.starts_with("CROSSSLOT") => {
-            return client.fail(ErrorKind::CrossSlot, &e);
-        }
-        Err(e) => return client.error(&e),
+    let place = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
+        Ok(Some(p)) => p,
+        Ok(None) => return client.error("ERR wrong number of arguments for 'watch' command"),
+        Err(e) => return plan::refuse_placement(client, &e),
     };
     if let Some(w) = &client.watch {
         if w.place != place {
@@ -133,9 +132,7 @@ pub fn unwatch(client: &mut Client) {
 
 /// Answers an error while queueing and dooms the transaction.
 fn abort(client: &mut Client, msg: &str) {
-    if let Some(tx) = client.tx.as_mut() {
-        tx.aborted = true;
-    }
+    doom(client);
     client.error(msg);
 }
 
@@ -179,34 +176,23 @@ pub fn queue(
             );
         }
     }
-    let mut keys = std::mem::take(&mut client.keys);
-    let mut targets: Vec<Target> = std::mem::take(&mut client.targets);
-    keys.clear();
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
-    let result = match key_indices(spec, args.len(), arg, &mut keys) {
-        Err(e) => Err(e.message().to_string()),
-        Ok(()) if keys.is_empty() => {
-            let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-            tx.queued.extend_from_slice(frame);
-            Ok(None)
-        }
-        Ok(()) => {
-            let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-            let start = tx.queued.len();
-            match plan::single_target(ctx, frame, args, &keys, &mut targets, &mut tx.queued) {
-                Ok(()) => Ok(Some((start, targets[0].place()))),
-                Err(e) => {
-                    tx.queued.truncate(start);
-                    Err(e)
-                }
-            }
-        }
-    };
-    client.keys = keys;
-    client.targets = targets;
+    let tx = client.tx.as_mut().expect("queue runs inside MULTI");
+    let mut queued = std::mem::take(&mut tx.queued);
+    let start = queued.len();
+    let result = plan::place_whole(ctx, client, frame, args, spec, &mut queued);
+    if let Ok(None) = result {
+        // Keyless (PING, ECHO): runs wherever the transaction does.
+        queued.extend_from_slice(frame);
+    }
+    let tx = client.tx.as_mut().expect("queue runs inside MULTI");
+    tx.queued = queued;
+    let first_key = client
+        .keys
+        .first()
+        .map(|&k| &frame[args[k].start..args[k].end]);
     let outcome = result.and_then(|placed| {
         let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-        if let Some((start, place)) = placed {
+        if let Some(place) = placed {
             match tx.place {
                 None => tx.place = Some(place),
                 Some(p) if p == place => {}
@@ -214,7 +200,7 @@ pub fn queue(
                     tx.queued.truncate(start);
                     return Err(format!(
                         "ERR key '{}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run",
-                        keys_first(frame, args, spec)
+                        quoted(first_key.unwrap_or_default(), 128)
                     ));
                 }
             }
@@ -225,16 +211,6 @@ pub fn queue(
     match outcome {
         Ok(()) => client.reply(|o| o.extend_from_slice(b"+QUEUED\r\n")),
         Err(e) => abort(client, &e),
-    }
-}
-
-/// The first key of a command, for messages.
-fn keys_first(frame: &[u8], args: &[Arg], spec: &CommandSpec) -> String {
-    let mut keys = Vec::new();
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
-    match key_indices(spec, args.len(), arg, &mut keys) {
-        Ok(()) if !keys.is_empty() => quoted(arg(keys[0]), 128),
-        _ => String::new(),
     }
 }
 
