@@ -19,7 +19,20 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 KEYWAY = os.environ.get("KEYWAY_BIN", str(ROOT / "target" / "release" / "keyway"))
 
-_next_port = [20000 + (os.getpid() * 37) % 20000]
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports below the kernel's ephemeral range (and their bus ports too): an
+# outgoing connection's source port or its TIME_WAIT remains can then never
+# sit on a port a test server is about to listen on.
+_LOW = 10000
+_HIGH = max(_ephemeral_low() - 10000, _LOW + 1000)
+_next_port = [_LOW + (os.getpid() * 37) % (_HIGH - _LOW)]
 
 
 def free_port():
@@ -28,8 +41,8 @@ def free_port():
     while True:
         _next_port[0] += 1
         p = _next_port[0]
-        if p > 50000:
-            _next_port[0] = 20000
+        if p >= _HIGH:
+            _next_port[0] = _LOW
             continue
         ok = True
         for q in (p, p + 10000):

@@ -16,14 +16,10 @@ import pytest
 import redis
 import valkey
 
+from cluster import free_port  # one port allocator for every helper
+
 ROOT = Path(__file__).resolve().parents[2]
 KEYWAY = os.environ.get("KEYWAY_BIN", str(ROOT / "target" / "release" / "keyway"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=10.0):

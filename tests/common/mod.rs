@@ -11,18 +11,32 @@ use std::time::{Duration, Instant};
 
 /// A port no other test of this process has been given, and free now.
 /// (Binding port 0 and releasing it let parallel tests receive the same
-/// port, and then share a server without noticing.)
+/// port, and then share a server without noticing.) The ports lie below the
+/// kernel's ephemeral range: an outgoing connection's source port or its
+/// TIME_WAIT remains (100,000 short connections leave many) can then never
+/// sit on a port a test server is about to listen on.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = 20_000 + (std::process::id() * 97) % 30_000;
+    const LOW: u32 = 10_000;
+    let high = ephemeral_low().max(LOW + 1_000);
+    let span = high - LOW;
+    let base = std::process::id() * 97;
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (base + n % 30_000) as u16;
+        let port = (LOW + (base + n) % span) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+}
+
+/// The first port of the kernel's ephemeral range (32768 by default).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
@@ -71,7 +85,16 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        Redis::start_on(free_port())
+        // A port found free can be taken before redis-server binds it: try
+        // another one rather than fail the test.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Redis::try_start(free_port(), &[]) {
+                Ok(r) => return r,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
     }
 
     pub fn start_on(port: u16) -> Redis {
@@ -80,6 +103,10 @@ impl Redis {
 
     /// A redis-server with extra arguments (e.g. `--requirepass`, `--replicaof`).
     pub fn start_with(port: u16, extra: &[&str]) -> Redis {
+        Redis::try_start(port, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(port: u16, extra: &[&str]) -> Result<Redis, String> {
         // Its own directory: a replica writes the RDB it receives to
         // dump.rdb, and any redis-server started where one lies loads it.
         let dir = scratch_dir("redis");
@@ -105,19 +132,25 @@ impl Redis {
             child: Some(child),
             _dir: dir,
         };
+        if !wait_for_port(port, Duration::from_secs(10)) {
+            return Err(format!("redis-server on {port} did not start"));
+        }
         // The server answering must be ours, not another test's.
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "redis-server on {port} did not start"
-        );
-        let info = r.client().cmd(&["INFO", "server"]);
+        let mut c = TcpStream::connect(("127.0.0.1", port))
+            .map(Client::from_stream)
+            .map_err(|e| format!("redis-server on {port}: {e}"))?;
+        c.send(&["INFO", "server"]);
+        let info = c
+            .try_read_reply()
+            .map_err(|e| format!("redis-server on {port}: {e}"))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let ours = format!("process_id:{}", r.child.as_ref().map_or(0, |c| c.id()));
         // (A server with requirepass answers NOAUTH: nothing to compare.)
-        assert!(
-            info.starts_with('-') || info.contains(&ours),
-            "port {port} is served by another redis-server"
-        );
-        r
+        if !(info.starts_with('-') || info.contains(&ours)) {
+            return Err(format!("port {port} is served by another process"));
+        }
+        Ok(r)
     }
 
     pub fn addr(&self) -> String {
@@ -280,7 +313,10 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
         stream.set_nodelay(true).ok();
         Client {
@@ -300,15 +336,20 @@ impl Client {
 
     /// The next reply as raw bytes; None when the connection closed.
     pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        self.try_read_reply()
+            .unwrap_or_else(|e| panic!("read failed: {e}"))
+    }
+
+    /// Like `read_reply`, with a read error returned instead of a panic.
+    pub fn try_read_reply(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             if let Ok(Some(n)) = keyway::resp::reply::reply_len(&self.buf) {
-                return Some(self.buf.drain(..n).collect());
+                return Ok(Some(self.buf.drain(..n).collect()));
             }
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!("read failed: {e}"),
+            match self.stream.read(&mut chunk)? {
+                0 => return Ok(None),
+                n => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
     }
