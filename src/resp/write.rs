@@ -82,6 +82,14 @@ pub fn null(out: &mut Vec<u8>, proto: Protocol) {
     });
 }
 
+/// A null array: `*-1` in RESP2 (COMMAND INFO's unknown name), `_` in RESP3.
+pub fn null_array(out: &mut Vec<u8>, proto: Protocol) {
+    out.extend_from_slice(match proto {
+        Protocol::Resp2 => b"*-1\r\n",
+        Protocol::Resp3 => b"_\r\n",
+    });
+}
+
 /// A text reply (INFO): a bulk string, or in RESP3 the verbatim string
 /// Redis sends (`=len\r\ntxt:...`).
 pub fn verbatim(out: &mut Vec<u8>, text: &str, proto: Protocol) {

@@ -186,6 +186,7 @@ pub fn run(spec: CoreSpec) {
             upstreams: upstreams.clone(),
             stats: stats.clone(),
             topo: topo.clone(),
+            backend_version: Default::default(),
         });
         let stopping = Rc::new(Cell::new(false));
         let accept = Rc::new(Accept {

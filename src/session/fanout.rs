@@ -7,7 +7,7 @@
 //! go to the routes' mirror clusters; as for every mirrored write, those
 //! replies never reach the client.
 
-use super::gather::{self, split_cursor, Gather, Merge};
+use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
 use super::replies::Waiter;
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
@@ -229,16 +229,50 @@ fn ask(ctx: &CoreContext, client: &mut Client, eps: &[usize], merge: Merge, requ
     }
 }
 
-/// COMMAND DOCS [name ...]: the first backend's docs (what `redis-cli`
-/// shows for HELP), without the commands keyway does not serve.
-pub fn command_docs(ctx: &CoreContext, client: &mut Client, frame: &[u8]) {
-    match backends(ctx) {
-        Ok(b) if !b.primaries.is_empty() => {
-            ask(ctx, client, &[b.primaries[0]], Merge::CommandDocs, frame)
+/// COMMAND and its DOCS, INFO, LIST, COUNT and GETKEYS subcommands from
+/// the first backend's real table (what `redis-cli` shows for HELP), without
+/// the commands keyway does not serve. False when there is no backend to
+/// ask (the caller answers from keyway's own table).
+pub fn command_table(ctx: &CoreContext, client: &mut Client, frame: &[u8], merge: Merge) -> bool {
+    let first = match backends(ctx) {
+        Ok(b) => match b.primaries.first() {
+            Some(&ep) => ep,
+            None => return false,
+        },
+        Err(e) => {
+            client.error(&e);
+            return true;
         }
-        Ok(_) => client.reply(|o| write::map_header(o, 0, client.proto)),
-        Err(e) => client.error(&e),
+    };
+    // COUNT is counted over the names the backend lists.
+    let request = match merge {
+        Merge::CommandTable(Table::Count) => &b"*2\r\n$7\r\nCOMMAND\r\n$4\r\nLIST\r\n"[..],
+        _ => frame,
+    };
+    ask(ctx, client, &[first], merge, request);
+    true
+}
+
+/// HELLO when this core has not seen the backends' version lately: the
+/// reply waits for their `INFO server` (a backend that does not answer is
+/// left out; with none, keyway's compatibility version is reported).
+pub fn hello(ctx: &CoreContext, client: &mut Client) {
+    let merge = Merge::Hello(Box::new(HelloParts {
+        client_id: client.id,
+        seen: ctx.backend_version.clone(),
+    }));
+    let eps = backends(ctx).map(|b| b.primaries).unwrap_or_default();
+    if eps.is_empty() {
+        let g = Gather::new(merge, client.proto, 0);
+        return client.reply(|o| gather::merge(&g, &[], o));
     }
+    ask(
+        ctx,
+        client,
+        &eps,
+        merge,
+        b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n",
+    );
 }
 
 /// INFO: keyway's sections, with the backends' version and keyspace when

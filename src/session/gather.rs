@@ -3,8 +3,10 @@
 //! parts arrive in any order, and `merge` writes the one reply the client
 //! gets once all are in.
 
+use super::info::{BackendVersion, REDIS_COMPAT_VERSION};
 use crate::resp::reply;
 use crate::resp::write::{self, Protocol};
+use std::rc::Rc;
 
 /// How the parts become the client's reply.
 #[derive(Debug)]
@@ -12,6 +14,9 @@ pub enum Merge {
     /// INFO: keyway's own sections, the lowest `redis_version` among the
     /// backends that answered, and their keyspaces summed.
     Info(Box<InfoParts>),
+    /// HELLO: its reply, with the lowest `redis_version` among the
+    /// backends' `INFO server`.
+    Hello(Box<HelloParts>),
     /// DBSIZE: the sum.
     SumInt,
     /// FLUSHALL, FLUSHDB, SCRIPT FLUSH: `+OK` once every backend said so.
@@ -26,6 +31,9 @@ pub enum Merge {
     SumPairs,
     /// COMMAND DOCS from one backend, without what keyway does not serve.
     CommandDocs,
+    /// COMMAND, COMMAND INFO, COMMAND LIST or COMMAND COUNT (asked as
+    /// COMMAND LIST) from one backend, without what keyway does not serve.
+    CommandTable(Table),
     /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
     First,
     /// RANDOMKEY: the first key found, looking from part `start` on.
@@ -33,6 +41,27 @@ pub enum Merge {
     /// SCAN on backend `backend` of `backends`: the cursor is rewritten so
     /// it names the backend too (see `scan_cursor`).
     Scan { backend: usize, backends: usize },
+}
+
+/// Which COMMAND reply a `Merge::CommandTable` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// COMMAND: entries; those keyway does not serve are left out.
+    Entries,
+    /// COMMAND INFO name ...: entries in the order asked; those keyway does
+    /// not serve become nulls, as unknown names are.
+    EntriesAsked,
+    /// COMMAND LIST: names.
+    Names,
+    /// COMMAND COUNT: how many names COMMAND LIST would give.
+    Count,
+}
+
+/// Whether keyway serves the command named by a string reply.
+fn served(name: &[u8]) -> bool {
+    reply::string(name)
+        .and_then(crate::command::lookup)
+        .is_some_and(|c| c.exec != crate::command::Exec::Unsupported)
 }
 
 /// What INFO needs beside the backends' replies.
@@ -44,8 +73,39 @@ pub struct InfoParts {
     pub rest: String,
     /// Whether the keyspace section was asked for.
     pub keyspace: bool,
-    /// When no backend answers.
-    pub fallback_version: &'static str,
+    /// Where the core keeps the version seen, for HELLO.
+    pub seen: Rc<BackendVersion>,
+}
+
+/// What HELLO's reply needs beside the backends' version.
+#[derive(Debug)]
+pub struct HelloParts {
+    pub client_id: u64,
+    pub seen: Rc<BackendVersion>,
+}
+
+/// HELLO's reply map, reporting `version`.
+pub fn hello_reply(out: &mut Vec<u8>, proto: Protocol, client_id: u64, version: &str) {
+    write::map_header(out, 8, proto);
+    write::bulk(out, b"server");
+    write::bulk(out, b"redis");
+    write::bulk(out, b"version");
+    write::bulk(out, version.as_bytes());
+    write::bulk(out, b"proto");
+    write::integer(out, if proto == Protocol::Resp3 { 3 } else { 2 });
+    write::bulk(out, b"id");
+    write::integer(out, client_id as i64);
+    write::bulk(out, b"mode");
+    write::bulk(out, b"standalone");
+    write::bulk(out, b"role");
+    write::bulk(out, b"master");
+    write::bulk(out, b"modules");
+    write::array_header(out, 0);
+    write::bulk(out, b"proxy");
+    write::bulk(
+        out,
+        concat!("keyway/", env!("CARGO_PKG_VERSION")).as_bytes(),
+    );
 }
 
 #[derive(Debug)]
@@ -87,8 +147,19 @@ pub fn split_cursor(cursor: u64, backends: usize) -> (usize, u64) {
 pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
     let part = |i: usize| g.parts[i].map_or(&b""[..], |(a, b)| &arena[a..b]);
     let parts = || (0..g.parts.len()).map(part);
-    if let Merge::Info(info) = &g.merge {
-        return merge_info(info, parts(), g.proto, out);
+    match &g.merge {
+        Merge::Info(info) => return merge_info(info, parts(), g.proto, out),
+        // A backend that does not answer never fails a handshake.
+        Merge::Hello(h) => {
+            let text = |p| reply::string(p).and_then(|t| std::str::from_utf8(t).ok());
+            let version = lowest_version(parts().filter_map(text));
+            if let Some(v) = version {
+                h.seen.saw(v);
+            }
+            let v = version.unwrap_or(REDIS_COMPAT_VERSION);
+            return hello_reply(out, g.proto, h.client_id, v);
+        }
+        _ => {}
     }
     // Elsewhere the first error any backend met is the reply: a partial
     // answer would look complete.
@@ -102,7 +173,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
     }
     let mut scratch = Vec::new();
     match &g.merge {
-        Merge::Info(_) => {}
+        Merge::Info(_) | Merge::Hello(_) => {}
         Merge::SumInt => {
             let mut sum: i64 = 0;
             for p in parts() {
@@ -200,11 +271,6 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             if reply::map_entries(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
                 return unexpected(out, "a map of command docs");
             }
-            let served = |name: &[u8]| {
-                reply::string(name)
-                    .and_then(crate::command::lookup)
-                    .is_some_and(|c| c.exec != crate::command::Exec::Unsupported)
-            };
             let kept: Vec<_> = scratch
                 .chunks(2)
                 .filter(|kv| served(&p[kv[0].0..kv[0].1]))
@@ -212,6 +278,44 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             write::map_header(out, kept.len(), g.proto);
             for kv in kept {
                 out.extend_from_slice(&p[kv[0].0..kv[1].1]);
+            }
+        }
+        Merge::CommandTable(table) => {
+            let p = part(0);
+            if reply::aggregate(p, &mut scratch).is_none() {
+                return unexpected(out, "an array of commands");
+            }
+            let mut fields = Vec::new();
+            // An entry's name is its first element; a null (an unknown name
+            // in COMMAND INFO) has none.
+            let mut entry_served = |e: &[u8]| {
+                fields.clear();
+                reply::aggregate(e, &mut fields).is_some()
+                    && fields.first().is_some_and(|&(a, b)| served(&e[a..b]))
+            };
+            let entries = scratch.iter().map(|&(a, b)| &p[a..b]);
+            match table {
+                Table::Entries => {
+                    let kept: Vec<&[u8]> = entries.filter(|e| entry_served(e)).collect();
+                    write::array_header(out, kept.len());
+                    kept.iter().for_each(|e| out.extend_from_slice(e));
+                }
+                Table::EntriesAsked => {
+                    write::array_header(out, scratch.len());
+                    for e in entries {
+                        if entry_served(e) {
+                            out.extend_from_slice(e);
+                        } else {
+                            write::null_array(out, g.proto);
+                        }
+                    }
+                }
+                Table::Names => {
+                    let kept: Vec<&[u8]> = entries.filter(|n| served(n)).collect();
+                    write::array_header(out, kept.len());
+                    kept.iter().for_each(|n| out.extend_from_slice(n));
+                }
+                Table::Count => write::integer(out, entries.filter(|n| served(n)).count() as i64),
             }
         }
         Merge::First => out.extend_from_slice(part(0)),
@@ -272,29 +376,37 @@ fn version_key(v: &str) -> Vec<u64> {
     v.split('.').map(|n| n.parse().unwrap_or(0)).collect()
 }
 
+/// The lowest `redis_version` in INFO texts.
+fn lowest_version<'a>(texts: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    texts
+        .flat_map(|t| t.lines().filter_map(|l| l.strip_prefix("redis_version:")))
+        .min_by(|a, b| version_key(a).cmp(&version_key(b)))
+}
+
 fn merge_info<'a>(
     info: &InfoParts,
     parts: impl Iterator<Item = &'a [u8]>,
     proto: Protocol,
     out: &mut Vec<u8>,
 ) {
-    let mut version: Option<&str> = None;
     // Per database: keys, expires, and avg_ttl weighted by expires.
     let mut dbs: Vec<(u64, u64, u64, u128)> = Vec::new();
-    let mut answered = 0;
+    let mut texts = Vec::new();
     let mut failed = 0;
     for p in parts {
-        let Some(text) = reply::string(p).and_then(|t| std::str::from_utf8(t).ok()) else {
-            failed += 1;
-            continue;
-        };
-        answered += 1;
+        match reply::string(p).and_then(|t| std::str::from_utf8(t).ok()) {
+            Some(text) => texts.push(text),
+            None => failed += 1,
+        }
+    }
+    let answered = texts.len();
+    let version = lowest_version(texts.iter().copied());
+    if let Some(v) = version {
+        info.seen.saw(v);
+    }
+    for text in texts {
         for line in text.lines() {
-            if let Some(v) = line.strip_prefix("redis_version:") {
-                if version.is_none_or(|cur| version_key(v) < version_key(cur)) {
-                    version = Some(v);
-                }
-            } else if let Some(rest) = line.strip_prefix("db") {
+            if let Some(rest) = line.strip_prefix("db") {
                 let Some((n, fields)) = rest.split_once(':') else {
                     continue;
                 };
@@ -321,7 +433,7 @@ fn merge_info<'a>(
     let mut text = String::new();
     if let Some(server) = &info.server {
         text.push_str("# Server\r\nredis_version:");
-        text.push_str(version.unwrap_or(info.fallback_version));
+        text.push_str(version.unwrap_or(REDIS_COMPAT_VERSION));
         text.push_str("\r\n");
         text.push_str(server);
         text.push_str(&format!(
@@ -448,13 +560,55 @@ mod tests {
     }
 
     #[test]
+    fn command_tables_keep_what_keyway_serves() {
+        let get = "*2\r\n$3\r\nget\r\n:2\r\n";
+        let monitor = "*2\r\n$7\r\nmonitor\r\n:1\r\n";
+        let entries = format!("*3\r\n{get}{monitor}*-1\r\n");
+        let table = |t| run(Merge::CommandTable(t), &[entries.as_bytes()]);
+        assert_eq!(table(Table::Entries), format!("*1\r\n{get}").as_bytes());
+        assert_eq!(
+            table(Table::EntriesAsked),
+            format!("*3\r\n{get}*-1\r\n*-1\r\n").as_bytes()
+        );
+        let names = b"*3\r\n$3\r\nget\r\n$7\r\nmonitor\r\n$3\r\nset\r\n";
+        let list = |t| run(Merge::CommandTable(t), &[names]);
+        assert_eq!(list(Table::Names), b"*2\r\n$3\r\nget\r\n$3\r\nset\r\n");
+        assert_eq!(list(Table::Count), b":2\r\n");
+    }
+
+    #[test]
+    fn hello_reports_the_lowest_version_and_remembers_it() {
+        let seen = Rc::new(BackendVersion::default());
+        let hello = |parts: &[&[u8]]| {
+            let h = HelloParts {
+                client_id: 7,
+                seen: seen.clone(),
+            };
+            String::from_utf8(run(Merge::Hello(Box::new(h)), parts)).unwrap()
+        };
+        // No backend answers: keyway's compatibility version, not remembered.
+        let out = hello(&[b"-ERR upstream unavailable\r\n"]);
+        assert!(out.contains("$7\r\nversion\r\n$5\r\n7.2.4\r\n"), "{out}");
+        assert!(out.starts_with("*16\r\n"), "{out}");
+        assert_eq!(seen.fresh(), None);
+        let out = hello(&[
+            b"$29\r\n# Server\r\nredis_version:7.2.4\r\n",
+            b"$30\r\n# Server\r\nredis_version:6.2.14\r\n",
+        ]);
+        assert!(out.contains("$7\r\nversion\r\n$6\r\n6.2.14\r\n"), "{out}");
+        assert!(out.contains("$2\r\nid\r\n:7\r\n"), "{out}");
+        assert_eq!(seen.fresh().as_deref(), Some("6.2.14"));
+    }
+
+    #[test]
     fn info_takes_the_lowest_version_and_sums_keyspaces() {
         let info = InfoParts {
             server: Some("keyway_version:1\r\n".into()),
             rest: "# Replication\r\nrole:master\r\n\r\n".into(),
             keyspace: true,
-            fallback_version: "7.2.4",
+            seen: Rc::new(BackendVersion::default()),
         };
+        let seen = info.seen.clone();
         let a =
             "# Server\r\nredis_version:7.2.4\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n";
         let b = "# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=300,subexpiry=0\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
@@ -469,6 +623,7 @@ mod tests {
         );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("redis_version:7.0.15\r\n"), "{text}");
+        assert_eq!(seen.fresh().as_deref(), Some("7.0.15"));
         assert!(text.contains("keyway_backends_failed:1\r\n"), "{text}");
         assert!(
             text.contains("db0:keys=5,expires=2,avg_ttl=200\r\n"),

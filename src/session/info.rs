@@ -6,11 +6,39 @@
 
 use super::gather::InfoParts;
 use super::{Client, CoreContext};
+use std::cell::RefCell;
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 /// The Redis version whose command set keyway proxies, reported when no
 /// backend has told its own (clients gate features on it).
 pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
+
+/// How long a core trusts the backends' version it last saw before HELLO
+/// asks them again (a rolling upgrade shows within this).
+const VERSION_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The lowest `redis_version` among the backends, as this core last saw it
+/// (in an INFO or HELLO fan-out): HELLO reports it without asking the
+/// backends on every new connection.
+#[derive(Debug, Default)]
+pub struct BackendVersion {
+    seen: RefCell<Option<(String, Instant)>>,
+}
+
+impl BackendVersion {
+    /// The version seen less than `VERSION_MAX_AGE` ago.
+    pub fn fresh(&self) -> Option<String> {
+        match &*self.seen.borrow() {
+            Some((v, at)) if at.elapsed() < VERSION_MAX_AGE => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn saw(&self, version: &str) {
+        *self.seen.borrow_mut() = Some((version.to_string(), Instant::now()));
+    }
+}
 
 /// The sections keyway renders, in Redis's order (`keyspace` comes from
 /// the backends).
@@ -127,7 +155,7 @@ pub fn render(ctx: &CoreContext, client: &Client, want: &[bool; SECTIONS.len()])
         server,
         rest,
         keyspace: want[6],
-        fallback_version: REDIS_COMPAT_VERSION,
+        seen: ctx.backend_version.clone(),
     }
 }
 

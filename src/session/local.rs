@@ -8,8 +8,6 @@ use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
 
-use super::info::REDIS_COMPAT_VERSION;
-
 pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let argc = args.len();
@@ -183,25 +181,10 @@ fn hello(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     }
     client.proto = proto;
     let id = client.id;
-    client.reply(|o| {
-        write::map_header(o, 8, proto);
-        write::bulk(o, b"server");
-        write::bulk(o, b"redis");
-        write::bulk(o, b"version");
-        write::bulk(o, REDIS_COMPAT_VERSION.as_bytes());
-        write::bulk(o, b"proto");
-        write::integer(o, if proto == Protocol::Resp3 { 3 } else { 2 });
-        write::bulk(o, b"id");
-        write::integer(o, id as i64);
-        write::bulk(o, b"mode");
-        write::bulk(o, b"standalone");
-        write::bulk(o, b"role");
-        write::bulk(o, b"master");
-        write::bulk(o, b"modules");
-        write::array_header(o, 0);
-        write::bulk(o, b"proxy");
-        write::bulk(o, concat!("keyway/", env!("CARGO_PKG_VERSION")).as_bytes());
-    });
+    match ctx.backend_version.fresh() {
+        Some(v) => client.reply(|o| super::gather::hello_reply(o, proto, id, &v)),
+        None => super::fanout::hello(ctx, client),
+    }
 }
 
 fn valid_name(name: &[u8]) -> bool {
@@ -272,27 +255,53 @@ fn client_cmd(client: &mut Client, frame: &[u8], args: &[Arg]) {
     }
 }
 
+/// COMMAND and its subcommands: the backends' own table, filtered; keyway's
+/// table when no route leads to a backend.
 fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    use super::gather::{Merge, Table};
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let sub = (args.len() > 1).then(|| arg(1));
+    let is = |s: &[u8]| sub.is_some_and(|sub| sub.eq_ignore_ascii_case(s));
+    let merge = if sub.is_none() {
+        Merge::CommandTable(Table::Entries)
+    } else if is(b"info") {
+        Merge::CommandTable(Table::EntriesAsked)
+    } else if is(b"list") {
+        Merge::CommandTable(Table::Names)
+    } else if is(b"count") {
+        Merge::CommandTable(Table::Count)
+    } else if is(b"docs") {
+        Merge::CommandDocs
+    } else if is(b"getkeys") || is(b"getkeysandflags") || is(b"help") {
+        Merge::First
+    } else {
+        return client.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            quoted(sub.unwrap_or_default(), 128)
+        ));
+    };
+    if super::fanout::command_table(ctx, client, frame, merge) {
+        return;
+    }
+    own_command_table(client, frame, args)
+}
+
+/// COMMAND from keyway's own table.
+fn own_command_table(client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let proto = client.proto;
+    let served = || COMMANDS.iter().filter(|c| c.exec != Exec::Unsupported);
     if args.len() == 1 {
-        let supported: Vec<_> = COMMANDS
-            .iter()
-            .filter(|c| c.exec != Exec::Unsupported)
-            .collect();
         return client.reply(|o| {
-            write::array_header(o, supported.len());
-            for c in supported {
+            write::array_header(o, served().count());
+            for c in served() {
                 command_info(o, c, proto);
             }
         });
     }
     let sub = arg(1);
     if sub.eq_ignore_ascii_case(b"count") {
-        let n = COMMANDS
-            .iter()
-            .filter(|c| c.exec != Exec::Unsupported)
-            .count();
+        let n = served().count();
         client.reply(|o| write::integer(o, n as i64));
     } else if sub.eq_ignore_ascii_case(b"info") {
         let names: Vec<&[u8]> = (2..args.len()).map(arg).collect();
@@ -301,27 +310,23 @@ fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
             for n in names {
                 match crate::command::lookup(n) {
                     Some(c) if c.exec != Exec::Unsupported => command_info(o, c, proto),
-                    _ => write::null(o, proto),
+                    _ => write::null_array(o, proto),
                 }
             }
         });
-    } else if sub.eq_ignore_ascii_case(b"docs") {
-        super::fanout::command_docs(ctx, client, frame);
     } else if sub.eq_ignore_ascii_case(b"list") {
         client.reply(|o| {
-            let names: Vec<_> = COMMANDS
-                .iter()
-                .filter(|c| c.exec != Exec::Unsupported)
-                .collect();
-            write::array_header(o, names.len());
-            for c in names {
+            write::array_header(o, served().count());
+            for c in served() {
                 write::bulk(o, c.name.as_bytes());
             }
         });
+    } else if sub.eq_ignore_ascii_case(b"docs") {
+        client.reply(|o| write::map_header(o, 0, proto));
     } else {
         client.error(&format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            quoted(sub, 128)
+            "ERR COMMAND {} needs a backend, and no route leads to one",
+            quoted(sub, 32).to_uppercase()
         ));
     }
 }

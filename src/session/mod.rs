@@ -34,6 +34,8 @@ pub struct CoreContext {
     pub limits: Limits,
     pub max_pending: usize,
     pub stats: Rc<CoreStats>,
+    /// The backends' version HELLO and INFO report.
+    pub backend_version: Rc<info::BackendVersion>,
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,

@@ -55,6 +55,42 @@ def test_info_is_answered_for_ready_checks(proxy, protocol):
     assert set(r.info("replication")) >= {"role"}
     assert "db0" not in r.info("replication")
     assert r.execute_command("ROLE")[0] in ("master", b"master")
+    # HELLO reports the same version (learned from the backends, then kept).
+    for _ in range(2):
+        hello = r.execute_command("HELLO", protocol)
+        if isinstance(hello, list):
+            hello = dict(zip(hello[::2], hello[1::2]))
+        hello = {as_text(k): v for k, v in hello.items()}
+        assert as_text(hello["version"]) == info["redis_version"]
+
+
+def as_text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def raw(port, *args):
+    """One command's reply without redis-py's reply parsing."""
+    conn = redis.Redis(port=port, protocol=2).connection_pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        conn.disconnect()
+
+
+def test_command_table_is_the_backends_without_what_keyway_refuses(proxy):
+    port = proxy["port"]
+    names = {as_text(n) for n in raw(port, "COMMAND", "LIST")}
+    theirs = {as_text(n) for n in raw(proxy["backends"][0], "COMMAND", "LIST")}
+    assert names < theirs and len(names) > 200, (len(names), len(theirs))
+    assert {"get", "blpop", "subscribe", "eval", "multi"} <= names
+    assert not names & {"monitor", "swapdb", "shutdown", "debug"}
+    r = redis.Redis(port=port, protocol=2)
+    assert r.command_count() == len(names)
+    assert set(r.command()) == names
+    got, refused = raw(port, "COMMAND", "INFO", "get", "monitor")
+    assert as_text(got[0]) == "get" and got[1] == 2 and refused is None
+    assert [as_text(k) for k in r.command_getkeys("MSET", "a", "1", "b", "2")] == ["a", "b"]
 
 
 def test_transactions_run_on_the_keys_backend(proxy):
