@@ -86,6 +86,11 @@ pub enum Fan {
     Config,
     /// PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARDCHANNELS/SHARDNUMSUB.
     PubSubInfo,
+    /// SLOWLOG GET/LEN/RESET: every backend's, merged, each entry naming
+    /// its backend.
+    Slowlog,
+    /// LATENCY LATEST/HISTORY/RESET/DOCTOR/GRAPH/HISTOGRAM, likewise.
+    Latency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,8 +288,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("save", 1, R, NONE, U), cmd!("bgsave", -1, R, NONE, U),
     cmd!("bgrewriteaof", 1, R, NONE, U), cmd!("shutdown", -1, R, NONE, U), cmd!("slaveof", 3, R, NONE, U),
     cmd!("replicaof", 3, R, NONE, U), cmd!("sync", 1, R, NONE, U), cmd!("psync", -3, R, NONE, U),
-    cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, U),
-    cmd!("latency", -2, R, NONE, U), cmd!("acl", -2, R, NONE, U),
+    cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, fan(Fan::Slowlog)),
+    cmd!("latency", -2, R, NONE, fan(Fan::Latency)), cmd!("acl", -2, R, NONE, U),
     cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
     cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
     cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),

@@ -1,6 +1,6 @@
 //! Commands no single backend can answer for the whole keyspace: INFO,
 //! DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL/FLUSHDB, SCRIPT, FUNCTION, TIME,
-//! LASTSAVE, CONFIG GET. They go to the backends — the primaries of every cluster a
+//! LASTSAVE, CONFIG GET, SLOWLOG, LATENCY, COMMAND. They go to the backends — the primaries of every cluster a
 //! route leads to, in a fixed order (cluster, then shard) — and `gather`
 //! merges the parts into one reply. Writes (FLUSH*, SCRIPT LOAD/FLUSH,
 //! FUNCTION LOAD/DELETE/FLUSH) also
@@ -191,7 +191,72 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
             }
         }
         Fan::Scan => scan(ctx, client, frame, args, &all.primaries),
+        Fan::Slowlog => {
+            let sub = arg(1);
+            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+            let backends = labels(ctx, &all.primaries);
+            if is(b"get") && args.len() <= 3 {
+                // Redis's default is 10 entries; a negative count is all.
+                let count = match args.len() {
+                    3 => crate::resp::parse_int(arg(2))
+                        .map_or(10, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                    _ => 10,
+                };
+                let merge = Merge::Slowlog { count, backends };
+                gather(ctx, client, &all, merge, frame, false)
+            } else if is(b"len") && args.len() == 2 {
+                gather(ctx, client, &all, Merge::SumInt, frame, false)
+            } else if is(b"reset") && args.len() == 2 {
+                gather(ctx, client, &all, Merge::AllOk, frame, false)
+            } else if is(b"help") {
+                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
+            } else {
+                unknown_subcommand(client, "SLOWLOG", sub)
+            }
+        }
+        Fan::Latency => {
+            use super::gather::Latency;
+            let sub = arg(1);
+            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+            let shape = if is(b"latest") {
+                Latency::Latest
+            } else if is(b"history") {
+                Latency::History
+            } else if is(b"histogram") {
+                Latency::Histogram
+            } else if is(b"doctor") || is(b"graph") {
+                Latency::Text
+            } else if is(b"reset") {
+                return gather(ctx, client, &all, Merge::SumInt, frame, false);
+            } else if is(b"help") {
+                return ask(ctx, client, &[all.primaries[0]], Merge::First, frame);
+            } else {
+                return unknown_subcommand(client, "LATENCY", sub);
+            };
+            let backends = labels(ctx, &all.primaries);
+            gather(
+                ctx,
+                client,
+                &all,
+                Merge::Latency { shape, backends },
+                frame,
+                false,
+            )
+        }
     }
+}
+
+/// The `host:port` of each endpoint.
+fn labels(ctx: &CoreContext, eps: &[usize]) -> Vec<String> {
+    eps.iter().map(|&ep| ctx.upstreams.label(ep)).collect()
+}
+
+/// As Redis words it, so `HELP` is where clients look.
+fn unknown_subcommand(client: &mut Client, cmd: &str, sub: &[u8]) {
+    client.error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.",
+        quoted(sub, 128)
+    ))
 }
 
 /// Sends `frame` to every backend; the parts merge with `merge`. With

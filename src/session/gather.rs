@@ -34,6 +34,15 @@ pub enum Merge {
     /// COMMAND, COMMAND INFO, COMMAND LIST or COMMAND COUNT (asked as
     /// COMMAND LIST) from one backend, without what keyway does not serve.
     CommandTable(Table),
+    /// SLOWLOG GET: every backend's entries, newest first, at most
+    /// `count`; each entry's client name is replaced by its backend's
+    /// `host:port` (the client a backend saw is keyway).
+    Slowlog { count: usize, backends: Vec<String> },
+    /// LATENCY output of every backend, each part named by its backend.
+    Latency {
+        shape: Latency,
+        backends: Vec<String>,
+    },
     /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
     First,
     /// RANDOMKEY: the first key found, looking from part `start` on.
@@ -55,6 +64,20 @@ pub enum Table {
     Names,
     /// COMMAND COUNT: how many names COMMAND LIST would give.
     Count,
+}
+
+/// How the parts of a LATENCY subcommand merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// LATEST: `[event, time, latest, max]` entries; events become
+    /// `host:port/event`.
+    Latest,
+    /// HISTORY event: `[time, latency]` samples of all backends, by time.
+    History,
+    /// HISTOGRAM: a map per command; commands become `host:port/command`.
+    Histogram,
+    /// DOCTOR, GRAPH: each backend's text under a line naming it.
+    Text,
 }
 
 /// Whether keyway serves the command named by a string reply.
@@ -318,6 +341,40 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
                 Table::Count => write::integer(out, entries.filter(|n| served(n)).count() as i64),
             }
         }
+        Merge::Slowlog { count, backends } => {
+            let mut entries = Vec::new();
+            for (i, p) in parts().enumerate() {
+                scratch.clear();
+                if reply::aggregate(p, &mut scratch).is_none() {
+                    return unexpected(out, "an array of slowlog entries");
+                }
+                for &(a, b) in &scratch {
+                    let mut fields = Vec::new();
+                    let e = &p[a..b];
+                    if reply::aggregate(e, &mut fields).is_none() || fields.len() < 4 {
+                        return unexpected(out, "slowlog entries");
+                    }
+                    let time = reply::integer(&e[fields[1].0..fields[1].1]).unwrap_or(0);
+                    entries.push((time, i, e, fields));
+                }
+            }
+            // Newest first, as each backend gives them.
+            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+            entries.truncate(*count);
+            write::array_header(out, entries.len());
+            for (_, i, e, f) in entries {
+                write::array_header(out, 6);
+                out.extend_from_slice(&e[f[0].0..f[3].1]);
+                match f.get(4) {
+                    Some(&(a, b)) => out.extend_from_slice(&e[a..b]),
+                    None => write::bulk(out, b""),
+                }
+                write::bulk(out, backends[i].as_bytes());
+            }
+        }
+        Merge::Latency { shape, backends } => {
+            merge_latency(*shape, backends, parts(), g.proto, out)
+        }
         Merge::First => out.extend_from_slice(part(0)),
         Merge::AnyNonNull { start } => {
             let n = g.parts.len();
@@ -369,6 +426,97 @@ fn unexpected(out: &mut Vec<u8>, what: &str) {
         out,
         &format!("ERR upstream sent an unexpected reply (expected {what})"),
     );
+}
+
+fn merge_latency<'a>(
+    shape: Latency,
+    backends: &[String],
+    parts: impl Iterator<Item = &'a [u8]>,
+    proto: Protocol,
+    out: &mut Vec<u8>,
+) {
+    let mut body = Vec::new();
+    let mut count = 0;
+    let mut text = String::new();
+    let mut samples: Vec<(i64, &[u8])> = Vec::new();
+    let mut scratch = Vec::new();
+    let mut fields = Vec::new();
+    for (p, backend) in parts.zip(backends) {
+        scratch.clear();
+        let shape_ok = match shape {
+            Latency::Text => reply::string(p).is_some(),
+            Latency::Histogram => reply::map_entries(p, &mut scratch).is_some(),
+            Latency::Latest | Latency::History => reply::aggregate(p, &mut scratch).is_some(),
+        };
+        if !shape_ok {
+            return unexpected(out, "a LATENCY reply");
+        }
+        match shape {
+            Latency::Text => {
+                let t = reply::string(p).unwrap_or_default();
+                text.push_str(&format!("backend {backend}:\n"));
+                text.push_str(&String::from_utf8_lossy(t));
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            Latency::Histogram => {
+                for kv in scratch.chunks(2) {
+                    let [(ka, kb), (va, vb)] = [kv[0], kv[1]];
+                    let name = reply::string(&p[ka..kb]).unwrap_or_default();
+                    let mut named = format!("{backend}/").into_bytes();
+                    named.extend_from_slice(name);
+                    write::bulk(&mut body, &named);
+                    body.extend_from_slice(&p[va..vb]);
+                    count += 1;
+                }
+            }
+            Latency::Latest => {
+                for &(a, b) in &scratch {
+                    let e = &p[a..b];
+                    fields.clear();
+                    if reply::aggregate(e, &mut fields).is_none() || fields.is_empty() {
+                        return unexpected(out, "LATENCY LATEST entries");
+                    }
+                    let event = reply::string(&e[fields[0].0..fields[0].1]).unwrap_or_default();
+                    let mut named = format!("{backend}/").into_bytes();
+                    named.extend_from_slice(event);
+                    write::array_header(&mut body, fields.len());
+                    write::bulk(&mut body, &named);
+                    if let (Some(first), Some(last)) = (fields.get(1), fields.last()) {
+                        body.extend_from_slice(&e[first.0..last.1]);
+                    }
+                    count += 1;
+                }
+            }
+            Latency::History => {
+                for &(a, b) in &scratch {
+                    let e = &p[a..b];
+                    fields.clear();
+                    let time = reply::aggregate(e, &mut fields)
+                        .and_then(|_| fields.first())
+                        .and_then(|&(ta, tb)| reply::integer(&e[ta..tb]));
+                    samples.push((time.unwrap_or(0), e));
+                }
+            }
+        }
+    }
+    match shape {
+        Latency::Text => write::verbatim(out, &text, proto),
+        Latency::Histogram => {
+            write::map_header(out, count, proto);
+            out.extend_from_slice(&body);
+        }
+        Latency::Latest => {
+            write::array_header(out, count);
+            out.extend_from_slice(&body);
+        }
+        Latency::History => {
+            samples.sort_by_key(|s| s.0);
+            write::array_header(out, samples.len());
+            samples.iter().for_each(|s| out.extend_from_slice(s.1));
+        }
+    }
 }
 
 /// `major.minor.patch` as numbers, for finding the lowest version.
@@ -574,6 +722,31 @@ mod tests {
         let list = |t| run(Merge::CommandTable(t), &[names]);
         assert_eq!(list(Table::Names), b"*2\r\n$3\r\nget\r\n$3\r\nset\r\n");
         assert_eq!(list(Table::Count), b":2\r\n");
+    }
+
+    #[test]
+    fn slowlogs_merge_newest_first_naming_their_backend() {
+        let entry = |id: u8, time: u8| {
+            format!(
+                "*6\r\n:{id}\r\n:{time}\r\n:5\r\n*1\r\n$3\r\nGET\r\n$9\r\n127.0.0.1\r\n$0\r\n\r\n"
+            )
+        };
+        let a = format!("*2\r\n{}{}", entry(2, 30), entry(1, 10));
+        let b = format!("*1\r\n{}", entry(7, 20));
+        let merge = Merge::Slowlog {
+            count: 2,
+            backends: vec!["a:1".into(), "b:2".into()],
+        };
+        let out = String::from_utf8(run(merge, &[a.as_bytes(), b.as_bytes()])).unwrap();
+        let named = |e: String, name: &str| e.replace("$0\r\n\r\n", &format!("$3\r\n{name}\r\n"));
+        assert_eq!(
+            out,
+            format!(
+                "*2\r\n{}{}",
+                named(entry(2, 30), "a:1"),
+                named(entry(7, 20), "b:2")
+            )
+        );
     }
 
     #[test]

@@ -197,6 +197,13 @@ impl Upstreams {
         let _ = self.refresh.try_send(cluster);
     }
 
+    /// `host:port` of an endpoint, as errors and SLOWLOG name it.
+    pub fn label(&self, endpoint: usize) -> String {
+        self.endpoints.borrow()[endpoint]
+            .as_ref()
+            .map_or_else(|| format!("endpoint {endpoint}"), |e| e.label.clone())
+    }
+
     pub fn stats(&self) -> &Rc<CoreStats> {
         &self.stats
     }

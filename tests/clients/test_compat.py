@@ -93,6 +93,48 @@ def test_command_table_is_the_backends_without_what_keyway_refuses(proxy):
     assert [as_text(k) for k in r.command_getkeys("MSET", "a", "1", "b", "2")] == ["a", "b"]
 
 
+def test_slowlog_and_latency_merge_every_backend_naming_it(proxy):
+    r = redis.Redis(port=proxy["port"])
+    direct = [redis.Redis(port=p) for p in proxy["backends"]]
+    names = {f"127.0.0.1:{p}" for p in proxy["backends"]}
+    try:
+        for d in direct:
+            d.config_set("slowlog-log-slower-than", 0)
+            d.config_set("latency-monitor-threshold", 1)
+        assert r.slowlog_reset()
+        keys = [f"slow:{i}" for i in range(30)]
+        for k in keys:
+            r.set(k, "v")
+        entries = r.slowlog_get(-1)
+        # redis-py reads each entry's client name: the backend it ran on.
+        assert {as_text(e["client_name"]) for e in entries} == names
+        held = {k: f"127.0.0.1:{backend_of(proxy, k)}" for k in keys}
+        for e in entries:
+            if e["command"].startswith(b"SET slow:"):
+                key = e["command"].split()[1].decode()
+                assert as_text(e["client_name"]) == held[key]
+        times = [e["start_time"] for e in entries]
+        assert times == sorted(times, reverse=True)
+        assert len(r.slowlog_get()) == 10
+        # (Connecting directly logs a CLIENT SETINFO or two more.)
+        through = r.slowlog_len()
+        assert len(entries) <= through <= sum(d.slowlog_len() for d in direct)
+        assert r.slowlog_reset() and all(d.slowlog_len() <= 1 for d in direct)
+        # A slow script on one backend shows as that backend's event.
+        busy = "local i=0 while i<3000000 do i=i+1 end return i"
+        r.eval(busy, 1, "slow:0")
+        latest = r.execute_command("LATENCY", "LATEST")
+        assert [as_text(e[0]) for e in latest] == [held["slow:0"] + "/command"]
+        doctor = as_text(r.execute_command("LATENCY", "DOCTOR"))
+        assert all(f"backend {n}:" in doctor for n in names)
+        assert r.execute_command("LATENCY", "RESET") >= 1
+        assert r.execute_command("LATENCY", "LATEST") == []
+    finally:
+        for d in direct:
+            d.config_set("slowlog-log-slower-than", 10000)
+            d.config_set("latency-monitor-threshold", 0)
+
+
 def test_transactions_run_on_the_keys_backend(proxy):
     r = redis.Redis(port=proxy["port"])
     pipe = r.pipeline(transaction=True)
