@@ -91,6 +91,9 @@ pub enum Fan {
     Slowlog,
     /// LATENCY LATEST/HISTORY/RESET/DOCTOR/GRAPH/HISTOGRAM, likewise.
     Latency,
+    /// WAIT: on a connection of its own to each primary this client wrote
+    /// to (see `session::blocking`).
+    Wait,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +294,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("debug", -2, R, NONE, U), cmd!("monitor", 1, R, NONE, U), cmd!("slowlog", -2, R, NONE, fan(Fan::Slowlog)),
     cmd!("latency", -2, R, NONE, fan(Fan::Latency)), cmd!("acl", -2, R, NONE, U),
     cmd!("cluster", -2, R, NONE, U), cmd!("readonly", 1, R, NONE, U),
-    cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, U),
+    cmd!("readwrite", 1, R, NONE, U), cmd!("asking", 1, R, NONE, U), cmd!("wait", 3, R, NONE, fan(Fan::Wait)),
     cmd!("waitaof", 4, R, NONE, U), cmd!("move", 3, W, NONE, U), cmd!("swapdb", 3, W, NONE, U),
     cmd!("migrate", -6, W, NONE, U),
     cmd!("lolwut", -1, R, NONE, U), cmd!("module", -2, R, NONE, U), cmd!("failover", -1, R, NONE, U),

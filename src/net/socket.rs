@@ -269,6 +269,11 @@ pub struct Socket {
 }
 
 impl Socket {
+    /// The descriptor (CLIENT LIST shows it; CLIENT KILL shuts it down).
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
     /// Wraps a connected descriptor, which the socket now owns.
     fn from_fd(ring: &Rc<Ring>, fd: i32, side: Side) -> Socket {
         Socket {

@@ -6,6 +6,7 @@ use crate::cluster::slots::SlotMap;
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
+use crate::session::clients::{Ask, Registry};
 use crate::session::{self, CoreContext};
 use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;
@@ -97,6 +98,9 @@ pub struct CoreSpec {
     /// Where this core asks for slot map refreshes.
     pub refresh: Sender<usize>,
     pub control: Receiver<CoreMsg>,
+    /// Every core's inbox for CLIENT LIST/KILL, and this core's.
+    pub client_inboxes: Vec<Sender<Ask>>,
+    pub client_asks: Receiver<Ask>,
     pub started: Sender<Result<usize, String>>,
 }
 
@@ -112,6 +116,8 @@ pub fn run(spec: CoreSpec) {
         discovery_errors,
         refresh,
         control,
+        client_inboxes,
+        client_asks,
         started,
     } = spec;
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -176,6 +182,8 @@ pub fn run(spec: CoreSpec) {
                 upstreams.discovery_failed(cluster, why);
             }
         }
+        let user = cfg.username.clone().unwrap_or_else(|| "default".into());
+        let clients = Rc::new(Registry::new(index, user, client_inboxes, client_asks));
         let ctx = Rc::new(CoreContext {
             limits: Limits {
                 max_bulk_len: cfg.max_bulk_len,
@@ -187,6 +195,7 @@ pub fn run(spec: CoreSpec) {
             stats: stats.clone(),
             topo: topo.clone(),
             backend_version: Default::default(),
+            clients: clients.clone(),
         });
         let stopping = Rc::new(Cell::new(false));
         let accept = Rc::new(Accept {
@@ -209,6 +218,7 @@ pub fn run(spec: CoreSpec) {
         }
         crate::net::spawn(control_loop(
             control,
+            clients,
             ring.clone(),
             stats.clone(),
             upstreams,
@@ -261,7 +271,8 @@ impl Accept {
                     CoreStats::add(&stats.connections, 1);
                     match &tls {
                         None => {
-                            let run = session::run(Stream::Plain(stream), ctx, id);
+                            let fd = stream.fd();
+                            let run = session::run(Stream::Plain(stream), ctx, id, fd);
                             crate::net::spawn(async move {
                                 run.await;
                                 stats.connections.set(stats.connections.get() - 1);
@@ -303,8 +314,9 @@ async fn tls_session(
     id: u64,
 ) {
     let timeout = crate::net::sleep(TLS_HANDSHAKE_TIMEOUT);
+    let fd = socket.fd();
     match race(acceptor.accept(socket), timeout).await {
-        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, id).await,
+        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, id, fd).await,
         Either::Left(Err(e)) => {
             CoreStats::add(&stats.tls_client_failures, 1);
             eprintln!("keyway: TLS client handshake failed: {e}");
@@ -318,6 +330,7 @@ async fn tls_session(
 
 async fn control_loop(
     control: Receiver<CoreMsg>,
+    clients: Rc<Registry>,
     ring: Rc<Ring>,
     stats: Rc<CoreStats>,
     upstreams: Rc<Upstreams>,
@@ -348,7 +361,10 @@ async fn control_loop(
                 }
                 return;
             }
-            Err(TryRecvError::Empty) => crate::net::sleep(CONTROL_POLL).await,
+            Err(TryRecvError::Empty) => {
+                clients.serve();
+                crate::net::sleep(CONTROL_POLL).await
+            }
         }
     }
 }

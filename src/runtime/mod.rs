@@ -59,6 +59,10 @@ pub fn run(config: Config) -> Result<(), String> {
         None => None,
     };
     let mut cores = Vec::new();
+    // Each core's inbox for the others' CLIENT LIST and KILL.
+    let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) =
+        cpus.iter().map(|_| bounded(64)).unzip();
+    client_asks.reverse();
     for (index, &cpu) in cpus.iter().enumerate() {
         let (tx, rx) = bounded(64);
         let spec = core::CoreSpec {
@@ -71,6 +75,8 @@ pub fn run(config: Config) -> Result<(), String> {
             discovery_errors: discovery_errors.clone(),
             refresh: refresh_tx.clone(),
             control: rx,
+            client_inboxes: client_inboxes.clone(),
+            client_asks: client_asks.pop().expect("one inbox per core"),
             started: started_tx.clone(),
         };
         let thread = std::thread::Builder::new()

@@ -5,8 +5,10 @@
 //! wait as long as its client asked (plus `op_timeout`), not `op_timeout`.
 //! The session shuts that connection down once the reply came, or as soon
 //! as the client leaves: the backend then never pops an element for a
-//! client that is gone.
+//! client that is gone. WAIT waits the same way, on every primary the
+//! client wrote to.
 
+use super::gather::{Gather, Merge};
 use super::plan;
 use super::replies::{Replies, Waiter};
 use super::{Client, CoreContext};
@@ -14,6 +16,8 @@ use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::Arg;
+use crate::resp::write;
+use crate::upstream::conn::Conn;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -79,6 +83,21 @@ pub fn run(
         Ok(None) => return client.error(&format!("ERR '{}' without keys", spec.name)),
         Err(e) => return plan::refuse_placement(client, &e),
     };
+    if spec.write {
+        client.wrote_to(endpoint);
+    }
+    let conn = own_conn(ctx, client, endpoint, timeout);
+    let slot = client.replies.borrow_mut().push_waiting();
+    conn.send(
+        |b| b.extend_from_slice(&request),
+        Waiter::new(&client.replies, slot, 0),
+    );
+    client.blocked.push(conn.clone());
+}
+
+/// A connection of the client's own to `endpoint` whose requests may take
+/// `timeout` (zero: forever) plus `op_timeout`.
+fn own_conn(ctx: &CoreContext, client: &Client, endpoint: usize, timeout: Duration) -> Rc<Conn> {
     let conn = ctx.upstreams.dedicated(endpoint, client.proto, client.db);
     let op = ctx.topo.config.op_timeout;
     conn.set_op_timeout(if timeout.is_zero() {
@@ -86,12 +105,74 @@ pub fn run(
     } else {
         timeout.saturating_add(op)
     });
-    let slot = client.replies.borrow_mut().push_waiting();
-    conn.send(
-        |b| b.extend_from_slice(&request),
-        Waiter::new(&client.replies, slot, 0),
-    );
-    client.blocked.push(conn);
+    conn
+}
+
+/// The channel of the PUBLISH that gives a WAIT's connection its place in
+/// the replication stream (nobody subscribes to it).
+const WAIT_CHANNEL: &[u8] = b"__keyway__:wait";
+
+/// WAIT numreplicas timeout: how many replicas acknowledged this client's
+/// writes, on every primary it wrote to (all of them when it wrote
+/// nothing): the fewest. Redis counts from the last write of the
+/// connection WAIT runs on; the client's writes went over shared
+/// connections, so a connection of its own first sends a PUBLISH (which
+/// Redis propagates to replicas) and then WAIT: the offset it waits for is
+/// past every write the backend had answered, the client's included (they
+/// were answered before WAIT was sent: see `own_connection`).
+pub fn wait_for_replicas(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    primaries: &[usize],
+) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if crate::resp::parse_int(arg(1)).is_none_or(|n| n < 0) {
+        return client.error("ERR value is not an integer or out of range");
+    }
+    let Some(ms) = crate::resp::parse_int(arg(2)) else {
+        return client.error("ERR timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return client.error("ERR timeout is negative");
+    }
+    let mut eps = client.written();
+    if eps.is_empty() {
+        eps = primaries.to_vec();
+    }
+    let topo = &ctx.topo;
+    // In a Redis Cluster PUBLISH travels the cluster bus, not the
+    // replication stream: no offset to wait for.
+    // (Endpoints past the configured ones are nodes a Redis Cluster showed.)
+    let in_cluster = |e: usize| {
+        topo.endpoints
+            .get(e)
+            .is_none_or(|info| topo.is_redis_cluster(info.cluster))
+    };
+    if eps.iter().any(|&e| in_cluster(e)) {
+        return client.error("ERR WAIT is not available through keyway for redis_cluster clusters");
+    }
+    let mut publish = Vec::with_capacity(48);
+    write::array_header(&mut publish, 3);
+    write::bulk(&mut publish, b"PUBLISH");
+    write::bulk(&mut publish, WAIT_CHANNEL);
+    write::bulk(&mut publish, b"");
+    let g = Gather::new(Merge::Wait, client.proto, 2 * eps.len());
+    let slot = client.replies.borrow_mut().push_gather(g);
+    let timeout = Duration::from_millis(ms as u64);
+    for (i, &ep) in eps.iter().enumerate() {
+        let conn = own_conn(ctx, client, ep, timeout);
+        conn.send(
+            |b| b.extend_from_slice(&publish),
+            Waiter::new(&client.replies, slot, 2 * i),
+        );
+        conn.send(
+            |b| b.extend_from_slice(frame),
+            Waiter::new(&client.replies, slot, 2 * i + 1),
+        );
+        client.blocked.push(conn);
+    }
 }
 
 /// Waits for the batch's replies while a blocking command is in it,

@@ -191,6 +191,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
             }
         }
         Fan::Scan => scan(ctx, client, frame, args, &all.primaries),
+        Fan::Wait => super::blocking::wait_for_replicas(ctx, client, frame, args, &all.primaries),
         Fan::Slowlog => {
             let sub = arg(1);
             let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);

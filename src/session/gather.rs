@@ -43,6 +43,15 @@ pub enum Merge {
         shape: Latency,
         backends: Vec<String>,
     },
+    /// WAIT: parts in pairs per backend (the PUBLISH that gave the waiting
+    /// connection the client's replication offset, then WAIT's count); the
+    /// fewest replicas any backend reached.
+    Wait,
+    /// CLIENT LIST: every core's lines, one text.
+    ClientList,
+    /// CLIENT KILL: every core's count; the old form (`CLIENT KILL
+    /// ip:port`) answers +OK or that no such client exists.
+    ClientKill { old_form: bool },
     /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
     First,
     /// RANDOMKEY: the first key found, looking from part `start` on.
@@ -374,6 +383,29 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
         }
         Merge::Latency { shape, backends } => {
             merge_latency(*shape, backends, parts(), g.proto, out)
+        }
+        Merge::Wait => {
+            let counts = parts().skip(1).step_by(2).map(reply::integer);
+            match counts.collect::<Option<Vec<i64>>>() {
+                Some(c) => write::integer(out, c.into_iter().min().unwrap_or(0)),
+                None => unexpected(out, "an integer"),
+            }
+        }
+        Merge::ClientList => {
+            let text: Vec<u8> = parts()
+                .filter_map(reply::string)
+                .flatten()
+                .copied()
+                .collect();
+            write::verbatim(out, &String::from_utf8_lossy(&text), g.proto);
+        }
+        Merge::ClientKill { old_form } => {
+            let killed: i64 = parts().filter_map(reply::integer).sum();
+            match (old_form, killed) {
+                (false, n) => write::integer(out, n),
+                (true, 0) => write::error(out, "ERR No such client"),
+                (true, _) => write::simple(out, "OK"),
+            }
         }
         Merge::First => out.extend_from_slice(part(0)),
         Merge::AnyNonNull { start } => {

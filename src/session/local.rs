@@ -1,6 +1,8 @@
 //! Commands keyway answers itself: connection handshakes and the few
 //! introspection commands clients send on connect.
 
+use super::clients::Named;
+use super::gather::Merge;
 use super::{Client, CoreContext};
 use crate::command::{Exec, KeySpec, Local, COMMANDS};
 use crate::resp::parse_int;
@@ -35,19 +37,20 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
             }
         }
         Local::Hello => hello(ctx, client, frame, args),
-        Local::Client => client_cmd(client, frame, args),
+        Local::Client => client_cmd(ctx, client, frame, args),
         Local::Command => command(ctx, client, frame, args),
         // As Redis: back to a new connection's state (RESP2, database 0,
         // no transaction, no name, authenticated only without a password).
         Local::Reset => {
-            client.proto = Protocol::Resp2;
-            client.db = 0;
+            client.set_proto(Protocol::Resp2);
+            client.set_db(0);
+            client.reply_mode = super::ReplyMode::On;
             client.tx = None;
             super::transaction::unwatch(client);
             if let Some(ps) = client.pubsub.take() {
                 ps.close();
             }
-            client.name = None;
+            client.me.entry.set(Named::Name, b"");
             client.authenticated = ctx.topo.config.password.is_none();
             client.reply(|o| write::simple(o, "RESET"));
         }
@@ -69,7 +72,7 @@ fn select(ctx: &CoreContext, client: &mut Client, n: &[u8]) {
     if db < 0 || db >= topo.config.databases as i64 {
         return client.error("ERR DB index is out of range");
     }
-    client.db = db as u16;
+    client.set_db(db as u16);
     client.reply(|o| write::simple(o, "OK"));
 }
 
@@ -177,9 +180,9 @@ fn hello(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
         return client.fail(ErrorKind::Auth, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(n) = name {
-        client.name = if n.is_empty() { None } else { Some(n) };
+        client.me.entry.set(Named::Name, &n);
     }
-    client.proto = proto;
+    client.set_proto(proto);
     let id = client.id;
     match ctx.backend_version.fresh() {
         Some(v) => client.reply(|o| super::gather::hello_reply(o, proto, id, &v)),
@@ -191,61 +194,144 @@ fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|&c| (b'!'..=b'~').contains(&c))
 }
 
-fn client_cmd(client: &mut Client, frame: &[u8], args: &[Arg]) {
+/// CLIENT: keyway's own clients (the connections to keyway, not keyway's
+/// connections to the backends).
+fn client_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let sub = arg(1);
-    let arity = |n: usize, name: &str, client: &mut Client| {
+    let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+    let arity_ok = |n: usize, client: &mut Client| {
         if args.len() != n {
             client.error(&format!(
-                "ERR wrong number of arguments for 'client|{name}' command"
+                "ERR wrong number of arguments for 'client|{}' command",
+                quoted(sub, 32).to_lowercase()
             ));
             false
         } else {
             true
         }
     };
-    if sub.eq_ignore_ascii_case(b"setname") {
-        if arity(3, "setname", client) {
+    let ok = |client: &mut Client| client.reply(|o| write::simple(o, "OK"));
+    let entry = client.me.entry.clone();
+    if is(b"setname") {
+        if arity_ok(3, client) {
             let name = arg(2);
             if !valid_name(name) {
                 return client.error(
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 );
             }
-            client.name = if name.is_empty() {
-                None
-            } else {
-                Some(name.to_vec())
-            };
-            client.reply(|o| write::simple(o, "OK"));
+            entry.set(Named::Name, name);
+            ok(client)
         }
-    } else if sub.eq_ignore_ascii_case(b"getname") {
-        if arity(2, "getname", client) {
+    } else if is(b"getname") {
+        if arity_ok(2, client) {
             let proto = client.proto;
-            match client.name.clone() {
+            match entry.get(Named::Name) {
                 Some(n) => client.reply(|o| write::bulk(o, &n)),
                 None => client.reply(|o| write::null(o, proto)),
             }
         }
-    } else if sub.eq_ignore_ascii_case(b"setinfo") {
-        if arity(4, "setinfo", client) {
+    } else if is(b"setinfo") {
+        if arity_ok(4, client) {
             let attr = arg(2);
-            if attr.eq_ignore_ascii_case(b"lib-name") || attr.eq_ignore_ascii_case(b"lib-ver") {
-                if arg(3).iter().any(|c| !(b'!'..=b'~').contains(c)) {
-                    return client.error(&format!(
-                        "ERR {} cannot contain spaces, newlines or special characters.",
-                        quoted(attr, 32)
-                    ));
-                }
-                client.reply(|o| write::simple(o, "OK"));
+            let field = if attr.eq_ignore_ascii_case(b"lib-name") {
+                Named::LibName
+            } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+                Named::LibVer
             } else {
-                client.error(&format!("ERR Unrecognized option '{}'", quoted(attr, 128)));
+                return client.error(&format!("ERR Unrecognized option '{}'", quoted(attr, 128)));
+            };
+            if arg(3).iter().any(|c| !(b'!'..=b'~').contains(c)) {
+                return client.error(&format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    quoted(attr, 32)
+                ));
             }
+            entry.set(field, arg(3));
+            ok(client)
         }
-    } else if sub.eq_ignore_ascii_case(b"id") {
-        if arity(2, "id", client) {
+    } else if is(b"id") {
+        if arity_ok(2, client) {
             let id = client.id as i64;
             client.reply(|o| write::integer(o, id));
+        }
+    } else if is(b"info") {
+        if arity_ok(2, client) {
+            let mut line = String::new();
+            ctx.clients.line(&entry, &mut line);
+            line.push('\n');
+            let proto = client.proto;
+            client.reply(|o| write::verbatim(o, &line, proto));
+        }
+    } else if is(b"list") {
+        let opts: Vec<&[u8]> = (2..args.len()).map(arg).collect();
+        match super::clients::parse_filter(&opts, false, client.id) {
+            Ok(filter) => list_clients(ctx, client, filter),
+            Err(e) => client.error(&e),
+        }
+    } else if is(b"kill") {
+        kill_clients(ctx, client, frame, args)
+    } else if is(b"reply") {
+        if arity_ok(3, client) {
+            let mode = arg(2);
+            let m = |s: &[u8]| mode.eq_ignore_ascii_case(s);
+            let from = client.replies.borrow().len();
+            client.reply_mode_set = true;
+            if m(b"on") {
+                client.reply_mode = super::ReplyMode::On;
+                ok(client)
+            } else if m(b"off") || m(b"skip") {
+                // Neither is answered.
+                client.reply_mode = if m(b"off") {
+                    super::ReplyMode::Off
+                } else {
+                    super::ReplyMode::Skip
+                };
+                ok(client);
+                client.replies.borrow_mut().mute_from(from);
+            } else {
+                client.error("ERR syntax error")
+            }
+        }
+    } else if is(b"no-evict") || is(b"no-touch") || is(b"tracking") {
+        // keyway never evicts clients (NO-EVICT is what it does anyway);
+        // NO-TOUCH and TRACKING would need a backend connection of the
+        // client's own, so only their OFF is accepted.
+        if args.len() < 3 {
+            return client.error(&format!(
+                "ERR wrong number of arguments for 'client|{}' command",
+                quoted(sub, 32).to_lowercase()
+            ));
+        }
+        let v = arg(2);
+        if v.eq_ignore_ascii_case(b"off") || (is(b"no-evict") && v.eq_ignore_ascii_case(b"on")) {
+            ok(client)
+        } else if v.eq_ignore_ascii_case(b"on") {
+            client.error(&format!(
+                "ERR CLIENT {} ON is not available through keyway: clients share its backend connections",
+                quoted(sub, 32).to_uppercase()
+            ))
+        } else {
+            client.error("ERR syntax error")
+        }
+    } else if is(b"getredir") {
+        if arity_ok(2, client) {
+            client.reply(|o| write::integer(o, -1));
+        }
+    } else if is(b"trackinginfo") {
+        if arity_ok(2, client) {
+            let proto = client.proto;
+            client.reply(|o| {
+                write::map_header(o, 3, proto);
+                write::bulk(o, b"flags");
+                write::set_header(o, 1, proto);
+                write::bulk(o, b"off");
+                write::bulk(o, b"redirect");
+                write::integer(o, -1);
+                write::bulk(o, b"prefixes");
+                write::array_header(o, 0);
+            });
         }
     } else {
         client.error(&format!(
@@ -254,6 +340,132 @@ fn client_cmd(client: &mut Client, frame: &[u8], args: &[Arg]) {
         ));
     }
 }
+
+/// CLIENT LIST: this core's clients at once, the other cores' as their
+/// control loops answer (within a second; a core that does not answer is
+/// left out).
+fn list_clients(ctx: &CoreContext, client: &mut Client, filter: super::clients::Filter) {
+    use super::clients::Ask;
+    let own = ctx.clients.list(&filter);
+    let proto = client.proto;
+    if ctx.clients.cores() == 1 {
+        return client.reply(|o| write::verbatim(o, &own, proto));
+    }
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let asked = ctx
+        .clients
+        .ask_others(|| Ask::List(filter.clone(), tx.clone()));
+    let encode = |o: &mut Vec<u8>, text: String| write::bulk(o, text.as_bytes());
+    let mut part = Vec::new();
+    encode(&mut part, own);
+    from_other_cores(
+        client,
+        Merge::ClientList,
+        part,
+        asked,
+        rx,
+        encode,
+        b"$0\r\n\r\n",
+    );
+}
+
+/// CLIENT KILL ip:port (old form: +OK or an error) or with filters (new
+/// form: how many were closed). The client itself, when it matches, is
+/// closed after its reply.
+fn kill_clients(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+    use super::clients::{parse_filter, Ask, Filter};
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if args.len() < 3 {
+        return client.error("ERR wrong number of arguments for 'client|kill' command");
+    }
+    let old_form = args.len() == 3;
+    let filter = if old_form {
+        Filter {
+            addr: Some(String::from_utf8_lossy(arg(2)).into_owned()),
+            ..Filter::default()
+        }
+    } else {
+        let opts: Vec<&[u8]> = (2..args.len()).map(arg).collect();
+        match parse_filter(&opts, true, client.id) {
+            Ok(f) => f,
+            Err(e) => return client.error(&e),
+        }
+    };
+    // This session is closed by itself, after its reply; the registry
+    // closes the others.
+    let itself = Filter {
+        skip: None,
+        ids: Some(vec![client.id]),
+        ..filter.clone()
+    };
+    let me = filter.skip != Some(client.id) && ctx.clients.list(&itself).contains('\n');
+    let others = Filter {
+        skip: Some(client.id),
+        ..filter
+    };
+    let killed = ctx.clients.kill(&others) + me as usize;
+    if me {
+        client.close = true;
+    }
+    let merge = Merge::ClientKill { old_form };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let asked = if ctx.clients.cores() > 1 {
+        ctx.clients
+            .ask_others(|| Ask::Kill(others.clone(), tx.clone()))
+    } else {
+        0
+    };
+    let mut own = Vec::new();
+    write::integer(&mut own, killed as i64);
+    let encode = |o: &mut Vec<u8>, n: usize| write::integer(o, n as i64);
+    from_other_cores(client, merge, own, asked, rx, encode, b":0\r\n");
+}
+
+/// A reply made of this core's part (`own`, encoded) and `asked` other
+/// cores' answers arriving on `rx`, merged with `merge`.
+fn from_other_cores<T: 'static>(
+    client: &mut Client,
+    merge: Merge,
+    own: Vec<u8>,
+    asked: usize,
+    rx: crossbeam_channel::Receiver<T>,
+    encode: impl Fn(&mut Vec<u8>, T) + 'static,
+    missing: &'static [u8],
+) {
+    use super::replies::Waiter;
+    let g = super::gather::Gather::new(merge, client.proto, 1 + asked);
+    let slot = client.replies.borrow_mut().push_gather(g);
+    Waiter::new(&client.replies, slot, 0).complete(&own);
+    if asked == 0 {
+        return;
+    }
+    let replies = client.replies.clone();
+    crate::net::spawn(async move {
+        let deadline = std::time::Instant::now() + CORES_ANSWER_WITHIN;
+        let mut part = 1;
+        while part <= asked && std::time::Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(answer) => {
+                    let mut o = Vec::new();
+                    encode(&mut o, answer);
+                    Waiter::new(&replies, slot, part).complete(&o);
+                    part += 1;
+                }
+                Err(_) => crate::net::sleep(std::time::Duration::from_millis(2)).await,
+            }
+        }
+        // A core that did not answer in time (it is stuck): its part is
+        // `missing`, so the client is answered.
+        for p in part..=asked {
+            Waiter::new(&replies, slot, p).complete(missing);
+        }
+    })
+    .detach();
+}
+
+/// How long a CLIENT LIST or KILL waits for the other cores (their control
+/// loops look at their inboxes every 20 ms).
+const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// COMMAND and its subcommands: the backends' own table, filtered; keyway's
 /// table when no route leads to a backend.

@@ -2,6 +2,7 @@
 //! request, dispatch them all (to upstreams or answered locally), wait for
 //! their replies, and write them back in request order in one write.
 pub mod blocking;
+pub mod clients;
 pub mod fanout;
 pub mod gather;
 pub mod info;
@@ -11,7 +12,7 @@ pub mod pubsub;
 pub mod replies;
 pub mod transaction;
 
-use crate::command::{key_indices, lookup, CommandSpec, Exec, Local, Split};
+use crate::command::{key_indices, lookup, CommandSpec, Exec, Fan, Local, Split};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
@@ -36,6 +37,8 @@ pub struct CoreContext {
     pub stats: Rc<CoreStats>,
     /// The backends' version HELLO and INFO report.
     pub backend_version: Rc<info::BackendVersion>,
+    /// This core's clients (CLIENT LIST/KILL) and every core's inbox.
+    pub clients: Rc<clients::Registry>,
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,
@@ -46,7 +49,15 @@ pub struct Client {
     /// The database SELECT chose: its requests go over connections that
     /// selected it.
     pub db: u16,
-    pub name: Option<Vec<u8>>,
+    /// What CLIENT LIST shows of this client (its name lives there).
+    me: clients::Registered,
+    /// The primaries this client sent writes to, as a bitset of endpoint
+    /// numbers (WAIT waits on them).
+    written: Vec<u64>,
+    /// CLIENT REPLY: whether replies are written.
+    reply_mode: ReplyMode,
+    /// The command just run was CLIENT REPLY.
+    reply_mode_set: bool,
     pub close: bool,
     /// False until AUTH succeeds when the proxy has a password.
     pub authenticated: bool,
@@ -69,6 +80,15 @@ pub struct Client {
     pubsub: Option<pubsub::PubSub>,
 }
 
+/// CLIENT REPLY ON|OFF|SKIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped.
+    Skip,
+}
+
 impl Drop for Client {
     /// A client that leaves closes the connections it had to itself: a
     /// blocking command's (so the backend pops nothing for it) and a
@@ -85,6 +105,43 @@ impl Drop for Client {
 }
 
 impl Client {
+    /// Notes that a write went to `endpoint`.
+    #[inline]
+    pub fn wrote_to(&mut self, endpoint: usize) {
+        let (word, bit) = (endpoint / 64, endpoint % 64);
+        if word >= self.written.len() {
+            self.written.resize(word + 1, 0);
+        }
+        self.written[word] |= 1 << bit;
+    }
+
+    /// The endpoints this client wrote to.
+    pub fn written(&self) -> Vec<usize> {
+        (0..self.written.len() * 64)
+            .filter(|&e| self.written[e / 64] & (1 << (e % 64)) != 0)
+            .collect()
+    }
+
+    pub fn set_db(&mut self, db: u16) {
+        self.db = db;
+        self.me.entry.db.set(db);
+    }
+
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.me.entry.resp.set(proto);
+    }
+
+    /// Shows the client's transaction, blocking and pub/sub state in
+    /// CLIENT LIST (once per batch read, not per request).
+    fn show_state(&self) {
+        self.me.entry.show(
+            self.tx.as_ref().map(|t| t.queued()),
+            !self.blocked.is_empty(),
+            self.pubsub.as_ref().map_or((0, 0), |p| p.counts()),
+        );
+    }
+
     pub fn reply(&self, encode: impl FnOnce(&mut Vec<u8>)) {
         self.replies.borrow_mut().push_local(encode);
     }
@@ -109,7 +166,8 @@ impl Client {
     }
 }
 
-pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
+/// Serves one client connection; `fd` is its socket (for CLIENT LIST).
+pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
     let mut reader = Reader {
         scanner: RequestScanner::new(ctx.limits),
         need: 1,
@@ -119,7 +177,10 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
         id,
         proto: Protocol::Resp2,
         db: 0,
-        name: None,
+        me: ctx.clients.register(id, fd),
+        written: Vec::new(),
+        reply_mode: ReplyMode::On,
+        reply_mode_set: false,
         close: false,
         authenticated: ctx.topo.config.password.is_none(),
         replies: Replies::new(),
@@ -148,8 +209,11 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             } else {
                 Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await
             };
-            for conn in client.blocked.drain(..) {
-                conn.shut_down();
+            if !client.blocked.is_empty() {
+                for conn in client.blocked.drain(..) {
+                    conn.shut_down();
+                }
+                client.me.entry.blocked.set(false);
             }
             if !stayed {
                 return;
@@ -183,7 +247,10 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             // (an idle connection is mostly this future).
             let turn = pubsub_turn(&stream, &ctx, &mut client, &mut reader, &mut input, feed);
             match Box::pin(turn).await {
-                Some(true) => read_at = crate::net::now(),
+                Some(true) => {
+                    read_at = crate::net::now();
+                    client.me.entry.touch(read_at);
+                }
                 Some(false) => {}
                 None => return,
             }
@@ -198,7 +265,10 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64) {
             })
             .await;
         match received {
-            Ok(true) => read_at = crate::net::now(),
+            Ok(true) => {
+                read_at = crate::net::now();
+                client.me.entry.touch(read_at);
+            }
             Ok(false) | Err(_) => return,
         }
     }
@@ -247,6 +317,8 @@ async fn pubsub_turn(
             ps.close();
         }
     }
+    // Confirmations change what CLIENT LIST shows.
+    client.show_state();
     Some(read)
 }
 
@@ -279,17 +351,19 @@ impl Reader {
             });
             match self.scanner.scan(&bytes[pos..]) {
                 Ok(Scanned::Frame { len }) => {
-                    dispatch(ctx, client, &bytes[pos..pos + len], self.scanner.args());
+                    if !dispatch(ctx, client, &bytes[pos..pos + len], self.scanner.args()) {
+                        self.held_back = true;
+                        break;
+                    }
                     pos += len;
                     self.need = 1;
                 }
                 Ok(Scanned::Inline { len }) => {
-                    dispatch(
-                        ctx,
-                        client,
-                        self.scanner.inline_frame(),
-                        self.scanner.args(),
-                    );
+                    let frame = self.scanner.inline_frame();
+                    if !dispatch(ctx, client, frame, self.scanner.args()) {
+                        self.held_back = true;
+                        break;
+                    }
                     pos += len;
                     self.need = 1;
                 }
@@ -307,6 +381,7 @@ impl Reader {
                 }
             }
         }
+        client.show_state();
         pos
     }
 }
@@ -324,12 +399,66 @@ async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
     .await
 }
 
-/// Executes one request: `frame` is its RESP encoding, `args` index into it.
-pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+/// Executes one request: `frame` is its RESP encoding, `args` index into
+/// it. Under CLIENT REPLY OFF or SKIP the command runs and its reply is
+/// dropped (CLIENT REPLY itself sets `reply_mode_set` and mutes its own).
+/// False when the request must wait for the batch's earlier replies (see
+/// `own_connection`): nothing of it ran.
+pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -> bool {
+    let mode = client.reply_mode;
+    if mode == ReplyMode::On {
+        return execute(ctx, client, frame, args);
+    }
+    let from = client.replies.borrow().len();
+    client.reply_mode_set = false;
+    if !execute(ctx, client, frame, args) {
+        return false;
+    }
+    if client.reply_mode_set {
+        return true;
+    }
+    client.replies.borrow_mut().mute_from(from);
+    if mode == ReplyMode::Skip {
+        client.reply_mode = ReplyMode::On;
+    }
+    true
+}
+
+/// Blocking commands and WAIT go over a connection of their own: sent
+/// while earlier requests of the batch are still out on the shared
+/// connections, they could reach the backend first (BLPOP before the RPUSH
+/// it should pop, WAIT before the write it waits for). They start once the
+/// earlier replies are in.
+fn own_connection(spec: &CommandSpec) -> bool {
+    matches!(spec.exec, Exec::Blocking(_) | Exec::Fanout(Fan::Wait))
+}
+
+fn execute(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -> bool {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let name = arg(0);
     let spec = lookup(name);
+    if let Some(s) = spec {
+        if own_connection(s) && client.tx.is_none() && client.replies.borrow().outstanding() > 0 {
+            return false;
+        }
+    }
+    run_command(ctx, client, frame, args, spec);
+    true
+}
+
+fn run_command(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: Option<&'static CommandSpec>,
+) {
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let name = arg(0);
     ctx.stats.command(spec);
+    if let Some(spec) = spec {
+        client.me.entry.cmd.set(spec.name);
+    }
     let group = match spec.map(|s| (s.exec, s.write)) {
         Some((Exec::Forward, false)) => Group::Read,
         Some((Exec::Forward, true)) => Group::Write,

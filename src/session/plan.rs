@@ -118,6 +118,9 @@ pub fn execute(
             cluster: cluster as u32,
         };
         targets.push(t(0, route.cluster, endpoint, slot));
+        if !is_read {
+            client.wrote_to(endpoint);
+        }
         for m in route.mirrors {
             if m.exclude_read_commands && is_read {
                 continue;

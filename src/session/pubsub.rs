@@ -30,6 +30,12 @@ pub struct PubSub {
 }
 
 impl PubSub {
+    /// (channels, patterns) subscribed, as CLIENT LIST counts them.
+    pub fn counts(&self) -> (usize, usize) {
+        let f = self.feed.borrow();
+        (f.channels.len() + f.shard.len(), f.patterns.len())
+    }
+
     /// Closes the subscriber connections (unsubscribing everything).
     pub fn close(self) {
         for (_, c) in self.conns {

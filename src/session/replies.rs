@@ -66,6 +66,8 @@ pub struct Replies {
     outstanding: usize,
     waker: Option<Waker>,
     scratch: Vec<(usize, usize)>,
+    /// Slots whose replies are dropped (CLIENT REPLY OFF/SKIP), in order.
+    muted: Vec<usize>,
 }
 
 /// Where an upstream reply goes: a slot (and part) of one session's batch,
@@ -185,6 +187,13 @@ impl Replies {
         self.push_local(|a| write::error(a, msg));
     }
 
+    /// Drops the replies of the slots from `from` on (they still wait for
+    /// their upstream replies, which must be read).
+    pub fn mute_from(&mut self, from: usize) {
+        let from = self.muted.last().map_or(from, |&m| from.max(m + 1));
+        self.muted.extend(from..self.slots.len());
+    }
+
     /// A slot an upstream reply will fill; returns its index.
     pub fn push_waiting(&mut self) -> usize {
         self.outstanding += 1;
@@ -247,11 +256,16 @@ impl Replies {
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         debug_assert_eq!(self.outstanding, 0);
         out.clear();
-        if self.in_arena_order() {
+        if self.muted.is_empty() && self.in_arena_order() {
             std::mem::swap(out, &mut self.arena);
         } else {
             let mut slots = std::mem::take(&mut self.slots);
-            for s in &slots {
+            let muted = std::mem::take(&mut self.muted);
+            let mut muted_next = muted.iter().peekable();
+            for (i, s) in slots.iter().enumerate() {
+                if muted_next.next_if_eq(&&i).is_some() {
+                    continue;
+                }
                 match s {
                     Slot::Done(a, b) => out.extend_from_slice(&self.arena[*a..*b]),
                     Slot::Multi(m) => self.merge(m, out),
@@ -261,8 +275,10 @@ impl Replies {
             }
             slots.clear();
             self.slots = slots;
+            self.muted = muted;
         }
         self.slots.clear();
+        self.muted.clear();
         self.arena.clear();
         // One huge batch must not pin its memory for the connection's life.
         if self.arena.capacity() > KEEP_BYTES {

@@ -40,6 +40,13 @@ pub struct Transaction {
     aborted: bool,
 }
 
+impl Transaction {
+    /// How many commands are queued.
+    pub fn queued(&self) -> usize {
+        self.ends.len()
+    }
+}
+
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 /// A client's WATCH: its own connection to the watched keys' backend.
@@ -228,6 +235,9 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
     }
     // Keyless transactions (PING, ECHO) run on any backend: the first.
     let endpoint = tx.place.map_or(0, |(e, _)| e);
+    if tx.place.is_some() {
+        client.wrote_to(endpoint);
+    }
     let conn = match watched {
         Some(w) => {
             client.blocked.push(w.conn.clone());

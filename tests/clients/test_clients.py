@@ -53,16 +53,16 @@ def valkey_server_binary():
         return shutil.which("valkey-server")
 
 
-def start_keyway(procs, tmp, backends):
-    """Starts keyway (one core) over `backends` with a ring_hash catch-all
-    route; adds it to `procs`; returns its port."""
+def start_keyway(procs, tmp, backends, cores=1):
+    """Starts keyway (one core unless told) over `backends` with a
+    ring_hash catch-all route; adds it to `procs`; returns its port."""
     port = free_port()
     cfg = Path(tmp) / "keyway.toml"
     endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
     cfg.write_text(f"""
 [proxy]
 listen = "127.0.0.1:{port}"
-cores = 1
+cores = {cores}
 op_timeout = "2s"
 
 [[clusters]]

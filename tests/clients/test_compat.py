@@ -4,6 +4,8 @@ SCAN/KEYS/DBSIZE/FLUSH and the redis-cli tools, over three real backends.
 Node clients (ioredis, node-redis) come from tests/clients/node, installed
 by scripts/setup.sh.
 """
+import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -133,6 +135,175 @@ def test_slowlog_and_latency_merge_every_backend_naming_it(proxy):
         for d in direct:
             d.config_set("slowlog-log-slower-than", 10000)
             d.config_set("latency-monitor-threshold", 0)
+
+
+class Raw:
+    """A plain socket client: no reconnects, replies as raw bytes."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+
+    def send(self, *args):
+        out = f"*{len(args)}\r\n".encode()
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def closed(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_client_list_info_kill_and_reply_across_cores(tmp_path):
+    procs = []
+    try:
+        backend = start_server(procs, tmp_path)
+        port = start_keyway(procs, tmp_path, [backend], cores=2)
+        raws = [Raw(port) for _ in range(16)]
+        for i, r in enumerate(raws):
+            r.send("CLIENT", "SETNAME", f"raw{i}")
+            assert r.line() == b"+OK"
+        me = redis.Redis(port=port, single_connection_client=True, client_name="me")
+        listed = me.client_list()
+        assert len(listed) == 17
+        # SO_REUSEPORT spread the 16 over both cores; one LIST shows all.
+        assert {c["keyway-core"] for c in listed} == {"0", "1"}
+        assert {c["name"] for c in listed} == {"me"} | {f"raw{i}" for i in range(16)}
+        mine = me.client_info()
+        assert mine["id"] == me.client_id() and mine["name"] == "me"
+        assert mine["lib-name"] == "redis-py" and mine["cmd"] == "client"
+        on_other_core = next(c for c in listed if c["keyway-core"] != str(mine["keyway-core"]))
+        by_name = {c["name"]: c for c in listed}
+        # State shows: a MULTI with two queued commands, a subscriber.
+        raws[0].send("MULTI")
+        raws[0].send("INCR", "x")
+        raws[0].send("INCR", "x")
+        assert [raws[0].line() for _ in range(3)] == [b"+OK", b"+QUEUED", b"+QUEUED"]
+        raws[1].send("SUBSCRIBE", "news")
+        assert raws[1].line() == b"*3"
+        shown = {c["name"]: c for c in me.client_list()}
+        assert shown["raw0"]["flags"] == "x" and shown["raw0"]["multi"] == "2"
+        assert shown["raw1"]["flags"] == "P" and shown["raw1"]["sub"] == "1"
+        pubsub = me.client_list(_type="pubsub")
+        assert [c["name"] for c in pubsub] == ["raw1"]
+        # KILL by id closes that connection, on whichever core it is.
+        victim = raws[int(on_other_core["name"][3:])]
+        assert me.client_kill_filter(_id=on_other_core["id"]) == 1
+        assert victim.closed()
+        # The old form by address; an address nobody has is an error.
+        addr = by_name["raw5"]["addr"] if on_other_core["name"] != "raw5" else by_name["raw6"]["addr"]
+        assert me.client_kill(addr) is True
+        with pytest.raises(redis.ResponseError, match="No such client"):
+            me.client_kill("10.9.8.7:65000")
+        assert len(me.client_list()) == 15
+        # CLIENT REPLY: OFF drops replies until ON; SKIP drops the next one.
+        r = raws[2] if on_other_core["name"] != "raw2" else raws[3]
+        r.send("CLIENT", "REPLY", "OFF")
+        r.send("SET", "quiet", "1")
+        r.send("CLIENT", "REPLY", "ON")
+        assert r.line() == b"+OK"
+        r.send("CLIENT", "REPLY", "SKIP")
+        r.send("SET", "quiet", "2")
+        r.send("GET", "quiet")
+        assert r.line() == b"$1" and r.line() == b"2"
+        assert me.execute_command("CLIENT", "NO-EVICT", "on") == b"OK"
+        assert me.execute_command("CLIENT", "TRACKING", "off") == b"OK"
+        with pytest.raises(redis.ResponseError, match="not available through keyway"):
+            me.execute_command("CLIENT", "TRACKING", "on")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_wait_counts_replicas_of_the_backends_the_client_wrote_to(tmp_path):
+    procs = []
+    try:
+        a = start_server(procs, tmp_path, "--repl-diskless-sync-delay", "0")
+        b = start_server(procs, tmp_path)
+        replica_dir = tmp_path / "replica"
+        replica_dir.mkdir()
+        start_server(procs, replica_dir, "--replicaof", "127.0.0.1", str(a))
+        replica = procs[-1]
+        deadline = time.time() + 20
+        while redis.Redis(port=a).info("replication").get("slave0", {}).get("state") != "online":
+            assert time.time() < deadline, "replica did not sync"
+            time.sleep(0.05)
+        port = start_keyway(procs, tmp_path, [a, b])
+        on = lambda backend: next(f"w:{i}" for i in range(1000) if backend_of_keys(port, a, b, f"w:{i}") == backend)
+        key_a, key_b = on(a), on(b)
+        r = redis.Redis(port=port, single_connection_client=True)
+        # Only A was written to: its replica acknowledges at once.
+        r.set(key_a, "1")
+        t = time.time()
+        assert r.wait(1, 5000) == 1
+        assert time.time() - t < 2
+        # SET and WAIT in one pipeline: WAIT counts that SET too.
+        pipe = r.pipeline(transaction=False)
+        pipe.set(key_a, "2")
+        pipe.wait(1, 5000)
+        assert pipe.execute() == [True, 1]
+        # A replica that cannot acknowledge the new write: WAIT times out
+        # with 0, it does not count the replica for older writes.
+        replica.send_signal(signal.SIGSTOP)
+        try:
+            r.set(key_a, "3")
+            t = time.time()
+            assert r.wait(1, 300) == 0
+            assert time.time() - t >= 0.25
+        finally:
+            replica.send_signal(signal.SIGCONT)
+        # B has no replica: once the client wrote there, the fewest is 0.
+        r.set(key_b, "1")
+        assert r.wait(1, 200) == 0
+        assert r.wait(0, 0) == 0
+        # Bad arguments as Redis words them.
+        with pytest.raises(redis.ResponseError, match="timeout is negative"):
+            r.execute_command("WAIT", 1, -1)
+        # A new client that wrote nothing waits on every primary.
+        assert redis.Redis(port=port).wait(1, 100) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def backend_of_keys(port, a, b, key):
+    """Which of backends a, b keyway places `key` on (by writing it)."""
+    redis.Redis(port=port).set(key, "probe")
+    held = [p for p in (a, b) if redis.Redis(port=p).exists(key)]
+    redis.Redis(port=port).delete(key)
+    return held[0]
+
+
+def test_a_blocking_command_pipelined_after_a_write_sees_it(proxy):
+    """BLPOP goes over a connection of its own; sent before the RPUSH
+    ahead of it in the pipeline was answered, it could reach the backend
+    first and wait for nothing."""
+    r = redis.Redis(port=proxy["port"], single_connection_client=True)
+    for i in range(50):
+        pipe = r.pipeline(transaction=False)
+        pipe.rpush(f"bl:{i}", "v")
+        pipe.blpop(f"bl:{i}", 2)
+        pipe.get("after")
+        t = time.time()
+        pushed, popped, after = pipe.execute()
+        assert pushed == 1 and list(popped) == [f"bl:{i}".encode(), b"v"] and after is None
+        assert time.time() - t < 1.5
 
 
 def test_transactions_run_on_the_keys_backend(proxy):
