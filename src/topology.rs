@@ -166,6 +166,16 @@ impl Topology {
         self.clusters[cluster].ring.is_none()
     }
 
+    /// Whether any route mirrors writes to another cluster.
+    pub fn has_mirrors(&self) -> bool {
+        !self.config.catch_all_mirrors.is_empty()
+            || self
+                .config
+                .prefix_routes
+                .iter()
+                .any(|r| !r.mirrors.is_empty())
+    }
+
     /// Whether any cluster is a Redis Cluster (its rules then apply to
     /// clients: database 0 only).
     pub fn has_redis_cluster(&self) -> bool {

@@ -203,6 +203,60 @@ fn triple_write_mirrors_keep_every_cluster_identical() {
 }
 
 #[test]
+fn transactions_that_run_are_mirrored_and_the_others_not() {
+    // Found by issue 11's review: MULTI/EXEC ran on the primary cluster
+    // only, so a migration's new cluster silently missed those writes.
+    let p: Vec<Redis> = (0..2).map(|_| Redis::start()).collect();
+    let m: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
+    let pr: Vec<&Redis> = p.iter().collect();
+    let mr: Vec<&Redis> = m.iter().collect();
+    let config = format!(
+        "{}{}\n[routes]\ncatch_all = \"old\"\ncatch_all_mirror = [{{ cluster = \"new\" }}]\n",
+        cluster("old", &pr, ""),
+        cluster("new", &mr, ""),
+    );
+    let k = Keyway::start("", &config);
+    let mut cl = k.client();
+    for i in 0..20 {
+        let t = format!("{{t{i}}}");
+        assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+        for c in [
+            vec!["SET".to_string(), format!("{t}a"), "1".into()],
+            vec!["INCR".into(), format!("{t}n")],
+            vec![
+                "MSET".into(),
+                format!("{t}x"),
+                "1".into(),
+                format!("{t}y"),
+                "2".into(),
+            ],
+            vec!["GET".into(), format!("{t}a")],
+        ] {
+            let c: Vec<&str> = c.iter().map(|s| s.as_str()).collect();
+            assert_eq!(cl.cmd(&c), "+QUEUED\r\n");
+        }
+        assert!(cl.cmd(&["EXEC"]).starts_with("*4\r\n+OK\r\n:1\r\n+OK\r\n"));
+    }
+    // Discarded and aborted transactions run nowhere, mirrors included.
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["SET", "{d}gone", "1"]), "+QUEUED\r\n");
+    assert_eq!(cl.cmd(&["DISCARD"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(cl.cmd(&["SET", "{d}aborted", "1"]), "+QUEUED\r\n");
+    assert!(cl.cmd(&["NOSUCH"]).starts_with("-ERR unknown command"));
+    assert!(cl.cmd(&["EXEC"]).starts_with("-EXECABORT"));
+    std::thread::sleep(Duration::from_millis(300));
+    let n = assert_same_data(&pr, &[&mr]);
+    assert_eq!(n, 20 * 4);
+    for r in m.iter().chain(&p) {
+        assert_eq!(
+            r.client().cmd(&["EXISTS", "{d}gone", "{d}aborted"]),
+            ":0\r\n"
+        );
+    }
+}
+
+#[test]
 fn a_dead_mirror_never_fails_or_slows_the_client() {
     let p = Redis::start();
     let mut dead = Redis::start();

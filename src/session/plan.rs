@@ -69,6 +69,55 @@ pub fn execute(
     keys: &[usize],
     targets: &mut Vec<Target>,
 ) {
+    route_and_send(ctx, client, frame, args, spec, kind, keys, targets, false)
+}
+
+/// Sends only the mirrored copies of a write that already ran on its
+/// primary another way (a transaction's commands, at EXEC): nothing is
+/// answered to the client.
+pub fn mirror_copies(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+) {
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets = std::mem::take(&mut client.targets);
+    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    if key_indices(spec, args.len(), arg, &mut keys).is_ok() && !keys.is_empty() {
+        let kind = match spec.exec {
+            crate::command::Exec::Split(kind) => Some(kind),
+            _ => None,
+        };
+        route_and_send(
+            ctx,
+            client,
+            frame,
+            args,
+            spec,
+            kind,
+            &keys,
+            &mut targets,
+            true,
+        );
+    }
+    client.keys = keys;
+    client.targets = targets;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route_and_send(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frame: &[u8],
+    args: &[Arg],
+    spec: &CommandSpec,
+    kind: Option<Split>,
+    keys: &[usize],
+    targets: &mut Vec<Target>,
+    mirrors_only: bool,
+) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let topo = &ctx.topo;
     let is_read = !spec.write;
@@ -81,34 +130,12 @@ pub fn execute(
     for (ordinal, &k) in keys.iter().enumerate() {
         let key = arg(k);
         let Some(route) = topo.resolve(key) else {
-            client.error(&format!("ERR no route for key '{}'", quoted(key, 128)));
+            if !mirrors_only {
+                client.error(&format!("ERR no route for key '{}'", quoted(key, 128)));
+            }
             return;
         };
         let stripped = &key[route.strip..];
-        let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
-            Ok(found) => found,
-            Err(why) => {
-                ctx.upstreams.ask_refresh(route.cluster);
-                let name = &topo.clusters[route.cluster].name;
-                if why.starts_with("CLUSTERDOWN") {
-                    client.error(why);
-                } else {
-                    let why = ctx.upstreams.discovery_error(route.cluster);
-                    client.error(&format!(
-                        "ERR cluster '{name}' has no slot map yet: {}",
-                        why.as_deref()
-                            .unwrap_or("no node has answered CLUSTER SLOTS yet")
-                    ));
-                }
-                return;
-            }
-        };
-        let endpoint = ctx.upstreams.choose(
-            shard,
-            topo.clusters[route.cluster].read_policy,
-            is_read,
-            turn,
-        );
         let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
             sink: sink as u32,
             endpoint: endpoint as u32,
@@ -117,9 +144,36 @@ pub fn execute(
             strip: route.strip as u32,
             cluster: cluster as u32,
         };
-        targets.push(t(0, route.cluster, endpoint, slot));
-        if !is_read {
-            client.wrote_to(endpoint);
+        // The primary's copy (the client's reply), unless it ran another way.
+        if !mirrors_only {
+            let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
+                Ok(found) => found,
+                Err(why) => {
+                    ctx.upstreams.ask_refresh(route.cluster);
+                    let name = &topo.clusters[route.cluster].name;
+                    if why.starts_with("CLUSTERDOWN") {
+                        client.error(why);
+                    } else {
+                        let why = ctx.upstreams.discovery_error(route.cluster);
+                        client.error(&format!(
+                            "ERR cluster '{name}' has no slot map yet: {}",
+                            why.as_deref()
+                                .unwrap_or("no node has answered CLUSTER SLOTS yet")
+                        ));
+                    }
+                    return;
+                }
+            };
+            let endpoint = ctx.upstreams.choose(
+                shard,
+                topo.clusters[route.cluster].read_policy,
+                is_read,
+                turn,
+            );
+            targets.push(t(0, route.cluster, endpoint, slot));
+            if !is_read {
+                client.wrote_to(endpoint);
+            }
         }
         for m in route.mirrors {
             if m.exclude_read_commands && is_read {
@@ -160,7 +214,9 @@ pub fn execute(
     };
     // The client's reply.
     let groups = primary.chunk_by(together);
-    if groups.clone().count() == 1 {
+    if mirrors_only {
+        // The primary's reply comes another way.
+    } else if groups.clone().count() == 1 {
         let slot = client.replies.borrow_mut().push_waiting();
         send(
             ctx,

@@ -21,7 +21,7 @@ use super::plan;
 use super::replies::Waiter;
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
-use crate::resp::request::Arg;
+use crate::resp::request::{Arg, RequestScanner, Scanned};
 use crate::resp::write::quoted;
 use crate::stats::ErrorKind;
 use crate::upstream::conn::Conn;
@@ -38,6 +38,10 @@ pub struct Transaction {
     place: Option<(usize, u16)>,
     /// An error was answered while queueing: EXEC must fail.
     aborted: bool,
+    /// The queued writes as the client sent them, for the mirror clusters
+    /// (kept only when some route mirrors): copied at EXEC like any
+    /// mirrored write, one by one.
+    mirrored: Vec<u8>,
 }
 
 impl Transaction {
@@ -213,6 +217,9 @@ pub fn queue(
             }
         }
         tx.ends.push(tx.queued.len());
+        if spec.write && ctx.topo.has_mirrors() {
+            tx.mirrored.extend_from_slice(frame);
+        }
         Ok(())
     });
     match outcome {
@@ -264,4 +271,23 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
         |b| b.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n"),
         Waiter::new(&client.replies, slot, 0),
     );
+    mirror(ctx, client, &tx.mirrored);
+}
+
+/// Sends the mirror clusters their copies of a transaction's writes.
+fn mirror(ctx: &CoreContext, client: &mut Client, frames: &[u8]) {
+    let mut scanner = RequestScanner::new(ctx.limits);
+    let mut pos = 0;
+    while pos < frames.len() {
+        // Frames keyway itself scanned once: they scan again.
+        let Ok(Scanned::Frame { len }) = scanner.scan(&frames[pos..]) else {
+            return;
+        };
+        let frame = &frames[pos..pos + len];
+        let name = &frame[scanner.args()[0].start..scanner.args()[0].end];
+        if let Some(spec) = crate::command::lookup(name) {
+            plan::mirror_copies(ctx, client, frame, scanner.args(), spec);
+        }
+        pos += len;
+    }
 }
