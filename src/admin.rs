@@ -1,16 +1,57 @@
 //! The admin HTTP endpoint (loopback by default): /stats, /metrics,
-//! /clusters, /latency, /latency/dump, /ready. It runs on its own thread
-//! off the data path and asks every core for a snapshot over its channel.
+//! /clusters, /latency, /latency/dump, /ready. It runs off the data path:
+//! an accepting thread and a thread per connection (at most
+//! `MAX_CONNECTIONS`), each with a deadline for its whole request, so no
+//! client, idle or trickling, delays anyone's `/ready`. It asks every core
+//! for a snapshot over its channel.
 
 use crate::cluster::discovery::Directory;
 use crate::runtime::control::Cores;
 use crate::stats::{latency, render};
 use crate::topology::Topology;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Connections served at once; more are answered 503 and closed.
+const MAX_CONNECTIONS: usize = 32;
+/// The whole request head must arrive within this (slowloris).
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(header.as_bytes())?;
+    stream.write_all(body.as_bytes())
+}
+
+/// Whether a request's Host may reach the admin endpoint: `localhost` or an
+/// IP address, with this endpoint's port or none. A DNS rebinding attack
+/// comes with a name of its own, which is refused.
+fn host_allowed(host: &str, local: SocketAddr) -> bool {
+    // "name", "name:port", "[v6]", "[v6]:port".
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, tail)) => (v6, tail.strip_prefix(':')),
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        },
+    };
+    if port.is_some_and(|p| p != local.port().to_string()) {
+        return false;
+    }
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
 
 const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></head><body>\
 <h1>keyway</h1><ul>\
@@ -30,24 +71,58 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Serves until the process ends (the thread is detached).
+    /// Serves until the process ends (the threads are detached).
     pub fn spawn(self, listener: TcpListener) -> std::io::Result<()> {
+        let local = listener.local_addr()?;
+        let admin = Arc::new(self);
+        let busy = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("keyway-admin".into())
             .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let _ = self.handle(stream);
+                for mut stream in listener.incoming().flatten() {
+                    if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                        let _ = respond(&mut stream, "503 Service Unavailable", TEXT, "busy\n");
+                        continue;
+                    }
+                    let (admin, done) = (admin.clone(), busy.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("keyway-admin-conn".into())
+                        .spawn(move || {
+                            let _ = admin.handle(stream, local);
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
             })?;
         Ok(())
     }
 
-    fn handle(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    fn handle(&self, mut stream: TcpStream, local: SocketAddr) -> std::io::Result<()> {
+        let deadline = Instant::now() + HEAD_DEADLINE;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-            let n = stream.read(&mut chunk)?;
+            // Whatever the pace of its bytes, the head is due by the deadline.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return respond(&mut stream, "408 Request Timeout", TEXT, "too slow\n");
+            }
+            stream.set_read_timeout(Some(left))?;
+            let n = match stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return respond(&mut stream, "408 Request Timeout", TEXT, "too slow\n");
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 break;
             }
@@ -57,13 +132,24 @@ impl Admin {
         let mut parts = head.split_whitespace();
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let path = target.split('?').next().unwrap_or("");
+        let host = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| value.trim())
+        });
+        if !host.is_none_or(|h| host_allowed(h, local)) {
+            // A page of another site that resolves its name to us (DNS
+            // rebinding) sends its own name.
+            return respond(
+                &mut stream,
+                "421 Misdirected Request",
+                TEXT,
+                "unknown host\n",
+            );
+        }
         let (status, ctype, body) = self.route(method, path);
-        let header = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(header.as_bytes())?;
-        stream.write_all(body.as_bytes())
+        respond(&mut stream, status, ctype, &body)
     }
 
     fn directory(&self) -> Directory {
@@ -75,9 +161,13 @@ impl Admin {
 
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
-        const TEXT: &str = "text/plain; charset=utf-8";
-        if method != "GET" && method != "POST" {
-            return ("405 Method Not Allowed", TEXT, "GET or POST\n".into());
+        // Only a POST changes anything (a dump writes files).
+        let writes = path == "/latency/dump";
+        if writes && method != "POST" {
+            return ("405 Method Not Allowed", TEXT, "POST only\n".into());
+        }
+        if !writes && method != "GET" {
+            return ("405 Method Not Allowed", TEXT, "GET only\n".into());
         }
         match path {
             "/" => ("200 OK", "text/html; charset=utf-8", INDEX.into()),
@@ -106,7 +196,7 @@ impl Admin {
                 render::latency_json(&self.cores.snapshots()),
             ),
             "/latency/dump" => {
-                let dir = &self.topo.config.latency_dir;
+                let dir = &self.topo.config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {
                     Ok(summary) => (
                         "200 OK",
@@ -121,6 +211,35 @@ impl Admin {
                 }
             }
             _ => ("404 Not Found", TEXT, "not found; see /\n".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_that_may_reach_the_admin_endpoint() {
+        let local: SocketAddr = "127.0.0.1:9901".parse().unwrap();
+        for ok in [
+            "localhost",
+            "localhost:9901",
+            "127.0.0.1:9901",
+            "[::1]:9901",
+            "[::1]",
+            "10.0.0.5:9901",
+        ] {
+            assert!(host_allowed(ok, local), "{ok}");
+        }
+        for refused in [
+            "evil.example",
+            "evil.example:9901",
+            "localhost:80",
+            "[::1",
+            "127.0.0.1:1",
+        ] {
+            assert!(!host_allowed(refused, local), "{refused}");
         }
     }
 }

@@ -36,6 +36,7 @@ struct RawProxy {
     cores: Option<Spanned<RawCores>>,
     op_timeout: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
+    drain_timeout: Option<Spanned<String>>,
     hashtags: Option<bool>,
     max_multibulk_len: Option<Spanned<i64>>,
     max_bulk_len: Option<Spanned<i64>>,
@@ -260,6 +261,9 @@ pub struct Config {
     pub cores: Cores,
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
+    /// On SIGTERM, how long clients get to receive the replies they are
+    /// owed before their connections are cut.
+    pub drain_timeout: Duration,
     pub hashtags: bool,
     pub max_multibulk_len: usize,
     pub max_bulk_len: usize,
@@ -288,9 +292,41 @@ pub struct Config {
     pub keys_limit: usize,
     /// Admin HTTP endpoint (none: no admin endpoint).
     pub admin_listen: Option<SocketAddr>,
-    /// Where latency dumps go (SIGUSR2, admin call, shutdown).
-    pub latency_dir: PathBuf,
+    /// Where latency dumps go (SIGUSR2, admin call, shutdown). None: no
+    /// dump at shutdown, asked-for dumps under $TMPDIR (see `dump_dir`).
+    pub latency_dir: Option<PathBuf>,
     pub tls: Option<DownstreamTlsConfig>,
+}
+
+impl Config {
+    /// What an operator should know before exposing this configuration
+    /// (printed at start-up and by `keyway check`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if !self.listen.ip().is_loopback() && self.password.is_none() {
+            w.push(format!(
+                "proxy.listen {} accepts clients from other hosts and proxy.password is not set: anyone who reaches it can use the backends",
+                self.listen
+            ));
+        }
+        if let Some(admin) = self.admin_listen {
+            if !admin.ip().is_loopback() {
+                w.push(format!(
+                    "admin.listen {admin} is reachable from other hosts: its endpoint has no authentication"
+                ));
+            }
+        }
+        w
+    }
+
+    /// Where an asked-for latency dump goes: `[admin] latency_dir`, else a
+    /// directory of this process under $TMPDIR (never the working
+    /// directory: a service started from `/` would write there).
+    pub fn dump_dir(&self) -> PathBuf {
+        self.latency_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("keyway-latency-{}", std::process::id()))
+        })
+    }
 }
 
 /// A configuration error, already worded for the operator.
@@ -463,6 +499,12 @@ impl Config {
                 "must not be longer than proxy.op_timeout",
             ));
         }
+        let drain_timeout = duration(
+            &ctx,
+            &p.drain_timeout,
+            "proxy.drain_timeout",
+            Duration::from_secs(30),
+        )?;
         let spin_before_park = match &p.spin_before_park {
             Some(s) if s.get_ref().trim() == "0" => Duration::ZERO,
             other => duration(&ctx, other, "proxy.spin_before_park", Duration::ZERO)?,
@@ -895,8 +937,7 @@ impl Config {
             .admin
             .as_ref()
             .and_then(|a| a.latency_dir.clone())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("keyway-latency"));
+            .map(PathBuf::from);
         let tls = match &p.tls {
             None => None,
             Some(t) => {
@@ -946,6 +987,7 @@ impl Config {
             cores,
             op_timeout,
             connect_timeout,
+            drain_timeout,
             hashtags: p.hashtags.unwrap_or(true),
             max_multibulk_len,
             max_bulk_len,

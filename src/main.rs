@@ -55,6 +55,9 @@ fn main() -> ExitCode {
     match (cli.command, cli.config) {
         (Some(Cmd::Check { config }), _) => match load(&config) {
             Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("keyway: warning: {w}");
+                }
                 let topo = Topology::build(c);
                 println!(
                     "{}: ok ({} cluster(s), {} endpoint(s))",
@@ -81,6 +84,9 @@ fn main() -> ExitCode {
         },
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("keyway: warning: {w}");
+                }
                 let topo = Topology::build(c);
                 for key in keys {
                     let k = key.as_bytes();

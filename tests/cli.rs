@@ -101,6 +101,36 @@ fn a_busy_listen_address_is_a_clear_error_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+#[test]
+fn a_second_keyway_on_the_same_port_refuses_to_start() {
+    // Found by issue 12: SO_REUSEPORT let a second instance join the port
+    // and take 18 of 40 new connections.
+    let backend = Redis::start();
+    let first = Keyway::over(&[&backend], "");
+    let dir = scratch_dir("cli");
+    let cfg = dir.join("second.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{}\"\ncores = 1\n\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"{}\"]\n\n[routes]\ncatch_all = \"m\"\n",
+            first.port,
+            backend.addr()
+        ),
+    )
+    .unwrap();
+    let out = keyway().arg("--config").arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("address already in use"), "{err}");
+    // Every new connection still reaches the first one.
+    let accepted = |k: &Keyway| total(k, "accepted_connections");
+    let before = accepted(&first);
+    for _ in 0..40 {
+        assert_eq!(first.client().cmd(&["PING"]), "+PONG\r\n");
+    }
+    assert_eq!(accepted(&first) - before, 40);
+}
+
 /// keyway under strace, with io_uring_setup failing as `inject` says (the
 /// way an older or locked-down kernel answers).
 fn keyway_with_failing_io_uring(cfg: &std::path::Path, inject: &str) -> Command {
@@ -189,4 +219,73 @@ fn the_coop_taskrun_fallback_serves_like_defer_taskrun() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+#[test]
+fn check_warns_about_exposure() {
+    let dir = scratch_dir("cli");
+    let cfg = dir.join("open.toml");
+    let write = |listen: &str, extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!("[proxy]\nlisten = \"{listen}\"\n{extra}\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"127.0.0.1:7001\"]\n\n[routes]\ncatch_all = \"m\"\n\n[admin]\nlisten = \"0.0.0.0:9901\"\n"),
+        )
+        .unwrap();
+        let out = keyway()
+            .arg("check")
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let open = write("0.0.0.0:6380", "");
+    assert!(open.contains("warning: proxy.listen 0.0.0.0:6380 accepts clients from other hosts and proxy.password is not set"), "{open}");
+    assert!(
+        open.contains("warning: admin.listen 0.0.0.0:9901 is reachable from other hosts"),
+        "{open}"
+    );
+    let guarded = write("0.0.0.0:6380", "password = \"s3cret\"\n");
+    assert!(!guarded.contains("proxy.listen"), "{guarded}");
+}
+
+#[test]
+fn without_latency_dir_nothing_is_written_where_keyway_runs() {
+    // Found by issue 12: every shutdown wrote keyway-latency/ into the
+    // working directory (a service started from / wrote into /).
+    let backend = Redis::start();
+    let dir = scratch_dir("cli");
+    let port = free_port();
+    let cfg = dir.join("k.toml");
+    std::fs::write(
+        &cfg,
+        format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"{}\"]\n\n[routes]\ncatch_all = \"m\"\n", backend.addr()),
+    )
+    .unwrap();
+    let child = keyway()
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir(&dir.0)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for_port(port, std::time::Duration::from_secs(10)));
+    assert_eq!(Client::connect(port).cmd(&["PING"]), "+PONG\r\n");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("set [admin] latency_dir to keep the histograms"),
+        "{log}"
+    );
+    let written: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, vec![std::ffi::OsString::from("k.toml")]);
 }

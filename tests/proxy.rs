@@ -501,6 +501,63 @@ fn sigterm_stops_cleanly() {
 }
 
 #[test]
+fn sigterm_drains_every_owed_reply_then_closes() {
+    // Found by issue 12: connections were cut 2 s after SIGTERM with
+    // requests in flight; 4 of 4 pipelining clients lost a batch.
+    let a = Redis::start();
+    let mut k = Keyway::over(&[&a], "drain_timeout = \"10s\"\n");
+    let port = k.port;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut cl = Client::connect(port);
+                let mut acked = 0u64;
+                for batch in 0.. {
+                    let mut p = Vec::new();
+                    for i in 0..10 {
+                        let key = format!("drain:{w}:{batch}:{i}");
+                        p.extend(encode(&[b"SET", key.as_bytes(), b"1"]));
+                    }
+                    if cl.stream.write_all(&p).is_err() {
+                        break;
+                    }
+                    for _ in 0..10 {
+                        match cl.try_read_reply() {
+                            Ok(Some(r)) => {
+                                assert_eq!(r, b"+OK\r\n");
+                                acked += 1;
+                            }
+                            // End of stream: the drain closed it.
+                            Ok(None) => return acked,
+                            Err(e) => panic!("writer {w}: {e} after {acked} replies"),
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut idle = k.client();
+    assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    assert_eq!(k.stop(), Some(0));
+    // Nobody waited for drain_timeout: each closed once answered.
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let acked: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(idle.closed());
+    // Every SET that ran was answered: the backend holds exactly the
+    // acknowledged keys.
+    let held = a.client().cmd(&["DBSIZE"]);
+    assert_eq!(held, format!(":{acked}\r\n"));
+    assert!(acked > 0);
+}
+
+#[test]
 fn an_inline_command_with_a_nul_byte_is_answered_and_keyway_lives_on() {
     // Before the fix this looped forever in the inline splitter, growing
     // memory until the process was killed.

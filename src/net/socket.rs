@@ -56,6 +56,50 @@ struct Receiver {
     waker: RefCell<Option<Waker>>,
     /// The socket was dropped: whatever still arrives goes straight back.
     closed: Cell<bool>,
+    /// Told to stop (a drain): the next wait for bytes ends as if the peer
+    /// had closed, once; what was received before is still read.
+    interrupted: Cell<bool>,
+}
+
+/// A client socket as the rest of its core may reach it while its session
+/// runs: its descriptor and a way to end the session's wait for bytes.
+#[derive(Clone)]
+pub struct ClientHandle {
+    fd: i32,
+    rx: std::rc::Weak<Receiver>,
+}
+
+impl ClientHandle {
+    /// A handle to no socket (unit tests of what keeps handles).
+    #[cfg(test)]
+    pub fn detached() -> ClientHandle {
+        ClientHandle {
+            fd: -1,
+            rx: std::rc::Weak::new(),
+        }
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// The session's next wait for bytes ends as at the peer's close
+    /// (nothing is done to the socket: bytes still arriving stay readable).
+    pub fn interrupt(&self) {
+        if let Some(rx) = self.rx.upgrade() {
+            rx.interrupted.set(true);
+            if let Some(w) = rx.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Half-closes a socket: the peer reads what was sent, then end-of-stream;
+/// this side can still read.
+pub fn shutdown_write(fd: i32) {
+    // SAFETY: shutdown touches no memory; on a bad descriptor it fails.
+    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
 }
 
 impl Receiver {
@@ -269,9 +313,12 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// The descriptor (CLIENT LIST shows it; CLIENT KILL shuts it down).
-    pub fn fd(&self) -> i32 {
-        self.fd
+    /// What CLIENT LIST/KILL and a drain reach a client socket through.
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            fd: self.fd,
+            rx: Rc::downgrade(&self.rx),
+        }
     }
 
     /// Wraps a connected descriptor, which the socket now owns.
@@ -291,6 +338,7 @@ impl Socket {
                 starved: Cell::new(false),
                 waker: RefCell::new(None),
                 closed: Cell::new(false),
+                interrupted: Cell::new(false),
             }),
             tx: Rc::new(Sender {
                 fd,
@@ -375,6 +423,9 @@ impl Socket {
     /// the receive (when buffers allow) and waits.
     fn poll_more(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let rx = &self.rx;
+        if rx.interrupted.replace(false) {
+            return Poll::Ready(Ok(()));
+        }
         match rx.end.get() {
             Some(0) => return Poll::Ready(Ok(())),
             Some(e) => return Poll::Ready(Err(io::Error::from_raw_os_error(-e))),

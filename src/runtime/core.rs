@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 pub enum CoreMsg {
     /// Send a copy of this core's stats and histograms.
     Snapshot(Sender<CoreSnapshot>),
-    /// Stop accepting, let requests in flight finish (up to the grace
-    /// period), then stop.
+    /// Drain: stop accepting, close each client connection once the
+    /// replies it is owed are sent (up to `drain_timeout`), then stop.
     Stop,
     /// A new slot map of a redis_cluster cluster.
     SlotMap(Arc<SlotMap>),
@@ -36,7 +36,6 @@ pub enum CoreMsg {
 /// How often a core looks at its control channel. Control traffic is rare
 /// and needs no hurry; this keeps the channel off the data path.
 const CONTROL_POLL: Duration = Duration::from_millis(20);
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Memory glommio registers for io_uring buffers: keyway does network I/O
 /// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
 const IO_MEMORY: usize = 512 * 1024;
@@ -197,6 +196,7 @@ pub fn run(spec: CoreSpec) {
             backend_version: Default::default(),
             clients: clients.clone(),
         });
+        let drain_timeout = cfg.drain_timeout;
         let stopping = Rc::new(Cell::new(false));
         let accept = Rc::new(Accept {
             index,
@@ -229,10 +229,13 @@ pub fn run(spec: CoreSpec) {
         for l in loops {
             l.await;
         }
-        let deadline = Instant::now() + DRAIN_GRACE;
+        // Draining: each session closes once it has sent what it owes
+        // (see session::run); those left at the deadline are cut.
+        let deadline = Instant::now() + drain_timeout;
         while stats.connections.get() > 0 && Instant::now() < deadline {
             crate::net::sleep(Duration::from_millis(10)).await;
         }
+        CoreStats::add(&stats.drain_cut, stats.connections.get());
         ring.stop();
         driver.await;
     });
@@ -271,8 +274,8 @@ impl Accept {
                     CoreStats::add(&stats.connections, 1);
                     match &tls {
                         None => {
-                            let fd = stream.fd();
-                            let run = session::run(Stream::Plain(stream), ctx, id, fd);
+                            let me = ctx.clients.register(id, stream.handle());
+                            let run = session::run(Stream::Plain(stream), ctx, me);
                             crate::net::spawn(async move {
                                 run.await;
                                 stats.connections.set(stats.connections.get() - 1);
@@ -314,9 +317,9 @@ async fn tls_session(
     id: u64,
 ) {
     let timeout = crate::net::sleep(TLS_HANDSHAKE_TIMEOUT);
-    let fd = socket.fd();
+    let me = ctx.clients.register(id, socket.handle());
     match race(acceptor.accept(socket), timeout).await {
-        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, id, fd).await,
+        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, me).await,
         Either::Left(Err(e)) => {
             CoreStats::add(&stats.tls_client_failures, 1);
             eprintln!("keyway: TLS client handshake failed: {e}");
@@ -356,6 +359,7 @@ async fn control_loop(
             Ok(CoreMsg::DiscoveryFailed(cluster, why)) => upstreams.discovery_failed(cluster, why),
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
                 stopping.set(true);
+                clients.drain();
                 for stop in &stops {
                     stop.notify();
                 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
-    let dir = &topo.config.latency_dir;
+    let dir = &topo.config.dump_dir();
     match latency::dump(dir, &cores.snapshots()) {
         Ok(summary) => eprint!(
             "keyway: latency dump ({why}) in {}:\n{summary}",
@@ -42,6 +42,15 @@ pub fn run(config: Config) -> Result<(), String> {
         ring_mode.describe()
     );
     let signals = block_signals();
+    for w in config.warnings() {
+        eprintln!("keyway: warning: {w}");
+    }
+    // Each core binds with SO_REUSEPORT, which would let this process
+    // silently share a port another keyway (or anything) listens on.
+    refuse_taken_port(config.listen)?;
+    if let Some(addr) = config.tls.as_ref().and_then(|t| t.listen) {
+        refuse_taken_port(addr)?;
+    }
     let topo = Arc::new(Topology::build(config));
     // Redis Clusters are discovered before the cores start, so that their
     // first requests find a slot map (a cluster that does not answer yet
@@ -149,10 +158,33 @@ pub fn run(config: Config) -> Result<(), String> {
         }
     }
     stopping.store(true, Ordering::Relaxed);
-    dump_latency(&topo, &handles, "shutdown");
+    // Files at shutdown only where the operator asked for them.
+    if topo.config.latency_dir.is_some() {
+        dump_latency(&topo, &handles, "shutdown");
+    } else {
+        eprint!(
+            "keyway: latency at shutdown (set [admin] latency_dir to keep the histograms):\n{}",
+            latency::summary_text(&handles.snapshots())
+        );
+    }
     stop_all(cores);
     eprintln!("keyway: stopped");
     Ok(())
+}
+
+/// Fails when something already listens on `addr`: a plain bind, without
+/// SO_REUSEPORT, is refused then (Redis and twemproxy fail the same way).
+fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
+            "cannot listen on {addr}: address already in use (another keyway or another server listens there)"
+        )),
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
 }
 
 fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {

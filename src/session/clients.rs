@@ -3,8 +3,9 @@
 //! LIST or KILL asks the other cores over their inboxes, which each core's
 //! control loop serves between requests.
 
+use crate::command::CommandSpec;
+use crate::net::ClientHandle;
 use crate::resp::write::Protocol;
-use ahash::HashMap;
 use crossbeam_channel::{Receiver, Sender};
 use std::cell::{Cell, RefCell};
 use std::fmt::Write;
@@ -19,7 +20,7 @@ pub struct Entry {
     pub id: u64,
     /// The client socket. It stays open while the entry is registered: the
     /// session removes its entry before its socket is dropped.
-    fd: i32,
+    socket: ClientHandle,
     /// Seconds since keyway started, when the client connected and when it
     /// last sent something.
     created: u32,
@@ -31,7 +32,10 @@ pub struct Entry {
     multi: Cell<u32>,
     /// Channel and pattern subscriptions (pub/sub mode when either is > 0).
     subs: Cell<(u32, u32)>,
-    pub cmd: Cell<&'static str>,
+    /// The last command run (CLIENT LIST's `cmd`).
+    pub cmd: Cell<Option<&'static CommandSpec>>,
+    /// Where the registry keeps it.
+    slot: u32,
     /// Set by few clients: allocated when one is.
     names: RefCell<Option<Box<Names>>>,
 }
@@ -60,6 +64,10 @@ fn seconds_since_start(at: Instant) -> u32 {
 }
 
 impl Entry {
+    pub fn fd(&self) -> i32 {
+        self.socket.fd()
+    }
+
     /// The client sent something at `at`.
     #[inline]
     pub fn touch(&self, at: Instant) {
@@ -129,12 +137,48 @@ pub enum Ask {
 pub struct Registry {
     core: usize,
     /// By client id: a session leaving must not cost a scan of all.
-    entries: RefCell<HashMap<u64, Rc<Entry>>>,
+    entries: RefCell<Slab>,
     /// The user every client is (the proxy's username, or "default").
     user: String,
     /// Every core's inbox, this one's included (indexed by core).
     inboxes: Vec<Sender<Ask>>,
     inbox: Receiver<Ask>,
+    /// SIGTERM came: sessions close once their replies are sent.
+    draining: Cell<bool>,
+}
+
+/// The entries, in slots reused as sessions come and go (a session
+/// leaving costs no search; an idle connection costs one pointer here).
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Rc<Entry>>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    /// Stores `entry`, telling it its slot.
+    fn insert(&mut self, mut entry: Entry) -> Rc<Entry> {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            (self.slots.len() - 1) as u32
+        });
+        entry.slot = slot;
+        let entry = Rc::new(entry);
+        self.slots[slot as usize] = Some(entry.clone());
+        entry
+    }
+
+    fn remove(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            if s.take().is_some() {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Rc<Entry>> {
+        self.slots.iter().flatten()
+    }
 }
 
 /// A session's entry, removed from the registry on drop.
@@ -145,8 +189,7 @@ pub struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let id = self.entry.id;
-        self.registry.entries.borrow_mut().remove(&id);
+        self.registry.entries.borrow_mut().remove(self.entry.slot);
     }
 }
 
@@ -159,19 +202,33 @@ impl Registry {
     ) -> Registry {
         Registry {
             core,
-            entries: RefCell::new(HashMap::default()),
+            entries: RefCell::new(Slab::default()),
             user,
             inboxes,
             inbox,
+            draining: Cell::new(false),
         }
     }
 
+    /// Starts a drain: every session ends its wait for requests, sends the
+    /// replies it owes, and closes (see `session::run`).
+    pub fn drain(&self) {
+        self.draining.set(true);
+        for e in self.entries.borrow().iter() {
+            e.socket.interrupt();
+        }
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.get()
+    }
+
     /// Registers a new session whose socket is `fd`.
-    pub fn register(self: &Rc<Self>, id: u64, fd: i32) -> Registered {
+    pub fn register(self: &Rc<Self>, id: u64, socket: ClientHandle) -> Registered {
         let now = seconds_since_start(Instant::now());
-        let entry = Rc::new(Entry {
+        let entry = Entry {
             id,
-            fd,
+            socket,
             created: now,
             active: Cell::new(now),
             db: Cell::new(0),
@@ -179,10 +236,15 @@ impl Registry {
             blocked: Cell::new(false),
             multi: Cell::new(NO_MULTI),
             subs: Cell::new((0, 0)),
-            cmd: Cell::new("NULL"),
+            cmd: Cell::new(None),
+            slot: 0,
             names: RefCell::new(None),
-        });
-        self.entries.borrow_mut().insert(id, entry.clone());
+        };
+        let entry = self.entries.borrow_mut().insert(entry);
+        if self.draining.get() {
+            // Accepted as the drain began: closed like the others.
+            entry.socket.interrupt();
+        }
         Registered {
             entry,
             registry: self.clone(),
@@ -224,7 +286,7 @@ impl Registry {
     pub fn list(&self, filter: &Filter) -> String {
         let mut out = String::new();
         let entries = self.entries.borrow();
-        let mut listed: Vec<&Rc<Entry>> = entries.values().collect();
+        let mut listed: Vec<&Rc<Entry>> = entries.iter().collect();
         listed.sort_unstable_by_key(|e| e.id);
         for e in listed {
             if self.matches(e, filter) {
@@ -238,12 +300,12 @@ impl Registry {
     /// Closes this core's clients matching `filter`; how many.
     pub fn kill(&self, filter: &Filter) -> usize {
         let mut n = 0;
-        for e in self.entries.borrow().values() {
+        for e in self.entries.borrow().iter() {
             if self.matches(e, filter) {
                 // The session sees end-of-stream on its next read and ends
                 // (shutdown, not close: the session still owns the fd).
                 // SAFETY: the fd is the registered session's open socket.
-                unsafe { libc::shutdown(e.fd, libc::SHUT_RDWR) };
+                unsafe { libc::shutdown(e.socket.fd(), libc::SHUT_RDWR) };
                 n += 1;
             }
         }
@@ -260,12 +322,12 @@ impl Registry {
             }
         }
         if let Some(a) = &f.addr {
-            if address(e.fd, Side::Peer).as_ref() != Some(a) {
+            if address(e.socket.fd(), Side::Peer).as_ref() != Some(a) {
                 return false;
             }
         }
         if let Some(a) = &f.laddr {
-            if address(e.fd, Side::Local).as_ref() != Some(a) {
+            if address(e.socket.fd(), Side::Local).as_ref() != Some(a) {
                 return false;
             }
         }
@@ -324,14 +386,14 @@ impl Registry {
              sub={sub} psub={psub} ssub=0 multi={multi} watch=0 events=r cmd={} user={} \
              redir=-1 resp={} lib-name={} lib-ver={} keyway-core={}",
             e.id,
-            address(e.fd, Side::Peer).unwrap_or_default(),
-            address(e.fd, Side::Local).unwrap_or_default(),
-            e.fd,
+            address(e.socket.fd(), Side::Peer).unwrap_or_default(),
+            address(e.socket.fd(), Side::Local).unwrap_or_default(),
+            e.socket.fd(),
             text(Named::Name),
             now.saturating_sub(e.created),
             now.saturating_sub(e.active.get()),
             e.db.get(),
-            e.cmd.get(),
+            e.cmd.get().map_or("NULL", |c| c.name),
             self.user,
             if e.resp.get() == Protocol::Resp3 {
                 3
@@ -488,10 +550,10 @@ mod tests {
     fn a_registered_client_is_listed_until_it_leaves() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let reg = Rc::new(Registry::new(0, "default".into(), vec![tx], rx));
-        let a = reg.register(5, -1);
+        let a = reg.register(5, ClientHandle::detached());
         a.entry.set(Named::Name, b"app");
         a.entry.show(Some(2), false, (0, 0));
-        let b = reg.register(6, -1);
+        let b = reg.register(6, ClientHandle::detached());
         let all = reg.list(&Filter::default());
         assert!(all.starts_with("id=5 addr= laddr= fd=-1 name=app age=0 idle=0 flags=x db=0"));
         assert!(all.contains(" multi=2 "), "{all}");

@@ -27,6 +27,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 /// What a core gives each of its sessions.
 pub struct CoreContext {
@@ -166,8 +167,25 @@ impl Client {
     }
 }
 
-/// Serves one client connection; `fd` is its socket (for CLIENT LIST).
-pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
+/// How long a session closed by a drain waits for its client to close,
+/// discarding what it still sends: closing with unread bytes would reset
+/// the connection, and a reset can destroy replies the client has not
+/// read yet.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The end of a session during a drain: every reply it owed was sent; the
+/// client reads them, then end-of-stream.
+async fn close_after_drain(stream: &Stream, ctx: &CoreContext, fd: i32) {
+    CoreStats::add(&ctx.stats.drain_closed, 1);
+    crate::net::shutdown_write(fd);
+    let discard = async { while let Ok(true) = stream.recv(|_| {}).await {} };
+    let _ = race(std::pin::pin!(discard), crate::net::sleep(LINGER)).await;
+}
+
+/// Serves one client connection, registered as `me` (how CLIENT LIST/KILL
+/// and a drain reach it).
+pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) {
+    let id = me.entry.id;
     let mut reader = Reader {
         scanner: RequestScanner::new(ctx.limits),
         need: 1,
@@ -177,7 +195,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
         id,
         proto: Protocol::Resp2,
         db: 0,
-        me: ctx.clients.register(id, fd),
+        me,
         written: Vec::new(),
         reply_mode: ReplyMode::On,
         reply_mode_set: false,
@@ -197,7 +215,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
     let mut read_at = crate::net::now();
     let mut input = Input::new();
     let mut out: Vec<u8> = Vec::new();
-    loop {
+    'session: loop {
         // Requests held back at the pending limit go first.
         if reader.held_back || (input.carried() >= reader.need && input.carried() > 0) {
             input.rescan(|bytes| reader.absorb(&ctx, &mut client, bytes));
@@ -216,12 +234,12 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
                 client.me.entry.blocked.set(false);
             }
             if !stayed {
-                return;
+                break 'session;
             }
             client.replies.borrow_mut().take_output(&mut out);
             let len = out.len() as u64;
             if stream.send(&mut out).await.is_err() {
-                return;
+                break 'session;
             }
             CoreStats::add(&ctx.stats.bytes_out, len);
             let took = crate::net::now().saturating_duration_since(read_at);
@@ -237,7 +255,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
             }
         }
         if client.close {
-            return;
+            break 'session;
         }
         if reader.held_back {
             continue;
@@ -252,7 +270,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
                     client.me.entry.touch(read_at);
                 }
                 Some(false) => {}
-                None => return,
+                None => break 'session,
             }
             continue;
         }
@@ -269,8 +287,14 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, id: u64, fd: i32) {
                 read_at = crate::net::now();
                 client.me.entry.touch(read_at);
             }
-            Ok(false) | Err(_) => return,
+            Ok(false) | Err(_) => break 'session,
         }
+    }
+    // The client's state (its registry entry included) goes first.
+    let fd = client.me.entry.fd();
+    drop(client);
+    if ctx.clients.draining() {
+        Box::pin(close_after_drain(&stream, &ctx, fd)).await;
     }
 }
 
@@ -457,7 +481,7 @@ fn run_command(
     let name = arg(0);
     ctx.stats.command(spec);
     if let Some(spec) = spec {
-        client.me.entry.cmd.set(spec.name);
+        client.me.entry.cmd.set(Some(spec));
     }
     let group = match spec.map(|s| (s.exec, s.write)) {
         Some((Exec::Forward, false)) => Group::Read,

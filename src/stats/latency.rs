@@ -67,17 +67,29 @@ pub fn summary(label: &str, h: &Histogram<u64>) -> String {
 pub fn dump(dir: &Path, cores: &[CoreSnapshot]) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
     let all = GROUPS.len() - 1;
-    let mut text = String::new();
     for c in cores {
         std::fs::write(
             dir.join(format!("core{}.hgrm", c.core)),
             hgrm(&c.latency[all]),
         )?;
+    }
+    if let Some(t) = CoreSnapshot::total(cores) {
+        std::fs::write(dir.join("all.hgrm"), hgrm(&t.latency[all]))?;
+    }
+    let text = summary_text(cores);
+    std::fs::write(dir.join("summary.txt"), &text)?;
+    Ok(text)
+}
+
+/// The percentiles of every core, of all of them, and of each group.
+pub fn summary_text(cores: &[CoreSnapshot]) -> String {
+    let all = GROUPS.len() - 1;
+    let mut text = String::new();
+    for c in cores {
         text.push_str(&summary(&format!("core{}", c.core), &c.latency[all]));
         text.push('\n');
     }
     if let Some(t) = CoreSnapshot::total(cores) {
-        std::fs::write(dir.join("all.hgrm"), hgrm(&t.latency[all]))?;
         text.push_str(&summary("all", &t.latency[all]));
         text.push('\n');
         for (g, name) in GROUPS.iter().enumerate().take(all) {
@@ -87,8 +99,7 @@ pub fn dump(dir: &Path, cores: &[CoreSnapshot]) -> std::io::Result<String> {
             }
         }
     }
-    std::fs::write(dir.join("summary.txt"), &text)?;
-    Ok(text)
+    text
 }
 
 #[cfg(test)]

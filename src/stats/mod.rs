@@ -117,6 +117,10 @@ pub struct CoreStats {
     pub rejected_connections: Cell<u64>,
     /// Client connections whose TLS handshake failed or timed out.
     pub tls_client_failures: Cell<u64>,
+    /// Client connections closed by a drain once their replies were sent,
+    /// and those still open when `drain_timeout` ran out.
+    pub drain_closed: Cell<u64>,
+    pub drain_cut: Cell<u64>,
     /// Per cluster, as a mirror target.
     pub mirrors: Vec<MirrorStats>,
     /// Per cluster (redis_cluster ones count).
@@ -146,6 +150,8 @@ impl CoreStats {
             errors: Default::default(),
             rejected_connections: Cell::new(0),
             tls_client_failures: Cell::new(0),
+            drain_closed: Cell::new(0),
+            drain_cut: Cell::new(0),
             mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
             redirects: (0..clusters).map(|_| RedirectStats::default()).collect(),
             bytes_in: Cell::new(0),
@@ -219,6 +225,8 @@ impl CoreStats {
             errors: self.errors.iter().map(e).collect(),
             rejected_connections: self.rejected_connections.get(),
             tls_client_failures: self.tls_client_failures.get(),
+            drain_closed: self.drain_closed.get(),
+            drain_cut: self.drain_cut.get(),
             mirrors: self
                 .mirrors
                 .iter()
@@ -295,6 +303,8 @@ pub struct CoreSnapshot {
     pub errors: Vec<u64>,
     pub rejected_connections: u64,
     pub tls_client_failures: u64,
+    pub drain_closed: u64,
+    pub drain_cut: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
     /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
@@ -325,6 +335,8 @@ impl CoreSnapshot {
             }
             t.rejected_connections += c.rejected_connections;
             t.tls_client_failures += c.tls_client_failures;
+            t.drain_closed += c.drain_closed;
+            t.drain_cut += c.drain_cut;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 for i in 0..3 {
                     a[i] += b[i];

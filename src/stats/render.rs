@@ -124,7 +124,11 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
         })
         .collect();
     o.push_str(&redirects.join(","));
-    let _ = write!(o, "],\"tls_client_failures\":{},", c.tls_client_failures);
+    let _ = write!(
+        o,
+        "],\"tls_client_failures\":{},\"drain_closed\":{},\"drain_cut\":{},",
+        c.tls_client_failures, c.drain_closed, c.drain_cut
+    );
     let r = &c.ring;
     let _ = write!(
         o,
@@ -337,6 +341,22 @@ pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> S
         "counter",
         "Client connections closed at once by the connection rate limit.",
         |c| c.rejected_connections,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_drain_closed_total",
+        "counter",
+        "Client connections a drain (SIGTERM) closed once their replies were sent.",
+        |c| c.drain_closed,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_drain_cut_total",
+        "counter",
+        "Client connections still open when drain_timeout ran out.",
+        |c| c.drain_cut,
     );
     family(
         &mut o,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -161,3 +162,53 @@ def test_latency_dump_per_core_adds_up_to_requests_sent(proxy):
     while not (d / "summary.txt").exists() and time.time() < deadline:
         time.sleep(0.05)
     assert (d / "summary.txt").exists()
+
+
+def test_admin_answers_while_others_hold_connections(proxy):
+    """Found by issue 12: ten silent connections delayed /ready by 20 s, and
+    one sending a byte every 1.5 s blocked it for good."""
+    import socket
+    import threading
+    idle = [socket.create_connection(("127.0.0.1", proxy["admin"])) for _ in range(10)]
+    trickler = socket.create_connection(("127.0.0.1", proxy["admin"]))
+    stop = threading.Event()
+
+    def trickle():
+        for b in b"GET /stats HTTP/1.1\r\n":
+            if stop.wait(1.5):
+                return
+            try:
+                trickler.send(bytes([b]))
+            except OSError:
+                return
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        for _ in range(5):
+            start = time.time()
+            status, _, body = get(proxy, "/ready")
+            assert status == 200 and body == "ready\n"
+            assert time.time() - start < 0.5
+            time.sleep(0.2)
+        # The trickler's whole request head was due within 2 s.
+        trickler.settimeout(5)
+        assert trickler.recv(100).startswith(b"HTTP/1.1 408")
+    finally:
+        stop.set()
+        t.join()
+        for s in idle + [trickler]:
+            s.close()
+
+
+def test_admin_refuses_what_it_must(proxy):
+    # Only a POST writes a dump.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        get(proxy, "/latency/dump")
+    assert e.value.code == 405
+    # A page of another site whose name resolves to 127.0.0.1 (DNS rebinding).
+    req = urllib.request.Request(f"http://127.0.0.1:{proxy['admin']}/stats",
+                                 headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 421
+    assert get(proxy, "/stats")[0] == 200

@@ -375,9 +375,15 @@ pub fn bulk(s: &str) -> String {
 }
 
 /// GET over HTTP from keyway's admin endpoint; the body.
+/// A value of the `total` section of keyway's /stats.
+pub fn total(k: &Keyway, key: &str) -> i64 {
+    let stats = admin_get(k.admin_port, "/stats");
+    json_number(&stats[stats.find("\"total\"").unwrap()..], "", key)
+}
+
 pub fn admin_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
         .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
