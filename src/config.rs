@@ -422,6 +422,31 @@ fn duration(
     }
 }
 
+/// An address as it may be shown: `user:password@` left out.
+fn without_credentials(text: &str) -> String {
+    match text.rsplit_once('@') {
+        Some((before, host)) => {
+            let scheme = before.find("://").map_or("", |i| &before[..i + 3]);
+            format!("{scheme}***@{host}")
+        }
+        None => text.to_string(),
+    }
+}
+
+/// A TOML error about a line holding a secret keeps the secret out: every
+/// `quoted` value of the message is hidden.
+fn without_secret_values(message: &str, line: &str) -> String {
+    let key = line.split('=').next().unwrap_or("").to_ascii_lowercase();
+    if !key.contains("password") && !key.contains("username") {
+        return message.to_string();
+    }
+    let mut out = String::new();
+    for (i, piece) in message.split('`').enumerate() {
+        out.push_str(if i % 2 == 1 { "`(hidden)`" } else { piece });
+    }
+    out
+}
+
 fn resolve(
     ctx: &Ctx,
     text: &str,
@@ -432,7 +457,10 @@ fn resolve(
         ctx.err(
             span.clone(),
             key,
-            format!("`{text}` is not a usable host:port ({why})"),
+            format!(
+                "`{}` is not a usable host:port ({why})",
+                without_credentials(text)
+            ),
         )
     };
     match text.to_socket_addrs() {
@@ -454,7 +482,9 @@ impl Config {
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
-            ConfigError(format!("{file}:{line}: {}", e.message()))
+            let source = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            let message = without_secret_values(e.message(), source);
+            ConfigError(format!("{file}:{line}: {message}"))
         })?;
         let ctx = Ctx { file, text };
         let p = &raw.proxy;
@@ -1017,6 +1047,30 @@ endpoints = ["127.0.0.1:7001", { address = "127.0.0.1:7002", weight = 2 }]
 [routes]
 catch_all = "main"
 "#;
+
+    #[test]
+    fn errors_never_show_secrets() {
+        // Found by issue 12: a mistyped password and URL credentials were
+        // echoed whole by `keyway check`.
+        let cfg = |proxy: &str, endpoint: &str| {
+            format!("[proxy]\nlisten = \"127.0.0.1:6380\"\n{proxy}\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"{endpoint}\"]\n[routes]\ncatch_all = \"m\"\n")
+        };
+        let e = Config::parse(&cfg("password = 987654321", "127.0.0.1:7001"), "t.toml")
+            .unwrap_err()
+            .0;
+        assert!(!e.contains("987654321"), "{e}");
+        assert!(e.starts_with("t.toml:3: invalid type"), "{e}");
+        let e = Config::parse(&cfg("", "redis://app:S3cr3t@host:x"), "t.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            !e.contains("S3cr3t") && e.contains("redis://***@host:x"),
+            "{e}"
+        );
+        // Other errors keep their values: they are what to fix.
+        let e = Config::parse(&cfg("", "nohost:x"), "t.toml").unwrap_err().0;
+        assert!(e.contains("`nohost:x`"), "{e}");
+    }
 
     #[test]
     fn parses_the_model() {

@@ -3,7 +3,7 @@
 //! parts arrive in any order, and `merge` writes the one reply the client
 //! gets once all are in.
 
-use super::info::{BackendVersion, REDIS_COMPAT_VERSION};
+use super::info::{BackendVersion, InfoParts, REDIS_COMPAT_VERSION};
 use crate::resp::reply;
 use crate::resp::write::{self, Protocol};
 use std::rc::Rc;
@@ -94,19 +94,6 @@ fn served(name: &[u8]) -> bool {
     reply::string(name)
         .and_then(crate::command::lookup)
         .is_some_and(|c| c.exec != crate::command::Exec::Unsupported)
-}
-
-/// What INFO needs beside the backends' replies.
-#[derive(Debug)]
-pub struct InfoParts {
-    /// The server section's lines after `redis_version` (None: not asked).
-    pub server: Option<String>,
-    /// keyway's other sections, rendered.
-    pub rest: String,
-    /// Whether the keyspace section was asked for.
-    pub keyspace: bool,
-    /// Where the core keeps the version seen, for HELLO.
-    pub seen: Rc<BackendVersion>,
 }
 
 /// What HELLO's reply needs beside the backends' version.

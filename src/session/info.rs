@@ -4,10 +4,10 @@
 //! rendered from this core's counters. The backends' versions and
 //! keyspaces are merged in by `gather` (see `fanout`).
 
-use super::gather::InfoParts;
 use super::{Client, CoreContext};
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// The Redis version whose command set keyway proxies, reported when no
@@ -38,6 +38,19 @@ impl BackendVersion {
     pub fn saw(&self, version: &str) {
         *self.seen.borrow_mut() = Some((version.to_string(), Instant::now()));
     }
+}
+
+/// What INFO needs beside the backends' replies (merged by `gather`).
+#[derive(Debug)]
+pub struct InfoParts {
+    /// The server section's lines after `redis_version` (None: not asked).
+    pub server: Option<String>,
+    /// keyway's other sections, rendered.
+    pub rest: String,
+    /// Whether the keyspace section was asked for.
+    pub keyspace: bool,
+    /// Where the core keeps the version seen, for HELLO.
+    pub seen: Rc<BackendVersion>,
 }
 
 /// The sections keyway renders, in Redis's order (`keyspace` comes from
