@@ -312,7 +312,8 @@ impl Registry {
         n
     }
 
-    fn matches(&self, e: &Entry, f: &Filter) -> bool {
+    /// Whether `e` is one of the clients `f` is about.
+    pub fn matches(&self, e: &Entry, f: &Filter) -> bool {
         if f.skip == Some(e.id) {
             return false;
         }

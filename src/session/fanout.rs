@@ -284,8 +284,13 @@ fn gather(
 
 /// Sends `request` to each of `eps`: their replies are the parts of one
 /// reply slot, merged with `merge`.
+/// With no endpoint, the merge of no parts is the reply at once (INFO and
+/// HELLO answer without backends).
 fn ask(ctx: &CoreContext, client: &mut Client, eps: &[usize], merge: Merge, request: &[u8]) {
     let g = Gather::new(merge, client.proto, eps.len());
+    if eps.is_empty() {
+        return client.reply(|o| gather::merge(&g, &[], o));
+    }
     let slot = client.replies.borrow_mut().push_gather(g);
     for (part, &ep) in eps.iter().enumerate() {
         ctx.upstreams.conn_in(ep, client.proto, client.db).send(
@@ -328,10 +333,6 @@ pub fn hello(ctx: &CoreContext, client: &mut Client) {
         seen: ctx.backend_version.clone(),
     }));
     let eps = backends(ctx).map(|b| b.primaries).unwrap_or_default();
-    if eps.is_empty() {
-        let g = Gather::new(merge, client.proto, 0);
-        return client.reply(|o| gather::merge(&g, &[], o));
-    }
     ask(
         ctx,
         client,
@@ -357,10 +358,6 @@ fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
         Vec::new()
     };
     let merge = Merge::Info(Box::new(parts));
-    if eps.is_empty() {
-        let g = Gather::new(merge, client.proto, 0);
-        return client.reply(|o| gather::merge(&g, &[], o));
-    }
     ask(ctx, client, &eps, merge, b"*1\r\n$4\r\nINFO\r\n");
 }
 

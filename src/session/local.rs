@@ -393,12 +393,7 @@ fn kill_clients(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Ar
     };
     // This session is closed by itself, after its reply; the registry
     // closes the others.
-    let itself = Filter {
-        skip: None,
-        ids: Some(vec![client.id]),
-        ..filter.clone()
-    };
-    let me = filter.skip != Some(client.id) && ctx.clients.list(&itself).contains('\n');
+    let me = filter.skip != Some(client.id) && ctx.clients.matches(&client.me.entry, &filter);
     let others = Filter {
         skip: Some(client.id),
         ..filter
