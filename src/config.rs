@@ -255,6 +255,39 @@ pub struct DownstreamTlsConfig {
     pub server: Arc<rustls::ServerConfig>,
 }
 
+/// A client password as keyway keeps it: its SHA-256 digest, as Redis
+/// keeps ACL passwords. Comparing digests in constant time tells an
+/// attacker neither where a guess differs nor how long the password is.
+#[derive(Clone)]
+pub struct PasswordDigest([u8; 32]);
+
+impl PasswordDigest {
+    pub fn of(password: &[u8]) -> PasswordDigest {
+        let d = ring::digest::digest(&ring::digest::SHA256, password);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        PasswordDigest(out)
+    }
+
+    /// Whether `candidate` is this password; the time taken does not
+    /// depend on the candidate's bytes or length beyond hashing it.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let other = PasswordDigest::of(candidate);
+        let diff = self
+            .0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl std::fmt::Debug for PasswordDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordDigest(..)")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -277,8 +310,9 @@ pub struct Config {
     pub catch_all_mirrors: Vec<MirrorPolicy>,
     /// Prefix routes, longest prefix first.
     pub prefix_routes: Vec<PrefixRoute>,
-    /// Clients must AUTH with these before anything else.
-    pub password: Option<String>,
+    /// Clients must AUTH with these before anything else. Only the
+    /// password's digest is kept.
+    pub password: Option<PasswordDigest>,
     pub username: Option<String>,
     /// New client connections per second across the proxy.
     pub connection_rate_limit: Option<u64>,
@@ -1004,7 +1038,10 @@ impl Config {
             tls,
             catch_all_mirrors,
             prefix_routes,
-            password: p.password.clone(),
+            password: p
+                .password
+                .as_deref()
+                .map(|p| PasswordDigest::of(p.as_bytes())),
             username: p.username.clone(),
             connection_rate_limit,
             mirror_queue_limit,
@@ -1031,6 +1068,23 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwords_are_kept_as_digests_and_compared_whole() {
+        let d = PasswordDigest::of(b"s3cret");
+        assert!(d.matches(b"s3cret"));
+        assert!(!d.matches(b"s3creT"));
+        assert!(!d.matches(b"s3cret!"));
+        assert!(!d.matches(b""));
+        assert!(PasswordDigest::of(b"").matches(b""));
+        // The digest is SHA-256 (what Redis keeps for ACL passwords).
+        let hex: String = d.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0"
+        );
+        assert_eq!(format!("{d:?}"), "PasswordDigest(..)");
+    }
+
     use super::*;
 
     const GOOD: &str = r#"

@@ -559,20 +559,70 @@ fn sigterm_drains_every_owed_reply_then_closes() {
 
 #[test]
 fn an_inline_command_with_a_nul_byte_is_answered_and_keyway_lives_on() {
-    // Before the fix this looped forever in the inline splitter, growing
-    // memory until the process was killed.
+    // Before the first fix this looped forever in the inline splitter,
+    // growing memory until the process was killed. Before the second
+    // (issue 12) the line was cut at the NUL, so "SET k a\0b c" ran as
+    // "SET k a": a command the client never sent.
     let a = Redis::start();
     let k = Keyway::over(&[&a], "");
     let mut cl = k.client();
-    cl.send_raw(b"PING\0\0 junk\r\nECHO hi\0there\r\n");
-    assert_eq!(cl.read_reply().unwrap(), b"+PONG\r\n");
-    // As in Redis, the line ends at the NUL: "ECHO hi".
-    assert_eq!(
-        String::from_utf8(cl.read_reply().unwrap()).unwrap(),
-        bulk("hi")
-    );
+    cl.send_raw(b"SET nulkey a\0b c\r\nECHO hi\0there\r\nPING\0\0 junk\r\n");
+    let set = String::from_utf8_lossy(&cl.read_reply().unwrap()).into_owned();
+    assert!(set.starts_with("-ERR syntax error"), "{set:?}");
+    assert_eq!(cl.read_reply().unwrap(), b"$8\r\nhi\0there\r\n");
+    let ping = String::from_utf8_lossy(&cl.read_reply().unwrap()).into_owned();
+    assert!(ping.starts_with("-ERR unknown command"), "{ping:?}");
+    assert_eq!(cl.cmd(&["GET", "nulkey"]), "$-1\r\n");
     assert_eq!(cl.cmd(&["SET", "after", "nul"]), "+OK\r\n");
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn unauthenticated_limits_are_named_as_redis_names_them() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "password = \"pw\"\n");
+    let mut cl = k.client();
+    cl.send_raw(b"*11\r\n");
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    let mut cl = k.client();
+    cl.send_raw(b"*2\r\n$20000\r\n");
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    // After AUTH the configured limits apply.
+    let mut cl = k.client();
+    assert_eq!(cl.cmd(&["AUTH", "pw"]), "+OK\r\n");
+    let many: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let mut args = vec!["RPUSH", "l"];
+    args.extend(many.iter().map(|s| s.as_str()));
+    assert_eq!(cl.cmd(&args), ":20\r\n");
+}
+
+#[test]
+fn multibulk_counts_beyond_a_million_pass_when_configured() {
+    // Redis 7 accepts multibulk counts up to INT_MAX; keyway's default is
+    // 1,048,576 and `max_multibulk_len` raises it.
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "max_multibulk_len = 2000000\n");
+    let n = 1_100_000usize;
+    let mut req = format!("*{}\r\n$5\r\nRPUSH\r\n$4\r\nbigl\r\n", n + 2).into_bytes();
+    for _ in 0..n {
+        req.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    let mut cl = k.client();
+    cl.send_raw(&req);
+    assert_eq!(cl.read_reply().unwrap(), format!(":{n}\r\n").as_bytes());
+    let k2 = Keyway::over(&[&a], "");
+    let mut cl = k2.client();
+    cl.send_raw(format!("*{}\r\n", n + 2).as_bytes());
+    assert_eq!(
+        cl.read_reply().unwrap(),
+        b"-ERR Protocol error: invalid multibulk length\r\n"
+    );
 }
 
 #[test]

@@ -11,6 +11,10 @@ pub struct Limits {
     pub max_bulk_len: usize,
     pub max_multibulk_len: usize,
     pub max_inline_len: usize,
+    /// Whether these are the limits for a client that has not
+    /// authenticated: Redis names them in its errors ("unauthenticated
+    /// multibulk length") so the client learns why, not just that.
+    pub unauthenticated: bool,
 }
 
 impl Limits {
@@ -20,6 +24,7 @@ impl Limits {
         max_bulk_len: 16 * 1024,
         max_multibulk_len: 10,
         max_inline_len: 64 * 1024,
+        unauthenticated: true,
     };
 }
 
@@ -29,6 +34,7 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }

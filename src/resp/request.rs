@@ -119,6 +119,9 @@ impl RequestScanner {
                 };
                 let count = match parse_int(line) {
                     Some(n) if n <= self.limits.max_multibulk_len as i64 => n,
+                    Some(n) if self.limits.unauthenticated && n <= i32::MAX as i64 => {
+                        return Err(ProtocolError::new("unauthenticated multibulk length"))
+                    }
                     _ => return Err(ProtocolError::new("invalid multibulk length")),
                 };
                 if count <= 0 {
@@ -156,6 +159,9 @@ impl RequestScanner {
             };
             let len = match parse_int(line) {
                 Some(n) if n >= 0 && n as usize <= self.limits.max_bulk_len => n as usize,
+                Some(n) if self.limits.unauthenticated && (0..=512 * 1024 * 1024).contains(&n) => {
+                    return Err(ProtocolError::new("unauthenticated bulk length"))
+                }
                 _ => return Err(ProtocolError::new("invalid bulk length")),
             };
             let end = next + len;
@@ -261,8 +267,8 @@ fn hex(c: u8) -> Option<u8> {
 /// escapes, 'single quotes' with `\'`. None when quotes are unbalanced or a
 /// closing quote is not followed by a space.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    // Redis splits the line as a C string: it ends at the first NUL.
-    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
+    // A NUL is an ordinary byte of its word: cutting the line there (as a
+    // C string would) ran the command's first half as if it were whole.
     let mut out = Vec::new();
     let mut p = 0;
     let n = line.len();
@@ -445,14 +451,58 @@ mod tests {
     }
 
     #[test]
-    fn inline_nul_ends_the_line_instead_of_looping_forever() {
+    fn inline_nul_is_part_of_its_word_and_never_loops() {
         // Found by the random test: "a\0b" made split_args push empty
         // arguments forever (NUL ended a word but was not skipped).
-        assert_eq!(split_args(b"a\0b c").unwrap(), vec![b"a".to_vec()]);
-        assert_eq!(split_args(b"\0").unwrap(), Vec::<Vec<u8>>::new());
+        // Issue 12: cutting the line at the NUL instead ran "SET k a" for
+        // "SET k a\0b c"; the NUL now stays inside its word.
+        assert_eq!(
+            split_args(b"a\0b c").unwrap(),
+            vec![b"a\0b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(split_args(b"\0").unwrap(), vec![b"\0".to_vec()]);
+        assert_eq!(
+            split_args(b"\"x\0\" '\0'").unwrap(),
+            vec![b"x\0".to_vec(), b"\0".to_vec()]
+        );
         let mut s = scanner();
         assert_eq!(s.scan(b"PING\0junk\r\n"), Ok(Scanned::Inline { len: 11 }));
-        assert_eq!(s.inline_frame(), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(s.inline_frame(), b"*1\r\n$9\r\nPING\0junk\r\n");
+    }
+
+    #[test]
+    fn unauthenticated_limits_say_so_as_redis_does() {
+        let mut s = RequestScanner::new(Limits::UNAUTHENTICATED);
+        let err = |s: &mut RequestScanner, b: &[u8]| match s.scan(b) {
+            Err(ProtocolError(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(&mut s, b"*11\r\n"), "unauthenticated multibulk length");
+        assert_eq!(err(&mut s, b"*3000000000\r\n"), "invalid multibulk length");
+        assert_eq!(
+            err(&mut s, b"*2\r\n$20000\r\n"),
+            "unauthenticated bulk length"
+        );
+        assert_eq!(err(&mut s, b"*2\r\n$-1\r\n"), "invalid bulk length");
+        assert_eq!(err(&mut s, b"*2\r\n$600000000\r\n"), "invalid bulk length");
+        assert!(matches!(s.scan(b"*10\r\n"), Ok(Scanned::Incomplete { .. })));
+    }
+
+    #[test]
+    fn multibulk_counts_up_to_int_max_are_accepted_when_configured() {
+        let mut s = RequestScanner::new(Limits {
+            max_multibulk_len: i32::MAX as usize,
+            ..Limits::default()
+        });
+        assert!(matches!(
+            s.scan(b"*2000000\r\n"),
+            Ok(Scanned::Incomplete { .. })
+        ));
+        let mut s = RequestScanner::new(Limits {
+            max_multibulk_len: i32::MAX as usize,
+            ..Limits::default()
+        });
+        assert!(s.scan(b"*2147483648\r\n").is_err());
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub fn run(spec: CoreSpec) {
                 max_bulk_len: cfg.max_bulk_len,
                 max_multibulk_len: cfg.max_multibulk_len,
                 max_inline_len: 64 * 1024,
+                unauthenticated: false,
             },
             max_pending: cfg.max_pending_per_client,
             upstreams: upstreams.clone(),
