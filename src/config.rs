@@ -42,6 +42,10 @@ struct RawProxy {
     max_bulk_len: Option<Spanned<i64>>,
     max_pending_per_client: Option<Spanned<i64>>,
     spin_before_park: Option<Spanned<String>>,
+    tcp_keepalive: Option<Spanned<String>>,
+    client_idle_timeout: Option<Spanned<String>>,
+    max_clients: Option<Spanned<i64>>,
+    protected_mode: Option<bool>,
     password: Option<String>,
     username: Option<String>,
     connection_rate_limit: Option<Spanned<i64>>,
@@ -310,6 +314,18 @@ pub struct Config {
     pub catch_all_mirrors: Vec<MirrorPolicy>,
     /// Prefix routes, longest prefix first.
     pub prefix_routes: Vec<PrefixRoute>,
+    /// TCP keepalive on client and upstream sockets: idle time before the
+    /// first probe (Redis's `tcp-keepalive`; zero: off).
+    pub tcp_keepalive: Duration,
+    /// A client that sent nothing for this long is closed (Redis's
+    /// `timeout`; zero: never). Subscribers and blocked clients stay.
+    pub client_idle_timeout: Duration,
+    /// Client connections across all cores (None: derived from
+    /// RLIMIT_NOFILE at start-up, see `runtime::limits`).
+    pub max_clients: Option<usize>,
+    /// Without a password, refuse clients not on loopback (Redis's
+    /// protected mode).
+    pub protected_mode: bool,
     /// Clients must AUTH with these before anything else. Only the
     /// password's digest is kept.
     pub password: Option<PasswordDigest>,
@@ -339,8 +355,13 @@ impl Config {
         let mut w = Vec::new();
         if !self.listen.ip().is_loopback() && self.password.is_none() {
             w.push(format!(
-                "proxy.listen {} accepts clients from other hosts and proxy.password is not set: anyone who reaches it can use the backends",
-                self.listen
+                "proxy.listen {} accepts clients from other hosts and proxy.password is not set: {}",
+                self.listen,
+                if self.protected_mode {
+                    "protected_mode refuses every client not on loopback until a password is set"
+                } else {
+                    "anyone who reaches it can use the backends (set a password, or protected_mode = true)"
+                }
             ));
         }
         if let Some(admin) = self.admin_listen {
@@ -572,6 +593,25 @@ impl Config {
         let spin_before_park = match &p.spin_before_park {
             Some(s) if s.get_ref().trim() == "0" => Duration::ZERO,
             other => duration(&ctx, other, "proxy.spin_before_park", Duration::ZERO)?,
+        };
+        // "0" turns these off, as in Redis.
+        let off_or = |v: &Option<Spanned<String>>, key: &str, default: Duration| match v {
+            Some(s) if s.get_ref().trim() == "0" => Ok(Duration::ZERO),
+            other => duration(&ctx, other, key, default),
+        };
+        let tcp_keepalive = off_or(
+            &p.tcp_keepalive,
+            "proxy.tcp_keepalive",
+            Duration::from_secs(300),
+        )?;
+        let client_idle_timeout = off_or(
+            &p.client_idle_timeout,
+            "proxy.client_idle_timeout",
+            Duration::ZERO,
+        )?;
+        let max_clients = match &p.max_clients {
+            None => None,
+            some => Some(positive(&ctx, some, "proxy.max_clients", 0, 1 << 24)? as usize),
         };
         let max_multibulk_len = positive(
             &ctx,
@@ -1038,6 +1078,10 @@ impl Config {
             tls,
             catch_all_mirrors,
             prefix_routes,
+            tcp_keepalive,
+            client_idle_timeout,
+            max_clients,
+            protected_mode: p.protected_mode.unwrap_or(false),
             password: p
                 .password
                 .as_deref()

@@ -70,6 +70,11 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// The client's address (`peer`) or the one it connected to.
+    pub fn addr(&self, end: End) -> Option<SocketAddr> {
+        address(self.fd, end)
+    }
+
     /// A handle to no socket (unit tests of what keeps handles).
     #[cfg(test)]
     pub fn detached() -> ClientHandle {
@@ -318,6 +323,44 @@ impl Socket {
         ClientHandle {
             fd: self.fd,
             rx: Rc::downgrade(&self.rx),
+        }
+    }
+
+    /// Sends end-of-stream to the peer; this side can still read.
+    pub fn shutdown_write(&self) {
+        shutdown_write(self.fd);
+    }
+
+    /// The address of the other end (None once it is gone).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        address(self.fd, End::Peer)
+    }
+
+    /// Turns on TCP keepalive: the first probe after `idle` without
+    /// traffic, then two more a third of that apart, as Redis's
+    /// `tcp-keepalive` does; a peer whose host vanished is noticed.
+    pub fn set_keepalive(&self, idle: Duration) {
+        if idle.is_zero() {
+            return;
+        }
+        let idle_s = idle.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+        let opts = [
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle_s),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (idle_s / 3).max(1)),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+        ];
+        for (level, name, value) in opts {
+            // SAFETY: setsockopt with a valid int option value on our fd.
+            unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    level,
+                    name,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
         }
     }
 
@@ -781,4 +824,45 @@ pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32
         return fail(fd);
     }
     Ok(fd)
+}
+
+/// Which end of a connection an address is asked for.
+#[derive(Clone, Copy)]
+pub enum End {
+    Peer,
+    Local,
+}
+
+/// The address of a socket's peer or local end.
+fn address(fd: i32, end: End) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is large enough for any address;
+    // the kernel writes at most `len` bytes into it.
+    let (storage, len) = unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let p = (&mut storage as *mut libc::sockaddr_storage).cast();
+        let rc = match end {
+            End::Peer => libc::getpeername(fd, p, &mut len),
+            End::Local => libc::getsockname(fd, p, &mut len),
+        };
+        if rc != 0 {
+            return None;
+        }
+        (storage, len)
+    };
+    match storage.ss_family as i32 {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
+        }
+        _ => None,
+    }
 }

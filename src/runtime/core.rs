@@ -2,6 +2,10 @@
 //! its sessions, its upstream connections and its stats. The control thread
 //! reaches it only through a channel.
 
+use super::admission::{
+    protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_CLIENTS_REACHED,
+    PROTECTED_MODE,
+};
 use crate::cluster::slots::SlotMap;
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
@@ -39,49 +43,9 @@ const CONTROL_POLL: Duration = Duration::from_millis(20);
 /// Memory glommio registers for io_uring buffers: keyway does network I/O
 /// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
 const IO_MEMORY: usize = 512 * 1024;
-
-/// The connection rate limit's share of one core: a token bucket refilled
-/// at rate/cores per second, holding at most one second's worth.
-struct Admission {
-    per_sec: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Admission {
-    fn new(limit: Option<u64>, cores: usize) -> Option<Admission> {
-        let per_sec = limit? as f64 / cores.max(1) as f64;
-        Some(Admission {
-            per_sec,
-            tokens: per_sec.max(1.0),
-            last: Instant::now(),
-        })
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let cap = self.per_sec.max(1.0);
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec).min(cap);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-trait Admit {
-    fn admit(&mut self) -> bool;
-}
-
-impl Admit for Option<Admission> {
-    fn admit(&mut self) -> bool {
-        self.as_mut().is_none_or(|a| a.take())
-    }
-}
+/// How often idle clients are looked for (`client_idle_timeout` counts
+/// whole seconds, as Redis's `timeout` does).
+const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
 pub struct CoreSpec {
     pub index: usize,
@@ -101,6 +65,8 @@ pub struct CoreSpec {
     pub client_inboxes: Vec<Sender<Ask>>,
     pub client_asks: Receiver<Ask>,
     pub started: Sender<Result<usize, String>>,
+    /// Client connections across all cores, against `max_clients`.
+    pub seats: Arc<ClientSeats>,
 }
 
 /// Runs one core on the calling thread until it is told to stop.
@@ -118,6 +84,7 @@ pub fn run(spec: CoreSpec) {
         client_inboxes,
         client_asks,
         started,
+        seats,
     } = spec;
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("keyway-core{index}"))
@@ -182,7 +149,13 @@ pub fn run(spec: CoreSpec) {
             }
         }
         let user = cfg.username.clone().unwrap_or_else(|| "default".into());
-        let clients = Rc::new(Registry::new(index, user, client_inboxes, client_asks));
+        let clients = Rc::new(Registry::new(
+            index,
+            user,
+            client_inboxes,
+            client_asks,
+            cfg.client_idle_timeout,
+        ));
         let ctx = Rc::new(CoreContext {
             limits: Limits {
                 max_bulk_len: cfg.max_bulk_len,
@@ -206,6 +179,10 @@ pub fn run(spec: CoreSpec) {
             admission: RefCell::new(Admission::new(cfg.connection_rate_limit, cores)),
             next_id: Cell::new(1),
             stopping: stopping.clone(),
+            seats,
+            protected: cfg.protected_mode && cfg.password.is_none(),
+            keepalive: cfg.tcp_keepalive,
+            accept_errors: AcceptErrors::default(),
         });
         let mut stops = Vec::new();
         let mut loops = Vec::new();
@@ -250,6 +227,50 @@ struct Accept {
     admission: RefCell<Option<Admission>>,
     next_id: Cell<u64>,
     stopping: Rc<Cell<bool>>,
+    seats: Arc<ClientSeats>,
+    /// Protected mode with no password: loopback clients only.
+    protected: bool,
+    keepalive: Duration,
+    accept_errors: AcceptErrors,
+}
+
+/// Accept failures (out of descriptors, mostly) are logged once, then as
+/// a count at most every ACCEPT_ERROR_LOG: a core must not flood the log
+/// every time it retries.
+#[derive(Default)]
+struct AcceptErrors {
+    unlogged: Cell<u64>,
+    logged_at: Cell<Option<Instant>>,
+}
+
+const ACCEPT_ERROR_LOG: Duration = Duration::from_secs(10);
+
+impl AcceptErrors {
+    fn failed(&self, core: usize, e: &std::io::Error, max_clients: usize) {
+        let now = Instant::now();
+        let due = self
+            .logged_at
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG);
+        if !due {
+            self.unlogged.set(self.unlogged.get() + 1);
+            return;
+        }
+        let more = self.unlogged.replace(0);
+        let hint = match e.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
+                " (out of file descriptors: max_clients is {max_clients}; raise LimitNOFILE or lower max_clients)"
+            ),
+            _ => String::new(),
+        };
+        let repeats = if more > 0 {
+            format!("; {more} more failures since the last report")
+        } else {
+            String::new()
+        };
+        eprintln!("keyway: core {core}: accept failed: {e}{hint}{repeats}");
+        self.logged_at.set(Some(now));
+    }
 }
 
 /// A TLS client has this long to finish its handshake.
@@ -266,6 +287,17 @@ impl Accept {
                         drop(stream);
                         continue;
                     }
+                    if self.protected && !protected_mode_admits(stream.peer_addr()) {
+                        CoreStats::add(&self.stats.refused_protected, 1);
+                        crate::net::spawn(refuse(stream, PROTECTED_MODE)).detach();
+                        continue;
+                    }
+                    let Some(seat) = self.seats.take() else {
+                        CoreStats::add(&self.stats.refused_max_clients, 1);
+                        crate::net::spawn(refuse(stream, MAX_CLIENTS_REACHED)).detach();
+                        continue;
+                    };
+                    stream.set_keepalive(self.keepalive);
                     let n = self.next_id.get();
                     self.next_id.set(n + 1);
                     let id = ((self.index as u64) << 48) | n;
@@ -280,26 +312,26 @@ impl Accept {
                             crate::net::spawn(async move {
                                 run.await;
                                 stats.connections.set(stats.connections.get() - 1);
+                                drop(seat);
                             })
                             .detach();
                         }
                         // A TLS handshake holds rustls' whole connection
                         // state: boxed, so plain sessions stay small.
                         Some(acceptor) => {
-                            crate::net::spawn(Box::pin(tls_session(
-                                acceptor.clone(),
-                                stream,
-                                ctx,
-                                stats,
-                                id,
-                            )))
+                            let session = tls_session(acceptor.clone(), stream, ctx, stats, id);
+                            crate::net::spawn(Box::pin(async move {
+                                session.await;
+                                drop(seat);
+                            }))
                             .detach();
                         }
                     }
                 }
                 Either::Left(Err(e)) => {
                     // Out of descriptors and the like: pause instead of spinning.
-                    eprintln!("keyway: core {}: accept failed: {e}", self.index);
+                    CoreStats::add(&self.stats.accept_errors, 1);
+                    self.accept_errors.failed(self.index, &e, self.seats.max());
                     crate::net::sleep(Duration::from_millis(50)).await;
                 }
                 Either::Right(()) => {}
@@ -341,6 +373,7 @@ async fn control_loop(
     stops: Vec<Rc<Notify>>,
     stopping: Rc<Cell<bool>>,
 ) {
+    let mut next_idle_sweep = Instant::now();
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
@@ -368,6 +401,11 @@ async fn control_loop(
             }
             Err(TryRecvError::Empty) => {
                 clients.serve();
+                if Instant::now() >= next_idle_sweep {
+                    let closed = clients.close_idle();
+                    CoreStats::add(&stats.idle_closed, closed);
+                    next_idle_sweep = Instant::now() + IDLE_SWEEP;
+                }
                 crate::net::sleep(CONTROL_POLL).await
             }
         }

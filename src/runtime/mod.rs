@@ -1,5 +1,6 @@
 //! Start-up and the control thread: pick CPUs, check io_uring and locked
 //! memory, start one pinned core per CPU, then wait for signals.
+pub mod admission;
 pub mod control;
 pub mod core;
 
@@ -34,7 +35,18 @@ pub fn run(config: Config) -> Result<(), String> {
     crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
-    let _ = raise_nofile();
+    let nofile = raise_nofile();
+    let upstream_per_core: usize = config
+        .clusters
+        .iter()
+        .map(|c| c.endpoints.len() * c.connections_per_endpoint)
+        .sum();
+    let reserved = admission::reserved_descriptors(cpus.len(), upstream_per_core);
+    let (max_clients, lowered) = admission::client_limit(config.max_clients, nofile, reserved);
+    if let Some(why) = lowered {
+        eprintln!("keyway: warning: {why}");
+    }
+    let seats = admission::ClientSeats::new(max_clients);
     let ring_mode = crate::net::probe()?;
     eprintln!(
         "keyway: io_uring {} ({}): multishot accept and recv, provided buffers",
@@ -87,6 +99,7 @@ pub fn run(config: Config) -> Result<(), String> {
             client_inboxes: client_inboxes.clone(),
             client_asks: client_asks.pop().expect("one inbox per core"),
             started: started_tx.clone(),
+            seats: seats.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("keyway-core{index}"))
@@ -136,7 +149,7 @@ pub fn run(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the admin thread: {e}"))?;
     }
     eprintln!(
-        "keyway: listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s)",
+        "keyway: listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {max_clients}",
         topo.config.listen,
         cpus.len(),
         cpus,

@@ -4,12 +4,11 @@
 //! control loop serves between requests.
 
 use crate::command::CommandSpec;
-use crate::net::ClientHandle;
+use crate::net::{ClientHandle, End};
 use crate::resp::write::Protocol;
 use crossbeam_channel::{Receiver, Sender};
 use std::cell::{Cell, RefCell};
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -145,6 +144,8 @@ pub struct Registry {
     inbox: Receiver<Ask>,
     /// SIGTERM came: sessions close once their replies are sent.
     draining: Cell<bool>,
+    /// `client_idle_timeout` (zero: clients may idle forever).
+    idle_timeout: std::time::Duration,
 }
 
 /// The entries, in slots reused as sessions come and go (a session
@@ -199,6 +200,7 @@ impl Registry {
         user: String,
         inboxes: Vec<Sender<Ask>>,
         inbox: Receiver<Ask>,
+        idle_timeout: std::time::Duration,
     ) -> Registry {
         Registry {
             core,
@@ -207,6 +209,7 @@ impl Registry {
             inboxes,
             inbox,
             draining: Cell::new(false),
+            idle_timeout,
         }
     }
 
@@ -217,6 +220,27 @@ impl Registry {
         for e in self.entries.borrow().iter() {
             e.socket.interrupt();
         }
+    }
+
+    /// Ends the sessions of clients that sent nothing for
+    /// `client_idle_timeout`, as Redis's `timeout` does: subscribers and
+    /// clients blocked in a command stay. Returns how many.
+    pub fn close_idle(&self) -> u64 {
+        if self.idle_timeout.is_zero() {
+            return 0;
+        }
+        let now = seconds_since_start(Instant::now());
+        let limit = self.idle_timeout.as_secs().max(1).min(u32::MAX as u64) as u32;
+        let mut closed = 0;
+        for e in self.entries.borrow().iter() {
+            let subscribed = e.subs.get() != (0, 0);
+            // Whole seconds, strictly more than the limit (as Redis counts).
+            if !subscribed && !e.blocked.get() && now.saturating_sub(e.active.get()) > limit {
+                e.socket.interrupt();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     pub fn draining(&self) -> bool {
@@ -323,12 +347,12 @@ impl Registry {
             }
         }
         if let Some(a) = &f.addr {
-            if address(e.socket.fd(), Side::Peer).as_ref() != Some(a) {
+            if e.socket.addr(End::Peer).map(|a| a.to_string()).as_ref() != Some(a) {
                 return false;
             }
         }
         if let Some(a) = &f.laddr {
-            if address(e.socket.fd(), Side::Local).as_ref() != Some(a) {
+            if e.socket.addr(End::Local).map(|a| a.to_string()).as_ref() != Some(a) {
                 return false;
             }
         }
@@ -387,8 +411,14 @@ impl Registry {
              sub={sub} psub={psub} ssub=0 multi={multi} watch=0 events=r cmd={} user={} \
              redir=-1 resp={} lib-name={} lib-ver={} keyway-core={}",
             e.id,
-            address(e.socket.fd(), Side::Peer).unwrap_or_default(),
-            address(e.socket.fd(), Side::Local).unwrap_or_default(),
+            e.socket
+                .addr(End::Peer)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            e.socket
+                .addr(End::Local)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             e.socket.fd(),
             text(Named::Name),
             now.saturating_sub(e.created),
@@ -410,47 +440,6 @@ impl Registry {
 
 fn now_seconds() -> u32 {
     seconds_since_start(Instant::now())
-}
-
-#[derive(Clone, Copy)]
-enum Side {
-    Peer,
-    Local,
-}
-
-/// `ip:port` of a socket's peer or local end.
-fn address(fd: i32, side: Side) -> Option<String> {
-    // SAFETY: a zeroed sockaddr_storage is large enough for any address;
-    // the kernel writes at most `len` bytes into it.
-    let (storage, len) = unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let p = (&mut storage as *mut libc::sockaddr_storage).cast();
-        let rc = match side {
-            Side::Peer => libc::getpeername(fd, p, &mut len),
-            Side::Local => libc::getsockname(fd, p, &mut len),
-        };
-        if rc != 0 {
-            return None;
-        }
-        (storage, len)
-    };
-    let addr: SocketAddr = match storage.ss_family as i32 {
-        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            SocketAddr::from((ip, u16::from_be(sin.sin_port)))
-        }
-        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            SocketAddr::from((ip, u16::from_be(sin6.sin6_port)))
-        }
-        _ => return None,
-    };
-    Some(addr.to_string())
 }
 
 /// Parses CLIENT LIST's `[TYPE t] [ID id ...]` or CLIENT KILL's filters
@@ -528,6 +517,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn filters_parse_as_redis_reads_them() {
@@ -550,7 +540,13 @@ mod tests {
     #[test]
     fn a_registered_client_is_listed_until_it_leaves() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let reg = Rc::new(Registry::new(0, "default".into(), vec![tx], rx));
+        let reg = Rc::new(Registry::new(
+            0,
+            "default".into(),
+            vec![tx],
+            rx,
+            Duration::ZERO,
+        ));
         let a = reg.register(5, ClientHandle::detached());
         a.entry.set(Named::Name, b"app");
         a.entry.show(Some(2), false, (0, 0));

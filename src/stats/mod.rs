@@ -121,6 +121,12 @@ pub struct CoreStats {
     /// and those still open when `drain_timeout` ran out.
     pub drain_closed: Cell<u64>,
     pub drain_cut: Cell<u64>,
+    /// Clients refused over `max_clients`, refused by protected mode,
+    /// closed by `client_idle_timeout`; accept calls that failed.
+    pub refused_max_clients: Cell<u64>,
+    pub refused_protected: Cell<u64>,
+    pub idle_closed: Cell<u64>,
+    pub accept_errors: Cell<u64>,
     /// Per cluster, as a mirror target.
     pub mirrors: Vec<MirrorStats>,
     /// Per cluster (redis_cluster ones count).
@@ -152,6 +158,10 @@ impl CoreStats {
             tls_client_failures: Cell::new(0),
             drain_closed: Cell::new(0),
             drain_cut: Cell::new(0),
+            refused_max_clients: Cell::new(0),
+            refused_protected: Cell::new(0),
+            idle_closed: Cell::new(0),
+            accept_errors: Cell::new(0),
             mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
             redirects: (0..clusters).map(|_| RedirectStats::default()).collect(),
             bytes_in: Cell::new(0),
@@ -227,6 +237,10 @@ impl CoreStats {
             tls_client_failures: self.tls_client_failures.get(),
             drain_closed: self.drain_closed.get(),
             drain_cut: self.drain_cut.get(),
+            refused_max_clients: self.refused_max_clients.get(),
+            refused_protected: self.refused_protected.get(),
+            idle_closed: self.idle_closed.get(),
+            accept_errors: self.accept_errors.get(),
             mirrors: self
                 .mirrors
                 .iter()
@@ -305,6 +319,10 @@ pub struct CoreSnapshot {
     pub tls_client_failures: u64,
     pub drain_closed: u64,
     pub drain_cut: u64,
+    pub refused_max_clients: u64,
+    pub refused_protected: u64,
+    pub idle_closed: u64,
+    pub accept_errors: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
     /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
@@ -337,6 +355,10 @@ impl CoreSnapshot {
             t.tls_client_failures += c.tls_client_failures;
             t.drain_closed += c.drain_closed;
             t.drain_cut += c.drain_cut;
+            t.refused_max_clients += c.refused_max_clients;
+            t.refused_protected += c.refused_protected;
+            t.idle_closed += c.idle_closed;
+            t.accept_errors += c.accept_errors;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 for i in 0..3 {
                     a[i] += b[i];

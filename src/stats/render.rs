@@ -129,6 +129,11 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
         "],\"tls_client_failures\":{},\"drain_closed\":{},\"drain_cut\":{},",
         c.tls_client_failures, c.drain_closed, c.drain_cut
     );
+    let _ = write!(
+        o,
+        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},",
+        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors
+    );
     let r = &c.ring;
     let _ = write!(
         o,
@@ -357,6 +362,38 @@ pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> S
         "counter",
         "Client connections still open when drain_timeout ran out.",
         |c| c.drain_cut,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_connections_refused_max_clients_total",
+        "counter",
+        "Client connections refused because max_clients were connected.",
+        |c| c.refused_max_clients,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_connections_refused_protected_total",
+        "counter",
+        "Client connections from beyond loopback refused by protected_mode.",
+        |c| c.refused_protected,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_idle_closed_total",
+        "counter",
+        "Client connections closed by client_idle_timeout.",
+        |c| c.idle_closed,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_accept_errors_total",
+        "counter",
+        "Accept calls that failed (out of file descriptors, mostly).",
+        |c| c.accept_errors,
     );
     family(
         &mut o,

@@ -36,7 +36,11 @@ pub struct ConnSettings {
     pub readonly: bool,
     /// The database the connection selects (SELECT n of its clients).
     pub db: u16,
+    /// TCP keepalive idle time (`tcp_keepalive`; zero: off).
+    pub keepalive: Duration,
 }
+
+const NO_DESCRIPTORS: &str = "ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)";
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -80,6 +84,8 @@ struct Inner {
 enum Failure {
     Timeout,
     Unavailable,
+    /// keyway itself is out of file descriptors: the backend may be fine.
+    NoDescriptors,
     AuthFailed,
     TlsFailed,
 }
@@ -211,10 +217,15 @@ impl Conn {
                 match Socket::connect(&self.ring, self.addr, self.settings.connect_timeout).await {
                     Ok(s) => s,
                     Err(e) => {
-                        self.connect_failed(&format!("connect failed: {e}"), Failure::Unavailable);
+                        let failure = match e.raw_os_error() {
+                            Some(libc::EMFILE) | Some(libc::ENFILE) => Failure::NoDescriptors,
+                            _ => Failure::Unavailable,
+                        };
+                        self.connect_failed(&format!("connect failed: {e}"), failure);
                         return;
                     }
                 };
+            socket.set_keepalive(self.settings.keepalive);
             let stream = match &self.settings.tls {
                 None => Stream::Plain(socket),
                 Some((config, name)) => {
@@ -366,6 +377,7 @@ impl Conn {
                 (ErrorKind::UpstreamTimeout, "ERR upstream timeout")
             }
             Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
+            Failure::NoDescriptors => (ErrorKind::UpstreamUnavailable, NO_DESCRIPTORS),
             Failure::AuthFailed => (ErrorKind::UpstreamUnavailable, self.auth_failed.as_str()),
             Failure::TlsFailed => (ErrorKind::UpstreamUnavailable, self.tls_failed.as_str()),
         };

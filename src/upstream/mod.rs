@@ -108,6 +108,7 @@ impl Upstreams {
             }),
             readonly: c.lb_policy == LbPolicy::RedisCluster,
             db: 0,
+            keepalive: topo.config.tcp_keepalive,
         };
         let make = |proto| {
             (0..c.connections_per_endpoint)

@@ -205,23 +205,34 @@ pub struct Keyway {
 impl Keyway {
     /// `clusters_and_routes` is the TOML after the [proxy] section.
     pub fn start(proxy_extra: &str, clusters_and_routes: &str) -> Keyway {
+        Keyway::start_with("127.0.0.1", proxy_extra, clusters_and_routes, |_| {})
+    }
+
+    /// Like `start`, listening on `host`, with `setup` applied to the
+    /// command before it runs (limits, environment).
+    pub fn start_with(
+        host: &str,
+        proxy_extra: &str,
+        clusters_and_routes: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> Keyway {
         let port = free_port();
         let dir = scratch_dir("keyway");
         let config = dir.join("keyway.toml");
         let admin_port = free_port();
         let text = format!(
-            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nlatency_dir = \"{}\"\n",
+            "[proxy]\nlisten = \"{host}:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nlatency_dir = \"{}\"\n",
             dir.join("latency").display()
         );
         std::fs::write(&config, text).expect("write config");
         let log = dir.join("keyway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyway"));
+        cmd.arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start keyway");
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        setup(&mut cmd);
+        let child = cmd.spawn().expect("start keyway");
         let k = Keyway {
             port,
             admin_port,

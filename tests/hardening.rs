@@ -1,0 +1,284 @@
+//! Issue 12's limits on what clients may take, through the real binary
+//! against real redis-servers: max_clients, idle timeout, TCP keepalive,
+//! protected mode, running out of file descriptors.
+mod common;
+
+use common::*;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+/// The value of a Prometheus sample (summed over its cores).
+fn metric(k: &Keyway, name: &str) -> u64 {
+    admin_get(k.admin_port, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn over_max_clients_new_clients_get_an_error_and_are_closed() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "max_clients = 3\n");
+    // The harness's probe for the port held a seat until keyway saw it go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&k, "keyway_client_connections") > 0 {
+        assert!(Instant::now() < deadline, "the probe connection stayed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seated: Vec<Client> = (0..3).map(|_| k.client()).collect();
+    for c in &mut seated {
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    }
+    let mut late = k.client();
+    assert_eq!(
+        late.read_reply().unwrap(),
+        b"-ERR max number of clients reached\r\n"
+    );
+    assert!(late.closed());
+    assert_eq!(
+        metric(&k, "keyway_client_connections_refused_max_clients_total"),
+        1
+    );
+    // A seat freed is a seat taken.
+    drop(seated.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = k.client();
+        c.send(&["PING"]);
+        match c.read_reply() {
+            Some(r) if r == b"+PONG\r\n" => break,
+            other => assert!(Instant::now() < deadline, "still refused: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn idle_clients_are_closed_but_subscribers_and_busy_clients_stay() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "client_idle_timeout = \"1s\"\n");
+    let mut idle = k.client();
+    assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    let mut sub = k.client();
+    sub.send(&["SUBSCRIBE", "news"]);
+    assert!(sub.read_reply().is_some());
+    let mut busy = k.client();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(busy.cmd(&["PING"]), "+PONG\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Read with a short timeout: the idle one is gone, the others are not.
+    assert!(idle.closed(), "an idle client outlived client_idle_timeout");
+    sub.stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let r = std::io::Read::read(&mut sub.stream, &mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a subscriber was closed: {r:?}"
+    );
+    assert_eq!(metric(&k, "keyway_client_idle_closed_total"), 1);
+}
+
+/// The timer state (`tr` of /proc/net/tcp) of established IPv4 sockets
+/// whose local (or remote) port is `port`: 2 means a keepalive timer.
+fn timers(port: u16, local: bool) -> Vec<u8> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex_port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).ok();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let p = hex_port(if local { f[1] } else { f[2] })?;
+            (p == port && f[3] == "01").then(|| u8::from_str_radix(&f[5][..2], 16).ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn client_and_upstream_sockets_have_keepalive() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "tcp_keepalive = \"120s\"\n");
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["SET", "ka", "1"]), "+OK\r\n");
+    // keyway's end of the client connection, and its upstream connection
+    // (remote port = the backend's; redis-server itself sets none here).
+    assert_eq!(timers(k.port, true), vec![2], "client side");
+    let up = timers(a.port, false);
+    assert!(
+        !up.is_empty() && up.iter().all(|&t| t == 2),
+        "upstream side: {up:?}"
+    );
+
+    let b = Redis::start();
+    let off = Keyway::over(&[&b], "tcp_keepalive = \"0\"\n");
+    let mut c = off.client();
+    assert_eq!(c.cmd(&["SET", "ka", "1"]), "+OK\r\n");
+    assert_eq!(timers(off.port, true), vec![0], "tcp_keepalive = 0 is off");
+}
+
+/// An address of this host that is not loopback, if it has one.
+fn non_loopback_ip() -> Option<String> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+}
+
+#[test]
+fn protected_mode_serves_loopback_only_until_a_password_is_set() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("no non-loopback IPv4 address on this host: protected mode not exercised");
+        return;
+    };
+    let a = Redis::start();
+    let clusters = cluster_toml("main", "ring_hash", &[&a]);
+    let k = Keyway::start_with("0.0.0.0", "protected_mode = true\n", &clusters, |_| {});
+    assert!(k
+        .log()
+        .contains("protected_mode refuses every client not on loopback"));
+    let mut local = k.client();
+    assert_eq!(local.cmd(&["PING"]), "+PONG\r\n");
+    let mut remote = Client::from_stream(TcpStream::connect((ip.as_str(), k.port)).unwrap());
+    let denied = String::from_utf8(remote.read_reply().unwrap()).unwrap();
+    assert!(
+        denied.starts_with("-DENIED keyway is running in protected mode"),
+        "{denied}"
+    );
+    assert!(remote.closed());
+    assert_eq!(
+        metric(&k, "keyway_client_connections_refused_protected_total"),
+        1
+    );
+
+    // With a password, protected mode has nothing to protect.
+    let k = Keyway::start_with(
+        "0.0.0.0",
+        "protected_mode = true\npassword = \"pw\"\n",
+        &clusters,
+        |_| {},
+    );
+    let mut remote = Client::from_stream(TcpStream::connect((ip.as_str(), k.port)).unwrap());
+    assert_eq!(remote.cmd(&["AUTH", "pw"]), "+OK\r\n");
+    assert_eq!(remote.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn out_of_descriptors_is_said_plainly_and_logged_once() {
+    // Found by issue 12: without descriptors every core logged "accept
+    // failed" every 50 ms, and a healthy backend was "unavailable".
+    let a = Redis::start();
+    let k = Keyway::start_with(
+        "127.0.0.1",
+        "",
+        &cluster_toml("main", "ring_hash", &[&a]),
+        |cmd| {
+            // SAFETY: setrlimit only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 160,
+                        rlim_max: 160,
+                    };
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    Ok(())
+                });
+            }
+        },
+    );
+    // max_clients is derived from the 160 descriptors, with a warning.
+    let log = k.log();
+    let max: usize = log
+        .split("max_clients ")
+        .last()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no max_clients in the log: {log}"));
+    assert!(max < 160, "max_clients {max} does not fit 160 descriptors");
+    assert!(log.contains("RLIMIT_NOFILE is 160"), "{log}");
+
+    // Each client in BLPOP holds a connection of its own upstream, two
+    // descriptors per client, until accept fails.
+    let connect = || {
+        let c = Client::from_stream(TcpStream::connect(("127.0.0.1", k.port)).unwrap());
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        c
+    };
+    let pong = |c: &mut Client| {
+        c.send(&["PING"]);
+        matches!(c.try_read_reply(), Ok(Some(r)) if r == b"+PONG\r\n")
+    };
+    let mut blocked = Vec::new();
+    let mut said = None;
+    let mut pending = None;
+    for i in 0..max {
+        let mut c = connect();
+        if !pong(&mut c) {
+            pending = Some(c);
+            break;
+        }
+        c.send(&["BLPOP", &format!("nothing{i}"), "0"]);
+        if let Ok(Some(reply)) = c.try_read_reply() {
+            said = Some(String::from_utf8_lossy(&reply).into_owned());
+            break;
+        }
+        blocked.push(c);
+    }
+    if said.is_none() {
+        // Accept ran out first: free one blocked client (two descriptors),
+        // let the waiting client in and one more, then the next upstream
+        // connection finds none left.
+        let mut waiting = pending.expect("descriptors never ran out");
+        blocked.pop();
+        waiting
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(waiting.read_reply().unwrap(), b"+PONG\r\n");
+        let mut one_more = connect();
+        assert!(pong(&mut one_more));
+        waiting.send(&["BLPOP", "nothing", "0"]);
+        said = Some(String::from_utf8_lossy(&waiting.read_reply().unwrap()).into_owned());
+        blocked.push(one_more);
+    }
+    let said = said.unwrap();
+    assert!(
+        said.starts_with("-ERR keyway is out of file descriptors"),
+        "{said}"
+    );
+    // New connections now fail in accept; retried every 50 ms, logged
+    // once (with the hint), counted every time.
+    let mut waiting: Vec<TcpStream> = (0..3)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", k.port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = k.log();
+    let reports = log.matches("accept failed").count();
+    // Once, or twice if this test took longer than the 10 s between reports.
+    assert!(
+        (1..=2).contains(&reports),
+        "accept failures logged {reports} times:\n{log}"
+    );
+    assert!(log.contains("out of file descriptors"), "{log}");
+    // Freeing descriptors serves the waiting clients.
+    drop(blocked);
+    let w = waiting.pop().expect("a waiting connection");
+    let mut w = Client::from_stream(w);
+    assert_eq!(w.cmd(&["PING"]), "+PONG\r\n");
+    assert!(
+        metric(&k, "keyway_accept_errors_total") >= 3,
+        "accept never failed"
+    );
+}
