@@ -41,6 +41,9 @@ struct RawProxy {
     max_multibulk_len: Option<Spanned<i64>>,
     max_bulk_len: Option<Spanned<i64>>,
     max_pending_per_client: Option<Spanned<i64>>,
+    client_output_soft_limit: Option<Spanned<String>>,
+    client_output_hard_limit: Option<Spanned<String>>,
+    max_output_memory: Option<Spanned<String>>,
     spin_before_park: Option<Spanned<String>>,
     tcp_keepalive: Option<Spanned<String>>,
     client_idle_timeout: Option<Spanned<String>>,
@@ -305,6 +308,15 @@ pub struct Config {
     pub max_multibulk_len: usize,
     pub max_bulk_len: usize,
     pub max_pending_per_client: usize,
+    /// Reply bytes one client may have buffered or (by estimate) in flight
+    /// before keyway stops reading its requests.
+    pub client_output_soft_limit: usize,
+    /// Reply bytes buffered for one client past which it is closed
+    /// (Redis's client-output-buffer-limit; 0: never).
+    pub client_output_hard_limit: usize,
+    /// Reply bytes waiting to be sent, all clients together; past it each
+    /// client is read one request at a time.
+    pub max_output_memory: usize,
     /// How long an idle core busy-polls its ring before waiting in the
     /// kernel (0: never).
     pub spin_before_park: Duration,
@@ -440,6 +452,23 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return None;
     }
     Duration::try_from_secs_f64(secs).ok()
+}
+
+/// A size in bytes: a number with an optional unit (b, kb, mb, gb; 1024
+/// based, case-insensitive, as Redis reads "64mb").
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult: usize = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 fn positive(
@@ -627,6 +656,33 @@ impl Config {
             512 * 1024 * 1024,
             512 * 1024 * 1024,
         )? as usize;
+        let size = |v: &Option<Spanned<String>>, key: &str, default: usize| {
+            match v {
+            None => Ok(default),
+            Some(s) => parse_size(s.get_ref()).ok_or_else(|| {
+                ctx.err(
+                    s.span(),
+                    key,
+                    format!(
+                        "`{}` is not a size (bytes, or with a unit: \"512kb\", \"8mb\", \"1gb\"; \"0\")",
+                        s.get_ref()
+                    ),
+                )
+            }),
+        }
+        };
+        let client_output_soft_limit = size(
+            &p.client_output_soft_limit,
+            "proxy.client_output_soft_limit",
+            8 << 20,
+        )?
+        .max(1);
+        let client_output_hard_limit = size(
+            &p.client_output_hard_limit,
+            "proxy.client_output_hard_limit",
+            0,
+        )?;
+        let max_output_memory = size(&p.max_output_memory, "proxy.max_output_memory", 1 << 30)?;
         let max_pending_per_client = positive(
             &ctx,
             &p.max_pending_per_client,
@@ -1081,6 +1137,9 @@ impl Config {
             tcp_keepalive,
             client_idle_timeout,
             max_clients,
+            client_output_soft_limit,
+            client_output_hard_limit,
+            max_output_memory,
             protected_mode: p.protected_mode.unwrap_or(false),
             password: p
                 .password
@@ -1112,6 +1171,19 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_as_redis_reads_them() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("64kb"), Some(64 << 10));
+        assert_eq!(parse_size("8MB"), Some(8 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("1.5mb"), None);
+        assert_eq!(parse_size("mb"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999999999999gb"), None);
+    }
+
     #[test]
     fn passwords_are_kept_as_digests_and_compared_whole() {
         let d = PasswordDigest::of(b"s3cret");

@@ -132,7 +132,8 @@ fn a_client_that_never_reads_its_replies_holds_bounded_memory() {
 fn ten_thousand_idle_connections_cost_little_memory() {
     let n = 10_000usize.min(raise_nofile().saturating_sub(200) as usize);
     let a = Redis::start();
-    let k = Keyway::over(&[&a], "");
+    // max_clients defaults to 10,000, as Redis's maxclients.
+    let k = Keyway::over(&[&a], &format!("max_clients = {}\n", n + 10));
     let mut warm = k.client();
     assert_eq!(warm.cmd(&["SET", "k", "v"]), "+OK\r\n");
     // Every receive takes the next provided buffer of the core's pool: 3,000

@@ -282,3 +282,62 @@ fn out_of_descriptors_is_said_plainly_and_logged_once() {
         "accept never failed"
     );
 }
+
+#[test]
+fn clients_that_never_read_cannot_take_the_memory_or_stall_others() {
+    // Found by issue 12: four clients pipelining GETs of a 1 MB value and
+    // never reading made keyway hold 3.1 GB, and a normal client on the
+    // same backend stalled for seconds, then got -ERR upstream timeout.
+    let a = Redis::start();
+    let k = Keyway::over(
+        &[&a],
+        "client_output_soft_limit = \"4mb\"\nmax_output_memory = \"64mb\"\nop_timeout = \"2s\"\n",
+    );
+    let mut setup = k.client();
+    let big = "v".repeat(1 << 20);
+    assert_eq!(setup.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(setup.cmd(&["SET", "small", "x"]), "+OK\r\n");
+    let before = rss_kb(k.pid());
+    let get_big = encode(&[b"GET", b"big"]).repeat(1024);
+    let mut hostile = Vec::new();
+    for _ in 0..4 {
+        let mut c = k.client();
+        c.send_raw(&get_big);
+        hostile.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut normal = k.client();
+    let mut took = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        assert_eq!(normal.cmd(&["GET", "small"]), "$1\r\nx\r\n");
+        took.push(t.elapsed());
+    }
+    took.sort();
+    let p99 = took[took.len() * 99 / 100 - 1];
+    let grew_mb = rss_kb(k.pid()).saturating_sub(before) / 1024;
+    eprintln!("normal client p99 {p99:?}, keyway RSS +{grew_mb} MB");
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    // The budget (64 MB) plus a fixed margin for buffers in flight.
+    assert!(grew_mb < 64 + 48, "RSS grew {grew_mb} MB");
+    // A hostile client still gets its replies when it reads.
+    let mut h = hostile.pop().unwrap();
+    for _ in 0..64 {
+        let r = h.read_reply().unwrap();
+        assert_eq!(r.len(), (1 << 20) + 12);
+    }
+    drop(hostile);
+
+    // Past the hard limit a client is closed, as Redis closes one over its
+    // client-output-buffer-limit, and counted.
+    let k = Keyway::over(&[&a], "client_output_hard_limit = \"3mb\"\n");
+    let mut c = k.client();
+    let keys: Vec<&[u8]> = std::iter::once(&b"MGET"[..])
+        .chain(std::iter::repeat_n(&b"big"[..], 4))
+        .collect();
+    c.send_raw(&encode(&keys));
+    assert!(c.closed(), "a reply past the hard limit was sent");
+    assert_eq!(metric(&k, "keyway_client_output_limit_closed_total"), 1);
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["GET", "small"]), "$1\r\nx\r\n");
+}

@@ -11,7 +11,7 @@ use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
-use crate::session::{self, CoreContext};
+use crate::session::{self, CoreContext, OutputLimits};
 use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
@@ -164,6 +164,12 @@ pub fn run(spec: CoreSpec) {
                 unauthenticated: false,
             },
             max_pending: cfg.max_pending_per_client,
+            output: OutputLimits {
+                soft: cfg.client_output_soft_limit,
+                hard: cfg.client_output_hard_limit,
+                budget: (cfg.max_output_memory / cores.max(1)).max(1),
+                held: Cell::new(0),
+            },
             upstreams: upstreams.clone(),
             stats: stats.clone(),
             topo: topo.clone(),

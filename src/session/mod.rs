@@ -22,7 +22,7 @@ use crate::stats::{CoreStats, ErrorKind, Group};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use replies::Replies;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,11 +35,27 @@ pub struct CoreContext {
     pub upstreams: Rc<Upstreams>,
     pub limits: Limits,
     pub max_pending: usize,
+    /// Replies bounded in bytes (issue 12): per client, and for the core.
+    pub output: OutputLimits,
     pub stats: Rc<CoreStats>,
     /// The backends' version HELLO and INFO report.
     pub backend_version: Rc<info::BackendVersion>,
     /// This core's clients (CLIENT LIST/KILL) and every core's inbox.
     pub clients: Rc<clients::Registry>,
+}
+
+/// How many reply bytes clients may make keyway hold.
+pub struct OutputLimits {
+    /// A client whose replies (buffered, or expected for the requests in
+    /// flight) reach this stops being read until they are sent.
+    pub soft: usize,
+    /// A client whose buffered replies would pass this is closed (0: never).
+    pub hard: usize,
+    /// This core's share of `max_output_memory`: past it, every client is
+    /// read one request at a time, so heavy non-readers cannot add more.
+    pub budget: usize,
+    /// Reply bytes of this core's clients waiting to be sent.
+    pub held: Cell<usize>,
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,
@@ -201,7 +217,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
         reply_mode_set: false,
         close: false,
         authenticated: ctx.topo.config.password.is_none(),
-        replies: Replies::new(),
+        replies: Replies::with_hard_limit(ctx.output.hard),
         keys: Vec::new(),
         targets: Vec::new(),
         rng: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
@@ -236,12 +252,22 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
             if !stayed {
                 break 'session;
             }
-            client.replies.borrow_mut().take_output(&mut out);
-            let len = out.len() as u64;
-            if stream.send(&mut out).await.is_err() {
+            if client.replies.borrow().overflowed() {
+                // Past client_output_hard_limit: closed, as Redis closes
+                // a client over its client-output-buffer-limit.
+                CoreStats::add(&ctx.stats.output_limit_closed, 1);
                 break 'session;
             }
-            CoreStats::add(&ctx.stats.bytes_out, len);
+            client.replies.borrow_mut().take_output(&mut out);
+            let len = out.len();
+            let held = &ctx.output.held;
+            held.set(held.get() + len);
+            let sent = stream.send(&mut out).await;
+            held.set(held.get() - len);
+            if sent.is_err() {
+                break 'session;
+            }
+            CoreStats::add(&ctx.stats.bytes_out, len as u64);
             let took = crate::net::now().saturating_duration_since(read_at);
             ctx.stats.record_batch(&client.groups, took);
             client.groups = [0; 4];
@@ -363,9 +389,13 @@ impl Reader {
         let mut pos = 0;
         self.held_back = false;
         while bytes.len() - pos >= self.need && !client.close {
-            if client.replies.borrow().len() >= ctx.max_pending {
-                self.held_back = true;
-                break;
+            {
+                let r = client.replies.borrow();
+                let over_budget = ctx.output.held.get() >= ctx.output.budget && !r.is_empty();
+                if r.len() >= ctx.max_pending || r.window_full(ctx.output.soft) || over_budget {
+                    self.held_back = true;
+                    break;
+                }
             }
             // Until a client authenticates, Redis's tighter limits apply.
             self.scanner.set_limits(if client.authenticated {

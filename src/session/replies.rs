@@ -68,7 +68,20 @@ pub struct Replies {
     scratch: Vec<(usize, usize)>,
     /// Slots whose replies are dropped (CLIENT REPLY OFF/SKIP), in order.
     muted: Vec<usize>,
+    /// What a reply of this client is expected to take (bytes), learnt
+    /// from its batches; 0 until its first batch (see `window_full`).
+    estimate: usize,
+    /// Arena bytes past which replies are dropped and the client is to be
+    /// closed (`client_output_hard_limit`; 0: none).
+    hard_limit: usize,
+    overflowed: bool,
 }
+
+/// Requests of a client's first batch in flight at once, before its
+/// reply sizes are known: a client that pipelines a thousand GETs of 1 MB
+/// values must not pull a gigabyte through the shared upstream connection
+/// ahead of everyone else's requests.
+const FIRST_WINDOW: usize = 16;
 
 /// Where an upstream reply goes: a slot (and part) of one session's batch,
 /// or nowhere but the mirror counters for a mirrored copy.
@@ -122,7 +135,9 @@ impl Waiter {
                 part,
             } => replies
                 .borrow_mut()
-                .fill(slot as usize, part as usize, |a| a.extend_from_slice(reply)),
+                .fill(slot as usize, part as usize, reply.len(), |a| {
+                    a.extend_from_slice(reply)
+                }),
             Waiter::Mirror { stats, cluster } => {
                 if reply::is_error(reply) {
                     CoreStats::add(&stats.mirrors[cluster as usize].failed, 1);
@@ -142,7 +157,9 @@ impl Waiter {
                 part,
             } => replies
                 .borrow_mut()
-                .fill(slot as usize, part as usize, |a| write::error(a, msg)),
+                .fill(slot as usize, part as usize, msg.len() + 3, |a| {
+                    write::error(a, msg)
+                }),
             Waiter::Mirror { stats, cluster } => {
                 CoreStats::add(&stats.mirrors[cluster as usize].failed, 1)
             }
@@ -157,6 +174,13 @@ impl Replies {
         Rc::new(RefCell::new(Replies::default()))
     }
 
+    /// See `set_hard_limit`.
+    pub fn with_hard_limit(limit: usize) -> Rc<RefCell<Replies>> {
+        let r = Replies::new();
+        r.borrow_mut().hard_limit = limit;
+        r
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -167,6 +191,24 @@ impl Replies {
 
     pub fn outstanding(&self) -> usize {
         self.outstanding
+    }
+
+    /// A reply was dropped at the hard limit: the client must be closed.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Whether this batch's replies, by this client's usual reply size,
+    /// would take `window` bytes or more: the next request waits. The
+    /// first request of a batch always goes.
+    #[inline]
+    pub fn window_full(&self, window: usize) -> bool {
+        let n = self.slots.len();
+        n > 0
+            && match self.estimate {
+                0 => n >= FIRST_WINDOW,
+                e => n.saturating_mul(e) >= window,
+            }
     }
 
     pub fn set_waker(&mut self, waker: &Waker) {
@@ -214,9 +256,15 @@ impl Replies {
         self.slots.len() - 1
     }
 
-    fn fill(&mut self, slot: usize, part: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+    fn fill(&mut self, slot: usize, part: usize, len: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let start = self.arena.len();
-        encode(&mut self.arena);
+        if self.hard_limit > 0 && start + len > self.hard_limit {
+            // Past the hard limit the reply is dropped, not stored: the
+            // session closes the client (its slot stays empty).
+            self.overflowed = true;
+        } else {
+            encode(&mut self.arena);
+        }
         let end = self.arena.len();
         let done = match self.slots.get_mut(slot) {
             Some(s @ Slot::Waiting) => {
@@ -256,6 +304,16 @@ impl Replies {
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         debug_assert_eq!(self.outstanding, 0);
         out.clear();
+        // Learn the reply size: up at once, down by halves (one batch of
+        // small replies does not open the window to a burst of big ones).
+        if !self.slots.is_empty() {
+            let avg = (self.arena.len() / self.slots.len()).max(1);
+            self.estimate = if avg >= self.estimate {
+                avg
+            } else {
+                (self.estimate + avg) / 2
+            };
+        }
         if self.muted.is_empty() && self.in_arena_order() {
             std::mem::swap(out, &mut self.arena);
         } else {

@@ -127,6 +127,8 @@ pub struct CoreStats {
     pub refused_protected: Cell<u64>,
     pub idle_closed: Cell<u64>,
     pub accept_errors: Cell<u64>,
+    /// Clients closed past `client_output_hard_limit`.
+    pub output_limit_closed: Cell<u64>,
     /// Per cluster, as a mirror target.
     pub mirrors: Vec<MirrorStats>,
     /// Per cluster (redis_cluster ones count).
@@ -162,6 +164,7 @@ impl CoreStats {
             refused_protected: Cell::new(0),
             idle_closed: Cell::new(0),
             accept_errors: Cell::new(0),
+            output_limit_closed: Cell::new(0),
             mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
             redirects: (0..clusters).map(|_| RedirectStats::default()).collect(),
             bytes_in: Cell::new(0),
@@ -241,6 +244,7 @@ impl CoreStats {
             refused_protected: self.refused_protected.get(),
             idle_closed: self.idle_closed.get(),
             accept_errors: self.accept_errors.get(),
+            output_limit_closed: self.output_limit_closed.get(),
             mirrors: self
                 .mirrors
                 .iter()
@@ -323,6 +327,7 @@ pub struct CoreSnapshot {
     pub refused_protected: u64,
     pub idle_closed: u64,
     pub accept_errors: u64,
+    pub output_limit_closed: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
     /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
@@ -359,6 +364,7 @@ impl CoreSnapshot {
             t.refused_protected += c.refused_protected;
             t.idle_closed += c.idle_closed;
             t.accept_errors += c.accept_errors;
+            t.output_limit_closed += c.output_limit_closed;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 for i in 0..3 {
                     a[i] += b[i];

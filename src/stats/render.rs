@@ -131,8 +131,8 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
     );
     let _ = write!(
         o,
-        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},",
-        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors
+        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},",
+        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors, c.output_limit_closed
     );
     let r = &c.ring;
     let _ = write!(
@@ -394,6 +394,14 @@ pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> S
         "counter",
         "Accept calls that failed (out of file descriptors, mostly).",
         |c| c.accept_errors,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_output_limit_closed_total",
+        "counter",
+        "Clients closed because their buffered replies passed client_output_hard_limit.",
+        |c| c.output_limit_closed,
     );
     family(
         &mut o,
