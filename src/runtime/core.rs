@@ -46,6 +46,9 @@ const IO_MEMORY: usize = 512 * 1024;
 /// How often idle clients are looked for (`client_idle_timeout` counts
 /// whole seconds, as Redis's `timeout` does).
 const IDLE_SWEEP: Duration = Duration::from_secs(1);
+/// Sessions that end before a core hands freed memory back (see
+/// `memory::return_freed_memory`): rare enough to cost nothing measurable.
+const TRIM_AFTER_SESSIONS: u64 = 1000;
 
 pub struct CoreSpec {
     pub index: usize,
@@ -380,6 +383,7 @@ async fn control_loop(
     stopping: Rc<Cell<bool>>,
 ) {
     let mut next_idle_sweep = Instant::now();
+    let mut ended_at_trim = 0u64;
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
@@ -411,6 +415,13 @@ async fn control_loop(
                     let closed = clients.close_idle();
                     CoreStats::add(&stats.idle_closed, closed);
                     next_idle_sweep = Instant::now() + IDLE_SWEEP;
+                    // Sessions that ended left their memory with the
+                    // allocator; after many, give it back to the system.
+                    let ended = stats.accepted.get() - stats.connections.get();
+                    if ended >= ended_at_trim + TRIM_AFTER_SESSIONS {
+                        ended_at_trim = ended;
+                        super::memory::return_freed_memory();
+                    }
                 }
                 crate::net::sleep(CONTROL_POLL).await
             }

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod control;
 pub mod core;
+pub mod memory;
 
 pub use control::Cores;
 

@@ -80,6 +80,7 @@ pub fn scratch_dir(name: &str) -> ScratchDir {
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
     _dir: ScratchDir,
 }
 
@@ -110,26 +111,11 @@ impl Redis {
         // Its own directory: a replica writes the RDB it receives to
         // dump.rdb, and any redis-server started where one lies loads it.
         let dir = scratch_dir("redis");
-        let child = Command::new("redis-server")
-            .current_dir(&dir.0)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        let child = Redis::spawn(&dir, port, extra);
         let r = Redis {
             port,
             child: Some(child),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             _dir: dir,
         };
         if !wait_for_port(port, Duration::from_secs(10)) {
@@ -151,6 +137,39 @@ impl Redis {
             return Err(format!("port {port} is served by another process"));
         }
         Ok(r)
+    }
+
+    /// Starts the server again after `kill`, on its port and in its
+    /// directory (so it loads what it persisted).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a killed server only");
+        let extra: Vec<&str> = self.extra.iter().map(|s| s.as_str()).collect();
+        self.child = Some(Redis::spawn(&self._dir, self.port, &extra));
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "redis-server on {} did not restart",
+            self.port
+        );
+    }
+
+    fn spawn(dir: &ScratchDir, port: u16, extra: &[&str]) -> Child {
+        Command::new("redis-server")
+            .current_dir(&dir.0)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)")
     }
 
     pub fn addr(&self) -> String {
