@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one writer learnt: keys acknowledged (+OK), keys sent but never
@@ -130,25 +130,21 @@ fn chaos_loses_no_acknowledged_write_and_runs_nothing_unanswered() {
     let writers: Vec<_> = (0..4)
         .map(|w| std::thread::spawn(move || writer(port, w)))
         .collect();
-    let peak = Arc::new(Mutex::new(0u64));
-
-    let mut rss_check = |peak: &Mutex<u64>| {
-        let grew = rss_kb(k.pid()).saturating_sub(rss_before);
-        let mut p = peak.lock().unwrap();
-        *p = (*p).max(grew);
-    };
+    let pid = k.pid();
+    let mut peak_kb = 0u64;
+    let mut rss_check = || peak_kb = peak_kb.max(rss_kb(pid).saturating_sub(rss_before));
     std::thread::sleep(Duration::from_millis(1000));
-    rss_check(&peak);
+    rss_check();
     a.kill();
     std::thread::sleep(Duration::from_millis(700));
-    rss_check(&peak);
+    rss_check();
     a.restart();
     std::thread::sleep(Duration::from_millis(700));
     let _ = std::process::Command::new("kill")
-        .args(["-HUP", &k.pid().to_string()])
+        .args(["-HUP", &pid.to_string()])
         .status();
     std::thread::sleep(Duration::from_millis(700));
-    rss_check(&peak);
+    rss_check();
     drain.store(true, Ordering::Relaxed);
     let code = k.stop();
     stop.store(true, Ordering::Relaxed);
@@ -162,7 +158,7 @@ fn chaos_loses_no_acknowledged_write_and_runs_nothing_unanswered() {
     let acked: usize = ledgers.iter().map(|l| l.acked.len()).sum();
     let errors: usize = ledgers.iter().map(|l| l.errors).sum();
     let unanswered: usize = ledgers.iter().map(|l| l.unanswered.len()).sum();
-    let peak_mb = *peak.lock().unwrap() / 1024;
+    let peak_mb = peak_kb / 1024;
     eprintln!(
         "chaos: {acked} writes acknowledged, {errors} refused (backend down), {unanswered} unanswered at the drain; /ready slowest {slowest:?}; RSS peak +{peak_mb} MB"
     );
