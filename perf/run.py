@@ -246,10 +246,13 @@ def main():
     kw_port = free_port()
     endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
     cores = f"[{proxy_cpu}]" if a.mode == "one" else '"all"'
+    # max_clients above the idle-connection count (its default is 10,000);
+    # left out for a baseline build, which may not know the key.
+    max_clients = f"max_clients = {a.idle + 2000}\n"
     (tmp / "keyway.toml").write_text(f"""[proxy]
 listen = "127.0.0.1:{kw_port}"
 cores = {cores}
-[[clusters]]
+{max_clients}[[clusters]]
 name = "main"
 lb_policy = "ring_hash"
 endpoints = [{endpoints}]
@@ -269,6 +272,7 @@ latency_dir = "{tmp}/latency"
         base_port = free_port()
         (tmp / "keyway-before.toml").write_text(
             (tmp / "keyway.toml").read_text().replace(f":{kw_port}\"", f":{base_port}\"")
+            .replace(max_clients, "")
             .replace("latency\"", "latency-before\""))
         base = start([a.baseline, "--config", str(tmp / "keyway-before.toml")],
                      stderr=open(tmp / "keyway-before.log", "w"))
