@@ -454,8 +454,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// A size in bytes: a number with an optional unit (b, kb, mb, gb; 1024
-/// based, case-insensitive, as Redis reads "64mb").
+/// A size in bytes: a number with an optional unit, case-insensitive, as
+/// Redis reads them: k, m, g are powers of 1000, kb, mb, gb of 1024.
 pub fn parse_size(s: &str) -> Option<usize> {
     let s = s.trim().to_ascii_lowercase();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -463,9 +463,12 @@ pub fn parse_size(s: &str) -> Option<usize> {
     let n: usize = num.parse().ok()?;
     let mult: usize = match unit.trim() {
         "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
         _ => return None,
     };
     n.checked_mul(mult)
@@ -671,18 +674,23 @@ impl Config {
             }),
         }
         };
-        let client_output_soft_limit = size(
+        // "0" is no limit, as in Redis.
+        let unlimited = |n: usize| if n == 0 { usize::MAX } else { n };
+        let client_output_soft_limit = unlimited(size(
             &p.client_output_soft_limit,
             "proxy.client_output_soft_limit",
             8 << 20,
-        )?
-        .max(1);
+        )?);
         let client_output_hard_limit = size(
             &p.client_output_hard_limit,
             "proxy.client_output_hard_limit",
             0,
         )?;
-        let max_output_memory = size(&p.max_output_memory, "proxy.max_output_memory", 1 << 30)?;
+        let max_output_memory = unlimited(size(
+            &p.max_output_memory,
+            "proxy.max_output_memory",
+            1 << 30,
+        )?);
         let max_pending_per_client = positive(
             &ctx,
             &p.max_pending_per_client,
@@ -1177,7 +1185,9 @@ mod tests {
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("64kb"), Some(64 << 10));
         assert_eq!(parse_size("8MB"), Some(8 << 20));
-        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("1gb"), Some(1 << 30));
+        assert_eq!(parse_size("1g"), Some(1_000_000_000));
+        assert_eq!(parse_size("2k"), Some(2000));
         assert_eq!(parse_size("1.5mb"), None);
         assert_eq!(parse_size("mb"), None);
         assert_eq!(parse_size("-1"), None);

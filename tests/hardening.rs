@@ -59,17 +59,29 @@ fn over_max_clients_new_clients_get_an_error_and_are_closed() {
 fn idle_clients_are_closed_but_subscribers_and_busy_clients_stay() {
     let a = Redis::start();
     let k = Keyway::over(&[&a], "client_idle_timeout = \"1s\"\n");
+    let mut setup = k.client();
+    assert_eq!(setup.cmd(&["SET", "big", &"v".repeat(1 << 20)]), "+OK\r\n");
     let mut idle = k.client();
     assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    // Found in review: a client that stopped reading its replies sat in a
+    // send forever, never closed, counted again at every sweep.
+    let mut stuck = k.client();
+    stuck.send_raw(&encode(&[b"GET", b"big"]).repeat(64));
     let mut sub = k.client();
     sub.send(&["SUBSCRIBE", "news"]);
     assert!(sub.read_reply().is_some());
+    // Found in review: a worker blocked longer than the timeout was closed
+    // right after its BLPOP returned (its last activity was the BLPOP).
+    let mut worker = k.client();
+    worker.send(&["BLPOP", "jobs", "3"]);
     let mut busy = k.client();
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(3500) {
         assert_eq!(busy.cmd(&["PING"]), "+PONG\r\n");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(worker.read_reply().unwrap(), b"*-1\r\n");
+    assert_eq!(worker.cmd(&["PING"]), "+PONG\r\n");
     // Read with a short timeout: the idle one is gone, the others are not.
     assert!(idle.closed(), "an idle client outlived client_idle_timeout");
     sub.stream
@@ -81,7 +93,10 @@ fn idle_clients_are_closed_but_subscribers_and_busy_clients_stay() {
         matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "a subscriber was closed: {r:?}"
     );
-    assert_eq!(metric(&k, "keyway_client_idle_closed_total"), 1);
+    // setup, idle and stuck closed (each counted once); sub, worker, busy stay.
+    assert_eq!(metric(&k, "keyway_client_idle_closed_total"), 3);
+    assert_eq!(metric(&k, "keyway_client_connections"), 3);
+    drop(stuck);
 }
 
 /// The timer state (`tr` of /proc/net/tcp) of established IPv4 sockets
@@ -99,6 +114,19 @@ fn timers(port: u16, local: bool) -> Vec<u8> {
         .collect()
 }
 
+/// `timers` once they all read `want` (a retransmit timer, 1, may show
+/// until the last ACK lands), or as they are after 3 s.
+fn settled(port: u16, local: bool, want: u8) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let t = timers(port, local);
+        if (!t.is_empty() && t.iter().all(|&x| x == want)) || Instant::now() > deadline {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn client_and_upstream_sockets_have_keepalive() {
     let a = Redis::start();
@@ -107,8 +135,8 @@ fn client_and_upstream_sockets_have_keepalive() {
     assert_eq!(c.cmd(&["SET", "ka", "1"]), "+OK\r\n");
     // keyway's end of the client connection, and its upstream connection
     // (remote port = the backend's; redis-server itself sets none here).
-    assert_eq!(timers(k.port, true), vec![2], "client side");
-    let up = timers(a.port, false);
+    assert_eq!(settled(k.port, true, 2), vec![2], "client side");
+    let up = settled(a.port, false, 2);
     assert!(
         !up.is_empty() && up.iter().all(|&t| t == 2),
         "upstream side: {up:?}"
@@ -118,7 +146,11 @@ fn client_and_upstream_sockets_have_keepalive() {
     let off = Keyway::over(&[&b], "tcp_keepalive = \"0\"\n");
     let mut c = off.client();
     assert_eq!(c.cmd(&["SET", "ka", "1"]), "+OK\r\n");
-    assert_eq!(timers(off.port, true), vec![0], "tcp_keepalive = 0 is off");
+    assert_eq!(
+        settled(off.port, true, 0),
+        vec![0],
+        "tcp_keepalive = 0 is off"
+    );
 }
 
 /// An address of this host that is not loopback, if it has one.
@@ -209,16 +241,21 @@ fn out_of_descriptors_is_said_plainly_and_logged_once() {
 
     // Each client in BLPOP holds a connection of its own upstream, two
     // descriptors per client, until accept fails.
+    // A PING unanswered for 2 s: accept has run out (not a slow host).
     let connect = || {
         let c = Client::from_stream(TcpStream::connect(("127.0.0.1", k.port)).unwrap());
         c.stream
-            .set_read_timeout(Some(Duration::from_millis(500)))
+            .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
         c
     };
     let pong = |c: &mut Client| {
         c.send(&["PING"]);
-        matches!(c.try_read_reply(), Ok(Some(r)) if r == b"+PONG\r\n")
+        let answered = matches!(c.try_read_reply(), Ok(Some(r)) if r == b"+PONG\r\n");
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        answered
     };
     let mut blocked = Vec::new();
     let mut said = None;

@@ -88,6 +88,17 @@ impl ClientHandle {
         self.fd
     }
 
+    /// Ends the connection both ways: a send the peer never reads fails,
+    /// the next wait for bytes ends. The descriptor stays the socket's.
+    pub fn shut_down(&self) {
+        // SAFETY: shutdown on a descriptor this handle's socket owns; the
+        // registry drops handles before their sockets close.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+        self.interrupt();
+    }
+
     /// The session's next wait for bytes ends as at the peer's close
     /// (nothing is done to the socket: bytes still arriving stay readable).
     pub fn interrupt(&self) {
@@ -323,6 +334,20 @@ impl Socket {
         ClientHandle {
             fd: self.fd,
             rx: Rc::downgrade(&self.rx),
+        }
+    }
+
+    /// Writes `bytes` only if the kernel takes them at once (no waiting,
+    /// no SIGPIPE): a last word before closing.
+    pub fn send_now(&self, bytes: &[u8]) {
+        // SAFETY: a non-blocking send from a valid slice on our descriptor.
+        unsafe {
+            libc::send(
+                self.fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            );
         }
     }
 

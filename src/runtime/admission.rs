@@ -134,6 +134,9 @@ pub const PROTECTED_MODE: &[u8] = b"-DENIED keyway is running in protected mode:
 
 /// How long a refused client may take to read its error before the close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// Refused clients a core lets linger at once; past it (a flood) the
+/// error is written if the socket takes it at once, and the socket closed.
+pub const MAX_LINGERING_REFUSALS: usize = 64;
 
 /// Tells a refused client why, then closes: the error is sent, the write
 /// side shut, and what the client sent meanwhile is read and dropped, so

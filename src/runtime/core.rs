@@ -4,7 +4,7 @@
 
 use super::admission::{
     protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_CLIENTS_REACHED,
-    PROTECTED_MODE,
+    MAX_LINGERING_REFUSALS, PROTECTED_MODE,
 };
 use crate::cluster::slots::SlotMap;
 use crate::net::notify::{race, Either, Notify};
@@ -49,6 +49,8 @@ const IDLE_SWEEP: Duration = Duration::from_secs(1);
 /// Sessions that end before a core hands freed memory back (see
 /// `memory::return_freed_memory`): rare enough to cost nothing measurable.
 const TRIM_AFTER_SESSIONS: u64 = 1000;
+/// ... and at most this often, however fast connections churn.
+const TRIM_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
 pub struct CoreSpec {
     pub index: usize,
@@ -192,6 +194,7 @@ pub fn run(spec: CoreSpec) {
             protected: cfg.protected_mode && cfg.password.is_none(),
             keepalive: cfg.tcp_keepalive,
             accept_errors: AcceptErrors::default(),
+            lingering: Rc::new(Cell::new(0)),
         });
         let mut stops = Vec::new();
         let mut loops = Vec::new();
@@ -241,6 +244,8 @@ struct Accept {
     protected: bool,
     keepalive: Duration,
     accept_errors: AcceptErrors,
+    /// Refused clients still being told why (see `refuse`).
+    lingering: Rc<Cell<usize>>,
 }
 
 /// Accept failures (out of descriptors, mostly) are logged once, then as
@@ -286,6 +291,25 @@ impl AcceptErrors {
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Accept {
+    /// Tells a refused client why and closes it. A TLS client is closed
+    /// without a word (plain text inside its handshake would be noise).
+    fn refuse(&self, stream: Socket, tls: bool, why: &'static [u8]) {
+        if tls {
+            return;
+        }
+        if self.lingering.get() >= MAX_LINGERING_REFUSALS {
+            stream.send_now(why);
+            return;
+        }
+        self.lingering.set(self.lingering.get() + 1);
+        let lingering = self.lingering.clone();
+        crate::net::spawn(async move {
+            refuse(stream, why).await;
+            lingering.set(lingering.get() - 1);
+        })
+        .detach();
+    }
+
     async fn run(self: Rc<Self>, listener: Listener, tls: Option<TlsAcceptor>, stop: Rc<Notify>) {
         while !self.stopping.get() {
             match race(listener.accept(), stop.wait()).await {
@@ -298,12 +322,12 @@ impl Accept {
                     }
                     if self.protected && !protected_mode_admits(stream.peer_addr()) {
                         CoreStats::add(&self.stats.refused_protected, 1);
-                        crate::net::spawn(refuse(stream, PROTECTED_MODE)).detach();
+                        self.refuse(stream, tls.is_some(), PROTECTED_MODE);
                         continue;
                     }
                     let Some(seat) = self.seats.take() else {
                         CoreStats::add(&self.stats.refused_max_clients, 1);
-                        crate::net::spawn(refuse(stream, MAX_CLIENTS_REACHED)).detach();
+                        self.refuse(stream, tls.is_some(), MAX_CLIENTS_REACHED);
                         continue;
                     };
                     stream.set_keepalive(self.keepalive);
@@ -384,6 +408,7 @@ async fn control_loop(
 ) {
     let mut next_idle_sweep = Instant::now();
     let mut ended_at_trim = 0u64;
+    let mut next_trim = Instant::now();
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
@@ -418,8 +443,10 @@ async fn control_loop(
                     // Sessions that ended left their memory with the
                     // allocator; after many, give it back to the system.
                     let ended = stats.accepted.get() - stats.connections.get();
-                    if ended >= ended_at_trim + TRIM_AFTER_SESSIONS {
+                    let now = Instant::now();
+                    if ended >= ended_at_trim + TRIM_AFTER_SESSIONS && now >= next_trim {
                         ended_at_trim = ended;
+                        next_trim = now + TRIM_AT_MOST_EVERY;
                         super::memory::return_freed_memory();
                     }
                 }

@@ -27,6 +27,10 @@ pub struct Entry {
     pub db: Cell<u16>,
     pub resp: Cell<Protocol>,
     pub blocked: Cell<bool>,
+    /// Waiting for replies from upstream: not idle, however long it takes.
+    pub waiting: Cell<bool>,
+    /// Closed by the idle timeout, its session not yet gone.
+    closing: Cell<bool>,
     /// Commands queued in an open MULTI (`NO_MULTI`: none open).
     multi: Cell<u32>,
     /// Channel and pattern subscriptions (pub/sub mode when either is > 0).
@@ -67,7 +71,7 @@ impl Entry {
         self.socket.fd()
     }
 
-    /// The client sent something at `at`.
+    /// The client sent something, or took a reply, at `at`.
     #[inline]
     pub fn touch(&self, at: Instant) {
         self.active.set(seconds_since_start(at));
@@ -222,9 +226,12 @@ impl Registry {
         }
     }
 
-    /// Ends the sessions of clients that sent nothing for
-    /// `client_idle_timeout`, as Redis's `timeout` does: subscribers and
-    /// clients blocked in a command stay. Returns how many.
+    /// Closes clients that neither sent nor took anything for
+    /// `client_idle_timeout`, as Redis's `timeout` does: subscribers,
+    /// clients blocked in a command and clients waiting for a backend's
+    /// reply stay. A client that stopped reading its replies is idle too:
+    /// the socket is shut down, which ends a send that would never finish.
+    /// Returns how many.
     pub fn close_idle(&self) -> u64 {
         if self.idle_timeout.is_zero() {
             return 0;
@@ -235,8 +242,10 @@ impl Registry {
         for e in self.entries.borrow().iter() {
             let subscribed = e.subs.get() != (0, 0);
             // Whole seconds, strictly more than the limit (as Redis counts).
-            if !subscribed && !e.blocked.get() && now.saturating_sub(e.active.get()) > limit {
-                e.socket.interrupt();
+            let busy = e.blocked.get() || e.waiting.get() || e.closing.get();
+            if !subscribed && !busy && now.saturating_sub(e.active.get()) > limit {
+                e.closing.set(true);
+                e.socket.shut_down();
                 closed += 1;
             }
         }
@@ -258,6 +267,8 @@ impl Registry {
             db: Cell::new(0),
             resp: Cell::new(Protocol::Resp2),
             blocked: Cell::new(false),
+            waiting: Cell::new(false),
+            closing: Cell::new(false),
             multi: Cell::new(NO_MULTI),
             subs: Cell::new((0, 0)),
             cmd: Cell::new(None),

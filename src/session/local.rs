@@ -5,6 +5,7 @@ use super::clients::Named;
 use super::gather::Merge;
 use super::{Client, CoreContext};
 use crate::command::{Exec, KeySpec, Local, COMMANDS};
+use crate::config::PasswordDigest;
 use crate::resp::parse_int;
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
@@ -104,7 +105,7 @@ fn check_credentials(
         };
     };
     // Both are always checked, so the time taken does not say which failed.
-    let user_ok = user.unwrap_or(b"default") == want_user;
+    let user_ok = PasswordDigest::of(want_user).matches(user.unwrap_or(b"default"));
     let pass_ok = password.matches(pass);
     if user_ok && pass_ok {
         client.authenticated = true;

@@ -237,12 +237,14 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
             input.rescan(|bytes| reader.absorb(&ctx, &mut client, bytes));
         }
         if !client.replies.borrow().is_empty() {
+            client.me.entry.waiting.set(true);
             let stayed = if client.blocked.is_empty() {
                 wait_for_replies(&client.replies).await;
                 true
             } else {
                 Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await
             };
+            client.me.entry.waiting.set(false);
             if !client.blocked.is_empty() {
                 for conn in client.blocked.drain(..) {
                     conn.shut_down();
@@ -267,6 +269,8 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
             if sent.is_err() {
                 break 'session;
             }
+            // Taking replies is activity too (client_idle_timeout).
+            client.me.entry.touch(crate::net::now());
             CoreStats::add(&ctx.stats.bytes_out, len as u64);
             let took = crate::net::now().saturating_duration_since(read_at);
             ctx.stats.record_batch(&client.groups, took);
@@ -352,6 +356,10 @@ async fn pubsub_turn(
         // Replies to commands read in the same turn go first.
         if !client.replies.borrow().is_empty() {
             wait_for_replies(&client.replies).await;
+            if client.replies.borrow().overflowed() {
+                CoreStats::add(&ctx.stats.output_limit_closed, 1);
+                return None;
+            }
             let mut out = Vec::new();
             client.replies.borrow_mut().take_output(&mut out);
             stream.send(&mut out).await.ok()?;

@@ -68,9 +68,15 @@ pub struct Replies {
     scratch: Vec<(usize, usize)>,
     /// Slots whose replies are dropped (CLIENT REPLY OFF/SKIP), in order.
     muted: Vec<usize>,
-    /// What a reply of this client is expected to take (bytes), learnt
-    /// from its batches; 0 until its first batch (see `window_full`).
+    /// What a reply of this client may take (bytes): the largest of its
+    /// recent replies, decaying slowly; 0 until its first batch.
     estimate: usize,
+    /// The largest reply of the current batch.
+    batch_max: usize,
+    /// Requests in the previous batch: a batch may be at most twice as
+    /// long (slow start), so a few small replies cannot open the window
+    /// to a thousand big ones.
+    last_batch: usize,
     /// Arena bytes past which replies are dropped and the client is to be
     /// closed (`client_output_hard_limit`; 0: none).
     hard_limit: usize,
@@ -198,17 +204,16 @@ impl Replies {
         self.overflowed
     }
 
-    /// Whether this batch's replies, by this client's usual reply size,
-    /// would take `window` bytes or more: the next request waits. The
-    /// first request of a batch always goes.
+    /// Whether this batch is as long as this client may have in flight:
+    /// twice its previous batch (at least FIRST_WINDOW), and no more
+    /// requests than `window` bytes of its largest recent reply. The first
+    /// request of a batch always goes.
     #[inline]
     pub fn window_full(&self, window: usize) -> bool {
         let n = self.slots.len();
         n > 0
-            && match self.estimate {
-                0 => n >= FIRST_WINDOW,
-                e => n.saturating_mul(e) >= window,
-            }
+            && (n >= FIRST_WINDOW.max(self.last_batch.saturating_mul(2))
+                || n.saturating_mul(self.estimate) >= window)
     }
 
     pub fn set_waker(&mut self, waker: &Waker) {
@@ -258,6 +263,7 @@ impl Replies {
 
     fn fill(&mut self, slot: usize, part: usize, len: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let start = self.arena.len();
+        self.batch_max = self.batch_max.max(len);
         if self.hard_limit > 0 && start + len > self.hard_limit {
             // Past the hard limit the reply is dropped, not stored: the
             // session closes the client (its slot stays empty).
@@ -304,15 +310,16 @@ impl Replies {
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         debug_assert_eq!(self.outstanding, 0);
         out.clear();
-        // Learn the reply size: up at once, down by halves (one batch of
-        // small replies does not open the window to a burst of big ones).
+        // Learn the reply size: up at once to the batch's largest, down by
+        // an eighth per batch (small replies reopen the window slowly).
         if !self.slots.is_empty() {
-            let avg = (self.arena.len() / self.slots.len()).max(1);
-            self.estimate = if avg >= self.estimate {
-                avg
+            let biggest = std::mem::take(&mut self.batch_max).max(1);
+            self.estimate = if biggest >= self.estimate {
+                biggest
             } else {
-                (self.estimate + avg) / 2
+                (self.estimate - self.estimate / 8).max(biggest)
             };
+            self.last_batch = self.slots.len();
         }
         if self.muted.is_empty() && self.in_arena_order() {
             std::mem::swap(out, &mut self.arena);
@@ -426,6 +433,43 @@ impl Replies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dispatches requests until the window is full; each reply `size`
+    /// bytes. Returns how many went out.
+    fn batch(r: &Rc<RefCell<Replies>>, window: usize, size: usize) -> usize {
+        let mut slots = Vec::new();
+        while !r.borrow().window_full(window) && slots.len() < 10_000 {
+            slots.push(r.borrow_mut().push_waiting());
+        }
+        let reply = vec![b'x'; size];
+        for s in &slots {
+            Waiter::new(r, *s, 0).complete(&reply);
+        }
+        r.borrow_mut().take_output(&mut Vec::new());
+        slots.len()
+    }
+
+    #[test]
+    fn requests_in_flight_follow_the_reply_size() {
+        const MB: usize = 1 << 20;
+        let r = Replies::new();
+        // Unknown client: 16 at first, then twice the last batch.
+        assert_eq!(batch(&r, 8 * MB, 10), 16);
+        assert_eq!(batch(&r, 8 * MB, 10), 32);
+        assert_eq!(batch(&r, 8 * MB, 10), 64);
+        // Big replies: the window counts them.
+        assert_eq!(batch(&r, 8 * MB, MB), 128);
+        assert_eq!(batch(&r, 8 * MB, MB), 8);
+        // Found in review: one small reply set the estimate to 7 bytes and
+        // the next batch could be a thousand GETs of 1 MB. Now the largest
+        // recent reply counts, and a batch at most doubles.
+        let r = Replies::new();
+        assert_eq!(batch(&r, 8 * MB, 7), 16);
+        assert_eq!(batch(&r, 8 * MB, 7), 32);
+        assert_eq!(batch(&r, 8 * MB, MB), 64);
+        assert_eq!(batch(&r, 8 * MB, 7), 8);
+        assert_eq!(batch(&r, 8 * MB, 7), 10);
+    }
 
     #[test]
     fn out_of_order_replies_are_written_in_request_order() {
