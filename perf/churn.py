@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory kept after connection churn (issue 12 item 9).
 
-    perf/churn.py BIN [--preload LIB] [--rounds 3] [--conns 10000] [--idle-wait 3]
+    perf/churn.py BIN [--preload LIB] [--rounds 3] [--conns 10000] [--idle-wait 12]
 
 Starts two redis-servers and BIN (keyway, one core on CPU 1), then runs
 rounds of N client connections (each a SET of 1 KB and a GET, all open at
@@ -16,7 +16,7 @@ ap.add_argument("bin")
 ap.add_argument("--preload", default="")
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--conns", type=int, default=10000)
-ap.add_argument("--idle-wait", type=float, default=3.0)
+ap.add_argument("--idle-wait", type=float, default=12.0)
 a = ap.parse_args()
 
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
