@@ -622,15 +622,16 @@ impl Config {
             "proxy.drain_timeout",
             Duration::from_secs(30),
         )?;
-        let spin_before_park = match &p.spin_before_park {
-            Some(s) if s.get_ref().trim() == "0" => Duration::ZERO,
-            other => duration(&ctx, other, "proxy.spin_before_park", Duration::ZERO)?,
-        };
-        // "0" turns these off, as in Redis.
+        // "0" turns these off (as in Redis for keepalive and timeout).
         let off_or = |v: &Option<Spanned<String>>, key: &str, default: Duration| match v {
             Some(s) if s.get_ref().trim() == "0" => Ok(Duration::ZERO),
             other => duration(&ctx, other, key, default),
         };
+        let spin_before_park = off_or(
+            &p.spin_before_park,
+            "proxy.spin_before_park",
+            Duration::ZERO,
+        )?;
         let tcp_keepalive = off_or(
             &p.tcp_keepalive,
             "proxy.tcp_keepalive",

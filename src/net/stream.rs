@@ -81,4 +81,14 @@ impl Stream {
             }
         }
     }
+
+    /// Ends the connection after everything was sent: half-closes it (`fd`
+    /// is its socket) and reads and drops what the peer still sends until
+    /// it closes or `linger` passes. Closing with unread input would reset
+    /// the connection, which can destroy what the peer has not read yet.
+    pub async fn linger_close(&self, fd: i32, linger: std::time::Duration) {
+        super::shutdown_write(fd);
+        let discard = async { while let Ok(true) = self.recv(|_| {}).await {} };
+        super::notify::race(std::pin::pin!(discard), super::sleep(linger)).await;
+    }
 }

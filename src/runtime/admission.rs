@@ -1,7 +1,7 @@
 //! Who may connect: the connection rate limit (per core), `max_clients`
 //! (process-wide), protected mode, and how a refused client is told.
 
-use crate::net::Socket;
+use crate::net::{Socket, Stream};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -138,18 +138,15 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// error is written if the socket takes it at once, and the socket closed.
 pub const MAX_LINGERING_REFUSALS: usize = 64;
 
-/// Tells a refused client why, then closes: the error is sent, the write
-/// side shut, and what the client sent meanwhile is read and dropped, so
-/// the close does not reset the connection before the client read it.
+/// Tells a refused client why, then closes without a reset (see
+/// `Stream::linger_close`).
 pub async fn refuse(socket: Socket, why: &'static [u8]) {
+    let fd = socket.handle().fd();
+    let stream = Stream::Plain(socket);
     let mut out = why.to_vec();
-    if socket.send(&mut out).await.is_err() {
-        return;
+    if stream.send(&mut out).await.is_ok() {
+        stream.linger_close(fd, REFUSAL_LINGER).await;
     }
-    socket.shutdown_write();
-    let linger = crate::net::sleep(REFUSAL_LINGER);
-    let discard = async { while let Ok(true) = socket.recv(|_| {}).await {} };
-    crate::net::notify::race(discard, linger).await;
 }
 
 #[cfg(test)]

@@ -193,9 +193,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// client reads them, then end-of-stream.
 async fn close_after_drain(stream: &Stream, ctx: &CoreContext, fd: i32) {
     CoreStats::add(&ctx.stats.drain_closed, 1);
-    crate::net::shutdown_write(fd);
-    let discard = async { while let Ok(true) = stream.recv(|_| {}).await {} };
-    let _ = race(std::pin::pin!(discard), crate::net::sleep(LINGER)).await;
+    stream.linger_close(fd, LINGER).await;
 }
 
 /// Serves one client connection, registered as `me` (how CLIENT LIST/KILL
