@@ -43,11 +43,17 @@ enum Cmd {
     },
 }
 
+/// Loads and validates the configuration; what an operator should know
+/// about it (exposure) is printed by every command that reads it.
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    let c = Config::load(path).map_err(|e| {
         eprintln!("keyway: {e}");
         ExitCode::FAILURE
-    })
+    })?;
+    for w in c.warnings() {
+        eprintln!("keyway: warning: {w}");
+    }
+    Ok(c)
 }
 
 fn main() -> ExitCode {
@@ -55,9 +61,6 @@ fn main() -> ExitCode {
     match (cli.command, cli.config) {
         (Some(Cmd::Check { config }), _) => match load(&config) {
             Ok(c) => {
-                for w in c.warnings() {
-                    eprintln!("keyway: warning: {w}");
-                }
                 let topo = Topology::build(c);
                 println!(
                     "{}: ok ({} cluster(s), {} endpoint(s))",
@@ -84,9 +87,6 @@ fn main() -> ExitCode {
         },
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {
-                for w in c.warnings() {
-                    eprintln!("keyway: warning: {w}");
-                }
                 let topo = Topology::build(c);
                 for key in keys {
                     let k = key.as_bytes();

@@ -55,9 +55,6 @@ pub fn run(config: Config) -> Result<(), String> {
         ring_mode.describe()
     );
     let signals = block_signals();
-    for w in config.warnings() {
-        eprintln!("keyway: warning: {w}");
-    }
     // Each core binds with SO_REUSEPORT, which would let this process
     // silently share a port another keyway (or anything) listens on.
     refuse_taken_port(config.listen)?;
