@@ -7,8 +7,8 @@
 
 use crate::cluster::discovery::Directory;
 use crate::runtime::control::Cores;
+use crate::runtime::reload::Reloader;
 use crate::stats::{latency, render};
-use crate::topology::Topology;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::net::{TcpListener, TcpStream};
@@ -59,11 +59,13 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/clusters\">/clusters</a>: clusters, endpoints and connection state (JSON)</li>\
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
+<li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
 <li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
 
 pub struct Admin {
-    pub topo: Arc<Topology>,
+    /// The configuration served, its generation, and reloads.
+    pub reloader: Arc<Reloader>,
     /// Every endpoint (discovered ones too) and each Redis Cluster's state.
     pub directory: Arc<Mutex<Directory>>,
     pub cores: Cores,
@@ -162,7 +164,7 @@ impl Admin {
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         // Only a POST changes anything (a dump writes files).
-        let writes = path == "/latency/dump";
+        let writes = path == "/latency/dump" || path == "/reload";
         if writes && method != "POST" {
             return ("405 Method Not Allowed", TEXT, "POST only\n".into());
         }
@@ -178,25 +180,44 @@ impl Admin {
             "/stats" => (
                 "200 OK",
                 JSON,
-                render::stats_json(&self.topo, &self.directory(), &self.cores.snapshots()),
+                render::stats_json(
+                    &self.reloader.topology(),
+                    &self.directory(),
+                    &self.cores.snapshots(),
+                    &self.reloader.status(),
+                ),
             ),
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                render::prometheus(&self.topo, &self.directory(), &self.cores.snapshots()),
+                render::prometheus(
+                    &self.reloader.topology(),
+                    &self.directory(),
+                    &self.cores.snapshots(),
+                    &self.reloader.status(),
+                ),
             ),
             "/clusters" => (
                 "200 OK",
                 JSON,
-                render::clusters_json(&self.topo, &self.directory(), &self.cores.snapshots()),
+                render::clusters_json(
+                    &self.reloader.topology(),
+                    &self.directory(),
+                    &self.cores.snapshots(),
+                ),
             ),
+            // The file keyway started with, read again (as SIGHUP does).
+            "/reload" => match self.reloader.reload("POST /reload") {
+                Ok(msg) => ("200 OK", TEXT, format!("{msg}\n")),
+                Err(msg) => ("422 Unprocessable Entity", TEXT, format!("{msg}\n")),
+            },
             "/latency" => (
                 "200 OK",
                 JSON,
                 render::latency_json(&self.cores.snapshots()),
             ),
             "/latency/dump" => {
-                let dir = &self.topo.config.dump_dir();
+                let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {
                     Ok(summary) => (
                         "200 OK",

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match keyway::runtime::run(c) {
+            match keyway::runtime::run(c, Some(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
                     eprintln!("keyway: {msg}");

@@ -14,7 +14,7 @@ use crate::resp::write;
 use crate::runtime::control::Cores;
 use crate::tls;
 use crate::topology::{EndpointInfo, Shard, Topology};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -44,6 +44,14 @@ pub struct Directory {
     pub clusters: Vec<ClusterStatus>,
 }
 
+/// A reloaded topology for the discovery thread to start: it answers on
+/// `done` with how many cores serve it.
+pub struct DiscoveryReload {
+    pub topo: Arc<Topology>,
+    pub generation: u64,
+    pub done: crossbeam_channel::Sender<usize>,
+}
+
 pub struct Discovery {
     topo: Arc<Topology>,
     dir: Arc<Mutex<Directory>>,
@@ -64,7 +72,13 @@ pub struct SlotRange {
 
 impl Discovery {
     pub fn new(topo: Arc<Topology>) -> Discovery {
-        let dir = Directory {
+        Self::sharing(topo, Arc::new(Mutex::new(Directory::default())))
+    }
+
+    /// Discovery for `topo` that publishes into `dir` (the admin endpoint's
+    /// copy survives reloads).
+    fn sharing(topo: Arc<Topology>, dir: Arc<Mutex<Directory>>) -> Discovery {
+        *lock(&dir) = Directory {
             endpoints: topo.endpoints.clone(),
             clusters: vec![ClusterStatus::default(); topo.clusters.len()],
         };
@@ -77,7 +91,7 @@ impl Discovery {
         Discovery {
             maps: vec![None; topo.clusters.len()],
             topo,
-            dir: Arc::new(Mutex::new(dir)),
+            dir,
             known,
         }
     }
@@ -102,45 +116,76 @@ impl Discovery {
         self.maps.clone()
     }
 
-    /// Runs refreshes on a thread of its own until `requests` closes.
-    pub fn spawn(mut self, cores: Cores, requests: Receiver<usize>) {
-        let spawned = std::thread::Builder::new()
+    /// Runs refreshes on a thread of its own until `requests` closes;
+    /// reloads come through `reloads` (slot maps and topology go to the
+    /// cores from this one thread, so a core never gets a map numbered for
+    /// a topology it does not have yet).
+    pub fn spawn(
+        mut self,
+        cores: Cores,
+        requests: Receiver<usize>,
+        reloads: Receiver<DiscoveryReload>,
+    ) -> std::io::Result<()> {
+        std::thread::Builder::new()
             .name("keyway-discovery".into())
-            .spawn(move || self.run(cores, requests));
-        if let Err(e) = spawned {
-            eprintln!("keyway: cannot start the cluster discovery thread: {e}");
-        }
+            .spawn(move || self.run(cores, requests, reloads))?;
+        Ok(())
     }
 
-    fn run(&mut self, cores: Cores, requests: Receiver<usize>) {
-        let clusters = self.cluster_mode();
-        if clusters.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let mut due: HashMap<usize, Instant> = clusters
-            .iter()
-            .map(|&c| (c, now + self.period(c)))
-            .collect();
-        let mut last: HashMap<usize, Instant> = clusters.iter().map(|&c| (c, now)).collect();
+    /// Starts generation `r.generation`: discovers its Redis Clusters,
+    /// hands the topology and maps to every core, and answers once each
+    /// core serves it.
+    fn reload(&mut self, cores: &Cores, r: DiscoveryReload) {
+        *self = Discovery::sharing(r.topo.clone(), self.dir.clone());
+        let slot_maps = self.initial();
+        let discovery_errors = self.errors();
+        let served = cores.reload(r.topo, r.generation, slot_maps, discovery_errors);
+        let _ = r.done.send(served);
+    }
+
+    fn run(&mut self, cores: Cores, requests: Receiver<usize>, reloads: Receiver<DiscoveryReload>) {
+        let mut due: HashMap<usize, Instant> = HashMap::new();
+        let mut last: HashMap<usize, Instant> = HashMap::new();
+        let schedule = |me: &Discovery,
+                        due: &mut HashMap<usize, Instant>,
+                        last: &mut HashMap<usize, Instant>| {
+            let now = Instant::now();
+            let clusters = me.cluster_mode();
+            *due = clusters.iter().map(|&c| (c, now + me.period(c))).collect();
+            *last = clusters.iter().map(|&c| (c, now)).collect();
+        };
+        schedule(self, &mut due, &mut last);
         loop {
+            let clusters = self.cluster_mode();
             let next = due
                 .values()
                 .min()
                 .copied()
-                .unwrap_or(now + Duration::from_secs(1));
-            match requests.recv_deadline(next) {
-                Ok(c) => {
-                    if let (Some(d), Some(l)) = (due.get_mut(&c), last.get(&c)) {
-                        *d = (*d).min((*l + MIN_INTERVAL).max(Instant::now()));
+                .unwrap_or(Instant::now() + Duration::from_secs(1));
+            let timeout = next.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(requests) -> c => match c {
+                    Ok(c) => {
+                        if let (Some(d), Some(l)) = (due.get_mut(&c), last.get(&c)) {
+                            *d = (*d).min((*l + MIN_INTERVAL).max(Instant::now()));
+                        }
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                    Err(_) => return,
+                },
+                recv(reloads) -> r => match r {
+                    Ok(r) => {
+                        self.reload(&cores, r);
+                        schedule(self, &mut due, &mut last);
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+                default(timeout) => {}
             }
             let now = Instant::now();
             for &c in &clusters {
-                if due[&c] > now {
+                let Some(&when) = due.get(&c) else { continue };
+                if when > now {
                     continue;
                 }
                 let before = self.last_error(c);

@@ -7,7 +7,6 @@
 
 use crate::resp::write::Protocol;
 use crate::session::replies::Waiter;
-use crate::stats::CoreStats;
 use crate::upstream::Upstreams;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -68,7 +67,6 @@ impl Redirect {
         }
         let up = self.upstreams.clone();
         let cluster = self.cluster as usize;
-        let counters = &up.stats().redirects[cluster];
         let now = Instant::now();
         let redirect = matches!(answer, Answer::Moved(..) | Answer::Ask(..));
         if now >= self.deadline || (redirect && self.hops >= MAX_REDIRECTS) {
@@ -79,7 +77,7 @@ impl Redirect {
         }
         match answer {
             Answer::Moved(slot, target) => {
-                CoreStats::add(&counters.moved, 1);
+                up.stats().redirect(cluster, |r| &r.moved);
                 up.ask_refresh(cluster);
                 match up.node(cluster, target) {
                     Some(endpoint) => {
@@ -91,7 +89,7 @@ impl Redirect {
                 }
             }
             Answer::Ask(target) => {
-                CoreStats::add(&counters.ask, 1);
+                up.stats().redirect(cluster, |r| &r.ask);
                 match up.node(cluster, target) {
                     Some(endpoint) => self.send_to(endpoint, true),
                     None => {
@@ -101,7 +99,7 @@ impl Redirect {
                 }
             }
             Answer::Retry => {
-                CoreStats::add(&counters.retried, 1);
+                up.stats().redirect(cluster, |r| &r.retried);
                 // Bounded by op_timeout alone: a CLUSTERDOWN may last a moment.
                 let pause = Duration::from_millis(10 << self.tries.min(4));
                 if now + pause >= self.deadline {

@@ -1,9 +1,10 @@
 //! The control side's handle on every core: their channels. Used by the
 //! control thread (signals, shutdown) and the admin endpoint.
 
-use super::core::CoreMsg;
+use super::core::{CoreMsg, Reload};
 use crate::cluster::slots::SlotMap;
 use crate::stats::CoreSnapshot;
+use crate::topology::Topology;
 use crossbeam_channel::{unbounded, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,36 @@ impl Cores {
         for s in &self.senders {
             let _ = s.send(CoreMsg::DiscoveryFailed(cluster, why.clone()));
         }
+    }
+
+    /// Generation `generation` for every core; returns how many serve it
+    /// (a core answers between two turns of its control loop).
+    pub fn reload(
+        &self,
+        topo: Arc<Topology>,
+        generation: u64,
+        slot_maps: Vec<Option<Arc<SlotMap>>>,
+        discovery_errors: Vec<Option<Arc<str>>>,
+    ) -> usize {
+        let (done, served) = unbounded();
+        let asked = self
+            .senders
+            .iter()
+            .filter(|s| {
+                let r = Reload {
+                    topo: topo.clone(),
+                    generation,
+                    slot_maps: slot_maps.clone(),
+                    discovery_errors: discovery_errors.clone(),
+                    done: done.clone(),
+                };
+                s.send(CoreMsg::Reload(Box::new(r))).is_ok()
+            })
+            .count();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        (0..asked)
+            .take_while(|_| served.recv_deadline(deadline).is_ok())
+            .count()
     }
 
     /// A snapshot from every core that answers within a second.

@@ -11,7 +11,7 @@ use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
-use crate::session::{self, CoreContext, OutputLimits};
+use crate::session::{self, CoreContext, Latest, OutputLimits};
 use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
@@ -35,6 +35,20 @@ pub enum CoreMsg {
     SlotMap(Arc<SlotMap>),
     /// Why a redis_cluster cluster without a slot map still has none.
     DiscoveryFailed(usize, Arc<str>),
+    /// A reloaded configuration: swap to it between requests.
+    Reload(Box<Reload>),
+}
+
+/// A new configuration generation for a core, with what discovery found
+/// for it (its endpoint numbers are the new topology's).
+#[derive(Debug)]
+pub struct Reload {
+    pub topo: Arc<Topology>,
+    pub generation: u64,
+    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
+    pub discovery_errors: Vec<Option<Arc<str>>>,
+    /// Told the core's index once it serves the new generation.
+    pub done: Sender<usize>,
 }
 
 /// How often a core looks at its control channel. Control traffic is rare
@@ -161,38 +175,28 @@ pub fn run(spec: CoreSpec) {
             client_asks,
             cfg.client_idle_timeout,
         ));
-        let ctx = Rc::new(CoreContext {
-            limits: Limits {
-                max_bulk_len: cfg.max_bulk_len,
-                max_multibulk_len: cfg.max_multibulk_len,
-                max_inline_len: 64 * 1024,
-                unauthenticated: false,
-            },
-            max_pending: cfg.max_pending_per_client,
-            output: OutputLimits {
-                soft: cfg.client_output_soft_limit,
-                hard: cfg.client_output_hard_limit,
-                budget: (cfg.max_output_memory / cores.max(1)).max(1),
-                held: Cell::new(0),
-            },
-            upstreams: upstreams.clone(),
+        let latest = Rc::new(Latest::default());
+        let kept = Kept {
             stats: stats.clone(),
-            topo: topo.clone(),
             backend_version: Default::default(),
             clients: clients.clone(),
-        });
-        let drain_timeout = cfg.drain_timeout;
+            held: Rc::new(Cell::new(0)),
+            latest: latest.clone(),
+        };
+        latest.set(Rc::new(context(&topo, 1, upstreams, cores, kept)));
         let stopping = Rc::new(Cell::new(false));
         let accept = Rc::new(Accept {
             index,
-            ctx,
+            latest: latest.clone(),
             stats: stats.clone(),
             admission: RefCell::new(Admission::new(cfg.connection_rate_limit, cores)),
+            rate_limit: Cell::new(cfg.connection_rate_limit),
+            cores,
             next_id: Cell::new(1),
             stopping: stopping.clone(),
             seats,
-            protected: cfg.protected_mode && cfg.password.is_none(),
-            keepalive: cfg.tcp_keepalive,
+            protected: Cell::new(cfg.protected_mode && cfg.password.is_none()),
+            keepalive: Cell::new(cfg.tcp_keepalive),
             accept_errors: AcceptErrors::default(),
             lingering: Rc::new(Cell::new(0)),
         });
@@ -208,12 +212,10 @@ pub fn run(spec: CoreSpec) {
         }
         crate::net::spawn(control_loop(
             control,
+            accept.clone(),
             clients,
             ring.clone(),
-            stats.clone(),
-            upstreams,
             stops,
-            stopping,
         ))
         .detach();
         for l in loops {
@@ -221,7 +223,7 @@ pub fn run(spec: CoreSpec) {
         }
         // Draining: each session closes once it has sent what it owes
         // (see session::run); those left at the deadline are cut.
-        let deadline = Instant::now() + drain_timeout;
+        let deadline = Instant::now() + latest.get().topo.config.drain_timeout;
         while stats.connections.get() > 0 && Instant::now() < deadline {
             crate::net::sleep(Duration::from_millis(10)).await;
         }
@@ -231,18 +233,66 @@ pub fn run(spec: CoreSpec) {
     });
 }
 
+/// What a core's contexts share from one configuration generation to the
+/// next.
+struct Kept {
+    stats: Rc<CoreStats>,
+    backend_version: Rc<crate::session::info::BackendVersion>,
+    clients: Rc<Registry>,
+    /// Reply bytes waiting to be sent, whatever generation they came from.
+    held: Rc<Cell<usize>>,
+    latest: Rc<Latest>,
+}
+
+/// A core's context for configuration generation `generation`.
+fn context(
+    topo: &Arc<Topology>,
+    generation: u64,
+    upstreams: Rc<Upstreams>,
+    cores: usize,
+    kept: Kept,
+) -> CoreContext {
+    let cfg = &topo.config;
+    CoreContext {
+        topo: topo.clone(),
+        upstreams,
+        limits: Limits {
+            max_bulk_len: cfg.max_bulk_len,
+            max_multibulk_len: cfg.max_multibulk_len,
+            max_inline_len: 64 * 1024,
+            unauthenticated: false,
+        },
+        max_pending: cfg.max_pending_per_client,
+        output: OutputLimits {
+            soft: cfg.client_output_soft_limit,
+            hard: cfg.client_output_hard_limit,
+            budget: (cfg.max_output_memory / cores.max(1)).max(1),
+            held: kept.held,
+        },
+        stats: kept.stats,
+        backend_version: kept.backend_version,
+        clients: kept.clients,
+        generation,
+        latest: kept.latest,
+    }
+}
+
 /// What every listener of a core shares.
 struct Accept {
     index: usize,
-    ctx: Rc<CoreContext>,
+    /// The core's newest context: every new session starts on it.
+    latest: Rc<Latest>,
     stats: Rc<CoreStats>,
     admission: RefCell<Option<Admission>>,
+    /// `connection_rate_limit` the admission was made for.
+    rate_limit: Cell<Option<u64>>,
+    cores: usize,
     next_id: Cell<u64>,
     stopping: Rc<Cell<bool>>,
     seats: Arc<ClientSeats>,
     /// Protected mode with no password: loopback clients only.
-    protected: bool,
-    keepalive: Duration,
+    protected: Cell<bool>,
+    keepalive: Cell<Duration>,
     accept_errors: AcceptErrors,
     /// Refused clients still being told why (see `refuse`).
     lingering: Rc<Cell<usize>>,
@@ -291,6 +341,16 @@ impl AcceptErrors {
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Accept {
+    /// Takes the client-side settings of a reloaded configuration.
+    fn reconfigure(&self, cfg: &crate::config::Config) {
+        self.protected
+            .set(cfg.protected_mode && cfg.password.is_none());
+        self.keepalive.set(cfg.tcp_keepalive);
+        if self.rate_limit.replace(cfg.connection_rate_limit) != cfg.connection_rate_limit {
+            *self.admission.borrow_mut() = Admission::new(cfg.connection_rate_limit, self.cores);
+        }
+    }
+
     /// Tells a refused client why and closes it. A TLS client is closed
     /// without a word (plain text inside its handshake would be noise).
     fn refuse(&self, stream: Socket, tls: bool, why: &'static [u8]) {
@@ -320,7 +380,7 @@ impl Accept {
                         drop(stream);
                         continue;
                     }
-                    if self.protected && !protected_mode_admits(stream.peer_addr()) {
+                    if self.protected.get() && !protected_mode_admits(stream.peer_addr()) {
                         CoreStats::add(&self.stats.refused_protected, 1);
                         self.refuse(stream, tls.is_some(), PROTECTED_MODE);
                         continue;
@@ -330,11 +390,11 @@ impl Accept {
                         self.refuse(stream, tls.is_some(), MAX_CLIENTS_REACHED);
                         continue;
                     };
-                    stream.set_keepalive(self.keepalive);
+                    stream.set_keepalive(self.keepalive.get());
                     let n = self.next_id.get();
                     self.next_id.set(n + 1);
                     let id = ((self.index as u64) << 48) | n;
-                    let ctx = self.ctx.clone();
+                    let ctx = self.latest.get();
                     let stats = self.stats.clone();
                     CoreStats::add(&stats.accepted, 1);
                     CoreStats::add(&stats.connections, 1);
@@ -399,20 +459,19 @@ async fn tls_session(
 
 async fn control_loop(
     control: Receiver<CoreMsg>,
+    accept: Rc<Accept>,
     clients: Rc<Registry>,
     ring: Rc<Ring>,
-    stats: Rc<CoreStats>,
-    upstreams: Rc<Upstreams>,
     stops: Vec<Rc<Notify>>,
-    stopping: Rc<Cell<bool>>,
 ) {
+    let stats = accept.stats.clone();
     let mut next_idle_sweep = Instant::now();
     let mut ended_at_trim = 0u64;
     let mut next_trim = Instant::now();
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
-                let mut snap = stats.snapshot(upstreams.states());
+                let mut snap = stats.snapshot(accept.latest.get().upstreams.states());
                 let c = ring.counters();
                 snap.ring = RingSnapshot {
                     mode: ring.mode().name(),
@@ -424,10 +483,15 @@ async fn control_loop(
                 };
                 let _ = reply.send(snap);
             }
-            Ok(CoreMsg::SlotMap(map)) => upstreams.set_slot_map(map),
-            Ok(CoreMsg::DiscoveryFailed(cluster, why)) => upstreams.discovery_failed(cluster, why),
+            Ok(CoreMsg::SlotMap(map)) => accept.latest.get().upstreams.set_slot_map(map),
+            Ok(CoreMsg::DiscoveryFailed(cluster, why)) => {
+                accept.latest.get().upstreams.discovery_failed(cluster, why)
+            }
+            Ok(CoreMsg::Reload(r)) => {
+                reload(&accept, &clients, *r);
+            }
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
-                stopping.set(true);
+                accept.stopping.set(true);
                 clients.drain();
                 for stop in &stops {
                     stop.notify();
@@ -453,5 +517,50 @@ async fn control_loop(
                 crate::net::sleep(CONTROL_POLL).await
             }
         }
+    }
+}
+
+/// Swaps the core to a reloaded configuration: a new context that sessions
+/// move to before their next request; unchanged endpoints keep their
+/// connections, connections of removed ones close once answered.
+fn reload(accept: &Accept, clients: &Registry, r: Reload) {
+    let old = accept.latest.get();
+    let cfg = &r.topo.config;
+    let (upstreams, retired) = old
+        .upstreams
+        .reloaded(&r.topo, r.slot_maps, r.discovery_errors);
+    let kept = Kept {
+        stats: old.stats.clone(),
+        backend_version: old.backend_version.clone(),
+        clients: old.clients.clone(),
+        held: old.output.held.clone(),
+        latest: old.latest.clone(),
+    };
+    let next = context(
+        &r.topo,
+        r.generation,
+        Rc::new(upstreams),
+        accept.cores,
+        kept,
+    );
+    accept.latest.set(Rc::new(next));
+    accept.reconfigure(cfg);
+    clients.set_idle_timeout(cfg.client_idle_timeout);
+    if !retired.is_empty() {
+        let patience = cfg.op_timeout + Duration::from_secs(1);
+        crate::net::spawn(retire(retired, patience)).detach();
+    }
+    let _ = r.done.send(accept.index);
+}
+
+/// Closes connections a reload left behind once the requests on them are
+/// answered (or timed out: `patience` is past op_timeout).
+async fn retire(conns: crate::upstream::Retired, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while conns.iter().any(|c| c.pending() > 0) && Instant::now() < deadline {
+        crate::net::sleep(Duration::from_millis(20)).await;
+    }
+    for c in conns {
+        c.shut_down();
     }
 }

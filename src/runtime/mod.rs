@@ -4,6 +4,7 @@ pub mod admission;
 pub mod control;
 pub mod core;
 pub mod memory;
+pub mod reload;
 
 pub use control::Cores;
 
@@ -32,7 +33,8 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 
 /// Runs the proxy until SIGTERM or SIGINT. Err: a start-up failure, worded
 /// for the operator.
-pub fn run(config: Config) -> Result<(), String> {
+/// `path` is where the configuration came from: reloads read it again.
+pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), String> {
     crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
@@ -132,13 +134,22 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let handles = Cores::new(cores.iter().map(|(tx, _)| tx.clone()).collect());
     let directory = discovery.directory();
-    discovery.spawn(handles.clone(), refresh_rx);
+    let (reload_tx, reload_rx) = bounded(1);
+    discovery
+        .spawn(handles.clone(), refresh_rx, reload_rx)
+        .map_err(|e| format!("cannot start the cluster discovery thread: {e}"))?;
     drop(refresh_tx);
+    let reloader = Arc::new(reload::Reloader::new(
+        path,
+        topo.clone(),
+        cpus.len(),
+        reload_tx,
+    ));
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(l) = admin_listener {
         let admin = Admin {
             directory,
-            topo: topo.clone(),
+            reloader: reloader.clone(),
             cores: handles.clone(),
             stopping: stopping.clone(),
         };
@@ -162,14 +173,16 @@ pub fn run(config: Config) -> Result<(), String> {
                 break;
             }
             libc::SIGHUP => {
-                eprintln!("keyway: SIGHUP: configuration reload is not supported yet; ignored")
+                // Logged either way; a failed reload leaves the old one.
+                let _ = reloader.reload("SIGHUP");
             }
-            libc::SIGUSR2 => dump_latency(&topo, &handles, "SIGUSR2"),
+            libc::SIGUSR2 => dump_latency(&reloader.topology(), &handles, "SIGUSR2"),
             _ => {}
         }
     }
     stopping.store(true, Ordering::Relaxed);
     // Files at shutdown only where the operator asked for them.
+    let topo = reloader.topology();
     if topo.config.latency_dir.is_some() {
         dump_latency(&topo, &handles, "shutdown");
     } else {

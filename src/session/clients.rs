@@ -149,7 +149,7 @@ pub struct Registry {
     /// SIGTERM came: sessions close once their replies are sent.
     draining: Cell<bool>,
     /// `client_idle_timeout` (zero: clients may idle forever).
-    idle_timeout: std::time::Duration,
+    idle_timeout: Cell<std::time::Duration>,
 }
 
 /// The entries, in slots reused as sessions come and go (a session
@@ -213,12 +213,17 @@ impl Registry {
             inboxes,
             inbox,
             draining: Cell::new(false),
-            idle_timeout,
+            idle_timeout: Cell::new(idle_timeout),
         }
     }
 
     /// Starts a drain: every session ends its wait for requests, sends the
     /// replies it owes, and closes (see `session::run`).
+    /// `client_idle_timeout` after a reload.
+    pub fn set_idle_timeout(&self, timeout: std::time::Duration) {
+        self.idle_timeout.set(timeout);
+    }
+
     pub fn drain(&self) {
         self.draining.set(true);
         for e in self.entries.borrow().iter() {
@@ -233,11 +238,12 @@ impl Registry {
     /// the socket is shut down, which ends a send that would never finish.
     /// Returns how many.
     pub fn close_idle(&self) -> u64 {
-        if self.idle_timeout.is_zero() {
+        let idle_timeout = self.idle_timeout.get();
+        if idle_timeout.is_zero() {
             return 0;
         }
         let now = seconds_since_start(Instant::now());
-        let limit = self.idle_timeout.as_secs().max(1).min(u32::MAX as u64) as u32;
+        let limit = idle_timeout.as_secs().max(1).min(u32::MAX as u64) as u32;
         let mut closed = 0;
         for e in self.entries.borrow().iter() {
             let subscribed = e.subs.get() != (0, 0);

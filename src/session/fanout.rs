@@ -13,7 +13,6 @@ use super::{info, Client, CoreContext};
 use crate::command::Fan;
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted};
-use crate::stats::CoreStats;
 
 /// The endpoints a fanned-out command reaches.
 struct Backends {
@@ -273,7 +272,7 @@ fn gather(
     ask(ctx, client, &all.primaries, merge, frame);
     if mirrored {
         for &(ep, cluster) in &all.mirrors {
-            CoreStats::add(&ctx.stats.mirrors[cluster].sent, 1);
+            ctx.stats.mirror(cluster, |m| &m.sent);
             ctx.upstreams.conn_in(ep, client.proto, client.db).send(
                 |b| b.extend_from_slice(frame),
                 Waiter::mirror(&ctx.stats, cluster),

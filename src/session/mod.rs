@@ -42,6 +42,59 @@ pub struct CoreContext {
     pub backend_version: Rc<info::BackendVersion>,
     /// This core's clients (CLIENT LIST/KILL) and every core's inbox.
     pub clients: Rc<clients::Registry>,
+    /// The configuration generation this context serves (1 at start-up,
+    /// one more per reload).
+    pub generation: u64,
+    /// The core's newest context: sessions move to it between requests.
+    pub latest: Rc<Latest>,
+}
+
+/// A core's newest `CoreContext`. A reload makes a new context (topology,
+/// connections, limits); each session moves to it before its next request,
+/// while its requests in flight finish on the connections they went to.
+#[derive(Default)]
+pub struct Latest {
+    ctx: RefCell<Option<Rc<CoreContext>>>,
+    generation: Cell<u64>,
+}
+
+impl Latest {
+    pub fn set(&self, ctx: Rc<CoreContext>) {
+        self.generation.set(ctx.generation);
+        *self.ctx.borrow_mut() = Some(ctx);
+    }
+
+    /// The newest context (set before any session starts).
+    pub fn get(&self) -> Rc<CoreContext> {
+        self.ctx
+            .borrow()
+            .clone()
+            .expect("a core sets its context before it accepts")
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+}
+
+/// Moves a session to its core's newest context, if a reload made one: what
+/// it reads next is routed by the new configuration.
+#[inline]
+fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
+    if ctx.generation == ctx.latest.generation() {
+        return;
+    }
+    let next = ctx.latest.get();
+    // WAIT waits on the primaries this client wrote to: keep those the new
+    // configuration still has.
+    let written = client.written();
+    client.written.clear();
+    for e in written {
+        if let Some(n) = next.upstreams.same_as(&ctx.upstreams, e) {
+            client.wrote_to(n);
+        }
+    }
+    *ctx = next;
 }
 
 /// How many reply bytes clients may make keyway hold.
@@ -55,7 +108,7 @@ pub struct OutputLimits {
     /// read one request at a time, so heavy non-readers cannot add more.
     pub budget: usize,
     /// Reply bytes of this core's clients waiting to be sent.
-    pub held: Cell<usize>,
+    pub held: Rc<Cell<usize>>,
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,
@@ -198,7 +251,7 @@ async fn close_after_drain(stream: &Stream, ctx: &CoreContext, fd: i32) {
 
 /// Serves one client connection, registered as `me` (how CLIENT LIST/KILL
 /// and a drain reach it).
-pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) {
+pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Registered) {
     let id = me.entry.id;
     let mut reader = Reader {
         scanner: RequestScanner::new(ctx.limits),
@@ -232,7 +285,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
     'session: loop {
         // Requests held back at the pending limit go first.
         if reader.held_back || (input.carried() >= reader.need && input.carried() > 0) {
-            input.rescan(|bytes| reader.absorb(&ctx, &mut client, bytes));
+            input.rescan(|bytes| reader.absorb(&mut ctx, &mut client, bytes));
         }
         if !client.replies.borrow().is_empty() {
             client.me.entry.waiting.set(true);
@@ -291,7 +344,14 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
         if let Some(feed) = client.pubsub.as_ref().map(|p| p.feed.clone()) {
             // Boxed: the rare modes must not grow every session's future
             // (an idle connection is mostly this future).
-            let turn = pubsub_turn(&stream, &ctx, &mut client, &mut reader, &mut input, feed);
+            let turn = pubsub_turn(
+                &stream,
+                &mut ctx,
+                &mut client,
+                &mut reader,
+                &mut input,
+                feed,
+            );
             match Box::pin(turn).await {
                 Some(true) => {
                     read_at = crate::net::now();
@@ -307,7 +367,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
         let received = stream
             .recv(|piece| {
                 CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
-                input.feed(piece, |bytes| reader.absorb(&ctx, &mut client, bytes));
+                input.feed(piece, |bytes| reader.absorb(&mut ctx, &mut client, bytes));
             })
             .await;
         match received {
@@ -331,7 +391,7 @@ pub async fn run(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) 
 /// Some(false): the feed had something; None: the session ends.
 async fn pubsub_turn(
     stream: &Stream,
-    ctx: &Rc<CoreContext>,
+    ctx: &mut Rc<CoreContext>,
     client: &mut Client,
     reader: &mut Reader,
     input: &mut Input,
@@ -391,7 +451,9 @@ struct Reader {
 impl Reader {
     /// Dispatches every complete request at the start of `bytes`; returns
     /// how many bytes they took.
-    fn absorb(&mut self, ctx: &CoreContext, client: &mut Client, bytes: &[u8]) -> usize {
+    fn absorb(&mut self, ctx: &mut Rc<CoreContext>, client: &mut Client, bytes: &[u8]) -> usize {
+        follow_reload(ctx, client);
+        let ctx: &CoreContext = ctx;
         let mut pos = 0;
         self.held_back = false;
         while bytes.len() - pos >= self.need && !client.close {

@@ -11,7 +11,7 @@ use crate::cluster::slots::{key_slot, SlotMap};
 use crate::command::{key_indices, CommandSpec, Split};
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
-use crate::stats::{CoreStats, ErrorKind};
+use crate::stats::ErrorKind;
 use crate::topology::{Shard, Topology};
 use crate::upstream::conn::Conn;
 use std::rc::Rc;
@@ -185,7 +185,7 @@ fn route_and_send(
             let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
                 // The mirror cluster cannot take it yet: counted, not sent.
                 ctx.upstreams.ask_refresh(m.cluster);
-                CoreStats::add(&ctx.stats.mirrors[m.cluster].failed, 1);
+                ctx.stats.mirror(m.cluster, |m| &m.failed);
                 continue;
             };
             let ep =
@@ -247,11 +247,10 @@ fn route_and_send(
     // Mirrored copies: replies are read and dropped, never awaited.
     for copy in mirrors.chunk_by(|a, b| a.sink == b.sink) {
         let cluster = copy[0].sink as usize - 1;
-        let stats = &ctx.stats.mirrors[cluster];
         let by_endpoint = copy.chunk_by(together);
         if kind.is_none() && by_endpoint.clone().count() > 1 {
             // Keys together in the primary cluster, apart in the mirror.
-            CoreStats::add(&stats.failed, 1);
+            ctx.stats.mirror(cluster, |m| &m.failed);
             continue;
         }
         for g in by_endpoint {
@@ -259,10 +258,10 @@ fn route_and_send(
                 .upstreams
                 .conn_in(g[0].endpoint as usize, client.proto, client.db);
             if conn.pending() >= ctx.topo.config.mirror_queue_limit {
-                CoreStats::add(&stats.dropped, 1);
+                ctx.stats.mirror(cluster, |m| &m.dropped);
                 continue;
             }
-            CoreStats::add(&stats.sent, 1);
+            ctx.stats.mirror(cluster, |m| &m.sent);
             let waiter = Waiter::mirror(&ctx.stats, cluster);
             if g.len() == keys.len() {
                 send_on(ctx, &conn, g, client.proto, |buf| enc.whole(buf, g), waiter);

@@ -146,7 +146,7 @@ impl Waiter {
                 }),
             Waiter::Mirror { stats, cluster } => {
                 if reply::is_error(reply) {
-                    CoreStats::add(&stats.mirrors[cluster as usize].failed, 1);
+                    stats.mirror(cluster as usize, |m| &m.failed);
                 }
             }
             Waiter::Cluster(r) => r.complete(reply),
@@ -166,9 +166,7 @@ impl Waiter {
                 .fill(slot as usize, part as usize, msg.len() + 3, |a| {
                     write::error(a, msg)
                 }),
-            Waiter::Mirror { stats, cluster } => {
-                CoreStats::add(&stats.mirrors[cluster as usize].failed, 1)
-            }
+            Waiter::Mirror { stats, cluster } => stats.mirror(cluster as usize, |m| &m.failed),
             Waiter::Cluster(r) => (*r).fail(msg),
             Waiter::Ignore => {}
         }

@@ -6,7 +6,7 @@ pub mod render;
 
 use crate::command::{CommandSpec, COMMANDS};
 use hdrhistogram::Histogram;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -54,6 +54,14 @@ pub fn started_at() -> std::time::Instant {
 }
 
 /// Latencies are recorded in microseconds, up to an hour.
+/// Entry `i` of a per-cluster table, made when missing.
+fn entry<T: Default>(v: &RefCell<Vec<T>>, i: usize) -> Ref<'_, T> {
+    if v.borrow().len() <= i {
+        v.borrow_mut().resize_with(i + 1, T::default);
+    }
+    Ref::map(v.borrow(), |v| &v[i])
+}
+
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
@@ -129,10 +137,10 @@ pub struct CoreStats {
     pub accept_errors: Cell<u64>,
     /// Clients closed past `client_output_hard_limit`.
     pub output_limit_closed: Cell<u64>,
-    /// Per cluster, as a mirror target.
-    pub mirrors: Vec<MirrorStats>,
-    /// Per cluster (redis_cluster ones count).
-    pub redirects: Vec<RedirectStats>,
+    /// Per cluster, as a mirror target (see `mirror`).
+    mirrors: RefCell<Vec<MirrorStats>>,
+    /// Per cluster (redis_cluster ones count; see `redirect`).
+    redirects: RefCell<Vec<RedirectStats>>,
     pub bytes_in: Cell<u64>,
     pub bytes_out: Cell<u64>,
     /// Per endpoint; grows when a Redis Cluster reveals new nodes. Each
@@ -165,8 +173,8 @@ impl CoreStats {
             idle_closed: Cell::new(0),
             accept_errors: Cell::new(0),
             output_limit_closed: Cell::new(0),
-            mirrors: (0..clusters).map(|_| MirrorStats::default()).collect(),
-            redirects: (0..clusters).map(|_| RedirectStats::default()).collect(),
+            mirrors: RefCell::new((0..clusters).map(|_| MirrorStats::default()).collect()),
+            redirects: RefCell::new((0..clusters).map(|_| RedirectStats::default()).collect()),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
             endpoints: RefCell::new((0..endpoints).map(|_| EndpointStats::new()).collect()),
@@ -218,6 +226,54 @@ impl CoreStats {
         }
     }
 
+    /// Counts one on a mirror counter of `cluster`. A reply of a request
+    /// sent before a reload may name a cluster number the new
+    /// configuration lacks: the entry is made rather than the core stopped.
+    #[inline]
+    pub fn mirror(&self, cluster: usize, counter: fn(&MirrorStats) -> &Cell<u64>) {
+        Self::add(counter(&entry(&self.mirrors, cluster)), 1);
+    }
+
+    /// Counts one on a redirection counter of `cluster` (see `mirror`).
+    #[inline]
+    pub fn redirect(&self, cluster: usize, counter: fn(&RedirectStats) -> &Cell<u64>) {
+        Self::add(counter(&entry(&self.redirects, cluster)), 1);
+    }
+
+    /// After a reload: endpoint `i` of the new configuration keeps the
+    /// counters of old endpoint `endpoints[i]` (None: a new endpoint), and
+    /// so do clusters. Counters of what was removed are dropped.
+    pub fn reindex(&self, endpoints: &[Option<usize>], clusters: &[Option<usize>]) {
+        let mut eps = self.endpoints.borrow_mut();
+        let old = std::mem::take(&mut *eps);
+        *eps = endpoints
+            .iter()
+            .map(|o| {
+                o.and_then(|o| old.get(o).cloned())
+                    .unwrap_or_else(EndpointStats::new)
+            })
+            .collect();
+        fn move_over<T: Default>(v: &RefCell<Vec<T>>, map: &[Option<usize>]) {
+            let mut old: Vec<Option<T>> = v.take().into_iter().map(Some).collect();
+            *v.borrow_mut() = map
+                .iter()
+                .map(|o| o.and_then(|o| old.get_mut(o)?.take()).unwrap_or_default())
+                .collect();
+        }
+        move_over(&self.mirrors, clusters);
+        move_over(&self.redirects, clusters);
+    }
+
+    /// Endpoint `endpoint`'s counters are `stats` (connections carried over
+    /// a reload keep theirs).
+    pub fn set_endpoint(&self, endpoint: usize, stats: Rc<EndpointStats>) {
+        let mut eps = self.endpoints.borrow_mut();
+        while eps.len() <= endpoint {
+            eps.push(EndpointStats::new());
+        }
+        eps[endpoint] = stats;
+    }
+
     /// The stats of `endpoint`, made if it is new to this core.
     pub fn endpoint(&self, endpoint: usize) -> Rc<EndpointStats> {
         let mut eps = self.endpoints.borrow_mut();
@@ -247,6 +303,7 @@ impl CoreStats {
             output_limit_closed: self.output_limit_closed.get(),
             mirrors: self
                 .mirrors
+                .borrow()
                 .iter()
                 .map(|m| [m.sent.get(), m.failed.get(), m.dropped.get()])
                 .collect(),
@@ -254,6 +311,7 @@ impl CoreStats {
             bytes_out: self.bytes_out.get(),
             redirects: self
                 .redirects
+                .borrow()
                 .iter()
                 .map(|r| [r.moved.get(), r.ask.get(), r.retried.get()])
                 .collect(),

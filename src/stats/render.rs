@@ -4,6 +4,7 @@
 use super::{CoreSnapshot, ERROR_KINDS, GROUPS};
 use crate::cluster::discovery::{ClusterStatus, Directory};
 use crate::command::COMMANDS;
+use crate::runtime::reload::ReloadStatus;
 use crate::topology::Topology;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
@@ -152,12 +153,31 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
 }
 
 /// `/stats`: per core and total.
-pub fn stats_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
+pub fn stats_json(
+    topo: &Topology,
+    dir: &Directory,
+    cores: &[CoreSnapshot],
+    reloads: &ReloadStatus,
+) -> String {
     let per: Vec<String> = cores.iter().map(|c| core_json(topo, dir, c)).collect();
     let total = CoreSnapshot::total(cores)
         .map(|t| core_json(topo, dir, &t))
         .unwrap_or_else(|| "{}".into());
-    format!("{{\"cores\":[{}],\"total\":{}}}\n", per.join(","), total)
+    let config = format!(
+        "{{\"generation\":{},\"last_reload\":{},\"reloads_succeeded\":{},\"reloads_failed\":{},\"last_reload_error\":{}}}",
+        reloads.generation,
+        reloads
+            .last_reload
+            .map_or("null".into(), |t| json_str(&crate::log::rfc3339(t))),
+        reloads.succeeded,
+        reloads.failed,
+        reloads.last_error.as_deref().map_or("null".into(), json_str),
+    );
+    format!(
+        "{{\"config\":{config},\"cores\":[{}],\"total\":{}}}\n",
+        per.join(","),
+        total
+    )
 }
 
 /// `/latency`: current percentiles per core and merged, per group.
@@ -318,11 +338,34 @@ fn label(s: &str) -> String {
 }
 
 /// `/metrics`: Prometheus text exposition format 0.0.4.
-pub fn prometheus(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
+pub fn prometheus(
+    topo: &Topology,
+    dir: &Directory,
+    cores: &[CoreSnapshot],
+    reloads: &ReloadStatus,
+) -> String {
     let mut o = String::new();
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
+    family(
+        &mut o,
+        "keyway_config_generation",
+        "gauge",
+        "The configuration generation served: 1 at start, one more per reload.",
+    );
+    let _ = writeln!(o, "keyway_config_generation {}", reloads.generation);
+    family(
+        &mut o,
+        "keyway_config_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP, POST /reload) by result.",
+    );
+    let _ = writeln!(
+        o,
+        "keyway_config_reloads_total{{result=\"succeeded\"}} {}\nkeyway_config_reloads_total{{result=\"failed\"}} {}",
+        reloads.succeeded, reloads.failed
+    );
     per_core(
         &mut o,
         cores,

@@ -505,6 +505,11 @@ impl Conn {
         self.wakeup.notify();
     }
 
+    /// The counters of this connection's endpoint.
+    pub fn endpoint_stats(&self) -> Rc<EndpointStats> {
+        self.es.clone()
+    }
+
     /// Requests sent or queued and not answered yet.
     pub fn pending(&self) -> usize {
         self.inner.borrow().waiters.len()

@@ -21,17 +21,48 @@ use std::time::{Duration, Instant};
 /// A connection to a database other than 0: (database, protocol) and it.
 type DbConn = ((u16, Protocol), Rc<Conn>);
 
+/// One endpoint's connections. A reload hands them to the next
+/// generation's `Upstreams` (cloned: both share the connections) when the
+/// endpoint and how keyway connects to it are unchanged.
+#[derive(Clone)]
 struct EndpointConns {
     resp2: Vec<Rc<Conn>>,
     resp3: Vec<Rc<Conn>>,
     next: Cell<usize>,
     /// Connections to databases other than 0 (clients' SELECT), one per
     /// (database, protocol), opened on first use.
-    other_dbs: RefCell<Vec<DbConn>>,
+    other_dbs: Rc<RefCell<Vec<DbConn>>>,
     addr: SocketAddr,
     label: String,
     settings: ConnSettings,
+    /// What must match for a reload to keep these connections.
+    key: EndpointKey,
 }
+
+impl EndpointConns {
+    fn all(&self) -> Vec<Rc<Conn>> {
+        let mut all: Vec<Rc<Conn>> = self.resp2.iter().chain(&self.resp3).cloned().collect();
+        all.extend(self.other_dbs.borrow().iter().map(|(_, c)| c.clone()));
+        all
+    }
+}
+
+/// An endpoint as a reload compares it: its cluster's name, its address
+/// as written and resolved, and everything about how keyway connects
+/// (credentials, TLS, pool size, timeouts): any change means new
+/// connections.
+#[derive(Clone, PartialEq, Eq)]
+struct EndpointKey {
+    cluster: String,
+    addr: SocketAddr,
+    label: String,
+    connection: String,
+}
+
+/// What a reload leaves behind on a core: connections of endpoints the new
+/// configuration dropped (or connects to differently). They are closed once
+/// the requests they carry are answered.
+pub type Retired = Vec<Rc<Conn>>;
 
 /// This core's connections to every endpoint of the topology, and its
 /// copy of each redis_cluster cluster's slot map.
@@ -53,6 +84,9 @@ pub struct Upstreams {
     asked: Vec<Cell<Option<Instant>>>,
     /// Replica round robin, advanced once per request.
     turn: Cell<usize>,
+    /// During `reloaded` only: the previous generation's endpoints, for
+    /// `add_endpoint` to take over.
+    previous: RefCell<Vec<EndpointConns>>,
 }
 
 /// How often one core may ask for a refresh of one cluster.
@@ -66,6 +100,52 @@ impl Upstreams {
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
     ) -> Upstreams {
+        Self::build(topo, stats, slot_maps, refresh, ring, Vec::new()).0
+    }
+
+    /// The next generation's connections after a reload: unchanged
+    /// endpoints keep their connections (and counters), new ones connect
+    /// lazily; what is left over is returned to be retired.
+    pub fn reloaded(
+        &self,
+        topo: &Arc<Topology>,
+        slot_maps: Vec<Option<Arc<SlotMap>>>,
+        discovery_errors: Vec<Option<Arc<str>>>,
+    ) -> (Upstreams, Retired) {
+        let previous: Vec<EndpointConns> =
+            self.endpoints.borrow().iter().flatten().cloned().collect();
+        // Counters follow the connections that are carried over.
+        let old_clusters = &self.topo.clusters;
+        let clusters: Vec<Option<usize>> = topo
+            .clusters
+            .iter()
+            .map(|c| old_clusters.iter().position(|o| o.name == c.name))
+            .collect();
+        self.stats.reindex(&[], &clusters);
+        let (up, left) = Self::build(
+            topo,
+            &self.stats,
+            slot_maps,
+            self.refresh.clone(),
+            &self.ring,
+            previous,
+        );
+        for (cluster, why) in discovery_errors.into_iter().enumerate() {
+            if let Some(why) = why {
+                up.discovery_failed(cluster, why);
+            }
+        }
+        (up, left.iter().flat_map(EndpointConns::all).collect())
+    }
+
+    fn build(
+        topo: &Arc<Topology>,
+        stats: &Rc<CoreStats>,
+        slot_maps: Vec<Option<Arc<SlotMap>>>,
+        refresh: Sender<usize>,
+        ring: &Rc<Ring>,
+        previous: Vec<EndpointConns>,
+    ) -> (Upstreams, Vec<EndpointConns>) {
         let up = Upstreams {
             ring: ring.clone(),
             topo: topo.clone(),
@@ -76,6 +156,7 @@ impl Upstreams {
             refresh,
             asked: (0..topo.clusters.len()).map(|_| Cell::new(None)).collect(),
             turn: Cell::new(0),
+            previous: RefCell::new(previous),
         };
         for (i, e) in topo.endpoints.iter().enumerate() {
             up.add_endpoint(i, e.cluster, e.addr, &e.label, &e.tls_name);
@@ -83,7 +164,19 @@ impl Upstreams {
         for map in slot_maps.into_iter().flatten() {
             up.set_slot_map(map);
         }
-        up
+        let left = up.previous.take();
+        (up, left)
+    }
+
+    /// The endpoint of this generation that is `endpoint` of `older` (a
+    /// client's written-to set survives a reload through it).
+    pub fn same_as(&self, older: &Upstreams, endpoint: usize) -> Option<usize> {
+        let old = older.endpoints.borrow();
+        let key = &old.get(endpoint)?.as_ref()?.key;
+        self.endpoints
+            .borrow()
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| &e.key == key))
     }
 
     fn add_endpoint(
@@ -110,6 +203,43 @@ impl Upstreams {
             db: 0,
             keepalive: topo.config.tcp_keepalive,
         };
+        let key = EndpointKey {
+            cluster: c.name.clone(),
+            addr,
+            label: label.to_string(),
+            connection: format!(
+                "{:?} {:?} {:?} {} {:?} {:?} {}",
+                c.username,
+                c.password,
+                c.tls.as_ref().map(|t| &t.settings),
+                c.connections_per_endpoint,
+                settings.connect_timeout,
+                settings.keepalive,
+                settings.readonly
+            ),
+        };
+        let carried = {
+            let mut previous = self.previous.borrow_mut();
+            let at = previous.iter().position(|e| e.key == key);
+            at.map(|i| previous.swap_remove(i))
+        };
+        if let Some(conns) = carried {
+            // Same endpoint, same way of connecting: its connections (and
+            // the requests on them) carry on; only op_timeout may differ.
+            let all = conns.all();
+            if let Some(first) = all.first() {
+                self.stats.set_endpoint(index, first.endpoint_stats());
+            }
+            for conn in &all {
+                conn.set_op_timeout(settings.op_timeout);
+            }
+            let mut eps = self.endpoints.borrow_mut();
+            if eps.len() <= index {
+                eps.resize_with(index + 1, || None);
+            }
+            eps[index] = Some(EndpointConns { settings, ..conns });
+            return;
+        }
         let make = |proto| {
             (0..c.connections_per_endpoint)
                 .map(|_| {
@@ -129,10 +259,11 @@ impl Upstreams {
             resp2: make(Protocol::Resp2),
             resp3: make(Protocol::Resp3),
             next: Cell::new(0),
-            other_dbs: RefCell::new(Vec::new()),
+            other_dbs: Rc::new(RefCell::new(Vec::new())),
             addr,
             label: label.to_string(),
             settings,
+            key,
         };
         let mut eps = self.endpoints.borrow_mut();
         if eps.len() <= index {

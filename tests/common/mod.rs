@@ -422,6 +422,25 @@ pub fn admin_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An HTTP request to keyway's admin endpoint: (status code, body).
+pub fn admin_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
 /// The number after `"key":` in a JSON text, the first one after `after`.
 pub fn json_number(json: &str, after: &str, key: &str) -> i64 {
     let start = json

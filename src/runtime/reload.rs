@@ -1,0 +1,195 @@
+//! Configuration reloads (SIGHUP, `POST /reload`), on the control side: the
+//! file is read and checked here; a valid one becomes a new immutable
+//! `Topology` that the discovery thread hands to every core (see
+//! `core::reload`). An invalid one changes nothing and says why.
+
+use crate::cluster::discovery::DiscoveryReload;
+use crate::config::Config;
+use crate::topology::Topology;
+use crossbeam_channel::{bounded, Sender};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// What `/stats` and `/metrics` show of reloads.
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    /// 1 for the configuration keyway started with, one more per reload.
+    pub generation: u64,
+    pub last_reload: Option<SystemTime>,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// The running configuration and how to replace it. Shared by the control
+/// thread and the admin endpoint; one reload runs at a time.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    cores: usize,
+    discovery: Sender<DiscoveryReload>,
+    state: Mutex<(Arc<Topology>, ReloadStatus)>,
+}
+
+/// How long a reload may take to reach every core (discovering a Redis
+/// Cluster that does not answer included).
+const RELOAD_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Reloader {
+    pub fn new(
+        path: Option<PathBuf>,
+        topo: Arc<Topology>,
+        cores: usize,
+        discovery: Sender<DiscoveryReload>,
+    ) -> Reloader {
+        let status = ReloadStatus {
+            generation: 1,
+            last_reload: None,
+            succeeded: 0,
+            failed: 0,
+            last_error: None,
+        };
+        Reloader {
+            path,
+            cores,
+            discovery,
+            state: Mutex::new((topo, status)),
+        }
+    }
+
+    /// The configuration being served.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.lock().0.clone()
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.lock().1.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Arc<Topology>, ReloadStatus)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the configuration file again and, if it is valid and can be
+    /// applied while running, makes every core serve it. Ok: what now
+    /// runs; Err: why nothing changed. Either way it is logged.
+    pub fn reload(&self, asked_by: &str) -> Result<String, String> {
+        let mut state = self.lock();
+        let outcome = self.apply(&state.0, state.1.generation + 1);
+        let status = &mut state.1;
+        match outcome {
+            Ok(topo) => {
+                status.generation += 1;
+                status.succeeded += 1;
+                status.last_reload = Some(SystemTime::now());
+                status.last_error = None;
+                let msg = format!(
+                    "configuration reloaded ({asked_by}): generation {}, {} cluster(s), {} endpoint(s)",
+                    status.generation,
+                    topo.clusters.len(),
+                    topo.endpoints.len()
+                );
+                state.0 = topo;
+                eprintln!("keyway: {msg}");
+                Ok(msg)
+            }
+            Err(why) => {
+                status.failed += 1;
+                status.last_error = Some(why.clone());
+                let msg = format!(
+                    "configuration reload ({asked_by}) failed, still serving generation {}: {why}",
+                    status.generation
+                );
+                eprintln!("keyway: {msg}");
+                Err(msg)
+            }
+        }
+    }
+
+    fn apply(&self, running: &Topology, generation: u64) -> Result<Arc<Topology>, String> {
+        let Some(path) = &self.path else {
+            return Err("keyway was started without a configuration file".into());
+        };
+        let config = Config::load(path).map_err(|e| e.0)?;
+        let fixed = needs_restart(&running.config, &config);
+        if !fixed.is_empty() {
+            return Err(format!(
+                "{} cannot change while keyway runs (restart keyway to change {})",
+                fixed.join(", "),
+                if fixed.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        for w in config.warnings() {
+            eprintln!("keyway: warning: {w}");
+        }
+        let topo = Arc::new(Topology::build(config));
+        let (done, served) = bounded(1);
+        let ask = DiscoveryReload {
+            topo: topo.clone(),
+            generation,
+            done,
+        };
+        self.discovery
+            .send(ask)
+            .map_err(|_| "the discovery thread is gone".to_string())?;
+        match served.recv_timeout(RELOAD_DEADLINE) {
+            Ok(n) if n == self.cores => Ok(topo),
+            Ok(n) => Err(format!(
+                "only {n} of {} cores took the new configuration",
+                self.cores
+            )),
+            Err(_) => Err(format!(
+                "the cores did not take the new configuration within {RELOAD_DEADLINE:?}"
+            )),
+        }
+    }
+}
+
+/// What a reload cannot apply to a running keyway: its listeners are bound
+/// and its cores started once. Named as in the file.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut fixed = Vec::new();
+    let mut check = |changed: bool, key: &str| {
+        if changed {
+            fixed.push(key.to_string());
+        }
+    };
+    check(old.listen != new.listen, "proxy.listen");
+    check(old.cores != new.cores, "proxy.cores");
+    check(old.max_clients != new.max_clients, "proxy.max_clients");
+    check(
+        old.spin_before_park != new.spin_before_park,
+        "proxy.spin_before_park",
+    );
+    let tls = |c: &Config| c.tls.as_ref().map(|t| (t.listen, t.settings.clone()));
+    check(tls(old) != tls(new), "proxy.tls");
+    check(old.admin_listen != new.admin_listen, "admin.listen");
+    fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(proxy: &str) -> Config {
+        let text = format!(
+            "[proxy]\n{proxy}\n[[clusters]]\nname = \"a\"\nlb_policy = \"ring_hash\"\nendpoints = [\"127.0.0.1:7001\"]\n[routes]\ncatch_all = \"a\"\n"
+        );
+        Config::parse(&text, "t.toml").expect("valid")
+    }
+
+    #[test]
+    fn listeners_and_cores_need_a_restart_the_rest_does_not() {
+        let base = config("listen = \"127.0.0.1:6380\"\ncores = 1");
+        assert!(needs_restart(&base, &base).is_empty());
+        let moved = config("listen = \"127.0.0.1:6381\"\ncores = 2");
+        assert_eq!(
+            needs_restart(&base, &moved),
+            ["proxy.listen", "proxy.cores"]
+        );
+        let tuned = config(
+            "listen = \"127.0.0.1:6380\"\ncores = 1\nop_timeout = \"2s\"\nclient_idle_timeout = \"60s\"\nconnection_rate_limit = 10",
+        );
+        assert!(needs_restart(&base, &tuned).is_empty());
+    }
+}
