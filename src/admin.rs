@@ -66,6 +66,8 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 pub struct Admin {
     /// The configuration served, its generation, and reloads.
     pub reloader: Arc<Reloader>,
+    /// Every endpoint's health (checks, ejections).
+    pub health: crate::health::HealthTable,
     /// Every endpoint (discovered ones too) and each Redis Cluster's state.
     pub directory: Arc<Mutex<Directory>>,
     pub cores: Cores,
@@ -195,6 +197,7 @@ impl Admin {
                     &self.directory(),
                     &self.cores.snapshots(),
                     &self.reloader.status(),
+                    &crate::health::lock(&self.health).clone(),
                 ),
             ),
             "/clusters" => (
@@ -204,6 +207,7 @@ impl Admin {
                     &self.reloader.topology(),
                     &self.directory(),
                     &self.cores.snapshots(),
+                    &crate::health::lock(&self.health).clone(),
                 ),
             ),
             // The file keyway started with, read again (as SIGHUP does).

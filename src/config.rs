@@ -111,6 +111,19 @@ struct RawCluster {
     table_size: Option<Spanned<i64>>,
     cluster_refresh_rate: Option<Spanned<String>>,
     tls: Option<Spanned<RawTls>>,
+    health_check: Option<Spanned<RawHealthCheck>>,
+    failure_limit: Option<Spanned<i64>>,
+    auto_eject: Option<bool>,
+    retry_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    unhealthy_threshold: Option<Spanned<i64>>,
+    healthy_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +257,30 @@ pub struct Cluster {
     pub refresh_rate: Duration,
     /// TLS on every connection to this cluster's nodes.
     pub tls: Option<UpstreamTlsConfig>,
+    /// Active PING checks of every endpoint (None: passive detection only).
+    pub health_check: Option<HealthCheck>,
+    /// Consecutive failures on live traffic (connects, timeouts, lost
+    /// connections) that make an endpoint unhealthy (twemproxy's
+    /// `server_failure_limit`).
+    pub failure_limit: u32,
+    /// An unhealthy primary leaves the ring and its keys go to the next
+    /// endpoint, as with twemproxy's `auto_eject_hosts`.
+    pub auto_eject: bool,
+    /// How long an ejected endpoint stays out at least; it rejoins once it
+    /// answers after that (twemproxy's `server_retry_timeout`).
+    pub retry_timeout: Duration,
+}
+
+/// Envoy's redis health checker: PING every `interval`, an answer within
+/// `timeout` is a success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failed checks in a row that make an endpoint unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Passed checks in a row that make it healthy again.
+    pub healthy_threshold: u32,
 }
 
 /// A cluster's TLS settings and the rustls configuration built from them.
@@ -942,7 +979,60 @@ impl Config {
                 ));
             }
             let table_size = table_size_raw;
+            let health_check = match &c.health_check {
+                None => None,
+                Some(h) => {
+                    let h = h.get_ref();
+                    let k = |f: &str| key(&format!("health_check.{f}"));
+                    Some(HealthCheck {
+                        interval: duration(
+                            &ctx,
+                            &h.interval,
+                            &k("interval"),
+                            Duration::from_secs(1),
+                        )?,
+                        timeout: duration(
+                            &ctx,
+                            &h.timeout,
+                            &k("timeout"),
+                            Duration::from_millis(500),
+                        )?,
+                        unhealthy_threshold: positive(
+                            &ctx,
+                            &h.unhealthy_threshold,
+                            &k("unhealthy_threshold"),
+                            3,
+                            1000,
+                        )? as u32,
+                        healthy_threshold: positive(
+                            &ctx,
+                            &h.healthy_threshold,
+                            &k("healthy_threshold"),
+                            2,
+                            1000,
+                        )? as u32,
+                    })
+                }
+            };
+            let auto_eject = c.auto_eject.unwrap_or(false);
+            if auto_eject && lb_policy == LbPolicy::RedisCluster {
+                return Err(ctx.err(
+                    c.lb_policy.span(),
+                    &key("auto_eject"),
+                    "does not apply to a redis_cluster (the cluster fails over itself)",
+                ));
+            }
             clusters.push(Cluster {
+                health_check,
+                failure_limit: positive(&ctx, &c.failure_limit, &key("failure_limit"), 2, 1000)?
+                    as u32,
+                auto_eject,
+                retry_timeout: duration(
+                    &ctx,
+                    &c.retry_timeout,
+                    &key("retry_timeout"),
+                    Duration::from_secs(30),
+                )?,
                 name,
                 lb_policy,
                 endpoints,
@@ -1266,6 +1356,30 @@ catch_all = "main"
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.toml").unwrap_err().0
+    }
+
+    #[test]
+    fn health_checks_and_ejection() {
+        let hc = GOOD.replace(
+            "weight = 2 }]",
+            "weight = 2 }]\nauto_eject = true\nretry_timeout = \"10s\"\nfailure_limit = 5\nhealth_check = { interval = \"2s\" }",
+        );
+        let c = Config::parse(&hc, "t.toml").unwrap();
+        let m = &c.clusters[0];
+        assert!(m.auto_eject);
+        assert_eq!((m.failure_limit, m.retry_timeout), (5, Duration::from_secs(10)));
+        let h = m.health_check.as_ref().unwrap();
+        assert_eq!((h.interval, h.timeout), (Duration::from_secs(2), Duration::from_millis(500)));
+        assert_eq!((h.unhealthy_threshold, h.healthy_threshold), (3, 2));
+        // twemproxy's defaults without the keys: failure limit 2, retry 30 s.
+        let d = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!((d.clusters[0].failure_limit, d.clusters[0].auto_eject), (2, false));
+        let e = err(&hc.replace("\"2s\" }", "\"soon\" }"));
+        assert!(e.contains("clusters[0].health_check.interval"), "{e}");
+        let e = err(&hc.replace("failure_limit = 5", "failure_limit = 0"));
+        assert!(e.contains("failure_limit") && e.contains("between 1"), "{e}");
+        let e = err(&hc.replace("\"ring_hash\"", "\"redis_cluster\""));
+        assert!(e.contains("auto_eject") && e.contains("redis_cluster"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod health;
 pub mod log;
 pub mod net;
 pub mod resp;

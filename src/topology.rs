@@ -22,6 +22,22 @@ pub struct EndpointInfo {
     pub tls_name: String,
     pub connections: usize,
     pub replica: bool,
+    /// False while health checking finds it down: read policies skip it.
+    pub healthy: bool,
+}
+
+/// Which endpoints health checking found down, by address. Part of the
+/// topology: a change makes a new one (rings without ejected primaries).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Sorted.
+    pub down: Vec<SocketAddr>,
+}
+
+impl Health {
+    pub fn is_down(&self, addr: &SocketAddr) -> bool {
+        self.down.binary_search(addr).is_ok()
+    }
 }
 
 /// A shard's endpoints, as global endpoint indices.
@@ -37,6 +53,9 @@ pub struct ClusterRing {
     /// None for redis_cluster: its slot map is discovered (`cluster::slots`).
     pub ring: Option<Ring>,
     pub shards: Vec<Shard>,
+    /// The shard of each ring member: all shards, less those ejected
+    /// (`auto_eject` with the primary down).
+    pub members: Vec<usize>,
     pub read_policy: ReadPolicy,
 }
 
@@ -54,16 +73,32 @@ pub struct Topology {
     pub config: Config,
     pub clusters: Vec<ClusterRing>,
     pub endpoints: Vec<EndpointInfo>,
+    pub health: Health,
 }
 
 impl Topology {
     pub fn build(config: Config) -> Topology {
+        Self::with_health(config, Health::default())
+    }
+
+    /// The topology of `config` with `health`'s endpoints down: skipped by
+    /// read policies, and out of the rings of clusters with `auto_eject`
+    /// (placed as twemproxy places keys once it ejected them). A cluster
+    /// whose primaries are all down keeps its whole ring: its keys fail
+    /// fast on their own endpoints rather than all moving to none.
+    pub fn with_health(config: Config, health: Health) -> Topology {
         let mut clusters = Vec::with_capacity(config.clusters.len());
         let mut endpoints = Vec::new();
         for (ci, c) in config.clusters.iter().enumerate() {
-            let members: Vec<RingMember> = c
-                .endpoints
+            let mut live: Vec<usize> = (0..c.endpoints.len())
+                .filter(|&i| !(c.auto_eject && health.is_down(&c.endpoints[i].addr)))
+                .collect();
+            if live.is_empty() {
+                live = (0..c.endpoints.len()).collect();
+            }
+            let members: Vec<RingMember> = live
                 .iter()
+                .map(|&i| &c.endpoints[i])
                 .map(|e| RingMember {
                     // Envoy hashes the resolved address as it prints it
                     // (`ip:port`); twemproxy hashes the name in its config.
@@ -94,6 +129,7 @@ impl Topology {
                         tls_name: host_of(&e.address).to_string(),
                         connections: c.connections_per_endpoint,
                         replica,
+                        healthy: !health.is_down(&e.addr),
                     });
                     endpoints.len() - 1
                 };
@@ -105,6 +141,7 @@ impl Topology {
                 name: c.name.clone(),
                 ring,
                 shards,
+                members: live,
                 read_policy: c.read_policy,
             });
         }
@@ -112,6 +149,7 @@ impl Topology {
             config,
             clusters,
             endpoints,
+            health,
         }
     }
 
@@ -152,7 +190,7 @@ impl Topology {
         } else {
             key
         };
-        Some(&c.shards[c.ring.as_ref()?.pick(hashed)])
+        Some(&c.shards[c.members[c.ring.as_ref()?.pick(hashed)]])
     }
 
     /// The primary endpoint that owns `key`, after routing; None without a
@@ -213,5 +251,41 @@ mod tests {
         assert!(
             (1..6000).all(|i| topo.route(format!("user:{{avgo}}:{i}").as_bytes()) == Some(tagged))
         );
+    }
+
+    fn ketama(extra: &str, endpoints: &[&str]) -> Config {
+        let eps: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+        let text = format!(
+            "[proxy]\nlisten = \"127.0.0.1:1\"\n[[clusters]]\nname = \"c\"\nlb_policy = \"ketama\"\n{extra}\nendpoints = [{}]\n[routes]\ncatch_all = \"c\"\n",
+            eps.join(", ")
+        );
+        Config::parse(&text, "t.toml").expect("config")
+    }
+
+    /// An ejected primary's ring is the ring of the others, as twemproxy
+    /// rebuilds its continuum over the live servers; without auto_eject,
+    /// or with every primary down, placement does not change.
+    #[test]
+    fn ejection_rebuilds_the_ring_over_the_live_primaries() {
+        let all = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
+        let down = Health {
+            down: vec!["127.0.0.1:7002".parse().unwrap()],
+        };
+        let ejected = Topology::with_health(ketama("auto_eject = true", &all), down.clone());
+        let without = Topology::build(ketama("", &[all[0], all[2]]));
+        let kept = Topology::with_health(ketama("", &all), down.clone());
+        let whole = Topology::build(ketama("", &all));
+        for i in 0..5000 {
+            let key = format!("k:{i}");
+            let label = |t: &Topology| t.endpoints[t.route(key.as_bytes()).unwrap()].label.clone();
+            assert_eq!(label(&ejected), label(&without), "{key}");
+            assert_eq!(label(&kept), label(&whole), "{key}");
+        }
+        assert!(!kept.endpoints[1].healthy && kept.endpoints[0].healthy);
+        let every = Health {
+            down: all.iter().map(|a| a.parse().unwrap()).collect(),
+        };
+        let none_left = Topology::with_health(ketama("auto_eject = true", &all), every);
+        assert_eq!(none_left.clusters[0].members, vec![0, 1, 2]);
     }
 }

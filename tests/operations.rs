@@ -238,3 +238,283 @@ fn reloads_under_pipelined_load_drop_nothing() {
         "{log}"
     );
 }
+
+struct Proc(std::process::Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SETs `keys` through `port` in pipelined chunks; the replies.
+fn set_all(port: u16, keys: &[String]) -> Vec<Vec<u8>> {
+    let mut c = Client::connect(port);
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let mut batch = Vec::new();
+        for k in chunk {
+            batch.extend(encode(&[b"SET", k.as_bytes(), k.as_bytes()]));
+        }
+        c.send_raw(&batch);
+        for _ in chunk {
+            out.push(c.read_reply().expect("reply"));
+        }
+    }
+    out
+}
+
+/// GETs `keys` through `port`; how many came back with their own name.
+fn found_all(port: u16, keys: &[String]) -> usize {
+    let mut c = Client::connect(port);
+    let mut found = 0;
+    for chunk in keys.chunks(500) {
+        let mut batch = Vec::new();
+        for k in chunk {
+            batch.extend(encode(&[b"GET", k.as_bytes()]));
+        }
+        c.send_raw(&batch);
+        for k in chunk {
+            found += usize::from(c.read_reply().expect("reply") == bulk(k).as_bytes());
+        }
+    }
+    found
+}
+
+fn endpoint_health(k: &Keyway, addr: &str) -> String {
+    let clusters = admin_get(k.admin_port, "/clusters");
+    let at = clusters
+        .find(&format!("\"address\":\"{addr}\""))
+        .unwrap_or_else(|| panic!("{addr} not in {clusters}"));
+    let rest = &clusters[at..];
+    let h = rest.find("\"health\":\"").expect("health") + 10;
+    rest[h..].split('"').next().unwrap_or("").to_string()
+}
+
+fn wait_health(k: &Keyway, addr: &str, want: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while endpoint_health(k, addr) != want {
+        assert!(
+            started.elapsed() < within,
+            "{addr} is {} after {within:?}, not {want}: {}",
+            endpoint_health(k, addr),
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// Issue 13's acceptance for ejection: five ketama backends (weights and
+/// server names) behind keyway with `auto_eject` and behind the real
+/// nutcracker 0.5.0 with `auto_eject_hosts: true`. One backend is killed
+/// under load: keyway's errors stop within unhealthy_threshold × interval,
+/// then 10,000 keys written through nutcracker (which ejected the same
+/// host) are all found through keyway. Restarted, the backend rejoins
+/// after retry_timeout and takes keys again.
+#[test]
+fn auto_eject_places_keys_as_nutcracker_does() {
+    let mut backends: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
+    let weights = [1, 2, 1, 1, 1];
+    let names = ["alpha", "bravo", "charlie", "delta", "echo"];
+    let dir = scratch_dir("eject");
+    let nc_port = free_port();
+    let servers: String = backends
+        .iter()
+        .zip(weights)
+        .zip(names)
+        .map(|((b, w), n)| format!("   - {}:{w} {n}\n", b.addr()))
+        .collect();
+    let conf = dir.join("nutcracker.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "pool:\n  listen: 127.0.0.1:{nc_port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n  redis: true\n  auto_eject_hosts: true\n  server_retry_timeout: 60000\n  server_failure_limit: 1\n  timeout: 1000\n  servers:\n{servers}"
+        ),
+    )
+    .unwrap();
+    let _nc = Proc(
+        std::process::Command::new("nutcracker")
+            .arg("-c")
+            .arg(&conf)
+            .args(["-s", &free_port().to_string(), "-o"])
+            .arg(dir.join("nutcracker.log"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nutcracker must be installed (scripts/test.sh installs it)"),
+    );
+    assert!(
+        wait_for_port(nc_port, Duration::from_secs(10)),
+        "nutcracker did not start"
+    );
+    let endpoints: Vec<String> = backends
+        .iter()
+        .zip(weights)
+        .zip(names)
+        .map(|((b, w), n)| {
+            format!(
+                "{{ address = \"{}\", weight = {w}, name = \"{n}\" }}",
+                b.addr()
+            )
+        })
+        .collect();
+    let k = Keyway::start(
+        "",
+        &format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nhash = \"fnv1a_64\"\nendpoints = [{}]\nauto_eject = true\nretry_timeout = \"3s\"\nfailure_limit = 3\nhealth_check = {{ interval = \"200ms\", timeout = \"200ms\", unhealthy_threshold = 2, healthy_threshold = 1 }}\n\n[routes]\ncatch_all = \"main\"\n",
+            endpoints.join(", ")
+        ),
+    );
+    let victim = backends[1].addr();
+    assert_eq!(endpoint_health(&k, &victim), "healthy");
+
+    // Load through keyway; the time of every error.
+    let stop = Arc::new(AtomicBool::new(false));
+    let error_times = Arc::new(Mutex::new(Vec::new()));
+    let load = {
+        let (stop, times, port) = (stop.clone(), error_times.clone(), k.port);
+        std::thread::spawn(move || {
+            let mut c = Client::connect(port);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let keys: Vec<String> = (0..20).map(|i| format!("load:{}", n + i)).collect();
+                n += 20;
+                let mut batch = Vec::new();
+                for key in &keys {
+                    batch.extend(encode(&[b"SET", key.as_bytes(), b"v"]));
+                }
+                c.send_raw(&batch);
+                for _ in &keys {
+                    if c.read_reply().expect("keyway answers") != b"+OK\r\n" {
+                        times.lock().unwrap().push(Instant::now());
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    backends[1].kill();
+    let took = wait_health(&k, &victim, "ejected", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let errors = error_times.lock().unwrap().clone();
+    let window = errors
+        .last()
+        .map_or(Duration::ZERO, |t| t.duration_since(killed_at));
+    eprintln!(
+        "ejected {took:?} after the kill; {} errors, the last {window:?} after the kill",
+        errors.len()
+    );
+    // unhealthy_threshold × interval = 400 ms, plus slack for a shared machine.
+    assert!(
+        window < Duration::from_millis(2400),
+        "errors for {window:?}"
+    );
+
+    // nutcracker ejects the host after its first failure (server_failure_limit 1).
+    let probe: Vec<String> = (0..200).map(|i| format!("probe:{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while set_all(nc_port, &probe).iter().any(|r| r != b"+OK\r\n") {
+        assert!(
+            Instant::now() < deadline,
+            "nutcracker never ejected {victim}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let keys: Vec<String> = (0..10_000)
+        .map(|i| {
+            if i % 10 == 0 {
+                format!("{{tag{}}}:{i}", i % 7)
+            } else {
+                format!("eject:{i}")
+            }
+        })
+        .collect();
+    assert!(set_all(nc_port, &keys).iter().all(|r| r == b"+OK\r\n"));
+    assert_eq!(
+        found_all(k.port, &keys),
+        keys.len(),
+        "keys placed differently"
+    );
+
+    // Back: it rejoins after retry_timeout (3 s) and takes its keys again.
+    backends[1].restart();
+    let took = wait_health(&k, &victim, "healthy", Duration::from_secs(10));
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(3),
+        "rejoined before retry_timeout"
+    );
+    eprintln!("rejoined {took:?} after the restart");
+    let again: Vec<String> = (0..2000).map(|i| format!("again:{i}")).collect();
+    assert!(set_all(k.port, &again).iter().all(|r| r == b"+OK\r\n"));
+    assert_ne!(backends[1].client().cmd(&["DBSIZE"]), ":0\r\n");
+    let metrics = admin_get(k.admin_port, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "keyway_endpoint_ejections_total{{cluster=\"main\",endpoint=\"{victim}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(k.log().contains("is down"), "{}", k.log());
+}
+
+/// Without `auto_eject` a dead endpoint's keys fail fast (they have nowhere
+/// else to go), reads with `prefer_replica` leave its replica as soon as
+/// checks find it down, and recovery is seen by the checker with no client
+/// request.
+#[test]
+fn health_checks_without_ejection_fail_fast_and_see_recovery() {
+    let (mut primary, mut replica) = (Redis::start(), Redis::start());
+    assert_eq!(
+        replica
+            .client()
+            .cmd(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]),
+        "+OK\r\n"
+    );
+    let k = Keyway::start(
+        "op_timeout = \"2s\"",
+        &format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nread_policy = \"prefer_replica\"\nshards = [{{ primary = \"{}\", replicas = [\"{}\"] }}]\nhealth_check = {{ interval = \"200ms\", timeout = \"200ms\", unhealthy_threshold = 2, healthy_threshold = 2 }}\n\n[routes]\ncatch_all = \"main\"\n",
+            primary.addr(),
+            replica.addr()
+        ),
+    );
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["SET", "hk", "v"]), "+OK\r\n");
+    // The replica goes: reads go to the primary, none fails.
+    replica.kill();
+    wait_health(&k, &replica.addr(), "down", Duration::from_secs(5));
+    for _ in 0..50 {
+        assert_eq!(c.cmd(&["GET", "hk"]), bulk("v"));
+    }
+    // The primary goes: its keys fail, fast.
+    primary.kill();
+    wait_health(&k, &primary.addr(), "down", Duration::from_secs(5));
+    let started = Instant::now();
+    for _ in 0..20 {
+        let r = c.cmd(&["SET", "hk", "w"]);
+        assert!(r.starts_with("-ERR upstream"), "{r}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Back, with no client request: the checker sees it within a few intervals.
+    primary.restart();
+    let took = wait_health(&k, &primary.addr(), "healthy", Duration::from_secs(3));
+    eprintln!("recovery seen {took:?} after the restart");
+    assert_eq!(c.cmd(&["SET", "hk", "w"]), "+OK\r\n");
+    let metrics = admin_get(k.admin_port, "/metrics");
+    assert!(
+        metrics.contains("keyway_health_checks_failed_total{cluster=\"main\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keyway_endpoint_ejections_total{cluster=\"main\",endpoint=\""),
+        "{metrics}"
+    );
+}

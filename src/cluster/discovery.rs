@@ -8,16 +8,13 @@
 
 use super::slots::{Node, SlotMap};
 use crate::config::LbPolicy;
-use crate::resp::reply::ReplyScanner;
 use crate::resp::value::Value;
-use crate::resp::write;
 use crate::runtime::control::Cores;
-use crate::tls;
 use crate::topology::{EndpointInfo, Shard, Topology};
+use crate::upstream::probe::Probe;
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,6 +46,9 @@ pub struct Directory {
 pub struct DiscoveryReload {
     pub topo: Arc<Topology>,
     pub generation: u64,
+    /// A new configuration (discover its Redis Clusters again), or the
+    /// same one with other endpoints down (keep the slot maps).
+    pub rediscover: bool,
     pub done: crossbeam_channel::Sender<usize>,
 }
 
@@ -136,8 +136,18 @@ impl Discovery {
     /// hands the topology and maps to every core, and answers once each
     /// core serves it.
     fn reload(&mut self, cores: &Cores, r: DiscoveryReload) {
-        *self = Discovery::sharing(r.topo.clone(), self.dir.clone());
-        let slot_maps = self.initial();
+        let slot_maps = if r.rediscover {
+            *self = Discovery::sharing(r.topo.clone(), self.dir.clone());
+            self.initial()
+        } else {
+            let mut dir = lock(&self.dir);
+            for (shown, e) in dir.endpoints.iter_mut().zip(&r.topo.endpoints) {
+                shown.healthy = e.healthy;
+            }
+            drop(dir);
+            self.topo = r.topo.clone();
+            self.maps.clone()
+        };
         let discovery_errors = self.errors();
         let served = cores.reload(r.topo, r.generation, slot_maps, discovery_errors);
         let _ = r.done.send(served);
@@ -386,6 +396,7 @@ impl Discovery {
             tls_name: tls_name.to_string(),
             connections: self.topo.config.clusters[cluster].connections_per_endpoint,
             replica,
+            healthy: true,
         });
         self.known.insert((cluster, addr), i);
         i
@@ -400,47 +411,13 @@ impl Discovery {
     ) -> Result<Vec<SlotRange>, String> {
         let cfg = &self.topo.config;
         let c = &cfg.clusters[cluster];
-        let tcp = TcpStream::connect_timeout(&addr, cfg.connect_timeout)
-            .map_err(|e| format!("connect failed: {e}"))?;
-        let _ = tcp.set_read_timeout(Some(cfg.op_timeout));
-        let _ = tcp.set_write_timeout(Some(cfg.op_timeout));
-        let _ = tcp.set_nodelay(true);
-        let mut stream: Box<dyn ReadWrite> = match &c.tls {
-            None => Box::new(tcp),
-            Some(t) => {
-                let name = tls::server_name(t.settings.server_name.as_deref(), host)
-                    .or_else(|| tls::server_name(None, &addr.ip().to_string()))
-                    .ok_or("no usable TLS server name")?;
-                let conn = rustls::ClientConnection::new(t.client.clone(), name)
-                    .map_err(|e| format!("TLS: {e}"))?;
-                let mut tls = rustls::StreamOwned::new(conn, tcp);
-                while tls.conn.is_handshaking() {
-                    tls.conn
-                        .complete_io(&mut tls.sock)
-                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                }
-                Box::new(tls)
-            }
-        };
-        if let Some(pass) = &c.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(u) = &c.username {
-                args.push(u.as_bytes());
-            }
-            args.push(pass.as_bytes());
-            if let Value::Error(e) = command(&mut stream, &args)? {
-                return Err(format!("authentication failed: {e}"));
-            }
-        }
-        match command(&mut stream, &[b"CLUSTER", b"SLOTS"])? {
+        let mut conn = Probe::connect(c, addr, host, cfg.connect_timeout, cfg.op_timeout)?;
+        match conn.command(&[b"CLUSTER", b"SLOTS"])? {
             Value::Error(e) => Err(format!("CLUSTER SLOTS: {e}")),
             v => parse_slots(&v).ok_or_else(|| "unexpected CLUSTER SLOTS reply".to_string()),
         }
     }
 }
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn lock(dir: &Mutex<Directory>) -> std::sync::MutexGuard<'_, Directory> {
     dir.lock().unwrap_or_else(|p| p.into_inner())
@@ -450,39 +427,6 @@ fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().ok()?.collect();
     addrs.sort_by_key(|a| !a.is_ipv4());
     addrs.first().copied()
-}
-
-/// One request and its reply, blocking (timeouts set on the socket).
-fn command(stream: &mut Box<dyn ReadWrite>, args: &[&[u8]]) -> Result<Value, String> {
-    let mut req = Vec::new();
-    write::array_header(&mut req, args.len());
-    for a in args {
-        write::bulk(&mut req, a);
-    }
-    let io_err = |e: io::Error| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
-        _ => e.to_string(),
-    };
-    stream.write_all(&req).map_err(io_err)?;
-    stream.flush().map_err(io_err)?;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    let mut scanner = ReplyScanner::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if let Some(len) = scanner.scan(&buf).map_err(|e| e.0)? {
-            return Value::parse(&buf[..len])
-                .map(|(v, _)| v)
-                .ok_or_else(|| "malformed reply".to_string());
-        }
-        if buf.len() > 64 * 1024 * 1024 {
-            return Err("reply too large".into());
-        }
-        let n = stream.read(&mut chunk).map_err(io_err)?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// The ranges of a CLUSTER SLOTS reply: `[first, last, node, node...]`

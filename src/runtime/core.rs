@@ -86,6 +86,8 @@ pub struct CoreSpec {
     pub started: Sender<Result<usize, String>>,
     /// Client connections across all cores, against `max_clients`.
     pub seats: Arc<ClientSeats>,
+    /// Where connections report failures and recoveries (health).
+    pub reports: crate::health::Reports,
 }
 
 /// Runs one core on the calling thread until it is told to stop.
@@ -104,6 +106,7 @@ pub fn run(spec: CoreSpec) {
         client_asks,
         started,
         seats,
+        reports,
     } = spec;
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("keyway-core{index}"))
@@ -161,7 +164,9 @@ pub fn run(spec: CoreSpec) {
             topo.endpoints.len(),
             topo.clusters.len(),
         ));
-        let upstreams = Rc::new(Upstreams::new(&topo, &stats, slot_maps, refresh, &ring));
+        let upstreams = Rc::new(Upstreams::new(
+            &topo, &stats, slot_maps, refresh, &ring, reports,
+        ));
         for (cluster, why) in discovery_errors.into_iter().enumerate() {
             if let Some(why) = why {
                 upstreams.discovery_failed(cluster, why);
@@ -273,6 +278,7 @@ fn context(
         backend_version: kept.backend_version,
         clients: kept.clients,
         generation,
+        version: kept.latest.version() + 1,
         latest: kept.latest,
     }
 }

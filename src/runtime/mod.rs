@@ -79,6 +79,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         ),
         None => None,
     };
+    let (reports, from_cores) = crate::health::Reports::channel();
     let mut cores = Vec::new();
     // Each core's inbox for the others' CLIENT LIST and KILL.
     let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) =
@@ -100,6 +101,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
             client_asks: client_asks.pop().expect("one inbox per core"),
             started: started_tx.clone(),
             seats: seats.clone(),
+            reports: reports.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("keyway-core{index}"))
@@ -145,9 +147,15 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         cpus.len(),
         reload_tx,
     ));
+    let monitor = crate::health::Monitor::new(reloader.clone(), reports, from_cores);
+    let health = monitor.table();
+    monitor
+        .spawn()
+        .map_err(|e| format!("cannot start the health thread: {e}"))?;
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(l) = admin_listener {
         let admin = Admin {
+            health,
             directory,
             reloader: reloader.clone(),
             cores: handles.clone(),

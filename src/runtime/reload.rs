@@ -5,7 +5,7 @@
 
 use crate::cluster::discovery::DiscoveryReload;
 use crate::config::Config;
-use crate::topology::Topology;
+use crate::topology::{Health, Topology};
 use crossbeam_channel::{bounded, Sender};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -111,6 +111,7 @@ impl Reloader {
             return Err("keyway was started without a configuration file".into());
         };
         let config = Config::load(path).map_err(|e| e.0)?;
+        let health = running.health.clone();
         let fixed = needs_restart(&running.config, &config);
         if !fixed.is_empty() {
             return Err(format!(
@@ -122,11 +123,35 @@ impl Reloader {
         for w in config.warnings() {
             eprintln!("keyway: warning: {w}");
         }
-        let topo = Arc::new(Topology::build(config));
+        let topo = Arc::new(Topology::with_health(config, health));
+        self.distribute(topo, generation, true)
+    }
+
+    /// The running configuration with `health`'s endpoints down (the
+    /// health monitor's doing); its generation stays.
+    pub fn set_health(&self, health: Health) -> Result<Arc<Topology>, String> {
+        let mut state = self.lock();
+        if state.0.health == health {
+            return Ok(state.0.clone());
+        }
+        let topo = Arc::new(Topology::with_health(state.0.config.clone(), health));
+        let topo = self.distribute(topo, state.1.generation, false)?;
+        state.0 = topo.clone();
+        Ok(topo)
+    }
+
+    /// Hands `topo` to every core (through the discovery thread).
+    fn distribute(
+        &self,
+        topo: Arc<Topology>,
+        generation: u64,
+        rediscover: bool,
+    ) -> Result<Arc<Topology>, String> {
         let (done, served) = bounded(1);
         let ask = DiscoveryReload {
             topo: topo.clone(),
             generation,
+            rediscover,
             done,
         };
         self.discovery

@@ -45,6 +45,8 @@ pub struct CoreContext {
     /// The configuration generation this context serves (1 at start-up,
     /// one more per reload).
     pub generation: u64,
+    /// One more per context the core made (reloads, health changes).
+    pub version: u64,
     /// The core's newest context: sessions move to it between requests.
     pub latest: Rc<Latest>,
 }
@@ -55,12 +57,12 @@ pub struct CoreContext {
 #[derive(Default)]
 pub struct Latest {
     ctx: RefCell<Option<Rc<CoreContext>>>,
-    generation: Cell<u64>,
+    version: Cell<u64>,
 }
 
 impl Latest {
     pub fn set(&self, ctx: Rc<CoreContext>) {
-        self.generation.set(ctx.generation);
+        self.version.set(ctx.version);
         *self.ctx.borrow_mut() = Some(ctx);
     }
 
@@ -72,8 +74,9 @@ impl Latest {
             .expect("a core sets its context before it accepts")
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation.get()
+    /// The newest context's `version`.
+    pub fn version(&self) -> u64 {
+        self.version.get()
     }
 }
 
@@ -81,7 +84,7 @@ impl Latest {
 /// it reads next is routed by the new configuration.
 #[inline]
 fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
-    if ctx.generation == ctx.latest.generation() {
+    if ctx.version == ctx.latest.version() {
         return;
     }
     let next = ctx.latest.get();

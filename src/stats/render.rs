@@ -4,10 +4,13 @@
 use super::{CoreSnapshot, ERROR_KINDS, GROUPS};
 use crate::cluster::discovery::{ClusterStatus, Directory};
 use crate::command::COMMANDS;
+use crate::health::EndpointHealth;
 use crate::runtime::reload::ReloadStatus;
 use crate::topology::Topology;
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 fn is_mirror_target(topo: &Topology, ring: &crate::topology::ClusterRing) -> bool {
     let cfg = &topo.config;
@@ -82,7 +85,7 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
         .map(|(e, s)| {
             format!(
                 "{{\"cluster\":{},\"endpoint\":{},\"requests\":{},\"errors\":{},\"timeouts\":{},\"reconnects\":{},\"connect_failures\":{},\"tls_failures\":{},\"auth_failures\":{},\"state\":\"{}\",\"rtt\":{}}}",
-                json_str(&topo.clusters[e.cluster].name),
+                json_str(cluster_name(topo, e.cluster)),
                 json_str(&e.label),
                 s.requests,
                 s.errors,
@@ -201,7 +204,12 @@ pub fn latency_json(cores: &[CoreSnapshot]) -> String {
 }
 
 /// `/clusters`: clusters, their endpoints and connection state per core.
-pub fn clusters_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -> String {
+pub fn clusters_json(
+    topo: &Topology,
+    dir: &Directory,
+    cores: &[CoreSnapshot],
+    health: &BTreeMap<SocketAddr, EndpointHealth>,
+) -> String {
     let endpoint = |i: usize, weight: u32, role: &str| {
         let Some(e) = dir.endpoints.get(i) else {
             return "null".to_string();
@@ -210,12 +218,19 @@ pub fn clusters_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -
             .iter()
             .map(|s| format!("\"{}\"", s.endpoints.get(i).map_or("idle", |e| e.state)))
             .collect();
+        let h = health.get(&e.addr).cloned().unwrap_or_default();
         format!(
-            "{{\"address\":{},\"resolved\":\"{}\",\"role\":\"{role}\",\"weight\":{},\"state_per_core\":[{}]}}",
+            "{{\"address\":{},\"resolved\":\"{}\",\"role\":\"{role}\",\"weight\":{},\"state_per_core\":[{}],\"health\":\"{}\",\"ejections\":{},\"checks_passed\":{},\"checks_failed\":{},\"last_check_ms\":{}}}",
             json_str(&e.label),
             e.addr,
             weight,
-            states.join(",")
+            states.join(","),
+            health_word(&h),
+            h.ejections,
+            h.checks_passed,
+            h.checks_failed,
+            h.last_check
+                .map_or("null".into(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0)),
         )
     };
     let clusters: Vec<String> = topo
@@ -231,10 +246,13 @@ pub fn clusters_json(topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) -
                 c.read_policy,
                 c.tls.is_some()
             );
-            if topo.clusters[ci].ring.is_none() {
-                return format!("{{{head},{}}}", slot_map_json(&dir.clusters[ci], &endpoint));
+            let (Some(ring), Some(status)) = (topo.clusters.get(ci), dir.clusters.get(ci)) else {
+                return format!("{{{head}}}");
+            };
+            if ring.ring.is_none() {
+                return format!("{{{head},{}}}", slot_map_json(status, &endpoint));
             }
-            let shards: Vec<String> = topo.clusters[ci]
+            let shards: Vec<String> = ring
                 .shards
                 .iter()
                 .zip(&c.endpoints)
@@ -331,6 +349,20 @@ fn per_core(
     }
 }
 
+/// A cluster's name; empty when a reload changed the clusters between the
+/// reads of one admin request.
+fn cluster_name(topo: &Topology, cluster: usize) -> &str {
+    topo.clusters.get(cluster).map_or("", |c| c.name.as_str())
+}
+
+fn health_word(h: &EndpointHealth) -> &'static str {
+    match (h.down, h.ejected) {
+        (false, _) => "healthy",
+        (true, false) => "down",
+        (true, true) => "ejected",
+    }
+}
+
 fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -343,6 +375,7 @@ pub fn prometheus(
     dir: &Directory,
     cores: &[CoreSnapshot],
     reloads: &ReloadStatus,
+    health: &BTreeMap<SocketAddr, EndpointHealth>,
 ) -> String {
     let mut o = String::new();
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
@@ -674,13 +707,14 @@ pub fn prometheus(
                     o,
                     "{name}{{core=\"{}\",cluster=\"{}\",endpoint=\"{}\"}} {}",
                     c.core,
-                    label(&topo.clusters[e.cluster].name),
+                    label(cluster_name(topo, e.cluster)),
                     label(&e.label),
                     get(s)
                 );
             }
         }
     }
+    health_metrics(&mut o, topo, dir, health);
     let quantiles = [0.5, 0.9, 0.99, 0.999];
     family(
         &mut o,
@@ -727,4 +761,69 @@ fn summary_lines(o: &mut String, name: &str, labels: &str, h: &Histogram<u64>, q
     let sum = h.mean() * h.len() as f64 / 1e6;
     let _ = writeln!(o, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(o, "{name}_count{{{labels}}} {}", h.len());
+}
+
+/// Health of every configured endpoint: state, ejections, active checks.
+fn health_metrics(
+    o: &mut String,
+    topo: &Topology,
+    dir: &Directory,
+    health: &BTreeMap<SocketAddr, EndpointHealth>,
+) {
+    let rows: Vec<(String, EndpointHealth)> = dir
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let h = health.get(&e.addr)?.clone();
+            let l = format!(
+                "cluster=\"{}\",endpoint=\"{}\"",
+                label(cluster_name(topo, e.cluster)),
+                label(&e.label)
+            );
+            Some((l, h))
+        })
+        .collect();
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&EndpointHealth) -> String| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (l, h) in &rows {
+                let _ = writeln!(o, "{name}{{{l}}} {}", value(h));
+            }
+        };
+    family(
+        "keyway_endpoint_healthy",
+        "gauge",
+        "1 while an endpoint answers, 0 once health checking found it down.",
+        &|h| u8::from(!h.down).to_string(),
+    );
+    family(
+        "keyway_endpoint_ejected",
+        "gauge",
+        "1 while an endpoint is out of its cluster's ring (auto_eject).",
+        &|h| u8::from(h.ejected).to_string(),
+    );
+    family(
+        "keyway_endpoint_ejections_total",
+        "counter",
+        "Times an endpoint was ejected from its cluster's ring.",
+        &|h| h.ejections.to_string(),
+    );
+    family(
+        "keyway_health_checks_passed_total",
+        "counter",
+        "Active health checks (PING) an endpoint answered.",
+        &|h| h.checks_passed.to_string(),
+    );
+    family(
+        "keyway_health_checks_failed_total",
+        "counter",
+        "Active health checks (PING) an endpoint failed.",
+        &|h| h.checks_failed.to_string(),
+    );
+    family(
+        "keyway_health_check_seconds",
+        "gauge",
+        "How long the last passed health check took.",
+        &|h| h.last_check.map_or(0.0, |d| d.as_secs_f64()).to_string(),
+    );
 }

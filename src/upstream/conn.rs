@@ -38,6 +38,8 @@ pub struct ConnSettings {
     pub db: u16,
     /// TCP keepalive idle time (`tcp_keepalive`; zero: off).
     pub keepalive: Duration,
+    /// Where failures and recoveries are reported (health checking).
+    pub reports: Option<crate::health::Reports>,
 }
 
 const NO_DESCRIPTORS: &str = "ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)";
@@ -288,6 +290,7 @@ impl Conn {
                     return;
                 }
                 End::Timeout => {
+                    self.report_failure();
                     eprintln!(
                         "keyway: upstream {}: op timeout, resetting the connection",
                         self.label
@@ -302,6 +305,7 @@ impl Conn {
                     self.fail_all(Failure::Unavailable);
                 }
                 End::Io(e) => {
+                    self.report_failure();
                     eprintln!("keyway: upstream {}: {e}", self.label);
                     self.fail_all(Failure::Unavailable);
                 }
@@ -340,6 +344,7 @@ impl Conn {
         })
         .detach();
         CoreStats::add(&self.es.connect_failures, 1);
+        self.report_failure();
         if failures == 1 {
             eprintln!(
                 "keyway: upstream {}: {why}; failing its requests until it answers",
@@ -365,6 +370,17 @@ impl Conn {
     /// The connection is up and its handshake answered.
     fn came_up(&self) {
         self.inner.borrow_mut().failing = false;
+        if let Some(r) = &self.settings.reports {
+            r.answered(self.addr);
+        }
+    }
+
+    /// A failure that says the endpoint may be down (not a clean close:
+    /// servers close idle connections).
+    fn report_failure(&self) {
+        if let Some(r) = &self.settings.reports {
+            r.failed(self.addr);
+        }
     }
 
     /// Completes one request with `failure`'s error and counts it.

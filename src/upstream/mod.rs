@@ -1,6 +1,7 @@
 //! Upstream connections, per core and per endpoint: pipelined, FIFO-matched,
 //! shared by every session on the core so their requests coalesce.
 pub mod conn;
+pub mod probe;
 
 use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
@@ -84,6 +85,8 @@ pub struct Upstreams {
     asked: Vec<Cell<Option<Instant>>>,
     /// Replica round robin, advanced once per request.
     turn: Cell<usize>,
+    /// Where connections report failures and recoveries.
+    reports: crate::health::Reports,
     /// During `reloaded` only: the previous generation's endpoints, for
     /// `add_endpoint` to take over.
     previous: RefCell<Vec<EndpointConns>>,
@@ -99,8 +102,9 @@ impl Upstreams {
         slot_maps: Vec<Option<Arc<SlotMap>>>,
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
+        reports: crate::health::Reports,
     ) -> Upstreams {
-        Self::build(topo, stats, slot_maps, refresh, ring, Vec::new()).0
+        Self::build(topo, stats, slot_maps, refresh, ring, reports, Vec::new()).0
     }
 
     /// The next generation's connections after a reload: unchanged
@@ -128,6 +132,7 @@ impl Upstreams {
             slot_maps,
             self.refresh.clone(),
             &self.ring,
+            self.reports.clone(),
             previous,
         );
         for (cluster, why) in discovery_errors.into_iter().enumerate() {
@@ -144,6 +149,7 @@ impl Upstreams {
         slot_maps: Vec<Option<Arc<SlotMap>>>,
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
+        reports: crate::health::Reports,
         previous: Vec<EndpointConns>,
     ) -> (Upstreams, Vec<EndpointConns>) {
         let up = Upstreams {
@@ -156,6 +162,7 @@ impl Upstreams {
             refresh,
             asked: (0..topo.clusters.len()).map(|_| Cell::new(None)).collect(),
             turn: Cell::new(0),
+            reports,
             previous: RefCell::new(previous),
         };
         for (i, e) in topo.endpoints.iter().enumerate() {
@@ -202,6 +209,7 @@ impl Upstreams {
             readonly: c.lb_policy == LbPolicy::RedisCluster,
             db: 0,
             keepalive: topo.config.tcp_keepalive,
+            reports: Some(self.reports.clone()),
         };
         let key = EndpointKey {
             cluster: c.name.clone(),
@@ -407,7 +415,17 @@ impl Upstreams {
         self.new_conn(endpoint, e, proto, db)
     }
 
+    /// Whether read policies may use `endpoint`: health checking has not
+    /// found it down, and this core's connections to it are not failing.
     fn healthy(&self, endpoint: usize) -> bool {
+        if self
+            .topo
+            .endpoints
+            .get(endpoint)
+            .is_some_and(|e| !e.healthy)
+        {
+            return false;
+        }
         match self.endpoints.borrow().get(endpoint) {
             Some(Some(e)) => e.resp2.iter().chain(&e.resp3).all(|c| c.healthy()),
             _ => false,

@@ -1,0 +1,426 @@
+//! Health checking and ejection, on the control side.
+//!
+//! Two sources say whether an endpoint answers: active checks (a thread
+//! per endpoint PINGs it every `interval`, as Envoy's redis health checker
+//! does) and live traffic (the cores' connections report connect failures,
+//! timeouts and resets, and each connection that comes up: twemproxy's
+//! `server_failure_limit`). The monitor thread turns them into a set of
+//! endpoints that are down. When that set changes it makes a new topology
+//! (`Reloader::set_health`): read policies skip what is down, and clusters
+//! with `auto_eject` leave ejected primaries out of their rings, placing
+//! keys as twemproxy does after it ejected the same hosts. An ejected
+//! endpoint rejoins once `retry_timeout` has passed and it answers again.
+
+use crate::config::{Cluster, LbPolicy};
+use crate::runtime::reload::Reloader;
+use crate::topology::{host_of, Health, Topology};
+use crate::upstream::probe::Probe;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What was seen of an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed {
+    pub addr: SocketAddr,
+    pub seen: Seen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Seen {
+    /// A connection of a core came up (handshake answered).
+    Answered,
+    /// A connection of a core failed: connect, handshake, timeout, reset.
+    Failed,
+    /// An active check answered PING in this long.
+    CheckPassed(Duration),
+    CheckFailed,
+}
+
+/// Where the cores' connections report what they see. Reports are rare
+/// (a failure, a connection coming up), never per request, and dropped
+/// rather than waited for when the monitor is behind.
+#[derive(Debug, Clone)]
+pub struct Reports(Sender<Observed>);
+
+impl Reports {
+    pub fn channel() -> (Reports, Receiver<Observed>) {
+        let (tx, rx) = bounded(4096);
+        (Reports(tx), rx)
+    }
+
+    pub fn answered(&self, addr: SocketAddr) {
+        let _ = self.0.try_send(Observed {
+            addr,
+            seen: Seen::Answered,
+        });
+    }
+
+    pub fn failed(&self, addr: SocketAddr) {
+        let _ = self.0.try_send(Observed {
+            addr,
+            seen: Seen::Failed,
+        });
+    }
+}
+
+/// What `/clusters` and `/metrics` show of one endpoint's health.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointHealth {
+    pub down: bool,
+    /// Out of its cluster's ring (auto_eject) right now.
+    pub ejected: bool,
+    pub ejections: u64,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// How long the last passed check took.
+    pub last_check: Option<Duration>,
+    /// Failures in a row on live traffic and in checks.
+    traffic_failures: u32,
+    check_failures: u32,
+    /// Checks passed in a row.
+    check_passes: u32,
+    /// Since it went down: it answered (a connection came up).
+    answered: bool,
+    down_since: Option<Instant>,
+}
+
+/// Every endpoint's health, by address; shared with the admin endpoint.
+pub type HealthTable = Arc<Mutex<BTreeMap<SocketAddr, EndpointHealth>>>;
+
+pub fn lock(t: &HealthTable) -> std::sync::MutexGuard<'_, BTreeMap<SocketAddr, EndpointHealth>> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The rules that apply to an endpoint: those of the first cluster that
+/// has it.
+#[derive(Debug, Clone)]
+struct Rules {
+    cluster: Cluster,
+    /// `host:port` as configured (TLS name, logs).
+    label: String,
+}
+
+fn rules(topo: &Topology) -> BTreeMap<SocketAddr, Rules> {
+    let mut out = BTreeMap::new();
+    for (ci, c) in topo.config.clusters.iter().enumerate() {
+        if c.lb_policy == LbPolicy::RedisCluster {
+            continue;
+        }
+        for e in topo.endpoints.iter().filter(|e| e.cluster == ci) {
+            out.entry(e.addr).or_insert_with(|| Rules {
+                cluster: c.clone(),
+                label: e.label.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// How often the monitor looks at its rules even without reports.
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct Monitor {
+    reloader: Arc<Reloader>,
+    reports: Receiver<Observed>,
+    /// Checker threads send here too.
+    checks: Sender<Observed>,
+    table: HealthTable,
+}
+
+impl Monitor {
+    pub fn new(
+        reloader: Arc<Reloader>,
+        reports: Reports,
+        from_cores: Receiver<Observed>,
+    ) -> Monitor {
+        Monitor {
+            reloader,
+            reports: from_cores,
+            checks: reports.0,
+            table: Arc::default(),
+        }
+    }
+
+    pub fn table(&self) -> HealthTable {
+        self.table.clone()
+    }
+
+    pub fn spawn(self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("keyway-health".into())
+            .spawn(move || self.run())?;
+        Ok(())
+    }
+
+    fn run(self) {
+        let mut generation = 0;
+        let mut rules = BTreeMap::new();
+        let mut checkers: Vec<Arc<AtomicBool>> = Vec::new();
+        loop {
+            let status = self.reloader.status();
+            if status.generation != generation {
+                // A reload: new rules, new checkers.
+                generation = status.generation;
+                let topo = self.reloader.topology();
+                rules = self::rules(&topo);
+                for stop in checkers.drain(..) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                for (addr, r) in &rules {
+                    if let Some(hc) = &r.cluster.health_check {
+                        let stop = Arc::new(AtomicBool::new(false));
+                        checkers.push(stop.clone());
+                        let check = Checker {
+                            addr: *addr,
+                            rules: r.clone(),
+                            interval: hc.interval,
+                            timeout: hc.timeout,
+                            out: self.checks.clone(),
+                            stop,
+                        };
+                        let _ = std::thread::Builder::new()
+                            .name("keyway-check".into())
+                            .spawn(move || check.run());
+                    }
+                }
+                lock(&self.table).retain(|a, _| rules.contains_key(a));
+            }
+            let mut changed = false;
+            match self.reports.recv_timeout(TICK) {
+                Ok(o) => {
+                    changed |= self.observe(&rules, o);
+                    while let Ok(o) = self.reports.try_recv() {
+                        changed |= self.observe(&rules, o);
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+            changed |= self.rejoin(&rules);
+            if changed {
+                let down: Vec<SocketAddr> = lock(&self.table)
+                    .iter()
+                    .filter(|(_, h)| h.down)
+                    .map(|(a, _)| *a)
+                    .collect();
+                let health = Health { down };
+                if let Ok(topo) = self.reloader.set_health(health) {
+                    self.mark_ejected(&topo);
+                }
+            }
+        }
+    }
+
+    /// Takes one observation; true when the endpoint went down or up.
+    fn observe(&self, rules: &BTreeMap<SocketAddr, Rules>, o: Observed) -> bool {
+        let Some(r) = rules.get(&o.addr) else {
+            return false;
+        };
+        let c = &r.cluster;
+        let mut table = lock(&self.table);
+        let h = table.entry(o.addr).or_default();
+        match o.seen {
+            Seen::Answered => {
+                h.traffic_failures = 0;
+                if h.down {
+                    h.answered = true;
+                }
+            }
+            Seen::Failed => h.traffic_failures = h.traffic_failures.saturating_add(1),
+            Seen::CheckPassed(took) => {
+                h.checks_passed += 1;
+                h.last_check = Some(took);
+                h.check_failures = 0;
+                h.check_passes = h.check_passes.saturating_add(1);
+            }
+            Seen::CheckFailed => {
+                h.checks_failed += 1;
+                h.check_passes = 0;
+                h.check_failures = h.check_failures.saturating_add(1);
+            }
+        }
+        if h.down {
+            return self.may_rejoin(r, h, o.addr);
+        }
+        let failing = h.traffic_failures >= c.failure_limit
+            || c.health_check
+                .as_ref()
+                .is_some_and(|hc| h.check_failures >= hc.unhealthy_threshold);
+        if !failing {
+            return false;
+        }
+        h.down = true;
+        h.answered = false;
+        h.check_passes = 0;
+        h.down_since = Some(Instant::now());
+        if c.auto_eject {
+            h.ejections += 1;
+        }
+        eprintln!(
+            "keyway: endpoint {} of cluster {} is down ({}){}",
+            r.label,
+            c.name,
+            if h.traffic_failures >= c.failure_limit {
+                format!("{} failures in a row on live traffic", h.traffic_failures)
+            } else {
+                format!("{} health checks failed in a row", h.check_failures)
+            },
+            if c.auto_eject {
+                format!("; ejected from the ring for at least {:?}", c.retry_timeout)
+            } else {
+                String::new()
+            }
+        );
+        true
+    }
+
+    /// Whether a down endpoint is back: it answered (enough checks passed,
+    /// or a connection came up), and an ejected one served its
+    /// `retry_timeout`.
+    fn may_rejoin(&self, r: &Rules, h: &mut EndpointHealth, addr: SocketAddr) -> bool {
+        let c = &r.cluster;
+        let served = !c.auto_eject || h.down_since.is_none_or(|t| t.elapsed() >= c.retry_timeout);
+        let checks_say = c
+            .health_check
+            .as_ref()
+            .is_some_and(|hc| h.check_passes >= hc.healthy_threshold);
+        if !served || !(h.answered || checks_say) {
+            return false;
+        }
+        h.down = false;
+        h.traffic_failures = 0;
+        h.check_failures = 0;
+        h.down_since = None;
+        eprintln!(
+            "keyway: endpoint {} ({addr}) of cluster {} answers again{}",
+            r.label,
+            c.name,
+            if c.auto_eject {
+                "; back in the ring"
+            } else {
+                ""
+            }
+        );
+        true
+    }
+
+    /// Ejected endpoints whose `retry_timeout` passed and that neither
+    /// traffic nor checks reach: asked once per tick whether they answer.
+    fn rejoin(&self, rules: &BTreeMap<SocketAddr, Rules>) -> bool {
+        let due: Vec<SocketAddr> = lock(&self.table)
+            .iter()
+            .filter(|(a, h)| {
+                h.down
+                    && !h.answered
+                    && rules.get(a).is_some_and(|r| {
+                        r.cluster.auto_eject
+                            && r.cluster.health_check.is_none()
+                            && h.down_since
+                                .is_none_or(|t| t.elapsed() >= r.cluster.retry_timeout)
+                    })
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        let mut changed = false;
+        for addr in due {
+            let Some(r) = rules.get(&addr) else { continue };
+            let answered = ping(r, addr, Duration::from_millis(500)).is_ok();
+            let mut table = lock(&self.table);
+            let h = table.entry(addr).or_default();
+            if answered {
+                h.answered = true;
+                changed |= self.may_rejoin(r, h, addr);
+            }
+        }
+        changed
+    }
+
+    /// Which down endpoints the new topology actually left out of a ring
+    /// (none when a whole cluster is down: see `Topology::with_health`).
+    fn mark_ejected(&self, topo: &Topology) {
+        let mut table = lock(&self.table);
+        for h in table.values_mut() {
+            h.ejected = false;
+        }
+        for (ci, ring) in topo.clusters.iter().enumerate() {
+            for (si, shard) in ring.shards.iter().enumerate() {
+                if ring.members.contains(&si) {
+                    continue;
+                }
+                if let Some(e) = topo.endpoints.get(shard.primary) {
+                    if e.cluster == ci {
+                        table.entry(e.addr).or_default().ejected = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// PING over a fresh connection (TLS and AUTH as configured).
+fn ping(r: &Rules, addr: SocketAddr, timeout: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut probe = Probe::connect(&r.cluster, addr, host_of(&r.label), timeout, timeout)?;
+    match probe.command(&[b"PING"])? {
+        crate::resp::value::Value::Error(e) => Err(e),
+        _ => Ok(started.elapsed()),
+    }
+}
+
+/// Active checks of one endpoint, on a thread of its own (a check that
+/// waits out its timeout delays no other endpoint's).
+struct Checker {
+    addr: SocketAddr,
+    rules: Rules,
+    interval: Duration,
+    timeout: Duration,
+    out: Sender<Observed>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Checker {
+    fn run(self) {
+        // One connection, kept between checks as Envoy keeps its own.
+        let mut conn: Option<Probe> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let result = (|| {
+                let c = &self.rules.cluster;
+                if conn.is_none() {
+                    let host = host_of(&self.rules.label);
+                    conn = Some(Probe::connect(
+                        c,
+                        self.addr,
+                        host,
+                        self.timeout,
+                        self.timeout,
+                    )?);
+                }
+                let probe = conn.as_mut().ok_or("no connection")?;
+                match probe.command(&[b"PING"])? {
+                    crate::resp::value::Value::Error(e) => Err(e),
+                    _ => Ok(started.elapsed()),
+                }
+            })();
+            let seen = match result {
+                Ok(took) => Seen::CheckPassed(took),
+                Err(_) => {
+                    conn = None;
+                    Seen::CheckFailed
+                }
+            };
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = self.out.send(Observed {
+                addr: self.addr,
+                seen,
+            });
+            std::thread::sleep(self.interval.saturating_sub(started.elapsed()));
+        }
+    }
+}
