@@ -265,8 +265,8 @@ latency_dir = "{tmp}/latency"
     wait_port(kw_port)
     kw_label = "keyway (1 core)" if a.mode == "one" else f"keyway ({ncpu} cores)"
     peers[kw_label] = (kw_port, kw.pid)
-    ring_mode = next((l.split("keyway: io_uring ", 1)[1] for l in (tmp / "keyway.log").read_text().splitlines()
-                      if l.startswith("keyway: io_uring ")), "not reported")
+    ring_mode = next((l.split(" io_uring ", 1)[1] for l in (tmp / "keyway.log").read_text().splitlines()
+                      if " INFO io_uring " in l), "not reported")
     before_label = None
     if a.baseline:
         base_port = free_port()

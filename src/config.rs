@@ -20,6 +20,13 @@ struct RawConfig {
     clusters: Vec<RawCluster>,
     routes: Option<RawRoutes>,
     admin: Option<RawAdmin>,
+    log: Option<RawLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +402,8 @@ pub struct Config {
     /// dump at shutdown, asked-for dumps under $TMPDIR (see `dump_dir`).
     pub latency_dir: Option<PathBuf>,
     pub tls: Option<DownstreamTlsConfig>,
+    /// `[log] level`: what is written to the log.
+    pub log_level: crate::log::Level,
 }
 
 impl Config {
@@ -1188,6 +1197,16 @@ impl Config {
                 "{file}: `proxy.username` needs `proxy.password`"
             )));
         }
+        let log_level = match raw.log.as_ref().and_then(|l| l.level.as_ref()) {
+            None => crate::log::Level::Info,
+            Some(l) => crate::log::Level::parse(l.get_ref()).ok_or_else(|| {
+                ctx.err(
+                    l.span(),
+                    "log.level",
+                    "must be one of error, warn, info, debug",
+                )
+            })?,
+        };
         let admin_listen = match raw.admin.as_ref().and_then(|a| a.listen.as_ref()) {
             Some(l) => Some(resolve(&ctx, l.get_ref(), l.span(), "admin.listen")?),
             None => None,
@@ -1252,6 +1271,7 @@ impl Config {
             keys_limit,
             admin_listen,
             latency_dir,
+            log_level,
             listen,
             cores,
             op_timeout,
@@ -1367,19 +1387,34 @@ catch_all = "main"
         let c = Config::parse(&hc, "t.toml").unwrap();
         let m = &c.clusters[0];
         assert!(m.auto_eject);
-        assert_eq!((m.failure_limit, m.retry_timeout), (5, Duration::from_secs(10)));
+        assert_eq!(
+            (m.failure_limit, m.retry_timeout),
+            (5, Duration::from_secs(10))
+        );
         let h = m.health_check.as_ref().unwrap();
-        assert_eq!((h.interval, h.timeout), (Duration::from_secs(2), Duration::from_millis(500)));
+        assert_eq!(
+            (h.interval, h.timeout),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
         assert_eq!((h.unhealthy_threshold, h.healthy_threshold), (3, 2));
         // twemproxy's defaults without the keys: failure limit 2, retry 30 s.
         let d = Config::parse(GOOD, "t.toml").unwrap();
-        assert_eq!((d.clusters[0].failure_limit, d.clusters[0].auto_eject), (2, false));
+        assert_eq!(
+            (d.clusters[0].failure_limit, d.clusters[0].auto_eject),
+            (2, false)
+        );
         let e = err(&hc.replace("\"2s\" }", "\"soon\" }"));
         assert!(e.contains("clusters[0].health_check.interval"), "{e}");
         let e = err(&hc.replace("failure_limit = 5", "failure_limit = 0"));
-        assert!(e.contains("failure_limit") && e.contains("between 1"), "{e}");
+        assert!(
+            e.contains("failure_limit") && e.contains("between 1"),
+            "{e}"
+        );
         let e = err(&hc.replace("\"ring_hash\"", "\"redis_cluster\""));
-        assert!(e.contains("auto_eject") && e.contains("redis_cluster"), "{e}");
+        assert!(
+            e.contains("auto_eject") && e.contains("redis_cluster"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -260,9 +260,9 @@ impl Monitor {
         if c.auto_eject {
             h.ejections += 1;
         }
-        eprintln!(
-            "keyway: endpoint {} of cluster {} is down ({}){}",
-            r.label,
+        crate::warn!(
+            endpoint: &r.label,
+            "endpoint of cluster {} is down ({}){}",
             c.name,
             if h.traffic_failures >= c.failure_limit {
                 format!("{} failures in a row on live traffic", h.traffic_failures)
@@ -295,9 +295,9 @@ impl Monitor {
         h.traffic_failures = 0;
         h.check_failures = 0;
         h.down_since = None;
-        eprintln!(
-            "keyway: endpoint {} ({addr}) of cluster {} answers again{}",
-            r.label,
+        crate::info!(
+            endpoint: &r.label,
+            "endpoint ({addr}) of cluster {} answers again{}",
             c.name,
             if c.auto_eject {
                 "; back in the ring"

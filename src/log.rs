@@ -1,6 +1,203 @@
-//! Time as logs and the admin endpoint print it: RFC 3339 in UTC.
+//! Logs: one line per event on stderr, `2026-11-26T23:29:44.123Z WARN
+//! [core 0] [127.0.0.1:7001] message`: an RFC 3339 UTC timestamp, the
+//! level, the core (on a core's thread) and the endpoint where there is one.
+//! `[log] level` or `--log-level` chooses what is written. A repeated
+//! identical warning or error (a dead backend, every retry) is written once
+//! per `REPEAT_WINDOW`, then with how many were held back.
+//!
+//! Lines are written whole with one `write` so threads do not interleave;
+//! the repeat table is per thread, so cores share nothing to log.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.to_ascii_lowercase().as_str() {
+            "error" => Some(Level::Error),
+            "warn" | "warning" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// `--log-level` was given: the configuration's level does not apply.
+static FIXED: AtomicBool = AtomicBool::new(false);
+
+/// The level from the command line: it wins over `[log] level`, reloads
+/// included.
+pub fn fix_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    FIXED.store(true, Ordering::Relaxed);
+}
+
+/// The configuration's `[log] level` (at start-up and on every reload).
+pub fn configure(level: Level) {
+    if !FIXED.load(Ordering::Relaxed) {
+        LEVEL.store(level as u8, Ordering::Relaxed);
+    }
+}
+
+#[inline]
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+/// Identical warnings and errors within this long are counted, not written.
+const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+
+struct Repeat {
+    written_at: Instant,
+    held_back: u64,
+}
+
+thread_local! {
+    static CORE: Cell<Option<usize>> = const { Cell::new(None) };
+    static REPEATS: RefCell<HashMap<u64, Repeat>> = RefCell::new(HashMap::new());
+}
+
+/// Lines written on this thread name core `index`.
+pub fn set_core(index: usize) {
+    CORE.with(|c| c.set(Some(index)));
+}
+
+/// Whether a warning or error seen at `now` is written: None while an
+/// identical one was written less than `REPEAT_WINDOW` ago (it is counted),
+/// else Some(how many were held back since the last one written).
+fn repeat(table: &mut HashMap<u64, Repeat>, key: u64, now: Instant) -> Option<u64> {
+    if table.len() > 1024 {
+        table.retain(|_, v| now.duration_since(v.written_at) < REPEAT_WINDOW);
+    }
+    match table.get_mut(&key) {
+        Some(v) if now.duration_since(v.written_at) < REPEAT_WINDOW => {
+            v.held_back += 1;
+            None
+        }
+        Some(v) => {
+            v.written_at = now;
+            Some(std::mem::take(&mut v.held_back))
+        }
+        None => {
+            table.insert(
+                key,
+                Repeat {
+                    written_at: now,
+                    held_back: 0,
+                },
+            );
+            Some(0)
+        }
+    }
+}
+
+/// Writes one line (see the macros `error!`, `warn!`, `info!`, `debug!`).
+pub fn write(level: Level, endpoint: Option<&str>, args: std::fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let msg = args.to_string();
+    let mut repeats = String::new();
+    if level <= Level::Warn {
+        let mut h = ahash::AHasher::default();
+        (level, endpoint, &msg).hash(&mut h);
+        let key = h.finish();
+        let now = Instant::now();
+        let held = REPEATS.with(|r| repeat(&mut r.borrow_mut(), key, now));
+        match held {
+            None => return,
+            Some(0) => {}
+            Some(n) => {
+                repeats = format!(
+                    " ({n} more like this since it was last written, {}s before)",
+                    REPEAT_WINDOW.as_secs()
+                )
+            }
+        }
+    }
+    let mut line = rfc3339(SystemTime::now());
+    line.push(' ');
+    line.push_str(level.word());
+    if let Some(core) = CORE.with(|c| c.get()) {
+        line.push_str(&format!(" [core {core}]"));
+    }
+    if let Some(e) = endpoint {
+        line.push_str(&format!(" [{e}]"));
+    }
+    line.push(' ');
+    line.push_str(&msg);
+    line.push_str(&repeats);
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `error!("...")` or `error!(endpoint: label, "...")`.
+#[macro_export]
+macro_rules! error {
+    (endpoint: $e:expr, $($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Error, Some($e), format_args!($($arg)+))
+    };
+    ($($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Error, None, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! warn {
+    (endpoint: $e:expr, $($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Warn, Some($e), format_args!($($arg)+))
+    };
+    ($($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Warn, None, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! info {
+    (endpoint: $e:expr, $($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Info, Some($e), format_args!($($arg)+))
+    };
+    ($($arg:tt)+) => {
+        $crate::log::write($crate::log::Level::Info, None, format_args!($($arg)+))
+    };
+}
+
+#[macro_export]
+macro_rules! debug {
+    (endpoint: $e:expr, $($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Debug) {
+            $crate::log::write($crate::log::Level::Debug, Some($e), format_args!($($arg)+))
+        }
+    };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Debug) {
+            $crate::log::write($crate::log::Level::Debug, None, format_args!($($arg)+))
+        }
+    };
+}
 
 /// `t` as RFC 3339 in UTC with milliseconds (`2026-11-26T23:29:44.123Z`).
 pub fn rfc3339(t: SystemTime) -> String {
@@ -36,6 +233,22 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn repeats_are_held_back_then_counted() {
+        let mut t = HashMap::new();
+        let t0 = Instant::now();
+        assert_eq!(repeat(&mut t, 1, t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(repeat(&mut t, 1, t0 + Duration::from_secs(i)), None);
+        }
+        // Another message is not held back by the first.
+        assert_eq!(repeat(&mut t, 2, t0 + Duration::from_secs(1)), Some(0));
+        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW), Some(5));
+        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW * 3), Some(0));
+        assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
+        assert!(Level::Debug > Level::Info && Level::parse("loud").is_none());
+    }
 
     #[test]
     fn formats_utc_with_milliseconds() {

@@ -18,6 +18,9 @@ struct Cli {
     /// Configuration file (TOML); runs the proxy.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// error, warn, info or debug; wins over the configuration's `[log] level`.
+    #[arg(long, value_parser = parse_level)]
+    log_level: Option<keyway::log::Level>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -51,13 +54,20 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
         ExitCode::FAILURE
     })?;
     for w in c.warnings() {
-        eprintln!("keyway: warning: {w}");
+        keyway::warn!("{w}");
     }
     Ok(c)
 }
 
+fn parse_level(s: &str) -> Result<keyway::log::Level, String> {
+    keyway::log::Level::parse(s).ok_or_else(|| "one of error, warn, info, debug".to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(level) = cli.log_level {
+        keyway::log::fix_level(level);
+    }
     match (cli.command, cli.config) {
         (Some(Cmd::Check { config }), _) => match load(&config) {
             Ok(c) => {
@@ -119,7 +129,7 @@ fn main() -> ExitCode {
             match keyway::runtime::run(c, Some(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
-                    eprintln!("keyway: {msg}");
+                    keyway::error!("{msg}");
                     ExitCode::FAILURE
                 }
             }

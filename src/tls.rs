@@ -69,8 +69,8 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
             if store.is_empty() {
                 // Not fatal: the operator may install them before traffic
                 // comes; every handshake fails clearly until then.
-                eprintln!(
-                    "keyway: warning: no system CA certificates found (install ca-certificates or set tls.ca_file); TLS upstreams will fail their handshakes"
+                crate::warn!(
+                    "no system CA certificates found (install ca-certificates or set tls.ca_file); TLS upstreams will fail their handshakes"
                 );
             }
         }

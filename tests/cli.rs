@@ -241,9 +241,9 @@ fn check_warns_about_exposure() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let open = write("0.0.0.0:6380", "");
-    assert!(open.contains("warning: proxy.listen 0.0.0.0:6380 accepts clients from other hosts and proxy.password is not set"), "{open}");
+    assert!(open.contains("WARN proxy.listen 0.0.0.0:6380 accepts clients from other hosts and proxy.password is not set"), "{open}");
     assert!(
-        open.contains("warning: admin.listen 0.0.0.0:9901 is reachable from other hosts"),
+        open.contains("WARN admin.listen 0.0.0.0:9901 is reachable from other hosts"),
         "{open}"
     );
     let guarded = write("0.0.0.0:6380", "password = \"s3cret\"\n");

@@ -518,3 +518,107 @@ fn health_checks_without_ejection_fail_fast_and_see_recovery() {
         "{metrics}"
     );
 }
+
+/// Issue 13's logs: levelled, timestamped lines naming core and endpoint,
+/// repeats held back; and no configured secret anywhere keyway writes or
+/// answers: log (at debug), error replies, CONFIG GET, INFO, CLIENT LIST,
+/// /stats, /clusters, /metrics, a failed reload, `keyway check`.
+#[test]
+fn logs_are_levelled_and_never_show_secrets() {
+    const CLIENT_PW: &str = "ClientPw-7f3a9";
+    const BACKEND_PW: &str = "BackendPw-91c2e";
+    const WRONG_PW: &str = "WrongPw-5d8e0";
+    let (good, bad) = (Redis::start(), Redis::start());
+    for r in [&good, &bad] {
+        assert_eq!(
+            r.client()
+                .cmd(&["CONFIG", "SET", "requirepass", BACKEND_PW]),
+            "+OK\r\n"
+        );
+    }
+    let body = format!(
+        "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nendpoints = [\"{}\"]\npassword = \"{BACKEND_PW}\"\n\n[[clusters]]\nname = \"bad\"\nlb_policy = \"ring_hash\"\nendpoints = [\"{}\"]\npassword = \"{WRONG_PW}\"\n\n[routes]\ncatch_all = \"main\"\n\n[[routes.prefix]]\nprefix = \"bad:\"\ncluster = \"bad\"\n\n[log]\nlevel = \"debug\"\n",
+        good.addr(),
+        bad.addr()
+    );
+    let k = Keyway::start(&format!("password = \"{CLIENT_PW}\""), &body);
+    let mut seen = String::new();
+    let mut c = k.client();
+    for args in [
+        vec!["GET", "k"],
+        vec!["AUTH", "guess"],
+        vec!["HELLO", "3", "AUTH", "default", "guess"],
+        vec!["AUTH", CLIENT_PW],
+        vec!["SET", "k", "v"],
+        vec!["CONFIG", "GET", "requirepass"],
+        vec!["CONFIG", "GET", "*"],
+        vec!["INFO"],
+        vec!["CLIENT", "LIST"],
+        vec!["SLOWLOG", "GET"],
+    ] {
+        seen.push_str(&c.cmd(&args));
+    }
+    assert!(seen.contains("(redacted by keyway)"), "{seen}");
+    for _ in 0..50 {
+        let r = c.cmd(&["GET", "bad:k"]);
+        assert!(r.starts_with("-ERR upstream authentication failed"), "{r}");
+        seen.push_str(&r);
+    }
+    // A reload of a file broken next to a password.
+    std::fs::write(
+        &k.config,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{}\"\ncores = 1\npassword = \"{CLIENT_PW}\"\nbogus = 1\n\n{body}\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            k.port, k.admin_port
+        ),
+    )
+    .unwrap();
+    let (status, reply) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 422, "{reply}");
+    seen.push_str(&reply);
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["check", "--config"])
+        .arg(&k.config)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    seen.push_str(&String::from_utf8_lossy(&check.stdout));
+    seen.push_str(&String::from_utf8_lossy(&check.stderr));
+    for path in ["/stats", "/clusters", "/metrics"] {
+        seen.push_str(&admin_get(k.admin_port, path));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = k.log();
+    for secret in [CLIENT_PW, BACKEND_PW, WRONG_PW] {
+        assert!(!seen.contains(secret), "{secret} in a reply or page");
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    // Every line: RFC 3339 UTC timestamp, then a level.
+    let stamped = |l: &str| {
+        let b = l.as_bytes();
+        l.len() > 25
+            && b[4] == b'-'
+            && b[10] == b'T'
+            && b[23] == b'Z'
+            && ["ERROR ", "WARN ", "INFO ", "DEBUG "]
+                .iter()
+                .any(|w| l[25..].starts_with(w))
+    };
+    let bad_lines: Vec<&str> = log.lines().filter(|l| !stamped(l)).collect();
+    assert!(
+        bad_lines.is_empty(),
+        "unstamped lines: {bad_lines:?}\n{log}"
+    );
+    // The bad backend's failure names core and endpoint, once: 50
+    // identical failures in a row are held back.
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("authentication failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{log}");
+    assert!(
+        failures[0].contains(&format!("WARN [core 0] [{}]", bad.addr())),
+        "{log}"
+    );
+    assert!(log.contains("INFO listening on"), "{log}");
+}

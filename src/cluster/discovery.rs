@@ -277,7 +277,7 @@ impl Discovery {
             let st = &mut dir.clusters[cluster];
             st.refresh_failures += 1;
             if st.last_error.as_deref() != Some(msg.as_str()) {
-                eprintln!("keyway: cluster '{name}': cannot fetch CLUSTER SLOTS: {msg}");
+                crate::warn!("cluster '{name}': cannot fetch CLUSTER SLOTS: {msg}");
             }
             st.last_error = Some(msg);
             return None;
@@ -291,8 +291,8 @@ impl Discovery {
             let version = self.maps[cluster].as_ref().map_or(1, |m| m.version + 1);
             let map = Arc::new(SlotMap { version, ..map });
             if map.unserved() > 0 {
-                eprintln!(
-                    "keyway: cluster '{name}': {} of 16384 slots are not served",
+                crate::warn!(
+                    "cluster '{name}': {} of 16384 slots are not served",
                     map.unserved()
                 );
             }
@@ -325,8 +325,8 @@ impl Discovery {
                     host.clone()
                 };
                 let Some(addr) = resolve(&host, *port) else {
-                    eprintln!(
-                        "keyway: cluster '{}': cannot resolve node {host}:{port}",
+                    crate::warn!(
+                        "cluster '{}': cannot resolve node {host}:{port}",
                         self.topo.clusters[cluster].name
                     );
                     continue;

@@ -260,7 +260,7 @@ impl Ring {
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => {
-                    eprintln!("keyway: io_uring submit failed: {e}");
+                    crate::error!("io_uring submit failed: {e}");
                     return;
                 }
             }
@@ -356,7 +356,7 @@ impl Ring {
                         e.raw_os_error(),
                         Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
                     ) {
-                        eprintln!("keyway: io_uring_enter failed: {e}");
+                        crate::error!("io_uring_enter failed: {e}");
                     }
                 }
             }
@@ -534,7 +534,7 @@ impl Ring {
                 e.raw_os_error(),
                 Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
             ) {
-                eprintln!("keyway: io_uring_enter (wait) failed: {e}");
+                crate::error!("io_uring_enter (wait) failed: {e}");
             }
         }
     }

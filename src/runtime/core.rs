@@ -123,6 +123,7 @@ pub fn run(spec: CoreSpec) {
         }
     };
     ex.run(async move {
+        crate::log::set_core(index);
         let cfg = &topo.config;
         // The core's own ring: every socket byte of this core goes through
         // it; glommio schedules the tasks and timers around it.
@@ -202,7 +203,6 @@ pub fn run(spec: CoreSpec) {
             seats,
             protected: Cell::new(cfg.protected_mode && cfg.password.is_none()),
             keepalive: Cell::new(cfg.tcp_keepalive),
-            accept_errors: AcceptErrors::default(),
             lingering: Rc::new(Cell::new(0)),
         });
         let mut stops = Vec::new();
@@ -299,48 +299,21 @@ struct Accept {
     /// Protected mode with no password: loopback clients only.
     protected: Cell<bool>,
     keepalive: Cell<Duration>,
-    accept_errors: AcceptErrors,
     /// Refused clients still being told why (see `refuse`).
     lingering: Rc<Cell<usize>>,
 }
 
-/// Accept failures (out of descriptors, mostly) are logged once, then as
-/// a count at most every ACCEPT_ERROR_LOG: a core must not flood the log
-/// every time it retries.
-#[derive(Default)]
-struct AcceptErrors {
-    unlogged: Cell<u64>,
-    logged_at: Cell<Option<Instant>>,
-}
-
-const ACCEPT_ERROR_LOG: Duration = Duration::from_secs(10);
-
-impl AcceptErrors {
-    fn failed(&self, core: usize, e: &std::io::Error, max_clients: usize) {
-        let now = Instant::now();
-        let due = self
-            .logged_at
-            .get()
-            .is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG);
-        if !due {
-            self.unlogged.set(self.unlogged.get() + 1);
-            return;
-        }
-        let more = self.unlogged.replace(0);
-        let hint = match e.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
-                " (out of file descriptors: max_clients is {max_clients}; raise LimitNOFILE or lower max_clients)"
-            ),
-            _ => String::new(),
-        };
-        let repeats = if more > 0 {
-            format!("; {more} more failures since the last report")
-        } else {
-            String::new()
-        };
-        eprintln!("keyway: core {core}: accept failed: {e}{hint}{repeats}");
-        self.logged_at.set(Some(now));
-    }
+/// Why accept failed, with what to do when keyway is out of descriptors.
+/// Logged as an error: the same failure repeated (every retry while out
+/// of descriptors) is written once per log repeat window, with a count.
+fn log_accept_failure(e: &std::io::Error, max_clients: usize) {
+    let hint = match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
+            " (out of file descriptors: max_clients is {max_clients}; raise LimitNOFILE or lower max_clients)"
+        ),
+        _ => String::new(),
+    };
+    crate::error!("accept failed: {e}{hint}");
 }
 
 /// A TLS client has this long to finish its handshake.
@@ -430,7 +403,7 @@ impl Accept {
                 Either::Left(Err(e)) => {
                     // Out of descriptors and the like: pause instead of spinning.
                     CoreStats::add(&self.stats.accept_errors, 1);
-                    self.accept_errors.failed(self.index, &e, self.seats.max());
+                    log_accept_failure(&e, self.seats.max());
                     crate::net::sleep(Duration::from_millis(50)).await;
                 }
                 Either::Right(()) => {}
@@ -454,7 +427,7 @@ async fn tls_session(
         Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, me).await,
         Either::Left(Err(e)) => {
             CoreStats::add(&stats.tls_client_failures, 1);
-            eprintln!("keyway: TLS client handshake failed: {e}");
+            crate::warn!("TLS client handshake failed: {e}");
         }
         Either::Right(()) => {
             CoreStats::add(&stats.tls_client_failures, 1);

@@ -20,14 +20,11 @@ use std::sync::Arc;
 fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
     let dir = &topo.config.dump_dir();
     match latency::dump(dir, &cores.snapshots()) {
-        Ok(summary) => eprint!(
-            "keyway: latency dump ({why}) in {}:\n{summary}",
-            dir.display()
-        ),
-        Err(e) => eprintln!(
-            "keyway: cannot write the latency dump to {}: {e}",
-            dir.display()
-        ),
+        Ok(summary) => {
+            crate::info!("latency dump ({why}) in {}:", dir.display());
+            eprint!("{summary}");
+        }
+        Err(e) => crate::error!("cannot write the latency dump to {}: {e}", dir.display()),
     }
 }
 
@@ -35,6 +32,7 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 /// for the operator.
 /// `path` is where the configuration came from: reloads read it again.
 pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), String> {
+    crate::log::configure(config.log_level);
     crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
     raise_memlock();
@@ -47,12 +45,12 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     let reserved = admission::reserved_descriptors(cpus.len(), upstream_per_core);
     let (max_clients, lowered) = admission::client_limit(config.max_clients, nofile, reserved);
     if let Some(why) = lowered {
-        eprintln!("keyway: warning: {why}");
+        crate::warn!("{why}");
     }
     let seats = admission::ClientSeats::new(max_clients);
     let ring_mode = crate::net::probe()?;
-    eprintln!(
-        "keyway: io_uring {} ({}): multishot accept and recv, provided buffers",
+    crate::info!(
+        "io_uring {} ({}): multishot accept and recv, provided buffers",
         ring_mode.name(),
         ring_mode.describe()
     );
@@ -165,8 +163,8 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
             .spawn(l)
             .map_err(|e| format!("cannot start the admin thread: {e}"))?;
     }
-    eprintln!(
-        "keyway: listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {max_clients}",
+    crate::info!(
+        "listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {max_clients}",
         topo.config.listen,
         cpus.len(),
         cpus,
@@ -177,7 +175,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         let sig = wait_signal(&signals);
         match sig {
             libc::SIGTERM | libc::SIGINT => {
-                eprintln!("keyway: signal {sig}: draining and stopping");
+                crate::info!("signal {sig}: draining and stopping");
                 break;
             }
             libc::SIGHUP => {
@@ -194,13 +192,11 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     if topo.config.latency_dir.is_some() {
         dump_latency(&topo, &handles, "shutdown");
     } else {
-        eprint!(
-            "keyway: latency at shutdown (set [admin] latency_dir to keep the histograms):\n{}",
-            latency::summary_text(&handles.snapshots())
-        );
+        crate::info!("latency at shutdown (set [admin] latency_dir to keep the histograms):");
+        eprint!("{}", latency::summary_text(&handles.snapshots()));
     }
     stop_all(cores);
-    eprintln!("keyway: stopped");
+    crate::info!("stopped");
     Ok(())
 }
 

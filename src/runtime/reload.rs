@@ -89,8 +89,9 @@ impl Reloader {
                     topo.clusters.len(),
                     topo.endpoints.len()
                 );
+                crate::log::configure(topo.config.log_level);
                 state.0 = topo;
-                eprintln!("keyway: {msg}");
+                crate::info!("{msg}");
                 Ok(msg)
             }
             Err(why) => {
@@ -100,7 +101,7 @@ impl Reloader {
                     "configuration reload ({asked_by}) failed, still serving generation {}: {why}",
                     status.generation
                 );
-                eprintln!("keyway: {msg}");
+                crate::error!("{msg}");
                 Err(msg)
             }
         }
@@ -121,7 +122,7 @@ impl Reloader {
             ));
         }
         for w in config.warnings() {
-            eprintln!("keyway: warning: {w}");
+            crate::warn!("{w}");
         }
         let topo = Arc::new(Topology::with_health(config, health));
         self.distribute(topo, generation, true)

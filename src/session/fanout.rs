@@ -118,7 +118,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
         Fan::FirstBackend => ask(ctx, client, &[all.primaries[0]], Merge::First, frame),
         Fan::Config => {
             if arg(1).eq_ignore_ascii_case(b"get") {
-                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
+                ask(ctx, client, &[all.primaries[0]], Merge::ConfigGet, frame)
             } else {
                 client.error(&format!(
                     "ERR CONFIG {} is not available through keyway (CONFIG GET is: it reads the first backend)",

@@ -52,8 +52,11 @@ pub enum Merge {
     /// CLIENT KILL: every core's count; the old form (`CLIENT KILL
     /// ip:port`) answers +OK or that no such client exists.
     ClientKill { old_form: bool },
-    /// One part, passed on as it came (TIME, LASTSAVE, CONFIG GET).
+    /// One part, passed on as it came (TIME, LASTSAVE).
     First,
+    /// CONFIG GET from one backend, its passwords (keyway's to the
+    /// backends) redacted.
+    ConfigGet,
     /// RANDOMKEY: the first key found, looking from part `start` on.
     AnyNonNull { start: usize },
     /// SCAN on backend `backend` of `backends`: the cursor is rewritten so
@@ -395,6 +398,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             }
         }
         Merge::First => out.extend_from_slice(part(0)),
+        Merge::ConfigGet => redact_config(part(0), g.proto, out),
         Merge::AnyNonNull { start } => {
             let n = g.parts.len();
             let found = (0..n)
@@ -630,6 +634,35 @@ fn merge_info<'a>(
     write::verbatim(out, &text, proto);
 }
 
+/// Parameters whose values are credentials: CONFIG GET through keyway
+/// would hand a client the password keyway uses on the backends.
+const SECRET_PARAMETERS: [&[u8]; 4] = [
+    b"requirepass",
+    b"masterauth",
+    b"tls-key-file-pass",
+    b"tls-client-key-file-pass",
+];
+
+/// A CONFIG GET reply with the values of `SECRET_PARAMETERS` replaced.
+fn redact_config(reply: &[u8], proto: Protocol, out: &mut Vec<u8>) {
+    let mut spans = Vec::new();
+    if reply::map_entries(reply, &mut spans).is_none() || spans.len() % 2 != 0 {
+        // An error, or nothing like a CONFIG GET reply: as it came.
+        return out.extend_from_slice(reply);
+    }
+    write::map_header(out, spans.len() / 2, proto);
+    for pair in spans.chunks(2) {
+        let (name, value) = (&reply[pair[0].0..pair[0].1], &reply[pair[1].0..pair[1].1]);
+        out.extend_from_slice(name);
+        let secret = reply::string(name)
+            .is_some_and(|n| SECRET_PARAMETERS.iter().any(|s| n.eq_ignore_ascii_case(s)));
+        match reply::string(value) {
+            Some(v) if secret && !v.is_empty() => write::bulk(out, b"(redacted by keyway)"),
+            _ => out.extend_from_slice(value),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -827,5 +860,26 @@ mod tests {
         );
         assert!(text.contains("# Replication\r\nrole:master\r\n"), "{text}");
         assert!(text.ends_with("avg_ttl=0\r\n\r\n"), "{text:?}");
+    }
+
+    #[test]
+    fn config_get_hides_the_backends_passwords() {
+        let reply = b"*4\r\n$11\r\nrequirepass\r\n$6\r\nsecret\r\n$7\r\nmaxconn\r\n$2\r\n10\r\n";
+        let mut out = Vec::new();
+        redact_config(reply, Protocol::Resp2, &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            !text.contains("secret") && text.contains("redacted"),
+            "{text}"
+        );
+        assert!(text.ends_with("$7\r\nmaxconn\r\n$2\r\n10\r\n"), "{text}");
+        // Unset stays empty; errors pass as they came.
+        let unset = b"*2\r\n$10\r\nmasterauth\r\n$0\r\n\r\n";
+        let mut out = Vec::new();
+        redact_config(unset, Protocol::Resp2, &mut out);
+        assert_eq!(out, unset);
+        let mut out = Vec::new();
+        redact_config(b"-ERR nope\r\n", Protocol::Resp3, &mut out);
+        assert_eq!(out, b"-ERR nope\r\n");
     }
 }

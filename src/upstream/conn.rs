@@ -291,26 +291,20 @@ impl Conn {
                 }
                 End::Timeout => {
                     self.report_failure();
-                    eprintln!(
-                        "keyway: upstream {}: op timeout, resetting the connection",
-                        self.label
-                    );
+                    crate::warn!(endpoint: &self.label, "op timeout, resetting the connection");
                     self.fail_all(Failure::Timeout);
                 }
                 End::Closed => {
-                    eprintln!(
-                        "keyway: upstream {}: connection closed by the server",
-                        self.label
-                    );
+                    crate::info!(endpoint: &self.label, "connection closed by the server");
                     self.fail_all(Failure::Unavailable);
                 }
                 End::Io(e) => {
                     self.report_failure();
-                    eprintln!("keyway: upstream {}: {e}", self.label);
+                    crate::warn!(endpoint: &self.label, "connection lost: {e}");
                     self.fail_all(Failure::Unavailable);
                 }
                 End::Protocol(msg) => {
-                    eprintln!("keyway: upstream {}: protocol error: {msg}", self.label);
+                    crate::error!(endpoint: &self.label, "protocol error: {msg}");
                     self.fail_all(Failure::Unavailable);
                 }
                 End::Shut => self.fail_all(Failure::Unavailable),
@@ -320,13 +314,13 @@ impl Conn {
     }
 
     /// Backs off (requests fail at once with `failure` until it ends),
-    /// tries again when it ends, and logs once per streak of failures.
+    /// tries again when it ends, and logs it (the log holds back repeats).
     fn connect_failed(self: &Rc<Self>, why: &str, failure: Failure) {
         if let Some(sink) = self.push.borrow().as_ref() {
             self.shut.set(true);
             sink(None);
         }
-        let (failures, backoff) = {
+        let backoff = {
             let mut inner = self.inner.borrow_mut();
             inner.failures = inner.failures.saturating_add(1);
             let backoff =
@@ -335,7 +329,7 @@ impl Conn {
             inner.backoff_failure = failure;
             inner.driver_running = false;
             inner.failing = true;
-            (inner.failures, backoff)
+            backoff
         };
         let conn = self.clone();
         crate::net::spawn(async move {
@@ -345,12 +339,11 @@ impl Conn {
         .detach();
         CoreStats::add(&self.es.connect_failures, 1);
         self.report_failure();
-        if failures == 1 {
-            eprintln!(
-                "keyway: upstream {}: {why}; failing its requests until it answers",
-                self.label
-            );
-        }
+        // Every failure: the log writes a repeated one once per window.
+        crate::warn!(
+            endpoint: &self.label,
+            "{why}; failing its requests until it answers"
+        );
         self.fail_all(failure);
     }
 
