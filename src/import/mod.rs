@@ -8,6 +8,7 @@
 //! or leave clients unauthenticated where they had to AUTH, is refused
 //! with the file, line and key at fault.
 
+mod envoy;
 mod toml_out;
 mod twemproxy;
 mod yaml;
@@ -39,6 +40,11 @@ pub struct Imported {
     pub toml: String,
     /// One line each, for stderr (what was chosen or left out).
     pub notes: Vec<String>,
+}
+
+/// Reads an Envoy bootstrap (its `static_resources`).
+pub fn envoy(text: &str, file: &str, opts: &Options) -> Result<Imported, ImportError> {
+    envoy::import(text, file, opts)
 }
 
 /// Reads a twemproxy (nutcracker) configuration.
