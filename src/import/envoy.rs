@@ -608,6 +608,7 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
     sec.comment(format!("From cluster `{name}` ({}).", c.at()));
     sec.set_str("name", name);
     let mut known = vec!["name", "connect_timeout", "load_assignment"];
+    let mut redis_config = None;
     let placement = match c.get("cluster_type")? {
         Some(ct) => {
             known.extend(["cluster_type", "lb_policy"]);
@@ -617,9 +618,7 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
                     "`{kind}`: keyway knows clusters with their endpoints listed and envoy.clusters.redis only"
                 )));
             }
-            if let Some(tc) = ct.get("typed_config")? {
-                redis_cluster_config(&tc, &mut sec)?;
-            }
+            redis_config = ct.get("typed_config")?;
             Placement::RedisCluster
         }
         None => {
@@ -665,6 +664,9 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
         }
         Placement::RedisCluster => {
             sec.set_str("lb_policy", "redis_cluster");
+            if let Some(tc) = &redis_config {
+                redis_cluster_config(tc, &mut sec)?;
+            }
         }
     }
     let redis_cluster = matches!(placement, Placement::RedisCluster);
@@ -831,8 +833,16 @@ fn maglev(cfg: Option<&Node>) -> Result<Placement, ImportError> {
     Ok(Placement::Maglev { table_size })
 }
 
-/// `cluster_type.typed_config` (RedisClusterConfig).
+/// `cluster_type.typed_config` (RedisClusterConfig), also in the
+/// `google.protobuf.Struct` wrapping Envoy's own examples use.
 fn redis_cluster_config(tc: &Node, sec: &mut Section) -> Result<(), ImportError> {
+    if let Some(t) = tc.get("@type")? {
+        if t.scalar()?.ends_with("google.protobuf.Struct") {
+            if let Some(v) = tc.get("value")? {
+                return redis_cluster_config(&v, sec);
+            }
+        }
+    }
     if let Some(r) = tc.get("cluster_refresh_rate")? {
         let d = duration(&r)?;
         if d < Duration::from_millis(100) {
@@ -1228,6 +1238,14 @@ mod tests {
         assert!(toml.contains("redirect_refresh_interval: 1s"), "{toml}");
         assert!(toml.contains("settings.enable_redirection: true"), "{toml}");
         assert!(!c.hashtags);
+        // The google.protobuf.Struct form of Envoy's documentation.
+        let wrapped = text.replace(
+            "typed_config: { \"@type\": type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig, cluster_refresh_rate: 2s, redirect_refresh_interval: 1s }",
+            "typed_config: { \"@type\": type.googleapis.com/google.protobuf.Struct, value: { cluster_refresh_rate: 3s } }",
+        );
+        assert_ne!(wrapped, text);
+        let (c, _) = config(&wrapped);
+        assert_eq!(c.clusters[0].refresh_rate, Duration::from_secs(3));
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
                     "`{tag}`: keyway's hash tags are `{{...}}` only (Redis's rule), so keys holding `{tag}` would move"
                 )));
             }
+            proxy.comment("hash_tag \"{}\": only the {tag} of a key is hashed, as with twemproxy.");
             proxy.set("hashtags", "true");
         }
     }
@@ -136,13 +137,14 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             "twemproxy had no timeout (it waits for servers forever); keyway answers -ERR upstream timeout after op_timeout (default 5s).",
         ),
     }
-    if let Some(a) = pool.get("redis_auth")? {
-        let password = a.scalar()?;
-        // twemproxy made clients AUTH with it too, and sent it upstream.
+    // twemproxy made clients AUTH with it too, and sent it upstream.
+    let redis_auth = match pool.get("redis_auth")? {
+        Some(a) => Some(a.scalar()?),
+        None => None,
+    };
+    if let Some(password) = &redis_auth {
         proxy.comment("redis_auth: clients must AUTH with it, as with twemproxy.");
-        proxy.set_str("password", &password);
-        cluster.comment("redis_auth: sent to every server.");
-        cluster.set_str("password", &password);
+        proxy.set_str("password", password);
     }
     if let Some(c) = pool.get("client_connections")? {
         match c.u64()? {
@@ -206,6 +208,10 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
     }
     cluster.comment("`name` is what ketama hashes, as twemproxy's `host:port:weight name`.");
     cluster.set("endpoints", array(&endpoints));
+    if let Some(password) = &redis_auth {
+        cluster.comment("redis_auth: sent to every server.");
+        cluster.set_str("password", password);
+    }
     if let Some(n) = pool.get("server_connections")? {
         match n.u64()? {
             1 => {}
