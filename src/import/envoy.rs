@@ -868,6 +868,11 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
     let mut out: Vec<(String, u64)> = Vec::new();
     let mut failover = Vec::new();
     let groups = items_of(&la, "endpoints")?;
+    let strict_dns = !redis_cluster
+        && match c.get("type")? {
+            Some(t) => t.scalar()? == "STRICT_DNS",
+            None => false,
+        };
     for g in &groups {
         let priority = match g.get("priority")? {
             Some(p) => p.u64()?,
@@ -879,7 +884,14 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
                 continue;
             }
             let ep = e.require("endpoint")?;
-            let addr = socket_address(&ep.require("address")?)?;
+            let address = ep.require("address")?;
+            let addr = socket_address(&address)?;
+            if strict_dns && !is_ip_port(&addr) {
+                sec.comment(format!(
+                    "{addr} ({}): STRICT_DNS made one Envoy host per address it resolves to, keyway connects to the first: list each address if it has several.",
+                    address.at()
+                ));
+            }
             let weight = match e.get("load_balancing_weight")? {
                 Some(w) => {
                     let v = w.u64()?;
@@ -1044,6 +1056,10 @@ fn upstream_tls(ts: &Node, sec: &mut Section) -> Result<(), ImportError> {
     sec.comment(format!("TLS from transport_socket ({}).", ts.at()));
     sec.set("tls", inline(&pairs));
     Ok(())
+}
+
+fn is_ip_port(addr: &str) -> bool {
+    addr.parse::<std::net::SocketAddr>().is_ok()
 }
 
 /// A certificate or key given as `filename`.
@@ -1316,6 +1332,23 @@ mod tests {
         .unwrap_err()
         .0;
         assert_eq!(e, "envoy.yaml: no redis_proxy listener named `nope`");
+    }
+
+    #[test]
+    fn strict_dns_names_are_kept_with_a_word() {
+        let text = BASE.replace("type: STATIC", "type: STRICT_DNS").replace(
+            "address: 127.0.0.1, port_value: 7001",
+            "address: localhost, port_value: 7001",
+        );
+        let (c, toml) = config(&text);
+        assert_eq!(c.clusters[0].endpoints[0].address, "localhost:7001");
+        assert!(
+            toml.contains(
+                "# localhost:7001 (envoy.yaml:23): STRICT_DNS made one Envoy host per address"
+            ),
+            "{toml}"
+        );
+        assert!(!toml.contains("127.0.0.1:7002 (envoy.yaml"), "{toml}");
     }
 
     #[test]
