@@ -22,7 +22,7 @@ impl Drop for Proc {
 
 /// Plain keys and, one in four, keys sharing one of 50 {hashtags}.
 fn key(i: usize) -> String {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         format!("{{tag{}}}:item:{i}", i % 50)
     } else {
         format!("key:{i}")
