@@ -7,11 +7,13 @@
 //! router consults `cluster::slots` (per-core slot maps fed by
 //! `cluster::discovery` on the control side) and replies pass through
 //! `cluster::redirect` (MOVED/ASK) on their way back; `tls` wraps either end.
+//! `import` turns an Envoy or twemproxy configuration into keyway's.
 pub mod admin;
 pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod health;
+pub mod import;
 pub mod log;
 pub mod net;
 pub mod resp;

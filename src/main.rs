@@ -1,5 +1,5 @@
-//! The `keyway` command line: run, check a configuration, or show where
-//! keys go.
+//! The `keyway` command line: run, check a configuration, show where keys
+//! go, or import the configuration of the proxy keyway replaces.
 
 use clap::{Parser, Subcommand};
 use keyway::config::Config;
@@ -44,6 +44,91 @@ enum Cmd {
         #[arg(required = true)]
         keys: Vec<String>,
     },
+    /// Print the keyway configuration (TOML) equivalent to an Envoy or
+    /// twemproxy one: keys stay where that proxy placed them.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// An Envoy bootstrap (YAML) with a redis_proxy listener in
+    /// static_resources.
+    Envoy {
+        file: PathBuf,
+        /// The redis_proxy listener to import (default: the first).
+        #[arg(long)]
+        listener: Option<String>,
+        /// Listen on this host:port instead of the listener's address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// A twemproxy (nutcracker) configuration (YAML).
+    Twemproxy {
+        file: PathBuf,
+        /// The pool to import (default: the first).
+        #[arg(long)]
+        pool: Option<String>,
+        /// Listen on this host:port instead of the pool's address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+/// Prints the imported TOML on stdout, what was chosen or left out on
+/// stderr; a refusal prints nothing on stdout and exits 1.
+fn import(from: ImportFrom) -> ExitCode {
+    use keyway::import::{self, Options};
+    let (file, opts, run): (PathBuf, Options, fn(&str, &str, &Options) -> _) = match from {
+        ImportFrom::Envoy {
+            file,
+            listener,
+            listen,
+        } => (
+            file,
+            Options {
+                select: listener,
+                listen,
+            },
+            import::envoy,
+        ),
+        ImportFrom::Twemproxy { file, pool, listen } => (
+            file,
+            Options {
+                select: pool,
+                listen,
+            },
+            import::twemproxy,
+        ),
+    };
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("keyway: {name}: cannot read: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&text, &name, &opts) {
+        Ok(out) => {
+            for n in &out.notes {
+                eprintln!("keyway: {n}");
+            }
+            // Files it names (certificates) or hosts may exist only where
+            // keyway will run: say so, but print the result.
+            if let Err(e) = Config::parse(&out.toml, "(imported)") {
+                eprintln!("keyway: warning: the imported configuration does not pass `keyway check` here: {e}");
+            }
+            print!("{}", out.toml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Loads and validates the configuration; what an operator should know
@@ -82,6 +167,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        (Some(Cmd::Import { from }), _) => import(from),
         (Some(Cmd::Latency { dir }), _) => match std::fs::read_to_string(dir.join("summary.txt")) {
             Ok(s) => {
                 print!("{s}");
