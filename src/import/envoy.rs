@@ -602,6 +602,60 @@ enum Placement {
     RedisCluster,
 }
 
+/// Envoy's redis health checker (PING) becomes keyway's `health_check`
+/// with the same interval, timeout and thresholds; other checkers (TCP,
+/// HTTP) and further checks are comments.
+fn health_checks(hcs: &Node, sec: &mut Section) -> Result<(), ImportError> {
+    let mut imported = false;
+    for hc in hcs.items()? {
+        let redis = match hc.get("custom_health_check")? {
+            Some(ch) => ch.require("name")?.scalar()? == "envoy.health_checkers.redis",
+            None => false,
+        };
+        if !redis || imported {
+            sec.comment(not_imported(
+                &hc,
+                if imported {
+                    "keyway runs one health check per cluster"
+                } else {
+                    "keyway's health check is Envoy's redis health checker (PING)"
+                },
+            ));
+            continue;
+        }
+        let mut fields = Vec::new();
+        for key in ["interval", "timeout"] {
+            if let Some(d) = hc.get(key)? {
+                fields.push((key, string(&duration_text(duration(&d)?))));
+            }
+        }
+        for key in ["unhealthy_threshold", "healthy_threshold"] {
+            if let Some(n) = hc.get(key)? {
+                match n.u64()? {
+                    v @ 1..=1000 => fields.push((key, v.to_string())),
+                    v => return Err(n.err(format!("{v}: keyway's {key} is between 1 and 1000"))),
+                }
+            }
+        }
+        sec.comment(format!(
+            "health_checks: Envoy's redis health checker ({}).",
+            hc.at()
+        ));
+        sec.set("health_check", inline(&fields));
+        imported = true;
+        for (_, n) in hc.others(&[
+            "interval",
+            "timeout",
+            "unhealthy_threshold",
+            "healthy_threshold",
+            "custom_health_check",
+        ])? {
+            sec.comment(not_imported(&n, "no keyway equivalent"));
+        }
+    }
+    Ok(())
+}
+
 /// One Envoy cluster as a keyway `[[clusters]]`.
 fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> {
     let mut sec = Section::default();
@@ -683,6 +737,10 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
     }
     if let Some(t) = c.get("connect_timeout")? {
         ctx.connect_timeouts.push((duration(&t)?, name.to_string()));
+    }
+    if let Some(hcs) = c.get("health_checks")? {
+        known.push("health_checks");
+        health_checks(&hcs, &mut sec)?;
     }
     if let Some(ts) = c.get("transport_socket")? {
         known.push("transport_socket");
@@ -1364,10 +1422,28 @@ mod tests {
             "{toml}"
         );
         assert!(
-            toml.contains(
-                "# not imported: clusters[0].health_checks: [{timeout: 1s}] (envoy.yaml:29)"
-            ),
+            toml.contains("# not imported: clusters[0].health_checks[0]: {timeout: 1s} (envoy.yaml:29) — keyway's health check is Envoy's redis health checker"),
             "{toml}"
+        );
+        assert!(c.clusters[0].health_check.is_none());
+    }
+
+    #[test]
+    fn redis_health_checks_become_health_check() {
+        let text = BASE.replace(
+            "          load_balancing_weight: 3\n",
+            "          load_balancing_weight: 3\n    health_checks:\n    - timeout: 0.25s\n      interval: 2s\n      unhealthy_threshold: 4\n      healthy_threshold: 1\n      custom_health_check: { name: envoy.health_checkers.redis }\n",
+        );
+        let (c, toml) = config(&text);
+        let h = c.clusters[0].health_check.as_ref().expect(&toml);
+        assert_eq!(
+            (
+                h.interval,
+                h.timeout,
+                h.unhealthy_threshold,
+                h.healthy_threshold
+            ),
+            (Duration::from_secs(2), Duration::from_millis(250), 4, 1)
         );
     }
 

@@ -236,22 +236,32 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             )));
         }
     }
-    let ejection: Vec<String> = [
-        "auto_eject_hosts",
-        "server_retry_timeout",
-        "server_failure_limit",
-    ]
-    .iter()
-    .filter_map(|k| {
-        let n = pool.get(k).ok()??;
-        Some(format!("{k}: {}", n.render()))
-    })
-    .collect();
-    if !ejection.is_empty() {
+    // Ejection maps one to one; the defaults are twemproxy's too (off,
+    // 30 s, 2 failures), so only what the pool sets is written.
+    if let Some(n) = pool.get("auto_eject_hosts")? {
+        let on = n.bool()?;
         cluster.comment(format!(
-            "twemproxy {} — not imported: keyway does not eject servers; a failed server's keys get -ERR upstream unavailable until it is back.",
-            ejection.join(", ")
+            "twemproxy auto_eject_hosts: {on} ({}): a failing server leaves the ring and its keys go where nutcracker sends them.",
+            n.at()
         ));
+        cluster.set("auto_eject", on.to_string());
+    }
+    if let Some(n) = pool.get("server_retry_timeout")? {
+        let ms = n.u64()?;
+        if ms == 0 {
+            return Err(n.err("0: keyway's retry_timeout must be positive"));
+        }
+        cluster.comment("twemproxy server_retry_timeout (milliseconds).");
+        cluster.set_str("retry_timeout", &duration_text(Duration::from_millis(ms)));
+    }
+    if let Some(n) = pool.get("server_failure_limit")? {
+        match n.u64()? {
+            f @ 1..=1000 => {
+                cluster.comment("twemproxy server_failure_limit.");
+                cluster.set("failure_limit", f.to_string());
+            }
+            f => return Err(n.err(format!("{f}: keyway's failure_limit is between 1 and 1000"))),
+        }
     }
     for (_, n) in pool.others(KNOWN)? {
         cluster.comment(not_imported(&n, "not a twemproxy 0.5 setting"));
@@ -403,7 +413,11 @@ beta:
         );
         assert_eq!(c.catch_all, Some(0));
         let t = &out.toml;
-        assert!(t.contains("# twemproxy auto_eject_hosts: true, server_retry_timeout: 30000, server_failure_limit: 3 — not imported"), "{t}");
+        assert!(k.auto_eject, "{t}");
+        assert_eq!(
+            (k.retry_timeout, k.failure_limit),
+            (Duration::from_secs(30), 3)
+        );
         assert!(
             t.contains("# not imported: alpha.preconnect: true (nutcracker.yml:13)"),
             "{t}"
