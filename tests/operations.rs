@@ -622,3 +622,114 @@ fn logs_are_levelled_and_never_show_secrets() {
     );
     assert!(log.contains("INFO listening on"), "{log}");
 }
+
+/// `scripts/keyway.service`, its commands run as systemd would run them:
+/// ExecStartPre (`keyway check`) passes a good file and stops a broken
+/// one, ExecReload reloads, KillSignal drains and exits 0 within
+/// TimeoutStopSec; and `systemd-analyze verify` accepts the unit.
+#[test]
+fn service_unit_checks_reloads_and_drains() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/keyway.service"
+    ))
+    .expect("scripts/keyway.service");
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= missing"))
+            .to_string()
+    };
+    assert_eq!(value("LimitMEMLOCK"), "infinity");
+    assert_eq!(value("Restart"), "on-failure");
+    assert!(value("LimitNOFILE").parse::<u64>().unwrap() >= 65536);
+    assert_eq!(value("KillSignal"), "SIGTERM");
+    let r = Redis::start();
+    let dir = scratch_dir("service");
+    let config = dir.join("keyway.toml");
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncores = 1\n\n{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            cluster_toml("main", "ring_hash", &[&r])
+        ),
+    )
+    .unwrap();
+    let local = unit
+        .replace("/usr/local/bin/keyway", env!("CARGO_BIN_EXE_keyway"))
+        .replace("/etc/keyway/keyway.toml", &config.display().to_string());
+    let local_unit = dir.join("keyway.service");
+    std::fs::write(&local_unit, &local).unwrap();
+    if let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&local_unit)
+        .output()
+    {
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    }
+    let run = |line: &str, pid: Option<u32>| {
+        let line = line.replace("$MAINPID", &pid.unwrap_or(0).to_string());
+        let mut words = line.split_whitespace();
+        std::process::Command::new(words.next().unwrap())
+            .args(words)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    let value = |key: &str| {
+        local
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= missing"))
+            .to_string()
+    };
+    assert!(run(&value("ExecStartPre"), None).success());
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, good.replace("ring_hash", "round_robin")).unwrap();
+    assert!(
+        !run(&value("ExecStartPre"), None).success(),
+        "check passed a broken file"
+    );
+    std::fs::write(&config, &good).unwrap();
+    let start = value("ExecStart");
+    let mut words = start.split_whitespace();
+    let child = std::process::Command::new(words.next().unwrap())
+        .args(words)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("keyway.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Proc(child);
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let mut c = Client::connect(port);
+    assert_eq!(c.cmd(&["SET", "svc", "1"]), "+OK\r\n");
+    assert!(run(&value("ExecReload"), Some(child.0.id())).success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json_number(&admin_get(admin, "/stats"), "\"config\"", "generation") != 2 {
+        assert!(Instant::now() < deadline, "ExecReload did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd(&["GET", "svc"]), bulk("1"));
+    drop(c);
+    let stop = std::process::Command::new("kill")
+        .args(["-s", &value("KillSignal"), &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    let limit = Duration::from_secs(value("TimeoutStopSec").parse().unwrap());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not stopped within TimeoutStopSec"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
