@@ -408,7 +408,8 @@ impl Checker {
             })();
             let seen = match result {
                 Ok(took) => Seen::CheckPassed(took),
-                Err(_) => {
+                Err(why) => {
+                    crate::debug!(endpoint: &self.rules.label, "health check failed: {why}");
                     conn = None;
                     Seen::CheckFailed
                 }

@@ -525,6 +525,11 @@ fn reload(accept: &Accept, clients: &Registry, r: Reload) {
     accept.latest.set(Rc::new(next));
     accept.reconfigure(cfg);
     clients.set_idle_timeout(cfg.client_idle_timeout);
+    crate::debug!(
+        "serving configuration generation {}; {} connection(s) of removed endpoints close once answered",
+        r.generation,
+        retired.len()
+    );
     if !retired.is_empty() {
         let patience = cfg.op_timeout + Duration::from_secs(1);
         crate::net::spawn(retire(retired, patience)).detach();

@@ -362,6 +362,7 @@ impl Conn {
 
     /// The connection is up and its handshake answered.
     fn came_up(&self) {
+        crate::debug!(endpoint: &self.label, "connected");
         self.inner.borrow_mut().failing = false;
         if let Some(r) = &self.settings.reports {
             r.answered(self.addr);
