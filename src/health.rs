@@ -15,57 +15,13 @@ use crate::config::{Cluster, LbPolicy};
 use crate::runtime::reload::Reloader;
 use crate::topology::{host_of, Health, Topology};
 use crate::upstream::probe::Probe;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crate::upstream::reports::{Observed, Reports, Seen};
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// What was seen of an endpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct Observed {
-    pub addr: SocketAddr,
-    pub seen: Seen,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Seen {
-    /// A connection of a core came up (handshake answered).
-    Answered,
-    /// A connection of a core failed: connect, handshake, timeout, reset.
-    Failed,
-    /// An active check answered PING in this long.
-    CheckPassed(Duration),
-    CheckFailed,
-}
-
-/// Where the cores' connections report what they see. Reports are rare
-/// (a failure, a connection coming up), never per request, and dropped
-/// rather than waited for when the monitor is behind.
-#[derive(Debug, Clone)]
-pub struct Reports(Sender<Observed>);
-
-impl Reports {
-    pub fn channel() -> (Reports, Receiver<Observed>) {
-        let (tx, rx) = bounded(4096);
-        (Reports(tx), rx)
-    }
-
-    pub fn answered(&self, addr: SocketAddr) {
-        let _ = self.0.try_send(Observed {
-            addr,
-            seen: Seen::Answered,
-        });
-    }
-
-    pub fn failed(&self, addr: SocketAddr) {
-        let _ = self.0.try_send(Observed {
-            addr,
-            seen: Seen::Failed,
-        });
-    }
-}
 
 /// What `/clusters` and `/metrics` show of one endpoint's health.
 #[derive(Debug, Clone, Default)]
@@ -140,7 +96,7 @@ impl Monitor {
         Monitor {
             reloader,
             reports: from_cores,
-            checks: reports.0,
+            checks: reports.sender(),
             table: Arc::default(),
         }
     }

@@ -87,7 +87,7 @@ pub struct CoreSpec {
     /// Client connections across all cores, against `max_clients`.
     pub seats: Arc<ClientSeats>,
     /// Where connections report failures and recoveries (health).
-    pub reports: crate::health::Reports,
+    pub reports: crate::upstream::reports::Reports,
 }
 
 /// Runs one core on the calling thread until it is told to stop.

@@ -77,7 +77,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         ),
         None => None,
     };
-    let (reports, from_cores) = crate::health::Reports::channel();
+    let (reports, from_cores) = crate::upstream::reports::Reports::channel();
     let mut cores = Vec::new();
     // Each core's inbox for the others' CLIENT LIST and KILL.
     let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) =

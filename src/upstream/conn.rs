@@ -39,7 +39,7 @@ pub struct ConnSettings {
     /// TCP keepalive idle time (`tcp_keepalive`; zero: off).
     pub keepalive: Duration,
     /// Where failures and recoveries are reported (health checking).
-    pub reports: Option<crate::health::Reports>,
+    pub reports: Option<crate::upstream::reports::Reports>,
 }
 
 const NO_DESCRIPTORS: &str = "ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)";

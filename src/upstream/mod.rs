@@ -2,6 +2,7 @@
 //! shared by every session on the core so their requests coalesce.
 pub mod conn;
 pub mod probe;
+pub mod reports;
 
 use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
@@ -86,7 +87,7 @@ pub struct Upstreams {
     /// Replica round robin, advanced once per request.
     turn: Cell<usize>,
     /// Where connections report failures and recoveries.
-    reports: crate::health::Reports,
+    reports: crate::upstream::reports::Reports,
     /// During `reloaded` only: the previous generation's endpoints, for
     /// `add_endpoint` to take over.
     previous: RefCell<Vec<EndpointConns>>,
@@ -102,7 +103,7 @@ impl Upstreams {
         slot_maps: Vec<Option<Arc<SlotMap>>>,
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
-        reports: crate::health::Reports,
+        reports: crate::upstream::reports::Reports,
     ) -> Upstreams {
         Self::build(topo, stats, slot_maps, refresh, ring, reports, Vec::new()).0
     }
@@ -149,7 +150,7 @@ impl Upstreams {
         slot_maps: Vec<Option<Arc<SlotMap>>>,
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
-        reports: crate::health::Reports,
+        reports: crate::upstream::reports::Reports,
         previous: Vec<EndpointConns>,
     ) -> (Upstreams, Vec<EndpointConns>) {
         let up = Upstreams {
