@@ -295,6 +295,8 @@ pub struct HealthCheck {
 pub struct UpstreamTlsConfig {
     pub settings: UpstreamTls,
     pub client: Arc<rustls::ClientConfig>,
+    /// The CA and client certificate files' digest (see `tls::files_digest`).
+    pub files: [u8; 32],
 }
 
 /// `[proxy] tls`: where TLS clients connect and the server configuration.
@@ -304,6 +306,8 @@ pub struct DownstreamTlsConfig {
     pub listen: Option<SocketAddr>,
     pub settings: DownstreamTls,
     pub server: Arc<rustls::ServerConfig>,
+    /// The certificate, key and CA files' digest (see `tls::files_digest`).
+    pub files: [u8; 32],
 }
 
 /// A client password as keyway keeps it: its SHA-256 digest, as Redis
@@ -824,7 +828,16 @@ impl Config {
                     };
                     let client = crate::tls::client_config(&settings)
                         .map_err(|e| ctx.err(t.span(), &key("tls"), e))?;
-                    Some(UpstreamTlsConfig { settings, client })
+                    let files = crate::tls::files_digest(&[
+                        settings.ca_file.as_deref(),
+                        settings.client_cert.as_deref(),
+                        settings.client_key.as_deref(),
+                    ]);
+                    Some(UpstreamTlsConfig {
+                        settings,
+                        client,
+                        files,
+                    })
                 }
                 _ => None,
             };
@@ -1241,10 +1254,16 @@ impl Config {
                     }
                     None => None,
                 };
+                let files = crate::tls::files_digest(&[
+                    Some(settings.cert_file.as_path()),
+                    Some(settings.key_file.as_path()),
+                    settings.ca_file.as_deref(),
+                ]);
                 Some(DownstreamTlsConfig {
                     listen: tls_listen,
                     settings,
                     server,
+                    files,
                 })
             }
         };

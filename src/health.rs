@@ -39,9 +39,11 @@ pub struct EndpointHealth {
     check_failures: u32,
     /// Checks passed in a row.
     check_passes: u32,
-    /// Since it went down: it answered (a connection came up).
+    /// Since it went down: it answered the monitor's PING.
     answered: bool,
     down_since: Option<Instant>,
+    /// When the monitor last PINGed it (down, without active checks).
+    probed_at: Option<Instant>,
 }
 
 /// Every endpoint's health, by address; shared with the admin endpoint.
@@ -78,6 +80,10 @@ fn rules(topo: &Topology) -> BTreeMap<SocketAddr, Rules> {
 
 /// How often the monitor looks at its rules even without reports.
 const TICK: Duration = Duration::from_millis(100);
+/// A down endpoint without active checks is PINGed this often...
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// ... and has this long to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct Monitor {
     reloader: Arc<Reloader>,
@@ -180,12 +186,10 @@ impl Monitor {
         let mut table = lock(&self.table);
         let h = table.entry(o.addr).or_default();
         match o.seen {
-            Seen::Answered => {
-                h.traffic_failures = 0;
-                if h.down {
-                    h.answered = true;
-                }
-            }
+            // A reply on a connection: failures in a row end. It does not
+            // bring a down endpoint back: a core's reconnect while checks
+            // still fail must not make it flap (see `rejoin`).
+            Seen::Answered => h.traffic_failures = 0,
             Seen::Failed => h.traffic_failures = h.traffic_failures.saturating_add(1),
             Seen::CheckPassed(took) => {
                 h.checks_passed += 1;
@@ -235,7 +239,7 @@ impl Monitor {
     }
 
     /// Whether a down endpoint is back: it answered (enough checks passed,
-    /// or a connection came up), and an ejected one served its
+    /// or the monitor's PING), and an ejected one served its
     /// `retry_timeout`.
     fn may_rejoin(&self, r: &Rules, h: &mut EndpointHealth, addr: SocketAddr) -> bool {
         let c = &r.cluster;
@@ -248,9 +252,11 @@ impl Monitor {
             return false;
         }
         h.down = false;
+        h.answered = false;
         h.traffic_failures = 0;
         h.check_failures = 0;
         h.down_since = None;
+        h.probed_at = None;
         crate::info!(
             endpoint: &r.label,
             "endpoint ({addr}) of cluster {} answers again{}",
@@ -264,19 +270,20 @@ impl Monitor {
         true
     }
 
-    /// Ejected endpoints whose `retry_timeout` passed and that neither
-    /// traffic nor checks reach: asked once per tick whether they answer.
+    /// Down endpoints without active checks, once an ejected one served
+    /// its `retry_timeout`: PINGed at most once per `PROBE_EVERY` (nothing
+    /// else reaches an ejected endpoint; its connections sit idle).
     fn rejoin(&self, rules: &BTreeMap<SocketAddr, Rules>) -> bool {
         let due: Vec<SocketAddr> = lock(&self.table)
             .iter()
             .filter(|(a, h)| {
                 h.down
-                    && !h.answered
+                    && h.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY)
                     && rules.get(a).is_some_and(|r| {
-                        r.cluster.auto_eject
-                            && r.cluster.health_check.is_none()
-                            && h.down_since
-                                .is_none_or(|t| t.elapsed() >= r.cluster.retry_timeout)
+                        r.cluster.health_check.is_none()
+                            && (!r.cluster.auto_eject
+                                || h.down_since
+                                    .is_none_or(|t| t.elapsed() >= r.cluster.retry_timeout))
                     })
             })
             .map(|(a, _)| *a)
@@ -284,9 +291,10 @@ impl Monitor {
         let mut changed = false;
         for addr in due {
             let Some(r) = rules.get(&addr) else { continue };
-            let answered = ping(r, addr, Duration::from_millis(500)).is_ok();
+            let answered = ping(r, addr, PROBE_TIMEOUT).is_ok();
             let mut table = lock(&self.table);
             let h = table.entry(addr).or_default();
+            h.probed_at = Some(Instant::now());
             if answered {
                 h.answered = true;
                 changed |= self.may_rejoin(r, h, addr);

@@ -448,7 +448,9 @@ fn auto_eject_places_keys_as_nutcracker_does() {
         "rejoined before retry_timeout"
     );
     eprintln!("rejoined {took:?} after the restart");
-    let again: Vec<String> = (0..2000).map(|i| format!("again:{i}")).collect();
+    let again: Vec<String> = (0..2000u64)
+        .map(|i| format!("{}:again:{i}", i.wrapping_mul(2_654_435_761) % 1_000_003))
+        .collect();
     assert!(set_all(k.port, &again).iter().all(|r| r == b"+OK\r\n"));
     assert_ne!(backends[1].client().cmd(&["DBSIZE"]), ":0\r\n");
     let metrics = admin_get(k.admin_port, "/metrics");
@@ -732,4 +734,105 @@ fn service_unit_checks_reloads_and_drains() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// Found in review: with passive detection only (what `keyway import
+/// twemproxy` writes), an ejected backend that came back before
+/// `retry_timeout` was never let back in: its connections sat idle and
+/// nothing asked it again.
+#[test]
+fn passive_ejection_rejoins_after_retry_timeout() {
+    let mut backends: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
+    let eps: Vec<String> = backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr()))
+        .collect();
+    let k = Keyway::start(
+        "",
+        &format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nendpoints = [{}]\nauto_eject = true\nretry_timeout = \"2s\"\nfailure_limit = 1\n\n[routes]\ncatch_all = \"main\"\n",
+            eps.join(", ")
+        ),
+    );
+    let victim = backends[0].addr();
+    // Keys spread over the whole continuum (short keys that differ only in
+    // their last bytes hash close together under fnv1a_64's low bits).
+    let keys: Vec<String> = (0..1000u64)
+        .map(|i| format!("{}:passive:{i}", i.wrapping_mul(2_654_435_761) % 1_000_003))
+        .collect();
+    assert!(set_all(k.port, &keys).iter().all(|r| r == b"+OK\r\n"));
+    assert_ne!(backends[0].client().cmd(&["DBSIZE"]), ":0\r\n");
+    backends[0].kill();
+    // Live traffic finds it down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while endpoint_health(&k, &victim) != "ejected" {
+        assert!(
+            Instant::now() < deadline,
+            "never ejected ({}): {:?} {}",
+            endpoint_health(&k, &victim),
+            set_all(k.port, &keys[..5]),
+            k.log()
+        );
+        set_all(k.port, &keys);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ejected_at = Instant::now();
+    backends[0].restart();
+    let took = wait_health(&k, &victim, "healthy", Duration::from_secs(8));
+    assert!(
+        ejected_at.elapsed() >= Duration::from_millis(1900),
+        "back after {took:?}, before retry_timeout"
+    );
+    assert!(set_all(k.port, &keys).iter().all(|r| r == b"+OK\r\n"));
+    assert_ne!(backends[0].client().cmd(&["DBSIZE"]), ":0\r\n");
+}
+
+/// Found in review: a transaction open across a reload that removes
+/// endpoints ran EXEC with endpoint numbers of the old configuration (a
+/// core could stop on an index past the new ones). It finishes on the
+/// configuration it started in.
+#[test]
+fn a_transaction_open_across_a_reload_finishes_where_it_started() {
+    let rs: Vec<Redis> = (0..4).map(|_| Redis::start()).collect();
+    let cluster = |rs: &[Redis]| {
+        let eps: Vec<String> = rs.iter().map(|r| format!("\"{}\"", r.addr())).collect();
+        format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
+            eps.join(", ")
+        )
+    };
+    let k = Keyway::start("", &cluster(&rs));
+    let mut c = k.client();
+    // A tag on the last endpoint, whose number the smaller file lacks.
+    let tag = (0..200)
+        .map(|i| format!("t{i}"))
+        .find(|t| {
+            let probe = format!("{{{t}}}:probe");
+            c.cmd(&["SET", &probe, "1"]);
+            rs[3].client().cmd(&["EXISTS", &probe]) == ":1\r\n"
+        })
+        .expect("a tag on the last endpoint");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    for i in 0..40 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("{{{tag}}}:{i}"), "1"]),
+            "+QUEUED\r\n"
+        );
+    }
+    std::fs::write(
+        &k.config,
+        config(k.port, k.admin_port, "", &cluster(&rs[..1])),
+    )
+    .unwrap();
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let exec = c.cmd(&["EXEC"]);
+    assert!(
+        exec.starts_with('*') || exec.starts_with("-ERR upstream"),
+        "{exec}"
+    );
+    // The core is alive and the session now follows the new file.
+    assert_eq!(c.cmd(&["SET", "after", "1"]), "+OK\r\n");
+    assert_eq!(rs[0].client().cmd(&["GET", "after"]), bulk("1"));
+    assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }

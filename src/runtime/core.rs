@@ -531,7 +531,8 @@ fn reload(accept: &Accept, clients: &Registry, r: Reload) {
         retired.len()
     );
     if !retired.is_empty() {
-        let patience = cfg.op_timeout + Duration::from_secs(1);
+        // Requests on them run on the old op_timeout.
+        let patience = cfg.op_timeout.max(old.topo.config.op_timeout) + Duration::from_secs(1);
         crate::net::spawn(retire(retired, patience)).detach();
     }
     let _ = r.done.send(accept.index);

@@ -32,6 +32,9 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
 /// for the operator.
 /// `path` is where the configuration came from: reloads read it again.
 pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), String> {
+    // First: a SIGHUP (systemctl reload) or SIGTERM from now on is handled,
+    // not the default action (which ends the process).
+    let signals = block_signals();
     crate::log::configure(config.log_level);
     crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
@@ -54,7 +57,6 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         ring_mode.name(),
         ring_mode.describe()
     );
-    let signals = block_signals();
     // Each core binds with SO_REUSEPORT, which would let this process
     // silently share a port another keyway (or anything) listens on.
     refuse_taken_port(config.listen)?;

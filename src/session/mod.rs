@@ -84,7 +84,9 @@ impl Latest {
 /// it reads next is routed by the new configuration.
 #[inline]
 fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
-    if ctx.version == ctx.latest.version() {
+    // A transaction (or WATCH) placed its commands by endpoint number in
+    // its own generation: it finishes there, then the session moves.
+    if ctx.version == ctx.latest.version() || client.tx.is_some() || client.watch.is_some() {
         return;
     }
     let next = ctx.latest.get();

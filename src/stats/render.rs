@@ -773,14 +773,20 @@ fn health_metrics(
     let rows: Vec<(String, EndpointHealth)> = dir
         .endpoints
         .iter()
-        .filter_map(|e| {
-            let h = health.get(&e.addr)?.clone();
+        .filter(|e| {
+            topo.clusters
+                .get(e.cluster)
+                .is_some_and(|c| c.ring.is_some())
+        })
+        .map(|e| {
+            // Nothing seen of it yet: healthy.
+            let h = health.get(&e.addr).cloned().unwrap_or_default();
             let l = format!(
                 "cluster=\"{}\",endpoint=\"{}\"",
                 label(cluster_name(topo, e.cluster)),
                 label(&e.label)
             );
-            Some((l, h))
+            (l, h)
         })
         .collect();
     let mut family =

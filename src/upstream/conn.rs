@@ -364,6 +364,11 @@ impl Conn {
     fn came_up(&self) {
         crate::debug!(endpoint: &self.label, "connected");
         self.inner.borrow_mut().failing = false;
+    }
+
+    /// The first reply on a connection: the server answers (a TCP connect
+    /// alone says nothing; a stopped server still completes it).
+    fn answered(&self) {
         if let Some(r) = &self.settings.reports {
             r.answered(self.addr);
         }
@@ -468,6 +473,7 @@ impl Conn {
         let mut replies = ReplyReader {
             scanner: ReplyScanner::new(),
             handshake_pending: self.handshake_replies,
+            answered: false,
             end: None,
         };
         loop {
@@ -617,6 +623,8 @@ struct ReplyReader {
     scanner: ReplyScanner,
     handshake_pending: usize,
     end: Option<End>,
+    /// A reply came on this connection (reported once, see `answered`).
+    answered: bool,
 }
 
 impl ReplyReader {
@@ -636,6 +644,10 @@ impl ReplyReader {
             };
             let reply = &bytes[pos..pos + len];
             pos += len;
+            if !self.answered && !is_error(reply) {
+                self.answered = true;
+                conn.answered();
+            }
             if self.handshake_pending > 0 {
                 self.handshake_pending -= 1;
                 if is_error(reply) {

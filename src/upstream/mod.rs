@@ -220,7 +220,7 @@ impl Upstreams {
                 "{:?} {:?} {:?} {} {:?} {:?} {}",
                 c.username,
                 c.password,
-                c.tls.as_ref().map(|t| &t.settings),
+                c.tls.as_ref().map(|t| (&t.settings, t.files)),
                 c.connections_per_endpoint,
                 settings.connect_timeout,
                 settings.keepalive,
