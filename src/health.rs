@@ -26,9 +26,12 @@ use std::time::{Duration, Instant};
 /// What `/clusters` and `/metrics` show of one endpoint's health.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointHealth {
+    /// Down in the topology the cores serve (set once they have it).
     pub down: bool,
-    /// Out of its cluster's ring (auto_eject) right now.
+    /// Out of its cluster's ring (auto_eject) in that topology.
     pub ejected: bool,
+    /// The monitor's verdict, before the cores have it.
+    failing: bool,
     pub ejections: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
@@ -166,12 +169,12 @@ impl Monitor {
             if changed {
                 let down: Vec<SocketAddr> = lock(&self.table)
                     .iter()
-                    .filter(|(_, h)| h.down)
+                    .filter(|(_, h)| h.failing)
                     .map(|(a, _)| *a)
                     .collect();
                 let health = Health { down };
                 if let Ok(topo) = self.reloader.set_health(health) {
-                    self.mark_ejected(&topo);
+                    self.published(&topo);
                 }
             }
         }
@@ -203,7 +206,7 @@ impl Monitor {
                 h.check_failures = h.check_failures.saturating_add(1);
             }
         }
-        if h.down {
+        if h.failing {
             return self.may_rejoin(r, h, o.addr);
         }
         let failing = h.traffic_failures >= c.failure_limit
@@ -213,7 +216,7 @@ impl Monitor {
         if !failing {
             return false;
         }
-        h.down = true;
+        h.failing = true;
         h.answered = false;
         h.check_passes = 0;
         h.down_since = Some(Instant::now());
@@ -251,7 +254,7 @@ impl Monitor {
         if !served || !(h.answered || checks_say) {
             return false;
         }
-        h.down = false;
+        h.failing = false;
         h.answered = false;
         h.traffic_failures = 0;
         h.check_failures = 0;
@@ -277,7 +280,7 @@ impl Monitor {
         let due: Vec<SocketAddr> = lock(&self.table)
             .iter()
             .filter(|(a, h)| {
-                h.down
+                h.failing
                     && h.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY)
                     && rules.get(a).is_some_and(|r| {
                         r.cluster.health_check.is_none()
@@ -303,12 +306,14 @@ impl Monitor {
         changed
     }
 
-    /// Which down endpoints the new topology actually left out of a ring
-    /// (none when a whole cluster is down: see `Topology::with_health`).
-    fn mark_ejected(&self, topo: &Topology) {
+    /// What the cores now serve: which endpoints are down, and which of
+    /// them the topology left out of a ring (none when a whole cluster is
+    /// down: see `Topology::with_health`).
+    fn published(&self, topo: &Topology) {
         let mut table = lock(&self.table);
-        for h in table.values_mut() {
+        for (addr, h) in table.iter_mut() {
             h.ejected = false;
+            h.down = topo.health.is_down(addr);
         }
         for (ci, ring) in topo.clusters.iter().enumerate() {
             for (si, shard) in ring.shards.iter().enumerate() {
