@@ -166,6 +166,7 @@ impl Monitor {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             }
             changed |= self.rejoin(&rules);
+            crate::log::flush_repeats();
             if changed {
                 let down: Vec<SocketAddr> = lock(&self.table)
                     .iter()

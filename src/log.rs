@@ -3,7 +3,9 @@
 //! level, the core (on a core's thread) and the endpoint where there is one.
 //! `[log] level` or `--log-level` chooses what is written. A repeated
 //! identical warning or error (a dead backend, every retry) is written once
-//! per `REPEAT_WINDOW`, then with how many were held back.
+//! per `REPEAT_WINDOW`; how many were held back is written with the next
+//! one, or by `flush_repeats` (each core's and thread's housekeeping) once
+//! the window has passed, so a failure that stops still shows its count.
 //!
 //! Lines are written whole with one `write` so threads do not interleave;
 //! the repeat table is per thread, so cores share nothing to log.
@@ -73,6 +75,20 @@ const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 struct Repeat {
     written_at: Instant,
     held_back: u64,
+    /// The line's parts, to write the count when no identical line comes.
+    level: Level,
+    endpoint: Option<Box<str>>,
+    msg: Box<str>,
+}
+
+/// A count of identical lines held back, due to be written.
+#[derive(Debug, PartialEq)]
+struct HeldBack {
+    level: Level,
+    endpoint: Option<Box<str>>,
+    msg: Box<str>,
+    count: u64,
+    over: Duration,
 }
 
 thread_local! {
@@ -88,10 +104,12 @@ pub fn set_core(index: usize) {
 /// Whether a warning or error seen at `now` is written: None while an
 /// identical one was written less than `REPEAT_WINDOW` ago (it is counted),
 /// else Some(how many were held back since the last one written).
-fn repeat(table: &mut HashMap<u64, Repeat>, key: u64, now: Instant) -> Option<u64> {
-    if table.len() > 1024 {
-        table.retain(|_, v| now.duration_since(v.written_at) < REPEAT_WINDOW);
-    }
+fn repeat(
+    table: &mut HashMap<u64, Repeat>,
+    key: u64,
+    now: Instant,
+    line: (Level, Option<&str>, &str),
+) -> Option<u64> {
     match table.get_mut(&key) {
         Some(v) if now.duration_since(v.written_at) < REPEAT_WINDOW => {
             v.held_back += 1;
@@ -102,11 +120,15 @@ fn repeat(table: &mut HashMap<u64, Repeat>, key: u64, now: Instant) -> Option<u6
             Some(std::mem::take(&mut v.held_back))
         }
         None => {
+            let (level, endpoint, msg) = line;
             table.insert(
                 key,
                 Repeat {
                     written_at: now,
                     held_back: 0,
+                    level,
+                    endpoint: endpoint.map(Box::from),
+                    msg: Box::from(msg),
                 },
             );
             Some(0)
@@ -114,6 +136,61 @@ fn repeat(table: &mut HashMap<u64, Repeat>, key: u64, now: Instant) -> Option<u6
     }
 }
 
+/// The counts whose window has passed at `now` with no identical line to
+/// carry them; those lines start a new window. Entries with nothing held
+/// back leave the table once their window has passed.
+fn due(table: &mut HashMap<u64, Repeat>, now: Instant) -> Vec<HeldBack> {
+    let mut due = Vec::new();
+    table.retain(|_, v| {
+        let over = now.duration_since(v.written_at);
+        if over < REPEAT_WINDOW {
+            return true;
+        }
+        if v.held_back == 0 {
+            return false;
+        }
+        due.push(HeldBack {
+            level: v.level,
+            endpoint: v.endpoint.clone(),
+            msg: v.msg.clone(),
+            count: std::mem::take(&mut v.held_back),
+            over,
+        });
+        v.written_at = now;
+        true
+    });
+    due
+}
+
+/// Writes the held-back counts of this thread whose window has passed.
+/// Cheap when nothing is held back; call it about once a second.
+pub fn flush_repeats() {
+    let now = Instant::now();
+    let due = REPEATS.with(|r| {
+        let mut table = r.borrow_mut();
+        if table.is_empty() {
+            Vec::new()
+        } else {
+            due(&mut table, now)
+        }
+    });
+    for d in due {
+        let line = format_line(
+            d.level,
+            d.endpoint.as_deref(),
+            &d.msg,
+            &held_back_note(d.count, d.over),
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+fn held_back_note(count: u64, over: Duration) -> String {
+    format!(
+        " ({count} more like this held back over {}s)",
+        over.as_secs()
+    )
+}
 /// Writes one line (see the macros `error!`, `warn!`, `info!`, `debug!`).
 pub fn write(level: Level, endpoint: Option<&str>, args: std::fmt::Arguments<'_>) {
     if !enabled(level) {
@@ -126,18 +203,30 @@ pub fn write(level: Level, endpoint: Option<&str>, args: std::fmt::Arguments<'_>
         (level, endpoint, &msg).hash(&mut h);
         let key = h.finish();
         let now = Instant::now();
-        let held = REPEATS.with(|r| repeat(&mut r.borrow_mut(), key, now));
+        let held = REPEATS.with(|r| {
+            let mut table = r.borrow_mut();
+            if table.len() > 1024 {
+                // Flood of distinct lines: write what is due, not lose it.
+                drop(table);
+                flush_repeats();
+                table = r.borrow_mut();
+            }
+            let line = (level, endpoint, msg.as_str());
+            let since = table.get(&key).map(|v| now.duration_since(v.written_at));
+            repeat(&mut table, key, now, line).map(|n| (n, since))
+        });
         match held {
             None => return,
-            Some(0) => {}
-            Some(n) => {
-                repeats = format!(
-                    " ({n} more like this since it was last written, {}s before)",
-                    REPEAT_WINDOW.as_secs()
-                )
-            }
+            Some((0, _)) => {}
+            Some((n, since)) => repeats = held_back_note(n, since.unwrap_or(REPEAT_WINDOW)),
         }
     }
+    let line = format_line(level, endpoint, &msg, &repeats);
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// One whole line: timestamp, level, core, endpoint, message, suffix.
+fn format_line(level: Level, endpoint: Option<&str>, msg: &str, suffix: &str) -> String {
     let mut line = rfc3339(SystemTime::now());
     line.push(' ');
     line.push_str(level.word());
@@ -148,10 +237,10 @@ pub fn write(level: Level, endpoint: Option<&str>, args: std::fmt::Arguments<'_>
         line.push_str(&format!(" [{e}]"));
     }
     line.push(' ');
-    line.push_str(&msg);
-    line.push_str(&repeats);
+    line.push_str(msg);
+    line.push_str(suffix);
     line.push('\n');
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    line
 }
 
 /// `error!("...")` or `error!(endpoint: label, "...")`.
@@ -238,16 +327,60 @@ mod tests {
     fn repeats_are_held_back_then_counted() {
         let mut t = HashMap::new();
         let t0 = Instant::now();
-        assert_eq!(repeat(&mut t, 1, t0), Some(0));
+        let line = (Level::Warn, Some("127.0.0.1:1"), "down");
+        assert_eq!(repeat(&mut t, 1, t0, line), Some(0));
         for i in 1..=5 {
-            assert_eq!(repeat(&mut t, 1, t0 + Duration::from_secs(i)), None);
+            assert_eq!(repeat(&mut t, 1, t0 + Duration::from_secs(i), line), None);
         }
         // Another message is not held back by the first.
-        assert_eq!(repeat(&mut t, 2, t0 + Duration::from_secs(1)), Some(0));
-        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW), Some(5));
-        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW * 3), Some(0));
+        assert_eq!(
+            repeat(&mut t, 2, t0 + Duration::from_secs(1), line),
+            Some(0)
+        );
+        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW, line), Some(5));
+        assert_eq!(repeat(&mut t, 1, t0 + REPEAT_WINDOW * 3, line), Some(0));
         assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
         assert!(Level::Debug > Level::Info && Level::parse("loud").is_none());
+    }
+
+    #[test]
+    fn a_count_is_written_when_the_failure_stops() {
+        // Found in issue 13: a dead backend's 50 errors showed one line,
+        // and when the errors stopped the count of the other 49 was lost.
+        let mut t = HashMap::new();
+        let t0 = Instant::now();
+        let line = (Level::Error, Some("127.0.0.1:7001"), "auth failed");
+        let quiet = (Level::Warn, None, "once");
+        assert_eq!(repeat(&mut t, 1, t0, line), Some(0));
+        assert_eq!(repeat(&mut t, 2, t0, quiet), Some(0));
+        for i in 1..50 {
+            assert_eq!(repeat(&mut t, 1, t0 + Duration::from_millis(i), line), None);
+        }
+        assert!(due(&mut t, t0 + REPEAT_WINDOW / 2).is_empty());
+        let later = t0 + REPEAT_WINDOW + Duration::from_secs(1);
+        assert_eq!(
+            due(&mut t, later),
+            vec![HeldBack {
+                level: Level::Error,
+                endpoint: Some("127.0.0.1:7001".into()),
+                msg: "auth failed".into(),
+                count: 49,
+                over: REPEAT_WINDOW + Duration::from_secs(1),
+            }]
+        );
+        // The flushed line starts a window: the next identical one within it
+        // is held back; the line that was never repeated has left the table.
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            repeat(&mut t, 1, later + Duration::from_secs(1), line),
+            None
+        );
+        assert!(due(&mut t, later + REPEAT_WINDOW).len() == 1);
+        assert!(due(&mut t, later + REPEAT_WINDOW * 3).is_empty() && t.is_empty());
+        assert_eq!(
+            held_back_note(49, Duration::from_secs(11)),
+            " (49 more like this held back over 11s)"
+        );
     }
 
     #[test]

@@ -623,6 +623,26 @@ fn logs_are_levelled_and_never_show_secrets() {
         "{log}"
     );
     assert!(log.contains("INFO listening on"), "{log}");
+    // The failures stopped: the count held back is still written, once
+    // the 10 s window has passed (it was lost before).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let counted = loop {
+        let log = k.log();
+        let counted = log
+            .lines()
+            .find(|l| l.contains("authentication failed") && l.contains("more like this"))
+            .map(str::to_string);
+        if counted.is_some() || Instant::now() > deadline {
+            break counted.ok_or(log);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let counted = counted.unwrap_or_else(|log| panic!("no held-back count:\n{log}"));
+    assert!(
+        counted.contains(&format!("WARN [core 0] [{}]", bad.addr()))
+            && counted.contains("more like this held back over 1"),
+        "{counted}"
+    );
 }
 
 /// `scripts/keyway.service`, its commands run as systemd would run them:

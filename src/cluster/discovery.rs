@@ -166,6 +166,7 @@ impl Discovery {
         };
         schedule(self, &mut due, &mut last);
         loop {
+            crate::log::flush_repeats();
             let clusters = self.cluster_mode();
             let next = due
                 .values()

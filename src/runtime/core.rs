@@ -483,6 +483,7 @@ async fn control_loop(
                     let closed = clients.close_idle();
                     CoreStats::add(&stats.idle_closed, closed);
                     next_idle_sweep = Instant::now() + IDLE_SWEEP;
+                    crate::log::flush_repeats();
                     // Sessions that ended left their memory with the
                     // allocator; after many, give it back to the system.
                     let ended = stats.accepted.get() - stats.connections.get();
