@@ -816,6 +816,29 @@ fn tcp_socket(addr: SocketAddr) -> io::Result<i32> {
 
 /// A bound, listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked).
 pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
+    let fd = bound_socket(addr, reuseport)?;
+    // SAFETY: listen(2) on our socket.
+    if unsafe { libc::listen(fd, 1024) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: closing the descriptor we just created.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Whether `addr` can be listened on: a bind without SO_REUSEPORT fails
+/// while another socket listens there. It never listens itself, so no
+/// client can connect to it in the meantime (and find it gone).
+pub(crate) fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    let fd = bound_socket(addr, false)?;
+    // SAFETY: closing the descriptor we just created.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// A TCP socket bound to `addr` (SO_REUSEADDR; SO_REUSEPORT when asked).
+fn bound_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
     let fd = tcp_socket(addr)?;
     let fail = |fd: i32| {
         let e = io::Error::last_os_error();
@@ -842,10 +865,6 @@ pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a sockaddr of `len` bytes.
     if unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) } != 0 {
-        return fail(fd);
-    }
-    // SAFETY: listen(2) on our socket.
-    if unsafe { libc::listen(fd, 1024) } != 0 {
         return fail(fd);
     }
     Ok(fd)
@@ -889,5 +908,32 @@ fn address(fd: i32, end: End) -> Option<SocketAddr> {
             Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_check_never_accepts_a_connection() {
+        // Found by a review of test races: the check was a listening bind,
+        // so a client connecting at start-up could be accepted by it and
+        // then find the port closed.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = check_port_free(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(taken);
+
+        let fd = bound_socket(addr, false).unwrap();
+        let connect = std::net::TcpStream::connect(addr);
+        // SAFETY: closing the descriptor bound_socket made.
+        unsafe { libc::close(fd) };
+        assert_eq!(
+            connect.map(|_| ()).unwrap_err().kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        assert!(check_port_free(addr).is_ok());
     }
 }

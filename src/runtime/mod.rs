@@ -204,12 +204,14 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
 
 /// Fails when something already listens on `addr`: a plain bind, without
 /// SO_REUSEPORT, is refused then (Redis and twemproxy fail the same way).
+/// The check binds without listening: a listening check would accept
+/// connections for a moment, which then find the port closed.
 fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind(addr) {
-        Ok(_) => Ok(()),
+    match crate::net::socket::check_port_free(addr) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
             "cannot listen on {addr}: address already in use (another keyway or another server listens there)"
         )),
