@@ -93,9 +93,21 @@ fn idle_clients_are_closed_but_subscribers_and_busy_clients_stay() {
         matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "a subscriber was closed: {r:?}"
     );
-    // setup, idle and stuck closed (each counted once); sub, worker, busy stay.
-    assert_eq!(metric(&k, "keyway_client_idle_closed_total"), 3);
-    assert_eq!(metric(&k, "keyway_client_connections"), 3);
+    // setup, idle and stuck closed (each counted once); sub, worker, busy
+    // stay. The sweep runs once a second and a session is uncounted when its
+    // task ends: wait for both (they were read at once before, a race).
+    let settled_at = |name: &str, want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = metric(&k, name);
+            if v == want || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(settled_at("keyway_client_idle_closed_total", 3), 3);
+    assert_eq!(settled_at("keyway_client_connections", 3), 3);
     drop(stuck);
 }
 

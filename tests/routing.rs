@@ -95,7 +95,21 @@ fn a_key_without_route_gets_a_clear_error() {
 }
 
 /// Every key of `primary` holds the same value in each of `mirrors`.
+/// Waits (up to 10 s: mirrored copies are fire-and-forget, and land after
+/// the client's reply) until every mirror set holds what the primaries
+/// hold; the number of keys.
 fn assert_same_data(primary: &[&Redis], mirrors: &[&[&Redis]]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match same_data(primary, mirrors) {
+            Ok(n) => return n,
+            Err(why) if Instant::now() > deadline => panic!("{why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn same_data(primary: &[&Redis], mirrors: &[&[&Redis]]) -> Result<usize, String> {
     let mut keys = Vec::new();
     for p in primary {
         let mut c = p.client();
@@ -128,10 +142,13 @@ fn assert_same_data(primary: &[&Redis], mirrors: &[&[&Redis]]) -> usize {
         let want = dump(primary);
         assert_eq!(want.len(), 1, "{k} on several primaries");
         for m in mirrors {
-            assert_eq!(dump(m), want, "key {k} differs in a mirror");
+            let got = dump(m);
+            if got != want {
+                return Err(format!("key {k} differs in a mirror: {got:?} != {want:?}"));
+            }
         }
     }
-    keys.len()
+    Ok(keys.len())
 }
 
 #[test]
@@ -181,8 +198,6 @@ fn triple_write_mirrors_keep_every_cluster_identical() {
         let r = cl.read_reply().unwrap();
         assert!(!r.starts_with(b"-"), "{}", String::from_utf8_lossy(&r));
     }
-    // Mirrored copies are fire-and-forget: give them a moment to land.
-    std::thread::sleep(Duration::from_millis(300));
     let n = assert_same_data(&pr, &[&[&m1], &m2r]);
     assert!(n > 500, "{n} keys");
     assert_eq!(never.client().cmd(&["DBSIZE"]), ":0\r\n");
@@ -245,7 +260,6 @@ fn transactions_that_run_are_mirrored_and_the_others_not() {
     assert_eq!(cl.cmd(&["SET", "{d}aborted", "1"]), "+QUEUED\r\n");
     assert!(cl.cmd(&["NOSUCH"]).starts_with("-ERR unknown command"));
     assert!(cl.cmd(&["EXEC"]).starts_with("-EXECABORT"));
-    std::thread::sleep(Duration::from_millis(300));
     let n = assert_same_data(&pr, &[&mr]);
     assert_eq!(n, 20 * 4);
     for r in m.iter().chain(&p) {
@@ -316,7 +330,6 @@ fn migration_under_redis_benchmark_load_loses_nothing() {
         .output()
         .expect("redis-benchmark");
     assert!(out.status.success());
-    std::thread::sleep(Duration::from_millis(500));
     let n = assert_same_data(&pr, &[&mr, &[&m2]]);
     assert!(n > 10_000, "{n} keys");
     let stats = admin_get(k.admin_port, "/stats");

@@ -17,7 +17,7 @@ import pytest
 import valkey
 from prometheus_client.parser import text_string_to_metric_families
 
-from test_clients import KEYWAY, free_port, start_server, wait_port
+from test_clients import KEYWAY, eventually, free_port, start_server, wait_port
 
 
 @pytest.fixture
@@ -109,6 +109,16 @@ def test_metrics_parse_as_prometheus_text(proxy):
     r = valkey.Valkey(port=proxy["port"], protocol=2)
     for i in range(25):
         r.set(f"m{i}", i)
+
+    # A command is counted when sent on, timed once its reply is written:
+    # the last one may reach the client before it reaches the histogram.
+    def timed_as_counted():
+        fams = {f.name: f for f in text_string_to_metric_families(get(proxy, "/metrics")[2])}
+        timed = sum(s.value for s in fams["keyway_request_latency_seconds"].samples
+                    if s.name.endswith("_count") and s.labels["group"] == "all")
+        return timed == sum(s.value for s in fams["keyway_commands"].samples if s.name.endswith("_total"))
+
+    assert eventually(timed_as_counted, True)
     status, ctype, text = get(proxy, "/metrics")
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -144,9 +154,16 @@ def test_latency_dump_per_core_adds_up_to_requests_sent(proxy):
     assert stats["total"]["commands"]["set"] == n
     # redis-benchmark also sends CONFIG GET (answered by the first backend).
     assert sent - n == stats["total"]["commands"].get("config", 0)
-    status, _, body = get(proxy, "/latency/dump", method="POST")
-    assert status == 200, body
     d = proxy["dir"]
+
+    def dumped():
+        # Timed once each reply is written, which may be just after the
+        # client read it: dump again until the last ones are in.
+        status, _, body = get(proxy, "/latency/dump", method="POST")
+        assert status == 200, body
+        return hgrm_total(d / "all.hgrm")
+
+    assert eventually(dumped, sent) == sent
     cores = sorted(d.glob("core*.hgrm"))
     assert [p.name for p in cores] == ["core0.hgrm", "core1.hgrm"]
     per_core = [hgrm_total(p) for p in cores]

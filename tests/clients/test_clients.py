@@ -33,6 +33,17 @@ def wait_port(port, timeout=10.0):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def eventually(value, want, timeout=5.0):
+    """`value()` once it equals `want`, or as it is after `timeout`: for
+    what keyway or a backend does after the reply the test has seen."""
+    deadline = time.time() + timeout
+    while True:
+        v = value()
+        if v == want or time.time() > deadline:
+            return v
+        time.sleep(0.05)
+
+
 def start_server(procs, cwd, *extra, binary="redis-server"):
     """Starts a redis-server (or valkey-server) on a free port in `cwd`,
     adds it to `procs` (the caller kills them), returns its port."""

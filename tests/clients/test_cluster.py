@@ -224,8 +224,8 @@ def test_replica_reads_use_readonly_connections(env):
     r = kw.client()
     for i in range(200):
         r.set(f"r{i}", i)
-    c1.wait(lambda: all(c1.client(p).dbsize() > 0 for p in c1.replicas), "replication")
-    time.sleep(0.5)
+    # Replication is asynchronous: wait until the replicas hold all 200.
+    c1.wait(lambda: sum(c1.client(p).dbsize() for p in c1.replicas) == 200, "replication")
     before = {p: c1.client(p).info("commandstats").get("cmdstat_get", {}).get("calls", 0) for p in c1.ports}
     got = [r.get(f"r{i}") for i in range(200)]
     assert got == [str(i) for i in range(200)]
