@@ -37,11 +37,10 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         .rebased("");
     for (_, n) in root.others(&["static_resources"])? {
         doc.trailer
-            .comment(not_imported(&n, "Envoy's own setting, not the proxy's"));
+            .comment(n.not_imported("Envoy's own setting, not the proxy's"));
     }
     for (_, n) in sr.others(&["listeners", "clusters"])? {
-        doc.trailer
-            .comment(not_imported(&n, "no keyway equivalent"));
+        doc.trailer.comment(n.not_imported("no keyway equivalent"));
     }
 
     // Every redis_proxy filter: (listener index, chain index, filter).
@@ -136,11 +135,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         None => proxy.set_str("listen", &listen),
     }
     for (_, n) in listener.others(&["name", "address", "filter_chains"])? {
-        proxy.comment(not_imported(&n, "no keyway equivalent"));
+        proxy.comment(n.not_imported("no keyway equivalent"));
     }
     for (i, chain) in items_of(listener, "filter_chains")?.iter().enumerate() {
         if i != ci {
-            proxy.comment(not_imported(chain, "keyway has one filter chain"));
+            proxy.comment(chain.not_imported("keyway has one filter chain"));
             continue;
         }
         for (k, n) in chain.others(&["filters"])? {
@@ -149,11 +148,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             } else {
                 "no keyway equivalent"
             };
-            proxy.comment(not_imported(&n, why));
+            proxy.comment(n.not_imported(why));
         }
         for f in items_of(chain, "filters")? {
             if f.path() != filter.path() {
-                proxy.comment(not_imported(&f, "keyway runs no other network filter"));
+                proxy.comment(f.not_imported("keyway runs no other network filter"));
             }
         }
     }
@@ -289,10 +288,7 @@ fn proxy_filter(rp: &Node, proxy: &mut Section, ctx: &mut Ctx) -> Result<(), Imp
         if let Some(t) = s.get("op_timeout")? {
             let d = duration(&t)?;
             if d.is_zero() {
-                proxy.comment(not_imported(
-                    &t,
-                    "keyway needs a positive op_timeout (default 5s)",
-                ));
+                proxy.comment(t.not_imported("keyway needs a positive op_timeout (default 5s)"));
             } else {
                 proxy.comment(format!("settings.op_timeout ({}).", t.at()));
                 proxy.set("op_timeout", string(&duration_text(d)));
@@ -325,7 +321,7 @@ fn proxy_filter(rp: &Node, proxy: &mut Section, ctx: &mut Ctx) -> Result<(), Imp
                 }
                 _ => "no keyway equivalent",
             };
-            proxy.comment(not_imported(&n, why));
+            proxy.comment(n.not_imported(why));
         }
     }
     proxy.comment(if hashtags {
@@ -370,7 +366,7 @@ fn proxy_filter(rp: &Node, proxy: &mut Section, ctx: &mut Ctx) -> Result<(), Imp
             "stat_prefix" => "keyway's /stats and /metrics have no prefix",
             _ => "no keyway equivalent",
         };
-        proxy.comment(not_imported(&n, why));
+        proxy.comment(n.not_imported(why));
     }
     Ok(())
 }
@@ -454,7 +450,7 @@ fn routes<'a>(
             "request_mirror_policy",
             "key_formatter",
         ])? {
-            sec.comment(not_imported(&n, "no keyway equivalent"));
+            sec.comment(n.not_imported("no keyway equivalent"));
         }
         doc.prefixes.push(sec);
     }
@@ -476,7 +472,7 @@ fn routes<'a>(
                 "remove_prefix",
                 "prefix",
             ])? {
-                doc.routes.comment(not_imported(&n, "no keyway equivalent"));
+                doc.routes.comment(n.not_imported("no keyway equivalent"));
             }
         }
         (None, Some(c)) => {
@@ -501,7 +497,7 @@ fn routes<'a>(
         "catch_all_route",
         "catch_all_cluster",
     ])? {
-        doc.routes.comment(not_imported(&n, "no keyway equivalent"));
+        doc.routes.comment(n.not_imported("no keyway equivalent"));
     }
     Ok(())
 }
@@ -542,8 +538,7 @@ fn mirrors<'a>(
         let c = m.require("cluster")?;
         let cluster = c.scalar()?;
         if cluster == own {
-            sec.comment(not_imported(
-                &m,
+            sec.comment(m.not_imported(
                 "a mirror to the route's own cluster (keyway refuses it; it only doubled writes)",
             ));
             continue;
@@ -581,14 +576,13 @@ fn mirrors<'a>(
             };
             pairs.push(("fraction", float((num as f64 / den as f64).min(1.0))));
             if let Some(k) = rf.get("runtime_key")? {
-                sec.comment(not_imported(
-                    &k,
-                    "keyway has no runtime: the default fraction is imported",
-                ));
+                sec.comment(
+                    k.not_imported("keyway has no runtime: the default fraction is imported"),
+                );
             }
         }
         for (_, n) in m.others(&["cluster", "exclude_read_commands", "runtime_fraction"])? {
-            sec.comment(not_imported(&n, "no keyway equivalent"));
+            sec.comment(n.not_imported("no keyway equivalent"));
         }
         out.push(inline(&pairs));
     }
@@ -613,14 +607,11 @@ fn health_checks(hcs: &Node, sec: &mut Section) -> Result<(), ImportError> {
             None => false,
         };
         if !redis || imported {
-            sec.comment(not_imported(
-                &hc,
-                if imported {
-                    "keyway runs one health check per cluster"
-                } else {
-                    "keyway's health check is Envoy's redis health checker (PING)"
-                },
-            ));
+            sec.comment(hc.not_imported(if imported {
+                "keyway runs one health check per cluster"
+            } else {
+                "keyway's health check is Envoy's redis health checker (PING)"
+            }));
             continue;
         }
         let mut fields = Vec::new();
@@ -650,7 +641,7 @@ fn health_checks(hcs: &Node, sec: &mut Section) -> Result<(), ImportError> {
             "healthy_threshold",
             "custom_health_check",
         ])? {
-            sec.comment(not_imported(&n, "no keyway equivalent"));
+            sec.comment(n.not_imported("no keyway equivalent"));
         }
     }
     Ok(())
@@ -700,7 +691,7 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
                     "consistent_hashing_lb_config",
                     "locality_weighted_lb_config",
                 ])? {
-                    sec.comment(not_imported(&n, "no keyway equivalent"));
+                    sec.comment(n.not_imported("no keyway equivalent"));
                 }
             }
             placement(c, &mut sec)?
@@ -767,15 +758,15 @@ fn cluster(c: &Node, name: &str, ctx: &mut Ctx) -> Result<Section, ImportError> 
                     sec.set_str("password", &data_source(&p)?);
                 }
                 for (_, n) in o.others(&["@type", "auth_username", "auth_password"])? {
-                    sec.comment(not_imported(&n, "no keyway equivalent"));
+                    sec.comment(n.not_imported("no keyway equivalent"));
                 }
             } else {
-                sec.comment(not_imported(&o, "no keyway equivalent"));
+                sec.comment(o.not_imported("no keyway equivalent"));
             }
         }
     }
     for (_, n) in c.others(&known)? {
-        sec.comment(not_imported(&n, "no keyway equivalent"));
+        sec.comment(n.not_imported("no keyway equivalent"));
     }
     Ok(sec)
 }
@@ -789,10 +780,9 @@ fn placement(c: &Node, sec: &mut Section) -> Result<Placement, ImportError> {
             return Err(lbp.err("no policies"));
         };
         for p in policies.iter().skip(1) {
-            sec.comment(not_imported(
-                p,
-                "Envoy's fallback policy, unused while the first one loads",
-            ));
+            sec.comment(
+                p.not_imported("Envoy's fallback policy, unused while the first one loads"),
+            );
         }
         let ext = first.require("typed_extension_config")?;
         let tc = ext.require("typed_config")?;
@@ -909,8 +899,7 @@ fn redis_cluster_config(tc: &Node, sec: &mut Section) -> Result<(), ImportError>
         sec.set("cluster_refresh_rate", string(&duration_text(d)));
     }
     for (_, n) in tc.others(&["@type", "cluster_refresh_rate"])? {
-        sec.comment(not_imported(
-            &n,
+        sec.comment(n.not_imported(
             "keyway also refreshes at once after MOVED or a failed node, with no setting",
         ));
     }
@@ -980,7 +969,7 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
                 }
             }
             for (_, n) in ep.others(&["address"])? {
-                sec.comment(not_imported(&n, "no keyway equivalent"));
+                sec.comment(n.not_imported("no keyway equivalent"));
             }
             for (_, n) in e.others(&[
                 "endpoint",
@@ -988,7 +977,7 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
                 "health_status",
                 "metadata",
             ])? {
-                sec.comment(not_imported(&n, "no keyway equivalent"));
+                sec.comment(n.not_imported("no keyway equivalent"));
             }
             out.push((addr, weight));
         }
@@ -998,7 +987,7 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
             "locality",
             "load_balancing_weight",
         ])? {
-            sec.comment(not_imported(&n, "no keyway equivalent"));
+            sec.comment(n.not_imported("no keyway equivalent"));
         }
     }
     if out.is_empty() {
@@ -1027,7 +1016,7 @@ fn endpoints(c: &Node, redis_cluster: bool, sec: &mut Section) -> Result<(), Imp
         ));
     }
     for (_, n) in la.others(&["endpoints", "cluster_name"])? {
-        sec.comment(not_imported(&n, "no keyway equivalent"));
+        sec.comment(n.not_imported("no keyway equivalent"));
     }
     Ok(())
 }
@@ -1078,14 +1067,11 @@ fn upstream_tls(ts: &Node, sec: &mut Section) -> Result<(), ImportError> {
                 string(&file_name(&cert.require("private_key")?)?),
             ));
             for (_, n) in cert.others(&["certificate_chain", "private_key"])? {
-                sec.comment(not_imported(&n, "no keyway equivalent"));
+                sec.comment(n.not_imported("no keyway equivalent"));
             }
         }
         for extra in certs.iter().skip(1) {
-            sec.comment(not_imported(
-                extra,
-                "keyway presents one client certificate",
-            ));
+            sec.comment(extra.not_imported("keyway presents one client certificate"));
         }
         if let Some(vc) = ctc.get("validation_context")? {
             if let Some(ca) = vc.get("trusted_ca")? {
@@ -1093,14 +1079,12 @@ fn upstream_tls(ts: &Node, sec: &mut Section) -> Result<(), ImportError> {
                 verified = true;
             }
             for (_, n) in vc.others(&["trusted_ca"])? {
-                sec.comment(not_imported(
-                    &n,
-                    "keyway verifies the certificate against server_name (else the endpoint's host)",
+                sec.comment(n.not_imported("keyway verifies the certificate against server_name (else the endpoint's host)",
                 ));
             }
         }
         for (_, n) in ctc.others(&["tls_certificates", "validation_context"])? {
-            sec.comment(not_imported(&n, "no keyway equivalent"));
+            sec.comment(n.not_imported("no keyway equivalent"));
         }
     }
     if !verified {
@@ -1109,7 +1093,7 @@ fn upstream_tls(ts: &Node, sec: &mut Section) -> Result<(), ImportError> {
         pairs.push(("insecure_skip_verify", "true".to_string()));
     }
     for (_, n) in tc.others(&["@type", "sni", "common_tls_context"])? {
-        sec.comment(not_imported(&n, "no keyway equivalent"));
+        sec.comment(n.not_imported("no keyway equivalent"));
     }
     sec.comment(format!("TLS from transport_socket ({}).", ts.at()));
     sec.set("tls", inline(&pairs));
@@ -1128,15 +1112,6 @@ fn file_name(n: &Node) -> Result<String, ImportError> {
             "keyway reads certificates and keys from files: give filename (write inline ones to a file)",
         )),
     }
-}
-
-fn not_imported(n: &Node, why: &str) -> String {
-    format!(
-        "not imported: {}: {} ({}) — {why}.",
-        n.path(),
-        n.render(),
-        n.at()
-    )
 }
 
 #[cfg(test)]

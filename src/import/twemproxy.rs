@@ -168,7 +168,7 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         ("preconnect", "keyway has no setting for it"),
     ] {
         if let Some(n) = pool.get(key)? {
-            proxy.comment(not_imported(&n, why));
+            proxy.comment(n.not_imported(why));
         }
     }
     doc.proxy = proxy;
@@ -264,7 +264,7 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         }
     }
     for (_, n) in pool.others(KNOWN)? {
-        cluster.comment(not_imported(&n, "not a twemproxy 0.5 setting"));
+        cluster.comment(n.not_imported("not a twemproxy 0.5 setting"));
     }
     doc.clusters.push(cluster);
     doc.routes
@@ -329,15 +329,6 @@ fn server(n: &Node) -> Result<String, ImportError> {
         pairs.push(("name", string(name)));
     }
     Ok(inline(&pairs))
-}
-
-fn not_imported(n: &Node, why: &str) -> String {
-    format!(
-        "not imported: {}: {} ({}) — {why}.",
-        n.path(),
-        n.render(),
-        n.at()
-    )
 }
 
 #[cfg(test)]

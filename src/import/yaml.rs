@@ -70,6 +70,17 @@ impl<'a> Node<'a> {
         format!("{}:{}", self.file, self.line())
     }
 
+    /// The comment for a setting left out: `not imported: path: value
+    /// (file:line) — why.`
+    pub fn not_imported(&self, why: &str) -> String {
+        format!(
+            "not imported: {}: {} ({}) — {why}.",
+            self.path,
+            self.render(),
+            self.at()
+        )
+    }
+
     pub fn err(&self, msg: impl std::fmt::Display) -> ImportError {
         if self.path.is_empty() {
             ImportError(format!("{}: {msg}", self.at()))
