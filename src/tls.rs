@@ -82,7 +82,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls client configuration of one upstream cluster.
 /// A digest of the files `paths` name, as they are now: a reload compares
 /// it to see rotated certificates, whose paths stay the same.
 pub fn files_digest(paths: &[Option<&Path>]) -> [u8; 32] {
@@ -97,6 +96,7 @@ pub fn files_digest(paths: &[Option<&Path>]) -> [u8; 32] {
     out
 }
 
+/// The rustls client configuration of one upstream cluster.
 pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -9,6 +9,10 @@ use crossbeam_channel::{unbounded, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a reload waits for the cores to confirm the new generation (a
+/// core that does not has it still, and takes it when it next looks).
+pub const RELOAD_CONFIRM_WITHIN: Duration = Duration::from_secs(10);
+
 /// The control side's handle on every core: their channels.
 #[derive(Clone)]
 pub struct Cores {
@@ -59,7 +63,7 @@ impl Cores {
                 s.send(CoreMsg::Reload(Box::new(r))).is_ok()
             })
             .count();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + RELOAD_CONFIRM_WITHIN;
         (0..asked)
             .take_while(|_| served.recv_deadline(deadline).is_ok())
             .count()

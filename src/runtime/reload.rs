@@ -174,8 +174,9 @@ impl Reloader {
             Ok(n) => {
                 if n < self.cores {
                     crate::warn!(
-                        "{n} of {} cores confirmed the new configuration within 10 s; the others take it when they next look",
-                        self.cores
+                        "{n} of {} cores confirmed the new configuration within {:?}; the others take it when they next look",
+                        self.cores,
+                        super::control::RELOAD_CONFIRM_WITHIN
                     );
                 }
                 Ok(topo)

@@ -15,7 +15,7 @@ pub struct Observed {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Seen {
-    /// A connection of a core came up (handshake answered).
+    /// A connection of a core got its first reply that is not an error.
     Answered,
     /// A connection of a core failed: connect, handshake, timeout, reset.
     Failed,
@@ -25,7 +25,7 @@ pub enum Seen {
 }
 
 /// Where the cores' connections report what they see. Reports are rare
-/// (a failure, a connection coming up), never per request, and dropped
+/// (a failure, a connection's first reply), never per request, and dropped
 /// rather than waited for when the monitor is behind.
 #[derive(Debug, Clone)]
 pub struct Reports(Sender<Observed>);
