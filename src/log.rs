@@ -203,14 +203,13 @@ pub fn write(level: Level, endpoint: Option<&str>, args: std::fmt::Arguments<'_>
         (level, endpoint, &msg).hash(&mut h);
         let key = h.finish();
         let now = Instant::now();
+        if REPEATS.with(|r| r.borrow().len() > 1024) {
+            // A flood of distinct lines: write what is due and let the rest
+            // of the table go, rather than keep growing it.
+            flush_repeats();
+        }
         let held = REPEATS.with(|r| {
             let mut table = r.borrow_mut();
-            if table.len() > 1024 {
-                // Flood of distinct lines: write what is due, not lose it.
-                drop(table);
-                flush_repeats();
-                table = r.borrow_mut();
-            }
             let line = (level, endpoint, msg.as_str());
             let since = table.get(&key).map(|v| now.duration_since(v.written_at));
             repeat(&mut table, key, now, line).map(|n| (n, since))
