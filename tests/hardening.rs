@@ -392,3 +392,67 @@ fn clients_that_never_read_cannot_take_the_memory_or_stall_others() {
     let mut c = k.client();
     assert_eq!(c.cmd(&["GET", "small"]), "$1\r\nx\r\n");
 }
+
+/// A backend that accepts connections, reads what it is sent and never
+/// answers. Its address.
+fn silent_backend() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = stream;
+                let mut sink = [0u8; 65536];
+                while matches!(std::io::Read::read(&mut s, &mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// Issue 23 (3), found by a reliability run: 300 pipelined GETs to a
+/// backend that never answers got their errors in windows (16, 32, 64,
+/// ...), each a whole op_timeout after the one before: the last 5 s after
+/// it was sent with op_timeout 1 s. Every one now fails within about
+/// op_timeout of being sent, and GETs of the same pipeline whose keys live
+/// on a healthy backend are answered by it.
+#[test]
+fn pipelined_requests_to_a_silent_backend_all_fail_within_two_op_timeouts() {
+    let silent = silent_backend();
+    let healthy = Redis::start();
+    let k = Keyway::start(
+        "op_timeout = \"1s\"\n",
+        &format!(
+            "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nendpoints = [\"{silent}\", \"{}\"]\n\n[routes]\ncatch_all = \"main\"\n",
+            healthy.addr()
+        ),
+    );
+    let mut c = k.client();
+    let gets: Vec<u8> = (0..600)
+        .flat_map(|i| encode(&[b"GET", format!("k{i}").as_bytes()]))
+        .collect();
+    let sent = Instant::now();
+    c.send_raw(&gets);
+    let (mut timeouts, mut answered) = (0, 0);
+    for i in 0..600 {
+        match c.read_reply().expect("a reply").as_slice() {
+            b"-ERR upstream timeout\r\n" => timeouts += 1,
+            b"$-1\r\n" => answered += 1,
+            other => panic!("reply {i}: {}", String::from_utf8_lossy(other)),
+        }
+    }
+    let took = sent.elapsed();
+    eprintln!(
+        "600 pipelined GETs: {timeouts} timed out, {answered} answered, the last after {took:?}"
+    );
+    assert!(
+        timeouts >= 200 && answered >= 200,
+        "{timeouts} / {answered}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "the last reply came after {took:?}"
+    );
+    // The connection is still the client's.
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}

@@ -298,7 +298,11 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
                 wait_for_replies(&client.replies).await;
                 true
             } else {
-                Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await
+                let stayed = Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await;
+                // What the client sent meanwhile waited on its own blocking
+                // command, not on an unanswering backend.
+                client.replies.borrow_mut().set_arrived(crate::net::now());
+                stayed
             };
             client.me.entry.waiting.set(false);
             if !client.blocked.is_empty() {
@@ -320,11 +324,15 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
             let len = out.len();
             let held = &ctx.output.held;
             held.set(held.get() + len);
+            let sending = crate::net::now();
             let sent = stream.send(&mut out).await;
             held.set(held.get() - len);
             if sent.is_err() {
                 break 'session;
             }
+            // Requests still carried were not waiting on a backend meanwhile.
+            let took = crate::net::now().saturating_duration_since(sending);
+            client.replies.borrow_mut().client_took(took);
             // Taking replies is activity too (client_idle_timeout).
             client.me.entry.touch(crate::net::now());
             CoreStats::add(&ctx.stats.bytes_out, len as u64);
@@ -372,6 +380,7 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         let received = stream
             .recv(|piece| {
                 CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+                client.replies.borrow_mut().set_arrived(crate::net::now());
                 input.feed(piece, |bytes| reader.absorb(&mut ctx, &mut client, bytes));
             })
             .await;
@@ -404,6 +413,7 @@ async fn pubsub_turn(
 ) -> Option<bool> {
     let from_client = stream.recv(|piece| {
         CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+        client.replies.borrow_mut().set_arrived(crate::net::now());
         input.feed(piece, |bytes| reader.absorb(ctx, client, bytes));
     });
     let read = match race(from_client, pubsub::ready(&feed)).await {

@@ -11,6 +11,7 @@ use crate::stats::CoreStats;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Waker;
+use std::time::Instant;
 
 /// One part of a split command: the ordinals (positions among the
 /// command's keys) of the keys it carried, and its reply once it came.
@@ -81,6 +82,12 @@ pub struct Replies {
     /// closed (`client_output_hard_limit`; 0: none).
     hard_limit: usize,
     overflowed: bool,
+    /// When the requests being dispatched now reached keyway, not counting
+    /// the time their client took to read earlier replies: a request held
+    /// back behind replies from a backend that then timed out is failed at
+    /// once instead of waiting a whole op_timeout more (see
+    /// `Conn::gave_up_on`). None: dispatched as they arrive.
+    arrived: Option<Instant>,
 }
 
 /// Requests of a client's first batch in flight at once, before its
@@ -121,6 +128,16 @@ impl Waiter {
         Waiter::Mirror {
             stats: stats.clone(),
             cluster: cluster as u32,
+        }
+    }
+
+    /// When the request reached keyway (see `Replies::arrived`). None for
+    /// requests keyway makes itself, and for redirections, which keep a
+    /// deadline of their own.
+    pub fn arrived(&self) -> Option<Instant> {
+        match self {
+            Waiter::Client { replies, .. } => replies.try_borrow().ok()?.arrived,
+            Waiter::Mirror { .. } | Waiter::Cluster(_) | Waiter::Ignore => None,
         }
     }
 
@@ -195,6 +212,24 @@ impl Replies {
 
     pub fn outstanding(&self) -> usize {
         self.outstanding
+    }
+
+    /// The requests dispatched from now on arrived at `at`.
+    pub fn set_arrived(&mut self, at: Instant) {
+        self.arrived = Some(at);
+    }
+
+    /// The client took `took` to accept its replies: the requests still
+    /// waiting to be dispatched do not count that time as waiting.
+    pub fn client_took(&mut self, took: std::time::Duration) {
+        if let Some(a) = self.arrived.as_mut() {
+            *a += took;
+        }
+    }
+
+    /// When the requests dispatched now arrived (see `set_arrived`).
+    pub fn arrived(&self) -> Option<Instant> {
+        self.arrived
     }
 
     /// A reply was dropped at the hard limit: the client must be closed.

@@ -252,6 +252,20 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
         }
         None => ctx.upstreams.conn_in(endpoint, client.proto, client.db),
     };
+    let exec = |conn: &Rc<Conn>| {
+        let slot = client.replies.borrow_mut().push_waiting();
+        conn.send(
+            |b| b.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n"),
+            Waiter::new(&client.replies, slot, 0),
+        );
+    };
+    let arrived = client.replies.borrow().arrived();
+    if arrived.is_some_and(|a| conn.gave_up_on(a)) {
+        // The connection gave up on its backend after EXEC arrived: EXEC
+        // fails at once (see `Conn::gave_up_on`), and MULTI must not go
+        // alone before it.
+        return exec(&conn);
+    }
     // One piece on the connection: these sends are appended back to back
     // before anything else runs on this core.
     conn.send(
@@ -266,11 +280,7 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
         );
         start = end;
     }
-    let slot = client.replies.borrow_mut().push_waiting();
-    conn.send(
-        |b| b.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n"),
-        Waiter::new(&client.replies, slot, 0),
-    );
+    exec(&conn);
     mirror(ctx, client, &tx.mirrored);
 }
 

@@ -119,6 +119,8 @@ pub struct Conn {
     push: RefCell<Option<PushSink>>,
     inner: RefCell<Inner>,
     wakeup: Notify,
+    /// When this connection last gave up on its backend (op_timeout).
+    gave_up_at: Cell<Option<Instant>>,
 }
 
 impl Conn {
@@ -158,7 +160,18 @@ impl Conn {
                 backoff_failure: Failure::Unavailable,
             }),
             wakeup: Notify::default(),
+            gave_up_at: Cell::new(None),
         }
+    }
+
+    /// Whether this connection gave up on its backend (an op_timeout)
+    /// after `arrived`: a request that reached keyway before that already
+    /// waited its turn behind requests that got no answer, so it fails at
+    /// once rather than waiting another op_timeout (a client pipelining
+    /// hundreds of requests to a silent backend gets every error within
+    /// about op_timeout, not one op_timeout per window of requests).
+    pub fn gave_up_on(&self, arrived: Instant) -> bool {
+        self.gave_up_at.get().is_some_and(|at| at > arrived)
     }
 
     /// Queues a request (`encode` appends its RESP bytes) whose reply goes
@@ -168,6 +181,9 @@ impl Conn {
         CoreStats::add(&self.es.requests, 1);
         if self.shut.get() {
             return self.fail_one(waiter, Failure::Unavailable);
+        }
+        if waiter.arrived().is_some_and(|a| self.gave_up_on(a)) {
+            return self.fail_one(waiter, Failure::Timeout);
         }
         let mut inner = self.inner.borrow_mut();
         if let State::Backoff(until) = inner.state {
@@ -290,6 +306,7 @@ impl Conn {
                     return;
                 }
                 End::Timeout => {
+                    self.gave_up_at.set(Some(crate::net::now()));
                     self.report_failure();
                     crate::warn!(endpoint: &self.label, "op timeout, resetting the connection");
                     self.fail_all(Failure::Timeout);
