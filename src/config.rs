@@ -58,6 +58,7 @@ struct RawProxy {
     protected_mode: Option<bool>,
     password: Option<String>,
     username: Option<String>,
+    auth_failure_limit: Option<Spanned<i64>>,
     connection_rate_limit: Option<Spanned<i64>>,
     mirror_queue_limit: Option<Spanned<i64>>,
     allow_flush: Option<bool>,
@@ -390,6 +391,9 @@ pub struct Config {
     /// password's digest is kept.
     pub password: Option<PasswordDigest>,
     pub username: Option<String>,
+    /// Failed AUTH attempts after which a client connection is closed
+    /// (0: never).
+    pub auth_failure_limit: u32,
     /// New client connections per second across the proxy.
     pub connection_rate_limit: Option<u64>,
     /// Mirrored requests waiting on one upstream connection before more are dropped.
@@ -1205,6 +1209,17 @@ impl Config {
             1_000_000,
             u32::MAX as u64,
         )? as usize;
+        let auth_failure_limit = match &p.auth_failure_limit {
+            None => 10,
+            Some(n) if (0..=1_000_000).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                return Err(ctx.err(
+                    n.span(),
+                    "proxy.auth_failure_limit",
+                    "must be between 0 (never close) and 1000000",
+                ))
+            }
+        };
         if p.username.is_some() && p.password.is_none() {
             return Err(ConfigError(format!(
                 "{file}: `proxy.username` needs `proxy.password`"
@@ -1288,6 +1303,7 @@ impl Config {
             allow_flush: p.allow_flush.unwrap_or(true),
             databases,
             keys_limit,
+            auth_failure_limit,
             admin_listen,
             latency_dir,
             log_level,

@@ -456,3 +456,48 @@ fn pipelined_requests_to_a_silent_backend_all_fail_within_two_op_timeouts() {
     // The connection is still the client's.
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// Issue 23 (4), found by a reliability run: 100,000 pipelined wrong AUTHs
+/// on one connection were answered at 790,000 guesses a second, and
+/// nothing was counted or logged. Now the tenth failure on a connection
+/// closes it (auth_failure_limit), failures are counted, and the log says
+/// so once per window and client address.
+#[test]
+fn wrong_auths_are_counted_logged_once_and_close_the_connection() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "password = \"s3cret-pass\"\n");
+    let mut c = k.client();
+    let guesses: Vec<u8> = (0..1000)
+        .flat_map(|i| encode(&[b"AUTH", format!("guess{i}").as_bytes()]))
+        .collect();
+    c.send_raw(&guesses);
+    for i in 0..10 {
+        let r = c.read_reply().expect("a reply before the close");
+        assert!(r.starts_with(b"-WRONGPASS"), "reply {i}: {r:?}");
+    }
+    assert_eq!(c.read_reply(), None, "the connection stayed open");
+    assert_eq!(metric(&k, "keyway_client_auth_failures_total"), 10);
+    assert_eq!(metric(&k, "keyway_client_auth_closed_total"), 1);
+    // Eleven wrong AUTHs sent one at a time: closed after the tenth too.
+    let mut c = k.client();
+    for _ in 0..10 {
+        assert!(c.cmd(&["AUTH", "nope"]).starts_with("-WRONGPASS"));
+    }
+    assert!(c.closed());
+    assert_eq!(metric(&k, "keyway_client_auth_failures_total"), 20);
+    let log = k.log();
+    assert_eq!(
+        log.matches("client 127.0.0.1: AUTH failed").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("failed AUTH attempts on one connection"),
+        "{log}"
+    );
+    assert!(!log.contains("guess"), "a guess reached the log: {log}");
+    // The right password still opens a connection.
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["AUTH", "s3cret-pass"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+}

@@ -67,6 +67,11 @@ fn seconds_since_start(at: Instant) -> u32 {
 }
 
 impl Entry {
+    /// The client's address (None once its socket is gone).
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.socket.addr(End::Peer)
+    }
+
     pub fn fd(&self) -> i32 {
         self.socket.fd()
     }

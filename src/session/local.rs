@@ -9,7 +9,7 @@ use crate::config::PasswordDigest;
 use crate::resp::parse_int;
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
-use crate::stats::ErrorKind;
+use crate::stats::{CoreStats, ErrorKind};
 
 pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let arg = |i: usize| &frame[args[i].start..args[i].end];
@@ -111,8 +111,32 @@ fn check_credentials(
         client.authenticated = true;
         true
     } else {
-        client.fail(ErrorKind::Auth, WRONGPASS);
+        wrong_credentials(ctx, client);
         false
+    }
+}
+
+/// A failed AUTH: answered as Redis answers it, counted, and logged once
+/// per log window per client address. After `auth_failure_limit` of them
+/// the connection is closed once the reply is sent, so a password cannot be
+/// guessed at the speed of a pipeline.
+fn wrong_credentials(ctx: &CoreContext, client: &mut Client) {
+    client.fail(ErrorKind::Auth, WRONGPASS);
+    CoreStats::add(&ctx.stats.auth_failures, 1);
+    client.auth_failures = client.auth_failures.saturating_add(1);
+    // The address without its port: one line per host, not per connection.
+    let from = client
+        .me
+        .entry
+        .peer()
+        .map_or_else(|| "a client".to_string(), |a| format!("client {}", a.ip()));
+    let limit = ctx.topo.config.auth_failure_limit;
+    if limit > 0 && client.auth_failures >= limit {
+        CoreStats::add(&ctx.stats.auth_closed, 1);
+        client.close = true;
+        crate::warn!("{from}: {limit} failed AUTH attempts on one connection (auth_failure_limit): closing it");
+    } else {
+        crate::warn!("{from}: AUTH failed (wrong username or password)");
     }
 }
 

@@ -136,6 +136,8 @@ pub struct Client {
     pub close: bool,
     /// False until AUTH succeeds when the proxy has a password.
     pub authenticated: bool,
+    /// AUTH attempts with wrong credentials on this connection.
+    auth_failures: u32,
     replies: Rc<RefCell<Replies>>,
     keys: Vec<usize>,
     targets: Vec<plan::Target>,
@@ -273,6 +275,7 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         reply_mode_set: false,
         close: false,
         authenticated: ctx.topo.config.password.is_none(),
+        auth_failures: 0,
         replies: Replies::with_hard_limit(ctx.output.hard),
         keys: Vec::new(),
         targets: Vec::new(),
@@ -394,9 +397,15 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
     }
     // The client's state (its registry entry included) goes first.
     let fd = client.me.entry.fd();
+    let ended_here = client.close;
     drop(client);
     if ctx.clients.draining() {
         Box::pin(close_after_drain(&stream, &ctx, fd)).await;
+    } else if ended_here {
+        // QUIT, CLIENT KILL of itself, a protocol error, too many failed
+        // AUTHs: the client reads its last replies, then end-of-stream
+        // (closing on what it still sends would reset the connection).
+        Box::pin(stream.linger_close(fd, LINGER)).await;
     }
 }
 

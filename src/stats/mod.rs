@@ -137,6 +137,10 @@ pub struct CoreStats {
     pub accept_errors: Cell<u64>,
     /// Clients closed past `client_output_hard_limit`.
     pub output_limit_closed: Cell<u64>,
+    /// AUTH (and HELLO ... AUTH) with wrong credentials, and connections
+    /// closed for reaching `auth_failure_limit`.
+    pub auth_failures: Cell<u64>,
+    pub auth_closed: Cell<u64>,
     /// Per cluster, as a mirror target (see `mirror`).
     mirrors: RefCell<Vec<MirrorStats>>,
     /// Per cluster (redis_cluster ones count; see `redirect`).
@@ -173,6 +177,8 @@ impl CoreStats {
             idle_closed: Cell::new(0),
             accept_errors: Cell::new(0),
             output_limit_closed: Cell::new(0),
+            auth_failures: Cell::new(0),
+            auth_closed: Cell::new(0),
             mirrors: RefCell::new((0..clusters).map(|_| MirrorStats::default()).collect()),
             redirects: RefCell::new((0..clusters).map(|_| RedirectStats::default()).collect()),
             bytes_in: Cell::new(0),
@@ -301,6 +307,8 @@ impl CoreStats {
             idle_closed: self.idle_closed.get(),
             accept_errors: self.accept_errors.get(),
             output_limit_closed: self.output_limit_closed.get(),
+            auth_failures: self.auth_failures.get(),
+            auth_closed: self.auth_closed.get(),
             mirrors: self
                 .mirrors
                 .borrow()
@@ -386,6 +394,8 @@ pub struct CoreSnapshot {
     pub idle_closed: u64,
     pub accept_errors: u64,
     pub output_limit_closed: u64,
+    pub auth_failures: u64,
+    pub auth_closed: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
     /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
@@ -423,6 +433,8 @@ impl CoreSnapshot {
             t.idle_closed += c.idle_closed;
             t.accept_errors += c.accept_errors;
             t.output_limit_closed += c.output_limit_closed;
+            t.auth_failures += c.auth_failures;
+            t.auth_closed += c.auth_closed;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 for i in 0..3 {
                     a[i] += b[i];

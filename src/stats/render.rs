@@ -135,8 +135,9 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
     );
     let _ = write!(
         o,
-        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},",
-        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors, c.output_limit_closed
+        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},\"auth_failures\":{},\"auth_closed\":{},",
+        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors, c.output_limit_closed,
+        c.auth_failures, c.auth_closed
     );
     let r = &c.ring;
     let _ = write!(
@@ -478,6 +479,22 @@ pub fn prometheus(
         "counter",
         "Clients closed because their buffered replies passed client_output_hard_limit.",
         |c| c.output_limit_closed,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_auth_failures_total",
+        "counter",
+        "AUTH and HELLO AUTH attempts with a wrong username or password.",
+        |c| c.auth_failures,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_client_auth_closed_total",
+        "counter",
+        "Client connections closed after auth_failure_limit failed AUTH attempts.",
+        |c| c.auth_closed,
     );
     family(
         &mut o,
