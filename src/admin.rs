@@ -3,9 +3,12 @@
 //! an accepting thread and a thread per connection (at most
 //! `MAX_CONNECTIONS`), each with a deadline for its whole request, so no
 //! client, idle or trickling, delays anyone's `/ready`. It asks every core
-//! for a snapshot over its channel.
+//! for a snapshot over its channel. A browser page of another site cannot
+//! use it (Host, Origin and Sec-Fetch-Site are checked), and with
+//! `[admin] token` every request but `/ready` needs the bearer token.
 
 use crate::cluster::discovery::Directory;
+use crate::config::PasswordDigest;
 use crate::runtime::control::Cores;
 use crate::runtime::reload::Reloader;
 use crate::stats::{latency, render};
@@ -23,9 +26,17 @@ const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+const UNAUTHORIZED: &str = "401 Unauthorized";
+
 fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
+    // A 401 says how to authenticate (RFC 9110).
+    let challenge = if status == UNAUTHORIZED {
+        "WWW-Authenticate: Bearer realm=\"keyway\"\r\n"
+    } else {
+        ""
+    };
     let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\n{challenge}Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(header.as_bytes())?;
@@ -51,6 +62,96 @@ fn host_allowed(host: &str, local: SocketAddr) -> bool {
         return false;
     }
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// The request headers the admin endpoint decides on.
+#[derive(Default)]
+struct Head<'a> {
+    hosts: Vec<&'a str>,
+    origin: Option<&'a str>,
+    fetch_site: Option<&'a str>,
+    authorization: Option<&'a str>,
+}
+
+impl<'a> Head<'a> {
+    fn parse(head: &'a str) -> Head<'a> {
+        let mut h = Head::default();
+        for line in head.split("\r\n").skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if name.eq_ignore_ascii_case("host") {
+                h.hosts.push(value);
+            } else if name.eq_ignore_ascii_case("origin") {
+                h.origin = Some(value);
+            } else if name.eq_ignore_ascii_case("sec-fetch-site") {
+                h.fetch_site = Some(value);
+            } else if name.eq_ignore_ascii_case("authorization") {
+                h.authorization = Some(value);
+            }
+        }
+        h
+    }
+
+    /// Why the request is refused, if it is: a Host that is not this
+    /// endpoint's (DNS rebinding), two Hosts (which one a proxy in front
+    /// checked is unknown), a page of another site (a browser says so in
+    /// `Origin` and `Sec-Fetch-Site`: any page open on the host could
+    /// otherwise reload keyway), or a missing or wrong token.
+    fn refusal(
+        &self,
+        local: SocketAddr,
+        token: Option<&PasswordDigest>,
+        path: &str,
+    ) -> Option<(&'static str, &'static str)> {
+        if self.hosts.len() > 1 {
+            return Some(("400 Bad Request", "more than one Host header\n"));
+        }
+        let host = self.hosts.first().copied();
+        if !host.is_none_or(|h| host_allowed(h, local)) {
+            return Some(("421 Misdirected Request", "unknown host\n"));
+        }
+        if let Some(origin) = self.origin {
+            if !origin_is_own(origin, host, local) {
+                return Some(("403 Forbidden", "cross-origin requests are refused\n"));
+            }
+        }
+        if self.fetch_site.is_some_and(|s| {
+            !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none")
+        }) {
+            return Some(("403 Forbidden", "cross-site requests are refused\n"));
+        }
+        // Load balancers' readiness probes carry no token.
+        if let Some(token) = token.filter(|_| path != "/ready") {
+            let given = self
+                .authorization
+                .and_then(|a| a.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            // Compared as digests: the time taken says nothing of the token.
+            if !given.is_some_and(|t| token.matches(t.as_bytes())) {
+                return Some((
+                    UNAUTHORIZED,
+                    "admin.token is set: send Authorization: Bearer <token>\n",
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Whether a browser's `Origin` is this endpoint itself: `http://` and the
+/// request's Host (already checked), or without a Host, a name this
+/// endpoint answers to.
+fn origin_is_own(origin: &str, host: Option<&str>, local: SocketAddr) -> bool {
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    match host {
+        Some(h) => authority.eq_ignore_ascii_case(h),
+        None => host_allowed(authority, local),
+    }
 }
 
 const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></head><body>\
@@ -136,24 +237,14 @@ impl Admin {
         let mut parts = head.split_whitespace();
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let path = target.split('?').next().unwrap_or("");
-        let host = head.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("host")
-                .then(|| value.trim())
-        });
-        if !host.is_none_or(|h| host_allowed(h, local)) {
-            // A page of another site that resolves its name to us (DNS
-            // rebinding) sends its own name.
-            return respond(
-                &mut stream,
-                "421 Misdirected Request",
-                TEXT,
-                "unknown host\n",
-            );
+        let token = self.reloader.topology().config.admin_token.clone();
+        match Head::parse(&head).refusal(local, token.as_ref(), path) {
+            Some((status, body)) => respond(&mut stream, status, TEXT, body),
+            None => {
+                let (status, ctype, body) = self.route(method, path);
+                respond(&mut stream, status, ctype, &body)
+            }
         }
-        let (status, ctype, body) = self.route(method, path);
-        respond(&mut stream, status, ctype, &body)
     }
 
     fn directory(&self) -> Directory {
@@ -266,5 +357,70 @@ mod tests {
         ] {
             assert!(!host_allowed(refused, local), "{refused}");
         }
+    }
+
+    fn refused(head: &str, token: Option<&str>, path: &str) -> Option<&'static str> {
+        let local: SocketAddr = "127.0.0.1:9901".parse().unwrap();
+        let token = token.map(|t| PasswordDigest::of(t.as_bytes()));
+        let head = format!("POST {path} HTTP/1.1\r\n{head}\r\n");
+        Head::parse(&head)
+            .refusal(local, token.as_ref(), path)
+            .map(|(status, _)| status)
+    }
+
+    #[test]
+    fn pages_of_other_sites_and_ambiguous_requests_are_refused() {
+        let own = "Host: 127.0.0.1:9901\r\n";
+        assert_eq!(refused(own, None, "/reload"), None);
+        // curl and keyway's own tools send no Origin.
+        assert_eq!(
+            refused(
+                &format!("{own}Origin: http://127.0.0.1:9901\r\n"),
+                None,
+                "/reload"
+            ),
+            None
+        );
+        for cross in [
+            "Origin: http://evil.example\r\n",
+            "Origin: null\r\n",
+            "Origin: https://127.0.0.1:9901\r\n",
+            "Origin: http://localhost:9901\r\n",
+            "Sec-Fetch-Site: cross-site\r\n",
+            "Sec-Fetch-Site: same-site\r\n",
+        ] {
+            assert_eq!(
+                refused(&format!("{own}{cross}"), None, "/reload"),
+                Some("403 Forbidden"),
+                "{cross}"
+            );
+        }
+        assert_eq!(
+            refused(&format!("{own}Host: evil.example\r\n"), None, "/reload"),
+            Some("400 Bad Request")
+        );
+        assert_eq!(
+            refused("Host: evil.example\r\n", None, "/stats"),
+            Some("421 Misdirected Request")
+        );
+    }
+
+    #[test]
+    fn with_a_token_every_request_but_ready_carries_it() {
+        let own = "Host: 127.0.0.1:9901\r\n";
+        let t = Some("tok-123");
+        assert_eq!(refused(own, t, "/stats"), Some(UNAUTHORIZED));
+        assert_eq!(refused(own, t, "/ready"), None);
+        let bearer = |v: &str| format!("{own}Authorization: {v}\r\n");
+        assert_eq!(refused(&bearer("Bearer tok-123"), t, "/reload"), None);
+        assert_eq!(refused(&bearer("bearer  tok-123 "), t, "/stats"), None);
+        assert_eq!(
+            refused(&bearer("Bearer tok-12"), t, "/stats"),
+            Some(UNAUTHORIZED)
+        );
+        assert_eq!(
+            refused(&bearer("Basic tok-123"), t, "/stats"),
+            Some(UNAUTHORIZED)
+        );
     }
 }

@@ -34,6 +34,15 @@ struct RawLog {
 struct RawAdmin {
     listen: Option<Spanned<String>>,
     latency_dir: Option<String>,
+    token: Option<Spanned<RawSecret>>,
+}
+
+/// A secret given by where to read it, never in the file itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: Option<String>,
+    env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,6 +415,9 @@ pub struct Config {
     pub keys_limit: usize,
     /// Admin HTTP endpoint (none: no admin endpoint).
     pub admin_listen: Option<SocketAddr>,
+    /// `[admin] token`: requests must carry `Authorization: Bearer <it>`
+    /// (all but /ready). Only its digest is kept.
+    pub admin_token: Option<PasswordDigest>,
     /// Where latency dumps go (SIGUSR2, admin call, shutdown). None: no
     /// dump at shutdown, asked-for dumps under $TMPDIR (see `dump_dir`).
     pub latency_dir: Option<PathBuf>,
@@ -429,13 +441,6 @@ impl Config {
                     "anyone who reaches it can use the backends (set a password, or protected_mode = true)"
                 }
             ));
-        }
-        if let Some(admin) = self.admin_listen {
-            if !admin.ip().is_loopback() {
-                w.push(format!(
-                    "admin.listen {admin} is reachable from other hosts: its endpoint has no authentication"
-                ));
-            }
         }
         w
     }
@@ -561,6 +566,23 @@ fn duration(
             )
         }),
     }
+}
+
+/// The secret a `{ file = ... }` or `{ env = ... }` table names, trimmed;
+/// Err says what is wrong without showing it.
+fn read_secret(raw: &RawSecret) -> Result<String, String> {
+    let secret = match (&raw.file, &raw.env) {
+        (Some(path), None) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the file `{path}`: {e}"))?,
+        (None, Some(name)) => std::env::var(name)
+            .map_err(|_| format!("the environment variable `{name}` is not set"))?,
+        _ => return Err("give exactly one of `file` or `env`".into()),
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(secret.to_string())
 }
 
 /// An address as it may be shown: `user:password@` left out.
@@ -1239,6 +1261,28 @@ impl Config {
             Some(l) => Some(resolve(&ctx, l.get_ref(), l.span(), "admin.listen")?),
             None => None,
         };
+        let admin_token = match raw.admin.as_ref().and_then(|a| a.token.as_ref()) {
+            None => None,
+            Some(t) => Some(PasswordDigest::of(
+                read_secret(t.get_ref())
+                    .map_err(|why| ctx.err(t.span(), "admin.token", why))?
+                    .as_bytes(),
+            )),
+        };
+        if let (Some(addr), None) = (admin_listen, &admin_token) {
+            if !addr.ip().is_loopback() {
+                let span = raw
+                    .admin
+                    .as_ref()
+                    .and_then(|a| a.listen.as_ref())
+                    .map_or(0..0, |l| l.span());
+                return Err(ctx.err(
+                    span,
+                    "admin.listen",
+                    format!("{addr} is reachable from other hosts: set admin.token = {{ file = \"...\" }} or {{ env = \"...\" }} so that only holders of the token can use it"),
+                ));
+            }
+        }
         let latency_dir = raw
             .admin
             .as_ref()
@@ -1305,6 +1349,7 @@ impl Config {
             keys_limit,
             auth_failure_limit,
             admin_listen,
+            admin_token,
             latency_dir,
             log_level,
             listen,

@@ -222,13 +222,15 @@ fn the_coop_taskrun_fallback_serves_like_defer_taskrun() {
 }
 
 #[test]
-fn check_warns_about_exposure() {
+fn check_warns_about_exposure_and_refuses_an_open_admin_endpoint() {
     let dir = scratch_dir("cli");
     let cfg = dir.join("open.toml");
-    let write = |listen: &str, extra: &str| {
+    let token = dir.join("admin.token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let check = |listen: &str, extra: &str, admin: &str| {
         std::fs::write(
             &cfg,
-            format!("[proxy]\nlisten = \"{listen}\"\n{extra}\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"127.0.0.1:7001\"]\n\n[routes]\ncatch_all = \"m\"\n\n[admin]\nlisten = \"0.0.0.0:9901\"\n"),
+            format!("[proxy]\nlisten = \"{listen}\"\n{extra}\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"127.0.0.1:7001\"]\n\n[routes]\ncatch_all = \"m\"\n\n[admin]\nlisten = \"0.0.0.0:9901\"\n{admin}"),
         )
         .unwrap();
         let out = keyway()
@@ -237,17 +239,33 @@ fn check_warns_about_exposure() {
             .arg(&cfg)
             .output()
             .unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let open = write("0.0.0.0:6380", "");
+    let with_token = format!("token = {{ file = \"{}\" }}\n", token.display());
+    let (ok, open) = check("0.0.0.0:6380", "", &with_token);
+    assert!(ok, "{open}");
     assert!(open.contains("WARN proxy.listen 0.0.0.0:6380 accepts clients from other hosts and proxy.password is not set"), "{open}");
-    assert!(
-        open.contains("WARN admin.listen 0.0.0.0:9901 is reachable from other hosts"),
-        "{open}"
-    );
-    let guarded = write("0.0.0.0:6380", "password = \"s3cret\"\n");
+    let (ok, guarded) = check("0.0.0.0:6380", "password = \"s3cret\"\n", &with_token);
+    assert!(ok, "{guarded}");
     assert!(!guarded.contains("proxy.listen"), "{guarded}");
+    // Issue 23: an admin endpoint beyond loopback needs a token.
+    let (ok, err) = check("127.0.0.1:6380", "", "");
+    assert!(!ok);
+    assert!(
+        err.contains("admin.listen") && err.contains("set admin.token"),
+        "{err}"
+    );
+    let (ok, err) = check(
+        "127.0.0.1:6380",
+        "",
+        "token = { env = \"KEYWAY_TEST_UNSET_TOKEN\" }\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("KEYWAY_TEST_UNSET_TOKEN` is not set"), "{err}");
+    assert!(!err.contains("t0ken"), "{err}");
 }
 
 #[test]

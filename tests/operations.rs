@@ -834,3 +834,61 @@ fn a_transaction_open_across_a_reload_finishes_where_it_started() {
     assert_eq!(rs[0].client().cmd(&["GET", "after"]), bulk("1"));
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// Issue 23 (5), found by a reliability run: `POST /reload` with
+/// `Origin: http://evil.example` was obeyed (any page open in a browser on
+/// the host could reload keyway or write dumps), and a request with two
+/// Host headers was served. Both are refused now, a local POST still
+/// works, and `[admin] token` makes every request but /ready need it.
+#[test]
+fn the_admin_endpoint_refuses_other_sites_and_can_require_a_token() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let port = k.admin_port;
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    let post = |extra: &str| {
+        admin_raw(
+            port,
+            &format!("POST /reload HTTP/1.1\r\n{host}{extra}Content-Length: 0\r\n\r\n"),
+        )
+    };
+    for cross in [
+        "Origin: http://evil.example\r\n",
+        "Sec-Fetch-Site: cross-site\r\n",
+    ] {
+        let (status, body) = post(cross);
+        assert_eq!(status, 403, "{cross}: {body}");
+    }
+    let (status, body) = post("Host: evil.example\r\n");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(generation(&k), 1, "a refused request reloaded keyway");
+    let (status, body) = post(&format!("Origin: http://127.0.0.1:{port}\r\n"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(generation(&k), 2);
+
+    // A token, read from a file; reloads read it again.
+    let token_file = k.config.with_file_name("admin.token");
+    std::fs::write(&token_file, "tok-3f9a\n").unwrap();
+    let cluster = cluster_toml("main", "ring_hash", &[&a]);
+    let with_token = |t: &std::path::Path| {
+        format!(
+            "{}\ntoken = {{ file = \"{}\" }}\n",
+            config(k.port, port, "", &cluster),
+            t.display()
+        )
+    };
+    std::fs::write(&k.config, with_token(&token_file)).unwrap();
+    assert_eq!(post("").0, 200);
+    let get = |auth: &str, path: &str| {
+        admin_raw(port, &format!("GET {path} HTTP/1.1\r\n{host}{auth}\r\n"))
+    };
+    assert_eq!(get("", "/stats").0, 401);
+    assert_eq!(get("Authorization: Bearer wrong\r\n", "/stats").0, 401);
+    let (status, stats) = get("Authorization: Bearer tok-3f9a\r\n", "/stats");
+    assert_eq!(status, 200);
+    assert!(stats.contains("\"generation\":3"), "{stats}");
+    assert_eq!(get("", "/ready").0, 200, "probes need no token");
+    assert_eq!(post("").0, 401, "a reload without the token");
+    // The data path does not care.
+    assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
+}

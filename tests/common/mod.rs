@@ -424,12 +424,17 @@ pub fn admin_get(port: u16, path: &str) -> String {
 
 /// An HTTP request to keyway's admin endpoint: (status code, body).
 pub fn admin_request(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")
-            .as_bytes(),
+    admin_raw(
+        port,
+        &format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n"),
     )
-    .unwrap();
+}
+
+/// `head` (request line and headers, as sent) to keyway's admin endpoint:
+/// (status code, body).
+pub fn admin_raw(port: u16, head: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
+    s.write_all(head.as_bytes()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out
