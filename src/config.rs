@@ -60,6 +60,9 @@ struct RawProxy {
     client_output_soft_limit: Option<Spanned<String>>,
     client_output_hard_limit: Option<Spanned<String>>,
     max_output_memory: Option<Spanned<String>>,
+    pubsub_output_hard_limit: Option<Spanned<String>>,
+    pubsub_output_soft_limit: Option<Spanned<String>>,
+    pubsub_output_soft_window: Option<Spanned<String>>,
     spin_before_park: Option<Spanned<String>>,
     tcp_keepalive: Option<Spanned<String>>,
     client_idle_timeout: Option<Spanned<String>>,
@@ -375,6 +378,12 @@ pub struct Config {
     /// Reply bytes waiting to be sent, all clients together; past it each
     /// client is read one request at a time.
     pub max_output_memory: usize,
+    /// A subscriber's messages waiting to be sent: past the hard limit, or
+    /// past the soft one for the soft window, it is closed (Redis's
+    /// `client-output-buffer-limit pubsub 32mb 8mb 60`; 0: no limit).
+    pub pubsub_output_hard_limit: usize,
+    pub pubsub_output_soft_limit: usize,
+    pub pubsub_output_soft_window: Duration,
     /// How long an idle core busy-polls its ring before waiting in the
     /// kernel (0: never).
     pub spin_before_park: Duration,
@@ -768,6 +777,22 @@ impl Config {
             "proxy.max_output_memory",
             1 << 30,
         )?);
+        let pubsub_output_hard_limit = size(
+            &p.pubsub_output_hard_limit,
+            "proxy.pubsub_output_hard_limit",
+            32 << 20,
+        )?;
+        let pubsub_output_soft_limit = size(
+            &p.pubsub_output_soft_limit,
+            "proxy.pubsub_output_soft_limit",
+            8 << 20,
+        )?;
+        let pubsub_output_soft_window = duration(
+            &ctx,
+            &p.pubsub_output_soft_window,
+            "proxy.pubsub_output_soft_window",
+            Duration::from_secs(60),
+        )?;
         let max_pending_per_client = positive(
             &ctx,
             &p.max_pending_per_client,
@@ -1336,6 +1361,9 @@ impl Config {
             client_output_soft_limit,
             client_output_hard_limit,
             max_output_memory,
+            pubsub_output_hard_limit,
+            pubsub_output_soft_limit,
+            pubsub_output_soft_window,
             protected_mode: p.protected_mode.unwrap_or(false),
             password: p
                 .password

@@ -501,3 +501,117 @@ fn wrong_auths_are_counted_logged_once_and_close_the_connection() {
     assert_eq!(c.cmd(&["AUTH", "s3cret-pass"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
 }
+
+/// One slow subscriber (a 4 KB receive buffer, never reading) and one
+/// that reads, on keyway started with `proxy_extra`; `messages` PUBLISHes
+/// of 10 KB through keyway. Returns keyway (to read its metrics), the
+/// slow client, how many MB keyway's RSS grew at most, and how many
+/// messages the reading subscriber got.
+fn publish_past_a_slow_subscriber(
+    a: &Redis,
+    proxy_extra: &str,
+    messages: usize,
+) -> (Keyway, Client, u64, usize) {
+    const SIZE: usize = 10 * 1024;
+    let k = Keyway::over(&[a], proxy_extra);
+    let subscribe = |c: &mut Client| {
+        c.send(&["SUBSCRIBE", "news"]);
+        assert!(c
+            .read_reply()
+            .unwrap()
+            .starts_with(b"*3\r\n$9\r\nsubscribe"));
+    };
+    let mut slow = k.client();
+    let small: libc::c_int = 4096;
+    // SAFETY: a valid socket and an int option of the right size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&slow.stream),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &small as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    subscribe(&mut slow);
+    let mut good = k.client();
+    subscribe(&mut good);
+    let payload = "m".repeat(SIZE);
+    let message_len =
+        format!("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n${SIZE}\r\n{payload}\r\n").len();
+    let reader = std::thread::spawn(move || {
+        let mut got = 0usize;
+        let mut chunk = vec![0u8; 1 << 20];
+        good.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        while got < messages * message_len {
+            match std::io::Read::read(&mut good.stream, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got / message_len
+    });
+    let before = rss_kb(k.pid());
+    let mut peak = before;
+    let mut publisher = k.client();
+    let batch = encode(&[b"PUBLISH", b"news", payload.as_bytes()]).repeat(100);
+    for _ in 0..messages / 100 {
+        publisher.send_raw(&batch);
+        for _ in 0..100 {
+            let r = publisher.read_reply().unwrap();
+            assert!(r == b":2\r\n" || r == b":1\r\n", "{r:?}");
+        }
+        peak = peak.max(rss_kb(k.pid()));
+    }
+    let received = reader.join().unwrap();
+    let grew_mb = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "{} MB published ({proxy_extra:?}): keyway RSS grew at most {grew_mb} MB; the reading subscriber got {received} of {messages}",
+        (messages * SIZE) >> 20
+    );
+    (k, slow, grew_mb, received)
+}
+
+/// Issue 23 (1), found by a reliability run: a subscriber that never read
+/// (a 4 KB receive buffer) beside a normal one, with 10 KB messages
+/// published: keyway's RSS went from 8 to 1,154 MB in 8 s, every message
+/// kept for the one that did not read. Now that one is closed at the pub/sub
+/// hard limit (32 MB, as Redis) and counted, and the normal one receives
+/// everything. Without pub/sub limits, max_output_memory bounds what keyway
+/// keeps: it stops reading the slow one's subscriber connection. The
+/// backend has no pub/sub limit of its own here: keyway's are tested.
+#[test]
+fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
+    let a = Redis::start_with(
+        free_port(),
+        &["--client-output-buffer-limit", "pubsub 0 0 0"],
+    );
+    let (k, mut slow, grew_mb, received) = publish_past_a_slow_subscriber(&a, "", 100_000);
+    assert_eq!(received, 100_000);
+    assert!(grew_mb < 100, "RSS grew {grew_mb} MB");
+    assert_eq!(metric(&k, "keyway_client_output_limit_closed_total"), 1);
+    // The slow one finds its connection closed once it reads.
+    slow.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut sink = vec![0u8; 1 << 20];
+    let started = Instant::now();
+    while matches!(std::io::Read::read(&mut slow.stream, &mut sink), Ok(n) if n > 0) {}
+    assert!(started.elapsed() < Duration::from_secs(4), "still open");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&k, "keyway_client_connections") > 0 {
+        assert!(Instant::now() < deadline, "a client stayed connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(k);
+
+    let unlimited = "pubsub_output_hard_limit = \"0\"\npubsub_output_soft_limit = \"0\"\nmax_output_memory = \"16mb\"\n";
+    // Past the budget every client is read one request at a time, the
+    // publisher too: a smaller run.
+    let (k, _slow, grew_mb, received) = publish_past_a_slow_subscriber(&a, unlimited, 10_000);
+    assert_eq!(received, 10_000);
+    assert!(grew_mb < 16 + 32, "RSS grew {grew_mb} MB");
+    assert_eq!(metric(&k, "keyway_client_output_limit_closed_total"), 0);
+}

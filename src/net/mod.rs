@@ -22,7 +22,7 @@ pub mod timer;
 
 pub use input::Input;
 pub use ring::{now, sleep, spawn, Mode, Ring};
-pub use socket::{shutdown_write, ClientHandle, End, Listener, Socket};
+pub use socket::{reset_on_close, shutdown_write, ClientHandle, End, Listener, Socket};
 pub use stream::Stream;
 
 use io_uring::{cqueue, opcode, types, IoUring};

@@ -118,6 +118,27 @@ pub fn shutdown_write(fd: i32) {
     unsafe { libc::shutdown(fd, libc::SHUT_WR) };
 }
 
+/// Makes the socket's close a reset: what the kernel still holds for the
+/// peer is dropped with it. For a client closed past its output limit,
+/// whose unread megabytes would otherwise trickle out after the close.
+pub fn reset_on_close(fd: i32) {
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `abort` is a valid linger for the size given; on a bad
+    // descriptor setsockopt fails and touches nothing.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &abort as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 impl Receiver {
     fn bufs<'r>(&self, ring: &'r Ring) -> &'r super::bufs::BufRing {
         match self.side {

@@ -11,7 +11,7 @@ use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
-use crate::session::{self, CoreContext, Latest, OutputLimits};
+use crate::session::{self, CoreContext, Held, Latest, OutputLimits};
 use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
@@ -186,7 +186,7 @@ pub fn run(spec: CoreSpec) {
             stats: stats.clone(),
             backend_version: Default::default(),
             clients: clients.clone(),
-            held: Rc::new(Cell::new(0)),
+            held: Rc::new(Held::default()),
             latest: latest.clone(),
         };
         latest.set(Rc::new(context(&topo, 1, upstreams, cores, kept)));
@@ -245,7 +245,7 @@ struct Kept {
     backend_version: Rc<crate::session::info::BackendVersion>,
     clients: Rc<Registry>,
     /// Reply bytes waiting to be sent, whatever generation they came from.
-    held: Rc<Cell<usize>>,
+    held: Rc<Held>,
     latest: Rc<Latest>,
 }
 
@@ -273,6 +273,15 @@ fn context(
             hard: cfg.client_output_hard_limit,
             budget: (cfg.max_output_memory / cores.max(1)).max(1),
             held: kept.held,
+            pubsub: crate::session::pubsub::Limits {
+                hard: [cfg.pubsub_output_hard_limit, cfg.client_output_hard_limit]
+                    .into_iter()
+                    .filter(|&l| l > 0)
+                    .min()
+                    .unwrap_or(0),
+                soft: cfg.pubsub_output_soft_limit,
+                soft_window: cfg.pubsub_output_soft_window,
+            },
         },
         stats: kept.stats,
         backend_version: kept.backend_version,

@@ -110,10 +110,47 @@ pub struct OutputLimits {
     /// A client whose buffered replies would pass this is closed (0: never).
     pub hard: usize,
     /// This core's share of `max_output_memory`: past it, every client is
-    /// read one request at a time, so heavy non-readers cannot add more.
+    /// read one request at a time, so heavy non-readers cannot add more,
+    /// and subscribers behind on their messages are not read for.
     pub budget: usize,
     /// Reply bytes of this core's clients waiting to be sent.
-    pub held: Rc<Cell<usize>>,
+    pub held: Rc<Held>,
+    /// What a subscriber's messages waiting to be sent may reach.
+    pub pubsub: pubsub::Limits,
+}
+
+/// Reply and message bytes a core's clients have waiting to be sent, and
+/// the subscriber connections waiting for that to fall under the budget.
+#[derive(Default)]
+pub struct Held {
+    bytes: Cell<usize>,
+    paused: RefCell<Vec<std::task::Waker>>,
+}
+
+impl Held {
+    pub fn get(&self) -> usize {
+        self.bytes.get()
+    }
+
+    pub fn add(&self, n: usize) {
+        self.bytes.set(self.bytes.get() + n);
+    }
+
+    /// `n` bytes were sent (or dropped): paused subscriber connections
+    /// look again.
+    pub fn sub(&self, n: usize) {
+        self.bytes.set(self.bytes.get().saturating_sub(n));
+        if !self.paused.borrow().is_empty() {
+            for w in self.paused.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Wakes `waker` at the next `sub`.
+    pub fn wake_at_next_sub(&self, waker: &std::task::Waker) {
+        self.paused.borrow_mut().push(waker.clone());
+    }
 }
 
 /// Per-client state the dispatcher works on (everything but the read buffer,
@@ -318,18 +355,16 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
                 break 'session;
             }
             if client.replies.borrow().overflowed() {
-                // Past client_output_hard_limit: closed, as Redis closes
-                // a client over its client-output-buffer-limit.
-                CoreStats::add(&ctx.stats.output_limit_closed, 1);
+                close_over_limit(&ctx);
                 break 'session;
             }
             client.replies.borrow_mut().take_output(&mut out);
             let len = out.len();
             let held = &ctx.output.held;
-            held.set(held.get() + len);
+            held.add(len);
             let sending = crate::net::now();
             let sent = stream.send(&mut out).await;
-            held.set(held.get() - len);
+            held.sub(len);
             if sent.is_err() {
                 break 'session;
             }
@@ -409,6 +444,13 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
     }
 }
 
+/// A client past its output limit (client_output_hard_limit, or a
+/// subscriber's pub/sub limits) is closed, as Redis closes one over its
+/// client-output-buffer-limit, and counted.
+fn close_over_limit(ctx: &CoreContext) {
+    CoreStats::add(&ctx.stats.output_limit_closed, 1);
+}
+
 /// One turn of a subscribed client: its commands as they come, messages
 /// and confirmations as they come. Some(true): the client sent something;
 /// Some(false): the feed had something; None: the session ends.
@@ -430,24 +472,41 @@ async fn pubsub_turn(
         Either::Left(Ok(false) | Err(_)) => return None,
         Either::Right(()) => false,
     };
-    let (mut pushed, lost, ended) = {
+    let (mut pushed, lost, ended, overflowed) = {
         let mut f = feed.borrow_mut();
-        (std::mem::take(&mut f.out), f.lost, f.ended)
+        (f.take_out(), f.lost, f.ended, f.overflowed)
     };
+    if overflowed {
+        close_over_limit(ctx);
+        return None;
+    }
     if !pushed.is_empty() {
         // Replies to commands read in the same turn go first.
         if !client.replies.borrow().is_empty() {
             wait_for_replies(&client.replies).await;
             if client.replies.borrow().overflowed() {
-                CoreStats::add(&ctx.stats.output_limit_closed, 1);
+                close_over_limit(ctx);
                 return None;
             }
             let mut out = Vec::new();
             client.replies.borrow_mut().take_output(&mut out);
             stream.send(&mut out).await.ok()?;
         }
-        CoreStats::add(&ctx.stats.bytes_out, pushed.len() as u64);
-        stream.send(&mut pushed).await.ok()?;
+        let len = pushed.len();
+        CoreStats::add(&ctx.stats.bytes_out, len as u64);
+        // A client that does not read sits in this send: what comes for it
+        // meanwhile is held to its limits, and passing them ends the wait.
+        match race(stream.send(&mut pushed), pubsub::overflowed(&feed)).await {
+            Either::Left(sent) => sent.ok()?,
+            Either::Right(()) => {
+                close_over_limit(ctx);
+                // Closed in the middle of a send it never read: what the
+                // kernel still holds for it goes too, not trickle out.
+                crate::net::reset_on_close(client.me.entry.fd());
+                return None;
+            }
+        }
+        feed.borrow_mut().sent(len);
     }
     if lost {
         return None;

@@ -11,16 +11,18 @@
 //! clients subscribe again when they reconnect.
 
 use super::replies::Waiter;
+use super::Held;
 use super::{fanout, plan, Client, CoreContext};
 use crate::resp::reply;
 use crate::resp::request::Arg;
 use crate::resp::write::{self, Protocol};
-use crate::upstream::conn::Conn;
+use crate::upstream::conn::{Conn, Subscriber};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// A subscribed client's state.
 pub struct PubSub {
@@ -44,6 +46,17 @@ impl PubSub {
     }
 }
 
+/// What a subscriber's messages waiting to be sent may reach before it is
+/// closed, as Redis's `client-output-buffer-limit pubsub` class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Past this at once (0: no limit).
+    pub hard: usize,
+    /// Past this for `soft_window` (0: no limit).
+    pub soft: usize,
+    pub soft_window: Duration,
+}
+
 /// What the subscriber connections deliver, ready for the client.
 #[derive(Default)]
 pub struct Feed {
@@ -52,6 +65,17 @@ pub struct Feed {
     pub lost: bool,
     /// The last subscription ended: the client leaves pub/sub mode.
     pub ended: bool,
+    /// Past a limit: the client is to be closed, and nothing more is kept.
+    pub overflowed: bool,
+    /// Bytes handed to the client's socket and not sent yet.
+    sending: usize,
+    /// Since when `backlog` has been past the soft limit.
+    soft_since: Option<Instant>,
+    limits: Limits,
+    /// The core's bytes waiting to be sent (`out` and `sending` count
+    /// there), and the core's budget for them.
+    held: Rc<Held>,
+    budget: usize,
     waker: Option<Waker>,
     proto: Protocol,
     channels: HashSet<Vec<u8>>,
@@ -62,10 +86,24 @@ pub struct Feed {
 }
 
 impl Feed {
+    fn new(proto: Protocol, limits: Limits, held: Rc<Held>, budget: usize) -> Feed {
+        let mut feed = Feed::default();
+        feed.proto = proto;
+        feed.limits = limits;
+        feed.held = held;
+        feed.budget = budget;
+        feed
+    }
+
     fn push(&mut self, frame: Option<&[u8]>) {
         match frame {
             None => self.lost = true,
-            Some(f) => self.take(f),
+            Some(_) if self.overflowed => {}
+            Some(f) => {
+                let before = self.out.len();
+                self.take(f);
+                self.grew(before);
+            }
         }
         self.wake();
     }
@@ -73,8 +111,52 @@ impl Feed {
     /// A confirmation keyway answers itself (nothing to ask a backend).
     fn confirm_here(&mut self, kind: &str, name: Option<&[u8]>) {
         let count = self.count(kind.as_bytes());
+        let before = self.out.len();
         confirmation(&mut self.out, self.proto, kind.as_bytes(), name, count);
+        self.grew(before);
         self.wake();
+    }
+
+    /// What the client has not been sent yet: waiting here, or handed to
+    /// its socket.
+    fn backlog(&self) -> usize {
+        self.out.len() + self.sending
+    }
+
+    /// `out` grew from `before` bytes: counted, and held to the limits.
+    fn grew(&mut self, before: usize) {
+        self.held.add(self.out.len() - before);
+        let backlog = self.backlog();
+        let Limits {
+            hard,
+            soft,
+            soft_window,
+        } = self.limits;
+        let soft_since = if soft > 0 && backlog > soft {
+            Some(*self.soft_since.get_or_insert_with(crate::net::now))
+        } else {
+            None
+        };
+        self.soft_since = soft_since;
+        let too_long = soft_since.is_some_and(|t| t.elapsed() >= soft_window);
+        if (hard > 0 && backlog > hard) || too_long {
+            self.overflowed = true;
+            self.held.sub(self.out.len());
+            self.out = Vec::new();
+        }
+    }
+
+    /// Takes what waits for the client, now being sent (see `sent`).
+    pub fn take_out(&mut self) -> Vec<u8> {
+        let out = std::mem::take(&mut self.out);
+        self.sending += out.len();
+        out
+    }
+
+    /// `n` bytes taken by `take_out` were sent.
+    pub fn sent(&mut self, n: usize) {
+        self.sending -= n;
+        self.held.sub(n);
     }
 
     fn wake(&mut self) {
@@ -143,6 +225,41 @@ impl Feed {
     }
 }
 
+impl Drop for Feed {
+    /// The client left: what it was never sent no longer counts.
+    fn drop(&mut self) {
+        self.held.sub(self.backlog());
+    }
+}
+
+/// What a subscriber that keeps up may have in flight to it: a few reads'
+/// worth of messages.
+const KEEPING_UP: usize = 256 * 1024;
+
+/// A subscribed client as its subscriber connections see it.
+struct FeedSink(Rc<RefCell<Feed>>);
+
+impl Subscriber for FeedSink {
+    fn push(&self, frame: Option<&[u8]>) {
+        self.0.borrow_mut().push(frame);
+    }
+
+    /// Past the core's budget, a subscriber with more than `KEEPING_UP`
+    /// still to send is not read for (the others are: they keep up); one
+    /// closing is not read for at all.
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let f = self.0.borrow();
+        if f.overflowed {
+            return Poll::Pending;
+        }
+        if f.backlog() <= KEEPING_UP || f.held.get() < f.budget {
+            return Poll::Ready(());
+        }
+        f.held.wake_at_next_sub(cx.waker());
+        Poll::Pending
+    }
+}
+
 /// UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE.
 fn is_unsubscribe(kind: &[u8]) -> bool {
     kind.windows(5).any(|w| w.eq_ignore_ascii_case(b"unsub"))
@@ -183,7 +300,21 @@ fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[
 pub async fn ready(feed: &Rc<RefCell<Feed>>) {
     poll_fn(|cx| {
         let mut f = feed.borrow_mut();
-        if !f.out.is_empty() || f.lost || f.ended {
+        if !f.out.is_empty() || f.lost || f.ended || f.overflowed {
+            Poll::Ready(())
+        } else {
+            f.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Waits until the feed passed its limits (the client is to be closed).
+pub async fn overflowed(feed: &Rc<RefCell<Feed>>) {
+    poll_fn(|cx| {
+        let mut f = feed.borrow_mut();
+        if f.overflowed {
             Poll::Ready(())
         } else {
             f.waker = Some(cx.waker().clone());
@@ -233,7 +364,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
                     Err(e) => return client.error(&e),
                 }
             }
-            enter(client);
+            enter(ctx, client);
             for (ep, chs) in by_home {
                 send(ctx, client, ep, name.as_bytes(), &chs, chs.len());
             }
@@ -243,7 +374,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
                 Ok(e) => e,
                 Err(e) => return client.error(&e),
             };
-            enter(client);
+            enter(ctx, client);
             for ep in eps {
                 send(ctx, client, ep, b"psubscribe", &names, names.len());
             }
@@ -253,13 +384,15 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
 }
 
 /// Enters pub/sub mode (a no-op when already in it).
-fn enter(client: &mut Client) {
+fn enter(ctx: &CoreContext, client: &mut Client) {
     let proto = client.proto;
     client.pubsub.get_or_insert_with(|| PubSub {
-        feed: Rc::new(RefCell::new(Feed {
+        feed: Rc::new(RefCell::new(Feed::new(
             proto,
-            ..Feed::default()
-        })),
+            ctx.output.pubsub,
+            ctx.output.held.clone(),
+            ctx.output.budget,
+        ))),
         conns: Vec::new(),
     });
 }
@@ -281,8 +414,7 @@ fn send(
         Some((_, c)) => c.clone(),
         None => {
             let c = ctx.upstreams.dedicated(ep, client.proto, 0);
-            let feed = ps.feed.clone();
-            c.set_push(Box::new(move |f| feed.borrow_mut().push(f)));
+            c.set_push(Rc::new(FeedSink(ps.feed.clone())));
             ps.conns.push((ep, c.clone()));
             c
         }
@@ -410,10 +542,8 @@ mod tests {
 
     #[test]
     fn counts_are_the_clients_and_patterns_confirmed_once() {
-        let mut feed = Feed {
-            pending: 2 + 3,
-            ..Feed::default()
-        };
+        let mut feed = Feed::default();
+        feed.pending = 2 + 3;
         // Two channels on two backends: each backend counts 1.
         feed.take(&frame("subscribe", "a", 1));
         feed.take(&frame("subscribe", "b", 1));
@@ -436,5 +566,77 @@ mod tests {
         }
         assert!(feed.ended);
         assert_eq!(counts(&feed.out), vec![2, 1, 0]);
+    }
+
+    fn message(len: usize) -> Vec<u8> {
+        let mut m = Vec::new();
+        write::array_header(&mut m, 3);
+        write::bulk(&mut m, b"message");
+        write::bulk(&mut m, b"ch");
+        write::bulk(&mut m, &vec![b'x'; len]);
+        m
+    }
+
+    #[test]
+    fn a_subscriber_past_its_hard_limit_is_closed_and_its_bytes_released() {
+        // Found by a reliability run: messages for a subscriber that never
+        // read were kept without end (1.1 GB in 8 s).
+        let held = Rc::new(Held::default());
+        let m = message(10_000);
+        let limits = Limits {
+            hard: 10 * m.len(),
+            soft: 0,
+            soft_window: Duration::ZERO,
+        };
+        let mut feed = Feed::new(Protocol::Resp2, limits, held.clone(), usize::MAX);
+        let out = {
+            feed.push(Some(&m));
+            feed.take_out()
+        };
+        assert_eq!(held.get(), m.len());
+        for _ in 0..9 {
+            feed.push(Some(&m));
+        }
+        assert!(!feed.overflowed, "at the limit is not past it");
+        feed.push(Some(&m));
+        assert!(feed.overflowed);
+        assert!(feed.out.is_empty(), "messages kept past the limit");
+        // What is being sent still counts until it is sent or dropped.
+        assert_eq!(held.get(), m.len());
+        feed.push(Some(&m));
+        assert_eq!(held.get(), m.len());
+        feed.sent(out.len());
+        assert_eq!(held.get(), 0);
+        let mut feed = Feed::new(Protocol::Resp2, limits, held.clone(), usize::MAX);
+        feed.push(Some(&m));
+        let _sending = feed.take_out();
+        feed.push(Some(&m));
+        drop(feed);
+        assert_eq!(held.get(), 0, "a subscriber that left still counted");
+    }
+
+    #[test]
+    fn a_subscriber_past_its_soft_limit_for_the_window_is_closed() {
+        let held = Rc::new(Held::default());
+        let limits = Limits {
+            hard: 0,
+            soft: 15_000,
+            soft_window: Duration::from_millis(30),
+        };
+        let mut feed = Feed::new(Protocol::Resp2, limits, held.clone(), usize::MAX);
+        let m = message(10_000);
+        feed.push(Some(&m));
+        feed.push(Some(&m));
+        assert!(!feed.overflowed);
+        // Back under the soft limit: the window starts again.
+        let out = feed.take_out();
+        feed.sent(out.len());
+        std::thread::sleep(Duration::from_millis(40));
+        feed.push(Some(&m));
+        feed.push(Some(&m));
+        assert!(!feed.overflowed, "the window counted time under the limit");
+        std::thread::sleep(Duration::from_millis(40));
+        feed.push(Some(&m));
+        assert!(feed.overflowed);
     }
 }

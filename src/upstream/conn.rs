@@ -18,10 +18,12 @@ use crate::stats::{CoreStats, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -92,8 +94,14 @@ enum Failure {
     TlsFailed,
 }
 
-/// Where a subscriber connection's frames go.
-pub type PushSink = Box<dyn Fn(Option<&[u8]>)>;
+/// Where a subscriber connection's frames go: a subscribed client.
+pub trait Subscriber {
+    /// A frame from the backend; None: the connection was lost.
+    fn push(&self, frame: Option<&[u8]>);
+    /// Ready while the client keeps up; pending while the connection
+    /// should stop reading (the backend holds what comes meanwhile).
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()>;
+}
 
 pub struct Conn {
     ring: Rc<Ring>,
@@ -116,7 +124,7 @@ pub struct Conn {
     shut: Cell<bool>,
     /// A subscriber connection: every frame after the handshake goes here
     /// (None once the connection is lost), not to a waiter.
-    push: RefCell<Option<PushSink>>,
+    push: RefCell<Option<Rc<dyn Subscriber>>>,
     inner: RefCell<Inner>,
     wakeup: Notify,
     /// When this connection last gave up on its backend (op_timeout).
@@ -281,7 +289,7 @@ impl Conn {
                 // Subscriptions die with their connection: the client is
                 // told (its connection closes; clients subscribe again).
                 self.shut.set(true);
-                sink(None);
+                sink.push(None);
             }
             match end {
                 End::Handshake(msg)
@@ -335,7 +343,7 @@ impl Conn {
     fn connect_failed(self: &Rc<Self>, why: &str, failure: Failure) {
         if let Some(sink) = self.push.borrow().as_ref() {
             self.shut.set(true);
-            sink(None);
+            sink.push(None);
         }
         let backoff = {
             let mut inner = self.inner.borrow_mut();
@@ -493,7 +501,13 @@ impl Conn {
             answered: false,
             end: None,
         };
+        let subscriber = self.push.borrow().clone();
         loop {
+            if let Some(s) = &subscriber {
+                // A subscriber that does not keep up is not read for: the
+                // backend holds its messages (and applies its own limit).
+                poll_fn(|cx| s.poll_room(cx)).await;
+            }
             let received = stream
                 .recv(|piece| input.feed(piece, |bytes| replies.absorb(self, bytes)))
                 .await;
@@ -515,7 +529,7 @@ impl Conn {
     }
 
     /// Makes this a subscriber connection: frames go to `sink`.
-    pub fn set_push(&self, sink: PushSink) {
+    pub fn set_push(&self, sink: Rc<dyn Subscriber>) {
         *self.push.borrow_mut() = Some(sink);
     }
 
@@ -677,7 +691,7 @@ impl ReplyReader {
                 continue;
             }
             if let Some(sink) = conn.push.borrow().as_ref() {
-                sink(Some(reply));
+                sink.push(Some(reply));
                 continue;
             }
             if reply[0] == b'>' {
