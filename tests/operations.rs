@@ -785,53 +785,118 @@ fn passive_ejection_rejoins_after_retry_timeout() {
     assert_ne!(backends[0].client().cmd(&["DBSIZE"]), ":0\r\n");
 }
 
-/// Found in review: a transaction open across a reload that removes
-/// endpoints ran EXEC with endpoint numbers of the old configuration (a
-/// core could stop on an index past the new ones). It finishes on the
-/// configuration it started in.
+/// Two keys that `keyway route` places on `addr` under the configuration
+/// `path`.
+fn two_keys_on(path: &std::path::Path, addr: &str) -> (String, String) {
+    let keys: Vec<String> = (0..64).map(|i| format!("tx{i}")).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["route", "--config"])
+        .arg(path)
+        .args(&keys)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut on: Vec<String> = text
+        .lines()
+        .filter(|l| l.split('\t').nth(2).map(str::trim) == Some(addr))
+        .map(|l| l.split('\t').next().unwrap().trim().to_string())
+        .collect();
+    assert!(on.len() >= 2, "{text}");
+    (on.remove(0), on.remove(0))
+}
+
+/// Issue 23 (2), found by a reliability run: `MULTI; SET k v`, a reload
+/// that moves `k` to another endpoint, then `EXEC`: +OK, the value written
+/// on the old endpoint, and `GET k` through keyway nil. With WATCH the same;
+/// with the endpoint removed, WATCH wrote to it and EXEC without WATCH
+/// failed though it was up. Now a transaction runs where its keys live at
+/// EXEC (nothing of it ran before), and a WATCH whose backend is no longer
+/// its keys' makes EXEC answer nil, as a watched key that changed does:
+/// never an OK that a later GET through keyway cannot see.
 #[test]
-fn a_transaction_open_across_a_reload_finishes_where_it_started() {
-    let rs: Vec<Redis> = (0..4).map(|_| Redis::start()).collect();
-    let cluster = |rs: &[Redis]| {
-        let eps: Vec<String> = rs.iter().map(|r| format!("\"{}\"", r.addr())).collect();
-        format!(
-            "[[clusters]]\nname = \"main\"\nlb_policy = \"ring_hash\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
-            eps.join(", ")
-        )
-    };
-    let k = Keyway::start("", &cluster(&rs));
+fn a_transaction_across_a_reload_runs_where_its_keys_live_or_not_at_all() {
+    let a = Redis::start();
+    let b = Redis::start();
+    let k = Keyway::over(&[&a], "");
     let mut c = k.client();
-    // A tag on the last endpoint, whose number the smaller file lacks.
-    let tag = (0..200)
-        .map(|i| format!("t{i}"))
-        .find(|t| {
-            let probe = format!("{{{t}}}:probe");
-            c.cmd(&["SET", &probe, "1"]);
-            rs[3].client().cmd(&["EXISTS", &probe]) == ":1\r\n"
-        })
-        .expect("a tag on the last endpoint");
-    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
-    for i in 0..40 {
-        assert_eq!(
-            c.cmd(&["SET", &format!("{{{tag}}}:{i}"), "1"]),
-            "+QUEUED\r\n"
+    let dir = k.config.parent().unwrap().to_path_buf();
+    let file = |name: &str, backends: &[&Redis]| {
+        let path = dir.join(name);
+        let text = config(
+            k.port,
+            k.admin_port,
+            "",
+            &cluster_toml("main", "ring_hash", backends),
         );
-    }
-    std::fs::write(
-        &k.config,
-        config(k.port, k.admin_port, "", &cluster(&rs[..1])),
-    )
-    .unwrap();
-    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
-    assert_eq!(status, 200, "{body}");
-    let exec = c.cmd(&["EXEC"]);
-    assert!(
-        exec.starts_with('*') || exec.starts_with("-ERR upstream"),
-        "{exec}"
-    );
-    // The core is alive and the session now follows the new file.
-    assert_eq!(c.cmd(&["SET", "after", "1"]), "+OK\r\n");
-    assert_eq!(rs[0].client().cmd(&["GET", "after"]), bulk("1"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let only_a = file("a.toml", &[&a]);
+    let a_and_b = file("ab.toml", &[&a, &b]);
+    let only_b = file("b.toml", &[&b]);
+    let reload_to = |path: &std::path::Path| {
+        std::fs::copy(path, &k.config).unwrap();
+        let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+        assert_eq!(status, 200, "{body}");
+    };
+    // Keys on a until b joins, then on b; and keys on a with both.
+    let (k1, k2) = two_keys_on(&a_and_b, &b.addr());
+    let (k3, k4) = two_keys_on(&a_and_b, &a.addr());
+    let on = |r: &Redis, key: &str| r.client().cmd(&["GET", key]);
+
+    // Moved, no WATCH: runs on the key's new endpoint.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k1, "v1"]), "+QUEUED\r\n");
+    reload_to(&a_and_b);
+    assert_eq!(c.cmd(&["EXEC"]), "*1\r\n+OK\r\n");
+    assert_eq!(c.cmd(&["GET", &k1]), bulk("v1"));
+    assert_eq!(on(&b, &k1), bulk("v1"));
+    assert_eq!(on(&a, &k1), "$-1\r\n");
+
+    // Moved, with WATCH: nil, and nothing written anywhere.
+    reload_to(&only_a);
+    assert_eq!(c.cmd(&["WATCH", &k2]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k2, "v2"]), "+QUEUED\r\n");
+    reload_to(&a_and_b);
+    assert_eq!(c.cmd(&["EXEC"]), "*-1\r\n");
+    assert_eq!(c.cmd(&["GET", &k2]), "$-1\r\n");
+    assert_eq!(on(&a, &k2), "$-1\r\n");
+    assert_eq!(on(&b, &k2), "$-1\r\n");
+
+    // Endpoint removed, no WATCH: runs where the key lives now.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k3, "v3"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["INCR", &format!("{{{k3}}}:n")]), "+QUEUED\r\n");
+    reload_to(&only_b);
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n:1\r\n");
+    assert_eq!(c.cmd(&["GET", &k3]), bulk("v3"));
+    assert_eq!(on(&a, &k3), "$-1\r\n");
+
+    // Endpoint removed, with WATCH: nil; the removed (still running)
+    // endpoint got nothing.
+    reload_to(&a_and_b);
+    assert_eq!(c.cmd(&["WATCH", &k4]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k4, "v4"]), "+QUEUED\r\n");
+    reload_to(&only_b);
+    assert_eq!(c.cmd(&["EXEC"]), "*-1\r\n");
+    assert_eq!(c.cmd(&["GET", &k4]), "$-1\r\n");
+    assert_eq!(on(&a, &k4), "$-1\r\n");
+
+    // Unchanged by a reload: a WATCH still guards its transaction.
+    assert_eq!(c.cmd(&["WATCH", &k4]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k4, "v4"]), "+QUEUED\r\n");
+    reload_to(&only_b);
+    assert_eq!(c.cmd(&["EXEC"]), "*1\r\n+OK\r\n");
+    assert_eq!(on(&b, &k4), bulk("v4"));
+    assert_eq!(c.cmd(&["WATCH", &k4]), "+OK\r\n");
+    b.client().cmd(&["SET", &k4, "changed"]);
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", &k4, "v5"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*-1\r\n");
+    assert_eq!(c.cmd(&["GET", &k4]), bulk("changed"));
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }
 

@@ -81,15 +81,15 @@ impl Latest {
 }
 
 /// Moves a session to its core's newest context, if a reload made one: what
-/// it reads next is routed by the new configuration.
+/// it reads next is routed by the new configuration. An open transaction
+/// or WATCH moves with it (see `transaction`: EXEC places its keys again).
 #[inline]
 fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
-    // A transaction (or WATCH) placed its commands by endpoint number in
-    // its own generation: it finishes there, then the session moves.
-    if ctx.version == ctx.latest.version() || client.tx.is_some() || client.watch.is_some() {
+    if ctx.version == ctx.latest.version() {
         return;
     }
     let next = ctx.latest.get();
+    transaction::follow(client, &ctx.upstreams, &next.upstreams);
     // WAIT waits on the primaries this client wrote to: keep those the new
     // configuration still has.
     let written = client.written();
@@ -535,11 +535,13 @@ impl Reader {
     /// Dispatches every complete request at the start of `bytes`; returns
     /// how many bytes they took.
     fn absorb(&mut self, ctx: &mut Rc<CoreContext>, client: &mut Client, bytes: &[u8]) -> usize {
-        follow_reload(ctx, client);
-        let ctx: &CoreContext = ctx;
         let mut pos = 0;
         self.held_back = false;
         while bytes.len() - pos >= self.need && !client.close {
+            // Each request is routed by the configuration served when it
+            // is read, even within one pipeline.
+            follow_reload(ctx, client);
+            let ctx: &CoreContext = ctx;
             {
                 let r = client.replies.borrow();
                 let over_budget = ctx.output.held.get() >= ctx.output.budget && !r.is_empty();

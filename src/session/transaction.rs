@@ -1,12 +1,13 @@
 //! MULTI ... EXEC through a sharding proxy. keyway queues a transaction's
 //! commands itself, answering `+QUEUED` (or the error Redis would give at
 //! queue time), and checks that all their keys live on one backend (one
-//! slot of a Redis Cluster). At EXEC it writes MULTI, the commands and EXEC
-//! to that backend's connection in one piece — nothing else can come
-//! between them on the connection — so the backend runs them atomically,
-//! and only EXEC's reply reaches the client. If the connection drops before
-//! EXEC arrives, the backend discards the transaction: it runs whole or
-//! not at all.
+//! slot of a Redis Cluster). At EXEC it places them again, under the
+//! configuration the session serves then, and writes MULTI, the commands
+//! and EXEC to that backend's connection in one piece — nothing else can
+//! come between them on the connection — so the backend runs them
+//! atomically, and only EXEC's reply reaches the client. If the connection
+//! drops before EXEC arrives, the backend discards the transaction: it
+//! runs whole or not at all.
 //!
 //! A command whose key lives elsewhere, or one keyway cannot run inside a
 //! transaction, gets an error and the transaction is aborted: EXEC answers
@@ -16,32 +17,40 @@
 //! a connection of its own to the watched keys' backend, which carries the
 //! WATCH and later the transaction, and is closed (unwatching everything)
 //! after EXEC, DISCARD or UNWATCH, or when the client leaves.
+//!
+//! A reload (or an ejection) between MULTI or WATCH and EXEC can move keys
+//! or remove their backend. A transaction keeps the commands as the client
+//! sent them, so EXEC places them where the keys live now: without WATCH
+//! it runs there whole (nothing of it ran before EXEC), or, when the keys
+//! now live apart, EXEC answers `EXECABORT`. With WATCH the backend that
+//! watched them may no longer be theirs: EXEC then answers nil, as Redis
+//! does when a watched key changed, and nothing runs. Never an OK for a
+//! write that a later read through keyway would not find.
 
 use super::plan;
 use super::replies::Waiter;
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
 use crate::resp::request::{Arg, RequestScanner, Scanned};
-use crate::resp::write::quoted;
+use crate::resp::write::{self, quoted};
 use crate::stats::ErrorKind;
 use crate::upstream::conn::Conn;
+use crate::upstream::Upstreams;
 use std::rc::Rc;
 
 /// A transaction being queued.
 #[derive(Default)]
 pub struct Transaction {
-    /// The queued commands, encoded as the backend gets them.
-    queued: Vec<u8>,
-    /// Where each queued command ends in `queued`.
+    /// The queued commands as the client sent them, back to back: placed
+    /// and encoded for their backend at EXEC.
+    frames: Vec<u8>,
+    /// Where each queued command ends in `frames`.
     ends: Vec<usize>,
-    /// The endpoint and slot of its keys, once a keyed command came.
+    /// The endpoint and slot of its keys so far, in the session's
+    /// configuration: a key elsewhere aborts it as it is queued.
     place: Option<(usize, u16)>,
     /// An error was answered while queueing: EXEC must fail.
     aborted: bool,
-    /// The queued writes as the client sent them, for the mirror clusters
-    /// (kept only when some route mirrors): copied at EXEC like any
-    /// mirrored write, one by one.
-    mirrored: Vec<u8>,
 }
 
 impl Transaction {
@@ -52,11 +61,17 @@ impl Transaction {
 }
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+const EXECABORT_MOVED: &str = "EXECABORT Transaction discarded: a configuration reload moved its keys, which now live on different backends (nothing of it ran)";
 
 /// A client's WATCH: its own connection to the watched keys' backend.
 pub struct Watch {
     conn: Rc<Conn>,
-    place: (usize, u16),
+    /// The watched keys' endpoint and slot in the session's configuration;
+    /// None once a reload removed that endpoint.
+    place: Option<(usize, u16)>,
+    /// The WATCH commands as the client sent them: at EXEC their keys must
+    /// still live where the connection watches them.
+    frames: Vec<u8>,
 }
 
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
@@ -74,7 +89,7 @@ pub fn control(
             return client.error("ERR MULTI calls can not be nested");
         }
         client.tx = Some(Box::new(Transaction {
-            place: client.watch.as_ref().map(|w| w.place),
+            place: client.watch.as_ref().and_then(|w| w.place),
             ..Default::default()
         }));
         client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
@@ -112,7 +127,7 @@ fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spe
         Err(e) => return plan::refuse_placement(client, &e),
     };
     if let Some(w) = &client.watch {
-        if w.place != place {
+        if w.place != Some(place) {
             return client.fail(
                 ErrorKind::CrossSlot,
                 "CROSSSLOT Keys in request don't hash to the same slot (keyway watches keys of one backend per client)",
@@ -123,8 +138,10 @@ fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spe
     let db = client.db;
     let w = client.watch.get_or_insert_with(|| Watch {
         conn: ctx.upstreams.dedicated(place.0, proto, db),
-        place,
+        place: Some(place),
+        frames: Vec::new(),
     });
+    w.frames.extend_from_slice(frame);
     let conn = w.conn.clone();
     let slot = client.replies.borrow_mut().push_waiting();
     conn.send(
@@ -138,6 +155,21 @@ fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spe
 pub fn unwatch(client: &mut Client) {
     if let Some(w) = client.watch.take() {
         client.blocked.push(w.conn);
+    }
+}
+
+/// The session moves from `old`'s configuration to `new`'s: the places its
+/// WATCH and transaction keep are renumbered (the keys themselves are
+/// placed again at EXEC).
+pub fn follow(client: &mut Client, old: &Upstreams, new: &Upstreams) {
+    if let Some(w) = client.watch.as_mut() {
+        w.place = w
+            .place
+            .and_then(|(e, slot)| Some((new.same_as(old, e)?, slot)));
+    }
+    let watched = client.watch.as_ref().and_then(|w| w.place);
+    if let Some(tx) = client.tx.as_mut() {
+        tx.place = watched;
     }
 }
 
@@ -187,16 +219,8 @@ pub fn queue(
             );
         }
     }
-    let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-    let mut queued = std::mem::take(&mut tx.queued);
-    let start = queued.len();
-    let result = plan::place_whole(ctx, client, frame, args, spec, &mut queued);
-    if let Ok(None) = result {
-        // Keyless (PING, ECHO): runs wherever the transaction does.
-        queued.extend_from_slice(frame);
-    }
-    let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-    tx.queued = queued;
+    let mut encoded = Vec::new();
+    let result = plan::place_whole(ctx, client, frame, args, spec, &mut encoded);
     let first_key = client
         .keys
         .first()
@@ -208,7 +232,6 @@ pub fn queue(
                 None => tx.place = Some(place),
                 Some(p) if p == place => {}
                 Some(_) => {
-                    tx.queued.truncate(start);
                     return Err(format!(
                         "ERR key '{}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run",
                         quoted(first_key.unwrap_or_default(), 128)
@@ -216,10 +239,8 @@ pub fn queue(
                 }
             }
         }
-        tx.ends.push(tx.queued.len());
-        if spec.write && ctx.topo.has_mirrors() {
-            tx.mirrored.extend_from_slice(frame);
-        }
+        tx.frames.extend_from_slice(frame);
+        tx.ends.push(tx.frames.len());
         Ok(())
     });
     match outcome {
@@ -228,30 +249,132 @@ pub fn queue(
     }
 }
 
+/// Why a transaction cannot run where its keys live now.
+enum Unplaced {
+    /// Its keys (or its watched keys) live on more than one backend.
+    Apart,
+    /// A key cannot be placed at all (no route, no slot map): the client's
+    /// error.
+    Refused(String),
+}
+
+/// Calls `each` with every command of `frames` (as the client sent them,
+/// back to back) and its arguments.
+fn each_command(
+    ctx: &CoreContext,
+    frames: &[u8],
+    mut each: impl FnMut(&[u8], &[Arg], &'static CommandSpec) -> Result<(), Unplaced>,
+) -> Result<(), Unplaced> {
+    let mut scanner = RequestScanner::new(ctx.limits);
+    let mut pos = 0;
+    while pos < frames.len() {
+        // Frames keyway itself scanned and looked up once: they do again.
+        let Ok(Scanned::Frame { len }) = scanner.scan(&frames[pos..]) else {
+            return Err(Unplaced::Refused(
+                "ERR internal error: a queued command".into(),
+            ));
+        };
+        let frame = &frames[pos..pos + len];
+        let name = &frame[scanner.args()[0].start..scanner.args()[0].end];
+        let Some(spec) = crate::command::lookup(name) else {
+            return Err(Unplaced::Refused(
+                "ERR internal error: a queued command".into(),
+            ));
+        };
+        each(frame, scanner.args(), spec)?;
+        pos += len;
+    }
+    Ok(())
+}
+
+/// Commands encoded for their backend, back to back.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Where each command ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+/// Places every command of `frames` under the session's configuration,
+/// encoding each as its backend gets it into `out` (keyless ones as they
+/// are). Ok: the one endpoint and slot of all their keys (None: no keys).
+fn place_all(
+    ctx: &CoreContext,
+    client: &mut Client,
+    frames: &[u8],
+    out: &mut Encoded,
+) -> Result<Option<(usize, u16)>, Unplaced> {
+    let mut place = None;
+    each_command(ctx, frames, |frame, args, spec| {
+        match plan::place_whole(ctx, client, frame, args, spec, &mut out.bytes) {
+            Ok(None) => out.bytes.extend_from_slice(frame),
+            Ok(Some(p)) if *place.get_or_insert(p) == p => {}
+            Ok(Some(_)) => return Err(Unplaced::Apart),
+            Err(e) => return Err(Unplaced::Refused(e)),
+        }
+        out.ends.push(out.bytes.len());
+        Ok(())
+    })?;
+    Ok(place)
+}
+
+/// Whether the WATCH still watches its keys where they live: its
+/// endpoint is still configured and every watched key lives there.
+fn still_watching(ctx: &CoreContext, client: &mut Client, w: &Watch) -> bool {
+    let Some(at) = w.place else {
+        return false;
+    };
+    let mut scratch = Encoded::default();
+    matches!(place_all(ctx, client, &w.frames, &mut scratch), Ok(Some(p)) if p == at)
+}
+
 fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
     // EXEC unwatches, whatever happens to the transaction.
     let watched = client.watch.take();
+    if let Some(w) = &watched {
+        // Closed once this batch is answered.
+        client.blocked.push(w.conn.clone());
+    }
     if tx.aborted {
-        if let Some(w) = watched {
-            client.blocked.push(w.conn);
-        }
         return client.fail(ErrorKind::Other, EXECABORT);
     }
     if tx.ends.is_empty() && watched.is_none() {
         return client.reply(|o| o.extend_from_slice(b"*0\r\n"));
     }
-    // Keyless transactions (PING, ECHO) run on any backend: the first.
-    let endpoint = tx.place.map_or(0, |(e, _)| e);
-    if tx.place.is_some() {
-        client.wrote_to(endpoint);
-    }
-    let conn = match watched {
+    // Placed now: a reload since MULTI or WATCH may have moved the keys.
+    let mut commands = Encoded::default();
+    let placed = place_all(ctx, client, &tx.frames, &mut commands);
+    let (conn, endpoint) = match watched {
         Some(w) => {
-            client.blocked.push(w.conn.clone());
-            w.conn
+            let here = matches!(placed, Ok(p) if p.is_none() || p == w.place);
+            if !here || !still_watching(ctx, client, &w) {
+                // The backend that watched the keys is no longer theirs:
+                // as Redis when a watched key changed, nothing runs.
+                let proto = client.proto;
+                return client.reply(|o| write::null_array(o, proto));
+            }
+            let endpoint = w.place.map(|(e, _)| e);
+            (w.conn, endpoint)
         }
-        None => ctx.upstreams.conn_in(endpoint, client.proto, client.db),
+        None => match placed {
+            // Keyless transactions (PING, ECHO) run on any backend: the first.
+            Ok(p) => {
+                let endpoint = p.map_or(0, |(e, _)| e);
+                let conn = ctx.upstreams.conn_in(endpoint, client.proto, client.db);
+                (conn, p.map(|(e, _)| e))
+            }
+            Err(Unplaced::Apart) => return client.fail(ErrorKind::Other, EXECABORT_MOVED),
+            Err(Unplaced::Refused(why)) => {
+                return client.fail(
+                    ErrorKind::Other,
+                    &format!("EXECABORT Transaction discarded: {why}"),
+                )
+            }
+        },
     };
+    if let Some(e) = endpoint {
+        client.wrote_to(e);
+    }
     let exec = |conn: &Rc<Conn>| {
         let slot = client.replies.borrow_mut().push_waiting();
         conn.send(
@@ -273,31 +396,26 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
         Waiter::Ignore,
     );
     let mut start = 0;
-    for &end in &tx.ends {
+    for &end in &commands.ends {
         conn.send(
-            |b| b.extend_from_slice(&tx.queued[start..end]),
+            |b| b.extend_from_slice(&commands.bytes[start..end]),
             Waiter::Ignore,
         );
         start = end;
     }
     exec(&conn);
-    mirror(ctx, client, &tx.mirrored);
+    mirror(ctx, client, &tx.frames);
 }
 
 /// Sends the mirror clusters their copies of a transaction's writes.
 fn mirror(ctx: &CoreContext, client: &mut Client, frames: &[u8]) {
-    let mut scanner = RequestScanner::new(ctx.limits);
-    let mut pos = 0;
-    while pos < frames.len() {
-        // Frames keyway itself scanned once: they scan again.
-        let Ok(Scanned::Frame { len }) = scanner.scan(&frames[pos..]) else {
-            return;
-        };
-        let frame = &frames[pos..pos + len];
-        let name = &frame[scanner.args()[0].start..scanner.args()[0].end];
-        if let Some(spec) = crate::command::lookup(name) {
-            plan::mirror_copies(ctx, client, frame, scanner.args(), spec);
-        }
-        pos += len;
+    if !ctx.topo.has_mirrors() {
+        return;
     }
+    let _ = each_command(ctx, frames, |frame, args, spec| {
+        if spec.write {
+            plan::mirror_copies(ctx, client, frame, args, spec);
+        }
+        Ok(())
+    });
 }
