@@ -957,3 +957,105 @@ fn the_admin_endpoint_refuses_other_sites_and_can_require_a_token() {
     // The data path does not care.
     assert_eq!(k.client().cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// Issue 23 (2), the same rule for blocking commands and subscriptions: a
+/// reload that moves the key a BLPOP waits on (or the channel a
+/// subscriber listens to) would leave it waiting where no write through
+/// keyway arrives any more. The BLPOP is unblocked on its backend (CLIENT
+/// UNBLOCK, so nothing it took is lost) and answered with an error that
+/// says so; the subscriber is closed, to subscribe again where the channel
+/// lives. What did not move goes on as if nothing happened.
+#[test]
+fn blocked_commands_and_subscribers_whose_keys_move_in_a_reload_are_not_left_behind() {
+    let a = Redis::start();
+    let b = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let dir = k.config.parent().unwrap().to_path_buf();
+    let file = |name: &str, backends: &[&Redis]| {
+        let path = dir.join(name);
+        let cluster = cluster_toml("main", "ring_hash", backends);
+        std::fs::write(&path, config(k.port, k.admin_port, "", &cluster)).unwrap();
+        path
+    };
+    let a_and_b = file("ab.toml", &[&a, &b]);
+    let reload_to = |path: &std::path::Path| {
+        std::fs::copy(path, &k.config).unwrap();
+        let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+        assert_eq!(status, 200, "{body}");
+    };
+    let (moving, moving2) = two_keys_on(&a_and_b, &b.addr());
+    let (staying, staying2) = two_keys_on(&a_and_b, &a.addr());
+
+    let mut blocked_moving = k.client();
+    blocked_moving.send(&["BLPOP", &moving, "0"]);
+    let mut blocked_staying = k.client();
+    blocked_staying.send(&["BLPOP", &staying, "0"]);
+    let mut sub_moving = k.client();
+    sub_moving.send(&["SUBSCRIBE", &moving2]);
+    assert!(sub_moving.read_reply().is_some());
+    let mut sub_staying = k.client();
+    sub_staying.send(&["SUBSCRIBE", &staying2]);
+    assert!(sub_staying.read_reply().is_some());
+    // Both BLPOPs are blocked on a.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a
+        .client()
+        .cmd(&["INFO", "clients"])
+        .contains("blocked_clients:2")
+    {
+        assert!(Instant::now() < deadline, "the BLPOPs never blocked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    reload_to(&a_and_b);
+    let started = Instant::now();
+    let r = String::from_utf8(blocked_moving.read_reply().unwrap()).unwrap();
+    assert!(
+        r.starts_with("-ERR keyway's configuration was reloaded"),
+        "{r}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(blocked_moving.cmd(&["PING"]), "+PONG\r\n");
+    // Sent again, it waits where the key lives now.
+    blocked_moving.send(&["BLPOP", &moving, "0"]);
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["RPUSH", &moving, "job"]), ":1\r\n");
+    let popped = format!("*2\r\n{}{}", bulk(&moving), bulk("job"));
+    assert_eq!(
+        String::from_utf8(blocked_moving.read_reply().unwrap()).unwrap(),
+        popped
+    );
+    assert_eq!(b.client().cmd(&["LLEN", &moving]), ":0\r\n");
+    // The one whose key stayed still waits, and gets its element.
+    assert_eq!(c.cmd(&["RPUSH", &staying, "job"]), ":1\r\n");
+    let popped = format!("*2\r\n{}{}", bulk(&staying), bulk("job"));
+    assert_eq!(
+        String::from_utf8(blocked_staying.read_reply().unwrap()).unwrap(),
+        popped
+    );
+
+    // The subscriber whose channel moved is closed; the other still hears.
+    assert!(
+        sub_moving.closed(),
+        "a subscriber stayed where its channel no longer lives"
+    );
+    assert_eq!(c.cmd(&["PUBLISH", &staying2, "hi"]), ":1\r\n");
+    let msg = format!("*3\r\n$7\r\nmessage\r\n{}{}", bulk(&staying2), bulk("hi"));
+    assert_eq!(
+        String::from_utf8(sub_staying.read_reply().unwrap()).unwrap(),
+        msg
+    );
+    // Subscribing again, it hears what is published through keyway.
+    let mut again = k.client();
+    again.send(&["SUBSCRIBE", &moving2]);
+    assert!(again.read_reply().is_some());
+    assert_eq!(c.cmd(&["PUBLISH", &moving2, "hi"]), ":1\r\n");
+    let msg = format!("*3\r\n$7\r\nmessage\r\n{}{}", bulk(&moving2), bulk("hi"));
+    assert_eq!(String::from_utf8(again.read_reply().unwrap()).unwrap(), msg);
+    let moved = json_number(
+        &admin_get(k.admin_port, "/stats"),
+        "\"total\"",
+        "reload_moved",
+    );
+    assert_eq!(moved, 2);
+}

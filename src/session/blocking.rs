@@ -11,14 +11,15 @@
 use super::gather::{Gather, Merge};
 use super::plan;
 use super::replies::{Replies, Waiter};
-use super::{Client, CoreContext};
+use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::Arg;
 use crate::resp::write;
+use crate::stats::CoreStats;
 use crate::upstream::conn::Conn;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -87,12 +88,144 @@ pub fn run(
         client.wrote_to(endpoint);
     }
     let conn = own_conn(ctx, client, endpoint, timeout);
+    // The backend's name for this connection, in case a reload moves the
+    // key while the command blocks (see `follow`).
+    let id = Rc::new(Cell::new(None));
+    let learn = id.clone();
+    conn.send(
+        |b| b.extend_from_slice(CLIENT_ID),
+        Waiter::Then(Box::new(move |reply| {
+            learn.set(Some(reply.ok().and_then(crate::resp::reply::integer)));
+        })),
+    );
+    let unblocked = Rc::new(Cell::new(false));
     let slot = client.replies.borrow_mut().push_waiting();
     conn.send(
         |b| b.extend_from_slice(&request),
-        Waiter::new(&client.replies, slot, 0),
+        Waiter::Unblockable {
+            waiter: Box::new(Waiter::new(&client.replies, slot, 0)),
+            unblocked: unblocked.clone(),
+        },
     );
     client.blocked.push(conn.clone());
+    client.blocking.push(Blocked {
+        endpoint,
+        frame: frame.to_vec(),
+        conn,
+        id,
+        unblocked,
+        unblock_via: None,
+    });
+}
+
+const CLIENT_ID: &[u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+
+/// A keyed blocking command of the current batch, as a reload sees it.
+pub struct Blocked {
+    /// Its backend, in the session's configuration.
+    endpoint: usize,
+    /// The command as the client sent it: its keys are placed again when
+    /// the configuration changes.
+    frame: Vec<u8>,
+    conn: Rc<Conn>,
+    /// The backend's id of `conn` (CLIENT ID, sent before the command):
+    /// None until answered, Some(None) when the backend did not say.
+    id: Rc<Cell<Option<Option<i64>>>>,
+    /// Set when keyway unblocks it: its error reply is then keyway's.
+    unblocked: Rc<Cell<bool>>,
+    /// Its key moved: the connection CLIENT UNBLOCK goes over, once the
+    /// id is known (None: not moved, or already unblocked).
+    unblock_via: Option<Rc<Conn>>,
+}
+
+/// The session moves from `old`'s configuration to `new`'s. A blocking
+/// command whose key now lives elsewhere (moved, or its backend removed)
+/// would wait where no write through keyway arrives any more: it is
+/// unblocked on its backend with CLIENT UNBLOCK ... ERROR, which the
+/// backend runs atomically (the command returns what it already took, or
+/// an error having taken nothing), and its client gets an error that says
+/// so (see `unblock`).
+pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
+    let mut blocking = std::mem::take(&mut client.blocking);
+    for b in &mut blocking {
+        if b.unblocked.get() || b.unblock_via.is_some() {
+            continue;
+        }
+        let here = new.upstreams.same_as(&old.upstreams, b.endpoint);
+        let mut scanner = crate::resp::request::RequestScanner::new(new.limits);
+        let lives = match scanner.scan(&b.frame) {
+            Ok(crate::resp::request::Scanned::Frame { .. }) => {
+                let args = scanner.args().to_vec();
+                let name = &b.frame[args[0].start..args[0].end];
+                crate::command::lookup(name).and_then(|spec| {
+                    let mut scratch = Vec::new();
+                    plan::place_whole(new, client, &b.frame, &args, spec, &mut scratch)
+                        .ok()
+                        .flatten()
+                })
+            }
+            _ => None,
+        };
+        match (here, lives) {
+            (Some(e), Some((at, _))) if e == at => b.endpoint = e,
+            _ => b.unblock_via = Some(old.upstreams.dedicated(b.endpoint, client.proto, 0)),
+        }
+    }
+    client.blocking = blocking;
+}
+
+/// Sends CLIENT UNBLOCK for every moved command whose connection id is
+/// known. Returns whether one still waits for its id.
+pub fn unblock(client: &mut Client) -> bool {
+    let mut waiting = false;
+    for b in &mut client.blocking {
+        let Some(via) = b.unblock_via.as_ref() else {
+            continue;
+        };
+        let id = match b.id.get() {
+            Some(Some(id)) => id,
+            Some(None) => {
+                // No id (a user without CLIENT permission): closing the
+                // connection is the only way to end the command.
+                b.unblock_via = None;
+                b.conn.shut_down();
+                continue;
+            }
+            None => {
+                // CLIENT ID goes first on the connection: its reply comes
+                // as soon as the connection is up; until then the command
+                // has not blocked.
+                waiting = !b.conn.is_shut();
+                continue;
+            }
+        };
+        let via = via.clone();
+        b.unblock_via = None;
+        b.unblocked.set(true);
+        CoreStats::add(&client.stats.reload_moved, 1);
+        let mut digits = Vec::new();
+        write::push_decimal(&mut digits, id.unsigned_abs());
+        let conn = b.conn.clone();
+        via.send(
+            |out| {
+                write::array_header(out, 4);
+                write::bulk(out, b"CLIENT");
+                write::bulk(out, b"UNBLOCK");
+                write::bulk(out, &digits);
+                write::bulk(out, b"ERROR");
+            },
+            // A backend that refuses (no CLIENT permission) leaves the
+            // command blocked where its key no longer lives: closing its
+            // connection ends it.
+            Waiter::Then(Box::new(move |reply| {
+                if !matches!(reply, Ok(r) if crate::resp::reply::integer(r).is_some()) {
+                    conn.shut_down();
+                }
+            })),
+        );
+        client.blocked.push(via);
+    }
+    waiting
 }
 
 /// A connection of the client's own to `endpoint` whose requests may take
@@ -175,21 +308,51 @@ pub fn wait_for_replicas(
     }
 }
 
+/// How a wait on a batch with a blocking command ended.
+pub enum Waited {
+    /// Every reply is in.
+    Answered,
+    /// The client left (or broke its connection) first.
+    Left,
+    /// The core serves a new configuration (or `recheck` passed).
+    Reloaded,
+}
+
 /// Waits for the batch's replies while a blocking command is in it,
-/// watching the client meanwhile: false when it left (or broke its
-/// connection) first. What it sends meanwhile is carried in `input`, to be
-/// served after the blocking command, as Redis does.
-pub async fn wait(stream: &Stream, input: &mut Input, replies: &Rc<RefCell<Replies>>) -> bool {
+/// watching the client and the core's configuration meanwhile. What the
+/// client sends meanwhile is carried in `input`, to be served after the
+/// blocking command, as Redis does. With `recheck`, it also ends as
+/// `Reloaded` after a moment (an unblock waits for a connection's id).
+pub async fn wait(
+    stream: &Stream,
+    input: &mut Input,
+    replies: &Rc<RefCell<Replies>>,
+    reloads: (&Latest, &ReloadWatch, u64),
+    recheck: bool,
+) -> Waited {
+    let (latest, me, version) = reloads;
+    let reloaded = async {
+        if recheck {
+            crate::net::sleep(Duration::from_millis(5)).await
+        } else {
+            latest.changed(me, version).await
+        }
+    };
+    let mut reloaded = std::pin::pin!(reloaded);
     loop {
+        let answered = super::wait_for_replies(replies);
         if input.carried() >= CARRY_LIMIT {
-            super::wait_for_replies(replies).await;
-            return true;
+            return match race(answered, reloaded.as_mut()).await {
+                Either::Left(()) => Waited::Answered,
+                Either::Right(()) => Waited::Reloaded,
+            };
         }
         let carry = stream.recv(|piece| input.feed(piece, |_| 0));
-        match race(super::wait_for_replies(replies), carry).await {
-            Either::Left(()) => return true,
-            Either::Right(Ok(true)) => continue,
-            Either::Right(Ok(false) | Err(_)) => return false,
+        match race(answered, race(carry, reloaded.as_mut())).await {
+            Either::Left(()) => return Waited::Answered,
+            Either::Right(Either::Left(Ok(true))) => continue,
+            Either::Right(Either::Left(Ok(false) | Err(_))) => return Waited::Left,
+            Either::Right(Either::Right(())) => return Waited::Reloaded,
         }
     }
 }

@@ -58,12 +58,53 @@ pub struct CoreContext {
 pub struct Latest {
     ctx: RefCell<Option<Rc<CoreContext>>>,
     version: Cell<u64>,
+    /// Sessions waiting on a blocking command or subscribed, which look at
+    /// a new context at once (see `changed`); gone with their sessions.
+    watchers: RefCell<Vec<std::rc::Weak<ReloadWatch>>>,
 }
+
+/// A session's place among those a new context wakes (see `Latest::watch`).
+#[derive(Default)]
+pub struct ReloadWatch(Cell<Option<std::task::Waker>>);
 
 impl Latest {
     pub fn set(&self, ctx: Rc<CoreContext>) {
         self.version.set(ctx.version);
         *self.ctx.borrow_mut() = Some(ctx);
+        self.watchers.borrow_mut().retain(|w| match w.upgrade() {
+            Some(w) => {
+                if let Some(waker) = w.0.take() {
+                    waker.wake();
+                }
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// A registration for `changed`, kept by the session that waits.
+    pub fn watch(&self) -> Rc<ReloadWatch> {
+        let me = Rc::new(ReloadWatch::default());
+        let mut watchers = self.watchers.borrow_mut();
+        // Sessions come and go between reloads: forget the gone ones
+        // whenever the list doubled.
+        if watchers.len() >= 64 && watchers.len().is_power_of_two() {
+            watchers.retain(|w| w.strong_count() > 0);
+        }
+        watchers.push(Rc::downgrade(&me));
+        me
+    }
+
+    /// Resolves once the newest context is not `version` any more.
+    pub async fn changed(&self, me: &ReloadWatch, version: u64) {
+        poll_fn(|cx| {
+            if self.version.get() != version {
+                return Poll::Ready(());
+            }
+            me.0.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
     }
 
     /// The newest context (set before any session starts).
@@ -90,6 +131,10 @@ fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
     }
     let next = ctx.latest.get();
     transaction::follow(client, &ctx.upstreams, &next.upstreams);
+    if !client.blocking.is_empty() {
+        blocking::follow(ctx, &next, client);
+    }
+    pubsub::follow(ctx, &next, client);
     // WAIT waits on the primaries this client wrote to: keep those the new
     // configuration still has.
     let written = client.written();
@@ -188,6 +233,10 @@ pub struct Client {
     /// Connections of this batch's blocking commands: shut down once the
     /// batch is answered or the client leaves.
     blocked: Vec<Rc<crate::upstream::conn::Conn>>,
+    /// This batch's keyed blocking commands (a reload may move their keys).
+    blocking: Vec<blocking::Blocked>,
+    /// Blocked or subscribed, the session hears of reloads at once.
+    reload_watch: Option<Rc<ReloadWatch>>,
     /// A WATCH's connection, until EXEC, DISCARD or UNWATCH.
     watch: Option<transaction::Watch>,
     /// Subscribed to channels or patterns (pub/sub mode).
@@ -321,6 +370,8 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         groups: [0; 4],
         tx: None,
         blocked: Vec::new(),
+        blocking: Vec::new(),
+        reload_watch: None,
         watch: None,
         pubsub: None,
     };
@@ -338,7 +389,8 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
                 wait_for_replies(&client.replies).await;
                 true
             } else {
-                let stayed = Box::pin(blocking::wait(&stream, &mut input, &client.replies)).await;
+                let stayed =
+                    Box::pin(wait_blocked(&stream, &mut input, &mut ctx, &mut client)).await;
                 // What the client sent meanwhile waited on its own blocking
                 // command, not on an unanswering backend.
                 client.replies.borrow_mut().set_arrived(crate::net::now());
@@ -349,6 +401,7 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
                 for conn in client.blocked.drain(..) {
                     conn.shut_down();
                 }
+                client.blocking.clear();
                 client.me.entry.blocked.set(false);
             }
             if !stayed {
@@ -444,6 +497,34 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
     }
 }
 
+/// Waits for a batch with blocking commands (see `blocking::wait`),
+/// following reloads meanwhile: a command whose key moved is unblocked.
+/// False when the client left first.
+async fn wait_blocked(
+    stream: &Stream,
+    input: &mut Input,
+    ctx: &mut Rc<CoreContext>,
+    client: &mut Client,
+) -> bool {
+    let latest = ctx.latest.clone();
+    let watch = client
+        .reload_watch
+        .get_or_insert_with(|| latest.watch())
+        .clone();
+    let mut recheck = false;
+    loop {
+        let reloads = (&*latest, &*watch, ctx.version);
+        match blocking::wait(stream, input, &client.replies, reloads, recheck).await {
+            blocking::Waited::Answered => return true,
+            blocking::Waited::Left => return false,
+            blocking::Waited::Reloaded => {
+                follow_reload(ctx, client);
+                recheck = blocking::unblock(client);
+            }
+        }
+    }
+}
+
 /// A client past its output limit (client_output_hard_limit, or a
 /// subscriber's pub/sub limits) is closed, as Redis closes one over its
 /// client-output-buffer-limit, and counted.
@@ -462,16 +543,33 @@ async fn pubsub_turn(
     input: &mut Input,
     feed: Rc<RefCell<pubsub::Feed>>,
 ) -> Option<bool> {
+    let latest = ctx.latest.clone();
+    let watch = client
+        .reload_watch
+        .get_or_insert_with(|| latest.watch())
+        .clone();
+    let version = ctx.version;
     let from_client = stream.recv(|piece| {
         CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
         client.replies.borrow_mut().set_arrived(crate::net::now());
         input.feed(piece, |bytes| reader.absorb(ctx, client, bytes));
     });
-    let read = match race(from_client, pubsub::ready(&feed)).await {
+    let fed = race(pubsub::ready(&feed), latest.changed(&watch, version));
+    let read = match race(from_client, fed).await {
         Either::Left(Ok(true)) => true,
         Either::Left(Ok(false) | Err(_)) => return None,
-        Either::Right(()) => false,
+        Either::Right(Either::Left(())) => false,
+        Either::Right(Either::Right(())) => {
+            follow_reload(ctx, client);
+            false
+        }
     };
+    if client.pubsub.as_ref().is_some_and(|p| p.moved) {
+        // Its channels live elsewhere now: it subscribes again there.
+        CoreStats::add(&ctx.stats.reload_moved, 1);
+        crate::info!("a subscriber was closed: a reload moved what it listens to (it subscribes again when it reconnects)");
+        return None;
+    }
     let (mut pushed, lost, ended, overflowed) = {
         let mut f = feed.borrow_mut();
         (f.take_out(), f.lost, f.ended, f.overflowed)

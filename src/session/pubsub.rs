@@ -29,6 +29,9 @@ pub struct PubSub {
     pub feed: Rc<RefCell<Feed>>,
     /// Its subscriber connection per endpoint.
     conns: Vec<(usize, Rc<Conn>)>,
+    /// A reload moved a channel it listens to, or changed the primaries
+    /// its patterns listen on: the client is to be closed (see `follow`).
+    pub moved: bool,
 }
 
 impl PubSub {
@@ -394,7 +397,53 @@ fn enter(ctx: &CoreContext, client: &mut Client) {
             ctx.output.budget,
         ))),
         conns: Vec::new(),
+        moved: false,
     });
+}
+
+/// The session moves from `old`'s configuration to `new`'s. A channel whose
+/// home is now another primary (its PUBLISHes go there), or patterns whose
+/// primaries changed, would go on listening where nothing is published any
+/// more: the client is closed instead (`moved`), as when a subscriber
+/// connection is lost; client libraries subscribe again when they
+/// reconnect, where the channels live now. Otherwise its connections are
+/// renumbered for the new configuration.
+pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
+    let Some(ps) = client.pubsub.as_ref() else {
+        return;
+    };
+    let in_new = |e: usize| new.upstreams.same_as(&old.upstreams, e);
+    let moved = {
+        let f = ps.feed.borrow();
+        let channel_moved = f.channels.iter().chain(&f.shard).any(|ch| {
+            match (plan::channel_home(old, ch), plan::channel_home(new, ch)) {
+                (Ok(was), Ok(is)) => in_new(was) != Some(is),
+                _ => true,
+            }
+        });
+        let patterns_moved = !f.patterns.is_empty()
+            && match (fanout::primaries(old), fanout::primaries(new)) {
+                (Ok(was), Ok(mut is)) => {
+                    let mut was: Vec<Option<usize>> = was.into_iter().map(in_new).collect();
+                    was.sort_unstable();
+                    is.sort_unstable();
+                    was != is.into_iter().map(Some).collect::<Vec<_>>()
+                }
+                _ => true,
+            };
+        channel_moved || patterns_moved
+    };
+    let Some(ps) = client.pubsub.as_mut() else {
+        return;
+    };
+    if moved {
+        ps.moved = true;
+        return;
+    }
+    for (e, _) in &mut ps.conns {
+        // Not moved: every endpoint a subscription is on is still there.
+        *e = in_new(*e).unwrap_or(usize::MAX);
+    }
 }
 
 /// Sends `kind names...` on the client's subscriber connection to `ep`,

@@ -8,7 +8,7 @@ use crate::cluster::redirect::Redirect;
 use crate::command::Split;
 use crate::resp::{reply, write};
 use crate::stats::CoreStats;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
@@ -113,7 +113,22 @@ pub enum Waiter {
     Cluster(Box<Redirect>),
     /// A reply nobody needs (ASKING before a redirected request).
     Ignore,
+    /// A blocking command keyway may unblock on its backend (a reload moved
+    /// its key): its error reply is then keyway's word for that.
+    Unblockable {
+        waiter: Box<Waiter>,
+        unblocked: Rc<Cell<bool>>,
+    },
+    /// A reply keyway reads itself (a connection's CLIENT ID, the result
+    /// of a CLIENT UNBLOCK); Err: the request failed with that error.
+    Then(Box<dyn FnOnce(Answer)>),
 }
+
+/// What `Waiter::Then` is called with: the reply, or the request's error.
+pub type Answer<'a> = Result<&'a [u8], &'a str>;
+
+/// What a blocking command unblocked by keyway answers.
+pub const UNBLOCKED_BY_RELOAD: &str = "ERR keyway's configuration was reloaded while this command was blocked and its key now lives on another backend; nothing was taken: send the command again";
 
 impl Waiter {
     pub fn new(replies: &Rc<RefCell<Replies>>, slot: usize, part: usize) -> Waiter {
@@ -137,7 +152,11 @@ impl Waiter {
     pub fn arrived(&self) -> Option<Instant> {
         match self {
             Waiter::Client { replies, .. } => replies.try_borrow().ok()?.arrived,
-            Waiter::Mirror { .. } | Waiter::Cluster(_) | Waiter::Ignore => None,
+            Waiter::Mirror { .. }
+            | Waiter::Cluster(_)
+            | Waiter::Ignore
+            | Waiter::Unblockable { .. }
+            | Waiter::Then(_) => None,
         }
     }
 
@@ -146,7 +165,8 @@ impl Waiter {
         match self {
             Waiter::Client { .. } => false,
             Waiter::Cluster(r) => r.waiter.is_mirror(),
-            Waiter::Mirror { .. } | Waiter::Ignore => true,
+            Waiter::Unblockable { waiter, .. } => waiter.is_mirror(),
+            Waiter::Mirror { .. } | Waiter::Ignore | Waiter::Then(_) => true,
         }
     }
 
@@ -168,6 +188,14 @@ impl Waiter {
             }
             Waiter::Cluster(r) => r.complete(reply),
             Waiter::Ignore => {}
+            Waiter::Unblockable { waiter, unblocked } => {
+                if unblocked.get() && reply::is_error(reply) {
+                    waiter.fail(UNBLOCKED_BY_RELOAD)
+                } else {
+                    waiter.complete(reply)
+                }
+            }
+            Waiter::Then(then) => then(Ok(reply)),
         }
     }
 
@@ -186,6 +214,8 @@ impl Waiter {
             Waiter::Mirror { stats, cluster } => stats.mirror(cluster as usize, |m| &m.failed),
             Waiter::Cluster(r) => (*r).fail(msg),
             Waiter::Ignore => {}
+            Waiter::Unblockable { waiter, .. } => waiter.fail(msg),
+            Waiter::Then(then) => then(Err(msg)),
         }
     }
 }

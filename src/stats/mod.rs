@@ -141,6 +141,9 @@ pub struct CoreStats {
     /// closed for reaching `auth_failure_limit`.
     pub auth_failures: Cell<u64>,
     pub auth_closed: Cell<u64>,
+    /// Blocking commands unblocked, and subscribers closed, because a
+    /// reload moved the keys or channels they waited on.
+    pub reload_moved: Cell<u64>,
     /// Per cluster, as a mirror target (see `mirror`).
     mirrors: RefCell<Vec<MirrorStats>>,
     /// Per cluster (redis_cluster ones count; see `redirect`).
@@ -179,6 +182,7 @@ impl CoreStats {
             output_limit_closed: Cell::new(0),
             auth_failures: Cell::new(0),
             auth_closed: Cell::new(0),
+            reload_moved: Cell::new(0),
             mirrors: RefCell::new((0..clusters).map(|_| MirrorStats::default()).collect()),
             redirects: RefCell::new((0..clusters).map(|_| RedirectStats::default()).collect()),
             bytes_in: Cell::new(0),
@@ -309,6 +313,7 @@ impl CoreStats {
             output_limit_closed: self.output_limit_closed.get(),
             auth_failures: self.auth_failures.get(),
             auth_closed: self.auth_closed.get(),
+            reload_moved: self.reload_moved.get(),
             mirrors: self
                 .mirrors
                 .borrow()
@@ -396,6 +401,7 @@ pub struct CoreSnapshot {
     pub output_limit_closed: u64,
     pub auth_failures: u64,
     pub auth_closed: u64,
+    pub reload_moved: u64,
     /// Per cluster as a mirror target: sent, failed, dropped.
     pub mirrors: Vec<[u64; 3]>,
     /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
@@ -435,6 +441,7 @@ impl CoreSnapshot {
             t.output_limit_closed += c.output_limit_closed;
             t.auth_failures += c.auth_failures;
             t.auth_closed += c.auth_closed;
+            t.reload_moved += c.reload_moved;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 for i in 0..3 {
                     a[i] += b[i];

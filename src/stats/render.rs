@@ -135,9 +135,9 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
     );
     let _ = write!(
         o,
-        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},\"auth_failures\":{},\"auth_closed\":{},",
+        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},\"auth_failures\":{},\"auth_closed\":{},\"reload_moved\":{},",
         c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors, c.output_limit_closed,
-        c.auth_failures, c.auth_closed
+        c.auth_failures, c.auth_closed, c.reload_moved
     );
     let r = &c.ring;
     let _ = write!(
@@ -495,6 +495,14 @@ pub fn prometheus(
         "counter",
         "Client connections closed after auth_failure_limit failed AUTH attempts.",
         |c| c.auth_closed,
+    );
+    per_core(
+        &mut o,
+        cores,
+        "keyway_reload_moved_total",
+        "counter",
+        "Blocking commands unblocked and subscribers closed because a reload moved the keys or channels they waited on.",
+        |c| c.reload_moved,
     );
     family(
         &mut o,

@@ -552,6 +552,11 @@ impl Conn {
         self.wakeup.notify();
     }
 
+    /// Closed for good (see `shut_down`).
+    pub fn is_shut(&self) -> bool {
+        self.shut.get()
+    }
+
     /// The counters of this connection's endpoint.
     pub fn endpoint_stats(&self) -> Rc<EndpointStats> {
         self.es.clone()
