@@ -615,3 +615,35 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_get_everything() {
     assert!(grew_mb < 16 + 32, "RSS grew {grew_mb} MB");
     assert_eq!(metric(&k, "keyway_client_output_limit_closed_total"), 0);
 }
+
+/// Found in review: a big request read in many pieces
+/// behind a small one lost its first arguments (the scanner's storage was
+/// freed between batches mid-request), so a pipelined MSET then MGET of
+/// 20,000 keys sent the backends "k6055 k6056 ..." as a command.
+#[test]
+fn big_requests_pipelined_behind_others_keep_their_arguments() {
+    let (a, b) = (Redis::start(), Redis::start());
+    let k = Keyway::over(&[&a, &b], "");
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key:{i}")).collect();
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for key in &keys {
+        mset.extend([key.as_bytes(), key.as_bytes()]);
+    }
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    let mut c = k.client();
+    let mut pipeline = encode(&[b"GET", b"key:5"]);
+    pipeline.extend(encode(&mset));
+    pipeline.extend(encode(&mget));
+    pipeline.extend(encode(&mget));
+    c.send_raw(&pipeline);
+    assert_eq!(c.read_reply().unwrap(), b"$-1\r\n");
+    assert_eq!(c.read_reply().unwrap(), b"+OK\r\n");
+    let mut want = format!("*{}\r\n", keys.len()).into_bytes();
+    for key in &keys {
+        want.extend_from_slice(format!("${}\r\n{key}\r\n", key.len()).as_bytes());
+    }
+    for _ in 0..2 {
+        assert!(c.read_reply().unwrap() == want, "MGET answered wrong");
+    }
+}

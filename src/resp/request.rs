@@ -54,8 +54,12 @@ pub struct RequestScanner {
 }
 
 impl RequestScanner {
-    /// Frees argument storage grown by one huge request.
+    /// Frees argument storage grown by one huge request, unless a request
+    /// is part-scanned: its arguments so far are kept.
     pub fn trim(&mut self) {
+        if self.partial.is_some() {
+            return;
+        }
         if self.args.capacity() > 4096 {
             self.args = Vec::with_capacity(16);
         }
@@ -369,6 +373,36 @@ mod tests {
         assert_eq!(args_of(&s, buf), vec![&b"GET"[..], b"foo"]);
         assert_eq!(s.scan(&buf[22..]), Ok(Scanned::Frame { len: 14 }));
         assert_eq!(args_of(&s, &buf[22..]), vec![&b"PING"[..]]);
+    }
+
+    #[test]
+    fn trimming_between_reads_keeps_a_part_scanned_request() {
+        // Found in review: a session trims the scanner after each batch of
+        // replies; with a big request half read behind a small one, its
+        // arguments so far were dropped and the rest were taken for the
+        // whole (MSET then MGET of 20,000 keys, pipelined: the MGET went
+        // to the backends as "k6055 k6056 ...").
+        let mut big: Vec<u8> = b"*20001\r\n$4\r\nMGET\r\n".to_vec();
+        for i in 0..20000 {
+            big.extend_from_slice(format!("$6\r\nk{i:05}\r\n").as_bytes());
+        }
+        let mut s = scanner();
+        let half = big.len() / 2;
+        assert!(matches!(
+            s.scan(&big[..half]),
+            Ok(Scanned::Incomplete { .. })
+        ));
+        s.trim();
+        assert_eq!(s.scan(&big), Ok(Scanned::Frame { len: big.len() }));
+        let args = args_of(&s, &big);
+        assert_eq!(args.len(), 20001);
+        assert_eq!(
+            (args[0], args[1], args[20000]),
+            (&b"MGET"[..], &b"k00000"[..], &b"k19999"[..])
+        );
+        // Between requests it frees what the big one grew.
+        s.trim();
+        assert!(s.args.capacity() <= 4096);
     }
 
     #[test]
