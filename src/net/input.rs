@@ -27,6 +27,19 @@ impl Input {
         self.buf.len() - self.start
     }
 
+    /// The carried bytes.
+    pub fn carried_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The first `n` carried bytes were consumed (outside a scan).
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.carried() == 0 {
+            self.reset();
+        }
+    }
+
     /// Scans a received piece: in place when nothing is carried, else after
     /// the carried bytes. `scan` returns how many bytes it consumed (whole
     /// frames from the start); the rest is carried.

@@ -158,6 +158,9 @@ pub struct Ring {
     /// The kernel has batch wait timeouts (IORING_FEAT_MIN_TIMEOUT, 6.12):
     /// queued submissions go out with the wait, in one system call.
     batch_wait: bool,
+    /// Since when submissions are left queued for the next wait (see
+    /// `turn`).
+    held_since: Cell<Option<Instant>>,
     /// Waits need not count as I/O wait (IORING_FEAT_NO_IOWAIT, 6.15): an
     /// idle proxy does not show up as a disk-bound host.
     no_iowait: bool,
@@ -198,6 +201,7 @@ impl Ring {
             ring_index,
             spin,
             batch_wait,
+            held_since: Cell::new(None),
             no_iowait,
             stopping: Cell::new(false),
             turns: Cell::new(0),
@@ -333,7 +337,7 @@ impl Ring {
     /// One turn: submit what is queued, run the kernel's pending completion
     /// work, and handle every completion. Returns how many were handled or
     /// submitted.
-    fn turn(&self) -> usize {
+    fn turn(&self, now: Instant) -> usize {
         let mut reaped = self.reaped.borrow_mut();
         let submitted = {
             let mut uring = self.uring.borrow_mut();
@@ -343,8 +347,17 @@ impl Ring {
             drop(sq);
             // With a batch timeout, queued submissions can wait for the
             // enter that waits (one system call for both, see `wait`);
-            // completion work cannot.
-            let enter = taskrun || (queued > 0 && !self.batch_wait);
+            // completion work cannot. They wait `HOLD_MAX` at most: a core
+            // kept busy by its tasks (a huge command a slice at a time)
+            // may not wait for a long while.
+            let since = self.held_since.get();
+            let held_long = since.is_some_and(|t| now.saturating_duration_since(t) >= HOLD_MAX);
+            let enter = taskrun || (queued > 0 && (!self.batch_wait || held_long));
+            self.held_since.set(match since {
+                _ if enter || queued == 0 => None,
+                Some(t) => Some(t),
+                None => Some(now),
+            });
             if enter {
                 self.count(|c| c.enters += 1);
                 // Deferred completion work runs only in an enter that asks
@@ -431,7 +444,7 @@ impl Ring {
             let now = Instant::now();
             NOW.with(|n| n.set(Some(now)));
             let fired = self.timers.borrow_mut().fire(now);
-            let busy = self.turn() + fired > 0;
+            let busy = self.turn(now) + fired > 0;
             self.turns.set(self.turns.get() + 1);
             if busy {
                 self.wake_settling();
@@ -515,6 +528,7 @@ impl Ring {
         });
         let mut uring = self.uring.borrow_mut();
         let queued = uring.submission().len() as u32;
+        self.held_since.set(None);
         let ts = timeout.map(|t| KernelTimespec {
             tv_sec: t.as_secs() as i64,
             tv_nsec: t.subsec_nanos() as i64,
@@ -623,6 +637,10 @@ const ENTER_NO_IOWAIT: u32 = 1 << 7;
 /// How long a wait that submitted work holds out for one more completion
 /// than it submitted before it takes what came (see `Ring::wait`).
 const BATCH_WAIT_USEC: u32 = 50;
+
+/// How long submissions may wait for the driver's next wait while the
+/// core's tasks keep it busy (a wait comes within microseconds otherwise).
+const HOLD_MAX: Duration = Duration::from_micros(100);
 const REGISTER_RING_FDS: libc::c_long = 20;
 
 /// `struct __kernel_timespec`.

@@ -34,6 +34,12 @@ pub enum Side {
 /// reading can never take the core's buffers from the others.
 const MAX_HELD: usize = 4;
 
+/// The most a reader is handed in one `recv` from a backlog (a huge
+/// request received while it was busy), its next `recv` letting the core's
+/// other tasks run first: scanning it takes a fraction of a millisecond,
+/// so no other client of the core waits long for its turn.
+const RECV_TURN: usize = 64 * 1024;
+
 /// A socket's receive side: the multishot recv's completions, in order.
 struct Receiver {
     side: Side,
@@ -46,6 +52,8 @@ struct Receiver {
     /// How much of the oldest piece (spilled bytes, else `held`'s front) was
     /// already read by a partial read.
     read_off: Cell<usize>,
+    /// The last `poll_recv` handed over `RECV_TURN` bytes of a backlog.
+    turn_taken: Cell<bool>,
     /// The end of the stream: 0 for EOF, -errno for an error.
     end: Cell<Option<i32>>,
     /// user_data of the multishot recv while it is armed.
@@ -420,6 +428,7 @@ impl Socket {
                 fd,
                 held: RefCell::new(VecDeque::new()),
                 spilled: RefCell::new(Vec::new()),
+                turn_taken: Cell::new(false),
                 read_off: Cell::new(0),
                 end: Cell::new(None),
                 armed: Cell::new(None),
@@ -480,11 +489,31 @@ impl Socket {
         sink: &mut impl FnMut(&[u8]),
     ) -> Poll<io::Result<bool>> {
         let rx = &self.rx;
+        if rx.turn_taken.replace(false) {
+            // The last call handed over a turn's worth of a backlog: the
+            // core's other tasks run before the next.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let bufs = rx.bufs(&self.ring);
         let mut got = false;
         if !rx.spilled.borrow().is_empty() {
-            let spilled = std::mem::take(&mut *rx.spilled.borrow_mut());
-            sink(&spilled[rx.read_off.replace(0)..]);
+            let mut spilled = std::mem::take(&mut *rx.spilled.borrow_mut());
+            let off = rx.read_off.replace(0);
+            if spilled.len() - off > RECV_TURN {
+                // A long backlog is handed over a turn's worth at a time:
+                // its reader lets the core's other tasks run in between.
+                let end = off + RECV_TURN;
+                sink(&spilled[off..end]);
+                let mut keep = rx.spilled.borrow_mut();
+                // Spilled while `sink` ran: newer, so after the rest.
+                spilled.extend_from_slice(&keep);
+                *keep = spilled;
+                rx.read_off.set(end);
+                rx.turn_taken.set(true);
+                return Poll::Ready(Ok(true));
+            }
+            sink(&spilled[off..]);
             let mut keep = rx.spilled.borrow_mut();
             if keep.is_empty() && spilled.capacity() <= 64 * 1024 {
                 *keep = spilled;

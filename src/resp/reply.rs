@@ -125,6 +125,16 @@ pub fn elements(reply: &[u8], expect: usize, out: &mut Vec<(usize, usize)>) -> O
     elements_from(reply, r + 2, expect, out)
 }
 
+/// How many elements an array or set reply (`*`, `~`) holds, from its
+/// header alone: the reply was framed whole, so they are all there.
+pub fn array_len(reply: &[u8]) -> Option<usize> {
+    if !matches!(reply.first(), Some(b'*') | Some(b'~')) {
+        return None;
+    }
+    let r = memchr::memchr(b'\r', reply)?;
+    usize::try_from(parse_int(&reply[1..r])?).ok()
+}
+
 /// The elements of an aggregate reply of any length (`*`, `~`); None when
 /// it is not one (a null array `*-1` has none).
 pub fn aggregate(reply: &[u8], out: &mut Vec<(usize, usize)>) -> Option<()> {

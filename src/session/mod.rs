@@ -21,7 +21,7 @@ use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
-use replies::Replies;
+use replies::{Fold, Replies};
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -241,6 +241,9 @@ pub struct Client {
     watch: Option<transaction::Watch>,
     /// Subscribed to channels or patterns (pub/sub mode).
     pubsub: Option<pubsub::PubSub>,
+    /// A split command too big to send at once, on its way a slice at a
+    /// time: nothing after it is dispatched until it is sent.
+    huge: Option<Box<HugeCommand>>,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -372,6 +375,7 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         blocked: Vec::new(),
         blocking: Vec::new(),
         reload_watch: None,
+        huge: None,
         watch: None,
         pubsub: None,
     };
@@ -379,9 +383,16 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
     let mut input = Input::new();
     let mut out: Vec<u8> = Vec::new();
     'session: loop {
+        // A huge command read last goes before anything after it.
+        if client.huge.is_some() {
+            Box::pin(send_huge(&ctx, &mut client, &mut reader, &mut input)).await;
+        }
         // Requests held back at the pending limit go first.
         if reader.held_back || (input.carried() >= reader.need && input.carried() > 0) {
             input.rescan(|bytes| reader.absorb(&mut ctx, &mut client, bytes));
+            if client.huge.is_some() {
+                continue;
+            }
         }
         if !client.replies.borrow().is_empty() {
             client.me.entry.waiting.set(true);
@@ -495,6 +506,52 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         // (closing on what it still sends would reset the connection).
         Box::pin(stream.linger_close(fd, LINGER)).await;
     }
+}
+
+/// Sends the huge split command the reader just read (see `plan::Huge`) a
+/// slice at a time, letting the core's other tasks run between slices; its
+/// bytes stay where they were read until then, and are consumed after.
+async fn send_huge(ctx: &CoreContext, client: &mut Client, reader: &mut Reader, input: &mut Input) {
+    let Some(command) = client.huge.take() else {
+        return;
+    };
+    let HugeCommand { plan: mut huge, at } = *command;
+    let frame = match at {
+        HugeAt::Carried(len) => &input.carried_bytes()[..len],
+        HugeAt::Inline(_) => reader.scanner.inline_frame(),
+    };
+    let args = reader.scanner.args();
+    let slot = huge.slot();
+    while !huge.step(ctx, client, frame, args) {
+        let limit = huge.in_flight();
+        poll_fn(|cx| {
+            let mut r = client.replies.borrow_mut();
+            if r.unanswered(slot) <= limit {
+                Poll::Ready(())
+            } else {
+                r.set_waker(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await;
+        futures_lite::future::yield_now().await;
+    }
+    // A huge MGET's reply is merged a slice at a time as they are answered
+    // (not all at once when the last one is).
+    for &(parts, keys) in huge.slices() {
+        poll_fn(|cx| {
+            let mut r = client.replies.borrow_mut();
+            if r.fold(slot, parts, keys) == Fold::Waiting {
+                r.set_waker(cx.waker());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        futures_lite::future::yield_now().await;
+    }
+    input.consume(at.consumed());
 }
 
 /// Waits for a batch with blocking commands (see `blocking::wait`),
@@ -629,10 +686,40 @@ struct Reader {
     held_back: bool,
 }
 
+/// A huge split command (see `plan::Huge`) and where it lies.
+struct HugeCommand {
+    plan: plan::Huge,
+    at: HugeAt,
+}
+
+/// Where a huge split command lies while it is sent: at the start of the
+/// carried input (its length), or re-encoded by the scanner from an inline
+/// request (the length it took in the input).
+#[derive(Clone, Copy)]
+enum HugeAt {
+    Carried(usize),
+    Inline(usize),
+}
+
+impl HugeAt {
+    /// Input bytes it took.
+    fn consumed(self) -> usize {
+        match self {
+            HugeAt::Carried(n) | HugeAt::Inline(n) => n,
+        }
+    }
+}
+
 impl Reader {
     /// Dispatches every complete request at the start of `bytes`; returns
     /// how many bytes they took.
     fn absorb(&mut self, ctx: &mut Rc<CoreContext>, client: &mut Client, bytes: &[u8]) -> usize {
+        if client.huge.is_some() {
+            // A huge command lies at the start of the carried bytes, and
+            // the scanner holds its arguments: nothing more is read until
+            // it is sent (more may arrive in the same receive).
+            return 0;
+        }
         let mut pos = 0;
         self.held_back = false;
         while bytes.len() - pos >= self.need && !client.close {
@@ -660,6 +747,14 @@ impl Reader {
                         self.held_back = true;
                         break;
                     }
+                    if let Some(huge) = &mut client.huge {
+                        // Sent a slice at a time from where it lies (see
+                        // `send_huge`); what follows waits for it.
+                        huge.at = HugeAt::Carried(len);
+                        self.held_back = true;
+                        self.need = 1;
+                        break;
+                    }
                     pos += len;
                     self.need = 1;
                 }
@@ -667,6 +762,12 @@ impl Reader {
                     let frame = self.scanner.inline_frame();
                     if !dispatch(ctx, client, frame, self.scanner.args()) {
                         self.held_back = true;
+                        break;
+                    }
+                    if let Some(huge) = &mut client.huge {
+                        huge.at = HugeAt::Inline(len);
+                        self.held_back = true;
+                        self.need = 1;
                         break;
                     }
                     pos += len;
@@ -843,13 +944,20 @@ fn routed(
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     if find_keys(client, spec, frame, args, &mut keys) {
-        if keys.is_empty() {
-            client.error(&format!(
+        match kind {
+            _ if keys.is_empty() => client.error(&format!(
                 "ERR '{}' without keys cannot be routed: keyway routes by key",
                 spec.name
-            ));
-        } else {
-            plan::execute(ctx, client, frame, args, spec, kind, &keys, &mut targets);
+            )),
+            // Too many keys to route at once: a slice at a time, other
+            // clients in between (a subscriber's turn cannot wait for it).
+            Some(kind) if keys.len() > plan::HUGE && client.pubsub.is_none() => {
+                let plan = plan::Huge::new(ctx, client, spec, kind, std::mem::take(&mut keys));
+                // Where it lies is known to the reader (see `absorb`).
+                let at = HugeAt::Carried(0);
+                client.huge = Some(Box::new(HugeCommand { plan, at }));
+            }
+            _ => plan::execute(ctx, client, frame, args, spec, kind, &keys, &mut targets),
         }
     }
     client.keys = keys;

@@ -4,7 +4,7 @@
 //! are grouped per endpoint; mirror policies add fire-and-forget copies.
 //! The client's reply only ever comes from the route's own cluster.
 
-use super::replies::{Multi, Part, Waiter};
+use super::replies::{Multi, Waiter};
 use super::{Client, CoreContext};
 use crate::cluster::redirect::Redirect;
 use crate::cluster::slots::{key_slot, SlotMap};
@@ -118,87 +118,22 @@ fn route_and_send(
     targets: &mut Vec<Target>,
     mirrors_only: bool,
 ) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
-    let topo = &ctx.topo;
-    let is_read = !spec.write;
     targets.clear();
-    // At most one draw per request, so all keys of a request are mirrored
-    // or none; requests on routes without mirrors draw nothing.
-    let mut draw = None;
-    let turn = ctx.upstreams.next_turn();
-    let maps = ctx.upstreams.slot_maps();
-    for (ordinal, &k) in keys.iter().enumerate() {
-        let key = arg(k);
-        let Some(route) = topo.resolve(key) else {
-            if !mirrors_only {
-                client.error(&format!("ERR no route for key '{}'", quoted(key, 128)));
-            }
-            return;
-        };
-        let stripped = &key[route.strip..];
-        let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
-            sink: sink as u32,
-            endpoint: endpoint as u32,
-            slot: slot as u32,
-            ordinal: ordinal as u32,
-            strip: route.strip as u32,
-            cluster: cluster as u32,
-        };
-        // The primary's copy (the client's reply), unless it ran another way.
+    let mut routing = Routing {
+        is_read: !spec.write,
+        mirrors_only,
+        draw: None,
+        turn: ctx.upstreams.next_turn(),
+    };
+    if let Err(why) = routing.route(ctx, client, frame, args, keys, 0, targets) {
         if !mirrors_only {
-            let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
-                Ok(found) => found,
-                Err(why) => {
-                    ctx.upstreams.ask_refresh(route.cluster);
-                    let name = &topo.clusters[route.cluster].name;
-                    if why.starts_with("CLUSTERDOWN") {
-                        client.error(why);
-                    } else {
-                        let why = ctx.upstreams.discovery_error(route.cluster);
-                        client.error(&format!(
-                            "ERR cluster '{name}' has no slot map yet: {}",
-                            why.as_deref()
-                                .unwrap_or("no node has answered CLUSTER SLOTS yet")
-                        ));
-                    }
-                    return;
-                }
-            };
-            let endpoint = ctx.upstreams.choose(
-                shard,
-                topo.clusters[route.cluster].read_policy,
-                is_read,
-                turn,
-            );
-            targets.push(t(0, route.cluster, endpoint, slot));
-            if !is_read {
-                client.wrote_to(endpoint);
-            }
+            client.error(&why);
         }
-        for m in route.mirrors {
-            if m.exclude_read_commands && is_read {
-                continue;
-            }
-            if *draw.get_or_insert_with(|| client.next_fraction()) >= m.fraction {
-                continue;
-            }
-            let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
-                // The mirror cluster cannot take it yet: counted, not sent.
-                ctx.upstreams.ask_refresh(m.cluster);
-                ctx.stats.mirror(m.cluster, |m| &m.failed);
-                continue;
-            };
-            let ep =
-                ctx.upstreams
-                    .choose(shard, topo.clusters[m.cluster].read_policy, is_read, turn);
-            targets.push(t(m.cluster + 1, m.cluster, ep, slot));
-        }
+        return;
     }
-    drop(maps);
     targets.sort_unstable();
     let split_at = targets.partition_point(|t| t.sink == 0);
     let (primary, mirrors) = targets.split_at(split_at);
-    let together = |a: &Target, b: &Target| a.endpoint == b.endpoint && a.slot == b.slot;
     if kind.is_none() && primary.iter().any(|t| !together(t, &primary[0])) {
         client.fail(
             ErrorKind::CrossSlot,
@@ -226,29 +161,146 @@ fn route_and_send(
             Waiter::new(&client.replies, slot, 0),
         );
     } else if let Some(kind) = kind {
-        let parts = groups
-            .clone()
-            .map(|g| Part::new(g.iter().map(|t| t.ordinal).collect()))
-            .collect();
         let slot = client
             .replies
             .borrow_mut()
-            .push_multi(Multi::new(kind, keys.len(), parts));
-        for (pi, g) in groups.enumerate() {
-            send(
-                ctx,
-                g,
-                client,
-                |buf| enc.part(buf, g),
-                Waiter::new(&client.replies, slot, pi),
-            );
-        }
+            .push_multi(Multi::open(kind, keys.len()));
+        send_parts(ctx, client, &enc, primary, slot);
+        client.replies.borrow_mut().seal(slot);
     }
-    // Mirrored copies: replies are read and dropped, never awaited.
+    send_mirrors(ctx, client, &enc, mirrors);
+}
+
+/// Keys of one upstream request: one endpoint, one slot.
+fn together(a: &Target, b: &Target) -> bool {
+    a.endpoint == b.endpoint && a.slot == b.slot
+}
+
+/// What routing the keys of one request shares from key to key.
+struct Routing {
+    is_read: bool,
+    /// Only the mirrored copies (the primary's ran another way).
+    mirrors_only: bool,
+    /// At most one draw per request, so all keys of a request are
+    /// mirrored or none; requests on routes without mirrors draw nothing.
+    draw: Option<f64>,
+    turn: usize,
+}
+
+impl Routing {
+    /// Appends the targets of `keys` (argument indices; the first is key
+    /// number `first` of the command) to `targets`, in key order. Err: a
+    /// key cannot be served; the client's error.
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        ctx: &CoreContext,
+        client: &mut Client,
+        frame: &[u8],
+        args: &[Arg],
+        keys: &[usize],
+        first: usize,
+        targets: &mut Vec<Target>,
+    ) -> Result<(), String> {
+        let arg = |i: usize| &frame[args[i].start..args[i].end];
+        let topo = &ctx.topo;
+        let is_read = self.is_read;
+        let maps = ctx.upstreams.slot_maps();
+        for (i, &k) in keys.iter().enumerate() {
+            let ordinal = first + i;
+            let key = arg(k);
+            let Some(route) = topo.resolve(key) else {
+                return Err(format!("ERR no route for key '{}'", quoted(key, 128)));
+            };
+            let stripped = &key[route.strip..];
+            let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
+                sink: sink as u32,
+                endpoint: endpoint as u32,
+                slot: slot as u32,
+                ordinal: ordinal as u32,
+                strip: route.strip as u32,
+                cluster: cluster as u32,
+            };
+            // The primary's copy (the client's reply), unless it ran another way.
+            if !self.mirrors_only {
+                let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
+                    Ok(found) => found,
+                    Err(why) => {
+                        ctx.upstreams.ask_refresh(route.cluster);
+                        let name = &topo.clusters[route.cluster].name;
+                        if why.starts_with("CLUSTERDOWN") {
+                            return Err(why.to_string());
+                        }
+                        let why = ctx.upstreams.discovery_error(route.cluster);
+                        return Err(format!(
+                            "ERR cluster '{name}' has no slot map yet: {}",
+                            why.as_deref()
+                                .unwrap_or("no node has answered CLUSTER SLOTS yet")
+                        ));
+                    }
+                };
+                let endpoint = ctx.upstreams.choose(
+                    shard,
+                    topo.clusters[route.cluster].read_policy,
+                    is_read,
+                    self.turn,
+                );
+                targets.push(t(0, route.cluster, endpoint, slot));
+                if !is_read {
+                    client.wrote_to(endpoint);
+                }
+            }
+            for m in route.mirrors {
+                if m.exclude_read_commands && is_read {
+                    continue;
+                }
+                if *self.draw.get_or_insert_with(|| client.next_fraction()) >= m.fraction {
+                    continue;
+                }
+                let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
+                    // The mirror cluster cannot take it yet: counted, not sent.
+                    ctx.upstreams.ask_refresh(m.cluster);
+                    ctx.stats.mirror(m.cluster, |m| &m.failed);
+                    continue;
+                };
+                let ep = ctx.upstreams.choose(
+                    shard,
+                    topo.clusters[m.cluster].read_policy,
+                    is_read,
+                    self.turn,
+                );
+                targets.push(t(m.cluster + 1, m.cluster, ep, slot));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends one part of the open multi-part reply in `slot` for each group of
+/// `primary` (sorted) keys sharing an endpoint and slot.
+fn send_parts(ctx: &CoreContext, client: &Client, enc: &Encoder, primary: &[Target], slot: usize) {
+    for g in primary.chunk_by(together) {
+        let part = client
+            .replies
+            .borrow_mut()
+            .add_part(slot, g.iter().map(|t| t.ordinal).collect());
+        send(
+            ctx,
+            g,
+            client,
+            |buf| enc.part(buf, g),
+            Waiter::new(&client.replies, slot, part),
+        );
+    }
+}
+
+/// Mirrored copies of `mirrors` (sorted): replies are read and dropped,
+/// never awaited.
+fn send_mirrors(ctx: &CoreContext, client: &Client, enc: &Encoder, mirrors: &[Target]) {
     for copy in mirrors.chunk_by(|a, b| a.sink == b.sink) {
         let cluster = copy[0].sink as usize - 1;
         let by_endpoint = copy.chunk_by(together);
-        if kind.is_none() && by_endpoint.clone().count() > 1 {
+        if enc.kind.is_none() && by_endpoint.clone().count() > 1 {
             // Keys together in the primary cluster, apart in the mirror.
             ctx.stats.mirror(cluster, |m| &m.failed);
             continue;
@@ -263,12 +315,199 @@ fn route_and_send(
             }
             ctx.stats.mirror(cluster, |m| &m.sent);
             let waiter = Waiter::mirror(&ctx.stats, cluster);
-            if g.len() == keys.len() {
+            if g.len() == enc.keys.len() {
                 send_on(ctx, &conn, g, client.proto, |buf| enc.whole(buf, g), waiter);
             } else {
                 send_on(ctx, &conn, g, client.proto, |buf| enc.part(buf, g), waiter);
             }
         }
+    }
+}
+
+/// Keys a split command routes and sends in one go (about a millisecond
+/// of work). One with more is `Huge`.
+pub const HUGE: usize = 4096;
+
+/// Keys a `Huge` command routes or sends at a time, its session letting
+/// the core's other tasks run in between. Each step of another client's
+/// request (read, sent upstream, answered, written) may wait for one
+/// slice, so a slice is kept to a fraction of a millisecond.
+pub const SLICE: usize = 1024;
+
+/// A split command with more than `HUGE` keys, on its way (see `step`).
+/// Its bytes stay in its session's read buffer meanwhile.
+pub struct Huge {
+    /// The argument indices of its keys.
+    keys: Vec<usize>,
+    kind: Split,
+    routing: Routing,
+    /// Every key's targets in key order, as routing goes.
+    targets: Vec<Target>,
+    /// Keys routed so far; once routed, targets sent so far.
+    next: usize,
+    /// Its reply: an open multi-part reply, made when it was dispatched
+    /// (so CLIENT REPLY OFF mutes it like any other).
+    slot: usize,
+    /// Routing is done and sending began.
+    sending: bool,
+    /// Every key on one endpoint and slot: sent whole, in one request, as
+    /// atomic there as the command is.
+    whole: bool,
+    /// Parts the last slice sent.
+    last_parts: usize,
+    /// Where each slice sent ends: (parts, keys) so far. A huge MGET's
+    /// reply is merged a slice at a time (`Replies::fold`).
+    slices: Vec<(usize, usize)>,
+}
+
+impl Huge {
+    /// Takes a split command with more than `HUGE` keys (`keys`, their
+    /// argument indices); its reply slot is made now, its slices sent by
+    /// `step`.
+    pub fn new(
+        ctx: &CoreContext,
+        client: &Client,
+        spec: &CommandSpec,
+        kind: Split,
+        keys: Vec<usize>,
+    ) -> Huge {
+        let slot = client
+            .replies
+            .borrow_mut()
+            .push_multi(Multi::open(kind, keys.len()));
+        Huge {
+            targets: Vec::with_capacity(keys.len()),
+            keys,
+            kind,
+            routing: Routing {
+                is_read: !spec.write,
+                mirrors_only: false,
+                draw: None,
+                turn: ctx.upstreams.next_turn(),
+            },
+            next: 0,
+            slot,
+            sending: false,
+            whole: false,
+            last_parts: 0,
+            slices: Vec::new(),
+        }
+    }
+
+    /// Its reply's slot.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// How many of its parts may be unanswered before the next slice is
+    /// sent: those of the slice just sent. The backends then work through
+    /// at most two slices ahead of other clients' requests on the same
+    /// connections, instead of the whole command.
+    pub fn in_flight(&self) -> usize {
+        self.last_parts
+    }
+
+    /// Where each slice sent ends: (parts, keys) so far.
+    pub fn slices(&self) -> &[(usize, usize)] {
+        &self.slices
+    }
+
+    /// Routes or sends one slice of the command (`frame`, `args`); true
+    /// once it is on its way (or was answered with an error before
+    /// anything of it was sent).
+    pub fn step(
+        &mut self,
+        ctx: &CoreContext,
+        client: &mut Client,
+        frame: &[u8],
+        args: &[Arg],
+    ) -> bool {
+        let enc = Encoder {
+            frame,
+            args,
+            keys: &self.keys,
+            kind: Some(self.kind),
+        };
+        let slot = self.slot;
+        if !self.sending {
+            if self.next < self.keys.len() {
+                // Every key is routed before anything is sent: a key that
+                // cannot be served refuses the whole command.
+                let end = (self.next + SLICE).min(self.keys.len());
+                let keys = &self.keys[self.next..end];
+                let routed = self.routing.route(
+                    ctx,
+                    client,
+                    frame,
+                    args,
+                    keys,
+                    self.next,
+                    &mut self.targets,
+                );
+                if let Err(why) = routed {
+                    let mut replies = client.replies.borrow_mut();
+                    let part = replies.add_part(slot, Vec::new());
+                    drop(replies);
+                    client.stats.error(ErrorKind::Other);
+                    Waiter::new(&client.replies, slot, part).fail(&why);
+                    client.replies.borrow_mut().seal(slot);
+                    return true;
+                }
+                self.next = end;
+                return false;
+            }
+            let mut primary = self.targets.iter().filter(|t| t.sink == 0);
+            let first = primary.next().copied();
+            self.whole = primary.all(|t| first.is_some_and(|f| together(t, &f)));
+            if self.whole {
+                let all: Vec<Target> = self
+                    .targets
+                    .iter()
+                    .filter(|t| t.sink == 0)
+                    .copied()
+                    .collect();
+                let part = client
+                    .replies
+                    .borrow_mut()
+                    .add_part(slot, (0..all.len() as u32).collect());
+                send(
+                    ctx,
+                    &all,
+                    client,
+                    |buf| enc.whole(buf, &all),
+                    Waiter::new(&client.replies, slot, part),
+                );
+            }
+            self.sending = true;
+            self.next = 0;
+            return false;
+        }
+        let end = (self.next + SLICE).min(self.targets.len());
+        let slice = &mut self.targets[self.next..end];
+        slice.sort_unstable();
+        let split_at = slice.partition_point(|t| t.sink == 0);
+        let (primary, mirrors) = slice.split_at(split_at);
+        if !self.whole {
+            let before = client.replies.borrow().unanswered(slot);
+            send_parts(ctx, client, &enc, primary, slot);
+            self.last_parts = client.replies.borrow().unanswered(slot) - before;
+            // Targets are in key order, each key's primary before its
+            // mirrors: a slice's primaries carry the keys after the last's.
+            let (parts, keys) = self.slices.last().copied().unwrap_or((0, 0));
+            let keys = primary
+                .iter()
+                .map(|t| t.ordinal as usize + 1)
+                .max()
+                .unwrap_or(keys);
+            self.slices.push((parts + self.last_parts, keys));
+        }
+        send_mirrors(ctx, client, &enc, mirrors);
+        self.next = end;
+        if self.next < self.targets.len() {
+            return false;
+        }
+        client.replies.borrow_mut().seal(slot);
+        true
     }
 }
 
@@ -468,9 +707,12 @@ impl Encoder<'_> {
         for i in 0..self.args.len() {
             let a = self.arg(i);
             if next_key < self.keys.len() && self.keys[next_key] == i {
+                // Targets of a whole command are in key order: the key's
+                // own is found at once (a search for each was quadratic).
                 let strip = targets
-                    .iter()
-                    .find(|t| t.ordinal as usize == next_key)
+                    .get(next_key)
+                    .filter(|t| t.ordinal as usize == next_key)
+                    .or_else(|| targets.iter().find(|t| t.ordinal as usize == next_key))
                     .map_or(0, |t| t.strip);
                 write::bulk(buf, &a[strip as usize..]);
                 next_key += 1;

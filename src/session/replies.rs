@@ -33,6 +33,30 @@ pub struct Multi {
     pub nkeys: usize,
     pub parts: Vec<Part>,
     pending: usize,
+    /// Every part was added (a huge command adds them a slice at a time):
+    /// until then its replies cannot complete it.
+    sealed: bool,
+    /// A huge command's: its session waits on its parts one by one (each
+    /// answer wakes it), and a huge MGET's reply is merged as its slices
+    /// are answered (`Replies::fold`).
+    huge: bool,
+    /// The merged reply for keys `..folded_keys`, made of parts
+    /// `..folded_parts`.
+    merged: Vec<u8>,
+    folded_parts: usize,
+    folded_keys: usize,
+    /// A part answered an error or something unexpected: merged whole, as
+    /// any other (the error is the reply).
+    unfoldable: bool,
+}
+
+/// What `Replies::fold` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fold {
+    /// Merged, or nothing to merge ahead of time.
+    Done,
+    /// A part of the range has no reply yet.
+    Waiting,
 }
 
 impl Multi {
@@ -43,6 +67,22 @@ impl Multi {
             nkeys,
             parts,
             pending,
+            sealed: true,
+            huge: false,
+            merged: Vec::new(),
+            folded_parts: 0,
+            folded_keys: 0,
+            unfoldable: false,
+        }
+    }
+
+    /// A huge command's, whose parts are added as it is routed
+    /// (`add_part`), then sealed (`seal`).
+    pub fn open(kind: Split, nkeys: usize) -> Multi {
+        Multi {
+            sealed: false,
+            huge: true,
+            ..Multi::new(kind, nkeys, Vec::new())
         }
     }
 }
@@ -317,6 +357,85 @@ impl Replies {
         self.slots.len() - 1
     }
 
+    /// Adds a part carrying the keys `ordinals` to the open multi-part
+    /// reply in `slot`; returns the part's index.
+    pub fn add_part(&mut self, slot: usize, ordinals: Vec<u32>) -> usize {
+        match self.slots.get_mut(slot) {
+            Some(Slot::Multi(m)) if !m.sealed => {
+                m.parts.push(Part::new(ordinals));
+                m.pending += 1;
+                m.parts.len() - 1
+            }
+            _ => unreachable!("parts are added to an open multi-part reply"),
+        }
+    }
+
+    /// Parts of the multi-part reply in `slot` added and not answered yet.
+    pub fn unanswered(&self, slot: usize) -> usize {
+        match self.slots.get(slot) {
+            Some(Slot::Multi(m)) => m.pending,
+            _ => 0,
+        }
+    }
+
+    /// Merges the replies of parts `folded_parts..parts_end` of the huge
+    /// MGET in `slot`, which carried keys `folded_keys..keys_end`, into its
+    /// reply: the merging is spread over the command's life instead of
+    /// stalling the core at its end. Other commands merge at the end.
+    pub fn fold(&mut self, slot: usize, parts_end: usize, keys_end: usize) -> Fold {
+        let Some(Slot::Multi(m)) = self.slots.get_mut(slot) else {
+            return Fold::Done;
+        };
+        if m.kind != Split::Mget || m.unfoldable || m.folded_parts >= parts_end {
+            return Fold::Done;
+        }
+        let parts = &m.parts[m.folded_parts..parts_end.min(m.parts.len())];
+        if parts.iter().any(|p| p.reply.is_none()) {
+            return Fold::Waiting;
+        }
+        let from = m.folded_keys;
+        let mut by_key = vec![(0, 0); keys_end - from];
+        for p in parts {
+            let (a, b) = p.reply.unwrap_or((0, 0));
+            let scratch = &mut self.scratch;
+            scratch.clear();
+            let fits = reply::elements(&self.arena[a..b], p.keys.len(), scratch).is_some()
+                && p.keys
+                    .iter()
+                    .all(|&k| (from..keys_end).contains(&(k as usize)));
+            if !fits {
+                m.unfoldable = true;
+                return Fold::Done;
+            }
+            for (&k, &(ea, eb)) in p.keys.iter().zip(scratch.iter()) {
+                by_key[k as usize - from] = (a + ea, a + eb);
+            }
+        }
+        if from == 0 {
+            write::array_header(&mut m.merged, m.nkeys);
+        }
+        for &(a, b) in by_key.iter() {
+            m.merged.extend_from_slice(&self.arena[a..b]);
+        }
+        m.folded_parts = parts_end;
+        m.folded_keys = keys_end;
+        Fold::Done
+    }
+
+    /// Every part of the multi-part reply in `slot` was added.
+    pub fn seal(&mut self, slot: usize) {
+        let done = match self.slots.get_mut(slot) {
+            Some(Slot::Multi(m)) if !m.sealed => {
+                m.sealed = true;
+                m.pending == 0
+            }
+            _ => false,
+        };
+        if done {
+            self.one_done();
+        }
+    }
+
     /// A slot every part of `g` fills (one per backend); returns its index.
     pub fn push_gather(&mut self, g: Gather) -> usize {
         self.outstanding += 1;
@@ -344,7 +463,15 @@ impl Replies {
                 Some(p) if p.reply.is_none() => {
                     p.reply = Some((start, end));
                     m.pending -= 1;
-                    m.pending == 0
+                    if m.huge {
+                        // A huge command waits for its earlier slices'
+                        // replies before sending more (`unanswered`), and
+                        // merges them as they come (`fold`).
+                        if let Some(w) = self.waker.take() {
+                            w.wake();
+                        }
+                    }
+                    m.pending == 0 && m.sealed
                 }
                 _ => false,
             },
@@ -359,11 +486,16 @@ impl Replies {
             _ => false,
         };
         if done {
-            self.outstanding -= 1;
-            if self.outstanding == 0 {
-                if let Some(w) = self.waker.take() {
-                    w.wake();
-                }
+            self.one_done();
+        }
+    }
+
+    /// A slot is complete.
+    fn one_done(&mut self) {
+        self.outstanding -= 1;
+        if self.outstanding == 0 {
+            if let Some(w) = self.waker.take() {
+                w.wake();
             }
         }
     }
@@ -390,7 +522,7 @@ impl Replies {
             let mut slots = std::mem::take(&mut self.slots);
             let muted = std::mem::take(&mut self.muted);
             let mut muted_next = muted.iter().peekable();
-            for (i, s) in slots.iter().enumerate() {
+            for (i, s) in slots.iter_mut().enumerate() {
                 if muted_next.next_if_eq(&&i).is_some() {
                     continue;
                 }
@@ -428,7 +560,7 @@ impl Replies {
         pos == self.arena.len()
     }
 
-    fn merge(&mut self, m: &Multi, out: &mut Vec<u8>) {
+    fn merge(&mut self, m: &mut Multi, out: &mut Vec<u8>) {
         let part_reply = |p: &Part| p.reply.unwrap_or((0, 0));
         // The first error any part met is the command's reply.
         for p in &m.parts {
@@ -443,6 +575,23 @@ impl Replies {
             }
         }
         match m.kind {
+            Split::Mget if m.folded_keys == m.nkeys && m.nkeys > 0 => {
+                // Merged as it came (`fold`).
+                if out.is_empty() {
+                    std::mem::swap(out, &mut m.merged);
+                } else {
+                    out.extend_from_slice(&m.merged);
+                }
+            }
+            Split::Mget if m.parts.len() == 1 && in_key_order(&m.parts[0].keys) => {
+                // Every key in one part, in order: its reply is the reply.
+                let (a, b) = part_reply(&m.parts[0]);
+                if reply::array_len(&self.arena[a..b]) != Some(m.nkeys) {
+                    write::error(out, "ERR upstream sent an unexpected reply to MGET");
+                    return;
+                }
+                out.extend_from_slice(&self.arena[a..b]);
+            }
             Split::Mget => {
                 let scratch = &mut self.scratch;
                 let mut by_key = vec![(0usize, 0usize); m.nkeys];
@@ -491,6 +640,11 @@ impl Replies {
             }
         }
     }
+}
+
+/// Ordinals 0, 1, 2, ...
+fn in_key_order(keys: &[u32]) -> bool {
+    keys.iter().enumerate().all(|(i, &k)| k as usize == i)
 }
 
 #[cfg(test)]
@@ -578,6 +732,91 @@ mod tests {
         let mut out = Vec::new();
         r.borrow_mut().take_output(&mut out);
         assert_eq!(out, b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n".to_vec());
+    }
+
+    /// A huge MGET of 4 keys in two slices of 2: parts added as sent.
+    fn huge_mget(r: &Rc<RefCell<Replies>>) -> usize {
+        let s = r.borrow_mut().push_multi(Multi::open(Split::Mget, 4));
+        r.borrow_mut().add_part(s, vec![1]);
+        r.borrow_mut().add_part(s, vec![0]);
+        r.borrow_mut().add_part(s, vec![3, 2]);
+        r.borrow_mut().seal(s);
+        s
+    }
+
+    #[test]
+    fn a_huge_mget_merges_slice_by_slice_as_they_are_answered() {
+        let r = Replies::new();
+        let s = huge_mget(&r);
+        Waiter::new(&r, s, 0).complete(b"*1\r\n$1\r\nb\r\n");
+        assert_eq!(r.borrow().unanswered(s), 2);
+        // The first slice (parts 0..2, keys 0..2) is not all here yet.
+        assert_eq!(r.borrow_mut().fold(s, 2, 2), Fold::Waiting);
+        Waiter::new(&r, s, 1).complete(b"*1\r\n$1\r\na\r\n");
+        assert_eq!(r.borrow_mut().fold(s, 2, 2), Fold::Done);
+        Waiter::new(&r, s, 2).complete(b"*2\r\n$1\r\nd\r\n$-1\r\n");
+        assert_eq!(r.borrow_mut().fold(s, 3, 4), Fold::Done);
+        assert_eq!(r.borrow().outstanding(), 0);
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(
+            out,
+            b"*4\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n$1\r\nd\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_huge_mget_with_a_failed_part_answers_the_error() {
+        let r = Replies::new();
+        let s = huge_mget(&r);
+        Waiter::new(&r, s, 0).complete(b"*1\r\n$1\r\nb\r\n");
+        Waiter::new(&r, s, 1).complete(b"*1\r\n$1\r\na\r\n");
+        assert_eq!(r.borrow_mut().fold(s, 2, 2), Fold::Done);
+        Waiter::new(&r, s, 2).fail("ERR upstream timeout");
+        assert_eq!(r.borrow_mut().fold(s, 3, 4), Fold::Done);
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(out, b"-ERR upstream timeout\r\n".to_vec());
+    }
+
+    #[test]
+    fn an_open_multi_is_not_complete_until_sealed() {
+        let r = Replies::new();
+        let s = r.borrow_mut().push_multi(Multi::open(Split::SumInt, 2));
+        r.borrow_mut().add_part(s, vec![0]);
+        Waiter::new(&r, s, 0).complete(b":1\r\n");
+        // Answered so far, but more parts may come.
+        assert_eq!(r.borrow().outstanding(), 1);
+        r.borrow_mut().add_part(s, vec![1]);
+        r.borrow_mut().seal(s);
+        assert_eq!(r.borrow().outstanding(), 1);
+        Waiter::new(&r, s, 1).complete(b":1\r\n");
+        assert_eq!(r.borrow().outstanding(), 0);
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(out, b":2\r\n".to_vec());
+    }
+
+    #[test]
+    fn an_mget_in_one_part_in_key_order_is_its_reply() {
+        let r = Replies::new();
+        let s = r
+            .borrow_mut()
+            .push_multi(Multi::new(Split::Mget, 2, vec![Part::new(vec![0, 1])]));
+        Waiter::new(&r, s, 0).complete(b"*2\r\n$1\r\na\r\n$-1\r\n");
+        let mut out = Vec::new();
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(out, b"*2\r\n$1\r\na\r\n$-1\r\n".to_vec());
+        // A reply of the wrong length is not passed on.
+        let s = r
+            .borrow_mut()
+            .push_multi(Multi::new(Split::Mget, 2, vec![Part::new(vec![0, 1])]));
+        Waiter::new(&r, s, 0).complete(b"*1\r\n$1\r\na\r\n");
+        r.borrow_mut().take_output(&mut out);
+        assert_eq!(
+            out,
+            b"-ERR upstream sent an unexpected reply to MGET\r\n".to_vec()
+        );
     }
 
     #[test]
