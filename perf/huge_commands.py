@@ -23,28 +23,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import free_port, wait_port  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bins", nargs="+")
 ap.add_argument("--keys", type=int, default=500_000)
 ap.add_argument("--rounds", type=int, default=2)
 a = ap.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def encode(*args):
