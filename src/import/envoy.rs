@@ -1119,7 +1119,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, LbPolicy, ReadPolicy};
 
-    /// The five-line shape of tests/placement_compat.rs's envoy.yaml.
+    /// The five-line shape of tests/it/placement_compat.rs's envoy.yaml.
     const BASE: &str = r#"static_resources:
   listeners:
   - name: redis

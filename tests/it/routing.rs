@@ -1,9 +1,7 @@
 //! Envoy routing parity through the real binary against real redis-servers:
 //! prefix routes, mirroring (dual/triple write), replica reads, connection
 //! rate limiting, AUTH on both sides.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 fn cluster(name: &str, backends: &[&Redis], extra: &str) -> String {

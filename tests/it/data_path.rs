@@ -4,9 +4,7 @@
 //! backend that stops in the middle of a reply. Memory is keyway's RSS and
 //! descriptors its /proc/PID/fd, read while real clients and real
 //! redis-servers run.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};

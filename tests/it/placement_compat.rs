@@ -2,9 +2,7 @@
 //! through the real nutcracker (twemproxy 0.5.0, ketama) and the real Envoy
 //! (redis_proxy with RING_HASH or MAGLEV) must be where keyway's rings say,
 //! over the same endpoints, so switching proxies needs no resharding.
-mod common;
-
-use common::*;
+use crate::common::*;
 use keyway::config::Config;
 use keyway::topology::Topology;
 

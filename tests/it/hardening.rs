@@ -1,9 +1,7 @@
 //! Issue 12's limits on what clients may take, through the real binary
 //! against real redis-servers: max_clients, idle timeout, TCP keepalive,
 //! protected mode, running out of file descriptors.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};

@@ -1,7 +1,5 @@
 //! The command line: check, route, and start-up failures worded for operators.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn keyway() -> Command {

@@ -1,7 +1,5 @@
 //! keyway's data path through the real binary, against real redis-servers.
-mod common;
-
-use common::*;
+use crate::common::*;
 use keyway::config::Config;
 use keyway::topology::Topology;
 use std::io::Write;

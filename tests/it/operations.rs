@@ -1,9 +1,7 @@
 //! Running keyway in production (issue 13): configuration reloads under
 //! load, with real redis-servers and the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

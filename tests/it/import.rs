@@ -2,9 +2,7 @@
 //! nutcracker is imported, keyway is started on the result, and every key
 //! written through the old proxy is read back through keyway (so each is
 //! where keyway looks for it). Bad inputs exit 1 with a line number.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;

@@ -5,9 +5,7 @@
 //! acknowledged write is in a backend, every request the proxy did not
 //! answer was never run, memory stayed under budget, and `/ready` answered
 //! within 100 ms until the drain.
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
