@@ -82,7 +82,7 @@ pub fn run(
     let endpoint = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
         Ok(Some((endpoint, _))) => endpoint,
         Ok(None) => return client.error(&format!("ERR '{}' without keys", spec.name)),
-        Err(e) => return plan::refuse_placement(client, &e),
+        Err(e) => return plan::refuse(client, &e),
     };
     if spec.write {
         client.wrote_to(endpoint);

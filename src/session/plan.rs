@@ -8,7 +8,7 @@ use super::replies::{Multi, Waiter};
 use super::{Client, CoreContext};
 use crate::cluster::redirect::Redirect;
 use crate::cluster::slots::{key_slot, SlotMap};
-use crate::command::{key_indices, CommandSpec, Split};
+use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::request::Arg;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
@@ -42,7 +42,7 @@ fn locate<'m>(
     maps: &'m [Option<Arc<SlotMap>>],
     cluster: usize,
     key: &[u8],
-) -> Result<(&'m Shard, u16), &'static str> {
+) -> Result<(&'m Shard, u16), Unlocated> {
     if let Some(shard) = topo.shard(cluster, key) {
         return Ok((shard, 0));
     }
@@ -51,8 +51,91 @@ fn locate<'m>(
         Some(map) => map
             .shard(slot)
             .map(|s| (s, slot))
-            .ok_or("CLUSTERDOWN Hash slot not served"),
-        None => Err("no slot map yet"),
+            .ok_or(Unlocated::SlotNotServed),
+        None => Err(Unlocated::NoSlotMap),
+    }
+}
+
+/// Why a key of a Redis Cluster has no node yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocated {
+    /// The slot map has no node for its slot.
+    SlotNotServed,
+    /// No node has answered CLUSTER SLOTS yet.
+    NoSlotMap,
+}
+
+/// Why a request (or a channel) cannot be placed: the client's error. Its
+/// Redis text is written here and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// No prefix route matches and there is no catch-all (`name` quoted).
+    NoRoute { what: &'static str, name: String },
+    /// A Redis Cluster slot no node serves.
+    ClusterDown,
+    /// A Redis Cluster not discovered yet, and what discovery last said.
+    NoSlotMap {
+        cluster: String,
+        why: Option<String>,
+    },
+    /// Placing a whole command's key (or a channel) failed.
+    NotYet {
+        what: &'static str,
+        name: String,
+        why: Unlocated,
+    },
+    /// The keys of a command that runs whole live apart.
+    CrossSlot,
+    /// Its arguments do not say where its keys are.
+    Keys(KeyError),
+    /// A transaction's key lives on another backend than its earlier ones.
+    TransactionApart { key: String },
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::NoRoute { what, name } => write!(f, "ERR no route for {what} '{name}'"),
+            RouteError::ClusterDown => f.write_str("CLUSTERDOWN Hash slot not served"),
+            RouteError::NoSlotMap { cluster, why } => write!(
+                f,
+                "ERR cluster '{cluster}' has no slot map yet: {}",
+                why.as_deref()
+                    .unwrap_or("no node has answered CLUSTER SLOTS yet")
+            ),
+            RouteError::NotYet { what, name, why } => {
+                let why = match why {
+                    Unlocated::SlotNotServed => "CLUSTERDOWN Hash slot not served",
+                    Unlocated::NoSlotMap => "no slot map yet",
+                };
+                write!(f, "ERR cannot place {what} '{name}' yet: {why}")
+            }
+            RouteError::CrossSlot => {
+                f.write_str("CROSSSLOT Keys in request don't hash to the same slot")
+            }
+            RouteError::Keys(e) => f.write_str(e.message()),
+            RouteError::TransactionApart { key } => write!(
+                f,
+                "ERR key '{key}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run"
+            ),
+        }
+    }
+}
+
+impl RouteError {
+    fn no_route(what: &'static str, name: &[u8]) -> RouteError {
+        RouteError::NoRoute {
+            what,
+            name: quoted(name, 128),
+        }
+    }
+
+    /// What the error counts as in the stats.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RouteError::CrossSlot => ErrorKind::CrossSlot,
+            _ => ErrorKind::Other,
+        }
     }
 }
 
@@ -127,7 +210,7 @@ fn route_and_send(
     };
     if let Err(why) = routing.route(ctx, client, frame, args, keys, 0, targets) {
         if !mirrors_only {
-            client.error(&why);
+            refuse(client, &why);
         }
         return;
     }
@@ -201,7 +284,7 @@ impl Routing {
         keys: &[usize],
         first: usize,
         targets: &mut Vec<Target>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RouteError> {
         let arg = |i: usize| &frame[args[i].start..args[i].end];
         let topo = &ctx.topo;
         let is_read = self.is_read;
@@ -210,7 +293,7 @@ impl Routing {
             let ordinal = first + i;
             let key = arg(k);
             let Some(route) = topo.resolve(key) else {
-                return Err(format!("ERR no route for key '{}'", quoted(key, 128)));
+                return Err(RouteError::no_route("key", key));
             };
             let stripped = &key[route.strip..];
             let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
@@ -227,16 +310,16 @@ impl Routing {
                     Ok(found) => found,
                     Err(why) => {
                         ctx.upstreams.ask_refresh(route.cluster);
-                        let name = &topo.clusters[route.cluster].name;
-                        if why.starts_with("CLUSTERDOWN") {
-                            return Err(why.to_string());
-                        }
-                        let why = ctx.upstreams.discovery_error(route.cluster);
-                        return Err(format!(
-                            "ERR cluster '{name}' has no slot map yet: {}",
-                            why.as_deref()
-                                .unwrap_or("no node has answered CLUSTER SLOTS yet")
-                        ));
+                        return Err(match why {
+                            Unlocated::SlotNotServed => RouteError::ClusterDown,
+                            Unlocated::NoSlotMap => RouteError::NoSlotMap {
+                                cluster: topo.clusters[route.cluster].name.clone(),
+                                why: ctx
+                                    .upstreams
+                                    .discovery_error(route.cluster)
+                                    .map(|w| w.to_string()),
+                            },
+                        });
                     }
                 };
                 let endpoint = ctx.upstreams.choose(
@@ -448,8 +531,8 @@ impl Huge {
                     let mut replies = client.replies.borrow_mut();
                     let part = replies.add_part(slot, Vec::new());
                     drop(replies);
-                    client.stats.error(ErrorKind::Other);
-                    Waiter::new(&client.replies, slot, part).fail(&why);
+                    client.stats.error(why.kind());
+                    Waiter::new(&client.replies, slot, part).fail(&why.to_string());
                     client.replies.borrow_mut().seal(slot);
                     return true;
                 }
@@ -523,13 +606,13 @@ pub fn place_whole(
     args: &[Arg],
     spec: &CommandSpec,
     buf: &mut Vec<u8>,
-) -> Result<Option<(usize, u16)>, String> {
+) -> Result<Option<(usize, u16)>, RouteError> {
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     let start = buf.len();
     let arg = |i: usize| &frame[args[i].start..args[i].end];
     let placed = key_indices(spec, args.len(), arg, &mut keys)
-        .map_err(|e| e.message().to_string())
+        .map_err(RouteError::Keys)
         .and_then(|()| {
             if keys.is_empty() {
                 return Ok(None);
@@ -545,13 +628,9 @@ pub fn place_whole(
     placed
 }
 
-/// Answers a `place_whole` error, counted as a CROSSSLOT one when it is.
-pub fn refuse_placement(client: &Client, error: &str) {
-    if error.starts_with("CROSSSLOT") {
-        client.fail(ErrorKind::CrossSlot, error);
-    } else {
-        client.error(error);
-    }
+/// Answers a request that cannot be placed.
+pub fn refuse(client: &Client, error: &RouteError) {
+    client.fail(error.kind(), &error.to_string());
 }
 
 /// The primary owning every key of a command (one endpoint, one slot), as
@@ -563,19 +642,23 @@ fn single_target(
     keys: &[usize],
     targets: &mut Vec<Target>,
     buf: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), RouteError> {
     let topo = &ctx.topo;
     let maps = ctx.upstreams.slot_maps();
     targets.clear();
     for (ordinal, &k) in keys.iter().enumerate() {
         let key = &frame[args[k].start..args[k].end];
         let Some(route) = topo.resolve(key) else {
-            return Err(format!("ERR no route for key '{}'", quoted(key, 128)));
+            return Err(RouteError::no_route("key", key));
         };
         let (shard, slot) =
             locate(topo, &maps, route.cluster, &key[route.strip..]).map_err(|why| {
                 ctx.upstreams.ask_refresh(route.cluster);
-                format!("ERR cannot place key '{}' yet: {why}", quoted(key, 128))
+                RouteError::NotYet {
+                    what: "key",
+                    name: quoted(key, 128),
+                    why,
+                }
             })?;
         targets.push(Target {
             sink: 0,
@@ -590,7 +673,7 @@ fn single_target(
         .iter()
         .any(|t| t.endpoint != targets[0].endpoint || t.slot != targets[0].slot)
     {
-        return Err("CROSSSLOT Keys in request don't hash to the same slot".into());
+        return Err(RouteError::CrossSlot);
     }
     let enc = Encoder {
         frame,
@@ -605,23 +688,21 @@ fn single_target(
 /// The primary a pub/sub channel lives on: routed by its whole name (a
 /// prefix route picks the cluster, nothing is stripped: messages carry the
 /// channel as the client named it), hashed like a key.
-pub fn channel_home(ctx: &CoreContext, channel: &[u8]) -> Result<usize, String> {
+pub fn channel_home(ctx: &CoreContext, channel: &[u8]) -> Result<usize, RouteError> {
     let topo = &ctx.topo;
     let Some(route) = topo.resolve(channel) else {
-        return Err(format!(
-            "ERR no route for channel '{}'",
-            quoted(channel, 128)
-        ));
+        return Err(RouteError::no_route("channel", channel));
     };
     let maps = ctx.upstreams.slot_maps();
     match locate(topo, &maps, route.cluster, channel) {
         Ok((shard, _)) => Ok(shard.primary),
         Err(why) => {
             ctx.upstreams.ask_refresh(route.cluster);
-            Err(format!(
-                "ERR cannot place channel '{}' yet: {why}",
-                quoted(channel, 128)
-            ))
+            Err(RouteError::NotYet {
+                what: "channel",
+                name: quoted(channel, 128),
+                why,
+            })
         }
     }
 }

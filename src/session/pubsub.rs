@@ -351,7 +351,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
         "publish" | "spublish" => {
             let home = match plan::channel_home(ctx, arg(1)) {
                 Ok(h) => h,
-                Err(e) => return client.error(&e),
+                Err(e) => return plan::refuse(client, &e),
             };
             let slot = client.replies.borrow_mut().push_waiting();
             ctx.upstreams.conn_in(home, client.proto, client.db).send(
@@ -364,7 +364,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], n
             for ch in &names {
                 match plan::channel_home(ctx, ch) {
                     Ok(h) => add_to(&mut by_home, h, ch),
-                    Err(e) => return client.error(&e),
+                    Err(e) => return plan::refuse(client, &e),
                 }
             }
             enter(ctx, client);

@@ -124,7 +124,7 @@ fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spe
     let place = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
         Ok(Some(p)) => p,
         Ok(None) => return client.error("ERR wrong number of arguments for 'watch' command"),
-        Err(e) => return plan::refuse_placement(client, &e),
+        Err(e) => return plan::refuse(client, &e),
     };
     if let Some(w) = &client.watch {
         if w.place != Some(place) {
@@ -232,10 +232,9 @@ pub fn queue(
                 None => tx.place = Some(place),
                 Some(p) if p == place => {}
                 Some(_) => {
-                    return Err(format!(
-                        "ERR key '{}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run",
-                        quoted(first_key.unwrap_or_default(), 128)
-                    ));
+                    return Err(plan::RouteError::TransactionApart {
+                        key: quoted(first_key.unwrap_or_default(), 128),
+                    });
                 }
             }
         }
@@ -245,7 +244,7 @@ pub fn queue(
     });
     match outcome {
         Ok(()) => client.reply(|o| o.extend_from_slice(b"+QUEUED\r\n")),
-        Err(e) => abort(client, &e),
+        Err(e) => abort(client, &e.to_string()),
     }
 }
 
@@ -310,7 +309,7 @@ fn place_all(
             Ok(None) => out.bytes.extend_from_slice(frame),
             Ok(Some(p)) if *place.get_or_insert(p) == p => {}
             Ok(Some(_)) => return Err(Unplaced::Apart),
-            Err(e) => return Err(Unplaced::Refused(e)),
+            Err(e) => return Err(Unplaced::Refused(e.to_string())),
         }
         out.ends.push(out.bytes.len());
         Ok(())
