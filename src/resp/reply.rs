@@ -92,6 +92,17 @@ fn bad(msg: &str) -> ReplyError {
     ReplyError(msg.to_string())
 }
 
+/// The code of an error reply, its first word (`WRONGPASS`, `ERR`, ...):
+/// what kind of error it is, as clients tell them apart.
+pub fn error_code(reply: &[u8]) -> &[u8] {
+    let body = reply.get(1..).unwrap_or_default();
+    let end = body
+        .iter()
+        .position(|&c| c == b' ' || c == b'\r')
+        .unwrap_or(body.len());
+    &body[..end]
+}
+
 /// One-shot scan of a complete reply (no resumption needed).
 pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ReplyError> {
     ReplyScanner::new().scan(buf)

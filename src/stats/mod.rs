@@ -293,7 +293,7 @@ impl CoreStats {
         eps[endpoint].clone()
     }
 
-    pub fn snapshot(&self, endpoint_states: Vec<&'static str>) -> CoreSnapshot {
+    pub fn snapshot(&self, endpoint_states: Vec<ConnState>) -> CoreSnapshot {
         let e = |c: &Cell<u64>| c.get();
         CoreSnapshot {
             core: self.core,
@@ -332,7 +332,11 @@ impl CoreStats {
                 .endpoints
                 .borrow()
                 .iter()
-                .zip(endpoint_states.into_iter().chain(std::iter::repeat("idle")))
+                .zip(
+                    endpoint_states
+                        .into_iter()
+                        .chain(std::iter::repeat(ConnState::Idle)),
+                )
                 .map(|(s, state)| EndpointSnapshot {
                     requests: s.requests.get(),
                     errors: s.errors.get(),
@@ -351,6 +355,28 @@ impl CoreStats {
     }
 }
 
+/// An upstream connection's state, worst to best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnState {
+    /// Waiting before connecting again after a failure.
+    Backoff,
+    /// No connection and none wanted yet.
+    Idle,
+    Connecting,
+    Up,
+}
+
+impl ConnState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Backoff => "backoff",
+            ConnState::Idle => "idle",
+            ConnState::Connecting => "connecting",
+            ConnState::Up => "up",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EndpointSnapshot {
     pub requests: u64,
@@ -360,8 +386,8 @@ pub struct EndpointSnapshot {
     pub connect_failures: u64,
     pub tls_failures: u64,
     pub auth_failures: u64,
-    /// Connection state on this core: idle, connecting, up, backoff.
-    pub state: &'static str,
+    /// Connection state on this core.
+    pub state: ConnState,
     pub rtt: Histogram<u64>,
 }
 
@@ -471,7 +497,7 @@ impl CoreSnapshot {
                         connect_failures: 0,
                         tls_failures: 0,
                         auth_failures: 0,
-                        state: "idle",
+                        state: ConnState::Idle,
                         rtt: Histogram::new_from(&e.rtt),
                     });
                 t.endpoints.extend(more.collect::<Vec<_>>());
@@ -485,8 +511,8 @@ impl CoreSnapshot {
                 a.tls_failures += b.tls_failures;
                 a.auth_failures += b.auth_failures;
                 let _ = a.rtt.add(&b.rtt);
-                if b.state == "up" {
-                    a.state = "up";
+                if b.state == ConnState::Up {
+                    a.state = ConnState::Up;
                 }
             }
             for (a, b) in t.latency.iter_mut().zip(&c.latency) {
@@ -513,7 +539,11 @@ mod tests {
         a.error(ErrorKind::Unsupported);
         a.record_batch(&[2, 0, 0, 1], Duration::from_micros(100));
         b.record_batch(&[0, 5, 0, 0], Duration::from_micros(300));
-        let t = CoreSnapshot::total(&[a.snapshot(vec!["up"]), b.snapshot(vec!["idle"])]).unwrap();
+        let t = CoreSnapshot::total(&[
+            a.snapshot(vec![ConnState::Up]),
+            b.snapshot(vec![ConnState::Idle]),
+        ])
+        .unwrap();
         let get = COMMANDS.iter().position(|c| c.name == "get").unwrap();
         let set = COMMANDS.iter().position(|c| c.name == "set").unwrap();
         assert_eq!(
@@ -523,7 +553,7 @@ mod tests {
         assert_eq!(t.errors[ErrorKind::Unsupported as usize], 1);
         assert_eq!(t.latency[4].len(), 8);
         assert_eq!(t.latency[Group::Write as usize].len(), 5);
-        assert_eq!(t.endpoints[0].state, "up");
+        assert_eq!(t.endpoints[0].state, ConnState::Up);
     }
 
     #[test]
@@ -534,7 +564,11 @@ mod tests {
         let b = CoreStats::new(1, 1, 1);
         CoreStats::add(&b.endpoint(2).requests, 7);
         CoreStats::add(&a.endpoint(0).requests, 1);
-        let t = CoreSnapshot::total(&[a.snapshot(vec!["up"]), b.snapshot(vec!["idle"])]).unwrap();
+        let t = CoreSnapshot::total(&[
+            a.snapshot(vec![ConnState::Up]),
+            b.snapshot(vec![ConnState::Idle]),
+        ])
+        .unwrap();
         assert_eq!(t.endpoints.len(), 3);
         assert_eq!(t.endpoints[2].requests, 7);
         assert_eq!(t.endpoints[0].requests, 1);

@@ -94,7 +94,7 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
                 s.connect_failures,
                 s.tls_failures,
                 s.auth_failures,
-                s.state,
+                s.state.as_str(),
                 percentiles_json(&s.rtt)
             )
         })
@@ -217,7 +217,12 @@ pub fn clusters_json(
         };
         let states: Vec<String> = cores
             .iter()
-            .map(|s| format!("\"{}\"", s.endpoints.get(i).map_or("idle", |e| e.state)))
+            .map(|s| {
+                format!(
+                    "\"{}\"",
+                    s.endpoints.get(i).map_or("idle", |e| e.state.as_str())
+                )
+            })
             .collect();
         let h = health.get(&e.addr).cloned().unwrap_or_default();
         format!(

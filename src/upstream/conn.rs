@@ -11,10 +11,10 @@
 
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Input, Ring, Socket, Stream};
-use crate::resp::reply::{is_error, ReplyScanner};
+use crate::resp::reply::{error_code, is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
 use crate::session::replies::Waiter;
-use crate::stats::{CoreStats, EndpointStats, ErrorKind};
+use crate::stats::{ConnState, CoreStats, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -64,7 +64,12 @@ enum End {
     Closed,
     Io(io::Error),
     Protocol(String),
-    Handshake(String),
+    /// The backend refused a set-up command: the credentials (`auth`), or
+    /// another (its error).
+    Handshake {
+        auth: bool,
+        msg: String,
+    },
     /// `shut_down` was called.
     Shut,
 }
@@ -116,6 +121,8 @@ pub struct Conn {
     /// many replies it gets.
     handshake: Vec<u8>,
     handshake_replies: usize,
+    /// What the first of them carries.
+    credentials: Credentials,
     settings: ConnSettings,
     /// How long a request may wait for its reply (`op_timeout`; longer on
     /// a connection that carries one blocking command).
@@ -141,7 +148,7 @@ impl Conn {
         stats: Rc<CoreStats>,
         ring: Rc<Ring>,
     ) -> Conn {
-        let (handshake, handshake_replies) =
+        let (handshake, handshake_replies, credentials) =
             handshake(proto, &settings.auth, settings.readonly, settings.db);
         Conn {
             ring,
@@ -153,6 +160,7 @@ impl Conn {
             tls_failed: format!("ERR upstream TLS handshake failed ({label})"),
             handshake,
             handshake_replies,
+            credentials,
             label,
             op_timeout: Cell::new(settings.op_timeout),
             shut: Cell::new(false),
@@ -292,13 +300,7 @@ impl Conn {
                 sink.push(None);
             }
             match end {
-                End::Handshake(msg)
-                    if self.settings.auth.is_some()
-                        && (msg.contains("WRONGPASS")
-                            || msg.contains("NOAUTH")
-                            || msg.contains("AUTH")
-                            || msg.contains("invalid password")) =>
-                {
+                End::Handshake { auth: true, msg } => {
                     CoreStats::add(&self.es.auth_failures, 1);
                     self.connect_failed(
                         &format!("authentication failed: {msg}"),
@@ -306,7 +308,7 @@ impl Conn {
                     );
                     return;
                 }
-                End::Handshake(msg) => {
+                End::Handshake { auth: false, msg } => {
                     self.connect_failed(
                         &format!("connection set-up refused: {msg}"),
                         Failure::Unavailable,
@@ -572,13 +574,13 @@ impl Conn {
         !self.inner.borrow().failing
     }
 
-    pub fn state_name(&self) -> &'static str {
+    pub fn state(&self) -> ConnState {
         match self.inner.borrow().state {
-            State::Idle => "idle",
-            State::Connecting => "connecting",
-            State::Up => "up",
-            State::Backoff(until) if Instant::now() < until => "backoff",
-            State::Backoff(_) => "idle",
+            State::Idle => ConnState::Idle,
+            State::Connecting => ConnState::Connecting,
+            State::Up => ConnState::Up,
+            State::Backoff(until) if Instant::now() < until => ConnState::Backoff,
+            State::Backoff(_) => ConnState::Idle,
         }
     }
 
@@ -600,13 +602,19 @@ impl Conn {
 
 /// The first requests on a connection: `HELLO 3 [AUTH user pass]` for
 /// RESP3 connections, `AUTH [user] pass` for RESP2 ones with credentials,
-/// then READONLY for Redis Cluster nodes. Returns them and their count.
+/// then READONLY for Redis Cluster nodes. Returns them, their count and
+/// what the first carries.
 fn handshake(
     proto: Protocol,
     auth: &Option<(Option<String>, String)>,
     readonly: bool,
     db: u16,
-) -> (Vec<u8>, usize) {
+) -> (Vec<u8>, usize, Credentials) {
+    let credentials = match (proto, auth) {
+        (_, None) => Credentials::None,
+        (Protocol::Resp3, Some(_)) => Credentials::Hello,
+        (Protocol::Resp2, Some(_)) => Credentials::Auth,
+    };
     let mut out = Vec::new();
     let user = auth
         .as_ref()
@@ -650,7 +658,30 @@ fn handshake(
         write::bulk(&mut out, &digits);
         n += 1;
     }
-    (out, n)
+    (out, n, credentials)
+}
+
+/// What the first set-up command of a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    None,
+    /// `AUTH [user] pass` (RESP2).
+    Auth,
+    /// `HELLO 3 AUTH user pass` (RESP3).
+    Hello,
+}
+
+impl Credentials {
+    /// Whether `error`, the reply to the first set-up command, refuses the
+    /// credentials: any error to AUTH; to HELLO, the credential errors (a
+    /// server without HELLO answers an unknown-command error instead).
+    fn refused_by(self, error: &[u8]) -> bool {
+        match self {
+            Credentials::None => false,
+            Credentials::Auth => true,
+            Credentials::Hello => matches!(error_code(error), b"WRONGPASS" | b"NOAUTH"),
+        }
+    }
 }
 
 /// The reply side of a connection: the scanner, the handshake replies still
@@ -685,11 +716,13 @@ impl ReplyReader {
                 conn.answered();
             }
             if self.handshake_pending > 0 {
+                let first = self.handshake_pending == conn.handshake_replies;
                 self.handshake_pending -= 1;
                 if is_error(reply) {
-                    self.end = Some(End::Handshake(
-                        String::from_utf8_lossy(reply).trim().to_string(),
-                    ));
+                    self.end = Some(End::Handshake {
+                        auth: first && conn.credentials.refused_by(reply),
+                        msg: String::from_utf8_lossy(reply).trim().to_string(),
+                    });
                 } else if self.handshake_pending == 0 {
                     conn.came_up();
                 }
@@ -715,5 +748,46 @@ impl ReplyReader {
             }
         }
         pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_told_by_the_command_and_the_error_code() {
+        let wrongpass = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+        let old_redis = b"-ERR invalid password\r\n";
+        // Found in review: the error's text was searched for "AUTH", so a
+        // server without HELLO ("unknown command 'HELLO', with args
+        // beginning with: '3' 'AUTH' ...") counted as refusing the password.
+        let no_hello = b"-ERR unknown command 'HELLO', with args beginning with: '3' 'AUTH' \r\n";
+        assert!(Credentials::Auth.refused_by(wrongpass));
+        assert!(Credentials::Auth.refused_by(old_redis));
+        assert!(Credentials::Hello.refused_by(wrongpass));
+        assert!(Credentials::Hello
+            .refused_by(b"-NOAUTH HELLO must be called with the client already authenticated\r\n"));
+        assert!(!Credentials::Hello.refused_by(no_hello));
+        assert!(!Credentials::None.refused_by(wrongpass));
+    }
+
+    #[test]
+    fn the_handshake_says_what_its_first_command_carries() {
+        let auth = Some((None, "pw".to_string()));
+        assert_eq!(
+            handshake(Protocol::Resp2, &auth, false, 0).2,
+            Credentials::Auth
+        );
+        assert_eq!(handshake(Protocol::Resp3, &auth, true, 1).1, 3);
+        assert_eq!(
+            handshake(Protocol::Resp3, &auth, false, 0).2,
+            Credentials::Hello
+        );
+        assert_eq!(
+            handshake(Protocol::Resp3, &None, false, 0).2,
+            Credentials::None
+        );
+        assert_eq!(handshake(Protocol::Resp2, &None, false, 0).1, 0);
     }
 }

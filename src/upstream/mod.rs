@@ -8,7 +8,7 @@ use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
 use crate::net::Ring;
 use crate::resp::write::Protocol;
-use crate::stats::CoreStats;
+use crate::stats::{ConnState, CoreStats};
 use crate::tls;
 use crate::topology::Shard;
 use crate::topology::Topology;
@@ -479,24 +479,18 @@ impl Upstreams {
     }
 
     /// Connection state per endpoint, for stats: the best of its connections.
-    pub fn states(&self) -> Vec<&'static str> {
-        let rank = |s: &str| match s {
-            "up" => 3,
-            "connecting" => 2,
-            "idle" => 1,
-            _ => 0,
-        };
+    pub fn states(&self) -> Vec<ConnState> {
         self.endpoints
             .borrow()
             .iter()
             .map(|e| {
-                let Some(e) = e else { return "idle" };
+                let Some(e) = e else { return ConnState::Idle };
                 e.resp2
                     .iter()
                     .chain(&e.resp3)
-                    .map(|c| c.state_name())
-                    .max_by_key(|s| rank(s))
-                    .unwrap_or("idle")
+                    .map(|c| c.state())
+                    .max()
+                    .unwrap_or(ConnState::Idle)
             })
             .collect()
     }
