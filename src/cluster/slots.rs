@@ -4,6 +4,7 @@
 //! slot. The control side builds a map from CLUSTER SLOTS and hands every
 //! core its own `Arc`; a core patches its copy on MOVED until the next one.
 
+use crate::route::hash::crc16;
 use crate::route::hashtag::hashtag;
 use crate::topology::Shard;
 use std::net::SocketAddr;
@@ -12,36 +13,6 @@ use std::time::SystemTime;
 pub const SLOTS: usize = 16384;
 /// A slot no shard serves.
 pub const UNSERVED: u16 = u16::MAX;
-
-const fn crc16_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-static CRC16: [u16; 256] = crc16_table();
-
-/// CRC16/XMODEM (polynomial 0x1021, initial value 0), as Redis Cluster uses.
-#[inline]
-pub fn crc16(data: &[u8]) -> u16 {
-    data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ CRC16[((crc >> 8) as u8 ^ b) as usize]
-    })
-}
 
 /// The slot of `key`, hashtag rule included.
 #[inline]

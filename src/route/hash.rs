@@ -392,6 +392,15 @@ const CRC16_TABLE: [u16; 256] = {
     t
 };
 
+/// CRC-16/XMODEM (polynomial 0x1021, initial value 0): Redis Cluster's
+/// key slots.
+#[inline]
+pub fn crc16(data: &[u8]) -> u16 {
+    data.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ CRC16_TABLE[((crc >> 8) as u8 ^ b) as usize]
+    })
+}
+
 /// twemproxy 0.5.0's crc16: XMODEM's table walk, but the accumulator is a
 /// `uint32_t` shifted left by 8 each byte and never masked to 16 bits, so
 /// the returned value carries earlier bytes' state in its upper half.
