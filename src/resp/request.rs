@@ -12,6 +12,34 @@ pub struct Arg {
     pub end: usize,
 }
 
+/// A scanned request: its RESP encoding and where its arguments are in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub frame: &'a [u8],
+    pub args: &'a [Arg],
+}
+
+impl<'a> Request<'a> {
+    pub fn new(frame: &'a [u8], args: &'a [Arg]) -> Request<'a> {
+        Request { frame, args }
+    }
+
+    /// Argument `i` (0: the command name). Panics past `argc`, as slices do.
+    pub fn arg(&self, i: usize) -> &'a [u8] {
+        let a = self.args[i];
+        &self.frame[a.start..a.end]
+    }
+
+    /// Argument `i`, or None past the last.
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        self.args.get(i).map(|a| &self.frame[a.start..a.end])
+    }
+
+    pub fn argc(&self) -> usize {
+        self.args.len()
+    }
+}
+
 /// What the scanner found at the start of the buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scanned {

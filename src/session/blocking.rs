@@ -15,7 +15,7 @@ use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
-use crate::resp::request::Arg;
+use crate::resp::request::{Arg, Request};
 use crate::resp::write;
 use crate::stats::CoreStats;
 use crate::upstream::conn::Conn;
@@ -73,7 +73,7 @@ pub fn run(
     spec: &CommandSpec,
     block: Block,
 ) {
-    let arg = |i: usize| args.get(i).map(|a| &frame[a.start..a.end]);
+    let arg = |i: usize| Request::new(frame, args).get(i);
     let Some(timeout) = how_long(block, arg, args.len()) else {
         // Not blocking: an ordinary request on the shared connection.
         return super::routed(ctx, client, frame, args, spec, None);
@@ -260,7 +260,7 @@ pub fn wait_for_replicas(
     args: &[Arg],
     primaries: &[usize],
 ) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     if crate::resp::parse_int(arg(1)).is_none_or(|n| n < 0) {
         return client.error("ERR value is not an integer or out of range");
     }

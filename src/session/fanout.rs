@@ -11,7 +11,7 @@ use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
 use super::replies::Waiter;
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
-use crate::resp::request::Arg;
+use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted};
 
 /// The endpoints a fanned-out command reaches.
@@ -83,7 +83,7 @@ pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, String> {
 
 /// Runs a fanned-out command.
 pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], fan: Fan) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     if fan == Fan::Info {
         return info_cmd(ctx, client, frame, args);
     }
@@ -347,7 +347,7 @@ pub fn hello(ctx: &CoreContext, client: &mut Client) {
 /// must pass while one backend is down.
 fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     let names: Vec<&[u8]> = (1..args.len())
-        .map(|i| &frame[args[i].start..args[i].end])
+        .map(|i| Request::new(frame, args).arg(i))
         .collect();
     let want = info::wanted(&names);
     let parts = info::render(ctx, client, &want);
@@ -364,7 +364,7 @@ fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
 /// backend's cursor (`gather::scan_cursor`); backends are walked in turn,
 /// so every key present for the whole scan is returned, as Redis promises.
 fn scan(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], eps: &[usize]) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let cursor = std::str::from_utf8(arg(1))
         .ok()
         .and_then(|s| s.parse::<u64>().ok());

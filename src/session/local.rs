@@ -7,12 +7,12 @@ use super::{Client, CoreContext};
 use crate::command::{Exec, KeySpec, Local, COMMANDS};
 use crate::config::PasswordDigest;
 use crate::resp::parse_int;
-use crate::resp::request::Arg;
+use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::{CoreStats, ErrorKind};
 
 pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let argc = args.len();
     match cmd {
         Local::Ping if client.pubsub.is_some() && client.proto == Protocol::Resp2 && argc <= 2 => {
@@ -152,7 +152,7 @@ fn auth(ctx: &CoreContext, client: &mut Client, creds: &[&[u8]]) -> bool {
 }
 
 fn hello(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let mut proto = client.proto;
     if args.len() >= 2 {
         proto = match parse_int(arg(1)) {
@@ -210,7 +210,7 @@ fn valid_name(name: &[u8]) -> bool {
 /// CLIENT: keyway's own clients (the connections to keyway, not keyway's
 /// connections to the backends).
 fn client_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let sub = arg(1);
     let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
     let arity_ok = |n: usize, client: &mut Client| {
@@ -387,7 +387,7 @@ fn list_clients(ctx: &CoreContext, client: &mut Client, filter: super::clients::
 /// closed after its reply.
 fn kill_clients(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     use super::clients::{parse_filter, Ask, Filter};
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     if args.len() < 3 {
         return client.error("ERR wrong number of arguments for 'client|kill' command");
     }
@@ -479,7 +479,7 @@ const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(
 /// table when no route leads to a backend.
 fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     use super::gather::{Merge, Table};
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let sub = (args.len() > 1).then(|| arg(1));
     let is = |s: &[u8]| sub.is_some_and(|sub| sub.eq_ignore_ascii_case(s));
     let merge = if sub.is_none() {
@@ -508,7 +508,7 @@ fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
 
 /// COMMAND from keyway's own table.
 fn own_command_table(client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let proto = client.proto;
     let served = || COMMANDS.iter().filter(|c| c.exec != Exec::Unsupported);
     if args.len() == 1 {

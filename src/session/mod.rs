@@ -15,7 +15,7 @@ pub mod transaction;
 use crate::command::{key_indices, lookup, CommandSpec, Exec, Fan, Local, Split};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
-use crate::resp::request::{Arg, RequestScanner, Scanned};
+use crate::resp::request::{Arg, Request, RequestScanner, Scanned};
 use crate::resp::write::{quoted, Protocol};
 use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
@@ -840,7 +840,7 @@ fn own_connection(spec: &CommandSpec) -> bool {
 }
 
 fn execute(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -> bool {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let name = arg(0);
     let spec = lookup(name);
     if let Some(s) = spec {
@@ -859,7 +859,7 @@ fn run_command(
     args: &[Arg],
     spec: Option<&'static CommandSpec>,
 ) {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let name = arg(0);
     ctx.stats.command(spec);
     if let Some(spec) = spec {
@@ -976,7 +976,7 @@ fn find_keys(
     match key_indices(
         spec,
         args.len(),
-        |i| &frame[args[i].start..args[i].end],
+        |i| Request::new(frame, args).arg(i),
         keys,
     ) {
         Ok(()) => true,
@@ -989,7 +989,7 @@ fn find_keys(
 
 /// Redis's words for a command it does not know.
 fn unknown_command(frame: &[u8], args: &[Arg]) -> String {
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let mut shown = String::new();
     for i in 1..args.len() {
         if shown.len() >= 128 {

@@ -9,7 +9,7 @@ use super::{Client, CoreContext};
 use crate::cluster::redirect::Redirect;
 use crate::cluster::slots::{key_slot, SlotMap};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
-use crate::resp::request::Arg;
+use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
 use crate::topology::{Shard, Topology};
@@ -167,7 +167,7 @@ pub fn mirror_copies(
 ) {
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     if key_indices(spec, args.len(), arg, &mut keys).is_ok() && !keys.is_empty() {
         let kind = match spec.exec {
             crate::command::Exec::Split(kind) => Some(kind),
@@ -285,7 +285,7 @@ impl Routing {
         first: usize,
         targets: &mut Vec<Target>,
     ) -> Result<(), RouteError> {
-        let arg = |i: usize| &frame[args[i].start..args[i].end];
+        let arg = |i: usize| Request::new(frame, args).arg(i);
         let topo = &ctx.topo;
         let is_read = self.is_read;
         let maps = ctx.upstreams.slot_maps();
@@ -610,7 +610,7 @@ pub fn place_whole(
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     let start = buf.len();
-    let arg = |i: usize| &frame[args[i].start..args[i].end];
+    let arg = |i: usize| Request::new(frame, args).arg(i);
     let placed = key_indices(spec, args.len(), arg, &mut keys)
         .map_err(RouteError::Keys)
         .and_then(|()| {
@@ -647,7 +647,7 @@ fn single_target(
     let maps = ctx.upstreams.slot_maps();
     targets.clear();
     for (ordinal, &k) in keys.iter().enumerate() {
-        let key = &frame[args[k].start..args[k].end];
+        let key = Request::new(frame, args).arg(k);
         let Some(route) = topo.resolve(key) else {
             return Err(RouteError::no_route("key", key));
         };

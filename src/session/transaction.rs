@@ -31,7 +31,7 @@ use super::plan;
 use super::replies::Waiter;
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
-use crate::resp::request::{Arg, RequestScanner, Scanned};
+use crate::resp::request::{Arg, Request, RequestScanner, Scanned};
 use crate::resp::write::{self, quoted};
 use crate::stats::ErrorKind;
 use crate::upstream::conn::Conn;
@@ -82,7 +82,7 @@ pub fn control(
     args: &[Arg],
     spec: &CommandSpec,
 ) {
-    let name = &frame[args[0].start..args[0].end];
+    let name = Request::new(frame, args).arg(0);
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"multi") {
         if client.tx.is_some() {
@@ -224,7 +224,7 @@ pub fn queue(
     let first_key = client
         .keys
         .first()
-        .map(|&k| &frame[args[k].start..args[k].end]);
+        .map(|&k| Request::new(frame, args).arg(k));
     let outcome = result.and_then(|placed| {
         let tx = client.tx.as_mut().expect("queue runs inside MULTI");
         if let Some(place) = placed {
