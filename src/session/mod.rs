@@ -973,12 +973,7 @@ fn find_keys(
     args: &[Arg],
     keys: &mut Vec<usize>,
 ) -> bool {
-    match key_indices(
-        spec,
-        args.len(),
-        |i| Request::new(frame, args).arg(i),
-        keys,
-    ) {
+    match key_indices(spec, args.len(), |i| Request::new(frame, args).arg(i), keys) {
         Ok(()) => true,
         Err(e) => {
             client.error(e.message());
