@@ -15,7 +15,7 @@ use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
-use crate::resp::request::{Arg, Request};
+use crate::resp::request::Request;
 use crate::resp::write;
 use crate::stats::CoreStats;
 use crate::upstream::conn::Conn;
@@ -68,18 +68,18 @@ pub fn how_long<'a>(
 pub fn run(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: &CommandSpec,
     block: Block,
 ) {
-    let arg = |i: usize| Request::new(frame, args).get(i);
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.get(i);
     let Some(timeout) = how_long(block, arg, args.len()) else {
         // Not blocking: an ordinary request on the shared connection.
-        return super::routed(ctx, client, frame, args, spec, None);
+        return super::routed(ctx, client, req, spec, None);
     };
     let mut request = Vec::with_capacity(frame.len());
-    let endpoint = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
+    let endpoint = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some((endpoint, _))) => endpoint,
         Ok(None) => return client.error(&format!("ERR '{}' without keys", spec.name)),
         Err(e) => return plan::refuse(client, &e),
@@ -159,7 +159,8 @@ pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
                 let name = &b.frame[args[0].start..args[0].end];
                 crate::command::lookup(name).and_then(|spec| {
                     let mut scratch = Vec::new();
-                    plan::place_whole(new, client, &b.frame, &args, spec, &mut scratch)
+                    let req = Request::new(&b.frame, &args);
+                    plan::place_whole(new, client, req, spec, &mut scratch)
                         .ok()
                         .flatten()
                 })
@@ -256,11 +257,11 @@ const WAIT_CHANNEL: &[u8] = b"__keyway__:wait";
 pub fn wait_for_replicas(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     primaries: &[usize],
 ) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let frame = req.frame;
+    let arg = |i: usize| req.arg(i);
     if crate::resp::parse_int(arg(1)).is_none_or(|n| n < 0) {
         return client.error("ERR value is not an integer or out of range");
     }

@@ -11,7 +11,7 @@ use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
 use super::replies::Waiter;
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
-use crate::resp::request::{Arg, Request};
+use crate::resp::request::Request;
 use crate::resp::write::{self, quoted};
 
 /// The endpoints a fanned-out command reaches.
@@ -82,10 +82,11 @@ pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, String> {
 }
 
 /// Runs a fanned-out command.
-pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], fan: Fan) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.arg(i);
     if fan == Fan::Info {
-        return info_cmd(ctx, client, frame, args);
+        return info_cmd(ctx, client, req);
     }
     let all = match backends(ctx) {
         Ok(b) if b.primaries.is_empty() => {
@@ -189,8 +190,8 @@ pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], f
                 ))
             }
         }
-        Fan::Scan => scan(ctx, client, frame, args, &all.primaries),
-        Fan::Wait => super::blocking::wait_for_replicas(ctx, client, frame, args, &all.primaries),
+        Fan::Scan => scan(ctx, client, req, &all.primaries),
+        Fan::Wait => super::blocking::wait_for_replicas(ctx, client, req, &all.primaries),
         Fan::Slowlog => {
             let sub = arg(1);
             let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
@@ -345,10 +346,9 @@ pub fn hello(ctx: &CoreContext, client: &mut Client) {
 /// those are asked for. A backend that does not answer is counted in
 /// `keyway_backends_failed`, never a failed INFO: clients' ready checks
 /// must pass while one backend is down.
-fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let names: Vec<&[u8]> = (1..args.len())
-        .map(|i| Request::new(frame, args).arg(i))
-        .collect();
+fn info_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let args = req.args;
+    let names: Vec<&[u8]> = (1..args.len()).map(|i| req.arg(i)).collect();
     let want = info::wanted(&names);
     let parts = info::render(ctx, client, &want);
     let eps = if info::needs_backends(&want) {
@@ -363,8 +363,9 @@ fn info_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) 
 /// SCAN across backends: the client's cursor names a backend and that
 /// backend's cursor (`gather::scan_cursor`); backends are walked in turn,
 /// so every key present for the whole scan is returned, as Redis promises.
-fn scan(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], eps: &[usize]) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn scan(ctx: &CoreContext, client: &mut Client, req: Request<'_>, eps: &[usize]) {
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.arg(i);
     let cursor = std::str::from_utf8(arg(1))
         .ok()
         .and_then(|s| s.parse::<u64>().ok());

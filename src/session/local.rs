@@ -7,12 +7,13 @@ use super::{Client, CoreContext};
 use crate::command::{Exec, KeySpec, Local, COMMANDS};
 use crate::config::PasswordDigest;
 use crate::resp::parse_int;
-use crate::resp::request::{Arg, Request};
+use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::{CoreStats, ErrorKind};
 
-pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let argc = args.len();
     match cmd {
         Local::Ping if client.pubsub.is_some() && client.proto == Protocol::Resp2 && argc <= 2 => {
@@ -37,9 +38,9 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, frame: &[u8], arg
                 client.reply(|o| write::simple(o, "OK"));
             }
         }
-        Local::Hello => hello(ctx, client, frame, args),
-        Local::Client => client_cmd(ctx, client, frame, args),
-        Local::Command => command(ctx, client, frame, args),
+        Local::Hello => hello(ctx, client, req),
+        Local::Client => client_cmd(ctx, client, req),
+        Local::Command => command(ctx, client, req),
         // As Redis: back to a new connection's state (RESP2, database 0,
         // no transaction, no name, authenticated only without a password).
         Local::Reset => {
@@ -151,8 +152,9 @@ fn auth(ctx: &CoreContext, client: &mut Client, creds: &[&[u8]]) -> bool {
     }
 }
 
-fn hello(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn hello(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let mut proto = client.proto;
     if args.len() >= 2 {
         proto = match parse_int(arg(1)) {
@@ -209,8 +211,9 @@ fn valid_name(name: &[u8]) -> bool {
 
 /// CLIENT: keyway's own clients (the connections to keyway, not keyway's
 /// connections to the backends).
-fn client_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let sub = arg(1);
     let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
     let arity_ok = |n: usize, client: &mut Client| {
@@ -284,7 +287,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]
             Err(e) => client.error(&e),
         }
     } else if is(b"kill") {
-        kill_clients(ctx, client, frame, args)
+        kill_clients(ctx, client, req)
     } else if is(b"reply") {
         if arity_ok(3, client) {
             let mode = arg(2);
@@ -385,9 +388,10 @@ fn list_clients(ctx: &CoreContext, client: &mut Client, filter: super::clients::
 /// CLIENT KILL ip:port (old form: +OK or an error) or with filters (new
 /// form: how many were closed). The client itself, when it matches, is
 /// closed after its reply.
-fn kill_clients(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+fn kill_clients(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let args = req.args;
     use super::clients::{parse_filter, Ask, Filter};
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let arg = |i: usize| req.arg(i);
     if args.len() < 3 {
         return client.error("ERR wrong number of arguments for 'client|kill' command");
     }
@@ -477,9 +481,10 @@ const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(
 
 /// COMMAND and its subcommands: the backends' own table, filtered; keyway's
 /// table when no route leads to a backend.
-fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
+fn command(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let (frame, args) = (req.frame, req.args);
     use super::gather::{Merge, Table};
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let arg = |i: usize| req.arg(i);
     let sub = (args.len() > 1).then(|| arg(1));
     let is = |s: &[u8]| sub.is_some_and(|sub| sub.eq_ignore_ascii_case(s));
     let merge = if sub.is_none() {
@@ -503,12 +508,13 @@ fn command(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) {
     if super::fanout::command_table(ctx, client, frame, merge) {
         return;
     }
-    own_command_table(client, frame, args)
+    own_command_table(client, req)
 }
 
 /// COMMAND from keyway's own table.
-fn own_command_table(client: &mut Client, frame: &[u8], args: &[Arg]) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn own_command_table(client: &mut Client, req: Request<'_>) {
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let proto = client.proto;
     let served = || COMMANDS.iter().filter(|c| c.exec != Exec::Unsupported);
     if args.len() == 1 {

@@ -15,7 +15,7 @@ pub mod transaction;
 use crate::command::{key_indices, lookup, CommandSpec, Exec, Fan, Local, Split};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
-use crate::resp::request::{Arg, Request, RequestScanner, Scanned};
+use crate::resp::request::{Request, RequestScanner, Scanned};
 use crate::resp::write::{quoted, Protocol};
 use crate::resp::Limits;
 use crate::stats::{CoreStats, ErrorKind, Group};
@@ -520,9 +520,9 @@ async fn send_huge(ctx: &CoreContext, client: &mut Client, reader: &mut Reader, 
         HugeAt::Carried(len) => &input.carried_bytes()[..len],
         HugeAt::Inline(_) => reader.scanner.inline_frame(),
     };
-    let args = reader.scanner.args();
+    let req = Request::new(frame, reader.scanner.args());
     let slot = huge.slot();
-    while !huge.step(ctx, client, frame, args) {
+    while !huge.step(ctx, client, req) {
         let limit = huge.in_flight();
         poll_fn(|cx| {
             let mut r = client.replies.borrow_mut();
@@ -743,7 +743,8 @@ impl Reader {
             });
             match self.scanner.scan(&bytes[pos..]) {
                 Ok(Scanned::Frame { len }) => {
-                    if !dispatch(ctx, client, &bytes[pos..pos + len], self.scanner.args()) {
+                    let req = Request::new(&bytes[pos..pos + len], self.scanner.args());
+                    if !dispatch(ctx, client, req) {
                         self.held_back = true;
                         break;
                     }
@@ -760,7 +761,7 @@ impl Reader {
                 }
                 Ok(Scanned::Inline { len }) => {
                     let frame = self.scanner.inline_frame();
-                    if !dispatch(ctx, client, frame, self.scanner.args()) {
+                    if !dispatch(ctx, client, Request::new(frame, self.scanner.args())) {
                         self.held_back = true;
                         break;
                     }
@@ -810,14 +811,14 @@ async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
 /// dropped (CLIENT REPLY itself sets `reply_mode_set` and mutes its own).
 /// False when the request must wait for the batch's earlier replies (see
 /// `own_connection`): nothing of it ran.
-pub fn dispatch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -> bool {
+pub fn dispatch(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
     let mode = client.reply_mode;
     if mode == ReplyMode::On {
-        return execute(ctx, client, frame, args);
+        return execute(ctx, client, req);
     }
     let from = client.replies.borrow().len();
     client.reply_mode_set = false;
-    if !execute(ctx, client, frame, args) {
+    if !execute(ctx, client, req) {
         return false;
     }
     if client.reply_mode_set {
@@ -839,8 +840,8 @@ fn own_connection(spec: &CommandSpec) -> bool {
     matches!(spec.exec, Exec::Blocking(_) | Exec::Fanout(Fan::Wait))
 }
 
-fn execute(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -> bool {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
+    let arg = |i: usize| req.arg(i);
     let name = arg(0);
     let spec = lookup(name);
     if let Some(s) = spec {
@@ -848,18 +849,18 @@ fn execute(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg]) -
             return false;
         }
     }
-    run_command(ctx, client, frame, args, spec);
+    run_command(ctx, client, req, spec);
     true
 }
 
 fn run_command(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: Option<&'static CommandSpec>,
 ) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let name = arg(0);
     ctx.stats.command(spec);
     if let Some(spec) = spec {
@@ -873,7 +874,7 @@ fn run_command(
     };
     client.groups[group as usize] += 1;
     let Some(spec) = spec else {
-        client.fail(ErrorKind::UnknownCommand, &unknown_command(frame, args));
+        client.fail(ErrorKind::UnknownCommand, &unknown_command(req));
         transaction::doom(client);
         return;
     };
@@ -904,21 +905,21 @@ fn run_command(
         ));
     }
     if client.tx.is_some() && spec.exec != Exec::Transaction {
-        return transaction::queue(ctx, client, frame, args, spec);
+        return transaction::queue(ctx, client, req, spec);
     }
     match spec.exec {
-        Exec::Local(l) => local::run(l, ctx, client, frame, args),
-        Exec::Fanout(fan) => fanout::run(ctx, client, frame, args, fan),
-        Exec::Transaction => transaction::control(ctx, client, frame, args, spec),
-        Exec::Blocking(block) => blocking::run(ctx, client, frame, args, spec, block),
-        Exec::PubSub => pubsub::run(ctx, client, frame, args, spec.name),
+        Exec::Local(l) => local::run(l, ctx, client, req),
+        Exec::Fanout(fan) => fanout::run(ctx, client, req, fan),
+        Exec::Transaction => transaction::control(ctx, client, req, spec),
+        Exec::Blocking(block) => blocking::run(ctx, client, req, spec, block),
+        Exec::PubSub => pubsub::run(ctx, client, req, spec.name),
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,
                 &format!("ERR unsupported command '{}'", quoted(name, 128)),
             );
         }
-        Exec::Forward => routed(ctx, client, frame, args, spec, None),
+        Exec::Forward => routed(ctx, client, req, spec, None),
         Exec::Split(kind) => {
             if kind == Split::Mset && args.len().is_multiple_of(2) {
                 client.fail(
@@ -927,7 +928,7 @@ fn run_command(
                 );
                 return;
             }
-            routed(ctx, client, frame, args, spec, Some(kind));
+            routed(ctx, client, req, spec, Some(kind));
         }
     }
 }
@@ -936,14 +937,13 @@ fn run_command(
 fn routed(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: &CommandSpec,
     kind: Option<Split>,
 ) {
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
-    if find_keys(client, spec, frame, args, &mut keys) {
+    if find_keys(client, spec, req, &mut keys) {
         match kind {
             _ if keys.is_empty() => client.error(&format!(
                 "ERR '{}' without keys cannot be routed: keyway routes by key",
@@ -957,7 +957,7 @@ fn routed(
                 let at = HugeAt::Carried(0);
                 client.huge = Some(Box::new(HugeCommand { plan, at }));
             }
-            _ => plan::execute(ctx, client, frame, args, spec, kind, &keys, &mut targets),
+            _ => plan::execute(ctx, client, req, spec, kind, &keys, &mut targets),
         }
     }
     client.keys = keys;
@@ -966,14 +966,9 @@ fn routed(
 
 /// Fills `keys` with the argument indices of the request's keys; on a bad
 /// numkeys, answers the client and returns false.
-fn find_keys(
-    client: &Client,
-    spec: &CommandSpec,
-    frame: &[u8],
-    args: &[Arg],
-    keys: &mut Vec<usize>,
-) -> bool {
-    match key_indices(spec, args.len(), |i| Request::new(frame, args).arg(i), keys) {
+fn find_keys(client: &Client, spec: &CommandSpec, req: Request<'_>, keys: &mut Vec<usize>) -> bool {
+    let args = req.args;
+    match key_indices(spec, args.len(), |i| req.arg(i), keys) {
         Ok(()) => true,
         Err(e) => {
             client.error(e.message());
@@ -983,8 +978,9 @@ fn find_keys(
 }
 
 /// Redis's words for a command it does not know.
-fn unknown_command(frame: &[u8], args: &[Arg]) -> String {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+fn unknown_command(req: Request<'_>) -> String {
+    let args = req.args;
+    let arg = |i: usize| req.arg(i);
     let mut shown = String::new();
     for i in 1..args.len() {
         if shown.len() >= 128 {

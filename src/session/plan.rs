@@ -141,49 +141,32 @@ impl RouteError {
 
 /// Routes and sends a keyed request (`kind` is Some for split commands).
 /// `keys` holds the argument indices of its keys.
-#[allow(clippy::too_many_arguments)]
 pub fn execute(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: &CommandSpec,
     kind: Option<Split>,
     keys: &[usize],
     targets: &mut Vec<Target>,
 ) {
-    route_and_send(ctx, client, frame, args, spec, kind, keys, targets, false)
+    route_and_send(ctx, client, req, spec, kind, keys, targets, false)
 }
 
 /// Sends only the mirrored copies of a write that already ran on its
 /// primary another way (a transaction's commands, at EXEC): nothing is
 /// answered to the client.
-pub fn mirror_copies(
-    ctx: &CoreContext,
-    client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
-    spec: &CommandSpec,
-) {
+pub fn mirror_copies(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+    let args = req.args;
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let arg = |i: usize| req.arg(i);
     if key_indices(spec, args.len(), arg, &mut keys).is_ok() && !keys.is_empty() {
         let kind = match spec.exec {
             crate::command::Exec::Split(kind) => Some(kind),
             _ => None,
         };
-        route_and_send(
-            ctx,
-            client,
-            frame,
-            args,
-            spec,
-            kind,
-            &keys,
-            &mut targets,
-            true,
-        );
+        route_and_send(ctx, client, req, spec, kind, &keys, &mut targets, true);
     }
     client.keys = keys;
     client.targets = targets;
@@ -193,14 +176,14 @@ pub fn mirror_copies(
 fn route_and_send(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: &CommandSpec,
     kind: Option<Split>,
     keys: &[usize],
     targets: &mut Vec<Target>,
     mirrors_only: bool,
 ) {
+    let (frame, args) = (req.frame, req.args);
     targets.clear();
     let mut routing = Routing {
         is_read: !spec.write,
@@ -208,7 +191,7 @@ fn route_and_send(
         draw: None,
         turn: ctx.upstreams.next_turn(),
     };
-    if let Err(why) = routing.route(ctx, client, frame, args, keys, 0, targets) {
+    if let Err(why) = routing.route(ctx, client, req, keys, 0, targets) {
         if !mirrors_only {
             refuse(client, &why);
         }
@@ -274,18 +257,16 @@ impl Routing {
     /// Appends the targets of `keys` (argument indices; the first is key
     /// number `first` of the command) to `targets`, in key order. Err: a
     /// key cannot be served; the client's error.
-    #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
         ctx: &CoreContext,
         client: &mut Client,
-        frame: &[u8],
-        args: &[Arg],
+        req: Request<'_>,
         keys: &[usize],
         first: usize,
         targets: &mut Vec<Target>,
     ) -> Result<(), RouteError> {
-        let arg = |i: usize| Request::new(frame, args).arg(i);
+        let arg = |i: usize| req.arg(i);
         let topo = &ctx.topo;
         let is_read = self.is_read;
         let maps = ctx.upstreams.slot_maps();
@@ -498,13 +479,8 @@ impl Huge {
     /// Routes or sends one slice of the command (`frame`, `args`); true
     /// once it is on its way (or was answered with an error before
     /// anything of it was sent).
-    pub fn step(
-        &mut self,
-        ctx: &CoreContext,
-        client: &mut Client,
-        frame: &[u8],
-        args: &[Arg],
-    ) -> bool {
+    pub fn step(&mut self, ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
+        let (frame, args) = (req.frame, req.args);
         let enc = Encoder {
             frame,
             args,
@@ -518,15 +494,9 @@ impl Huge {
                 // cannot be served refuses the whole command.
                 let end = (self.next + SLICE).min(self.keys.len());
                 let keys = &self.keys[self.next..end];
-                let routed = self.routing.route(
-                    ctx,
-                    client,
-                    frame,
-                    args,
-                    keys,
-                    self.next,
-                    &mut self.targets,
-                );
+                let routed =
+                    self.routing
+                        .route(ctx, client, req, keys, self.next, &mut self.targets);
                 if let Err(why) = routed {
                     let mut replies = client.replies.borrow_mut();
                     let part = replies.add_part(slot, Vec::new());
@@ -602,23 +572,22 @@ impl Huge {
 pub fn place_whole(
     ctx: &CoreContext,
     client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     spec: &CommandSpec,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(usize, u16)>, RouteError> {
+    let args = req.args;
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     let start = buf.len();
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+    let arg = |i: usize| req.arg(i);
     let placed = key_indices(spec, args.len(), arg, &mut keys)
         .map_err(RouteError::Keys)
         .and_then(|()| {
             if keys.is_empty() {
                 return Ok(None);
             }
-            single_target(ctx, frame, args, &keys, &mut targets, buf)
-                .map(|()| Some(targets[0].place()))
+            single_target(ctx, req, &keys, &mut targets, buf).map(|()| Some(targets[0].place()))
         });
     if placed.is_err() {
         buf.truncate(start);
@@ -637,17 +606,17 @@ pub fn refuse(client: &Client, error: &RouteError) {
 /// `targets`, and the command encoded for it appended to `buf`.
 fn single_target(
     ctx: &CoreContext,
-    frame: &[u8],
-    args: &[Arg],
+    req: Request<'_>,
     keys: &[usize],
     targets: &mut Vec<Target>,
     buf: &mut Vec<u8>,
 ) -> Result<(), RouteError> {
+    let (frame, args) = (req.frame, req.args);
     let topo = &ctx.topo;
     let maps = ctx.upstreams.slot_maps();
     targets.clear();
     for (ordinal, &k) in keys.iter().enumerate() {
-        let key = Request::new(frame, args).arg(k);
+        let key = req.arg(k);
         let Some(route) = topo.resolve(key) else {
             return Err(RouteError::no_route("key", key));
         };

@@ -14,7 +14,7 @@ use super::replies::Waiter;
 use super::Held;
 use super::{fanout, plan, Client, CoreContext};
 use crate::resp::reply;
-use crate::resp::request::{Arg, Request};
+use crate::resp::request::Request;
 use crate::resp::write::{self, Protocol};
 use crate::upstream::conn::{Conn, Subscriber};
 use std::cell::RefCell;
@@ -344,8 +344,9 @@ pub fn allowed_when_subscribed(name: &str) -> bool {
 }
 
 /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UN- forms, PUBLISH, SPUBLISH.
-pub fn run(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], name: &str) {
-    let arg = |i: usize| Request::new(frame, args).arg(i);
+pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &str) {
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.arg(i);
     let names: Vec<&[u8]> = (1..args.len()).map(arg).collect();
     match name {
         "publish" | "spublish" => {

@@ -75,14 +75,8 @@ pub struct Watch {
 }
 
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
-pub fn control(
-    ctx: &CoreContext,
-    client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
-    spec: &CommandSpec,
-) {
-    let name = Request::new(frame, args).arg(0);
+pub fn control(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+    let name = req.arg(0);
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"multi") {
         if client.tx.is_some() {
@@ -110,7 +104,7 @@ pub fn control(
         if client.tx.is_some() {
             abort(client, "ERR WATCH inside MULTI is not allowed");
         } else {
-            watch(ctx, client, frame, args, spec);
+            watch(ctx, client, req, spec);
         }
     } else {
         unwatch(client);
@@ -119,9 +113,10 @@ pub fn control(
 }
 
 /// WATCH key [key ...]: on the client's own connection to their backend.
-fn watch(ctx: &CoreContext, client: &mut Client, frame: &[u8], args: &[Arg], spec: &CommandSpec) {
+fn watch(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+    let frame = req.frame;
     let mut request = Vec::with_capacity(frame.len());
-    let place = match plan::place_whole(ctx, client, frame, args, spec, &mut request) {
+    let place = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some(p)) => p,
         Ok(None) => return client.error("ERR wrong number of arguments for 'watch' command"),
         Err(e) => return plan::refuse(client, &e),
@@ -187,13 +182,8 @@ pub fn doom(client: &mut Client) {
 }
 
 /// Queues one command of an open transaction.
-pub fn queue(
-    ctx: &CoreContext,
-    client: &mut Client,
-    frame: &[u8],
-    args: &[Arg],
-    spec: &CommandSpec,
-) {
+pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+    let frame = req.frame;
     match spec.exec {
         // Inside MULTI, Redis runs blocking commands without blocking.
         Exec::Forward
@@ -220,11 +210,8 @@ pub fn queue(
         }
     }
     let mut encoded = Vec::new();
-    let result = plan::place_whole(ctx, client, frame, args, spec, &mut encoded);
-    let first_key = client
-        .keys
-        .first()
-        .map(|&k| Request::new(frame, args).arg(k));
+    let result = plan::place_whole(ctx, client, req, spec, &mut encoded);
+    let first_key = client.keys.first().map(|&k| req.arg(k));
     let outcome = result.and_then(|placed| {
         let tx = client.tx.as_mut().expect("queue runs inside MULTI");
         if let Some(place) = placed {
@@ -305,7 +292,7 @@ fn place_all(
 ) -> Result<Option<(usize, u16)>, Unplaced> {
     let mut place = None;
     each_command(ctx, frames, |frame, args, spec| {
-        match plan::place_whole(ctx, client, frame, args, spec, &mut out.bytes) {
+        match plan::place_whole(ctx, client, Request::new(frame, args), spec, &mut out.bytes) {
             Ok(None) => out.bytes.extend_from_slice(frame),
             Ok(Some(p)) if *place.get_or_insert(p) == p => {}
             Ok(Some(_)) => return Err(Unplaced::Apart),
@@ -413,7 +400,7 @@ fn mirror(ctx: &CoreContext, client: &mut Client, frames: &[u8]) {
     }
     let _ = each_command(ctx, frames, |frame, args, spec| {
         if spec.write {
-            plan::mirror_copies(ctx, client, frame, args, spec);
+            plan::mirror_copies(ctx, client, Request::new(frame, args), spec);
         }
         Ok(())
     });
