@@ -150,7 +150,8 @@ pub fn execute(
     keys: &[usize],
     targets: &mut Vec<Target>,
 ) {
-    route_and_send(ctx, client, req, spec, kind, keys, targets, false)
+    let routing = Routing::new(ctx, spec, false);
+    route_and_send(ctx, client, req, routing, kind, keys, targets)
 }
 
 /// Sends only the mirrored copies of a write that already ran on its
@@ -166,31 +167,25 @@ pub fn mirror_copies(ctx: &CoreContext, client: &mut Client, req: Request<'_>, s
             crate::command::Exec::Split(kind) => Some(kind),
             _ => None,
         };
-        route_and_send(ctx, client, req, spec, kind, &keys, &mut targets, true);
+        let routing = Routing::new(ctx, spec, true);
+        route_and_send(ctx, client, req, routing, kind, &keys, &mut targets);
     }
     client.keys = keys;
     client.targets = targets;
 }
 
-#[allow(clippy::too_many_arguments)]
 fn route_and_send(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
-    spec: &CommandSpec,
+    mut routing: Routing,
     kind: Option<Split>,
     keys: &[usize],
     targets: &mut Vec<Target>,
-    mirrors_only: bool,
 ) {
     let (frame, args) = (req.frame, req.args);
+    let mirrors_only = routing.mirrors_only;
     targets.clear();
-    let mut routing = Routing {
-        is_read: !spec.write,
-        mirrors_only,
-        draw: None,
-        turn: ctx.upstreams.next_turn(),
-    };
     if let Err(why) = routing.route(ctx, client, req, keys, 0, targets) {
         if !mirrors_only {
             refuse(client, &why);
@@ -254,6 +249,17 @@ struct Routing {
 }
 
 impl Routing {
+    /// For a request of `spec`: all its copies, or (`mirrors_only`) only
+    /// the mirrored ones.
+    fn new(ctx: &CoreContext, spec: &CommandSpec, mirrors_only: bool) -> Routing {
+        Routing {
+            is_read: !spec.write,
+            mirrors_only,
+            draw: None,
+            turn: ctx.upstreams.next_turn(),
+        }
+    }
+
     /// Appends the targets of `keys` (argument indices; the first is key
     /// number `first` of the command) to `targets`, in key order. Err: a
     /// key cannot be served; the client's error.
@@ -443,12 +449,7 @@ impl Huge {
             targets: Vec::with_capacity(keys.len()),
             keys,
             kind,
-            routing: Routing {
-                is_read: !spec.write,
-                mirrors_only: false,
-                draw: None,
-                turn: ctx.upstreams.next_turn(),
-            },
+            routing: Routing::new(ctx, spec, false),
             next: 0,
             slot,
             sending: false,
