@@ -524,31 +524,13 @@ async fn send_huge(ctx: &CoreContext, client: &mut Client, reader: &mut Reader, 
     let slot = huge.slot();
     while !huge.step(ctx, client, req) {
         let limit = huge.in_flight();
-        poll_fn(|cx| {
-            let mut r = client.replies.borrow_mut();
-            if r.unanswered(slot) <= limit {
-                Poll::Ready(())
-            } else {
-                r.set_waker(cx.waker());
-                Poll::Pending
-            }
-        })
-        .await;
+        replies_until(&client.replies, |r| r.unanswered(slot) <= limit).await;
         futures_lite::future::yield_now().await;
     }
     // A huge MGET's reply is merged a slice at a time as they are answered
     // (not all at once when the last one is).
     for &(parts, keys) in huge.slices() {
-        poll_fn(|cx| {
-            let mut r = client.replies.borrow_mut();
-            if r.fold(slot, parts, keys) == Fold::Waiting {
-                r.set_waker(cx.waker());
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        replies_until(&client.replies, |r| r.fold(slot, parts, keys) == Fold::Done).await;
         futures_lite::future::yield_now().await;
     }
     input.consume(at.consumed());
@@ -794,9 +776,17 @@ impl Reader {
 }
 
 async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
+    replies_until(replies, |r| r.outstanding() == 0).await
+}
+
+/// Resolves once `ready` holds, asked again whenever a reply comes.
+async fn replies_until(
+    replies: &Rc<RefCell<Replies>>,
+    mut ready: impl FnMut(&mut Replies) -> bool,
+) {
     poll_fn(|cx| {
         let mut r = replies.borrow_mut();
-        if r.outstanding() == 0 {
+        if ready(&mut r) {
             Poll::Ready(())
         } else {
             r.set_waker(cx.waker());

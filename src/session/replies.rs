@@ -393,29 +393,13 @@ impl Replies {
         if parts.iter().any(|p| p.reply.is_none()) {
             return Fold::Waiting;
         }
-        let from = m.folded_keys;
-        let mut by_key = vec![(0, 0); keys_end - from];
-        for p in parts {
-            let (a, b) = p.reply.unwrap_or((0, 0));
-            let scratch = &mut self.scratch;
-            scratch.clear();
-            let fits = reply::elements(&self.arena[a..b], p.keys.len(), scratch).is_some()
-                && p.keys
-                    .iter()
-                    .all(|&k| (from..keys_end).contains(&(k as usize)));
-            if !fits {
-                m.unfoldable = true;
-                return Fold::Done;
-            }
-            for (&k, &(ea, eb)) in p.keys.iter().zip(scratch.iter()) {
-                by_key[k as usize - from] = (a + ea, a + eb);
-            }
-        }
-        if from == 0 {
+        if m.folded_keys == 0 {
             write::array_header(&mut m.merged, m.nkeys);
         }
-        for &(a, b) in by_key.iter() {
-            m.merged.extend_from_slice(&self.arena[a..b]);
+        let keys = m.folded_keys..keys_end;
+        if !values_in_key_order(&self.arena, parts, keys, &mut self.scratch, &mut m.merged) {
+            m.unfoldable = true;
+            return Fold::Done;
         }
         m.folded_parts = parts_end;
         m.folded_keys = keys_end;
@@ -593,22 +577,12 @@ impl Replies {
                 out.extend_from_slice(&self.arena[a..b]);
             }
             Split::Mget => {
-                let scratch = &mut self.scratch;
-                let mut by_key = vec![(0usize, 0usize); m.nkeys];
-                for p in &m.parts {
-                    let (a, b) = part_reply(p);
-                    scratch.clear();
-                    if reply::elements(&self.arena[a..b], p.keys.len(), scratch).is_none() {
-                        write::error(out, "ERR upstream sent an unexpected reply to MGET");
-                        return;
-                    }
-                    for (k, (ea, eb)) in p.keys.iter().zip(scratch.iter()) {
-                        by_key[*k as usize] = (a + ea, a + eb);
-                    }
-                }
+                let mark = out.len();
                 write::array_header(out, m.nkeys);
-                for (a, b) in by_key {
-                    out.extend_from_slice(&self.arena[a..b]);
+                let keys = 0..m.nkeys;
+                if !values_in_key_order(&self.arena, &m.parts, keys, &mut self.scratch, out) {
+                    out.truncate(mark);
+                    write::error(out, "ERR upstream sent an unexpected reply to MGET");
                 }
             }
             Split::Mset => {
@@ -640,6 +614,36 @@ impl Replies {
             }
         }
     }
+}
+
+/// Appends to `out` the values MGET replies (in `arena`) of `parts` hold
+/// for the keys `keys` they carried, in key order. False when a reply is
+/// not the array of its keys' values (what was appended is then to be
+/// dropped).
+fn values_in_key_order(
+    arena: &[u8],
+    parts: &[Part],
+    keys: std::ops::Range<usize>,
+    scratch: &mut Vec<(usize, usize)>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut by_key = vec![(0, 0); keys.len()];
+    for p in parts {
+        let (a, b) = p.reply.unwrap_or((0, 0));
+        scratch.clear();
+        let fits = reply::elements(&arena[a..b], p.keys.len(), scratch).is_some()
+            && p.keys.iter().all(|&k| keys.contains(&(k as usize)));
+        if !fits {
+            return false;
+        }
+        for (&k, &(ea, eb)) in p.keys.iter().zip(scratch.iter()) {
+            by_key[k as usize - keys.start] = (a + ea, a + eb);
+        }
+    }
+    for &(a, b) in &by_key {
+        out.extend_from_slice(&arena[a..b]);
+    }
+    true
 }
 
 /// Ordinals 0, 1, 2, ...
