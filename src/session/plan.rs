@@ -196,10 +196,7 @@ fn route_and_send(
     let split_at = targets.partition_point(|t| t.sink == 0);
     let (primary, mirrors) = targets.split_at(split_at);
     if kind.is_none() && primary.iter().any(|t| !together(t, &primary[0])) {
-        client.fail(
-            ErrorKind::CrossSlot,
-            "CROSSSLOT Keys in request don't hash to the same slot",
-        );
+        refuse(client, &RouteError::CrossSlot);
         return;
     }
     let enc = Encoder {
@@ -444,7 +441,7 @@ impl Huge {
         let slot = client
             .replies
             .borrow_mut()
-            .push_multi(Multi::open(kind, keys.len()));
+            .push_multi(Multi::open_huge(kind, keys.len()));
         Huge {
             targets: Vec::with_capacity(keys.len()),
             keys,

@@ -76,13 +76,21 @@ impl Multi {
         }
     }
 
-    /// A huge command's, whose parts are added as it is routed
-    /// (`add_part`), then sealed (`seal`).
+    /// A command whose parts are added as it is routed (`add_part`),
+    /// then sealed (`seal`).
     pub fn open(kind: Split, nkeys: usize) -> Multi {
         Multi {
             sealed: false,
-            huge: true,
             ..Multi::new(kind, nkeys, Vec::new())
+        }
+    }
+
+    /// A huge command's open reply: its session is woken by each part's
+    /// answer (see `huge`).
+    pub fn open_huge(kind: Split, nkeys: usize) -> Multi {
+        Multi {
+            huge: true,
+            ..Multi::open(kind, nkeys)
         }
     }
 }
@@ -740,7 +748,7 @@ mod tests {
 
     /// A huge MGET of 4 keys in two slices of 2: parts added as sent.
     fn huge_mget(r: &Rc<RefCell<Replies>>) -> usize {
-        let s = r.borrow_mut().push_multi(Multi::open(Split::Mget, 4));
+        let s = r.borrow_mut().push_multi(Multi::open_huge(Split::Mget, 4));
         r.borrow_mut().add_part(s, vec![1]);
         r.borrow_mut().add_part(s, vec![0]);
         r.borrow_mut().add_part(s, vec![3, 2]);
