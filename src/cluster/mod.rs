@@ -1,6 +1,5 @@
 //! Redis Cluster upstreams (`lb_policy = "redis_cluster"`): key slots and
-//! the slot map (`slots`), their discovery and refresh on the control side
-//! (`discovery`), and redirections on the data path (`redirect`).
+//! the slot map (`slots`), and their discovery and refresh on the control
+//! side (`discovery`). Redirections are followed in `upstream::redirect`.
 pub mod discovery;
-pub mod redirect;
 pub mod slots;

@@ -10,7 +10,7 @@
 
 use super::gather::{Gather, Merge};
 use super::plan;
-use super::replies::{Replies, Waiter};
+use super::replies::Replies;
 use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
@@ -19,6 +19,7 @@ use crate::resp::request::Request;
 use crate::resp::write;
 use crate::stats::CoreStats;
 use crate::upstream::conn::Conn;
+use crate::upstream::waiter::Waiter;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;

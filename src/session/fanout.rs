@@ -8,11 +8,11 @@
 //! replies never reach the client.
 
 use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
-use super::replies::Waiter;
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted};
+use crate::upstream::waiter::Waiter;
 
 /// The endpoints a fanned-out command reaches.
 struct Backends {

@@ -444,7 +444,7 @@ fn from_other_cores<T: 'static>(
     encode: impl Fn(&mut Vec<u8>, T) + 'static,
     missing: &'static [u8],
 ) {
-    use super::replies::Waiter;
+    use crate::upstream::waiter::Waiter;
     let g = super::gather::Gather::new(merge, client.proto, 1 + asked);
     let slot = client.replies.borrow_mut().push_gather(g);
     Waiter::new(&client.replies, slot, 0).complete(&own);

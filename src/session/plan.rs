@@ -4,19 +4,19 @@
 //! are grouped per endpoint; mirror policies add fire-and-forget copies.
 //! The client's reply only ever comes from the route's own cluster.
 
-use super::replies::{Multi, Waiter};
+use super::replies::Multi;
 use super::{Client, CoreContext};
-use crate::cluster::redirect::Redirect;
 use crate::cluster::slots::{key_slot, SlotMap};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
 use crate::topology::{Shard, Topology};
+use crate::upstream;
 use crate::upstream::conn::Conn;
+use crate::upstream::waiter::Waiter;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Where one key of a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -695,8 +695,8 @@ fn send(
     send_on(ctx, &conn, group, client.proto, encode, waiter);
 }
 
-/// Sends on `conn`; a request to a Redis Cluster keeps a copy of itself so
-/// that a redirection can send it again.
+/// Sends on `conn` (a Redis Cluster's redirections are followed inside
+/// `upstream`).
 fn send_on(
     ctx: &CoreContext,
     conn: &Rc<Conn>,
@@ -705,29 +705,8 @@ fn send_on(
     encode: impl FnOnce(&mut Vec<u8>),
     waiter: Waiter,
 ) {
-    let cluster = group[0].cluster as usize;
-    if !ctx.topo.is_redis_cluster(cluster) {
-        conn.send(encode, waiter);
-        return;
-    }
-    let mut bytes = Vec::new();
-    encode(&mut bytes);
-    let request: Rc<[u8]> = Rc::from(bytes);
-    let redirect = Redirect {
-        waiter,
-        request: request.clone(),
-        cluster: cluster as u32,
-        slot: group[0].slot as u16,
-        proto,
-        hops: 0,
-        tries: 0,
-        deadline: Instant::now() + ctx.topo.config.op_timeout,
-        upstreams: ctx.upstreams.clone(),
-    };
-    conn.send(
-        |buf| buf.extend_from_slice(&request),
-        Waiter::Cluster(Box::new(redirect)),
-    );
+    let to = (group[0].cluster as usize, group[0].slot as u16);
+    upstream::send(&ctx.upstreams, conn, to, proto, encode, waiter);
 }
 
 /// Writes the upstream requests of a plan.

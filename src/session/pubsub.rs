@@ -10,13 +10,13 @@
 //! lost closes the client's connection: its subscriptions are gone, and
 //! clients subscribe again when they reconnect.
 
-use super::replies::Waiter;
 use super::Held;
 use super::{fanout, plan, Client, CoreContext};
 use crate::resp::reply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, Protocol};
 use crate::upstream::conn::{Conn, Subscriber};
+use crate::upstream::waiter::Waiter;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::future::poll_fn;

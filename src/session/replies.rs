@@ -4,11 +4,10 @@
 //! here and are merged back in key order.
 
 use super::gather::{self, Gather};
-use crate::cluster::redirect::Redirect;
 use crate::command::Split;
 use crate::resp::{reply, write};
-use crate::stats::CoreStats;
-use std::cell::{Cell, RefCell};
+use crate::upstream::waiter::ReplySlots;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
@@ -144,127 +143,20 @@ pub struct Replies {
 /// ahead of everyone else's requests.
 const FIRST_WINDOW: usize = 16;
 
-/// Where an upstream reply goes: a slot (and part) of one session's batch,
-/// or nowhere but the mirror counters for a mirrored copy.
-pub enum Waiter {
-    Client {
-        replies: Rc<RefCell<Replies>>,
-        slot: u32,
-        part: u32,
-    },
-    Mirror {
-        stats: Rc<CoreStats>,
-        cluster: u32,
-    },
-    /// A request to a Redis Cluster node: follows MOVED/ASK/TRYAGAIN
-    /// before its inner waiter gets the reply.
-    Cluster(Box<Redirect>),
-    /// A reply nobody needs (ASKING before a redirected request).
-    Ignore,
-    /// A blocking command keyway may unblock on its backend (a reload moved
-    /// its key): its error reply is then keyway's word for that.
-    Unblockable {
-        waiter: Box<Waiter>,
-        unblocked: Rc<Cell<bool>>,
-    },
-    /// A reply keyway reads itself (a connection's CLIENT ID, the result
-    /// of a CLIENT UNBLOCK); Err: the request failed with that error.
-    Then(Box<dyn FnOnce(Answer)>),
-}
-
-/// What `Waiter::Then` is called with: the reply, or the request's error.
-pub type Answer<'a> = Result<&'a [u8], &'a str>;
-
-/// What a blocking command unblocked by keyway answers.
-pub const UNBLOCKED_BY_RELOAD: &str = "ERR keyway's configuration was reloaded while this command was blocked and its key now lives on another backend; nothing was taken: send the command again";
-
-impl Waiter {
-    pub fn new(replies: &Rc<RefCell<Replies>>, slot: usize, part: usize) -> Waiter {
-        Waiter::Client {
-            replies: replies.clone(),
-            slot: slot as u32,
-            part: part as u32,
-        }
+/// A connection fills the session's slots through this (`upstream::waiter`).
+impl ReplySlots for RefCell<Replies> {
+    fn fill(&self, slot: usize, part: usize, reply: &[u8]) {
+        self.borrow_mut()
+            .fill(slot, part, reply.len(), |a| a.extend_from_slice(reply))
     }
 
-    pub fn mirror(stats: &Rc<CoreStats>, cluster: usize) -> Waiter {
-        Waiter::Mirror {
-            stats: stats.clone(),
-            cluster: cluster as u32,
-        }
+    fn fail(&self, slot: usize, part: usize, msg: &str) {
+        self.borrow_mut()
+            .fill(slot, part, msg.len() + 3, |a| write::error(a, msg))
     }
 
-    /// When the request reached keyway (see `Replies::arrived`). None for
-    /// requests keyway makes itself, and for redirections, which keep a
-    /// deadline of their own.
-    pub fn arrived(&self) -> Option<Instant> {
-        match self {
-            Waiter::Client { replies, .. } => replies.try_borrow().ok()?.arrived,
-            Waiter::Mirror { .. }
-            | Waiter::Cluster(_)
-            | Waiter::Ignore
-            | Waiter::Unblockable { .. }
-            | Waiter::Then(_) => None,
-        }
-    }
-
-    /// No client waits on it (its errors are not the client's errors).
-    pub fn is_mirror(&self) -> bool {
-        match self {
-            Waiter::Client { .. } => false,
-            Waiter::Cluster(r) => r.waiter.is_mirror(),
-            Waiter::Unblockable { waiter, .. } => waiter.is_mirror(),
-            Waiter::Mirror { .. } | Waiter::Ignore | Waiter::Then(_) => true,
-        }
-    }
-
-    pub fn complete(self, reply: &[u8]) {
-        match self {
-            Waiter::Client {
-                replies,
-                slot,
-                part,
-            } => replies
-                .borrow_mut()
-                .fill(slot as usize, part as usize, reply.len(), |a| {
-                    a.extend_from_slice(reply)
-                }),
-            Waiter::Mirror { stats, cluster } => {
-                if reply::is_error(reply) {
-                    stats.mirror(cluster as usize, |m| &m.failed);
-                }
-            }
-            Waiter::Cluster(r) => r.complete(reply),
-            Waiter::Ignore => {}
-            Waiter::Unblockable { waiter, unblocked } => {
-                if unblocked.get() && reply::is_error(reply) {
-                    waiter.fail(UNBLOCKED_BY_RELOAD)
-                } else {
-                    waiter.complete(reply)
-                }
-            }
-            Waiter::Then(then) => then(Ok(reply)),
-        }
-    }
-
-    /// Completes with an error reply; `msg` starts with its code.
-    pub fn fail(self, msg: &str) {
-        match self {
-            Waiter::Client {
-                replies,
-                slot,
-                part,
-            } => replies
-                .borrow_mut()
-                .fill(slot as usize, part as usize, msg.len() + 3, |a| {
-                    write::error(a, msg)
-                }),
-            Waiter::Mirror { stats, cluster } => stats.mirror(cluster as usize, |m| &m.failed),
-            Waiter::Cluster(r) => (*r).fail(msg),
-            Waiter::Ignore => {}
-            Waiter::Unblockable { waiter, .. } => waiter.fail(msg),
-            Waiter::Then(then) => then(Err(msg)),
-        }
+    fn arrived(&self) -> Option<Instant> {
+        self.try_borrow().ok()?.arrived
     }
 }
 
@@ -662,6 +554,7 @@ fn in_key_order(keys: &[u32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::waiter::Waiter;
 
     /// Dispatches requests until the window is full; each reply `size`
     /// bytes. Returns how many went out.

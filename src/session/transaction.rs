@@ -28,13 +28,13 @@
 //! write that a later read through keyway would not find.
 
 use super::plan;
-use super::replies::Waiter;
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
 use crate::resp::request::{Arg, Request, RequestScanner, Scanned};
 use crate::resp::write::{self, quoted};
 use crate::stats::ErrorKind;
 use crate::upstream::conn::Conn;
+use crate::upstream::waiter::Waiter;
 use crate::upstream::Upstreams;
 use std::rc::Rc;
 

@@ -9,11 +9,11 @@
 //! requests fail at once until a backoff ends: a dead backend costs its
 //! clients an immediate error, never a hang.
 
+use super::waiter::Waiter;
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Input, Ring, Socket, Stream};
 use crate::resp::reply::{error_code, is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
-use crate::session::replies::Waiter;
 use crate::stats::{ConnState, CoreStats, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
@@ -41,7 +41,7 @@ pub struct ConnSettings {
     /// TCP keepalive idle time (`tcp_keepalive`; zero: off).
     pub keepalive: Duration,
     /// Where failures and recoveries are reported (health checking).
-    pub reports: Option<crate::upstream::reports::Reports>,
+    pub reports: Option<super::reports::Reports>,
 }
 
 const NO_DESCRIPTORS: &str = "ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)";

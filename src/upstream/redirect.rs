@@ -5,9 +5,10 @@
 //! `-TRYAGAIN` / `-CLUSTERDOWN` → sent again after a short pause. All
 //! within op_timeout and a few redirections; then the last reply stands.
 
+use super::conn::Conn;
+use super::pool::Upstreams;
+use super::waiter::{Redirectable, Waiter};
 use crate::resp::write::Protocol;
-use crate::session::replies::Waiter;
-use crate::upstream::Upstreams;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -15,19 +16,50 @@ use std::time::{Duration, Instant};
 const MAX_REDIRECTS: u8 = 5;
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
-pub struct Redirect {
+/// Sends a request for `slot` of Redis Cluster `cluster` on `conn`,
+/// keeping a copy of it so that a redirection can send it again; `waiter`
+/// gets the reply that ends it, within op_timeout.
+pub fn send(
+    upstreams: &Rc<Upstreams>,
+    conn: &Rc<Conn>,
+    (cluster, slot): (usize, u16),
+    proto: Protocol,
+    encode: impl FnOnce(&mut Vec<u8>),
+    waiter: Waiter,
+) {
+    let mut bytes = Vec::new();
+    encode(&mut bytes);
+    let request: Rc<[u8]> = Rc::from(bytes);
+    let redirect = Redirect {
+        waiter,
+        request: request.clone(),
+        cluster: cluster as u32,
+        slot,
+        proto,
+        hops: 0,
+        tries: 0,
+        deadline: Instant::now() + upstreams.op_timeout(),
+        upstreams: upstreams.clone(),
+    };
+    conn.send(
+        |buf| buf.extend_from_slice(&request),
+        Waiter::Redirectable(Box::new(redirect)),
+    );
+}
+
+struct Redirect {
     /// Who gets the final reply: a client slot or a mirror's counters.
-    pub waiter: Waiter,
+    waiter: Waiter,
     /// The request exactly as sent.
-    pub request: Rc<[u8]>,
-    pub cluster: u32,
-    pub slot: u16,
-    pub proto: Protocol,
-    pub hops: u8,
+    request: Rc<[u8]>,
+    cluster: u32,
+    slot: u16,
+    proto: Protocol,
+    hops: u8,
     /// TRYAGAIN / CLUSTERDOWN answers met (for the pause before the next).
-    pub tries: u8,
-    pub deadline: Instant,
-    pub upstreams: Rc<Upstreams>,
+    tries: u8,
+    deadline: Instant,
+    upstreams: Rc<Upstreams>,
 }
 
 enum Answer<'a> {
@@ -58,9 +90,9 @@ fn classify(reply: &[u8]) -> Answer<'_> {
     }
 }
 
-impl Redirect {
+impl Redirectable for Redirect {
     /// The reply to a request sent to a cluster node.
-    pub fn complete(mut self: Box<Self>, reply: &[u8]) {
+    fn complete(mut self: Box<Self>, reply: &[u8]) {
         let answer = classify(reply);
         if matches!(answer, Answer::Final) {
             return self.waiter.complete(reply);
@@ -117,11 +149,17 @@ impl Redirect {
     }
 
     /// A connection failure or timeout: the cluster may have changed.
-    pub fn fail(self, msg: &str) {
+    fn fail(self: Box<Self>, msg: &str) {
         self.upstreams.ask_refresh(self.cluster as usize);
         self.waiter.fail(msg);
     }
 
+    fn is_mirror(&self) -> bool {
+        self.waiter.is_mirror()
+    }
+}
+
+impl Redirect {
     /// Sends again to whoever serves the slot now.
     fn resend(self: Box<Self>) {
         let owner = {
@@ -143,7 +181,10 @@ impl Redirect {
             conn.send(|buf| buf.extend_from_slice(ASKING), Waiter::Ignore);
         }
         let request = self.request.clone();
-        conn.send(|buf| buf.extend_from_slice(&request), Waiter::Cluster(self));
+        conn.send(
+            |buf| buf.extend_from_slice(&request),
+            Waiter::Redirectable(self),
+        );
     }
 
     /// The named node is new to this core: wait (within op_timeout) for the
