@@ -1,26 +1,55 @@
 //! keyway: a thread-per-core io_uring Redis/Valkey proxy.
 //!
-//! The data path, in the order a request walks it:
-//! `runtime::core` (listener) → `session` → `resp::request` (scanner) →
-//! `command` (table) → `topology` / `route` (router) → `upstream::conn` →
-//! `session::replies` (replies in order). For Redis Cluster upstreams the
-//! router consults `cluster::slots` (per-core slot maps fed by
-//! `cluster::discovery` on the control side) and replies pass through
-//! `cluster::redirect` (MOVED/ASK) on their way back; `tls` wraps either end.
-//! `import` turns an Envoy or twemproxy configuration into keyway's.
-pub mod admin;
-pub mod cluster;
-pub mod command;
-pub mod config;
-pub mod health;
-pub mod import;
+//! # The walk of a request
+//! `runtime::core` (the core's listener) → `session` (one client
+//! connection) → `resp::request` (the scanner) → `command` (the table) →
+//! `session::plan` with `topology` (where each key lives: rings, slot
+//! maps) → `upstream` (pooled, pipelined connections; Redis Cluster
+//! redirections are followed there) → `session::replies` (replies in
+//! request order) → back to the client.
+//!
+//! # Layers, bottom-up
+//! A module uses only modules of lower layers (and of its own layer where
+//! listed left of it); `tests/it/layers.rs` holds the code to this map.
+//!
+//! 0. `log` (one line per event) · `resp` (RESP wire format: scanners for
+//!    requests and replies, encoders)
+//! 1. `net` (sockets on the core's own io_uring) · `route` (hashes and
+//!    consistent-hash rings) · `command` (the command table: arity, keys)
+//!    · `tls` (rustls settings)
+//! 2. `config` (the TOML model and its validation) · `import` (an Envoy or
+//!    twemproxy configuration turned into keyway's)
+//! 3. `topology` (placement: the immutable picture every core shares, the
+//!    Redis Cluster slot maps)
+//! 4. `stats` (per-core counters and HDR latency histograms)
+//! 5. `upstream` (per-core connections to the backends)
+//! 6. `session` (a client connection: read, dispatch, reply)
+//! 7. `control` (the control plane: each core's channel, discovery,
+//!    reload, health, stats rendering, the admin endpoint)
+//! 8. `runtime` (start-up, the per-core loop, signals)
+//!
+//! `main.rs` (the `keyway` command line) sits above them all.
+
+// Layer 0
 pub mod log;
-pub mod net;
 pub mod resp;
+// Layer 1
+pub mod command;
+pub mod net;
 pub mod route;
-pub mod runtime;
-pub mod session;
-pub mod stats;
 pub mod tls;
+// Layer 2
+pub mod config;
+pub mod import;
+// Layer 3
 pub mod topology;
+// Layer 4
+pub mod stats;
+// Layer 5
 pub mod upstream;
+// Layer 6
+pub mod session;
+// Layer 7
+pub mod control;
+// Layer 8
+pub mod runtime;

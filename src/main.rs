@@ -192,7 +192,7 @@ fn main() -> ExitCode {
                         Some(r) if topo.is_redis_cluster(r.cluster) => println!(
                             "{key}\t{}\tslot {}",
                             topo.clusters[r.cluster].name,
-                            keyway::cluster::slots::key_slot(&k[r.strip..])
+                            keyway::topology::slots::key_slot(&k[r.strip..])
                         ),
                         _ => match topo.route(k) {
                             Some(ep) => {

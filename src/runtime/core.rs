@@ -6,13 +6,14 @@ use super::admission::{
     protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_CLIENTS_REACHED,
     MAX_LINGERING_REFUSALS, PROTECTED_MODE,
 };
-use crate::cluster::slots::SlotMap;
+use crate::control::cores::{CoreMsg, Reload};
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
 use crate::session::{self, CoreContext, Held, Latest, OutputLimits};
-use crate::stats::{CoreSnapshot, CoreStats, RingSnapshot};
+use crate::stats::{CoreStats, RingSnapshot};
+use crate::topology::slots::SlotMap;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -22,34 +23,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What the control thread tells a core.
-#[derive(Debug)]
-pub enum CoreMsg {
-    /// Send a copy of this core's stats and histograms.
-    Snapshot(Sender<CoreSnapshot>),
-    /// Drain: stop accepting, close each client connection once the
-    /// replies it is owed are sent (up to `drain_timeout`), then stop.
-    Stop,
-    /// A new slot map of a redis_cluster cluster.
-    SlotMap(Arc<SlotMap>),
-    /// Why a redis_cluster cluster without a slot map still has none.
-    DiscoveryFailed(usize, Arc<str>),
-    /// A reloaded configuration: swap to it between requests.
-    Reload(Box<Reload>),
-}
-
-/// A new configuration generation for a core, with what discovery found
-/// for it (its endpoint numbers are the new topology's).
-#[derive(Debug)]
-pub struct Reload {
-    pub topo: Arc<Topology>,
-    pub generation: u64,
-    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
-    pub discovery_errors: Vec<Option<Arc<str>>>,
-    /// Told the core's index once it serves the new generation.
-    pub done: Sender<usize>,
-}
 
 /// How often a core looks at its control channel. Control traffic is rare
 /// and needs no hurry; this keeps the channel off the data path.

@@ -1,16 +1,16 @@
 //! Start-up and the control thread: pick CPUs, check io_uring and locked
-//! memory, start one pinned core per CPU, then wait for signals.
+//! memory, start one pinned core per CPU (`core`: its listener, sessions
+//! and upstreams), start the control plane (`crate::control`), then wait
+//! for signals.
 pub mod admission;
-pub mod control;
 pub mod core;
 pub mod memory;
-pub mod reload;
 
-pub use control::Cores;
-
-use crate::admin::Admin;
-use crate::cluster::discovery::Discovery;
 use crate::config::{Config, Cores as CoreChoice};
+use crate::control::admin::Admin;
+use crate::control::cores::Cores;
+use crate::control::discovery::Discovery;
+use crate::control::reload;
 use crate::stats::latency;
 use crate::topology::Topology;
 use crossbeam_channel::{bounded, unbounded};
@@ -111,11 +111,11 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     }
     drop(started_tx);
     let stop_all = |cores: Vec<(
-        crossbeam_channel::Sender<core::CoreMsg>,
+        crossbeam_channel::Sender<crate::control::cores::CoreMsg>,
         std::thread::JoinHandle<()>,
     )>| {
         for (tx, _) in &cores {
-            let _ = tx.send(core::CoreMsg::Stop);
+            let _ = tx.send(crate::control::cores::CoreMsg::Stop);
         }
         for (_, t) in cores {
             let _ = t.join();
@@ -147,7 +147,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         cpus.len(),
         reload_tx,
     ));
-    let monitor = crate::health::Monitor::new(reloader.clone(), reports, from_cores);
+    let monitor = crate::control::health::Monitor::new(reloader.clone(), reports, from_cores);
     let health = monitor.table();
     monitor
         .spawn()

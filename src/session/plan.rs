@@ -6,11 +6,11 @@
 
 use super::replies::Multi;
 use super::{Client, CoreContext};
-use crate::cluster::slots::{key_slot, SlotMap};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
+use crate::topology::slots::{key_slot, SlotMap};
 use crate::topology::{Shard, Topology};
 use crate::upstream;
 use crate::upstream::conn::Conn;

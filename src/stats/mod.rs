@@ -2,7 +2,6 @@
 //! `CoreStats` (plain `Cell`s, no atomics, nothing shared); the control
 //! thread gets copies (`CoreSnapshot`) over a channel and merges them.
 pub mod latency;
-pub mod render;
 
 use crate::command::{CommandSpec, COMMANDS};
 use hdrhistogram::Histogram;

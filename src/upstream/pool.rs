@@ -4,12 +4,12 @@
 
 use super::conn::{Conn, ConnSettings};
 use super::reports::Reports;
-use crate::cluster::slots::SlotMap;
 use crate::config::{LbPolicy, ReadPolicy};
 use crate::net::Ring;
 use crate::resp::write::Protocol;
 use crate::stats::{ConnState, CoreStats};
 use crate::tls;
+use crate::topology::slots::SlotMap;
 use crate::topology::Shard;
 use crate::topology::Topology;
 use crossbeam_channel::Sender;

@@ -1,4 +1,4 @@
-//! What upstream connections tell the health monitor (`crate::health`):
+//! What upstream connections tell the health monitor (`crate::control::health`):
 //! a connection came up, or failed. Here, below both, so that the cores
 //! depend on a channel and not on the monitor.
 

@@ -1,7 +1,12 @@
 //! The immutable picture every core shares: configuration, one precomputed
 //! ring per cluster, and a flat list of endpoints (a core's upstream
 //! connections are indexed by the same numbers). Built once on the control
-//! thread; routing a key is a pure function of it.
+//! thread; routing a key is a pure function of it. A Redis Cluster's
+//! placement is its slot map (`slots`), which changes between reloads.
+pub mod shard;
+pub mod slots;
+
+pub use shard::Shard;
 
 use crate::config::{Config, LbPolicy, MirrorPolicy, ReadPolicy};
 use crate::route::hashtag::hashtag;
@@ -40,17 +45,10 @@ impl Health {
     }
 }
 
-/// A shard's endpoints, as global endpoint indices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
-    pub primary: usize,
-    pub replicas: Vec<usize>,
-}
-
 #[derive(Debug)]
 pub struct ClusterRing {
     pub name: String,
-    /// None for redis_cluster: its slot map is discovered (`cluster::slots`).
+    /// None for redis_cluster: its slot map is discovered (`topology::slots`).
     pub ring: Option<Ring>,
     pub shards: Vec<Shard>,
     /// The shard of each ring member: all shards, less those ejected
@@ -237,7 +235,7 @@ mod tests {
     #[test]
     fn shipped_config_spreads_keys_evenly() {
         let config =
-            Config::parse(include_str!("../config.toml"), "config.toml").expect("config.toml");
+            Config::parse(include_str!("../../config.toml"), "config.toml").expect("config.toml");
         let topo = Topology::build(config);
         let mut counts = vec![0usize; topo.endpoints.len()];
         for i in 0..60_000 {

@@ -4,9 +4,9 @@
 //! slot. The control side builds a map from CLUSTER SLOTS and hands every
 //! core its own `Arc`; a core patches its copy on MOVED until the next one.
 
+use super::shard::Shard;
 use crate::route::hash::crc16;
 use crate::route::hashtag::hashtag;
-use crate::topology::Shard;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 

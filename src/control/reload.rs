@@ -3,8 +3,8 @@
 //! `Topology` that the discovery thread hands to every core (see
 //! `core::reload`). An invalid one changes nothing and says why.
 
-use crate::cluster::discovery::DiscoveryReload;
 use crate::config::Config;
+use crate::control::discovery::DiscoveryReload;
 use crate::topology::{Health, Topology};
 use crossbeam_channel::{bounded, Sender};
 use std::path::PathBuf;
@@ -176,7 +176,7 @@ impl Reloader {
                     crate::warn!(
                         "{n} of {} cores confirmed the new configuration within {:?}; the others take it when they next look",
                         self.cores,
-                        super::control::RELOAD_CONFIRM_WITHIN
+                        super::cores::RELOAD_CONFIRM_WITHIN
                     );
                 }
                 Ok(topo)

@@ -6,10 +6,10 @@
 //! becomes a new immutable `SlotMap` that goes to every core over its
 //! channel. Blocking I/O on its own thread: the cores never wait for it.
 
-use super::slots::{Node, SlotMap};
 use crate::config::LbPolicy;
+use crate::control::cores::Cores;
 use crate::resp::value::Value;
-use crate::runtime::control::Cores;
+use crate::topology::slots::{Node, SlotMap};
 use crate::topology::{EndpointInfo, Shard, Topology};
 use crate::upstream::probe::Probe;
 use crossbeam_channel::Receiver;

@@ -1,11 +1,11 @@
 //! What the admin endpoint serves: JSON for /stats, /clusters and /latency,
 //! Prometheus text exposition for /metrics.
 
-use super::{CoreSnapshot, ERROR_KINDS, GROUPS};
-use crate::cluster::discovery::{ClusterStatus, Directory};
 use crate::command::COMMANDS;
-use crate::health::EndpointHealth;
-use crate::runtime::reload::ReloadStatus;
+use crate::control::discovery::{ClusterStatus, Directory};
+use crate::control::health::EndpointHealth;
+use crate::control::reload::ReloadStatus;
+use crate::stats::{CoreSnapshot, ERROR_KINDS, GROUPS};
 use crate::topology::Topology;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -335,7 +335,7 @@ fn slot_map_json(st: &ClusterStatus, endpoint: &dyn Fn(usize, u32, &str) -> Stri
     o
 }
 
-type EndpointCounter = fn(&super::EndpointSnapshot) -> u64;
+type EndpointCounter = fn(&crate::stats::EndpointSnapshot) -> u64;
 type StatusCounter = fn(&ClusterStatus) -> u64;
 
 type CoreCounter = fn(&CoreSnapshot) -> u64;

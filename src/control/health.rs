@@ -12,7 +12,7 @@
 //! endpoint rejoins once `retry_timeout` has passed and it answers again.
 
 use crate::config::{Cluster, LbPolicy};
-use crate::runtime::reload::Reloader;
+use crate::control::reload::Reloader;
 use crate::topology::{host_of, Health, Topology};
 use crate::upstream::probe::Probe;
 use crate::upstream::reports::{Observed, Reports, Seen};

@@ -7,11 +7,12 @@
 //! use it (Host, Origin and Sec-Fetch-Site are checked), and with
 //! `[admin] token` every request but `/ready` needs the bearer token.
 
-use crate::cluster::discovery::Directory;
+use super::render;
 use crate::config::PasswordDigest;
-use crate::runtime::control::Cores;
-use crate::runtime::reload::Reloader;
-use crate::stats::{latency, render};
+use crate::control::cores::Cores;
+use crate::control::discovery::Directory;
+use crate::control::reload::Reloader;
+use crate::stats::latency;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::net::{TcpListener, TcpStream};
@@ -168,7 +169,7 @@ pub struct Admin {
     /// The configuration served, its generation, and reloads.
     pub reloader: Arc<Reloader>,
     /// Every endpoint's health (checks, ejections).
-    pub health: crate::health::HealthTable,
+    pub health: crate::control::health::HealthTable,
     /// Every endpoint (discovered ones too) and each Redis Cluster's state.
     pub directory: Arc<Mutex<Directory>>,
     pub cores: Cores,
@@ -288,7 +289,7 @@ impl Admin {
                     &self.directory(),
                     &self.cores.snapshots(),
                     &self.reloader.status(),
-                    &crate::health::lock(&self.health).clone(),
+                    &crate::control::health::lock(&self.health).clone(),
                 ),
             ),
             "/clusters" => (
@@ -298,7 +299,7 @@ impl Admin {
                     &self.reloader.topology(),
                     &self.directory(),
                     &self.cores.snapshots(),
-                    &crate::health::lock(&self.health).clone(),
+                    &crate::control::health::lock(&self.health).clone(),
                 ),
             ),
             // The file keyway started with, read again (as SIGHUP does).

@@ -1,9 +1,9 @@
 //! The control side's handle on every core: their channels. Used by the
-//! control thread (signals, shutdown) and the admin endpoint.
+//! control thread (signals, shutdown, reloads), discovery and the admin
+//! endpoint, and what they say to a core (`CoreMsg`).
 
-use super::core::{CoreMsg, Reload};
-use crate::cluster::slots::SlotMap;
 use crate::stats::CoreSnapshot;
+use crate::topology::slots::SlotMap;
 use crate::topology::Topology;
 use crossbeam_channel::{unbounded, Sender};
 use std::sync::Arc;
@@ -12,6 +12,34 @@ use std::time::{Duration, Instant};
 /// How long a reload waits for the cores to confirm the new generation (a
 /// core that does not has it still, and takes it when it next looks).
 pub const RELOAD_CONFIRM_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the control thread tells a core.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// Send a copy of this core's stats and histograms.
+    Snapshot(Sender<CoreSnapshot>),
+    /// Drain: stop accepting, close each client connection once the
+    /// replies it is owed are sent (up to `drain_timeout`), then stop.
+    Stop,
+    /// A new slot map of a redis_cluster cluster.
+    SlotMap(Arc<SlotMap>),
+    /// Why a redis_cluster cluster without a slot map still has none.
+    DiscoveryFailed(usize, Arc<str>),
+    /// A reloaded configuration: swap to it between requests.
+    Reload(Box<Reload>),
+}
+
+/// A new configuration generation for a core, with what discovery found
+/// for it (its endpoint numbers are the new topology's).
+#[derive(Debug)]
+pub struct Reload {
+    pub topo: Arc<Topology>,
+    pub generation: u64,
+    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
+    pub discovery_errors: Vec<Option<Arc<str>>>,
+    /// Told the core's index once it serves the new generation.
+    pub done: Sender<usize>,
+}
 
 /// The control side's handle on every core: their channels.
 #[derive(Clone)]
