@@ -5,9 +5,9 @@
 //! named by the resolved address, as Envoy names hosts), so keys stay on
 //! the Redis they were on; envoy.clusters.redis becomes redis_cluster.
 
+use super::model::{duration_text, host_port, ImportError, Imported, Options};
 use super::toml_out::{array, float, inline, string, Doc, Section};
 use super::yaml::{self, Node};
-use super::{duration_text, host_port, ImportError, Imported, Options};
 use std::time::Duration;
 
 const REDIS_PROXY: &str = "envoy.filters.network.redis_proxy";

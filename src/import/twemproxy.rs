@@ -4,9 +4,9 @@
 //! as written, and keyway's endpoint `name` keeps that (see
 //! `config::ketama_name`), so keys stay where nutcracker put them.
 
+use super::model::{duration_text, ImportError, Imported, Options};
 use super::toml_out::{array, inline, string, Doc, Section};
 use super::yaml::{self, Node};
-use super::{duration_text, ImportError, Imported, Options};
 use crate::route::hash::KetamaHash;
 use std::time::Duration;
 

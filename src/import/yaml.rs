@@ -2,7 +2,7 @@
 //! from, so that every import error and every "not imported" comment can
 //! name the file, the line and the key path (`clusters[1].lb_policy`).
 
-use super::ImportError;
+use super::model::ImportError;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 /// Parses `text`; exactly one document is expected.

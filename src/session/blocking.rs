@@ -77,7 +77,7 @@ pub fn run(
     let arg = |i: usize| req.get(i);
     let Some(timeout) = how_long(block, arg, args.len()) else {
         // Not blocking: an ordinary request on the shared connection.
-        return super::routed(ctx, client, req, spec, None);
+        return super::plan::routed(ctx, client, req, spec, None);
     };
     let mut request = Vec::with_capacity(frame.len());
     let endpoint = match plan::place_whole(ctx, client, req, spec, &mut request) {
@@ -342,7 +342,7 @@ pub async fn wait(
     };
     let mut reloaded = std::pin::pin!(reloaded);
     loop {
-        let answered = super::wait_for_replies(replies);
+        let answered = super::replies::wait_for_replies(replies);
         if input.carried() >= CARRY_LIMIT {
             return match race(answered, reloaded.as_mut()).await {
                 Either::Left(()) => Waited::Answered,

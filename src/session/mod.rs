@@ -3,6 +3,7 @@
 //! their replies, and write them back in request order in one write.
 pub mod blocking;
 pub mod clients;
+pub mod dispatch;
 pub mod fanout;
 pub mod gather;
 pub mod info;
@@ -12,13 +13,12 @@ pub mod pubsub;
 pub mod replies;
 pub mod transaction;
 
-use crate::command::{key_indices, lookup, CommandSpec, Exec, Fan, Local, Split};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
 use crate::resp::request::{Request, RequestScanner, Scanned};
-use crate::resp::write::{quoted, Protocol};
+use crate::resp::write::Protocol;
 use crate::resp::Limits;
-use crate::stats::{CoreStats, ErrorKind, Group};
+use crate::stats::{CoreStats, ErrorKind};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use replies::{Fold, Replies};
@@ -243,7 +243,7 @@ pub struct Client {
     pubsub: Option<pubsub::PubSub>,
     /// A split command too big to send at once, on its way a slice at a
     /// time: nothing after it is dispatched until it is sent.
-    huge: Option<Box<HugeCommand>>,
+    huge: Option<Box<plan::HugeCommand>>,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -397,7 +397,7 @@ pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Register
         if !client.replies.borrow().is_empty() {
             client.me.entry.waiting.set(true);
             let stayed = if client.blocked.is_empty() {
-                wait_for_replies(&client.replies).await;
+                replies::wait_for_replies(&client.replies).await;
                 true
             } else {
                 let stayed =
@@ -515,22 +515,22 @@ async fn send_huge(ctx: &CoreContext, client: &mut Client, reader: &mut Reader, 
     let Some(command) = client.huge.take() else {
         return;
     };
-    let HugeCommand { plan: mut huge, at } = *command;
+    let plan::HugeCommand { plan: mut huge, at } = *command;
     let frame = match at {
-        HugeAt::Carried(len) => &input.carried_bytes()[..len],
-        HugeAt::Inline(_) => reader.scanner.inline_frame(),
+        plan::HugeAt::Carried(len) => &input.carried_bytes()[..len],
+        plan::HugeAt::Inline(_) => reader.scanner.inline_frame(),
     };
     let req = Request::new(frame, reader.scanner.args());
     let slot = huge.slot();
     while !huge.step(ctx, client, req) {
         let limit = huge.in_flight();
-        replies_until(&client.replies, |r| r.unanswered(slot) <= limit).await;
+        replies::replies_until(&client.replies, |r| r.unanswered(slot) <= limit).await;
         futures_lite::future::yield_now().await;
     }
     // A huge MGET's reply is merged a slice at a time as they are answered
     // (not all at once when the last one is).
     for &(parts, keys) in huge.slices() {
-        replies_until(&client.replies, |r| r.fold(slot, parts, keys) == Fold::Done).await;
+        replies::replies_until(&client.replies, |r| r.fold(slot, parts, keys) == Fold::Done).await;
         futures_lite::future::yield_now().await;
     }
     input.consume(at.consumed());
@@ -620,7 +620,7 @@ async fn pubsub_turn(
     if !pushed.is_empty() {
         // Replies to commands read in the same turn go first.
         if !client.replies.borrow().is_empty() {
-            wait_for_replies(&client.replies).await;
+            replies::wait_for_replies(&client.replies).await;
             if client.replies.borrow().overflowed() {
                 close_over_limit(ctx);
                 return None;
@@ -668,30 +668,6 @@ struct Reader {
     held_back: bool,
 }
 
-/// A huge split command (see `plan::Huge`) and where it lies.
-struct HugeCommand {
-    plan: plan::Huge,
-    at: HugeAt,
-}
-
-/// Where a huge split command lies while it is sent: at the start of the
-/// carried input (its length), or re-encoded by the scanner from an inline
-/// request (the length it took in the input).
-#[derive(Clone, Copy)]
-enum HugeAt {
-    Carried(usize),
-    Inline(usize),
-}
-
-impl HugeAt {
-    /// Input bytes it took.
-    fn consumed(self) -> usize {
-        match self {
-            HugeAt::Carried(n) | HugeAt::Inline(n) => n,
-        }
-    }
-}
-
 impl Reader {
     /// Dispatches every complete request at the start of `bytes`; returns
     /// how many bytes they took.
@@ -726,14 +702,14 @@ impl Reader {
             match self.scanner.scan(&bytes[pos..]) {
                 Ok(Scanned::Frame { len }) => {
                     let req = Request::new(&bytes[pos..pos + len], self.scanner.args());
-                    if !dispatch(ctx, client, req) {
+                    if !dispatch::dispatch(ctx, client, req) {
                         self.held_back = true;
                         break;
                     }
                     if let Some(huge) = &mut client.huge {
                         // Sent a slice at a time from where it lies (see
                         // `send_huge`); what follows waits for it.
-                        huge.at = HugeAt::Carried(len);
+                        huge.at = plan::HugeAt::Carried(len);
                         self.held_back = true;
                         self.need = 1;
                         break;
@@ -743,12 +719,12 @@ impl Reader {
                 }
                 Ok(Scanned::Inline { len }) => {
                     let frame = self.scanner.inline_frame();
-                    if !dispatch(ctx, client, Request::new(frame, self.scanner.args())) {
+                    if !dispatch::dispatch(ctx, client, Request::new(frame, self.scanner.args())) {
                         self.held_back = true;
                         break;
                     }
                     if let Some(huge) = &mut client.huge {
-                        huge.at = HugeAt::Inline(len);
+                        huge.at = plan::HugeAt::Inline(len);
                         self.held_back = true;
                         self.need = 1;
                         break;
@@ -773,217 +749,4 @@ impl Reader {
         client.show_state();
         pos
     }
-}
-
-async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
-    replies_until(replies, |r| r.outstanding() == 0).await
-}
-
-/// Resolves once `ready` holds, asked again whenever a reply comes.
-async fn replies_until(
-    replies: &Rc<RefCell<Replies>>,
-    mut ready: impl FnMut(&mut Replies) -> bool,
-) {
-    poll_fn(|cx| {
-        let mut r = replies.borrow_mut();
-        if ready(&mut r) {
-            Poll::Ready(())
-        } else {
-            r.set_waker(cx.waker());
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// Executes one request: `frame` is its RESP encoding, `args` index into
-/// it. Under CLIENT REPLY OFF or SKIP the command runs and its reply is
-/// dropped (CLIENT REPLY itself sets `reply_mode_set` and mutes its own).
-/// False when the request must wait for the batch's earlier replies (see
-/// `own_connection`): nothing of it ran.
-pub fn dispatch(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
-    let mode = client.reply_mode;
-    if mode == ReplyMode::On {
-        return execute(ctx, client, req);
-    }
-    let from = client.replies.borrow().len();
-    client.reply_mode_set = false;
-    if !execute(ctx, client, req) {
-        return false;
-    }
-    if client.reply_mode_set {
-        return true;
-    }
-    client.replies.borrow_mut().mute_from(from);
-    if mode == ReplyMode::Skip {
-        client.reply_mode = ReplyMode::On;
-    }
-    true
-}
-
-/// Blocking commands and WAIT go over a connection of their own: sent
-/// while earlier requests of the batch are still out on the shared
-/// connections, they could reach the backend first (BLPOP before the RPUSH
-/// it should pop, WAIT before the write it waits for). They start once the
-/// earlier replies are in.
-fn own_connection(spec: &CommandSpec) -> bool {
-    matches!(spec.exec, Exec::Blocking(_) | Exec::Fanout(Fan::Wait))
-}
-
-fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
-    let arg = |i: usize| req.arg(i);
-    let name = arg(0);
-    let spec = lookup(name);
-    if let Some(s) = spec {
-        if own_connection(s) && client.tx.is_none() && client.replies.borrow().outstanding() > 0 {
-            return false;
-        }
-    }
-    run_command(ctx, client, req, spec);
-    true
-}
-
-fn run_command(
-    ctx: &CoreContext,
-    client: &mut Client,
-    req: Request<'_>,
-    spec: Option<&'static CommandSpec>,
-) {
-    let args = req.args;
-    let arg = |i: usize| req.arg(i);
-    let name = arg(0);
-    ctx.stats.command(spec);
-    if let Some(spec) = spec {
-        client.me.entry.cmd.set(Some(spec));
-    }
-    let group = match spec.map(|s| (s.exec, s.write)) {
-        Some((Exec::Forward, false)) => Group::Read,
-        Some((Exec::Forward, true)) => Group::Write,
-        Some((Exec::Split(_), _)) => Group::Multi,
-        _ => Group::Other,
-    };
-    client.groups[group as usize] += 1;
-    let Some(spec) = spec else {
-        client.fail(ErrorKind::UnknownCommand, &unknown_command(req));
-        transaction::doom(client);
-        return;
-    };
-    if !spec.arity_ok(args.len()) {
-        client.fail(
-            ErrorKind::WrongArity,
-            &format!("ERR wrong number of arguments for '{}' command", spec.name),
-        );
-        transaction::doom(client);
-        return;
-    }
-    if !client.authenticated
-        && !matches!(
-            spec.exec,
-            Exec::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)
-        )
-    {
-        client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");
-        return;
-    }
-    if client.pubsub.is_some()
-        && client.proto == Protocol::Resp2
-        && !pubsub::allowed_when_subscribed(spec.name)
-    {
-        return client.error(&format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
-        ));
-    }
-    if client.tx.is_some() && spec.exec != Exec::Transaction {
-        return transaction::queue(ctx, client, req, spec);
-    }
-    match spec.exec {
-        Exec::Local(l) => local::run(l, ctx, client, req),
-        Exec::Fanout(fan) => fanout::run(ctx, client, req, fan),
-        Exec::Transaction => transaction::control(ctx, client, req, spec),
-        Exec::Blocking(block) => blocking::run(ctx, client, req, spec, block),
-        Exec::PubSub => pubsub::run(ctx, client, req, spec.name),
-        Exec::Unsupported => {
-            client.fail(
-                ErrorKind::Unsupported,
-                &format!("ERR unsupported command '{}'", quoted(name, 128)),
-            );
-        }
-        Exec::Forward => routed(ctx, client, req, spec, None),
-        Exec::Split(kind) => {
-            if kind == Split::Mset && args.len().is_multiple_of(2) {
-                client.fail(
-                    ErrorKind::WrongArity,
-                    &format!("ERR wrong number of arguments for '{}' command", spec.name),
-                );
-                return;
-            }
-            routed(ctx, client, req, spec, Some(kind));
-        }
-    }
-}
-
-/// A command served by the keys' endpoints.
-fn routed(
-    ctx: &CoreContext,
-    client: &mut Client,
-    req: Request<'_>,
-    spec: &CommandSpec,
-    kind: Option<Split>,
-) {
-    let mut keys = std::mem::take(&mut client.keys);
-    let mut targets = std::mem::take(&mut client.targets);
-    if find_keys(client, spec, req, &mut keys) {
-        match kind {
-            _ if keys.is_empty() => client.error(&format!(
-                "ERR '{}' without keys cannot be routed: keyway routes by key",
-                spec.name
-            )),
-            // Too many keys to route at once: a slice at a time, other
-            // clients in between (a subscriber's turn cannot wait for it).
-            Some(kind) if keys.len() > plan::HUGE && client.pubsub.is_none() => {
-                let plan = plan::Huge::new(ctx, client, spec, kind, std::mem::take(&mut keys));
-                // Where it lies is known to the reader (see `absorb`).
-                let at = HugeAt::Carried(0);
-                client.huge = Some(Box::new(HugeCommand { plan, at }));
-            }
-            _ => plan::execute(ctx, client, req, spec, kind, &keys, &mut targets),
-        }
-    }
-    client.keys = keys;
-    client.targets = targets;
-}
-
-/// Fills `keys` with the argument indices of the request's keys; on a bad
-/// numkeys, answers the client and returns false.
-fn find_keys(client: &Client, spec: &CommandSpec, req: Request<'_>, keys: &mut Vec<usize>) -> bool {
-    let args = req.args;
-    match key_indices(spec, args.len(), |i| req.arg(i), keys) {
-        Ok(()) => true,
-        Err(e) => {
-            client.error(e.message());
-            false
-        }
-    }
-}
-
-/// Redis's words for a command it does not know.
-fn unknown_command(req: Request<'_>) -> String {
-    let args = req.args;
-    let arg = |i: usize| req.arg(i);
-    let mut shown = String::new();
-    for i in 1..args.len() {
-        if shown.len() >= 128 {
-            break;
-        }
-        let room = 128 - shown.len();
-        shown.push('\'');
-        shown.push_str(&quoted(arg(i), room));
-        shown.push_str("' ");
-    }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        quoted(arg(0), 128),
-        shown
-    )
 }

@@ -764,3 +764,70 @@ impl Encoder<'_> {
         }
     }
 }
+/// A command served by the keys' endpoints.
+pub fn routed(
+    ctx: &CoreContext,
+    client: &mut Client,
+    req: Request<'_>,
+    spec: &CommandSpec,
+    kind: Option<Split>,
+) {
+    let mut keys = std::mem::take(&mut client.keys);
+    let mut targets = std::mem::take(&mut client.targets);
+    if find_keys(client, spec, req, &mut keys) {
+        match kind {
+            _ if keys.is_empty() => client.error(&format!(
+                "ERR '{}' without keys cannot be routed: keyway routes by key",
+                spec.name
+            )),
+            // Too many keys to route at once: a slice at a time, other
+            // clients in between (a subscriber's turn cannot wait for it).
+            Some(kind) if keys.len() > HUGE && client.pubsub.is_none() => {
+                let plan = Huge::new(ctx, client, spec, kind, std::mem::take(&mut keys));
+                // Where it lies is known to the reader (see `absorb`).
+                let at = HugeAt::Carried(0);
+                client.huge = Some(Box::new(HugeCommand { plan, at }));
+            }
+            _ => execute(ctx, client, req, spec, kind, &keys, &mut targets),
+        }
+    }
+    client.keys = keys;
+    client.targets = targets;
+}
+
+/// Fills `keys` with the argument indices of the request's keys; on a bad
+/// numkeys, answers the client and returns false.
+fn find_keys(client: &Client, spec: &CommandSpec, req: Request<'_>, keys: &mut Vec<usize>) -> bool {
+    let args = req.args;
+    match key_indices(spec, args.len(), |i| req.arg(i), keys) {
+        Ok(()) => true,
+        Err(e) => {
+            client.error(e.message());
+            false
+        }
+    }
+}
+
+/// A huge split command (see `plan::Huge`) and where it lies.
+pub struct HugeCommand {
+    pub plan: Huge,
+    pub at: HugeAt,
+}
+
+/// Where a huge split command lies while it is sent: at the start of the
+/// carried input (its length), or re-encoded by the scanner from an inline
+/// request (the length it took in the input).
+#[derive(Clone, Copy)]
+pub enum HugeAt {
+    Carried(usize),
+    Inline(usize),
+}
+
+impl HugeAt {
+    /// Input bytes it took.
+    pub fn consumed(self) -> usize {
+        match self {
+            HugeAt::Carried(n) | HugeAt::Inline(n) => n,
+        }
+    }
+}

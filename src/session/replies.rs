@@ -8,8 +8,9 @@ use crate::command::Split;
 use crate::resp::{reply, write};
 use crate::upstream::waiter::ReplySlots;
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 /// One part of a split command: the ordinals (positions among the
@@ -549,6 +550,28 @@ fn values_in_key_order(
 /// Ordinals 0, 1, 2, ...
 fn in_key_order(keys: &[u32]) -> bool {
     keys.iter().enumerate().all(|(i, &k)| k as usize == i)
+}
+
+/// Resolves once every reply of the batch is in.
+pub async fn wait_for_replies(replies: &Rc<RefCell<Replies>>) {
+    replies_until(replies, |r| r.outstanding() == 0).await
+}
+
+/// Resolves once `ready` holds, asked again whenever a reply comes.
+pub async fn replies_until(
+    replies: &Rc<RefCell<Replies>>,
+    mut ready: impl FnMut(&mut Replies) -> bool,
+) {
+    poll_fn(|cx| {
+        let mut r = replies.borrow_mut();
+        if ready(&mut r) {
+            Poll::Ready(())
+        } else {
+            r.set_waker(cx.waker());
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod cli;
 mod data_path;
 mod hardening;
 mod import;
+mod layers;
 mod operations;
 mod placement_compat;
 mod proxy;
