@@ -446,7 +446,7 @@ fn keys_spread_evenly_and_tags_stay_together() {
     let sizes = dbsizes(&refs);
     assert_eq!(sizes.iter().sum::<i64>(), total as i64);
     // Each backend holds exactly what the ring predicts. (The 20% +- 3%
-    // spread over the demo's fixed endpoints is a unit test in topology.rs:
+    // spread over the demo's fixed endpoints is a unit test in topology/mod.rs:
     // here ports are random, and so is the ring.)
     let topo = topology_of(&k);
     let mut predicted = vec![0i64; refs.len()];
