@@ -1,6 +1,7 @@
 //! Which arguments of a request are keys.
 
 use super::table::{CommandSpec, KeySpec};
+use crate::resp::errors::ErrorReply;
 use crate::resp::parse_int;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,15 +18,16 @@ pub enum KeyError {
 }
 
 impl KeyError {
-    pub fn message(&self) -> &'static str {
+    /// What the client is answered.
+    pub fn reply(&self) -> ErrorReply<'static> {
         match self {
-            KeyError::NotInteger => "ERR value is not an integer or out of range",
-            KeyError::Negative => "ERR Number of keys can't be negative",
-            KeyError::TooMany => "ERR Number of keys can't be greater than number of args",
-            KeyError::SortPattern("BY") => "ERR BY option of SORT denied in Cluster mode.",
-            KeyError::SortPattern(_) => "ERR GET option of SORT denied in Cluster mode.",
-            KeyError::Syntax => "ERR syntax error",
-            KeyError::Streams => "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+            KeyError::NotInteger => ErrorReply::NotInteger,
+            KeyError::Negative => ErrorReply::NumKeysNegative,
+            KeyError::TooMany => ErrorReply::NumKeysTooMany,
+            KeyError::SortPattern("BY") => ErrorReply::SortPattern("BY"),
+            KeyError::SortPattern(_) => ErrorReply::SortPattern("GET"),
+            KeyError::Syntax => ErrorReply::Syntax,
+            KeyError::Streams => ErrorReply::XreadUnbalanced,
         }
     }
 }

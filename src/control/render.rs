@@ -39,15 +39,9 @@ pub fn json_str(s: &str) -> String {
 }
 
 fn percentiles_json(h: &Histogram<u64>) -> String {
-    let q = |x| h.value_at_quantile(x);
+    let [n, p50, p90, p99, p999, max] = crate::stats::latency::percentiles(h);
     format!(
-        "{{\"count\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
-        h.len(),
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        q(0.999),
-        h.max()
+        "{{\"count\":{n},\"p50_us\":{p50},\"p90_us\":{p90},\"p99_us\":{p99},\"p999_us\":{p999},\"max_us\":{max}}}"
     )
 }
 

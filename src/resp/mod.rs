@@ -1,5 +1,7 @@
 //! RESP wire format: a zero-copy scanner for requests and replies, and the
-//! few encoders keyway needs for the replies it writes itself.
+//! few encoders keyway needs for the replies it writes itself; `errors`
+//! holds the text of every error reply keyway writes.
+pub mod errors;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod reference;
 pub mod reply;

@@ -2,6 +2,7 @@
 //! (process-wide), protected mode, and how a refused client is told.
 
 use crate::net::{Socket, Stream};
+use crate::resp::errors::ErrorReply;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -129,9 +130,6 @@ pub fn protected_mode_admits(peer: Option<SocketAddr>) -> bool {
     }
 }
 
-pub const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
-pub const PROTECTED_MODE: &[u8] = b"-DENIED keyway is running in protected mode: protected_mode is on and proxy.password is not set, so only clients on the loopback interface are accepted. Set proxy.password, or protected_mode = false on a trusted network.\r\n";
-
 /// How long a refused client may take to read its error before the close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Refused clients a core lets linger at once; past it (a flood) the
@@ -140,10 +138,10 @@ pub const MAX_LINGERING_REFUSALS: usize = 64;
 
 /// Tells a refused client why, then closes without a reset (see
 /// `Stream::linger_close`).
-pub async fn refuse(socket: Socket, why: &'static [u8]) {
+pub async fn refuse(socket: Socket, why: ErrorReply<'static>) {
     let fd = socket.handle().fd();
     let stream = Stream::Plain(socket);
-    let mut out = why.to_vec();
+    let mut out = why.frame();
     if stream.send(&mut out).await.is_ok() {
         stream.linger_close(fd, REFUSAL_LINGER).await;
     }

@@ -3,12 +3,12 @@
 //! reaches it only through a channel.
 
 use super::admission::{
-    protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_CLIENTS_REACHED,
-    MAX_LINGERING_REFUSALS, PROTECTED_MODE,
+    protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_LINGERING_REFUSALS,
 };
 use crate::control::cores::{CoreMsg, Reload};
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
+use crate::resp::errors::ErrorReply;
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
 use crate::session::{self, CoreContext, Held, Latest, OutputLimits};
@@ -314,12 +314,12 @@ impl Accept {
 
     /// Tells a refused client why and closes it. A TLS client is closed
     /// without a word (plain text inside its handshake would be noise).
-    fn refuse(&self, stream: Socket, tls: bool, why: &'static [u8]) {
+    fn refuse(&self, stream: Socket, tls: bool, why: ErrorReply<'static>) {
         if tls {
             return;
         }
         if self.lingering.get() >= MAX_LINGERING_REFUSALS {
-            stream.send_now(why);
+            stream.send_now(&why.frame());
             return;
         }
         self.lingering.set(self.lingering.get() + 1);
@@ -343,12 +343,12 @@ impl Accept {
                     }
                     if self.protected.get() && !protected_mode_admits(stream.peer_addr()) {
                         CoreStats::add(&self.stats.refused_protected, 1);
-                        self.refuse(stream, tls.is_some(), PROTECTED_MODE);
+                        self.refuse(stream, tls.is_some(), ErrorReply::ProtectedMode);
                         continue;
                     }
                     let Some(seat) = self.seats.take() else {
                         CoreStats::add(&self.stats.refused_max_clients, 1);
-                        self.refuse(stream, tls.is_some(), MAX_CLIENTS_REACHED);
+                        self.refuse(stream, tls.is_some(), ErrorReply::MaxClients);
                         continue;
                     };
                     stream.set_keepalive(self.keepalive.get());

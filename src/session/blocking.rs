@@ -15,6 +15,7 @@ use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write;
 use crate::stats::CoreStats;
@@ -82,7 +83,7 @@ pub fn run(
     let mut request = Vec::with_capacity(frame.len());
     let endpoint = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some((endpoint, _))) => endpoint,
-        Ok(None) => return client.error(&format!("ERR '{}' without keys", spec.name)),
+        Ok(None) => return client.refuse(ErrorReply::BlockingWithoutKeys(spec.name)),
         Err(e) => return plan::refuse(client, &e),
     };
     if spec.write {
@@ -264,13 +265,13 @@ pub fn wait_for_replicas(
     let frame = req.frame;
     let arg = |i: usize| req.arg(i);
     if crate::resp::parse_int(arg(1)).is_none_or(|n| n < 0) {
-        return client.error("ERR value is not an integer or out of range");
+        return client.refuse(ErrorReply::NotInteger);
     }
     let Some(ms) = crate::resp::parse_int(arg(2)) else {
-        return client.error("ERR timeout is not an integer or out of range");
+        return client.refuse(ErrorReply::TimeoutNotInteger);
     };
     if ms < 0 {
-        return client.error("ERR timeout is negative");
+        return client.refuse(ErrorReply::TimeoutNegative);
     }
     let mut eps = client.written();
     if eps.is_empty() {
@@ -286,7 +287,7 @@ pub fn wait_for_replicas(
             .is_none_or(|info| topo.is_redis_cluster(info.cluster))
     };
     if eps.iter().any(|&e| in_cluster(e)) {
-        return client.error("ERR WAIT is not available through keyway for redis_cluster clusters");
+        return client.refuse(ErrorReply::WaitInRedisCluster);
     }
     let mut publish = Vec::with_capacity(48);
     write::array_header(&mut publish, 3);

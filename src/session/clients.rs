@@ -5,6 +5,7 @@
 
 use crate::command::CommandSpec;
 use crate::net::{ClientHandle, End};
+use crate::resp::errors::ErrorReply;
 use crate::resp::write::Protocol;
 use crossbeam_channel::{Receiver, Sender};
 use std::cell::{Cell, RefCell};
@@ -485,17 +486,17 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
                 .collect();
             match ids {
                 Some(ids) if !ids.is_empty() => f.ids = Some(ids),
-                _ => return Err("ERR Invalid client ID".into()),
+                _ => return Err(ErrorReply::InvalidClientId.to_string()),
             }
             return Ok(f);
         }
         let Some(value) = args.get(i + 1) else {
-            return Err("ERR syntax error".into());
+            return Err(ErrorReply::Syntax.to_string());
         };
         if is(b"id") {
             match std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
                 Some(id) => f.ids = Some(vec![id]),
-                None => return Err("ERR client-id should be greater than 0".into()),
+                None => return Err(ErrorReply::ClientIdNotPositive.to_string()),
             }
         } else if is(b"type") {
             let v = *value;
@@ -507,7 +508,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
             } else if is_v(b"master") || is_v(b"replica") || is_v(b"slave") {
                 Kind::Replication
             } else {
-                return Err(format!("ERR Unknown client type '{}'", text(v)));
+                return Err(ErrorReply::UnknownClientType(&text(v)).to_string());
             });
         } else if is(b"addr") && kill {
             f.addr = Some(text(value));
@@ -518,7 +519,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
         } else if is(b"maxage") && kill {
             match std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
                 Some(n) => f.max_age = Some(n),
-                None => return Err("ERR syntax error".into()),
+                None => return Err(ErrorReply::Syntax.to_string()),
             }
         } else if is(b"skipme") && kill {
             if value.eq_ignore_ascii_case(b"yes") {
@@ -526,10 +527,10 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
             } else if value.eq_ignore_ascii_case(b"no") {
                 f.skip = None;
             } else {
-                return Err("ERR syntax error".into());
+                return Err(ErrorReply::Syntax.to_string());
             }
         } else {
-            return Err("ERR syntax error".into());
+            return Err(ErrorReply::Syntax.to_string());
         }
         i += 2;
     }

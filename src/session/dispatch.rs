@@ -7,6 +7,7 @@
 use super::{blocking, fanout, local, plan, pubsub, transaction};
 use super::{Client, CoreContext, ReplyMode};
 use crate::command::{lookup, CommandSpec, Exec, Fan, Local, Split};
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{quoted, Protocol};
 use crate::stats::{ErrorKind, Group};
@@ -86,7 +87,7 @@ fn run_command(
     if !spec.arity_ok(args.len()) {
         client.fail(
             ErrorKind::WrongArity,
-            &format!("ERR wrong number of arguments for '{}' command", spec.name),
+            &ErrorReply::WrongArity(spec.name).to_string(),
         );
         transaction::doom(client);
         return;
@@ -97,17 +98,14 @@ fn run_command(
             Exec::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)
         )
     {
-        client.fail(ErrorKind::Auth, "NOAUTH Authentication required.");
+        client.refuse_as(ErrorKind::Auth, ErrorReply::NoAuth);
         return;
     }
     if client.pubsub.is_some()
         && client.proto == Protocol::Resp2
         && !pubsub::allowed_when_subscribed(spec.name)
     {
-        return client.error(&format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
-        ));
+        return client.refuse(ErrorReply::SubscribedContext(spec.name));
     }
     if client.tx.is_some() && spec.exec != Exec::Transaction {
         return transaction::queue(ctx, client, req, spec);
@@ -121,7 +119,7 @@ fn run_command(
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,
-                &format!("ERR unsupported command '{}'", quoted(name, 128)),
+                &ErrorReply::Unsupported(&quoted(name, 128)).to_string(),
             );
         }
         Exec::Forward => plan::routed(ctx, client, req, spec, None),
@@ -129,7 +127,7 @@ fn run_command(
             if kind == Split::Mset && args.len().is_multiple_of(2) {
                 client.fail(
                     ErrorKind::WrongArity,
-                    &format!("ERR wrong number of arguments for '{}' command", spec.name),
+                    &ErrorReply::WrongArity(spec.name).to_string(),
                 );
                 return;
             }
@@ -152,9 +150,10 @@ fn unknown_command(req: Request<'_>) -> String {
         shown.push_str(&quoted(arg(i), room));
         shown.push_str("' ");
     }
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        quoted(arg(0), 128),
-        shown
-    )
+    let name = quoted(arg(0), 128);
+    ErrorReply::UnknownCommand {
+        name: &name,
+        args: &shown,
+    }
+    .to_string()
 }

@@ -10,6 +10,7 @@
 use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted};
 use crate::upstream::waiter::Waiter;
@@ -55,10 +56,7 @@ fn backends(ctx: &CoreContext) -> Result<Backends, String> {
             }
             None => {
                 ctx.upstreams.ask_refresh(c);
-                Err(format!(
-                    "ERR cluster '{}' has no slot map yet",
-                    topo.clusters[c].name
-                ))
+                Err(ErrorReply::NoSlotMapYet(&topo.clusters[c].name).to_string())
             }
         }
     };
@@ -89,9 +87,7 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
         return info_cmd(ctx, client, req);
     }
     let all = match backends(ctx) {
-        Ok(b) if b.primaries.is_empty() => {
-            return client.error("ERR no backend to ask: no route leads to a cluster")
-        }
+        Ok(b) if b.primaries.is_empty() => return client.refuse(ErrorReply::NoBackendToAsk),
         Ok(b) => b,
         Err(e) => return client.error(&e),
     };
@@ -101,9 +97,8 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
         Fan::Dbsize => gather(ctx, client, &all, Merge::SumInt, frame, false),
         Fan::Flush => {
             if !ctx.topo.config.allow_flush {
-                return client.error(&format!(
-                    "ERR {} is disabled in keyway's configuration (proxy.allow_flush)",
-                    quoted(arg(0), 32).to_uppercase()
+                return client.refuse(ErrorReply::FlushDisabled(
+                    &quoted(arg(0), 32).to_uppercase(),
                 ));
             }
             gather(ctx, client, &all, Merge::AllOk, frame, true)
@@ -121,9 +116,8 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
             if arg(1).eq_ignore_ascii_case(b"get") {
                 ask(ctx, client, &[all.primaries[0]], Merge::ConfigGet, frame)
             } else {
-                client.error(&format!(
-                    "ERR CONFIG {} is not available through keyway (CONFIG GET is: it reads the first backend)",
-                    quoted(arg(1), 32).to_uppercase()
+                client.refuse(ErrorReply::ConfigSubcommand(
+                    &quoted(arg(1), 32).to_uppercase(),
                 ))
             }
         }
@@ -139,15 +133,15 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
                 .iter()
                 .any(|s| sub.eq_ignore_ascii_case(s))
             {
-                client.error(&format!(
-                    "ERR wrong number of arguments for 'script|{}' command",
+                client.refuse(ErrorReply::WrongArity(&format!(
+                    "script|{}",
                     quoted(sub, 32).to_lowercase()
-                ))
+                )))
             } else {
-                client.error(&format!(
-                    "ERR unsupported command 'SCRIPT {}'",
+                client.refuse(ErrorReply::Unsupported(&format!(
+                    "SCRIPT {}",
                     quoted(sub, 32).to_uppercase()
-                ))
+                )))
             }
         }
         Fan::Function => {
@@ -166,10 +160,10 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
             } else if is(b"list") {
                 ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
-                client.error(&format!(
-                    "ERR unsupported command 'FUNCTION {}'",
+                client.refuse(ErrorReply::Unsupported(&format!(
+                    "FUNCTION {}",
                     quoted(sub, 32).to_uppercase()
-                ))
+                )))
             }
         }
         Fan::PubSubInfo => {
@@ -184,10 +178,10 @@ pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
                 // Every primary holds every pattern keyway subscribed.
                 ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
-                client.error(&format!(
-                    "ERR unsupported command 'PUBSUB {}'",
+                client.refuse(ErrorReply::Unsupported(&format!(
+                    "PUBSUB {}",
                     quoted(sub, 32).to_uppercase()
-                ))
+                )))
             }
         }
         Fan::Scan => scan(ctx, client, req, &all.primaries),
@@ -254,10 +248,10 @@ fn labels(ctx: &CoreContext, eps: &[usize]) -> Vec<String> {
 
 /// As Redis words it, so `HELP` is where clients look.
 fn unknown_subcommand(client: &mut Client, cmd: &str, sub: &[u8]) {
-    client.error(&format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.",
-        quoted(sub, 128)
-    ))
+    client.refuse(ErrorReply::UnknownSubcommandOrArity {
+        sub: &quoted(sub, 128),
+        command: cmd,
+    })
 }
 
 /// Sends `frame` to every backend; the parts merge with `merge`. With
@@ -370,7 +364,7 @@ fn scan(ctx: &CoreContext, client: &mut Client, req: Request<'_>, eps: &[usize])
         .ok()
         .and_then(|s| s.parse::<u64>().ok());
     let Some(cursor) = cursor else {
-        return client.error("ERR invalid cursor");
+        return client.refuse(ErrorReply::InvalidCursor);
     };
     let (backend, inner) = split_cursor(cursor, eps.len());
     let mut request = Vec::with_capacity(frame.len() + 8);

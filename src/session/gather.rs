@@ -4,6 +4,7 @@
 //! gets once all are in.
 
 use super::info::{BackendVersion, InfoParts, REDIS_COMPAT_VERSION};
+use crate::resp::errors::ErrorReply;
 use crate::resp::reply;
 use crate::resp::write::{self, Protocol};
 use std::rc::Rc;
@@ -187,7 +188,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
     // answer would look complete.
     if let Some(e) = parts().find(|p| p.is_empty() || reply::is_error(p)) {
         if e.is_empty() {
-            write::error(out, "ERR internal error: part reply missing");
+            write::error(out, &ErrorReply::PartReplyMissing.to_string());
         } else {
             out.extend_from_slice(e);
         }
@@ -213,7 +214,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
         Merge::Same => {
             let first = part(0);
             match parts().find(|p| *p != first) {
-                Some(_) => write::error(out, "ERR backends answered differently"),
+                Some(_) => write::error(out, &ErrorReply::BackendsDisagree.to_string()),
                 None => out.extend_from_slice(first),
             }
         }
@@ -229,7 +230,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             if total > *cap {
                 return write::error(
                     out,
-                    &format!("ERR KEYS would return {total} keys, more than keys_limit ({cap}); use SCAN"),
+                    &ErrorReply::KeysOverLimit { total, limit: *cap }.to_string(),
                 );
             }
             write::array_header(out, total);
@@ -393,7 +394,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
             let killed: i64 = parts().filter_map(reply::integer).sum();
             match (old_form, killed) {
                 (false, n) => write::integer(out, n),
-                (true, 0) => write::error(out, "ERR No such client"),
+                (true, 0) => write::error(out, &ErrorReply::NoSuchClient.to_string()),
                 (true, _) => write::simple(out, "OK"),
             }
         }
@@ -428,7 +429,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
                 Some(0)
             };
             let Some(next) = next else {
-                return write::error(out, "ERR SCAN cursor of a backend too large to combine");
+                return write::error(out, &ErrorReply::ScanCursorTooLarge.to_string());
             };
             write::array_header(out, 2);
             let mut digits = Vec::with_capacity(20);
@@ -445,10 +446,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 fn unexpected(out: &mut Vec<u8>, what: &str) {
-    write::error(
-        out,
-        &format!("ERR upstream sent an unexpected reply (expected {what})"),
-    );
+    write::error(out, &ErrorReply::UnexpectedReply(what).to_string());
 }
 
 fn merge_latency<'a>(

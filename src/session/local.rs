@@ -6,6 +6,7 @@ use super::gather::Merge;
 use super::{Client, CoreContext};
 use crate::command::{Exec, KeySpec, Local, COMMANDS};
 use crate::config::PasswordDigest;
+use crate::resp::errors::ErrorReply;
 use crate::resp::parse_int;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
@@ -22,7 +23,7 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>)
         Local::Ping => match argc {
             1 => client.reply(|o| write::simple(o, "PONG")),
             2 => client.reply(|o| write::bulk(o, arg(1))),
-            _ => client.error("ERR wrong number of arguments for 'ping' command"),
+            _ => client.refuse(ErrorReply::WrongArity("ping")),
         },
         Local::Echo => client.reply(|o| write::bulk(o, arg(1))),
         Local::Quit => {
@@ -65,20 +66,18 @@ pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>)
 /// selected database n. Redis Clusters have database 0 only, and say so.
 fn select(ctx: &CoreContext, client: &mut Client, n: &[u8]) {
     let Some(db) = parse_int(n) else {
-        return client.error("ERR value is not an integer or out of range");
+        return client.refuse(ErrorReply::NotInteger);
     };
     let topo = &ctx.topo;
     if db != 0 && topo.has_redis_cluster() {
-        return client.error("ERR SELECT is not allowed in cluster mode");
+        return client.refuse(ErrorReply::SelectInCluster);
     }
     if db < 0 || db >= topo.config.databases as i64 {
-        return client.error("ERR DB index is out of range");
+        return client.refuse(ErrorReply::DbOutOfRange);
     }
     client.set_db(db as u16);
     client.reply(|o| write::simple(o, "OK"));
 }
-
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Checks credentials against `proxy.password` (and `proxy.username`,
 /// "default" when unset). Without a proxy password keyway behaves like a
@@ -95,12 +94,12 @@ fn check_credentials(
     let Some(password) = cfg.password.as_ref() else {
         return match user {
             None => {
-                client.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+                client.refuse(ErrorReply::AuthWithoutPassword);
                 false
             }
             Some(u) if u.eq_ignore_ascii_case(b"default") => true,
             Some(_) => {
-                client.fail(ErrorKind::Auth, WRONGPASS);
+                client.refuse_as(ErrorKind::Auth, ErrorReply::WrongPass);
                 false
             }
         };
@@ -122,7 +121,7 @@ fn check_credentials(
 /// the connection is closed once the reply is sent, so a password cannot be
 /// guessed at the speed of a pipeline.
 fn wrong_credentials(ctx: &CoreContext, client: &mut Client) {
-    client.fail(ErrorKind::Auth, WRONGPASS);
+    client.refuse_as(ErrorKind::Auth, ErrorReply::WrongPass);
     CoreStats::add(&ctx.stats.auth_failures, 1);
     client.auth_failures = client.auth_failures.saturating_add(1);
     // The address without its port: one line per host, not per connection.
@@ -146,7 +145,7 @@ fn auth(ctx: &CoreContext, client: &mut Client, creds: &[&[u8]]) -> bool {
         [pass] => check_credentials(ctx, client, None, pass),
         [user, pass] => check_credentials(ctx, client, Some(user), pass),
         _ => {
-            client.error("ERR syntax error");
+            client.refuse(ErrorReply::Syntax);
             false
         }
     }
@@ -160,8 +159,8 @@ fn hello(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         proto = match parse_int(arg(1)) {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
-            Some(_) => return client.error("NOPROTO unsupported protocol version"),
-            None => return client.error("ERR Protocol version is not an integer or out of range"),
+            Some(_) => return client.refuse(ErrorReply::NoProto),
+            None => return client.refuse(ErrorReply::ProtoNotInteger),
         };
     }
     let mut i = 2;
@@ -178,21 +177,16 @@ fn hello(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
             i += 3;
         } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
             if !valid_name(arg(i + 1)) {
-                return client.error(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                );
+                return client.refuse(ErrorReply::BadClientName);
             }
             name = Some(arg(i + 1).to_vec());
             i += 2;
         } else {
-            return client.error(&format!(
-                "ERR Syntax error in HELLO option '{}'",
-                quoted(opt, 128)
-            ));
+            return client.refuse(ErrorReply::HelloOption(&quoted(opt, 128)));
         }
     }
     if !client.authenticated && !authed_here {
-        return client.fail(ErrorKind::Auth, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return client.refuse_as(ErrorKind::Auth, ErrorReply::HelloNoAuth);
     }
     if let Some(n) = name {
         client.me.entry.set(Named::Name, &n);
@@ -218,10 +212,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
     let arity_ok = |n: usize, client: &mut Client| {
         if args.len() != n {
-            client.error(&format!(
-                "ERR wrong number of arguments for 'client|{}' command",
+            client.refuse(ErrorReply::WrongArity(&format!(
+                "client|{}",
                 quoted(sub, 32).to_lowercase()
-            ));
+            )));
             false
         } else {
             true
@@ -233,9 +227,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         if arity_ok(3, client) {
             let name = arg(2);
             if !valid_name(name) {
-                return client.error(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                );
+                return client.refuse(ErrorReply::BadClientName);
             }
             entry.set(Named::Name, name);
             ok(client)
@@ -256,13 +248,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
             } else if attr.eq_ignore_ascii_case(b"lib-ver") {
                 Named::LibVer
             } else {
-                return client.error(&format!("ERR Unrecognized option '{}'", quoted(attr, 128)));
+                return client.refuse(ErrorReply::UnrecognizedOption(&quoted(attr, 128)));
             };
             if arg(3).iter().any(|c| !(b'!'..=b'~').contains(c)) {
-                return client.error(&format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    quoted(attr, 32)
-                ));
+                return client.refuse(ErrorReply::BadClientInfo(&quoted(attr, 32)));
             }
             entry.set(field, arg(3));
             ok(client)
@@ -307,7 +296,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
                 ok(client);
                 client.replies.borrow_mut().mute_from(from);
             } else {
-                client.error("ERR syntax error")
+                client.refuse(ErrorReply::Syntax)
             }
         }
     } else if is(b"no-evict") || is(b"no-touch") || is(b"tracking") {
@@ -315,21 +304,18 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         // NO-TOUCH and TRACKING would need a backend connection of the
         // client's own, so only their OFF is accepted.
         if args.len() < 3 {
-            return client.error(&format!(
-                "ERR wrong number of arguments for 'client|{}' command",
+            return client.refuse(ErrorReply::WrongArity(&format!(
+                "client|{}",
                 quoted(sub, 32).to_lowercase()
-            ));
+            )));
         }
         let v = arg(2);
         if v.eq_ignore_ascii_case(b"off") || (is(b"no-evict") && v.eq_ignore_ascii_case(b"on")) {
             ok(client)
         } else if v.eq_ignore_ascii_case(b"on") {
-            client.error(&format!(
-                "ERR CLIENT {} ON is not available through keyway: clients share its backend connections",
-                quoted(sub, 32).to_uppercase()
-            ))
+            client.refuse(ErrorReply::ClientOptionOn(&quoted(sub, 32).to_uppercase()))
         } else {
-            client.error("ERR syntax error")
+            client.refuse(ErrorReply::Syntax)
         }
     } else if is(b"getredir") {
         if arity_ok(2, client) {
@@ -350,10 +336,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
             });
         }
     } else {
-        client.error(&format!(
-            "ERR unsupported command 'CLIENT {}'",
+        client.refuse(ErrorReply::Unsupported(&format!(
+            "CLIENT {}",
             quoted(sub, 128).to_uppercase()
-        ));
+        )));
     }
 }
 
@@ -393,7 +379,7 @@ fn kill_clients(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     use super::clients::{parse_filter, Ask, Filter};
     let arg = |i: usize| req.arg(i);
     if args.len() < 3 {
-        return client.error("ERR wrong number of arguments for 'client|kill' command");
+        return client.refuse(ErrorReply::WrongArity("client|kill"));
     }
     let old_form = args.len() == 3;
     let filter = if old_form {
@@ -500,10 +486,10 @@ fn command(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     } else if is(b"getkeys") || is(b"getkeysandflags") || is(b"help") {
         Merge::First
     } else {
-        return client.error(&format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            quoted(sub.unwrap_or_default(), 128)
-        ));
+        return client.refuse(ErrorReply::UnknownSubcommand {
+            sub: &quoted(sub.unwrap_or_default(), 128),
+            command: "COMMAND",
+        });
     };
     if super::fanout::command_table(ctx, client, frame, merge) {
         return;
@@ -550,9 +536,8 @@ fn own_command_table(client: &mut Client, req: Request<'_>) {
     } else if sub.eq_ignore_ascii_case(b"docs") {
         client.reply(|o| write::map_header(o, 0, proto));
     } else {
-        client.error(&format!(
-            "ERR COMMAND {} needs a backend, and no route leads to one",
-            quoted(sub, 32).to_uppercase()
+        client.refuse(ErrorReply::CommandNeedsBackend(
+            &quoted(sub, 32).to_uppercase(),
         ));
     }
 }

@@ -15,6 +15,7 @@ pub mod transaction;
 
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Request, RequestScanner, Scanned};
 use crate::resp::write::Protocol;
 use crate::resp::Limits;
@@ -312,8 +313,20 @@ impl Client {
         self.replies.borrow_mut().push_local(encode);
     }
 
+    /// Answers an error reply already worded (a backend's, or one of
+    /// `ErrorReply` carried as text).
     pub fn error(&self, msg: &str) {
         self.fail(ErrorKind::Other, msg);
+    }
+
+    /// Answers `e`.
+    pub fn refuse(&self, e: ErrorReply) {
+        self.refuse_as(ErrorKind::Other, e);
+    }
+
+    /// Answers `e`, counted as `kind`.
+    pub fn refuse_as(&self, kind: ErrorKind, e: ErrorReply) {
+        self.fail(kind, &e.to_string());
     }
 
     /// A uniform draw in [0, 1) (xorshift64*), for mirror fractions.
@@ -741,7 +754,7 @@ impl Reader {
                     break;
                 }
                 Err(e) => {
-                    client.fail(ErrorKind::Protocol, &format!("ERR Protocol error: {}", e.0));
+                    client.refuse_as(ErrorKind::Protocol, ErrorReply::Protocol(&e.0));
                     client.close = true;
                 }
             }

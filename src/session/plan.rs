@@ -7,6 +7,7 @@
 use super::replies::Multi;
 use super::{Client, CoreContext};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Arg, Request};
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
@@ -94,35 +95,31 @@ pub enum RouteError {
 
 impl std::fmt::Display for RouteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RouteError::NoRoute { what, name } => write!(f, "ERR no route for {what} '{name}'"),
-            RouteError::ClusterDown => f.write_str("CLUSTERDOWN Hash slot not served"),
-            RouteError::NoSlotMap { cluster, why } => write!(
-                f,
-                "ERR cluster '{cluster}' has no slot map yet: {}",
-                why.as_deref()
-                    .unwrap_or("no node has answered CLUSTER SLOTS yet")
-            ),
-            RouteError::NotYet { what, name, why } => {
-                let why = match why {
-                    Unlocated::SlotNotServed => "CLUSTERDOWN Hash slot not served",
-                    Unlocated::NoSlotMap => "no slot map yet",
-                };
-                write!(f, "ERR cannot place {what} '{name}' yet: {why}")
-            }
-            RouteError::CrossSlot => {
-                f.write_str("CROSSSLOT Keys in request don't hash to the same slot")
-            }
-            RouteError::Keys(e) => f.write_str(e.message()),
-            RouteError::TransactionApart { key } => write!(
-                f,
-                "ERR key '{key}' lives on another backend than this transaction's earlier keys: keyway runs a transaction on one backend, so it is aborted and nothing of it will run"
-            ),
-        }
+        self.reply().fmt(f)
     }
 }
 
 impl RouteError {
+    /// What the client is answered.
+    pub fn reply(&self) -> ErrorReply<'_> {
+        match self {
+            RouteError::NoRoute { what, name } => ErrorReply::NoRoute { what, name },
+            RouteError::ClusterDown => ErrorReply::ClusterDown,
+            RouteError::NoSlotMap { cluster, why } => ErrorReply::NoSlotMapYetBecause {
+                cluster,
+                why: why.as_deref(),
+            },
+            RouteError::NotYet { what, name, why } => ErrorReply::CannotPlaceYet {
+                what,
+                name,
+                slot_unserved: matches!(why, Unlocated::SlotNotServed),
+            },
+            RouteError::CrossSlot => ErrorReply::CrossSlot,
+            RouteError::Keys(e) => e.reply(),
+            RouteError::TransactionApart { key } => ErrorReply::TransactionKeyElsewhere(key),
+        }
+    }
+
     fn no_route(what: &'static str, name: &[u8]) -> RouteError {
         RouteError::NoRoute {
             what,
@@ -776,10 +773,7 @@ pub fn routed(
     let mut targets = std::mem::take(&mut client.targets);
     if find_keys(client, spec, req, &mut keys) {
         match kind {
-            _ if keys.is_empty() => client.error(&format!(
-                "ERR '{}' without keys cannot be routed: keyway routes by key",
-                spec.name
-            )),
+            _ if keys.is_empty() => client.refuse(ErrorReply::KeylessNotRoutable(spec.name)),
             // Too many keys to route at once: a slice at a time, other
             // clients in between (a subscriber's turn cannot wait for it).
             Some(kind) if keys.len() > HUGE && client.pubsub.is_none() => {
@@ -802,7 +796,7 @@ fn find_keys(client: &Client, spec: &CommandSpec, req: Request<'_>, keys: &mut V
     match key_indices(spec, args.len(), |i| req.arg(i), keys) {
         Ok(()) => true,
         Err(e) => {
-            client.error(e.message());
+            client.refuse(e.reply());
             false
         }
     }

@@ -5,6 +5,7 @@
 
 use super::gather::{self, Gather};
 use crate::command::Split;
+use crate::resp::errors::ErrorReply;
 use crate::resp::{reply, write};
 use crate::upstream::waiter::ReplySlots;
 use std::cell::RefCell;
@@ -415,7 +416,7 @@ impl Replies {
                     Slot::Done(a, b) => out.extend_from_slice(&self.arena[*a..*b]),
                     Slot::Multi(m) => self.merge(m, out),
                     Slot::Gather(g) => gather::merge(g, &self.arena, out),
-                    Slot::Waiting => write::error(out, "ERR internal error: reply missing"),
+                    Slot::Waiting => write::error(out, &ErrorReply::ReplyMissing.to_string()),
                 }
             }
             slots.clear();
@@ -452,7 +453,7 @@ impl Replies {
             let (a, b) = part_reply(p);
             if a == b || reply::is_error(&self.arena[a..b]) {
                 if a == b {
-                    write::error(out, "ERR internal error: part reply missing");
+                    write::error(out, &ErrorReply::PartReplyMissing.to_string());
                 } else {
                     out.extend_from_slice(&self.arena[a..b]);
                 }
@@ -472,7 +473,7 @@ impl Replies {
                 // Every key in one part, in order: its reply is the reply.
                 let (a, b) = part_reply(&m.parts[0]);
                 if reply::array_len(&self.arena[a..b]) != Some(m.nkeys) {
-                    write::error(out, "ERR upstream sent an unexpected reply to MGET");
+                    write::error(out, &ErrorReply::UnexpectedMgetReply.to_string());
                     return;
                 }
                 out.extend_from_slice(&self.arena[a..b]);
@@ -483,7 +484,7 @@ impl Replies {
                 let keys = 0..m.nkeys;
                 if !values_in_key_order(&self.arena, &m.parts, keys, &mut self.scratch, out) {
                     out.truncate(mark);
-                    write::error(out, "ERR upstream sent an unexpected reply to MGET");
+                    write::error(out, &ErrorReply::UnexpectedMgetReply.to_string());
                 }
             }
             Split::Mset => {
@@ -503,10 +504,8 @@ impl Replies {
                     match reply::integer(&self.arena[a..b]) {
                         Some(v) => sum = sum.saturating_add(v),
                         None => {
-                            write::error(
-                                out,
-                                "ERR upstream sent an unexpected reply (expected an integer)",
-                            );
+                            let e = ErrorReply::UnexpectedReply("an integer");
+                            write::error(out, &e.to_string());
                             return;
                         }
                     }

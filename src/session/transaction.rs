@@ -30,6 +30,7 @@
 use super::plan;
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
+use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Arg, Request, RequestScanner, Scanned};
 use crate::resp::write::{self, quoted};
 use crate::stats::ErrorKind;
@@ -60,9 +61,6 @@ impl Transaction {
     }
 }
 
-const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
-const EXECABORT_MOVED: &str = "EXECABORT Transaction discarded: a configuration reload moved its keys, which now live on different backends (nothing of it ran)";
-
 /// A client's WATCH: its own connection to the watched keys' backend.
 pub struct Watch {
     conn: Rc<Conn>,
@@ -80,7 +78,7 @@ pub fn control(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"multi") {
         if client.tx.is_some() {
-            return client.error("ERR MULTI calls can not be nested");
+            return client.refuse(ErrorReply::MultiNested);
         }
         client.tx = Some(Box::new(Transaction {
             place: client.watch.as_ref().and_then(|w| w.place),
@@ -93,16 +91,16 @@ pub fn control(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &
                 unwatch(client);
                 client.reply(|o| o.extend_from_slice(b"+OK\r\n"))
             }
-            None => client.error("ERR DISCARD without MULTI"),
+            None => client.refuse(ErrorReply::DiscardWithoutMulti),
         }
     } else if is(b"exec") {
         match client.tx.take() {
             Some(tx) => exec(ctx, client, *tx),
-            None => client.error("ERR EXEC without MULTI"),
+            None => client.refuse(ErrorReply::ExecWithoutMulti),
         }
     } else if is(b"watch") {
         if client.tx.is_some() {
-            abort(client, "ERR WATCH inside MULTI is not allowed");
+            abort(client, &ErrorReply::WatchInMulti.to_string());
         } else {
             watch(ctx, client, req, spec);
         }
@@ -118,15 +116,12 @@ fn watch(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Comman
     let mut request = Vec::with_capacity(frame.len());
     let place = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some(p)) => p,
-        Ok(None) => return client.error("ERR wrong number of arguments for 'watch' command"),
+        Ok(None) => return client.refuse(ErrorReply::WrongArity("watch")),
         Err(e) => return plan::refuse(client, &e),
     };
     if let Some(w) = &client.watch {
         if w.place != Some(place) {
-            return client.fail(
-                ErrorKind::CrossSlot,
-                "CROSSSLOT Keys in request don't hash to the same slot (keyway watches keys of one backend per client)",
-            );
+            return client.refuse_as(ErrorKind::CrossSlot, ErrorReply::WatchCrossSlot);
         }
     }
     let proto = client.proto;
@@ -193,19 +188,13 @@ pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Co
         Exec::Unsupported => {
             return abort(
                 client,
-                &format!(
-                    "ERR unsupported command '{}'",
-                    quoted(spec.name.as_bytes(), 64)
-                ),
+                &ErrorReply::Unsupported(&quoted(spec.name.as_bytes(), 64)).to_string(),
             );
         }
         _ => {
             return abort(
                 client,
-                &format!(
-                    "ERR '{}' inside MULTI is not supported by keyway",
-                    spec.name.to_uppercase()
-                ),
+                &ErrorReply::NotInMulti(&spec.name.to_uppercase()).to_string(),
             );
         }
     }
@@ -256,16 +245,12 @@ fn each_command(
     while pos < frames.len() {
         // Frames keyway itself scanned and looked up once: they do again.
         let Ok(Scanned::Frame { len }) = scanner.scan(&frames[pos..]) else {
-            return Err(Unplaced::Refused(
-                "ERR internal error: a queued command".into(),
-            ));
+            return Err(Unplaced::Refused(ErrorReply::QueuedCommandLost.to_string()));
         };
         let frame = &frames[pos..pos + len];
         let name = &frame[scanner.args()[0].start..scanner.args()[0].end];
         let Some(spec) = crate::command::lookup(name) else {
-            return Err(Unplaced::Refused(
-                "ERR internal error: a queued command".into(),
-            ));
+            return Err(Unplaced::Refused(ErrorReply::QueuedCommandLost.to_string()));
         };
         each(frame, scanner.args(), spec)?;
         pos += len;
@@ -322,7 +307,7 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
         client.blocked.push(w.conn.clone());
     }
     if tx.aborted {
-        return client.fail(ErrorKind::Other, EXECABORT);
+        return client.refuse(ErrorReply::ExecAbort);
     }
     if tx.ends.is_empty() && watched.is_none() {
         return client.reply(|o| o.extend_from_slice(b"*0\r\n"));
@@ -349,11 +334,11 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
                 let conn = ctx.upstreams.conn_in(endpoint, client.proto, client.db);
                 (conn, p.map(|(e, _)| e))
             }
-            Err(Unplaced::Apart) => return client.fail(ErrorKind::Other, EXECABORT_MOVED),
+            Err(Unplaced::Apart) => return client.refuse(ErrorReply::ExecAbortMoved),
             Err(Unplaced::Refused(why)) => {
                 return client.fail(
                     ErrorKind::Other,
-                    &format!("EXECABORT Transaction discarded: {why}"),
+                    &ErrorReply::ExecAbortBecause(&why).to_string(),
                 )
             }
         },

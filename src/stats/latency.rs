@@ -48,18 +48,17 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     out
 }
 
+/// What every latency report shows of a histogram: count, then p50, p90,
+/// p99, p99.9 and max in microseconds.
+pub fn percentiles(h: &Histogram<u64>) -> [u64; 6] {
+    let q = |x| h.value_at_quantile(x);
+    [h.len(), q(0.5), q(0.9), q(0.99), q(0.999), h.max()]
+}
+
 /// `count p50 p90 p99 p99.9 max` in microseconds.
 pub fn summary(label: &str, h: &Histogram<u64>) -> String {
-    let q = |x| h.value_at_quantile(x);
-    format!(
-        "{label:<8} count={} p50={}us p90={}us p99={}us p99.9={}us max={}us",
-        h.len(),
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        q(0.999),
-        h.max()
-    )
+    let [n, p50, p90, p99, p999, max] = percentiles(h);
+    format!("{label:<8} count={n} p50={p50}us p90={p90}us p99={p99}us p99.9={p999}us max={max}us")
 }
 
 /// Writes `core<N>.hgrm` per core, `all.hgrm` merged, and `summary.txt`;

@@ -12,6 +12,7 @@
 use super::waiter::Waiter;
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Input, Ring, Socket, Stream};
+use crate::resp::errors::ErrorReply;
 use crate::resp::reply::{error_code, is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
 use crate::stats::{ConnState, CoreStats, EndpointStats, ErrorKind};
@@ -43,8 +44,6 @@ pub struct ConnSettings {
     /// Where failures and recoveries are reported (health checking).
     pub reports: Option<super::reports::Reports>,
 }
-
-const NO_DESCRIPTORS: &str = "ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)";
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -117,6 +116,8 @@ pub struct Conn {
     unavailable: String,
     auth_failed: String,
     tls_failed: String,
+    timed_out: String,
+    no_descriptors: String,
     /// Sent first on every connection (HELLO 3, AUTH, READONLY), and how
     /// many replies it gets.
     handshake: Vec<u8>,
@@ -155,9 +156,11 @@ impl Conn {
             es: stats.endpoint(endpoint),
             stats,
             addr,
-            unavailable: format!("ERR upstream unavailable ({label})"),
-            auth_failed: format!("ERR upstream authentication failed ({label})"),
-            tls_failed: format!("ERR upstream TLS handshake failed ({label})"),
+            unavailable: ErrorReply::UpstreamUnavailable(&label).to_string(),
+            auth_failed: ErrorReply::UpstreamAuthFailed(&label).to_string(),
+            tls_failed: ErrorReply::UpstreamTlsFailed(&label).to_string(),
+            timed_out: ErrorReply::UpstreamTimeout.to_string(),
+            no_descriptors: ErrorReply::OutOfDescriptors.to_string(),
             handshake,
             handshake_replies,
             credentials,
@@ -416,10 +419,12 @@ impl Conn {
         let (kind, msg) = match failure {
             Failure::Timeout => {
                 CoreStats::add(&es.timeouts, 1);
-                (ErrorKind::UpstreamTimeout, "ERR upstream timeout")
+                (ErrorKind::UpstreamTimeout, self.timed_out.as_str())
             }
             Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
-            Failure::NoDescriptors => (ErrorKind::UpstreamUnavailable, NO_DESCRIPTORS),
+            Failure::NoDescriptors => {
+                (ErrorKind::UpstreamUnavailable, self.no_descriptors.as_str())
+            }
             Failure::AuthFailed => (ErrorKind::UpstreamUnavailable, self.auth_failed.as_str()),
             Failure::TlsFailed => (ErrorKind::UpstreamUnavailable, self.tls_failed.as_str()),
         };

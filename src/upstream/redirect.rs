@@ -8,6 +8,7 @@
 use super::conn::Conn;
 use super::pool::Upstreams;
 use super::waiter::{Redirectable, Waiter};
+use crate::resp::errors::ErrorReply;
 use crate::resp::write::Protocol;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -171,7 +172,7 @@ impl Redirect {
         };
         match owner {
             Some(endpoint) => self.send_to(endpoint, false),
-            None => self.waiter.fail("CLUSTERDOWN Hash slot not served"),
+            None => self.waiter.fail(&ErrorReply::ClusterDown.to_string()),
         }
     }
 

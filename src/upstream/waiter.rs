@@ -4,6 +4,7 @@
 //! session's reply slots come in through `ReplySlots`, a Redis Cluster
 //! request that may be redirected through `Redirectable`.
 
+use crate::resp::errors::ErrorReply;
 use crate::resp::reply;
 use crate::stats::CoreStats;
 use std::cell::Cell;
@@ -61,9 +62,6 @@ pub enum Waiter {
 /// What `Waiter::Then` is called with: the reply, or the request's error.
 pub type Answer<'a> = Result<&'a [u8], &'a str>;
 
-/// What a blocking command unblocked by keyway answers.
-pub const UNBLOCKED_BY_RELOAD: &str = "ERR keyway's configuration was reloaded while this command was blocked and its key now lives on another backend; nothing was taken: send the command again";
-
 impl Waiter {
     pub fn new<R: ReplySlots + 'static>(replies: &Rc<R>, slot: usize, part: usize) -> Waiter {
         Waiter::Client {
@@ -120,7 +118,7 @@ impl Waiter {
             Waiter::Ignore => {}
             Waiter::Unblockable { waiter, unblocked } => {
                 if unblocked.get() && reply::is_error(reply) {
-                    waiter.fail(UNBLOCKED_BY_RELOAD)
+                    waiter.fail(&ErrorReply::UnblockedByReload.to_string())
                 } else {
                     waiter.complete(reply)
                 }

@@ -116,9 +116,37 @@ fn a_second_keyway_on_the_same_port_refuses_to_start() {
         ),
     )
     .unwrap();
-    let out = keyway().arg("--config").arg(&cfg).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Waited for with a deadline: a second keyway that did start would
+    // otherwise hang the suite instead of failing this test.
+    let mut second = keyway()
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = second.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "the second keyway did not refuse to start: {err}"
+    );
     assert!(err.contains("address already in use"), "{err}");
     // Every new connection still reaches the first one.
     let accepted = |k: &Keyway| total(k, "accepted_connections");

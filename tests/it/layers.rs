@@ -448,3 +448,84 @@ fn the_checker_sees_an_upward_import_a_circle_and_a_path_through_a_reexport() {
         ["session", "upstream/conn"]
     );
 }
+
+/// Error codes a reply keyway writes may start with.
+const ERROR_CODES: [&str; 10] = [
+    "ERR",
+    "NOAUTH",
+    "WRONGPASS",
+    "NOPROTO",
+    "CROSSSLOT",
+    "EXECABORT",
+    "CLUSTERDOWN",
+    "DENIED",
+    "NOPERM",
+    "WRONGTYPE",
+];
+
+/// The string literals of `line` that read as an error reply's text: an
+/// error code and a space (a code alone is a backend's, matched).
+fn error_texts(line: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in line.match_indices('"') {
+        let rest = line[at + 1..].trim_start_matches('-');
+        if let Some(code) = ERROR_CODES
+            .iter()
+            .find(|c| rest.starts_with(&format!("{c} ")))
+        {
+            let message: String = rest[code.len() + 1..]
+                .chars()
+                .take_while(|c| *c != '"')
+                .take(40)
+                .collect();
+            found.push(format!("{code} {message}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_error_reply_text_lives_in_resp_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let mut dirs = vec![src.clone()];
+    let mut strays = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src/") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&src)
+                .expect("under src/")
+                .to_string_lossy()
+                .to_string();
+            // The one place, and the reference decoders' test vectors.
+            if !rel.ends_with(".rs") || rel == "resp/errors.rs" || rel == "resp/reference.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a source file");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for t in error_texts(line) {
+                    strays.push(format!("src/{rel}:{}: \"{t}...\"", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        strays.is_empty(),
+        "error reply texts outside src/resp/errors.rs (add a variant to ErrorReply):\n{}",
+        strays.join("\n")
+    );
+    assert_eq!(
+        error_texts(r#"client.error("ERR syntax error"); b"-NOAUTH x"; Some("CLUSTERDOWN")"#),
+        ["ERR syntax error", "NOAUTH x"],
+        "the guard sees a stray text"
+    );
+}
