@@ -128,7 +128,7 @@ impl Discovery {
     ) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("keyway-discovery".into())
-            .spawn(move || self.run(cores, requests, reloads))?;
+            .spawn(move || self.refresh_until_closed(cores, requests, reloads))?;
         Ok(())
     }
 
@@ -153,7 +153,12 @@ impl Discovery {
         let _ = r.done.send(served);
     }
 
-    fn run(&mut self, cores: Cores, requests: Receiver<usize>, reloads: Receiver<DiscoveryReload>) {
+    fn refresh_until_closed(
+        &mut self,
+        cores: Cores,
+        requests: Receiver<usize>,
+        reloads: Receiver<DiscoveryReload>,
+    ) {
         let mut due: HashMap<usize, Instant> = HashMap::new();
         let mut last: HashMap<usize, Instant> = HashMap::new();
         let schedule = |me: &Discovery,

@@ -117,11 +117,13 @@ impl Monitor {
     pub fn spawn(self) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("keyway-health".into())
-            .spawn(move || self.run())?;
+            .spawn(move || self.judge_endpoints())?;
         Ok(())
     }
 
-    fn run(self) {
+    /// Until stopped: folds what the cores and checkers saw into each
+    /// endpoint's health and ejects or restores endpoints.
+    fn judge_endpoints(self) {
         let mut generation = 0;
         let mut rules = BTreeMap::new();
         let mut checkers: Vec<Arc<AtomicBool>> = Vec::new();
@@ -149,7 +151,7 @@ impl Monitor {
                         };
                         let _ = std::thread::Builder::new()
                             .name("keyway-check".into())
-                            .spawn(move || check.run());
+                            .spawn(move || check.check_until_stopped());
                     }
                 }
                 lock(&self.table).retain(|a, _| rules.contains_key(a));
@@ -353,7 +355,7 @@ struct Checker {
 }
 
 impl Checker {
-    fn run(self) {
+    fn check_until_stopped(self) {
         // One connection, kept between checks as Envoy keeps its own.
         let mut conn: Option<Probe> = None;
         while !self.stop.load(Ordering::Relaxed) {

@@ -64,7 +64,7 @@ pub struct CoreSpec {
 }
 
 /// Runs one core on the calling thread until it is told to stop.
-pub fn run(spec: CoreSpec) {
+pub fn run_core(spec: CoreSpec) {
     let CoreSpec {
         index,
         ring_mode,
@@ -185,7 +185,7 @@ pub fn run(spec: CoreSpec) {
             stops.push(stop.clone());
             let accept = accept.clone();
             loops.push(crate::net::spawn(async move {
-                accept.run(listener, tls, stop).await
+                accept.accept_clients(listener, tls, stop).await
             }));
         }
         crate::net::spawn(control_loop(
@@ -200,7 +200,7 @@ pub fn run(spec: CoreSpec) {
             l.await;
         }
         // Draining: each session closes once it has sent what it owes
-        // (see session::run); those left at the deadline are cut.
+        // (see session::serve); those left at the deadline are cut.
         let deadline = Instant::now() + latest.get().topo.config.drain_timeout;
         while stats.connections.get() > 0 && Instant::now() < deadline {
             crate::net::sleep(Duration::from_millis(10)).await;
@@ -331,7 +331,12 @@ impl Accept {
         .detach();
     }
 
-    async fn run(self: Rc<Self>, listener: Listener, tls: Option<TlsAcceptor>, stop: Rc<Notify>) {
+    async fn accept_clients(
+        self: Rc<Self>,
+        listener: Listener,
+        tls: Option<TlsAcceptor>,
+        stop: Rc<Notify>,
+    ) {
         while !self.stopping.get() {
             match race(listener.accept(), stop.wait()).await {
                 Either::Left(Ok(stream)) => {
@@ -362,7 +367,7 @@ impl Accept {
                     match &tls {
                         None => {
                             let me = ctx.clients.register(id, stream.handle());
-                            let run = session::run(Stream::Plain(stream), ctx, me);
+                            let run = session::serve(Stream::Plain(stream), ctx, me);
                             crate::net::spawn(async move {
                                 run.await;
                                 stats.connections.set(stats.connections.get() - 1);
@@ -406,7 +411,7 @@ async fn tls_session(
     let timeout = crate::net::sleep(TLS_HANDSHAKE_TIMEOUT);
     let me = ctx.clients.register(id, socket.handle());
     match race(acceptor.accept(socket), timeout).await {
-        Either::Left(Ok(s)) => session::run(Stream::tls(s), ctx, me).await,
+        Either::Left(Ok(s)) => session::serve(Stream::tls(s), ctx, me).await,
         Either::Left(Err(e)) => {
             CoreStats::add(&stats.tls_client_failures, 1);
             crate::warn!("TLS client handshake failed: {e}");

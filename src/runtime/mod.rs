@@ -105,7 +105,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         };
         let thread = std::thread::Builder::new()
             .name(format!("keyway-core{index}"))
-            .spawn(move || core::run(spec))
+            .spawn(move || core::run_core(spec))
             .map_err(|e| format!("cannot start a thread for core {index}: {e}"))?;
         cores.push((tx, thread));
     }

@@ -67,7 +67,7 @@ pub fn how_long<'a>(
 
 /// Sends a blocking command over a connection of its own; the connection
 /// joins `client.blocked` until the batch's replies are written.
-pub fn run(
+pub fn execute(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
@@ -78,7 +78,7 @@ pub fn run(
     let arg = |i: usize| req.get(i);
     let Some(timeout) = how_long(block, arg, args.len()) else {
         // Not blocking: an ordinary request on the shared connection.
-        return super::plan::routed(ctx, client, req, spec, None);
+        return super::plan::execute(ctx, client, req, spec, None);
     };
     let mut request = Vec::with_capacity(frame.len());
     let endpoint = match plan::place_whole(ctx, client, req, spec, &mut request) {

@@ -224,7 +224,7 @@ impl Registry {
     }
 
     /// Starts a drain: every session ends its wait for requests, sends the
-    /// replies it owes, and closes (see `session::run`).
+    /// replies it owes, and closes (see `session::serve`).
     /// `client_idle_timeout` after a reload.
     pub fn set_idle_timeout(&self, timeout: std::time::Duration) {
         self.idle_timeout.set(timeout);

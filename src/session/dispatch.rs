@@ -111,18 +111,18 @@ fn run_command(
         return transaction::queue(ctx, client, req, spec);
     }
     match spec.exec {
-        Exec::Local(l) => local::run(l, ctx, client, req),
-        Exec::Fanout(fan) => fanout::run(ctx, client, req, fan),
-        Exec::Transaction => transaction::control(ctx, client, req, spec),
-        Exec::Blocking(block) => blocking::run(ctx, client, req, spec, block),
-        Exec::PubSub => pubsub::run(ctx, client, req, spec.name),
+        Exec::Local(l) => local::execute(l, ctx, client, req),
+        Exec::Fanout(fan) => fanout::execute(ctx, client, req, fan),
+        Exec::Transaction => transaction::execute(ctx, client, req, spec),
+        Exec::Blocking(block) => blocking::execute(ctx, client, req, spec, block),
+        Exec::PubSub => pubsub::execute(ctx, client, req, spec.name),
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,
                 &ErrorReply::Unsupported(&quoted(name, 128)).to_string(),
             );
         }
-        Exec::Forward => plan::routed(ctx, client, req, spec, None),
+        Exec::Forward => plan::execute(ctx, client, req, spec, None),
         Exec::Split(kind) => {
             if kind == Split::Mset && args.len().is_multiple_of(2) {
                 client.fail(
@@ -131,7 +131,7 @@ fn run_command(
                 );
                 return;
             }
-            plan::routed(ctx, client, req, spec, Some(kind));
+            plan::execute(ctx, client, req, spec, Some(kind));
         }
     }
 }

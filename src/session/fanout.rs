@@ -80,7 +80,7 @@ pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, String> {
 }
 
 /// Runs a fanned-out command.
-pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
+pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
     let (frame, args) = (req.frame, req.args);
     let arg = |i: usize| req.arg(i);
     if fan == Fan::Info {

@@ -12,7 +12,7 @@ use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::{CoreStats, ErrorKind};
 
-pub fn run(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+pub fn execute(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     let args = req.args;
     let arg = |i: usize| req.arg(i);
     let argc = args.len();

@@ -360,7 +360,7 @@ async fn close_after_drain(stream: &Stream, ctx: &CoreContext, fd: i32) {
 
 /// Serves one client connection, registered as `me` (how CLIENT LIST/KILL
 /// and a drain reach it).
-pub async fn run(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Registered) {
+pub async fn serve(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Registered) {
     let id = me.entry.id;
     let mut reader = Reader {
         scanner: RequestScanner::new(ctx.limits),

@@ -138,7 +138,7 @@ impl RouteError {
 
 /// Routes and sends a keyed request (`kind` is Some for split commands).
 /// `keys` holds the argument indices of its keys.
-pub fn execute(
+pub fn place_and_send(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
@@ -762,7 +762,7 @@ impl Encoder<'_> {
     }
 }
 /// A command served by the keys' endpoints.
-pub fn routed(
+pub fn execute(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
@@ -782,7 +782,7 @@ pub fn routed(
                 let at = HugeAt::Carried(0);
                 client.huge = Some(Box::new(HugeCommand { plan, at }));
             }
-            _ => execute(ctx, client, req, spec, kind, &keys, &mut targets),
+            _ => place_and_send(ctx, client, req, spec, kind, &keys, &mut targets),
         }
     }
     client.keys = keys;

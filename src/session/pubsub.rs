@@ -344,7 +344,7 @@ pub fn allowed_when_subscribed(name: &str) -> bool {
 }
 
 /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UN- forms, PUBLISH, SPUBLISH.
-pub fn run(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &str) {
+pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &str) {
     let (frame, args) = (req.frame, req.args);
     let arg = |i: usize| req.arg(i);
     let names: Vec<&[u8]> = (1..args.len()).map(arg).collect();

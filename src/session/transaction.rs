@@ -73,7 +73,7 @@ pub struct Watch {
 }
 
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
-pub fn control(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
     let name = req.arg(0);
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"multi") {
