@@ -2,6 +2,7 @@
 //! control thread (signals, shutdown, reloads), discovery and the admin
 //! endpoint, and what they say to a core (`CoreMsg`).
 
+use crate::net::doorbell::RingingSender;
 use crate::stats::CoreSnapshot;
 use crate::topology::slots::SlotMap;
 use crate::topology::Topology;
@@ -44,11 +45,11 @@ pub struct Reload {
 /// The control side's handle on every core: their channels.
 #[derive(Clone)]
 pub struct Cores {
-    senders: Vec<Sender<CoreMsg>>,
+    senders: Vec<RingingSender<CoreMsg>>,
 }
 
 impl Cores {
-    pub fn new(senders: Vec<Sender<CoreMsg>>) -> Cores {
+    pub fn new(senders: Vec<RingingSender<CoreMsg>>) -> Cores {
         Cores { senders }
     }
 

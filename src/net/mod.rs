@@ -9,10 +9,12 @@
 //!   connections use;
 //! - `input`: the read buffer both scan through, in place where possible;
 //! - `timer`: the core's timers, fired by the driver;
-//! - `notify`: a wake-up flag and a race of two futures, for the core's tasks.
+//! - `notify`: a wake-up flag and a race of two futures, for the core's tasks;
+//! - `doorbell`: how another thread wakes a core (an eventfd its ring polls).
 //!
 //! `probe` runs once at start-up and says what the kernel offers.
 pub mod bufs;
+pub mod doorbell;
 pub mod input;
 pub mod notify;
 pub mod ring;

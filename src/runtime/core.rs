@@ -6,6 +6,7 @@ use super::admission::{
     protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_LINGERING_REFUSALS,
 };
 use crate::control::cores::{CoreMsg, Reload};
+use crate::net::doorbell::{Doorbell, RingingSender};
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
 use crate::resp::errors::ErrorReply;
@@ -24,9 +25,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a core looks at its control channel. Control traffic is rare
-/// and needs no hurry; this keeps the channel off the data path.
-const CONTROL_POLL: Duration = Duration::from_millis(20);
 /// Memory glommio registers for io_uring buffers: keyway does network I/O
 /// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
 const IO_MEMORY: usize = 512 * 1024;
@@ -54,7 +52,9 @@ pub struct CoreSpec {
     pub refresh: Sender<usize>,
     pub control: Receiver<CoreMsg>,
     /// Every core's inbox for CLIENT LIST/KILL, and this core's.
-    pub client_inboxes: Vec<Sender<Ask>>,
+    pub client_inboxes: Vec<RingingSender<Ask>>,
+    /// Rung after each message to this core (control or client asks).
+    pub bell: Arc<Doorbell>,
     pub client_asks: Receiver<Ask>,
     pub started: Sender<Result<usize, String>>,
     /// Client connections across all cores, against `max_clients`.
@@ -77,6 +77,7 @@ pub fn run_core(spec: CoreSpec) {
         control,
         client_inboxes,
         client_asks,
+        bell,
         started,
         seats,
         reports,
@@ -189,7 +190,7 @@ pub fn run_core(spec: CoreSpec) {
             }));
         }
         crate::net::spawn(control_loop(
-            control,
+            Inbox { control, bell },
             accept.clone(),
             clients,
             ring.clone(),
@@ -423,8 +424,15 @@ async fn tls_session(
     stats.connections.set(stats.connections.get() - 1);
 }
 
-async fn control_loop(
+/// What the control thread and the other cores send this core, and the
+/// doorbell they ring after each message.
+struct Inbox {
     control: Receiver<CoreMsg>,
+    bell: Arc<Doorbell>,
+}
+
+async fn control_loop(
+    Inbox { control, bell }: Inbox,
     accept: Rc<Accept>,
     clients: Rc<Registry>,
     ring: Rc<Ring>,
@@ -481,7 +489,10 @@ async fn control_loop(
                         super::memory::return_freed_memory();
                     }
                 }
-                crate::net::sleep(CONTROL_POLL).await
+                // Until told something (a message rings the bell) or the
+                // next sweep is due.
+                let sweep_in = next_idle_sweep.saturating_duration_since(Instant::now());
+                bell.wait(&ring, sweep_in).await
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::control::admin::Admin;
 use crate::control::cores::Cores;
 use crate::control::discovery::Discovery;
 use crate::control::reload;
+use crate::net::doorbell::{Doorbell, RingingSender};
 use crate::stats::latency;
 use crate::topology::Topology;
 use crossbeam_channel::{bounded, unbounded};
@@ -82,11 +83,23 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     let (reports, from_cores) = crate::upstream::reports::Reports::channel();
     let mut cores = Vec::new();
     // Each core's inbox for the others' CLIENT LIST and KILL.
-    let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) =
-        cpus.iter().map(|_| bounded(64)).unzip();
+    // Each core's doorbell, rung after every message to it.
+    let bells = cpus
+        .iter()
+        .map(|_| Doorbell::new())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot make an eventfd for a core: {e}"))?;
+    let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) = bells
+        .iter()
+        .map(|bell| {
+            let (tx, rx) = bounded(64);
+            (RingingSender::new(tx, bell.clone()), rx)
+        })
+        .unzip();
     client_asks.reverse();
     for (index, &cpu) in cpus.iter().enumerate() {
         let (tx, rx) = bounded(64);
+        let tx = RingingSender::new(tx, bells[index].clone());
         let spec = core::CoreSpec {
             index,
             ring_mode,
@@ -99,6 +112,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
             control: rx,
             client_inboxes: client_inboxes.clone(),
             client_asks: client_asks.pop().expect("one inbox per core"),
+            bell: bells[index].clone(),
             started: started_tx.clone(),
             seats: seats.clone(),
             reports: reports.clone(),
@@ -111,7 +125,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     }
     drop(started_tx);
     let stop_all = |cores: Vec<(
-        crossbeam_channel::Sender<crate::control::cores::CoreMsg>,
+        RingingSender<crate::control::cores::CoreMsg>,
         std::thread::JoinHandle<()>,
     )>| {
         for (tx, _) in &cores {

@@ -4,6 +4,7 @@
 //! control loop serves between requests.
 
 use crate::command::CommandSpec;
+use crate::net::doorbell::RingingSender;
 use crate::net::{ClientHandle, End};
 use crate::resp::errors::ErrorReply;
 use crate::resp::write::Protocol;
@@ -150,7 +151,7 @@ pub struct Registry {
     /// The user every client is (the proxy's username, or "default").
     user: String,
     /// Every core's inbox, this one's included (indexed by core).
-    inboxes: Vec<Sender<Ask>>,
+    inboxes: Vec<RingingSender<Ask>>,
     inbox: Receiver<Ask>,
     /// SIGTERM came: sessions close once their replies are sent.
     draining: Cell<bool>,
@@ -208,7 +209,7 @@ impl Registry {
     pub fn new(
         core: usize,
         user: String,
-        inboxes: Vec<Sender<Ask>>,
+        inboxes: Vec<RingingSender<Ask>>,
         inbox: Receiver<Ask>,
         idle_timeout: std::time::Duration,
     ) -> Registry {
@@ -540,6 +541,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::doorbell::Doorbell;
     use std::time::Duration;
 
     #[test]
@@ -566,7 +568,7 @@ mod tests {
         let reg = Rc::new(Registry::new(
             0,
             "default".into(),
-            vec![tx],
+            vec![RingingSender::new(tx, Doorbell::new().unwrap())],
             rx,
             Duration::ZERO,
         ));

@@ -6,15 +6,6 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-/// The value of a Prometheus sample (summed over its cores).
-fn metric(k: &Keyway, name: &str) -> u64 {
-    admin_get(k.admin_port, "/metrics")
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn over_max_clients_new_clients_get_an_error_and_are_closed() {
     let a = Redis::start();

@@ -1057,3 +1057,24 @@ fn blocked_commands_and_subscribers_whose_keys_move_in_a_reload_are_not_left_beh
     );
     assert_eq!(moved, 2);
 }
+
+#[test]
+fn an_idle_core_sleeps_until_it_is_told_something() {
+    // Found by issue 19 (item 7): each core looked at its control channel
+    // every 20 ms, waking about 50 times a second with nothing to do.
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let parks = || metric(&k, "keyway_ring_parks_total");
+    let before = parks();
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = parks() - before;
+    // Its own chores (the idle-client sweep, once a second) and the
+    // /metrics request itself remain.
+    assert!(woke <= 15, "an idle core woke {woke} times in 3 s");
+    // A message still reaches it: CLIENT LIST asks every core, a reload
+    // has every core confirm the new configuration.
+    let mut c = k.client();
+    assert!(c.cmd(&["CLIENT", "LIST"]).contains("cmd=client"));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+}

@@ -411,6 +411,15 @@ pub fn total(k: &Keyway, key: &str) -> i64 {
     json_number(&stats[stats.find("\"total\"").unwrap()..], "", key)
 }
 
+/// The value of a Prometheus sample (summed over its cores).
+pub fn metric(k: &Keyway, name: &str) -> u64 {
+    admin_get(k.admin_port, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 pub fn admin_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
