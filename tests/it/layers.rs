@@ -24,31 +24,19 @@ struct Tree {
 impl Tree {
     fn read(src: &Path) -> Tree {
         let mut files = BTreeMap::new();
-        let mut dirs = vec![src.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).expect("read src/") {
-                let path = entry.expect("dir entry").path();
-                if path.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "rs") {
-                    continue;
-                }
-                let rel = path.strip_prefix(src).expect("under src/");
-                let mut parts: ModPath = rel
-                    .iter()
-                    .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
-                    .collect();
-                if parts.last().is_some_and(|p| p == "mod") {
-                    parts.pop();
-                }
-                if parts == ["lib"] || parts == ["main"] {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).expect("read a source file");
-                files.insert(parts, without_unit_tests(&code_only(&text)));
+        for (rel, text) in rust_files(src) {
+            let mut parts: ModPath = rel
+                .trim_end_matches(".rs")
+                .split('/')
+                .map(String::from)
+                .collect();
+            if parts.last().is_some_and(|p| p == "mod") {
+                parts.pop();
             }
+            if parts == ["lib"] || parts == ["main"] {
+                continue;
+            }
+            files.insert(parts, without_unit_tests(&code_only(&text)));
         }
         Tree { files }
     }
@@ -206,6 +194,25 @@ fn without_reexports(code: &str, folder: bool) -> String {
     code.split_inclusive(';')
         .filter(|stmt| !stmt.trim_start().starts_with("pub use ") || stmt.contains("crate::"))
         .collect()
+}
+
+/// Every `.rs` file below `src`: its path from there, and its text.
+fn rust_files(src: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src/") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(src).expect("under src/");
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                out.push((rel.to_string_lossy().to_string(), text));
+            }
+        }
+    }
+    out
 }
 
 /// The log macros are exported at the crate root: they belong to `log`.
@@ -488,33 +495,19 @@ fn error_texts(line: &str) -> Vec<String> {
 fn every_error_reply_text_lives_in_resp_errors() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = root.join("src");
-    let mut dirs = vec![src.clone()];
     let mut strays = Vec::new();
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read src/") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
+    for (rel, text) in rust_files(&src) {
+        // The one place, and the reference decoders' test vectors.
+        if rel == "resp/errors.rs" || rel == "resp/reference.rs" {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
                 continue;
             }
-            let rel = path
-                .strip_prefix(&src)
-                .expect("under src/")
-                .to_string_lossy()
-                .to_string();
-            // The one place, and the reference decoders' test vectors.
-            if !rel.ends_with(".rs") || rel == "resp/errors.rs" || rel == "resp/reference.rs" {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("read a source file");
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (n, line) in code.lines().enumerate() {
-                if line.trim_start().starts_with("//") {
-                    continue;
-                }
-                for t in error_texts(line) {
-                    strays.push(format!("src/{rel}:{}: \"{t}...\"", n + 1));
-                }
+            for t in error_texts(line) {
+                strays.push(format!("src/{rel}:{}: \"{t}...\"", n + 1));
             }
         }
     }
