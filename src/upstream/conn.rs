@@ -796,3 +796,200 @@ mod tests {
         assert_eq!(handshake(Protocol::Resp2, &None, false, 0).1, 0);
     }
 }
+
+/// A connection driven against a scripted server, on a real core (a
+/// glommio executor with its own ring, as `runtime::core` sets one up).
+#[cfg(test)]
+mod scripted {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What the scripted server does with each connection it accepts.
+    #[derive(Clone, Copy)]
+    enum Script {
+        /// Answers every request `+OK`, in the order read.
+        Answer,
+        /// Reads and never answers.
+        Silent,
+        /// Answers the first request, then closes the connection.
+        AnswerOnceThenClose,
+    }
+
+    /// A server on a free port that follows `script` on every connection;
+    /// counts connections accepted.
+    fn server(script: Script) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || serve(stream, script));
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// Counts whole requests (`*N` arrays of bulk strings) and answers them.
+    fn serve(mut stream: TcpStream, script: Script) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut answered = 0;
+        loop {
+            let Ok(n) = stream.read(&mut chunk) else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut scanner = crate::resp::request::RequestScanner::new(Default::default());
+            let mut out = Vec::new();
+            while let Ok(crate::resp::request::Scanned::Frame { len }) = scanner.scan(&buf) {
+                buf.drain(..len);
+                match script {
+                    Script::Silent => {}
+                    Script::Answer => out.extend_from_slice(b"+OK\r\n"),
+                    Script::AnswerOnceThenClose => {
+                        let _ = stream.write_all(b"+OK\r\n");
+                        answered += 1;
+                        if answered == 1 {
+                            return;
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() && stream.write_all(&out).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Runs `test` on a core of its own with a connection to `addr`.
+    fn on_a_core<F: std::future::Future<Output = ()>>(
+        addr: SocketAddr,
+        op_timeout: Duration,
+        test: impl FnOnce(Rc<Conn>, Rc<CoreStats>) -> F + Send + 'static,
+    ) {
+        let mode = crate::net::probe().expect("io_uring");
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(512 * 1024)
+            .spawn(move || async move {
+                let ring = Ring::new(mode, Duration::ZERO).expect("ring");
+                let driver = glommio::spawn_local(ring.clone().drive());
+                let stats = Rc::new(CoreStats::new(0, 1, 1));
+                let settings = ConnSettings {
+                    op_timeout,
+                    connect_timeout: Duration::from_secs(1),
+                    auth: None,
+                    tls: None,
+                    readonly: false,
+                    db: 0,
+                    keepalive: Duration::ZERO,
+                    reports: None,
+                };
+                let conn = Rc::new(Conn::new(
+                    0,
+                    addr,
+                    addr.to_string(),
+                    Protocol::Resp2,
+                    settings,
+                    stats.clone(),
+                    ring.clone(),
+                ));
+                test(conn.clone(), stats).await;
+                conn.shut_down();
+                ring.stop();
+                driver.await;
+            })
+            .expect("executor")
+            .join()
+            .expect("the core's thread");
+    }
+
+    type Got = Rc<RefCell<Vec<Result<Vec<u8>, String>>>>;
+
+    /// Sends PING with a waiter that records what it got.
+    fn ping(conn: &Rc<Conn>, got: &Got) {
+        let got = got.clone();
+        conn.send(
+            |b| b.extend_from_slice(b"*1\r\n$4\r\nPING\r\n"),
+            Waiter::Then(Box::new(move |a| {
+                got.borrow_mut()
+                    .push(a.map(<[u8]>::to_vec).map_err(String::from))
+            })),
+        );
+    }
+
+    async fn until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() && Instant::now() < deadline {
+            crate::net::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_get_their_replies_in_order_over_one_connection() {
+        let (addr, accepted) = server(Script::Answer);
+        on_a_core(addr, Duration::from_secs(5), |conn, stats| async move {
+            let got: Got = Default::default();
+            for _ in 0..500 {
+                ping(&conn, &got);
+            }
+            until(|| got.borrow().len() == 500).await;
+            assert_eq!(got.borrow().len(), 500);
+            assert!(got
+                .borrow()
+                .iter()
+                .all(|r| r.as_deref() == Ok(&b"+OK\r\n"[..])));
+            assert_eq!(stats.endpoint(0).requests.get(), 500);
+            assert_eq!(conn.pending(), 0);
+        });
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection carried them all"
+        );
+    }
+
+    #[test]
+    fn a_silent_server_gets_each_request_its_timeout_error() {
+        let (addr, _) = server(Script::Silent);
+        on_a_core(addr, Duration::from_millis(200), |conn, stats| async move {
+            let got: Got = Default::default();
+            for _ in 0..3 {
+                ping(&conn, &got);
+            }
+            until(|| got.borrow().len() == 3).await;
+            let timeout = ErrorReply::UpstreamTimeout.to_string();
+            assert_eq!(*got.borrow(), vec![Err(timeout); 3]);
+            assert_eq!(stats.endpoint(0).timeouts.get(), 3);
+            assert_eq!(stats.endpoint(0).errors.get(), 3);
+        });
+    }
+
+    #[test]
+    fn a_closed_connection_is_opened_again_for_the_next_request() {
+        let (addr, accepted) = server(Script::AnswerOnceThenClose);
+        on_a_core(addr, Duration::from_secs(5), |conn, _| async move {
+            let got: Got = Default::default();
+            ping(&conn, &got);
+            until(|| got.borrow().len() == 1).await;
+            // The server closes: the connection goes idle, and the next
+            // request opens a new one.
+            until(|| conn.state() != ConnState::Up).await;
+            assert_eq!(conn.state(), ConnState::Idle);
+            ping(&conn, &got);
+            until(|| got.borrow().len() == 2).await;
+            assert_eq!(
+                *got.borrow(),
+                vec![Ok(b"+OK\r\n".to_vec()), Ok(b"+OK\r\n".to_vec())]
+            );
+        });
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+}
