@@ -168,25 +168,20 @@ pub fn split_cursor(cursor: u64, backends: usize) -> (usize, u64) {
 
 /// Writes the merged reply of `g`, whose parts are ranges of `arena`.
 pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
-    let part = |i: usize| g.parts[i].map_or(&b""[..], |(a, b)| &arena[a..b]);
-    let parts = || (0..g.parts.len()).map(part);
+    let parts: Vec<&[u8]> = g
+        .parts
+        .iter()
+        .map(|r| r.map_or(&b""[..], |(a, b)| &arena[a..b]))
+        .collect();
     match &g.merge {
-        Merge::Info(info) => return merge_info(info, parts(), g.proto, out),
+        Merge::Info(info) => return merge_info(info, parts.iter().copied(), g.proto, out),
         // A backend that does not answer never fails a handshake.
-        Merge::Hello(h) => {
-            let text = |p| reply::string(p).and_then(|t| std::str::from_utf8(t).ok());
-            let version = lowest_version(parts().filter_map(text));
-            if let Some(v) = version {
-                h.seen.saw(v);
-            }
-            let v = version.unwrap_or(REDIS_COMPAT_VERSION);
-            return hello_reply(out, g.proto, h.client_id, v);
-        }
+        Merge::Hello(h) => return merge_hello(h, &parts, g.proto, out),
         _ => {}
     }
     // Elsewhere the first error any backend met is the reply: a partial
     // answer would look complete.
-    if let Some(e) = parts().find(|p| p.is_empty() || reply::is_error(p)) {
+    if let Some(e) = parts.iter().find(|p| p.is_empty() || reply::is_error(p)) {
         if e.is_empty() {
             write::error(out, &ErrorReply::PartReplyMissing.to_string());
         } else {
@@ -194,251 +189,311 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
         }
         return;
     }
-    let mut scratch = Vec::new();
     match &g.merge {
         Merge::Info(_) | Merge::Hello(_) => {}
-        Merge::SumInt => {
-            let mut sum: i64 = 0;
-            for p in parts() {
-                match reply::integer(p) {
-                    Some(v) => sum = sum.saturating_add(v),
-                    None => return unexpected(out, "an integer"),
-                }
-            }
-            write::integer(out, sum);
-        }
-        Merge::AllOk => match parts().find(|p| *p != b"+OK\r\n") {
-            Some(other) => out.extend_from_slice(other),
-            None => write::simple(out, "OK"),
-        },
-        Merge::Same => {
-            let first = part(0);
-            match parts().find(|p| *p != first) {
-                Some(_) => write::error(out, &ErrorReply::BackendsDisagree.to_string()),
-                None => out.extend_from_slice(first),
-            }
-        }
-        Merge::Concat { cap } => {
-            let mut total = 0;
-            for p in parts() {
-                scratch.clear();
-                if reply::aggregate(p, &mut scratch).is_none() {
-                    return unexpected(out, "an array");
-                }
-                total += scratch.len();
-            }
-            if total > *cap {
-                return write::error(
-                    out,
-                    &ErrorReply::KeysOverLimit { total, limit: *cap }.to_string(),
-                );
-            }
-            write::array_header(out, total);
-            for p in parts() {
-                scratch.clear();
-                let _ = reply::aggregate(p, &mut scratch);
-                for &(a, b) in &scratch {
-                    out.extend_from_slice(&p[a..b]);
-                }
-            }
-        }
-        Merge::AndInts => {
-            let mut all: Option<Vec<bool>> = None;
-            for p in parts() {
-                scratch.clear();
-                if reply::aggregate(p, &mut scratch).is_none() {
-                    return unexpected(out, "an array");
-                }
-                let here: Vec<bool> = scratch
-                    .iter()
-                    .map(|&(a, b)| reply::integer(&p[a..b]) == Some(1))
-                    .collect();
-                all = Some(match all {
-                    None => here,
-                    Some(prev) if prev.len() == here.len() => {
-                        prev.iter().zip(&here).map(|(x, y)| *x && *y).collect()
-                    }
-                    Some(_) => return unexpected(out, "arrays of one length"),
-                });
-            }
-            let all = all.unwrap_or_default();
-            write::array_header(out, all.len());
-            for v in all {
-                write::integer(out, v as i64);
-            }
-        }
-        Merge::SumPairs => {
-            let mut sums: Vec<(&[u8], i64)> = Vec::new();
-            for p in parts() {
-                scratch.clear();
-                if reply::aggregate(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
-                    return unexpected(out, "name and count pairs");
-                }
-                for (i, pair) in scratch.chunks(2).enumerate() {
-                    let name = &p[pair[0].0..pair[0].1];
-                    let n = reply::integer(&p[pair[1].0..pair[1].1]).unwrap_or(0);
-                    match sums.get_mut(i) {
-                        Some((_, sum)) => *sum += n,
-                        None => sums.push((name, n)),
-                    }
-                }
-            }
-            write::array_header(out, 2 * sums.len());
-            for (name, n) in sums {
-                out.extend_from_slice(name);
-                write::integer(out, n);
-            }
-        }
-        Merge::CommandDocs => {
-            let p = part(0);
-            if reply::map_entries(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
-                return unexpected(out, "a map of command docs");
-            }
-            let kept: Vec<_> = scratch
-                .chunks(2)
-                .filter(|kv| served(&p[kv[0].0..kv[0].1]))
-                .collect();
-            write::map_header(out, kept.len(), g.proto);
-            for kv in kept {
-                out.extend_from_slice(&p[kv[0].0..kv[1].1]);
-            }
-        }
-        Merge::CommandTable(table) => {
-            let p = part(0);
-            if reply::aggregate(p, &mut scratch).is_none() {
-                return unexpected(out, "an array of commands");
-            }
-            let mut fields = Vec::new();
-            // An entry's name is its first element; a null (an unknown name
-            // in COMMAND INFO) has none.
-            let mut entry_served = |e: &[u8]| {
-                fields.clear();
-                reply::aggregate(e, &mut fields).is_some()
-                    && fields.first().is_some_and(|&(a, b)| served(&e[a..b]))
-            };
-            let entries = scratch.iter().map(|&(a, b)| &p[a..b]);
-            match table {
-                Table::Entries => {
-                    let kept: Vec<&[u8]> = entries.filter(|e| entry_served(e)).collect();
-                    write::array_header(out, kept.len());
-                    kept.iter().for_each(|e| out.extend_from_slice(e));
-                }
-                Table::EntriesAsked => {
-                    write::array_header(out, scratch.len());
-                    for e in entries {
-                        if entry_served(e) {
-                            out.extend_from_slice(e);
-                        } else {
-                            write::null_array(out, g.proto);
-                        }
-                    }
-                }
-                Table::Names => {
-                    let kept: Vec<&[u8]> = entries.filter(|n| served(n)).collect();
-                    write::array_header(out, kept.len());
-                    kept.iter().for_each(|n| out.extend_from_slice(n));
-                }
-                Table::Count => write::integer(out, entries.filter(|n| served(n)).count() as i64),
-            }
-        }
-        Merge::Slowlog { count, backends } => {
-            let mut entries = Vec::new();
-            for (i, p) in parts().enumerate() {
-                scratch.clear();
-                if reply::aggregate(p, &mut scratch).is_none() {
-                    return unexpected(out, "an array of slowlog entries");
-                }
-                for &(a, b) in &scratch {
-                    let mut fields = Vec::new();
-                    let e = &p[a..b];
-                    if reply::aggregate(e, &mut fields).is_none() || fields.len() < 4 {
-                        return unexpected(out, "slowlog entries");
-                    }
-                    let time = reply::integer(&e[fields[1].0..fields[1].1]).unwrap_or(0);
-                    entries.push((time, i, e, fields));
-                }
-            }
-            // Newest first, as each backend gives them.
-            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
-            entries.truncate(*count);
-            write::array_header(out, entries.len());
-            for (_, i, e, f) in entries {
-                write::array_header(out, 6);
-                out.extend_from_slice(&e[f[0].0..f[3].1]);
-                match f.get(4) {
-                    Some(&(a, b)) => out.extend_from_slice(&e[a..b]),
-                    None => write::bulk(out, b""),
-                }
-                write::bulk(out, backends[i].as_bytes());
-            }
-        }
+        Merge::SumInt => sum_integers(&parts, out),
+        Merge::AllOk => all_ok(&parts, out),
+        Merge::Same => all_the_same(&parts, out),
+        Merge::First => out.extend_from_slice(parts[0]),
+        Merge::AnyNonNull { start } => any_non_null(&parts, *start, g.proto, out),
+        Merge::Concat { cap } => concat(&parts, *cap, out),
+        Merge::AndInts => and_integers(&parts, out),
+        Merge::SumPairs => sum_pairs(&parts, out),
+        Merge::Wait => least_acknowledged(&parts, out),
+        Merge::CommandDocs => command_docs(parts[0], g.proto, out),
+        Merge::CommandTable(table) => command_table(parts[0], *table, g.proto, out),
+        Merge::Slowlog { count, backends } => slowlog(&parts, *count, backends, out),
         Merge::Latency { shape, backends } => {
-            merge_latency(*shape, backends, parts(), g.proto, out)
+            merge_latency(*shape, backends, parts.iter().copied(), g.proto, out)
         }
-        Merge::Wait => {
-            let counts = parts().skip(1).step_by(2).map(reply::integer);
-            match counts.collect::<Option<Vec<i64>>>() {
-                Some(c) => write::integer(out, c.into_iter().min().unwrap_or(0)),
-                None => unexpected(out, "an integer"),
-            }
-        }
-        Merge::ClientList => {
-            let text: Vec<u8> = parts()
-                .filter_map(reply::string)
-                .flatten()
-                .copied()
-                .collect();
-            write::verbatim(out, &String::from_utf8_lossy(&text), g.proto);
-        }
-        Merge::ClientKill { old_form } => {
-            let killed: i64 = parts().filter_map(reply::integer).sum();
-            match (old_form, killed) {
-                (false, n) => write::integer(out, n),
-                (true, 0) => write::error(out, &ErrorReply::NoSuchClient.to_string()),
-                (true, _) => write::simple(out, "OK"),
-            }
-        }
-        Merge::First => out.extend_from_slice(part(0)),
-        Merge::ConfigGet => redact_config(part(0), g.proto, out),
-        Merge::AnyNonNull { start } => {
-            let n = g.parts.len();
-            let found = (0..n)
-                .map(|i| part((start + i) % n))
-                .find(|p| !matches!(*p, b"$-1\r\n" | b"_\r\n" | b"*-1\r\n"));
-            match found {
-                Some(p) => out.extend_from_slice(p),
-                None => write::null(out, g.proto),
-            }
-        }
-        Merge::Scan { backend, backends } => {
-            let p = part(0);
-            if reply::elements(p, 2, &mut scratch).is_none() {
-                return unexpected(out, "a SCAN reply");
-            }
-            let (ca, cb) = scratch[0];
-            let cursor = reply::string(&p[ca..cb]).and_then(parse_u64);
-            let Some(cursor) = cursor else {
-                return unexpected(out, "a SCAN cursor");
-            };
-            let next = if cursor != 0 {
-                scan_cursor(*backend, *backends, cursor)
-            } else if backend + 1 < *backends {
-                // This backend is done: the next one starts.
-                Some(*backend as u64 + 1)
-            } else {
-                Some(0)
-            };
-            let Some(next) = next else {
-                return write::error(out, &ErrorReply::ScanCursorTooLarge.to_string());
-            };
-            write::array_header(out, 2);
-            let mut digits = Vec::with_capacity(20);
-            write::push_decimal(&mut digits, next);
-            write::bulk(out, &digits);
-            let (ka, kb) = scratch[1];
-            out.extend_from_slice(&p[ka..kb]);
+        Merge::ClientList => client_list(&parts, g.proto, out),
+        Merge::ClientKill { old_form } => client_kill(&parts, *old_form, out),
+        Merge::ConfigGet => redact_config(parts[0], g.proto, out),
+        Merge::Scan { backend, backends } => scan(parts[0], *backend, *backends, out),
+    }
+}
+
+/// HELLO: keyway's own reply, with the lowest version the backends run.
+fn merge_hello(h: &HelloParts, parts: &[&[u8]], proto: Protocol, out: &mut Vec<u8>) {
+    let version = lowest_version(
+        parts
+            .iter()
+            .filter_map(|p| reply::string(p).and_then(|t| std::str::from_utf8(t).ok())),
+    );
+    if let Some(v) = version {
+        h.seen.saw(v);
+    }
+    let v = version.unwrap_or(REDIS_COMPAT_VERSION);
+    hello_reply(out, proto, h.client_id, v)
+}
+
+// Numbers: DBSIZE and the like, SCRIPT EXISTS, PUBSUB NUMSUB, WAIT.
+
+fn sum_integers(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let mut sum: i64 = 0;
+    for p in parts {
+        match reply::integer(p) {
+            Some(v) => sum = sum.saturating_add(v),
+            None => return unexpected(out, "an integer"),
         }
     }
+    write::integer(out, sum);
+}
+
+fn and_integers(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    let mut all: Option<Vec<bool>> = None;
+    for p in parts {
+        scratch.clear();
+        if reply::aggregate(p, &mut scratch).is_none() {
+            return unexpected(out, "an array");
+        }
+        let here: Vec<bool> = scratch
+            .iter()
+            .map(|&(a, b)| reply::integer(&p[a..b]) == Some(1))
+            .collect();
+        all = Some(match all {
+            None => here,
+            Some(prev) if prev.len() == here.len() => {
+                prev.iter().zip(&here).map(|(x, y)| *x && *y).collect()
+            }
+            Some(_) => return unexpected(out, "arrays of one length"),
+        });
+    }
+    let all = all.unwrap_or_default();
+    write::array_header(out, all.len());
+    for v in all {
+        write::integer(out, v as i64);
+    }
+}
+
+fn sum_pairs(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    let mut sums: Vec<(&[u8], i64)> = Vec::new();
+    for p in parts {
+        scratch.clear();
+        if reply::aggregate(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
+            return unexpected(out, "name and count pairs");
+        }
+        for (i, pair) in scratch.chunks(2).enumerate() {
+            let name = &p[pair[0].0..pair[0].1];
+            let n = reply::integer(&p[pair[1].0..pair[1].1]).unwrap_or(0);
+            match sums.get_mut(i) {
+                Some((_, sum)) => *sum += n,
+                None => sums.push((name, n)),
+            }
+        }
+    }
+    write::array_header(out, 2 * sums.len());
+    for (name, n) in sums {
+        out.extend_from_slice(name);
+        write::integer(out, n);
+    }
+}
+
+/// WAIT: the replicas every primary written to has (each backend's reply
+/// follows its PUBLISH's).
+fn least_acknowledged(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let counts = parts.iter().skip(1).step_by(2).map(|p| reply::integer(p));
+    match counts.collect::<Option<Vec<i64>>>() {
+        Some(c) => write::integer(out, c.into_iter().min().unwrap_or(0)),
+        None => unexpected(out, "an integer"),
+    }
+}
+
+// Agreement: FLUSHALL, SCRIPT LOAD, RANDOMKEY.
+
+fn all_ok(parts: &[&[u8]], out: &mut Vec<u8>) {
+    match parts.iter().find(|p| **p != b"+OK\r\n") {
+        Some(other) => out.extend_from_slice(other),
+        None => write::simple(out, "OK"),
+    }
+}
+
+fn all_the_same(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let first = parts[0];
+    match parts.iter().find(|p| **p != first) {
+        Some(_) => write::error(out, &ErrorReply::BackendsDisagree.to_string()),
+        None => out.extend_from_slice(first),
+    }
+}
+
+fn any_non_null(parts: &[&[u8]], start: usize, proto: Protocol, out: &mut Vec<u8>) {
+    let n = parts.len();
+    let found = (0..n)
+        .map(|i| parts[(start + i) % n])
+        .find(|p| !matches!(*p, b"$-1\r\n" | b"_\r\n" | b"*-1\r\n"));
+    match found {
+        Some(p) => out.extend_from_slice(p),
+        None => write::null(out, proto),
+    }
+}
+
+// Lists: KEYS, PUBSUB CHANNELS, CLIENT LIST and KILL.
+
+fn concat(parts: &[&[u8]], cap: usize, out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    let mut total = 0;
+    for p in parts {
+        scratch.clear();
+        if reply::aggregate(p, &mut scratch).is_none() {
+            return unexpected(out, "an array");
+        }
+        total += scratch.len();
+    }
+    if total > cap {
+        let e = ErrorReply::KeysOverLimit { total, limit: cap };
+        return write::error(out, &e.to_string());
+    }
+    write::array_header(out, total);
+    for p in parts {
+        scratch.clear();
+        let _ = reply::aggregate(p, &mut scratch);
+        for &(a, b) in &scratch {
+            out.extend_from_slice(&p[a..b]);
+        }
+    }
+}
+
+fn client_list(parts: &[&[u8]], proto: Protocol, out: &mut Vec<u8>) {
+    let text: Vec<u8> = parts
+        .iter()
+        .filter_map(|p| reply::string(p))
+        .flatten()
+        .copied()
+        .collect();
+    write::verbatim(out, &String::from_utf8_lossy(&text), proto);
+}
+
+fn client_kill(parts: &[&[u8]], old_form: bool, out: &mut Vec<u8>) {
+    let killed: i64 = parts.iter().filter_map(|p| reply::integer(p)).sum();
+    match (old_form, killed) {
+        (false, n) => write::integer(out, n),
+        (true, 0) => write::error(out, &ErrorReply::NoSuchClient.to_string()),
+        (true, _) => write::simple(out, "OK"),
+    }
+}
+
+// COMMAND: what the first backend says, less what keyway does not serve.
+
+fn command_docs(p: &[u8], proto: Protocol, out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    if reply::map_entries(p, &mut scratch).is_none() || !scratch.len().is_multiple_of(2) {
+        return unexpected(out, "a map of command docs");
+    }
+    let kept: Vec<_> = scratch
+        .chunks(2)
+        .filter(|kv| served(&p[kv[0].0..kv[0].1]))
+        .collect();
+    write::map_header(out, kept.len(), proto);
+    for kv in kept {
+        out.extend_from_slice(&p[kv[0].0..kv[1].1]);
+    }
+}
+
+fn command_table(p: &[u8], table: Table, proto: Protocol, out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    if reply::aggregate(p, &mut scratch).is_none() {
+        return unexpected(out, "an array of commands");
+    }
+    let mut fields = Vec::new();
+    // An entry's name is its first element; a null (an unknown name
+    // in COMMAND INFO) has none.
+    let mut entry_served = |e: &[u8]| {
+        fields.clear();
+        reply::aggregate(e, &mut fields).is_some()
+            && fields.first().is_some_and(|&(a, b)| served(&e[a..b]))
+    };
+    let entries = scratch.iter().map(|&(a, b)| &p[a..b]);
+    match table {
+        Table::Entries => {
+            let kept: Vec<&[u8]> = entries.filter(|e| entry_served(e)).collect();
+            write::array_header(out, kept.len());
+            kept.iter().for_each(|e| out.extend_from_slice(e));
+        }
+        Table::EntriesAsked => {
+            write::array_header(out, scratch.len());
+            for e in entries {
+                if entry_served(e) {
+                    out.extend_from_slice(e);
+                } else {
+                    write::null_array(out, proto);
+                }
+            }
+        }
+        Table::Names => {
+            let kept: Vec<&[u8]> = entries.filter(|n| served(n)).collect();
+            write::array_header(out, kept.len());
+            kept.iter().for_each(|n| out.extend_from_slice(n));
+        }
+        Table::Count => write::integer(out, entries.filter(|n| served(n)).count() as i64),
+    }
+}
+
+// Diagnostics: SLOWLOG GET across backends, each entry naming its backend.
+
+fn slowlog(parts: &[&[u8]], count: usize, backends: &[String], out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    let mut entries = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        scratch.clear();
+        if reply::aggregate(p, &mut scratch).is_none() {
+            return unexpected(out, "an array of slowlog entries");
+        }
+        for &(a, b) in &scratch {
+            let mut fields = Vec::new();
+            let e = &p[a..b];
+            if reply::aggregate(e, &mut fields).is_none() || fields.len() < 4 {
+                return unexpected(out, "slowlog entries");
+            }
+            let time = reply::integer(&e[fields[1].0..fields[1].1]).unwrap_or(0);
+            entries.push((time, i, e, fields));
+        }
+    }
+    // Newest first, as each backend gives them.
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    entries.truncate(count);
+    write::array_header(out, entries.len());
+    for (_, i, e, f) in entries {
+        write::array_header(out, 6);
+        out.extend_from_slice(&e[f[0].0..f[3].1]);
+        match f.get(4) {
+            Some(&(a, b)) => out.extend_from_slice(&e[a..b]),
+            None => write::bulk(out, b""),
+        }
+        write::bulk(out, backends[i].as_bytes());
+    }
+}
+
+/// SCAN over every backend in turn: one backend's reply, its cursor made
+/// the client's.
+fn scan(p: &[u8], backend: usize, backends: usize, out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    if reply::elements(p, 2, &mut scratch).is_none() {
+        return unexpected(out, "a SCAN reply");
+    }
+    let (ca, cb) = scratch[0];
+    let cursor = reply::string(&p[ca..cb]).and_then(parse_u64);
+    let Some(cursor) = cursor else {
+        return unexpected(out, "a SCAN cursor");
+    };
+    let next = if cursor != 0 {
+        scan_cursor(backend, backends, cursor)
+    } else if backend + 1 < backends {
+        // This backend is done: the next one starts.
+        Some(backend as u64 + 1)
+    } else {
+        Some(0)
+    };
+    let Some(next) = next else {
+        return write::error(out, &ErrorReply::ScanCursorTooLarge.to_string());
+    };
+    write::array_header(out, 2);
+    let mut digits = Vec::with_capacity(20);
+    write::push_decimal(&mut digits, next);
+    write::bulk(out, &digits);
+    let (ka, kb) = scratch[1];
+    out.extend_from_slice(&p[ka..kb]);
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
