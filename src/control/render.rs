@@ -857,3 +857,104 @@ fn health_metrics(
         &|h| h.last_check.map_or(0.0, |d| d.as_secs_f64()).to_string(),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::stats::{ConnState, CoreStats};
+    use std::collections::{BTreeSet, HashMap};
+
+    const CONFIG: &str = r#"
+[proxy]
+listen = "127.0.0.1:6380"
+
+[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = ["127.0.0.1:7001", "127.0.0.1:7002"]
+
+[routes]
+catch_all = "main"
+"#;
+
+    /// Two cores' snapshots with known counts: core i accepted i + 1
+    /// clients and sent endpoint 0 ten requests.
+    fn fixture() -> (Topology, Directory, Vec<CoreSnapshot>, ReloadStatus) {
+        let topo = Topology::build(Config::parse(CONFIG, "test.toml").expect("config"));
+        let dir = Directory {
+            endpoints: topo.endpoints.clone(),
+            clusters: Vec::new(),
+        };
+        let cores = (0..2)
+            .map(|i| {
+                let stats = CoreStats::new(i, topo.endpoints.len(), topo.clusters.len());
+                CoreStats::add(&stats.accepted, i as u64 + 1);
+                CoreStats::add(&stats.endpoint(0).requests, 10);
+                stats.snapshot(vec![ConnState::Up, ConnState::Idle])
+            })
+            .collect();
+        let reloads = ReloadStatus {
+            generation: 3,
+            last_reload: None,
+            succeeded: 2,
+            failed: 1,
+            last_error: Some("bad \"quote\"\nand a newline".into()),
+        };
+        (topo, dir, cores, reloads)
+    }
+
+    #[test]
+    fn stats_json_parses_back_with_totals_that_add_up() {
+        let (topo, dir, cores, reloads) = fixture();
+        let text = stats_json(&topo, &dir, &cores, &reloads);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("/stats is JSON");
+        assert_eq!(v["cores"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["cores"][1]["accepted_connections"], 2);
+        assert_eq!(v["total"]["accepted_connections"], 3);
+        assert_eq!(v["config"]["generation"], 3);
+        assert_eq!(v["config"]["reloads_failed"], 1);
+        assert_eq!(
+            v["config"]["last_reload_error"],
+            "bad \"quote\"\nand a newline"
+        );
+        let latency: serde_json::Value =
+            serde_json::from_str(&latency_json(&cores)).expect("/latency is JSON");
+        assert!(latency.is_object());
+    }
+
+    #[test]
+    fn prometheus_text_declares_every_family_once_and_sums_per_core_samples() {
+        let (topo, dir, cores, reloads) = fixture();
+        let text = prometheus(&topo, &dir, &cores, &reloads, &BTreeMap::new());
+        let mut typed = BTreeSet::new();
+        let mut sums: HashMap<String, f64> = HashMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default().to_string();
+                assert!(typed.insert(name.clone()), "{name} declared twice");
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("a sample: series and value");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
+            let name = series.split('{').next().unwrap_or_default();
+            let family = name
+                .strip_suffix("_sum")
+                .or_else(|| name.strip_suffix("_count"))
+                .filter(|f| typed.contains(*f))
+                .unwrap_or(name);
+            assert!(typed.contains(family), "{name} has no # TYPE before it");
+            assert_eq!(
+                series.matches('"').count() % 2,
+                0,
+                "unbalanced label quotes: {line}"
+            );
+            *sums.entry(name.to_string()).or_default() += value;
+        }
+        assert_eq!(sums["keyway_client_connections_accepted_total"], 3.0);
+        assert!(typed.len() > 20, "{typed:?}");
+    }
+}
