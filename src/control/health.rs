@@ -56,6 +56,95 @@ pub fn lock(t: &HealthTable) -> std::sync::MutexGuard<'_, BTreeMap<SocketAddr, E
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What one observation changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// It just went down (ejected, with `auto_eject`).
+    Down,
+    /// It is back.
+    Back,
+}
+
+impl EndpointHealth {
+    /// Folds one observation in, under cluster `c`'s rules.
+    fn observe(&mut self, c: &Cluster, seen: Seen) -> Option<Change> {
+        match seen {
+            // A reply on a connection: failures in a row end. It does not
+            // bring a down endpoint back: a core's reconnect while checks
+            // still fail must not make it flap (see `may_rejoin`).
+            Seen::Answered => self.traffic_failures = 0,
+            Seen::Failed => self.traffic_failures = self.traffic_failures.saturating_add(1),
+            Seen::CheckPassed(took) => {
+                self.checks_passed += 1;
+                self.last_check = Some(took);
+                self.check_failures = 0;
+                self.check_passes = self.check_passes.saturating_add(1);
+            }
+            Seen::CheckFailed => {
+                self.checks_failed += 1;
+                self.check_passes = 0;
+                self.check_failures = self.check_failures.saturating_add(1);
+            }
+        }
+        if self.failing {
+            return self.may_rejoin(c).then_some(Change::Back);
+        }
+        let failing = self.traffic_failures >= c.failure_limit
+            || c.health_check
+                .as_ref()
+                .is_some_and(|hc| self.check_failures >= hc.unhealthy_threshold);
+        if !failing {
+            return None;
+        }
+        self.failing = true;
+        self.answered = false;
+        self.check_passes = 0;
+        self.down_since = Some(Instant::now());
+        if c.auto_eject {
+            self.ejections += 1;
+        }
+        Some(Change::Down)
+    }
+
+    /// Whether a down endpoint is back (and then marks it so): it answered
+    /// (enough checks passed, or the monitor's PING), and an ejected one
+    /// served its `retry_timeout`.
+    fn may_rejoin(&mut self, c: &Cluster) -> bool {
+        let served = !c.auto_eject
+            || self
+                .down_since
+                .is_none_or(|t| t.elapsed() >= c.retry_timeout);
+        let checks_say = c
+            .health_check
+            .as_ref()
+            .is_some_and(|hc| self.check_passes >= hc.healthy_threshold);
+        if !served || !(self.answered || checks_say) {
+            return false;
+        }
+        self.failing = false;
+        self.answered = false;
+        self.traffic_failures = 0;
+        self.check_failures = 0;
+        self.down_since = None;
+        self.probed_at = None;
+        true
+    }
+}
+
+/// Logs that the endpoint at `addr` answers again.
+fn back(r: &Rules, addr: SocketAddr) {
+    crate::info!(
+        endpoint: &r.label,
+        "endpoint ({addr}) of cluster {} answers again{}",
+        r.cluster.name,
+        if r.cluster.auto_eject {
+            "; back in the ring"
+        } else {
+            ""
+        }
+    );
+}
+
 /// The rules that apply to an endpoint: those of the first cluster that
 /// has it.
 #[derive(Debug, Clone)]
@@ -191,89 +280,31 @@ impl Monitor {
         let c = &r.cluster;
         let mut table = lock(&self.table);
         let h = table.entry(o.addr).or_default();
-        match o.seen {
-            // A reply on a connection: failures in a row end. It does not
-            // bring a down endpoint back: a core's reconnect while checks
-            // still fail must not make it flap (see `rejoin`).
-            Seen::Answered => h.traffic_failures = 0,
-            Seen::Failed => h.traffic_failures = h.traffic_failures.saturating_add(1),
-            Seen::CheckPassed(took) => {
-                h.checks_passed += 1;
-                h.last_check = Some(took);
-                h.check_failures = 0;
-                h.check_passes = h.check_passes.saturating_add(1);
+        match h.observe(c, o.seen) {
+            None => false,
+            Some(Change::Back) => {
+                back(r, o.addr);
+                true
             }
-            Seen::CheckFailed => {
-                h.checks_failed += 1;
-                h.check_passes = 0;
-                h.check_failures = h.check_failures.saturating_add(1);
+            Some(Change::Down) => {
+                crate::warn!(
+                    endpoint: &r.label,
+                    "endpoint of cluster {} is down ({}){}",
+                    c.name,
+                    if h.traffic_failures >= c.failure_limit {
+                        format!("{} failures in a row on live traffic", h.traffic_failures)
+                    } else {
+                        format!("{} health checks failed in a row", h.check_failures)
+                    },
+                    if c.auto_eject {
+                        format!("; ejected from the ring for at least {:?}", c.retry_timeout)
+                    } else {
+                        String::new()
+                    }
+                );
+                true
             }
         }
-        if h.failing {
-            return self.may_rejoin(r, h, o.addr);
-        }
-        let failing = h.traffic_failures >= c.failure_limit
-            || c.health_check
-                .as_ref()
-                .is_some_and(|hc| h.check_failures >= hc.unhealthy_threshold);
-        if !failing {
-            return false;
-        }
-        h.failing = true;
-        h.answered = false;
-        h.check_passes = 0;
-        h.down_since = Some(Instant::now());
-        if c.auto_eject {
-            h.ejections += 1;
-        }
-        crate::warn!(
-            endpoint: &r.label,
-            "endpoint of cluster {} is down ({}){}",
-            c.name,
-            if h.traffic_failures >= c.failure_limit {
-                format!("{} failures in a row on live traffic", h.traffic_failures)
-            } else {
-                format!("{} health checks failed in a row", h.check_failures)
-            },
-            if c.auto_eject {
-                format!("; ejected from the ring for at least {:?}", c.retry_timeout)
-            } else {
-                String::new()
-            }
-        );
-        true
-    }
-
-    /// Whether a down endpoint is back: it answered (enough checks passed,
-    /// or the monitor's PING), and an ejected one served its
-    /// `retry_timeout`.
-    fn may_rejoin(&self, r: &Rules, h: &mut EndpointHealth, addr: SocketAddr) -> bool {
-        let c = &r.cluster;
-        let served = !c.auto_eject || h.down_since.is_none_or(|t| t.elapsed() >= c.retry_timeout);
-        let checks_say = c
-            .health_check
-            .as_ref()
-            .is_some_and(|hc| h.check_passes >= hc.healthy_threshold);
-        if !served || !(h.answered || checks_say) {
-            return false;
-        }
-        h.failing = false;
-        h.answered = false;
-        h.traffic_failures = 0;
-        h.check_failures = 0;
-        h.down_since = None;
-        h.probed_at = None;
-        crate::info!(
-            endpoint: &r.label,
-            "endpoint ({addr}) of cluster {} answers again{}",
-            c.name,
-            if c.auto_eject {
-                "; back in the ring"
-            } else {
-                ""
-            }
-        );
-        true
     }
 
     /// Down endpoints without active checks, once an ejected one served
@@ -303,7 +334,10 @@ impl Monitor {
             h.probed_at = Some(Instant::now());
             if answered {
                 h.answered = true;
-                changed |= self.may_rejoin(r, h, addr);
+                if h.may_rejoin(&r.cluster) {
+                    back(r, addr);
+                    changed = true;
+                }
             }
         }
         changed
@@ -395,5 +429,81 @@ impl Checker {
             });
             std::thread::sleep(self.interval.saturating_sub(started.elapsed()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A cluster's rules from TOML `extra` (under its endpoints).
+    fn cluster(extra: &str) -> Cluster {
+        let text = format!(
+            "[proxy]\nlisten = \"127.0.0.1:6380\"\n\n[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nendpoints = [\"127.0.0.1:7001\", \"127.0.0.1:7002\"]\n{extra}\n\n[routes]\ncatch_all = \"main\"\n"
+        );
+        let config = Config::parse(&text, "test.toml").expect("config");
+        config.clusters[0].clone()
+    }
+
+    #[test]
+    fn failures_in_a_row_on_live_traffic_take_an_endpoint_down_and_a_reply_resets_them() {
+        let c = cluster("auto_eject = true\nfailure_limit = 3\nretry_timeout = \"1ms\"");
+        let mut h = EndpointHealth::default();
+        assert_eq!(h.observe(&c, Seen::Failed), None);
+        assert_eq!(h.observe(&c, Seen::Failed), None);
+        assert_eq!(h.observe(&c, Seen::Answered), None, "a reply ends the run");
+        assert_eq!(h.observe(&c, Seen::Failed), None);
+        assert_eq!(h.observe(&c, Seen::Failed), None);
+        assert_eq!(h.observe(&c, Seen::Failed), Some(Change::Down));
+        assert_eq!(h.ejections, 1);
+        // A core's reconnect answering does not bring it back by itself:
+        // the monitor's PING (or checks) must.
+        assert_eq!(h.observe(&c, Seen::Answered), None);
+        std::thread::sleep(Duration::from_millis(5));
+        h.answered = true;
+        assert!(h.may_rejoin(&c));
+        assert!(!h.failing);
+    }
+
+    #[test]
+    fn an_ejected_endpoint_serves_its_retry_timeout_before_it_rejoins() {
+        let c = cluster("auto_eject = true\nfailure_limit = 1\nretry_timeout = \"1h\"");
+        let mut h = EndpointHealth::default();
+        assert_eq!(h.observe(&c, Seen::Failed), Some(Change::Down));
+        h.answered = true;
+        assert!(!h.may_rejoin(&c), "an hour has not passed");
+        // Without auto_eject there is nothing to serve: an answer is enough.
+        let c = cluster("failure_limit = 1\nretry_timeout = \"1h\"");
+        let mut h = EndpointHealth::default();
+        assert_eq!(h.observe(&c, Seen::Failed), Some(Change::Down));
+        assert_eq!(h.ejections, 0, "not ejected without auto_eject");
+        h.answered = true;
+        assert!(h.may_rejoin(&c));
+    }
+
+    #[test]
+    fn health_checks_decide_with_their_thresholds() {
+        // Defaults: down after 3 failed checks, back after 2 passed.
+        let c = cluster("failure_limit = 100\nhealth_check = { interval = \"1s\" }");
+        let mut h = EndpointHealth::default();
+        let passed = Seen::CheckPassed(Duration::from_millis(1));
+        assert_eq!(h.observe(&c, Seen::CheckFailed), None);
+        assert_eq!(h.observe(&c, Seen::CheckFailed), None);
+        assert_eq!(h.observe(&c, passed), None, "a pass ends the run");
+        for _ in 0..2 {
+            assert_eq!(h.observe(&c, Seen::CheckFailed), None);
+        }
+        assert_eq!(h.observe(&c, Seen::CheckFailed), Some(Change::Down));
+        assert_eq!(h.observe(&c, passed), None, "one pass is not enough");
+        assert_eq!(
+            h.observe(&c, Seen::CheckFailed),
+            None,
+            "and a failure starts over"
+        );
+        assert_eq!(h.observe(&c, passed), None);
+        assert_eq!(h.observe(&c, passed), Some(Change::Back));
+        assert_eq!((h.checks_passed, h.checks_failed), (4, 6));
+        assert_eq!(h.last_check, Some(Duration::from_millis(1)));
     }
 }
