@@ -158,10 +158,9 @@ pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
         let lives = match scanner.scan(&b.frame) {
             Ok(crate::resp::request::Scanned::Frame { .. }) => {
                 let args = scanner.args().to_vec();
-                let name = &b.frame[args[0].start..args[0].end];
-                crate::command::lookup(name).and_then(|spec| {
+                let req = Request::new(&b.frame, &args);
+                crate::command::lookup(req.arg(0)).and_then(|spec| {
                     let mut scratch = Vec::new();
-                    let req = Request::new(&b.frame, &args);
                     plan::place_whole(new, client, req, spec, &mut scratch)
                         .ok()
                         .flatten()

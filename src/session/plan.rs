@@ -8,7 +8,7 @@ use super::replies::Multi;
 use super::{Client, CoreContext};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::errors::ErrorReply;
-use crate::resp::request::{Arg, Request};
+use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
 use crate::stats::ErrorKind;
 use crate::topology::slots::{key_slot, SlotMap};
@@ -66,8 +66,8 @@ pub enum Unlocated {
     NoSlotMap,
 }
 
-/// Why a request (or a channel) cannot be placed: the client's error. Its
-/// Redis text is written here and nowhere else.
+/// Why a request (or a channel) cannot be placed: the client's error (its
+/// text is `reply`'s, from `resp::errors`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
     /// No prefix route matches and there is no catch-all (`name` quoted).
@@ -138,7 +138,7 @@ impl RouteError {
 
 /// Routes and sends a keyed request (`kind` is Some for split commands).
 /// `keys` holds the argument indices of its keys.
-pub fn place_and_send(
+fn place_and_send(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
@@ -155,11 +155,9 @@ pub fn place_and_send(
 /// primary another way (a transaction's commands, at EXEC): nothing is
 /// answered to the client.
 pub fn mirror_copies(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
-    let args = req.args;
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
-    let arg = |i: usize| req.arg(i);
-    if key_indices(spec, args.len(), arg, &mut keys).is_ok() && !keys.is_empty() {
+    if keys_of(spec, req, &mut keys).is_ok() && !keys.is_empty() {
         let kind = match spec.exec {
             crate::command::Exec::Split(kind) => Some(kind),
             _ => None,
@@ -180,7 +178,6 @@ fn route_and_send(
     keys: &[usize],
     targets: &mut Vec<Target>,
 ) {
-    let (frame, args) = (req.frame, req.args);
     let mirrors_only = routing.mirrors_only;
     targets.clear();
     if let Err(why) = routing.route(ctx, client, req, keys, 0, targets) {
@@ -196,12 +193,7 @@ fn route_and_send(
         refuse(client, &RouteError::CrossSlot);
         return;
     }
-    let enc = Encoder {
-        frame,
-        args,
-        keys,
-        kind,
-    };
+    let enc = Encoder { req, keys, kind };
     // The client's reply.
     let groups = primary.chunk_by(together);
     if mirrors_only {
@@ -475,10 +467,8 @@ impl Huge {
     /// once it is on its way (or was answered with an error before
     /// anything of it was sent).
     pub fn step(&mut self, ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
-        let (frame, args) = (req.frame, req.args);
         let enc = Encoder {
-            frame,
-            args,
+            req,
             keys: &self.keys,
             kind: Some(self.kind),
         };
@@ -571,12 +561,10 @@ pub fn place_whole(
     spec: &CommandSpec,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(usize, u16)>, RouteError> {
-    let args = req.args;
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     let start = buf.len();
-    let arg = |i: usize| req.arg(i);
-    let placed = key_indices(spec, args.len(), arg, &mut keys)
+    let placed = keys_of(spec, req, &mut keys)
         .map_err(RouteError::Keys)
         .and_then(|()| {
             if keys.is_empty() {
@@ -594,7 +582,7 @@ pub fn place_whole(
 
 /// Answers a request that cannot be placed.
 pub fn refuse(client: &Client, error: &RouteError) {
-    client.fail(error.kind(), &error.to_string());
+    client.refuse_as(error.kind(), error.reply());
 }
 
 /// The primary owning every key of a command (one endpoint, one slot), as
@@ -606,7 +594,6 @@ fn single_target(
     targets: &mut Vec<Target>,
     buf: &mut Vec<u8>,
 ) -> Result<(), RouteError> {
-    let (frame, args) = (req.frame, req.args);
     let topo = &ctx.topo;
     let maps = ctx.upstreams.slot_maps();
     targets.clear();
@@ -640,8 +627,7 @@ fn single_target(
         return Err(RouteError::CrossSlot);
     }
     let enc = Encoder {
-        frame,
-        args,
+        req,
         keys,
         kind: None,
     };
@@ -708,27 +694,26 @@ fn send_on(
 
 /// Writes the upstream requests of a plan.
 struct Encoder<'a> {
-    frame: &'a [u8],
-    args: &'a [Arg],
+    req: Request<'a>,
     keys: &'a [usize],
     kind: Option<Split>,
 }
 
 impl Encoder<'_> {
     fn arg(&self, i: usize) -> &[u8] {
-        &self.frame[self.args[i].start..self.args[i].end]
+        self.req.arg(i)
     }
 
     /// The whole command, to one endpoint: as it came when no key is
     /// rewritten, else re-encoded with the stripped keys.
     fn whole(&self, buf: &mut Vec<u8>, targets: &[Target]) {
         if targets.iter().all(|t| t.strip == 0) {
-            buf.extend_from_slice(self.frame);
+            buf.extend_from_slice(self.req.frame);
             return;
         }
-        write::array_header(buf, self.args.len());
+        write::array_header(buf, self.req.argc());
         let mut next_key = 0;
-        for i in 0..self.args.len() {
+        for i in 0..self.req.argc() {
             let a = self.arg(i);
             if next_key < self.keys.len() && self.keys[next_key] == i {
                 // Targets of a whole command are in key order: the key's
@@ -761,6 +746,7 @@ impl Encoder<'_> {
         }
     }
 }
+
 /// A command served by the keys' endpoints.
 pub fn execute(
     ctx: &CoreContext,
@@ -792,14 +778,18 @@ pub fn execute(
 /// Fills `keys` with the argument indices of the request's keys; on a bad
 /// numkeys, answers the client and returns false.
 fn find_keys(client: &Client, spec: &CommandSpec, req: Request<'_>, keys: &mut Vec<usize>) -> bool {
-    let args = req.args;
-    match key_indices(spec, args.len(), |i| req.arg(i), keys) {
+    match keys_of(spec, req, keys) {
         Ok(()) => true,
         Err(e) => {
             client.refuse(e.reply());
             false
         }
     }
+}
+
+/// Fills `keys` with the argument indices of the keys of `req`.
+fn keys_of(spec: &CommandSpec, req: Request<'_>, keys: &mut Vec<usize>) -> Result<(), KeyError> {
+    key_indices(spec, req.argc(), |i| req.arg(i), keys)
 }
 
 /// A huge split command (see `plan::Huge`) and where it lies.
