@@ -13,6 +13,12 @@ pub enum ErrorReply<'a> {
     /// A command given the wrong number of arguments (its lowercase name,
     /// `client|kill` for a subcommand).
     WrongArity(&'a str),
+    /// A subcommand given the wrong number of arguments: the command and
+    /// the subcommand, both lowercase (`client`, `setname`).
+    SubcommandArity {
+        command: &'a str,
+        sub: &'a str,
+    },
     Syntax,
     NotInteger,
     /// A command Redis does not know: its name and first arguments, quoted.
@@ -69,6 +75,12 @@ pub enum ErrorReply<'a> {
     // keyway's words.
     /// A command keyway does not forward (quoted name, subcommand included).
     Unsupported(&'a str),
+    /// A subcommand keyway does not forward: the command and the
+    /// subcommand, both uppercase (`CLIENT`, `TRACKING`).
+    UnsupportedSubcommand {
+        command: &'a str,
+        sub: &'a str,
+    },
     /// CLIENT <sub> ON, which would change connections clients share.
     ClientOptionOn(&'a str),
     CommandNeedsBackend(&'a str),
@@ -128,6 +140,10 @@ impl fmt::Display for ErrorReply<'_> {
         use ErrorReply::*;
         match self {
             WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
+            SubcommandArity { command, sub } => write!(
+                f,
+                "ERR wrong number of arguments for '{command}|{sub}' command"
+            ),
             Syntax => f.write_str("ERR syntax error"),
             NotInteger => f.write_str("ERR value is not an integer or out of range"),
             UnknownCommand { name, args } => write!(
@@ -184,6 +200,9 @@ impl fmt::Display for ErrorReply<'_> {
             MaxClients => f.write_str("ERR max number of clients reached"),
 
             Unsupported(name) => write!(f, "ERR unsupported command '{name}'"),
+            UnsupportedSubcommand { command, sub } => {
+                write!(f, "ERR unsupported command '{command} {sub}'")
+            }
             ClientOptionOn(sub) => write!(
                 f,
                 "ERR CLIENT {sub} ON is not available through keyway: clients share its backend connections"
@@ -259,9 +278,16 @@ impl fmt::Display for ErrorReply<'_> {
 }
 
 impl ErrorReply<'_> {
-    /// The reply as sent: `-TEXT\r\n`.
+    /// Appends the reply as sent: `-TEXT\r\n`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        super::write::error(out, &self.to_string());
+    }
+
+    /// The reply as sent, on its own.
     pub fn frame(&self) -> Vec<u8> {
-        format!("-{self}\r\n").into_bytes()
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
     }
 }
 

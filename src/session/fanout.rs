@@ -133,15 +133,15 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
                 .iter()
                 .any(|s| sub.eq_ignore_ascii_case(s))
             {
-                client.refuse(ErrorReply::WrongArity(&format!(
-                    "script|{}",
-                    quoted(sub, 32).to_lowercase()
-                )))
+                client.refuse(ErrorReply::SubcommandArity {
+                    command: "script",
+                    sub: &quoted(sub, 32).to_lowercase(),
+                })
             } else {
-                client.refuse(ErrorReply::Unsupported(&format!(
-                    "SCRIPT {}",
-                    quoted(sub, 32).to_uppercase()
-                )))
+                client.refuse(ErrorReply::UnsupportedSubcommand {
+                    command: "SCRIPT",
+                    sub: &quoted(sub, 32).to_uppercase(),
+                })
             }
         }
         Fan::Function => {
@@ -160,10 +160,10 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
             } else if is(b"list") {
                 ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
-                client.refuse(ErrorReply::Unsupported(&format!(
-                    "FUNCTION {}",
-                    quoted(sub, 32).to_uppercase()
-                )))
+                client.refuse(ErrorReply::UnsupportedSubcommand {
+                    command: "FUNCTION",
+                    sub: &quoted(sub, 32).to_uppercase(),
+                })
             }
         }
         Fan::PubSubInfo => {
@@ -178,10 +178,10 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
                 // Every primary holds every pattern keyway subscribed.
                 ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
             } else {
-                client.refuse(ErrorReply::Unsupported(&format!(
-                    "PUBSUB {}",
-                    quoted(sub, 32).to_uppercase()
-                )))
+                client.refuse(ErrorReply::UnsupportedSubcommand {
+                    command: "PUBSUB",
+                    sub: &quoted(sub, 32).to_uppercase(),
+                })
             }
         }
         Fan::Scan => scan(ctx, client, req, &all.primaries),

@@ -183,7 +183,7 @@ pub fn merge(g: &Gather, arena: &[u8], out: &mut Vec<u8>) {
     // answer would look complete.
     if let Some(e) = parts.iter().find(|p| p.is_empty() || reply::is_error(p)) {
         if e.is_empty() {
-            write::error(out, &ErrorReply::PartReplyMissing.to_string());
+            ErrorReply::PartReplyMissing.encode(out);
         } else {
             out.extend_from_slice(e);
         }
@@ -313,7 +313,7 @@ fn all_ok(parts: &[&[u8]], out: &mut Vec<u8>) {
 fn all_the_same(parts: &[&[u8]], out: &mut Vec<u8>) {
     let first = parts[0];
     match parts.iter().find(|p| **p != first) {
-        Some(_) => write::error(out, &ErrorReply::BackendsDisagree.to_string()),
+        Some(_) => ErrorReply::BackendsDisagree.encode(out),
         None => out.extend_from_slice(first),
     }
 }
@@ -342,8 +342,7 @@ fn concat(parts: &[&[u8]], cap: usize, out: &mut Vec<u8>) {
         total += scratch.len();
     }
     if total > cap {
-        let e = ErrorReply::KeysOverLimit { total, limit: cap };
-        return write::error(out, &e.to_string());
+        return ErrorReply::KeysOverLimit { total, limit: cap }.encode(out);
     }
     write::array_header(out, total);
     for p in parts {
@@ -369,7 +368,7 @@ fn client_kill(parts: &[&[u8]], old_form: bool, out: &mut Vec<u8>) {
     let killed: i64 = parts.iter().filter_map(|p| reply::integer(p)).sum();
     match (old_form, killed) {
         (false, n) => write::integer(out, n),
-        (true, 0) => write::error(out, &ErrorReply::NoSuchClient.to_string()),
+        (true, 0) => ErrorReply::NoSuchClient.encode(out),
         (true, _) => write::simple(out, "OK"),
     }
 }
@@ -486,7 +485,7 @@ fn scan(p: &[u8], backend: usize, backends: usize, out: &mut Vec<u8>) {
         Some(0)
     };
     let Some(next) = next else {
-        return write::error(out, &ErrorReply::ScanCursorTooLarge.to_string());
+        return ErrorReply::ScanCursorTooLarge.encode(out);
     };
     write::array_header(out, 2);
     let mut digits = Vec::with_capacity(20);
@@ -501,7 +500,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 fn unexpected(out: &mut Vec<u8>, what: &str) {
-    write::error(out, &ErrorReply::UnexpectedReply(what).to_string());
+    ErrorReply::UnexpectedReply(what).encode(out);
 }
 
 fn merge_latency<'a>(

@@ -212,10 +212,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
     let arity_ok = |n: usize, client: &mut Client| {
         if args.len() != n {
-            client.refuse(ErrorReply::WrongArity(&format!(
-                "client|{}",
-                quoted(sub, 32).to_lowercase()
-            )));
+            client.refuse(ErrorReply::SubcommandArity {
+                command: "client",
+                sub: &quoted(sub, 32).to_lowercase(),
+            });
             false
         } else {
             true
@@ -304,10 +304,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         // NO-TOUCH and TRACKING would need a backend connection of the
         // client's own, so only their OFF is accepted.
         if args.len() < 3 {
-            return client.refuse(ErrorReply::WrongArity(&format!(
-                "client|{}",
-                quoted(sub, 32).to_lowercase()
-            )));
+            return client.refuse(ErrorReply::SubcommandArity {
+                command: "client",
+                sub: &quoted(sub, 32).to_lowercase(),
+            });
         }
         let v = arg(2);
         if v.eq_ignore_ascii_case(b"off") || (is(b"no-evict") && v.eq_ignore_ascii_case(b"on")) {
@@ -336,10 +336,10 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
             });
         }
     } else {
-        client.refuse(ErrorReply::Unsupported(&format!(
-            "CLIENT {}",
-            quoted(sub, 128).to_uppercase()
-        )));
+        client.refuse(ErrorReply::UnsupportedSubcommand {
+            command: "CLIENT",
+            sub: &quoted(sub, 128).to_uppercase(),
+        });
     }
 }
 

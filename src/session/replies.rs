@@ -416,7 +416,7 @@ impl Replies {
                     Slot::Done(a, b) => out.extend_from_slice(&self.arena[*a..*b]),
                     Slot::Multi(m) => self.merge(m, out),
                     Slot::Gather(g) => gather::merge(g, &self.arena, out),
-                    Slot::Waiting => write::error(out, &ErrorReply::ReplyMissing.to_string()),
+                    Slot::Waiting => ErrorReply::ReplyMissing.encode(out),
                 }
             }
             slots.clear();
@@ -453,7 +453,7 @@ impl Replies {
             let (a, b) = part_reply(p);
             if a == b || reply::is_error(&self.arena[a..b]) {
                 if a == b {
-                    write::error(out, &ErrorReply::PartReplyMissing.to_string());
+                    ErrorReply::PartReplyMissing.encode(out);
                 } else {
                     out.extend_from_slice(&self.arena[a..b]);
                 }
@@ -473,7 +473,7 @@ impl Replies {
                 // Every key in one part, in order: its reply is the reply.
                 let (a, b) = part_reply(&m.parts[0]);
                 if reply::array_len(&self.arena[a..b]) != Some(m.nkeys) {
-                    write::error(out, &ErrorReply::UnexpectedMgetReply.to_string());
+                    ErrorReply::UnexpectedMgetReply.encode(out);
                     return;
                 }
                 out.extend_from_slice(&self.arena[a..b]);
@@ -484,7 +484,7 @@ impl Replies {
                 let keys = 0..m.nkeys;
                 if !values_in_key_order(&self.arena, &m.parts, keys, &mut self.scratch, out) {
                     out.truncate(mark);
-                    write::error(out, &ErrorReply::UnexpectedMgetReply.to_string());
+                    ErrorReply::UnexpectedMgetReply.encode(out);
                 }
             }
             Split::Mset => {
@@ -504,8 +504,7 @@ impl Replies {
                     match reply::integer(&self.arena[a..b]) {
                         Some(v) => sum = sum.saturating_add(v),
                         None => {
-                            let e = ErrorReply::UnexpectedReply("an integer");
-                            write::error(out, &e.to_string());
+                            ErrorReply::UnexpectedReply("an integer").encode(out);
                             return;
                         }
                     }
