@@ -190,7 +190,8 @@ pub fn run_core(spec: CoreSpec) {
             }));
         }
         crate::net::spawn(control_loop(
-            Inbox { control, bell },
+            control,
+            bell,
             accept.clone(),
             clients,
             ring.clone(),
@@ -424,15 +425,11 @@ async fn tls_session(
     stats.connections.set(stats.connections.get() - 1);
 }
 
-/// What the control thread and the other cores send this core, and the
-/// doorbell they ring after each message.
-struct Inbox {
+/// Serves this core's control channel and the other cores' asks, waiting
+/// on `bell` (rung after each message to it) between them.
+async fn control_loop(
     control: Receiver<CoreMsg>,
     bell: Arc<Doorbell>,
-}
-
-async fn control_loop(
-    Inbox { control, bell }: Inbox,
     accept: Rc<Accept>,
     clients: Rc<Registry>,
     ring: Rc<Ring>,

@@ -23,7 +23,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,12 @@ pub struct ConnSettings {
     /// Where failures and recoveries are reported (health checking).
     pub reports: Option<super::reports::Reports>,
 }
+
+/// The texts of the failures that name no endpoint, made once for every
+/// connection (a failing connection fails each of its requests with one).
+static TIMED_OUT: LazyLock<String> = LazyLock::new(|| ErrorReply::UpstreamTimeout.to_string());
+static NO_DESCRIPTORS: LazyLock<String> =
+    LazyLock::new(|| ErrorReply::OutOfDescriptors.to_string());
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -116,8 +122,6 @@ pub struct Conn {
     unavailable: String,
     auth_failed: String,
     tls_failed: String,
-    timed_out: String,
-    no_descriptors: String,
     /// Sent first on every connection (HELLO 3, AUTH, READONLY), and how
     /// many replies it gets.
     handshake: Vec<u8>,
@@ -159,8 +163,6 @@ impl Conn {
             unavailable: ErrorReply::UpstreamUnavailable(&label).to_string(),
             auth_failed: ErrorReply::UpstreamAuthFailed(&label).to_string(),
             tls_failed: ErrorReply::UpstreamTlsFailed(&label).to_string(),
-            timed_out: ErrorReply::UpstreamTimeout.to_string(),
-            no_descriptors: ErrorReply::OutOfDescriptors.to_string(),
             handshake,
             handshake_replies,
             credentials,
@@ -419,12 +421,10 @@ impl Conn {
         let (kind, msg) = match failure {
             Failure::Timeout => {
                 CoreStats::add(&es.timeouts, 1);
-                (ErrorKind::UpstreamTimeout, self.timed_out.as_str())
+                (ErrorKind::UpstreamTimeout, TIMED_OUT.as_str())
             }
             Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
-            Failure::NoDescriptors => {
-                (ErrorKind::UpstreamUnavailable, self.no_descriptors.as_str())
-            }
+            Failure::NoDescriptors => (ErrorKind::UpstreamUnavailable, NO_DESCRIPTORS.as_str()),
             Failure::AuthFailed => (ErrorKind::UpstreamUnavailable, self.auth_failed.as_str()),
             Failure::TlsFailed => (ErrorKind::UpstreamUnavailable, self.tls_failed.as_str()),
         };
