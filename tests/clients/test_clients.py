@@ -87,9 +87,16 @@ catch_all = "main"
 [admin]
 latency_dir = "{tmp}/latency"
 """)
-    log = open(Path(tmp) / "keyway.log", "w")
+    log_path = Path(tmp) / "keyway.log"
+    log = open(log_path, "w")
     procs.append(subprocess.Popen([KEYWAY, "--config", str(cfg)], stderr=log))
     wait_port(port)
+    # The port opens with the first core's listener; keyway says it listens
+    # once every core does. Tests that spread clients over the cores (the
+    # kernel's SO_REUSEPORT) must not start before.
+    deadline = time.time() + 10
+    while b"listening on" not in log_path.read_bytes() and time.time() < deadline:
+        time.sleep(0.02)
     return port
 
 
