@@ -2,7 +2,7 @@
 //! ketama cluster over the same servers and the catch-all route. ketama
 //! hashes a server's name (`host:port:weight name`), else `host:port`
 //! as written, and keyway's endpoint `name` keeps that (see
-//! `config::ketama_name`), so keys stay where nutcracker put them.
+//! `config::clusters::ketama_name`), so keys stay where nutcracker put them.
 
 use super::model::{duration_text, ImportError, Imported, Options};
 use super::toml_out::{array, inline, string, Doc, Section};
