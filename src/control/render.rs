@@ -5,7 +5,10 @@ use crate::command::COMMANDS;
 use crate::control::discovery::{ClusterStatus, Directory};
 use crate::control::health::EndpointHealth;
 use crate::control::reload::ReloadStatus;
-use crate::stats::{CoreSnapshot, ERROR_KINDS, GROUPS};
+use crate::stats::{
+    CoreCounter, CoreSnapshot, EndpointCounter, MirrorCounter, RedirectCounter, RingCounter, Row,
+    ERROR_KINDS, GROUPS,
+};
 use crate::topology::Topology;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -45,17 +48,46 @@ fn percentiles_json(h: &Histogram<u64>) -> String {
     )
 }
 
+/// `"key":value` for each row of a counter family.
+fn counters_json<Id>(rows: &[Row<Id>], values: &[u64]) -> String {
+    let fields: Vec<String> = rows
+        .iter()
+        .zip(values)
+        .map(|(r, v)| format!("\"{}\":{v}", r.json))
+        .collect();
+    fields.join(",")
+}
+
+/// Per cluster, for the clusters `shown` keeps: its name and counters.
+fn per_cluster_json<Id>(
+    topo: &Topology,
+    rows: &[Row<Id>],
+    values: &[[u64; 3]],
+    shown: impl Fn(&crate::topology::ClusterRing) -> bool,
+) -> String {
+    let clusters: Vec<String> = topo
+        .clusters
+        .iter()
+        .zip(values)
+        .filter(|(ring, _)| shown(ring))
+        .map(|(ring, v)| {
+            format!(
+                "{{\"cluster\":{},{}}}",
+                json_str(&ring.name),
+                counters_json(rows, v)
+            )
+        })
+        .collect();
+    clusters.join(",")
+}
+
 fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
     let mut o = String::from("{");
     if c.core != usize::MAX {
         let _ = write!(o, "\"core\":{},", c.core);
     }
-    let _ = write!(
-        o,
-        "\"client_connections\":{},\"accepted_connections\":{},\"rejected_connections\":{},\"bytes_in\":{},\"bytes_out\":{},",
-        c.connections, c.accepted, c.rejected_connections, c.bytes_in, c.bytes_out
-    );
-    o.push_str("\"commands\":{");
+    o.push_str(&counters_json(CoreCounter::ROWS, &c.counts));
+    o.push_str(",\"commands\":{");
     let cmds: Vec<String> = COMMANDS
         .iter()
         .zip(&c.commands)
@@ -78,66 +110,31 @@ fn core_json(topo: &Topology, dir: &Directory, c: &CoreSnapshot) -> String {
         .zip(&c.endpoints)
         .map(|(e, s)| {
             format!(
-                "{{\"cluster\":{},\"endpoint\":{},\"requests\":{},\"errors\":{},\"timeouts\":{},\"reconnects\":{},\"connect_failures\":{},\"tls_failures\":{},\"auth_failures\":{},\"state\":\"{}\",\"rtt\":{}}}",
+                "{{\"cluster\":{},\"endpoint\":{},{},\"state\":\"{}\",\"rtt\":{}}}",
                 json_str(cluster_name(topo, e.cluster)),
                 json_str(&e.label),
-                s.requests,
-                s.errors,
-                s.timeouts,
-                s.reconnects,
-                s.connect_failures,
-                s.tls_failures,
-                s.auth_failures,
+                counters_json(EndpointCounter::ROWS, &s.counts),
                 s.state.as_str(),
                 percentiles_json(&s.rtt)
             )
         })
         .collect();
     o.push_str(&eps.join(","));
-    o.push_str("],\"mirrors\":[");
-    let mirrors: Vec<String> = topo
-        .clusters
-        .iter()
-        .zip(&c.mirrors)
-        .filter(|(ring, _)| is_mirror_target(topo, ring))
-        .map(|(ring, [sent, failed, dropped])| {
-            format!(
-                "{{\"cluster\":{},\"sent\":{sent},\"failed\":{failed},\"dropped\":{dropped}}}",
-                json_str(&ring.name)
-            )
-        })
-        .collect();
-    o.push_str(&mirrors.join(","));
-    o.push_str("],\"redirects\":[");
-    let redirects: Vec<String> = topo
-        .clusters
-        .iter()
-        .zip(&c.redirects)
-        .filter(|(ring, _)| ring.ring.is_none())
-        .map(|(ring, [moved, ask, retried])| {
-            format!(
-                "{{\"cluster\":{},\"moved\":{moved},\"ask\":{ask},\"retried\":{retried}}}",
-                json_str(&ring.name)
-            )
-        })
-        .collect();
-    o.push_str(&redirects.join(","));
     let _ = write!(
         o,
-        "],\"tls_client_failures\":{},\"drain_closed\":{},\"drain_cut\":{},",
-        c.tls_client_failures, c.drain_closed, c.drain_cut
+        "],\"mirrors\":[{}],\"redirects\":[{}],",
+        per_cluster_json(topo, MirrorCounter::ROWS, &c.mirrors, |ring| {
+            is_mirror_target(topo, ring)
+        }),
+        per_cluster_json(topo, RedirectCounter::ROWS, &c.redirects, |ring| {
+            ring.ring.is_none()
+        }),
     );
     let _ = write!(
         o,
-        "\"refused_max_clients\":{},\"refused_protected\":{},\"idle_closed\":{},\"accept_errors\":{},\"output_limit_closed\":{},\"auth_failures\":{},\"auth_closed\":{},\"reload_moved\":{},",
-        c.refused_max_clients, c.refused_protected, c.idle_closed, c.accept_errors, c.output_limit_closed,
-        c.auth_failures, c.auth_closed, c.reload_moved
-    );
-    let r = &c.ring;
-    let _ = write!(
-        o,
-        "\"ring\":{{\"mode\":\"{}\",\"enters\":{},\"completions\":{},\"parks\":{},\"no_buffers\":{},\"buffers_in_use\":{}}},",
-        r.mode, r.enters, r.completions, r.parks, r.no_buffers, r.buffers_in_use
+        "\"ring\":{{\"mode\":\"{}\",{}}},",
+        c.ring.mode,
+        counters_json(RingCounter::ROWS, &c.ring.counts)
     );
     o.push_str("\"latency\":{");
     let lat: Vec<String> = GROUPS
@@ -329,23 +326,52 @@ fn slot_map_json(st: &ClusterStatus, endpoint: &dyn Fn(usize, u32, &str) -> Stri
     o
 }
 
-type EndpointCounter = fn(&crate::stats::EndpointSnapshot) -> u64;
-type StatusCounter = fn(&ClusterStatus) -> u64;
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
 
-type CoreCounter = fn(&CoreSnapshot) -> u64;
-
-/// A metric family with one value per core.
-fn per_core(
+/// Each row of a family of per-core counters, one value per core.
+fn per_core<Id: Copy>(
     o: &mut String,
     cores: &[CoreSnapshot],
-    name: &str,
-    kind: &str,
-    help: &str,
-    get: CoreCounter,
+    rows: &[Row<Id>],
+    values: impl Fn(&CoreSnapshot) -> &[u64],
 ) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for c in cores {
-        let _ = writeln!(o, "{name}{{core=\"{}\"}} {}", c.core, get(c));
+    for (i, r) in rows.iter().enumerate() {
+        header(o, r.metric, r.kind.as_str(), r.help);
+        for c in cores {
+            let _ = writeln!(o, "{}{{core=\"{}\"}} {}", r.metric, c.core, values(c)[i]);
+        }
+    }
+}
+
+/// Each row of a family of per-cluster counters, one value per core and
+/// cluster `shown` keeps.
+fn per_core_and_cluster<Id: Copy>(
+    o: &mut String,
+    topo: &Topology,
+    cores: &[CoreSnapshot],
+    rows: &[Row<Id>],
+    values: impl Fn(&CoreSnapshot) -> &[[u64; 3]],
+    shown: impl Fn(&crate::topology::ClusterRing) -> bool,
+) {
+    for (i, r) in rows.iter().enumerate() {
+        header(o, r.metric, r.kind.as_str(), r.help);
+        for c in cores {
+            for (ring, v) in topo.clusters.iter().zip(values(c)) {
+                if shown(ring) {
+                    let _ = writeln!(
+                        o,
+                        "{}{{core=\"{}\",cluster=\"{}\"}} {}",
+                        r.metric,
+                        c.core,
+                        label(&ring.name),
+                        v[i]
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -378,132 +404,9 @@ pub fn prometheus(
     health: &BTreeMap<SocketAddr, EndpointHealth>,
 ) -> String {
     let mut o = String::new();
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    family(
-        &mut o,
-        "keyway_config_generation",
-        "gauge",
-        "The configuration generation served: 1 at start, one more per reload.",
-    );
-    let _ = writeln!(o, "keyway_config_generation {}", reloads.generation);
-    family(
-        &mut o,
-        "keyway_config_reloads_total",
-        "counter",
-        "Configuration reloads (SIGHUP, POST /reload) by result.",
-    );
-    let _ = writeln!(
-        o,
-        "keyway_config_reloads_total{{result=\"succeeded\"}} {}\nkeyway_config_reloads_total{{result=\"failed\"}} {}",
-        reloads.succeeded, reloads.failed
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_connections",
-        "gauge",
-        "Client connections open.",
-        |c| c.connections,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_connections_accepted_total",
-        "counter",
-        "Client connections accepted.",
-        |c| c.accepted,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_connections_rejected_total",
-        "counter",
-        "Client connections closed at once by the connection rate limit.",
-        |c| c.rejected_connections,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_drain_closed_total",
-        "counter",
-        "Client connections a drain (SIGTERM) closed once their replies were sent.",
-        |c| c.drain_closed,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_drain_cut_total",
-        "counter",
-        "Client connections still open when drain_timeout ran out.",
-        |c| c.drain_cut,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_connections_refused_max_clients_total",
-        "counter",
-        "Client connections refused because max_clients were connected.",
-        |c| c.refused_max_clients,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_connections_refused_protected_total",
-        "counter",
-        "Client connections from beyond loopback refused by protected_mode.",
-        |c| c.refused_protected,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_idle_closed_total",
-        "counter",
-        "Client connections closed by client_idle_timeout.",
-        |c| c.idle_closed,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_accept_errors_total",
-        "counter",
-        "Accept calls that failed (out of file descriptors, mostly).",
-        |c| c.accept_errors,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_output_limit_closed_total",
-        "counter",
-        "Clients closed because their buffered replies passed client_output_hard_limit.",
-        |c| c.output_limit_closed,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_auth_failures_total",
-        "counter",
-        "AUTH and HELLO AUTH attempts with a wrong username or password.",
-        |c| c.auth_failures,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_auth_closed_total",
-        "counter",
-        "Client connections closed after auth_failure_limit failed AUTH attempts.",
-        |c| c.auth_closed,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_reload_moved_total",
-        "counter",
-        "Blocking commands unblocked and subscribers closed because a reload moved the keys or channels they waited on.",
-        |c| c.reload_moved,
-    );
-    family(
+    config_metrics(&mut o, reloads);
+    per_core(&mut o, cores, CoreCounter::ROWS, |c| &c.counts);
+    header(
         &mut o,
         "keyway_ring_mode",
         "gauge",
@@ -516,95 +419,73 @@ pub fn prometheus(
             c.core, c.ring.mode
         );
     }
-    let ring_families: [(&str, &str, &str, CoreCounter); 5] = [
-        (
-            "keyway_ring_enters_total",
-            "counter",
-            "io_uring_enter calls of the core's driver (submit and reap).",
-            |c| c.ring.enters,
-        ),
-        (
-            "keyway_ring_completions_total",
-            "counter",
-            "Completions the core's ring delivered.",
-            |c| c.ring.completions,
-        ),
-        (
-            "keyway_ring_parks_total",
-            "counter",
-            "Times the core's driver slept with nothing to do.",
-            |c| c.ring.parks,
-        ),
-        (
-            "keyway_ring_no_buffers_total",
-            "counter",
-            "Receives ended because every provided buffer was in use.",
-            |c| c.ring.no_buffers,
-        ),
-        (
-            "keyway_ring_buffers_in_use",
-            "gauge",
-            "Provided buffers holding received bytes not read yet.",
-            |c| c.ring.buffers_in_use,
-        ),
-    ];
-    for (name, kind, help, get) in ring_families {
-        per_core(&mut o, cores, name, kind, help, get);
-    }
-    let mirror_families = [
-        (
-            "keyway_mirror_requests_total",
-            "Requests mirrored to a cluster.",
-        ),
-        (
-            "keyway_mirror_failures_total",
-            "Mirrored requests that failed or got an error reply.",
-        ),
-        (
-            "keyway_mirror_dropped_total",
-            "Mirrored requests dropped because the mirror queue was full.",
-        ),
-    ];
-    for (i, (name, help)) in mirror_families.iter().enumerate() {
-        family(&mut o, name, "counter", help);
-        for c in cores {
-            for (ring, m) in topo.clusters.iter().zip(&c.mirrors) {
-                if is_mirror_target(topo, ring) {
-                    let _ = writeln!(
-                        o,
-                        "{name}{{core=\"{}\",cluster=\"{}\"}} {}",
-                        c.core,
-                        label(&ring.name),
-                        m[i]
-                    );
-                }
-            }
-        }
-    }
-    family(
+    per_core(&mut o, cores, RingCounter::ROWS, |c| &c.ring.counts);
+    per_core_and_cluster(
         &mut o,
+        topo,
+        cores,
+        MirrorCounter::ROWS,
+        |c| &c.mirrors,
+        |ring| is_mirror_target(topo, ring),
+    );
+    command_metrics(&mut o, cores);
+    per_core_and_cluster(
+        &mut o,
+        topo,
+        cores,
+        RedirectCounter::ROWS,
+        |c| &c.redirects,
+        |ring| ring.ring.is_none(),
+    );
+    refresh_metrics(&mut o, topo, dir);
+    endpoint_metrics(&mut o, topo, dir, cores);
+    health_metrics(&mut o, topo, dir, health);
+    latency_metrics(&mut o, dir, cores);
+    o
+}
+
+fn config_metrics(o: &mut String, reloads: &ReloadStatus) {
+    header(
+        o,
+        "keyway_config_generation",
+        "gauge",
+        "The configuration generation served: 1 at start, one more per reload.",
+    );
+    let _ = writeln!(o, "keyway_config_generation {}", reloads.generation);
+    header(
+        o,
+        "keyway_config_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP, POST /reload) by result.",
+    );
+    let _ = writeln!(
+        o,
+        "keyway_config_reloads_total{{result=\"succeeded\"}} {}\nkeyway_config_reloads_total{{result=\"failed\"}} {}",
+        reloads.succeeded, reloads.failed
+    );
+}
+
+/// Commands received by name, and error replies keyway made by kind.
+fn command_metrics(o: &mut String, cores: &[CoreSnapshot]) {
+    header(
+        o,
         "keyway_commands_total",
         "counter",
         "Client commands received, by command.",
     );
     for c in cores {
-        for (s, n) in COMMANDS.iter().zip(&c.commands).filter(|(_, &n)| n > 0) {
+        let known = COMMANDS.iter().map(|s| s.name).zip(&c.commands);
+        let unknown = std::iter::once(("(unknown)", &c.unknown_commands));
+        for (name, n) in known.chain(unknown).filter(|(_, &n)| n > 0) {
             let _ = writeln!(
                 o,
-                "keyway_commands_total{{core=\"{}\",command=\"{}\"}} {n}",
-                c.core, s.name
-            );
-        }
-        if c.unknown_commands > 0 {
-            let _ = writeln!(
-                o,
-                "keyway_commands_total{{core=\"{}\",command=\"(unknown)\"}} {}",
-                c.core, c.unknown_commands
+                "keyway_commands_total{{core=\"{}\",command=\"{name}\"}} {n}",
+                c.core
             );
         }
     }
-    family(
-        &mut o,
+    header(
+        o,
         "keyway_errors_total",
         "counter",
         "Error replies produced by keyway, by kind.",
@@ -618,55 +499,12 @@ pub fn prometheus(
             );
         }
     }
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_bytes_received_total",
-        "counter",
-        "Bytes read from clients.",
-        |c| c.bytes_in,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_bytes_sent_total",
-        "counter",
-        "Bytes written to clients.",
-        |c| c.bytes_out,
-    );
-    per_core(
-        &mut o,
-        cores,
-        "keyway_client_tls_handshake_failures_total",
-        "counter",
-        "Client connections whose TLS handshake failed or timed out.",
-        |c| c.tls_client_failures,
-    );
-    let redirect_families = [
-        ("keyway_cluster_moved_total", "MOVED redirections followed."),
-        ("keyway_cluster_ask_total", "ASK redirections followed."),
-        (
-            "keyway_cluster_retries_total",
-            "Requests sent again after TRYAGAIN or CLUSTERDOWN.",
-        ),
-    ];
-    for (i, (name, help)) in redirect_families.iter().enumerate() {
-        family(&mut o, name, "counter", help);
-        for c in cores {
-            for (ring, r) in topo.clusters.iter().zip(&c.redirects) {
-                if ring.ring.is_none() {
-                    let _ = writeln!(
-                        o,
-                        "{name}{{core=\"{}\",cluster=\"{}\"}} {}",
-                        c.core,
-                        label(&ring.name),
-                        r[i]
-                    );
-                }
-            }
-        }
-    }
-    let refresh_families: [(&str, &str, StatusCounter); 2] = [
+}
+
+/// Slot map fetches of each redis_cluster cluster.
+fn refresh_metrics(o: &mut String, topo: &Topology, dir: &Directory) {
+    type StatusCounter = fn(&ClusterStatus) -> u64;
+    let families: [(&str, &str, StatusCounter); 2] = [
         (
             "keyway_cluster_refreshes_total",
             "Slot map fetches (CLUSTER SLOTS) that succeeded.",
@@ -678,70 +516,41 @@ pub fn prometheus(
             |s| s.refresh_failures,
         ),
     ];
-    for (name, help, get) in refresh_families {
-        family(&mut o, name, "counter", help);
+    for (name, help, get) in families {
+        header(o, name, "counter", help);
         for (ring, st) in topo.clusters.iter().zip(&dir.clusters) {
             if ring.ring.is_none() {
                 let _ = writeln!(o, "{name}{{cluster=\"{}\"}} {}", label(&ring.name), get(st));
             }
         }
     }
-    let ep_counters: [(&str, &str, EndpointCounter); 7] = [
-        (
-            "keyway_upstream_requests_total",
-            "Requests sent to an endpoint.",
-            |e| e.requests,
-        ),
-        (
-            "keyway_upstream_errors_total",
-            "Requests to an endpoint that failed.",
-            |e| e.errors,
-        ),
-        (
-            "keyway_upstream_timeouts_total",
-            "Requests to an endpoint that timed out.",
-            |e| e.timeouts,
-        ),
-        (
-            "keyway_upstream_reconnects_total",
-            "Connections made to an endpoint.",
-            |e| e.reconnects,
-        ),
-        (
-            "keyway_upstream_connect_failures_total",
-            "Failed connection attempts to an endpoint.",
-            |e| e.connect_failures,
-        ),
-        (
-            "keyway_upstream_tls_handshake_failures_total",
-            "TLS handshakes with an endpoint that failed.",
-            |e| e.tls_failures,
-        ),
-        (
-            "keyway_upstream_auth_failures_total",
-            "Connections an endpoint refused the credentials of.",
-            |e| e.auth_failures,
-        ),
-    ];
-    for (name, help, get) in ep_counters {
-        family(&mut o, name, "counter", help);
+}
+
+/// Each endpoint's counters per core.
+fn endpoint_metrics(o: &mut String, topo: &Topology, dir: &Directory, cores: &[CoreSnapshot]) {
+    for (i, r) in EndpointCounter::ROWS.iter().enumerate() {
+        header(o, r.metric, r.kind.as_str(), r.help);
         for c in cores {
             for (e, s) in dir.endpoints.iter().zip(&c.endpoints) {
                 let _ = writeln!(
                     o,
-                    "{name}{{core=\"{}\",cluster=\"{}\",endpoint=\"{}\"}} {}",
+                    "{}{{core=\"{}\",cluster=\"{}\",endpoint=\"{}\"}} {}",
+                    r.metric,
                     c.core,
                     label(cluster_name(topo, e.cluster)),
                     label(&e.label),
-                    get(s)
+                    s.counts[i]
                 );
             }
         }
     }
-    health_metrics(&mut o, topo, dir, health);
+}
+
+/// Request latency per core and group, round trips per endpoint.
+fn latency_metrics(o: &mut String, dir: &Directory, cores: &[CoreSnapshot]) {
     let quantiles = [0.5, 0.9, 0.99, 0.999];
-    family(
-        &mut o,
+    header(
+        o,
         "keyway_request_latency_seconds",
         "summary",
         "Client request latency, frame complete to reply written.",
@@ -749,11 +558,11 @@ pub fn prometheus(
     for c in cores {
         for (g, h) in GROUPS.iter().zip(&c.latency) {
             let l = format!("core=\"{}\",group=\"{g}\"", c.core);
-            summary_lines(&mut o, "keyway_request_latency_seconds", &l, h, &quantiles);
+            summary_lines(o, "keyway_request_latency_seconds", &l, h, &quantiles);
         }
     }
-    family(
-        &mut o,
+    header(
+        o,
         "keyway_upstream_rtt_seconds",
         "summary",
         "Round trip of requests to an endpoint.",
@@ -761,16 +570,9 @@ pub fn prometheus(
     for c in cores {
         for (e, s) in dir.endpoints.iter().zip(&c.endpoints) {
             let l = format!("core=\"{}\",endpoint=\"{}\"", c.core, label(&e.label));
-            summary_lines(
-                &mut o,
-                "keyway_upstream_rtt_seconds",
-                &l,
-                &s.rtt,
-                &quantiles,
-            );
+            summary_lines(o, "keyway_upstream_rtt_seconds", &l, &s.rtt, &quantiles);
         }
     }
-    o
 }
 
 fn summary_lines(o: &mut String, name: &str, labels: &str, h: &Histogram<u64>, quantiles: &[f64]) {
@@ -815,7 +617,7 @@ fn health_metrics(
         .collect();
     let mut family =
         |name: &str, kind: &str, help: &str, value: &dyn Fn(&EndpointHealth) -> String| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            header(o, name, kind, help);
             for (l, h) in &rows {
                 let _ = writeln!(o, "{name}{{{l}}} {}", value(h));
             }
@@ -889,8 +691,8 @@ catch_all = "main"
         let cores = (0..2)
             .map(|i| {
                 let stats = CoreStats::new(i, topo.endpoints.len(), topo.clusters.len());
-                CoreStats::add(&stats.accepted, i as u64 + 1);
-                CoreStats::add(&stats.endpoint(0).requests, 10);
+                stats.count(CoreCounter::AcceptedConnections, i as u64 + 1);
+                (0..10).for_each(|_| stats.endpoint(0).count(EndpointCounter::Requests));
                 stats.snapshot(vec![ConnState::Up, ConnState::Idle])
             })
             .collect();

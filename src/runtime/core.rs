@@ -13,7 +13,7 @@ use crate::resp::errors::ErrorReply;
 use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
 use crate::session::{self, CoreContext, Held, Latest, OutputLimits};
-use crate::stats::{CoreStats, RingSnapshot};
+use crate::stats::{CoreCounter, CoreStats, RingSnapshot};
 use crate::topology::slots::SlotMap;
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
@@ -204,10 +204,13 @@ pub fn run_core(spec: CoreSpec) {
         // Draining: each session closes once it has sent what it owes
         // (see session::serve); those left at the deadline are cut.
         let deadline = Instant::now() + latest.get().topo.config.drain_timeout;
-        while stats.connections.get() > 0 && Instant::now() < deadline {
+        while stats.get(CoreCounter::ClientConnections) > 0 && Instant::now() < deadline {
             crate::net::sleep(Duration::from_millis(10)).await;
         }
-        CoreStats::add(&stats.drain_cut, stats.connections.get());
+        stats.count(
+            CoreCounter::DrainCut,
+            stats.get(CoreCounter::ClientConnections),
+        );
         ring.stop();
         driver.await;
     });
@@ -344,17 +347,17 @@ impl Accept {
                 Either::Left(Ok(stream)) => {
                     if !self.admission.borrow_mut().admit() {
                         // Over the connection rate: closed at once, counted.
-                        CoreStats::add(&self.stats.rejected_connections, 1);
+                        self.stats.count(CoreCounter::RejectedConnections, 1);
                         drop(stream);
                         continue;
                     }
                     if self.protected.get() && !protected_mode_admits(stream.peer_addr()) {
-                        CoreStats::add(&self.stats.refused_protected, 1);
+                        self.stats.count(CoreCounter::RefusedProtected, 1);
                         self.refuse(stream, tls.is_some(), ErrorReply::ProtectedMode);
                         continue;
                     }
                     let Some(seat) = self.seats.take() else {
-                        CoreStats::add(&self.stats.refused_max_clients, 1);
+                        self.stats.count(CoreCounter::RefusedMaxClients, 1);
                         self.refuse(stream, tls.is_some(), ErrorReply::MaxClients);
                         continue;
                     };
@@ -364,15 +367,15 @@ impl Accept {
                     let id = ((self.index as u64) << 48) | n;
                     let ctx = self.latest.get();
                     let stats = self.stats.clone();
-                    CoreStats::add(&stats.accepted, 1);
-                    CoreStats::add(&stats.connections, 1);
+                    stats.count(CoreCounter::AcceptedConnections, 1);
+                    stats.count(CoreCounter::ClientConnections, 1);
                     match &tls {
                         None => {
                             let me = ctx.clients.register(id, stream.handle());
                             let run = session::serve(Stream::Plain(stream), ctx, me);
                             crate::net::spawn(async move {
                                 run.await;
-                                stats.connections.set(stats.connections.get() - 1);
+                                stats.uncount(CoreCounter::ClientConnections, 1);
                                 drop(seat);
                             })
                             .detach();
@@ -391,7 +394,7 @@ impl Accept {
                 }
                 Either::Left(Err(e)) => {
                     // Out of descriptors and the like: pause instead of spinning.
-                    CoreStats::add(&self.stats.accept_errors, 1);
+                    self.stats.count(CoreCounter::AcceptErrors, 1);
                     log_accept_failure(&e, self.seats.max());
                     crate::net::sleep(Duration::from_millis(50)).await;
                 }
@@ -415,14 +418,14 @@ async fn tls_session(
     match race(acceptor.accept(socket), timeout).await {
         Either::Left(Ok(s)) => session::serve(Stream::tls(s), ctx, me).await,
         Either::Left(Err(e)) => {
-            CoreStats::add(&stats.tls_client_failures, 1);
+            stats.count(CoreCounter::TlsClientFailures, 1);
             crate::warn!("TLS client handshake failed: {e}");
         }
         Either::Right(()) => {
-            CoreStats::add(&stats.tls_client_failures, 1);
+            stats.count(CoreCounter::TlsClientFailures, 1);
         }
     }
-    stats.connections.set(stats.connections.get() - 1);
+    stats.uncount(CoreCounter::ClientConnections, 1);
 }
 
 /// Serves this core's control channel and the other cores' asks, waiting
@@ -446,11 +449,14 @@ async fn control_loop(
                 let c = ring.counters();
                 snap.ring = RingSnapshot {
                     mode: ring.mode().name(),
-                    enters: c.enters,
-                    completions: c.completions,
-                    parks: c.parks,
-                    no_buffers: c.no_buffers,
-                    buffers_in_use: ring.buffers_in_use(),
+                    // In RingCounter's order.
+                    counts: [
+                        c.enters,
+                        c.completions,
+                        c.parks,
+                        c.no_buffers,
+                        ring.buffers_in_use(),
+                    ],
                 };
                 let _ = reply.send(snap);
             }
@@ -473,12 +479,13 @@ async fn control_loop(
                 clients.serve();
                 if Instant::now() >= next_idle_sweep {
                     let closed = clients.close_idle();
-                    CoreStats::add(&stats.idle_closed, closed);
+                    stats.count(CoreCounter::IdleClosed, closed);
                     next_idle_sweep = Instant::now() + IDLE_SWEEP;
                     crate::log::flush_repeats();
                     // Sessions that ended left their memory with the
                     // allocator; after many, give it back to the system.
-                    let ended = stats.accepted.get() - stats.connections.get();
+                    let ended = stats.get(CoreCounter::AcceptedConnections)
+                        - stats.get(CoreCounter::ClientConnections);
                     let now = Instant::now();
                     if ended >= ended_at_trim + TRIM_AFTER_SESSIONS && now >= next_trim {
                         ended_at_trim = ended;

@@ -18,7 +18,7 @@ use crate::net::{Input, Stream};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write;
-use crate::stats::CoreStats;
+use crate::stats::CoreCounter;
 use crate::upstream::conn::Conn;
 use crate::upstream::waiter::Waiter;
 use std::cell::{Cell, RefCell};
@@ -204,7 +204,7 @@ pub fn unblock(client: &mut Client) -> bool {
         let via = via.clone();
         b.unblock_via = None;
         b.unblocked.set(true);
-        CoreStats::add(&client.stats.reload_moved, 1);
+        client.stats.count(CoreCounter::ReloadMoved, 1);
         let mut digits = Vec::new();
         write::push_decimal(&mut digits, id.unsigned_abs());
         let conn = b.conn.clone();

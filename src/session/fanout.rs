@@ -13,6 +13,7 @@ use crate::command::Fan;
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted};
+use crate::stats::MirrorCounter;
 use crate::upstream::waiter::Waiter;
 
 /// The endpoints a fanned-out command reaches.
@@ -267,7 +268,7 @@ fn gather(
     ask(ctx, client, &all.primaries, merge, frame);
     if mirrored {
         for &(ep, cluster) in &all.mirrors {
-            ctx.stats.mirror(cluster, |m| &m.sent);
+            ctx.stats.mirror(cluster, MirrorCounter::Sent);
             ctx.upstreams.conn_in(ep, client.proto, client.db).send(
                 |b| b.extend_from_slice(frame),
                 Waiter::mirror(&ctx.stats, cluster),

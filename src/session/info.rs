@@ -5,6 +5,7 @@
 //! keyspaces are merged in by `gather` (see `fanout`).
 
 use super::{Client, CoreContext};
+use crate::stats::CoreCounter;
 use std::cell::RefCell;
 use std::fmt::Write;
 use std::rc::Rc;
@@ -128,7 +129,7 @@ pub fn render(ctx: &CoreContext, client: &Client, want: &[bool; SECTIONS.len()])
             rest,
             "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\n\
              keyway_client_id:{}\r\n\r\n",
-            stats.connections.get(),
+            stats.get(CoreCounter::ClientConnections),
             client.id,
         );
     }
@@ -153,11 +154,11 @@ pub fn render(ctx: &CoreContext, client: &Client, want: &[bool; SECTIONS.len()])
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
              rejected_connections:{}\r\ntotal_error_replies:{}\r\n\r\n",
-            stats.accepted.get(),
+            stats.get(CoreCounter::AcceptedConnections),
             stats.commands_total(),
-            stats.bytes_in.get(),
-            stats.bytes_out.get(),
-            stats.rejected_connections.get(),
+            stats.get(CoreCounter::BytesIn),
+            stats.get(CoreCounter::BytesOut),
+            stats.get(CoreCounter::RejectedConnections),
             stats.errors_total(),
         );
     }

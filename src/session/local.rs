@@ -10,7 +10,7 @@ use crate::resp::errors::ErrorReply;
 use crate::resp::parse_int;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
-use crate::stats::{CoreStats, ErrorKind};
+use crate::stats::{CoreCounter, ErrorKind};
 
 pub fn execute(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     let args = req.args;
@@ -122,7 +122,7 @@ fn check_credentials(
 /// guessed at the speed of a pipeline.
 fn wrong_credentials(ctx: &CoreContext, client: &mut Client) {
     client.refuse_as(ErrorKind::Auth, ErrorReply::WrongPass);
-    CoreStats::add(&ctx.stats.auth_failures, 1);
+    ctx.stats.count(CoreCounter::AuthFailures, 1);
     client.auth_failures = client.auth_failures.saturating_add(1);
     // The address without its port: one line per host, not per connection.
     let from = client
@@ -132,7 +132,7 @@ fn wrong_credentials(ctx: &CoreContext, client: &mut Client) {
         .map_or_else(|| "a client".to_string(), |a| format!("client {}", a.ip()));
     let limit = ctx.topo.config.auth_failure_limit;
     if limit > 0 && client.auth_failures >= limit {
-        CoreStats::add(&ctx.stats.auth_closed, 1);
+        ctx.stats.count(CoreCounter::AuthClosed, 1);
         client.close = true;
         crate::warn!("{from}: {limit} failed AUTH attempts on one connection (auth_failure_limit): closing it");
     } else {

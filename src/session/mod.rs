@@ -19,7 +19,7 @@ use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Request, RequestScanner, Scanned};
 use crate::resp::write::Protocol;
 use crate::resp::Limits;
-use crate::stats::{CoreStats, ErrorKind};
+use crate::stats::{CoreCounter, CoreStats, ErrorKind};
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use replies::{Fold, Replies};
@@ -354,7 +354,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// The end of a session during a drain: every reply it owed was sent; the
 /// client reads them, then end-of-stream.
 async fn close_after_drain(stream: &Stream, ctx: &CoreContext, fd: i32) {
-    CoreStats::add(&ctx.stats.drain_closed, 1);
+    ctx.stats.count(CoreCounter::DrainClosed, 1);
     stream.linger_close(fd, LINGER).await;
 }
 
@@ -450,7 +450,7 @@ pub async fn serve(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Regist
             client.replies.borrow_mut().client_took(took);
             // Taking replies is activity too (client_idle_timeout).
             client.me.entry.touch(crate::net::now());
-            CoreStats::add(&ctx.stats.bytes_out, len as u64);
+            ctx.stats.count(CoreCounter::BytesOut, len as u64);
             let took = crate::net::now().saturating_duration_since(read_at);
             ctx.stats.record_batch(&client.groups, took);
             client.groups = [0; 4];
@@ -494,7 +494,7 @@ pub async fn serve(stream: Stream, mut ctx: Rc<CoreContext>, me: clients::Regist
         // request cut at the end of what arrived is carried in `input`.
         let received = stream
             .recv(|piece| {
-                CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+                ctx.stats.count(CoreCounter::BytesIn, piece.len() as u64);
                 client.replies.borrow_mut().set_arrived(crate::net::now());
                 input.feed(piece, |bytes| reader.absorb(&mut ctx, &mut client, bytes));
             })
@@ -581,7 +581,7 @@ async fn wait_blocked(
 /// subscriber's pub/sub limits) is closed, as Redis closes one over its
 /// client-output-buffer-limit, and counted.
 fn close_over_limit(ctx: &CoreContext) {
-    CoreStats::add(&ctx.stats.output_limit_closed, 1);
+    ctx.stats.count(CoreCounter::OutputLimitClosed, 1);
 }
 
 /// One turn of a subscribed client: its commands as they come, messages
@@ -602,7 +602,7 @@ async fn pubsub_turn(
         .clone();
     let version = ctx.version;
     let from_client = stream.recv(|piece| {
-        CoreStats::add(&ctx.stats.bytes_in, piece.len() as u64);
+        ctx.stats.count(CoreCounter::BytesIn, piece.len() as u64);
         client.replies.borrow_mut().set_arrived(crate::net::now());
         input.feed(piece, |bytes| reader.absorb(ctx, client, bytes));
     });
@@ -618,7 +618,7 @@ async fn pubsub_turn(
     };
     if client.pubsub.as_ref().is_some_and(|p| p.moved) {
         // Its channels live elsewhere now: it subscribes again there.
-        CoreStats::add(&ctx.stats.reload_moved, 1);
+        ctx.stats.count(CoreCounter::ReloadMoved, 1);
         crate::info!("a subscriber was closed: a reload moved what it listens to (it subscribes again when it reconnects)");
         return None;
     }
@@ -643,7 +643,7 @@ async fn pubsub_turn(
             stream.send(&mut out).await.ok()?;
         }
         let len = pushed.len();
-        CoreStats::add(&ctx.stats.bytes_out, len as u64);
+        ctx.stats.count(CoreCounter::BytesOut, len as u64);
         // A client that does not read sits in this send: what comes for it
         // meanwhile is held to its limits, and passing them ends the wait.
         match race(stream.send(&mut pushed), pubsub::overflowed(&feed)).await {

@@ -10,7 +10,7 @@ use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted, Protocol};
-use crate::stats::ErrorKind;
+use crate::stats::{ErrorKind, MirrorCounter};
 use crate::topology::slots::{key_slot, SlotMap};
 use crate::topology::{Shard, Topology};
 use crate::upstream;
@@ -316,7 +316,7 @@ impl Routing {
                 let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
                     // The mirror cluster cannot take it yet: counted, not sent.
                     ctx.upstreams.ask_refresh(m.cluster);
-                    ctx.stats.mirror(m.cluster, |m| &m.failed);
+                    ctx.stats.mirror(m.cluster, MirrorCounter::Failed);
                     continue;
                 };
                 let ep = ctx.upstreams.choose(
@@ -358,7 +358,7 @@ fn send_mirrors(ctx: &CoreContext, client: &Client, enc: &Encoder, mirrors: &[Ta
         let by_endpoint = copy.chunk_by(together);
         if enc.kind.is_none() && by_endpoint.clone().count() > 1 {
             // Keys together in the primary cluster, apart in the mirror.
-            ctx.stats.mirror(cluster, |m| &m.failed);
+            ctx.stats.mirror(cluster, MirrorCounter::Failed);
             continue;
         }
         for g in by_endpoint {
@@ -366,10 +366,10 @@ fn send_mirrors(ctx: &CoreContext, client: &Client, enc: &Encoder, mirrors: &[Ta
                 .upstreams
                 .conn_in(g[0].endpoint as usize, client.proto, client.db);
             if conn.pending() >= ctx.topo.config.mirror_queue_limit {
-                ctx.stats.mirror(cluster, |m| &m.dropped);
+                ctx.stats.mirror(cluster, MirrorCounter::Dropped);
                 continue;
             }
-            ctx.stats.mirror(cluster, |m| &m.sent);
+            ctx.stats.mirror(cluster, MirrorCounter::Sent);
             let waiter = Waiter::mirror(&ctx.stats, cluster);
             if g.len() == enc.keys.len() {
                 send_on(ctx, &conn, g, client.proto, |buf| enc.whole(buf, g), waiter);

@@ -1,9 +1,15 @@
 //! Per-core counters and HDR latency histograms. Each core owns its
 //! `CoreStats` (plain `Cell`s, no atomics, nothing shared); the control
 //! thread gets copies (`CoreSnapshot`) over a channel and merges them.
+pub mod counters;
 pub mod latency;
 
+pub use counters::{
+    CoreCounter, EndpointCounter, Kind, MirrorCounter, RedirectCounter, RingCounter, Row,
+};
+
 use crate::command::{CommandSpec, COMMANDS};
+use counters::{add_into, Cells};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
@@ -70,31 +76,13 @@ pub fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).max(1)
 }
 
-#[derive(Default)]
-pub struct MirrorStats {
-    pub sent: Cell<u64>,
-    pub failed: Cell<u64>,
-    pub dropped: Cell<u64>,
-}
-
-/// Redirections met by requests to one redis_cluster cluster.
-#[derive(Default)]
-pub struct RedirectStats {
-    pub moved: Cell<u64>,
-    pub ask: Cell<u64>,
-    /// TRYAGAIN and CLUSTERDOWN answers retried.
-    pub retried: Cell<u64>,
-}
+/// A cluster's counters as a mirror target, and as a redis_cluster cluster.
+type MirrorStats = Cells<{ MirrorCounter::N }>;
+type RedirectStats = Cells<{ RedirectCounter::N }>;
 
 #[derive(Default)]
 pub struct EndpointStats {
-    pub requests: Cell<u64>,
-    pub errors: Cell<u64>,
-    pub timeouts: Cell<u64>,
-    pub reconnects: Cell<u64>,
-    pub connect_failures: Cell<u64>,
-    pub tls_failures: Cell<u64>,
-    pub auth_failures: Cell<u64>,
+    counts: Cells<{ EndpointCounter::N }>,
     pub rtt: RefCell<Option<Histogram<u64>>>,
 }
 
@@ -107,6 +95,15 @@ impl EndpointStats {
     }
 
     #[inline]
+    pub fn count(&self, counter: EndpointCounter) {
+        self.counts.add(counter as usize, 1);
+    }
+
+    pub fn get(&self, counter: EndpointCounter) -> u64 {
+        self.counts.get(counter as usize)
+    }
+
+    #[inline]
     pub fn rtt(&self, rtt: Duration) {
         if let Some(h) = self.rtt.borrow_mut().as_mut() {
             h.saturating_record(micros(rtt));
@@ -116,39 +113,14 @@ impl EndpointStats {
 
 pub struct CoreStats {
     pub core: usize,
-    pub connections: Cell<u64>,
-    pub accepted: Cell<u64>,
+    counts: Cells<{ CoreCounter::N }>,
     commands: Vec<Cell<u64>>,
     unknown_commands: Cell<u64>,
     errors: [Cell<u64>; 9],
-    pub rejected_connections: Cell<u64>,
-    /// Client connections whose TLS handshake failed or timed out.
-    pub tls_client_failures: Cell<u64>,
-    /// Client connections closed by a drain once their replies were sent,
-    /// and those still open when `drain_timeout` ran out.
-    pub drain_closed: Cell<u64>,
-    pub drain_cut: Cell<u64>,
-    /// Clients refused over `max_clients`, refused by protected mode,
-    /// closed by `client_idle_timeout`; accept calls that failed.
-    pub refused_max_clients: Cell<u64>,
-    pub refused_protected: Cell<u64>,
-    pub idle_closed: Cell<u64>,
-    pub accept_errors: Cell<u64>,
-    /// Clients closed past `client_output_hard_limit`.
-    pub output_limit_closed: Cell<u64>,
-    /// AUTH (and HELLO ... AUTH) with wrong credentials, and connections
-    /// closed for reaching `auth_failure_limit`.
-    pub auth_failures: Cell<u64>,
-    pub auth_closed: Cell<u64>,
-    /// Blocking commands unblocked, and subscribers closed, because a
-    /// reload moved the keys or channels they waited on.
-    pub reload_moved: Cell<u64>,
     /// Per cluster, as a mirror target (see `mirror`).
     mirrors: RefCell<Vec<MirrorStats>>,
     /// Per cluster (redis_cluster ones count; see `redirect`).
     redirects: RefCell<Vec<RedirectStats>>,
-    pub bytes_in: Cell<u64>,
-    pub bytes_out: Cell<u64>,
     /// Per endpoint; grows when a Redis Cluster reveals new nodes. Each
     /// connection holds its endpoint's entry.
     endpoints: RefCell<Vec<Rc<EndpointStats>>>,
@@ -165,34 +137,35 @@ impl CoreStats {
     pub fn new(core: usize, endpoints: usize, clusters: usize) -> CoreStats {
         CoreStats {
             core,
-            connections: Cell::new(0),
-            accepted: Cell::new(0),
+            counts: Cells::default(),
             commands: (0..COMMANDS.len()).map(|_| Cell::new(0)).collect(),
             unknown_commands: Cell::new(0),
             errors: Default::default(),
-            rejected_connections: Cell::new(0),
-            tls_client_failures: Cell::new(0),
-            drain_closed: Cell::new(0),
-            drain_cut: Cell::new(0),
-            refused_max_clients: Cell::new(0),
-            refused_protected: Cell::new(0),
-            idle_closed: Cell::new(0),
-            accept_errors: Cell::new(0),
-            output_limit_closed: Cell::new(0),
-            auth_failures: Cell::new(0),
-            auth_closed: Cell::new(0),
-            reload_moved: Cell::new(0),
             mirrors: RefCell::new((0..clusters).map(|_| MirrorStats::default()).collect()),
             redirects: RefCell::new((0..clusters).map(|_| RedirectStats::default()).collect()),
-            bytes_in: Cell::new(0),
-            bytes_out: Cell::new(0),
             endpoints: RefCell::new((0..endpoints).map(|_| EndpointStats::new()).collect()),
             latency: RefCell::new(std::array::from_fn(|_| new_histogram())),
         }
     }
 
+    /// Adds `n` to one of the core's own counters.
     #[inline]
-    pub fn add(c: &Cell<u64>, n: u64) {
+    pub fn count(&self, counter: CoreCounter, n: u64) {
+        self.counts.add(counter as usize, n);
+    }
+
+    /// Takes `n` off a gauge (client connections).
+    #[inline]
+    pub fn uncount(&self, counter: CoreCounter, n: u64) {
+        self.counts.sub(counter as usize, n);
+    }
+
+    pub fn get(&self, counter: CoreCounter) -> u64 {
+        self.counts.get(counter as usize)
+    }
+
+    #[inline]
+    fn add(c: &Cell<u64>, n: u64) {
         c.set(c.get().wrapping_add(n));
     }
 
@@ -239,14 +212,14 @@ impl CoreStats {
     /// sent before a reload may name a cluster number the new
     /// configuration lacks: the entry is made rather than the core stopped.
     #[inline]
-    pub fn mirror(&self, cluster: usize, counter: fn(&MirrorStats) -> &Cell<u64>) {
-        Self::add(counter(&entry(&self.mirrors, cluster)), 1);
+    pub fn mirror(&self, cluster: usize, counter: MirrorCounter) {
+        entry(&self.mirrors, cluster).add(counter as usize, 1);
     }
 
     /// Counts one on a redirection counter of `cluster` (see `mirror`).
     #[inline]
-    pub fn redirect(&self, cluster: usize, counter: fn(&RedirectStats) -> &Cell<u64>) {
-        Self::add(counter(&entry(&self.redirects, cluster)), 1);
+    pub fn redirect(&self, cluster: usize, counter: RedirectCounter) {
+        entry(&self.redirects, cluster).add(counter as usize, 1);
     }
 
     /// After a reload: endpoint `i` of the new configuration keeps the
@@ -294,56 +267,24 @@ impl CoreStats {
 
     pub fn snapshot(&self, endpoint_states: Vec<ConnState>) -> CoreSnapshot {
         let e = |c: &Cell<u64>| c.get();
+        let states = endpoint_states
+            .into_iter()
+            .chain(std::iter::repeat(ConnState::Idle));
         CoreSnapshot {
             core: self.core,
-            connections: self.connections.get(),
-            accepted: self.accepted.get(),
+            counts: self.counts.values(),
             commands: self.commands.iter().map(e).collect(),
             unknown_commands: self.unknown_commands.get(),
             errors: self.errors.iter().map(e).collect(),
-            rejected_connections: self.rejected_connections.get(),
-            tls_client_failures: self.tls_client_failures.get(),
-            drain_closed: self.drain_closed.get(),
-            drain_cut: self.drain_cut.get(),
-            refused_max_clients: self.refused_max_clients.get(),
-            refused_protected: self.refused_protected.get(),
-            idle_closed: self.idle_closed.get(),
-            accept_errors: self.accept_errors.get(),
-            output_limit_closed: self.output_limit_closed.get(),
-            auth_failures: self.auth_failures.get(),
-            auth_closed: self.auth_closed.get(),
-            reload_moved: self.reload_moved.get(),
-            mirrors: self
-                .mirrors
-                .borrow()
-                .iter()
-                .map(|m| [m.sent.get(), m.failed.get(), m.dropped.get()])
-                .collect(),
-            bytes_in: self.bytes_in.get(),
-            bytes_out: self.bytes_out.get(),
-            redirects: self
-                .redirects
-                .borrow()
-                .iter()
-                .map(|r| [r.moved.get(), r.ask.get(), r.retried.get()])
-                .collect(),
+            mirrors: self.mirrors.borrow().iter().map(Cells::values).collect(),
+            redirects: self.redirects.borrow().iter().map(Cells::values).collect(),
             endpoints: self
                 .endpoints
                 .borrow()
                 .iter()
-                .zip(
-                    endpoint_states
-                        .into_iter()
-                        .chain(std::iter::repeat(ConnState::Idle)),
-                )
+                .zip(states)
                 .map(|(s, state)| EndpointSnapshot {
-                    requests: s.requests.get(),
-                    errors: s.errors.get(),
-                    timeouts: s.timeouts.get(),
-                    reconnects: s.reconnects.get(),
-                    connect_failures: s.connect_failures.get(),
-                    tls_failures: s.tls_failures.get(),
-                    auth_failures: s.auth_failures.get(),
+                    counts: s.counts.values(),
                     state,
                     rtt: s.rtt.borrow().clone().unwrap_or_else(new_histogram),
                 })
@@ -378,16 +319,17 @@ impl ConnState {
 
 #[derive(Debug, Clone)]
 pub struct EndpointSnapshot {
-    pub requests: u64,
-    pub errors: u64,
-    pub timeouts: u64,
-    pub reconnects: u64,
-    pub connect_failures: u64,
-    pub tls_failures: u64,
-    pub auth_failures: u64,
+    /// Indexed by `EndpointCounter`.
+    pub counts: [u64; EndpointCounter::N],
     /// Connection state on this core.
     pub state: ConnState,
     pub rtt: Histogram<u64>,
+}
+
+impl EndpointSnapshot {
+    pub fn get(&self, counter: EndpointCounter) -> u64 {
+        self.counts[counter as usize]
+    }
 }
 
 /// The core's io_uring: how it is set up and how much work it did.
@@ -395,44 +337,23 @@ pub struct EndpointSnapshot {
 pub struct RingSnapshot {
     /// `defer_taskrun` or `coop_taskrun` (see net::ring::Mode).
     pub mode: &'static str,
-    /// io_uring_enter calls that submitted and reaped.
-    pub enters: u64,
-    pub completions: u64,
-    /// Times the driver slept on its eventfd.
-    pub parks: u64,
-    /// Receives the kernel ended for want of a provided buffer.
-    pub no_buffers: u64,
-    /// Provided buffers holding received bytes not yet read.
-    pub buffers_in_use: u64,
+    /// Indexed by `RingCounter`.
+    pub counts: [u64; RingCounter::N],
 }
 
 /// A copy of one core's stats, made on that core and sent to the control thread.
 #[derive(Debug, Clone)]
 pub struct CoreSnapshot {
     pub core: usize,
-    pub connections: u64,
-    pub accepted: u64,
+    /// Indexed by `CoreCounter`.
+    pub counts: [u64; CoreCounter::N],
     pub commands: Vec<u64>,
     pub unknown_commands: u64,
     pub errors: Vec<u64>,
-    pub rejected_connections: u64,
-    pub tls_client_failures: u64,
-    pub drain_closed: u64,
-    pub drain_cut: u64,
-    pub refused_max_clients: u64,
-    pub refused_protected: u64,
-    pub idle_closed: u64,
-    pub accept_errors: u64,
-    pub output_limit_closed: u64,
-    pub auth_failures: u64,
-    pub auth_closed: u64,
-    pub reload_moved: u64,
-    /// Per cluster as a mirror target: sent, failed, dropped.
-    pub mirrors: Vec<[u64; 3]>,
-    /// Per cluster: MOVED, ASK, retried (TRYAGAIN, CLUSTERDOWN).
-    pub redirects: Vec<[u64; 3]>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    /// Per cluster as a mirror target, indexed by `MirrorCounter`.
+    pub mirrors: Vec<[u64; MirrorCounter::N]>,
+    /// Per cluster, indexed by `RedirectCounter`.
+    pub redirects: Vec<[u64; RedirectCounter::N]>,
     pub endpoints: Vec<EndpointSnapshot>,
     pub latency: [Histogram<u64>; 5],
     /// Filled in by the core (the ring is not the stats' to know).
@@ -440,14 +361,17 @@ pub struct CoreSnapshot {
 }
 
 impl CoreSnapshot {
+    pub fn get(&self, counter: CoreCounter) -> u64 {
+        self.counts[counter as usize]
+    }
+
     /// Sum of several cores (counters added, histograms merged).
     pub fn total(cores: &[CoreSnapshot]) -> Option<CoreSnapshot> {
         let mut it = cores.iter();
         let mut t = it.next()?.clone();
         t.core = usize::MAX;
         for c in it {
-            t.connections += c.connections;
-            t.accepted += c.accepted;
+            add_into(&mut t.counts, &c.counts);
             for (a, b) in t.commands.iter_mut().zip(&c.commands) {
                 *a += b;
             }
@@ -455,60 +379,26 @@ impl CoreSnapshot {
             for (a, b) in t.errors.iter_mut().zip(&c.errors) {
                 *a += b;
             }
-            t.rejected_connections += c.rejected_connections;
-            t.tls_client_failures += c.tls_client_failures;
-            t.drain_closed += c.drain_closed;
-            t.drain_cut += c.drain_cut;
-            t.refused_max_clients += c.refused_max_clients;
-            t.refused_protected += c.refused_protected;
-            t.idle_closed += c.idle_closed;
-            t.accept_errors += c.accept_errors;
-            t.output_limit_closed += c.output_limit_closed;
-            t.auth_failures += c.auth_failures;
-            t.auth_closed += c.auth_closed;
-            t.reload_moved += c.reload_moved;
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
-                for i in 0..3 {
-                    a[i] += b[i];
-                }
+                add_into(a, b);
             }
             for (a, b) in t.redirects.iter_mut().zip(&c.redirects) {
-                for i in 0..3 {
-                    a[i] += b[i];
-                }
+                add_into(a, b);
             }
-            t.bytes_in += c.bytes_in;
-            t.bytes_out += c.bytes_out;
-            t.ring.enters += c.ring.enters;
-            t.ring.completions += c.ring.completions;
-            t.ring.parks += c.ring.parks;
-            t.ring.no_buffers += c.ring.no_buffers;
-            t.ring.buffers_in_use += c.ring.buffers_in_use;
+            add_into(&mut t.ring.counts, &c.ring.counts);
             // Cores learn of new cluster nodes at slightly different times.
             if t.endpoints.len() < c.endpoints.len() {
                 let more = c.endpoints[t.endpoints.len()..]
                     .iter()
                     .map(|e| EndpointSnapshot {
-                        requests: 0,
-                        errors: 0,
-                        timeouts: 0,
-                        reconnects: 0,
-                        connect_failures: 0,
-                        tls_failures: 0,
-                        auth_failures: 0,
+                        counts: [0; EndpointCounter::N],
                         state: ConnState::Idle,
                         rtt: Histogram::new_from(&e.rtt),
                     });
                 t.endpoints.extend(more.collect::<Vec<_>>());
             }
             for (a, b) in t.endpoints.iter_mut().zip(&c.endpoints) {
-                a.requests += b.requests;
-                a.errors += b.errors;
-                a.timeouts += b.timeouts;
-                a.reconnects += b.reconnects;
-                a.connect_failures += b.connect_failures;
-                a.tls_failures += b.tls_failures;
-                a.auth_failures += b.auth_failures;
+                add_into(&mut a.counts, &b.counts);
                 let _ = a.rtt.add(&b.rtt);
                 if b.state == ConnState::Up {
                     a.state = ConnState::Up;
@@ -561,17 +451,25 @@ mod tests {
         // endpoint more than a core that has not yet: nothing is cut off.
         let a = CoreStats::new(0, 1, 1);
         let b = CoreStats::new(1, 1, 1);
-        CoreStats::add(&b.endpoint(2).requests, 7);
-        CoreStats::add(&a.endpoint(0).requests, 1);
+        b.endpoint(2)
+            .counts
+            .add(EndpointCounter::Requests as usize, 7);
+        a.endpoint(0).count(EndpointCounter::Requests);
         let t = CoreSnapshot::total(&[
             a.snapshot(vec![ConnState::Up]),
             b.snapshot(vec![ConnState::Idle]),
         ])
         .unwrap();
         assert_eq!(t.endpoints.len(), 3);
-        assert_eq!(t.endpoints[2].requests, 7);
-        assert_eq!(t.endpoints[0].requests, 1);
+        assert_eq!(t.endpoints[2].get(EndpointCounter::Requests), 7);
+        assert_eq!(t.endpoints[0].get(EndpointCounter::Requests), 1);
         let t = CoreSnapshot::total(&[b.snapshot(vec![]), a.snapshot(vec![])]).unwrap();
-        assert_eq!((t.endpoints.len(), t.endpoints[2].requests), (3, 7));
+        assert_eq!(
+            (
+                t.endpoints.len(),
+                t.endpoints[2].get(EndpointCounter::Requests)
+            ),
+            (3, 7)
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::net::{Input, Ring, Socket, Stream};
 use crate::resp::errors::ErrorReply;
 use crate::resp::reply::{error_code, is_error, ReplyScanner};
 use crate::resp::write::{self, Protocol};
-use crate::stats::{ConnState, CoreStats, EndpointStats, ErrorKind};
+use crate::stats::{ConnState, CoreStats, EndpointCounter, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -199,7 +199,7 @@ impl Conn {
     /// to `waiter`. Never blocks: the writer task sends it.
     pub fn send(self: &Rc<Self>, encode: impl FnOnce(&mut Vec<u8>), waiter: Waiter) {
         let now = crate::net::now();
-        CoreStats::add(&self.es.requests, 1);
+        self.es.count(EndpointCounter::Requests);
         if self.shut.get() {
             return self.fail_one(waiter, Failure::Unavailable);
         }
@@ -274,7 +274,7 @@ impl Conn {
                     match race(handshake, timeout).await {
                         Either::Left(Ok(tls)) => Stream::tls(tls),
                         Either::Left(Err(e)) => {
-                            CoreStats::add(&self.es.tls_failures, 1);
+                            self.es.count(EndpointCounter::TlsFailures);
                             self.connect_failed(
                                 &format!("TLS handshake failed: {e}"),
                                 Failure::TlsFailed,
@@ -282,7 +282,7 @@ impl Conn {
                             return;
                         }
                         Either::Right(()) => {
-                            CoreStats::add(&self.es.tls_failures, 1);
+                            self.es.count(EndpointCounter::TlsFailures);
                             self.connect_failed(
                                 "TLS handshake failed: timed out",
                                 Failure::TlsFailed,
@@ -292,7 +292,7 @@ impl Conn {
                     }
                 }
             };
-            CoreStats::add(&self.es.reconnects, 1);
+            self.es.count(EndpointCounter::Reconnects);
             self.inner.borrow_mut().state = State::Up;
             if self.handshake_replies == 0 {
                 self.came_up();
@@ -306,7 +306,7 @@ impl Conn {
             }
             match end {
                 End::Handshake { auth: true, msg } => {
-                    CoreStats::add(&self.es.auth_failures, 1);
+                    self.es.count(EndpointCounter::AuthFailures);
                     self.connect_failed(
                         &format!("authentication failed: {msg}"),
                         Failure::AuthFailed,
@@ -369,7 +369,7 @@ impl Conn {
             conn.retry();
         })
         .detach();
-        CoreStats::add(&self.es.connect_failures, 1);
+        self.es.count(EndpointCounter::ConnectFailures);
         self.report_failure();
         // Every failure: the log writes a repeated one once per window.
         crate::warn!(
@@ -417,10 +417,10 @@ impl Conn {
     /// Completes one request with `failure`'s error and counts it.
     fn fail_one(&self, waiter: Waiter, failure: Failure) {
         let es = &self.es;
-        CoreStats::add(&es.errors, 1);
+        es.count(EndpointCounter::Errors);
         let (kind, msg) = match failure {
             Failure::Timeout => {
-                CoreStats::add(&es.timeouts, 1);
+                es.count(EndpointCounter::Timeouts);
                 (ErrorKind::UpstreamTimeout, TIMED_OUT.as_str())
             }
             Failure::Unavailable => (ErrorKind::UpstreamUnavailable, self.unavailable.as_str()),
@@ -946,7 +946,7 @@ mod scripted {
                 .borrow()
                 .iter()
                 .all(|r| r.as_deref() == Ok(&b"+OK\r\n"[..])));
-            assert_eq!(stats.endpoint(0).requests.get(), 500);
+            assert_eq!(stats.endpoint(0).get(EndpointCounter::Requests), 500);
             assert_eq!(conn.pending(), 0);
         });
         assert_eq!(
@@ -967,8 +967,8 @@ mod scripted {
             until(|| got.borrow().len() == 3).await;
             let timeout = ErrorReply::UpstreamTimeout.to_string();
             assert_eq!(*got.borrow(), vec![Err(timeout); 3]);
-            assert_eq!(stats.endpoint(0).timeouts.get(), 3);
-            assert_eq!(stats.endpoint(0).errors.get(), 3);
+            assert_eq!(stats.endpoint(0).get(EndpointCounter::Timeouts), 3);
+            assert_eq!(stats.endpoint(0).get(EndpointCounter::Errors), 3);
         });
     }
 

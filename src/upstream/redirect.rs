@@ -10,6 +10,7 @@ use super::pool::Upstreams;
 use super::waiter::{Redirectable, Waiter};
 use crate::resp::errors::ErrorReply;
 use crate::resp::write::Protocol;
+use crate::stats::RedirectCounter;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,7 @@ impl Redirectable for Redirect {
         }
         match answer {
             Answer::Moved(slot, target) => {
-                up.stats().redirect(cluster, |r| &r.moved);
+                up.stats().redirect(cluster, RedirectCounter::Moved);
                 up.ask_refresh(cluster);
                 match up.node(cluster, target) {
                     Some(endpoint) => {
@@ -122,7 +123,7 @@ impl Redirectable for Redirect {
                 }
             }
             Answer::Ask(target) => {
-                up.stats().redirect(cluster, |r| &r.ask);
+                up.stats().redirect(cluster, RedirectCounter::Ask);
                 match up.node(cluster, target) {
                     Some(endpoint) => self.send_to(endpoint, true),
                     None => {
@@ -132,7 +133,7 @@ impl Redirectable for Redirect {
                 }
             }
             Answer::Retry => {
-                up.stats().redirect(cluster, |r| &r.retried);
+                up.stats().redirect(cluster, RedirectCounter::Retried);
                 // Bounded by op_timeout alone: a CLUSTERDOWN may last a moment.
                 let pause = Duration::from_millis(10 << self.tries.min(4));
                 if now + pause >= self.deadline {

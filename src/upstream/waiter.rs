@@ -6,7 +6,7 @@
 
 use crate::resp::errors::ErrorReply;
 use crate::resp::reply;
-use crate::stats::CoreStats;
+use crate::stats::{CoreStats, MirrorCounter};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -111,7 +111,7 @@ impl Waiter {
             } => replies.fill(slot as usize, part as usize, reply),
             Waiter::Mirror { stats, cluster } => {
                 if reply::is_error(reply) {
-                    stats.mirror(cluster as usize, |m| &m.failed);
+                    stats.mirror(cluster as usize, MirrorCounter::Failed);
                 }
             }
             Waiter::Redirectable(r) => r.complete(reply),
@@ -135,7 +135,9 @@ impl Waiter {
                 slot,
                 part,
             } => replies.fail(slot as usize, part as usize, msg),
-            Waiter::Mirror { stats, cluster } => stats.mirror(cluster as usize, |m| &m.failed),
+            Waiter::Mirror { stats, cluster } => {
+                stats.mirror(cluster as usize, MirrorCounter::Failed)
+            }
             Waiter::Redirectable(r) => r.fail(msg),
             Waiter::Ignore => {}
             Waiter::Unblockable { waiter, .. } => waiter.fail(msg),
