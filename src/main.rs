@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use keyway::config::Config;
+use keyway::topology::router::Router;
+use keyway::topology::slots::key_slot;
 use keyway::topology::Topology;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -184,23 +186,23 @@ fn main() -> ExitCode {
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {
                 let topo = Topology::build(c);
+                // No slot map: a Redis Cluster's nodes are only known at
+                // run time, so its slot says where a key goes.
+                let router = Router::new(&topo, &[]);
                 for key in keys {
                     let k = key.as_bytes();
-                    match topo.resolve(k) {
-                        // A Redis Cluster's nodes are only known at run
-                        // time: the slot says where the key goes.
-                        Some(r) if topo.is_redis_cluster(r.cluster) => println!(
-                            "{key}\t{}\tslot {}",
-                            topo.clusters[r.cluster].name,
-                            keyway::topology::slots::key_slot(&k[r.strip..])
-                        ),
-                        _ => match topo.route(k) {
-                            Some(ep) => {
-                                let e = &topo.endpoints[ep];
-                                println!("{key}\t{}\t{}", topo.clusters[e.cluster].name, e.label);
-                            }
-                            None => println!("{key}\t-\tno route"),
-                        },
+                    let Ok(route) = router.route(k, "key") else {
+                        println!("{key}\t-\tno route");
+                        continue;
+                    };
+                    let cluster = &topo.clusters[route.cluster].name;
+                    let stripped = &k[route.strip..];
+                    match router.locate(route.cluster, stripped) {
+                        Ok(home) => {
+                            let e = &topo.endpoints[home.shard.primary];
+                            println!("{key}\t{cluster}\t{}", e.label)
+                        }
+                        Err(_) => println!("{key}\t{cluster}\tslot {}", key_slot(stripped)),
                     }
                 }
                 ExitCode::SUCCESS

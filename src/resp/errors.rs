@@ -100,9 +100,8 @@ pub enum ErrorReply<'a> {
     /// A backend's reply of the wrong shape (what was expected).
     UnexpectedReply(&'a str),
     UnexpectedMgetReply,
-    NoSlotMapYet(&'a str),
     /// A Redis Cluster without a slot map, and why (None: no node answered).
-    NoSlotMapYetBecause {
+    NoSlotMapYet {
         cluster: &'a str,
         why: Option<&'a str>,
     },
@@ -226,8 +225,7 @@ impl fmt::Display for ErrorReply<'_> {
             ScanCursorTooLarge => f.write_str("ERR SCAN cursor of a backend too large to combine"),
             UnexpectedReply(what) => write!(f, "ERR upstream sent an unexpected reply (expected {what})"),
             UnexpectedMgetReply => f.write_str("ERR upstream sent an unexpected reply to MGET"),
-            NoSlotMapYet(cluster) => write!(f, "ERR cluster '{cluster}' has no slot map yet"),
-            NoSlotMapYetBecause { cluster, why } => write!(
+            NoSlotMapYet { cluster, why } => write!(
                 f,
                 "ERR cluster '{cluster}' has no slot map yet: {}",
                 why.unwrap_or("no node has answered CLUSTER SLOTS yet")

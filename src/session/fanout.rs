@@ -8,75 +8,24 @@
 //! replies never reach the client.
 
 use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
+use super::plan::{self, router_of, RouteError};
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, quoted};
 use crate::stats::MirrorCounter;
+use crate::topology::router::{Backends, Router};
 use crate::upstream::waiter::Waiter;
 
-/// The endpoints a fanned-out command reaches.
-struct Backends {
-    /// Primaries of the routed clusters: the client's reply is theirs.
-    primaries: Vec<usize>,
-    /// (endpoint, cluster) of mirror-only clusters' primaries.
-    mirrors: Vec<(usize, usize)>,
-}
-
-fn backends(ctx: &CoreContext) -> Result<Backends, String> {
-    let topo = &ctx.topo;
-    let cfg = &topo.config;
-    let mut routed: Vec<usize> = cfg
-        .catch_all
-        .into_iter()
-        .chain(cfg.prefix_routes.iter().map(|r| r.cluster))
-        .collect();
-    routed.sort_unstable();
-    routed.dedup();
-    let mut mirrored: Vec<usize> = cfg
-        .catch_all_mirrors
-        .iter()
-        .chain(cfg.prefix_routes.iter().flat_map(|r| &r.mirrors))
-        .map(|m| m.cluster)
-        .filter(|c| !routed.contains(c))
-        .collect();
-    mirrored.sort_unstable();
-    mirrored.dedup();
-    let maps = ctx.upstreams.slot_maps();
-    let primaries_of = |c: usize| -> Result<Vec<usize>, String> {
-        if !topo.is_redis_cluster(c) {
-            return Ok(topo.clusters[c].shards.iter().map(|s| s.primary).collect());
-        }
-        match &maps[c] {
-            Some(map) => {
-                let mut eps: Vec<usize> = map.shards.iter().map(|s| s.primary).collect();
-                eps.sort_unstable();
-                eps.dedup();
-                Ok(eps)
-            }
-            None => {
-                ctx.upstreams.ask_refresh(c);
-                Err(ErrorReply::NoSlotMapYet(&topo.clusters[c].name).to_string())
-            }
-        }
-    };
-    let mut primaries = Vec::new();
-    for &c in &routed {
-        primaries.extend(primaries_of(c)?);
-    }
-    let mut mirrors = Vec::new();
-    for &c in &mirrored {
-        // A mirror that cannot be reached yet is skipped, as for any write.
-        if let Ok(eps) = primaries_of(c) {
-            mirrors.extend(eps.into_iter().map(|e| (e, c)));
-        }
-    }
-    Ok(Backends { primaries, mirrors })
+/// Where a fanned-out command goes (see `Router::fanout`).
+fn backends(ctx: &CoreContext) -> Result<Backends, RouteError> {
+    router_of!(ctx, router);
+    router.fanout().map_err(|e| plan::explained(ctx, e))
 }
 
 /// The primaries of every routed cluster, in the fixed fan-out order.
-pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, String> {
+pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, RouteError> {
     backends(ctx).map(|b| b.primaries)
 }
 
@@ -90,7 +39,7 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
     let all = match backends(ctx) {
         Ok(b) if b.primaries.is_empty() => return client.refuse(ErrorReply::NoBackendToAsk),
         Ok(b) => b,
-        Err(e) => return client.error(&e),
+        Err(e) => return plan::refuse(client, &e),
     };
     let n = all.primaries.len();
     match fan {
@@ -306,7 +255,7 @@ pub fn command_table(ctx: &CoreContext, client: &mut Client, frame: &[u8], merge
             None => return false,
         },
         Err(e) => {
-            client.error(&e);
+            plan::refuse(client, &e);
             return true;
         }
     };

@@ -9,15 +9,48 @@ use super::{Client, CoreContext};
 use crate::command::{key_indices, CommandSpec, KeyError, Split};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
-use crate::resp::write::{self, quoted, Protocol};
+use crate::resp::write::{self, Protocol};
 use crate::stats::{ErrorKind, MirrorCounter};
-use crate::topology::slots::{key_slot, SlotMap};
-use crate::topology::{Shard, Topology};
+use crate::topology::router::{self, Router};
 use crate::upstream;
 use crate::upstream::conn::Conn;
 use crate::upstream::waiter::Waiter;
 use std::rc::Rc;
-use std::sync::Arc;
+
+pub use crate::topology::router::RouteError;
+
+/// A router over this core's view of the generation it serves (its slot
+/// maps are borrowed for the router's life).
+macro_rules! router_of {
+    ($ctx:expr, $router:ident) => {
+        let $router = $ctx.upstreams.slot_maps();
+        let $router = Router::new(&$ctx.topo, &$router);
+    };
+}
+pub(crate) use router_of;
+
+/// What a routing error counts as in the stats.
+fn kind_of(e: &RouteError) -> ErrorKind {
+    match e {
+        RouteError::CrossSlot => ErrorKind::CrossSlot,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// A routing error as the client gets it: discovery is asked for a slot
+/// map that is missing or stale, and a missing one says why.
+pub fn explained(ctx: &CoreContext, mut e: RouteError) -> RouteError {
+    if let Some(cluster) = e.stale_slot_map() {
+        ctx.upstreams.ask_refresh(cluster);
+    }
+    if let RouteError::NoSlotMap { cluster, why, .. } = &mut e {
+        *why = ctx
+            .upstreams
+            .discovery_error(*cluster)
+            .map(|w| w.to_string());
+    }
+    e
+}
 
 /// Where one key of a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,107 +66,6 @@ pub struct Target {
     /// Leading bytes removed from the key (remove_prefix).
     strip: u32,
     cluster: u32,
-}
-
-/// The shard serving `key` in `cluster`, and its slot for redis_cluster
-/// clusters; Err is the client's error when a cluster cannot serve it yet.
-#[inline]
-fn locate<'m>(
-    topo: &'m Topology,
-    maps: &'m [Option<Arc<SlotMap>>],
-    cluster: usize,
-    key: &[u8],
-) -> Result<(&'m Shard, u16), Unlocated> {
-    if let Some(shard) = topo.shard(cluster, key) {
-        return Ok((shard, 0));
-    }
-    let slot = key_slot(key);
-    match &maps[cluster] {
-        Some(map) => map
-            .shard(slot)
-            .map(|s| (s, slot))
-            .ok_or(Unlocated::SlotNotServed),
-        None => Err(Unlocated::NoSlotMap),
-    }
-}
-
-/// Why a key of a Redis Cluster has no node yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unlocated {
-    /// The slot map has no node for its slot.
-    SlotNotServed,
-    /// No node has answered CLUSTER SLOTS yet.
-    NoSlotMap,
-}
-
-/// Why a request (or a channel) cannot be placed: the client's error (its
-/// text is `reply`'s, from `resp::errors`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteError {
-    /// No prefix route matches and there is no catch-all (`name` quoted).
-    NoRoute { what: &'static str, name: String },
-    /// A Redis Cluster slot no node serves.
-    ClusterDown,
-    /// A Redis Cluster not discovered yet, and what discovery last said.
-    NoSlotMap {
-        cluster: String,
-        why: Option<String>,
-    },
-    /// Placing a whole command's key (or a channel) failed.
-    NotYet {
-        what: &'static str,
-        name: String,
-        why: Unlocated,
-    },
-    /// The keys of a command that runs whole live apart.
-    CrossSlot,
-    /// Its arguments do not say where its keys are.
-    Keys(KeyError),
-    /// A transaction's key lives on another backend than its earlier ones.
-    TransactionApart { key: String },
-}
-
-impl std::fmt::Display for RouteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.reply().fmt(f)
-    }
-}
-
-impl RouteError {
-    /// What the client is answered.
-    pub fn reply(&self) -> ErrorReply<'_> {
-        match self {
-            RouteError::NoRoute { what, name } => ErrorReply::NoRoute { what, name },
-            RouteError::ClusterDown => ErrorReply::ClusterDown,
-            RouteError::NoSlotMap { cluster, why } => ErrorReply::NoSlotMapYetBecause {
-                cluster,
-                why: why.as_deref(),
-            },
-            RouteError::NotYet { what, name, why } => ErrorReply::CannotPlaceYet {
-                what,
-                name,
-                slot_unserved: matches!(why, Unlocated::SlotNotServed),
-            },
-            RouteError::CrossSlot => ErrorReply::CrossSlot,
-            RouteError::Keys(e) => e.reply(),
-            RouteError::TransactionApart { key } => ErrorReply::TransactionKeyElsewhere(key),
-        }
-    }
-
-    fn no_route(what: &'static str, name: &[u8]) -> RouteError {
-        RouteError::NoRoute {
-            what,
-            name: quoted(name, 128),
-        }
-    }
-
-    /// What the error counts as in the stats.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            RouteError::CrossSlot => ErrorKind::CrossSlot,
-            _ => ErrorKind::Other,
-        }
-    }
 }
 
 /// Routes and sends a keyed request (`kind` is Some for split commands).
@@ -258,16 +190,12 @@ impl Routing {
         first: usize,
         targets: &mut Vec<Target>,
     ) -> Result<(), RouteError> {
-        let arg = |i: usize| req.arg(i);
-        let topo = &ctx.topo;
+        router_of!(ctx, router);
         let is_read = self.is_read;
-        let maps = ctx.upstreams.slot_maps();
         for (i, &k) in keys.iter().enumerate() {
             let ordinal = first + i;
-            let key = arg(k);
-            let Some(route) = topo.resolve(key) else {
-                return Err(RouteError::no_route("key", key));
-            };
+            let key = req.arg(k);
+            let route = router.route(key, "key").map_err(|e| explained(ctx, e))?;
             let stripped = &key[route.strip..];
             let t = |sink: usize, cluster: usize, endpoint: usize, slot: u16| Target {
                 sink: sink as u32,
@@ -279,53 +207,30 @@ impl Routing {
             };
             // The primary's copy (the client's reply), unless it ran another way.
             if !self.mirrors_only {
-                let (shard, slot) = match locate(topo, &maps, route.cluster, stripped) {
-                    Ok(found) => found,
-                    Err(why) => {
-                        ctx.upstreams.ask_refresh(route.cluster);
-                        return Err(match why {
-                            Unlocated::SlotNotServed => RouteError::ClusterDown,
-                            Unlocated::NoSlotMap => RouteError::NoSlotMap {
-                                cluster: topo.clusters[route.cluster].name.clone(),
-                                why: ctx
-                                    .upstreams
-                                    .discovery_error(route.cluster)
-                                    .map(|w| w.to_string()),
-                            },
-                        });
-                    }
-                };
-                let endpoint = ctx.upstreams.choose(
-                    shard,
-                    topo.clusters[route.cluster].read_policy,
-                    is_read,
-                    self.turn,
-                );
-                targets.push(t(0, route.cluster, endpoint, slot));
+                let home = router
+                    .locate_for_reply(route.cluster, stripped)
+                    .map_err(|e| explained(ctx, e))?;
+                let policy = router.read_policy(route.cluster);
+                let endpoint = ctx.upstreams.choose(home.shard, policy, is_read, self.turn);
+                targets.push(t(0, route.cluster, endpoint, home.slot));
                 if !is_read {
                     client.wrote_to(endpoint);
                 }
             }
             for m in route.mirrors {
-                if m.exclude_read_commands && is_read {
+                let draw = *self.draw.get_or_insert_with(|| client.next_fraction());
+                if !router::mirrored(m, is_read, draw) {
                     continue;
                 }
-                if *self.draw.get_or_insert_with(|| client.next_fraction()) >= m.fraction {
-                    continue;
-                }
-                let Ok((shard, slot)) = locate(topo, &maps, m.cluster, stripped) else {
+                let Ok(home) = router.locate(m.cluster, stripped) else {
                     // The mirror cluster cannot take it yet: counted, not sent.
                     ctx.upstreams.ask_refresh(m.cluster);
                     ctx.stats.mirror(m.cluster, MirrorCounter::Failed);
                     continue;
                 };
-                let ep = ctx.upstreams.choose(
-                    shard,
-                    topo.clusters[m.cluster].read_policy,
-                    is_read,
-                    self.turn,
-                );
-                targets.push(t(m.cluster + 1, m.cluster, ep, slot));
+                let policy = router.read_policy(m.cluster);
+                let ep = ctx.upstreams.choose(home.shard, policy, is_read, self.turn);
+                targets.push(t(m.cluster + 1, m.cluster, ep, home.slot));
             }
         }
         Ok(())
@@ -486,7 +391,7 @@ impl Huge {
                     let mut replies = client.replies.borrow_mut();
                     let part = replies.add_part(slot, Vec::new());
                     drop(replies);
-                    client.stats.error(why.kind());
+                    client.stats.error(kind_of(&why));
                     Waiter::new(&client.replies, slot, part).fail(&why.to_string());
                     client.replies.borrow_mut().seal(slot);
                     return true;
@@ -582,7 +487,7 @@ pub fn place_whole(
 
 /// Answers a request that cannot be placed.
 pub fn refuse(client: &Client, error: &RouteError) {
-    client.refuse_as(error.kind(), error.reply());
+    client.refuse_as(kind_of(error), error.reply());
 }
 
 /// The primary owning every key of a command (one endpoint, one slot), as
@@ -594,37 +499,25 @@ fn single_target(
     targets: &mut Vec<Target>,
     buf: &mut Vec<u8>,
 ) -> Result<(), RouteError> {
-    let topo = &ctx.topo;
-    let maps = ctx.upstreams.slot_maps();
+    router_of!(ctx, router);
     targets.clear();
+    let keys_given = keys.iter().map(|&k| req.arg(k));
+    let Some((endpoint, slot)) = router
+        .place_together(keys_given)
+        .map_err(|e| explained(ctx, e))?
+    else {
+        return Ok(());
+    };
     for (ordinal, &k) in keys.iter().enumerate() {
-        let key = req.arg(k);
-        let Some(route) = topo.resolve(key) else {
-            return Err(RouteError::no_route("key", key));
-        };
-        let (shard, slot) =
-            locate(topo, &maps, route.cluster, &key[route.strip..]).map_err(|why| {
-                ctx.upstreams.ask_refresh(route.cluster);
-                RouteError::NotYet {
-                    what: "key",
-                    name: quoted(key, 128),
-                    why,
-                }
-            })?;
+        let route = router.route(req.arg(k), "key")?;
         targets.push(Target {
             sink: 0,
-            endpoint: shard.primary as u32,
+            endpoint: endpoint as u32,
             slot: slot as u32,
             ordinal: ordinal as u32,
             strip: route.strip as u32,
             cluster: route.cluster as u32,
         });
-    }
-    if targets
-        .iter()
-        .any(|t| t.endpoint != targets[0].endpoint || t.slot != targets[0].slot)
-    {
-        return Err(RouteError::CrossSlot);
     }
     let enc = Encoder {
         req,
@@ -635,26 +528,10 @@ fn single_target(
     Ok(())
 }
 
-/// The primary a pub/sub channel lives on: routed by its whole name (a
-/// prefix route picks the cluster, nothing is stripped: messages carry the
-/// channel as the client named it), hashed like a key.
+/// The primary a pub/sub channel lives on (see `Router::channel_home`).
 pub fn channel_home(ctx: &CoreContext, channel: &[u8]) -> Result<usize, RouteError> {
-    let topo = &ctx.topo;
-    let Some(route) = topo.resolve(channel) else {
-        return Err(RouteError::no_route("channel", channel));
-    };
-    let maps = ctx.upstreams.slot_maps();
-    match locate(topo, &maps, route.cluster, channel) {
-        Ok((shard, _)) => Ok(shard.primary),
-        Err(why) => {
-            ctx.upstreams.ask_refresh(route.cluster);
-            Err(RouteError::NotYet {
-                what: "channel",
-                name: quoted(channel, 128),
-                why,
-            })
-        }
-    }
+    router_of!(ctx, router);
+    router.channel_home(channel).map_err(|e| explained(ctx, e))
 }
 
 impl Target {

@@ -376,7 +376,7 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &
         "psubscribe" => {
             let eps = match fanout::primaries(ctx) {
                 Ok(e) => e,
-                Err(e) => return client.error(&e),
+                Err(e) => return plan::refuse(client, &e),
             };
             enter(ctx, client);
             for ep in eps {

@@ -1,15 +1,15 @@
 //! The immutable picture every core shares: configuration, one precomputed
 //! ring per cluster, and a flat list of endpoints (a core's upstream
 //! connections are indexed by the same numbers). Built once on the control
-//! thread; routing a key is a pure function of it. A Redis Cluster's
+//! thread; routing a key is a pure function of it (`router`). A Redis Cluster's
 //! placement is its slot map (`slots`), which changes between reloads.
+pub mod router;
 pub mod shard;
 pub mod slots;
 
 pub use shard::Shard;
 
-use crate::config::{Config, LbPolicy, MirrorPolicy, ReadPolicy};
-use crate::route::hashtag::hashtag;
+use crate::config::{Config, LbPolicy, ReadPolicy};
 use crate::route::ketama::Ketama;
 use crate::route::maglev::Maglev;
 use crate::route::ring::{Ring, RingMember};
@@ -55,15 +55,6 @@ pub struct ClusterRing {
     /// (`auto_eject` with the primary down).
     pub members: Vec<usize>,
     pub read_policy: ReadPolicy,
-}
-
-/// Where a key goes before hashing: its cluster, how many leading bytes
-/// to strip (remove_prefix), and the route's mirrors.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolved<'a> {
-    pub cluster: usize,
-    pub strip: usize,
-    pub mirrors: &'a [MirrorPolicy],
 }
 
 #[derive(Debug)]
@@ -151,53 +142,6 @@ impl Topology {
         }
     }
 
-    /// The route of `key`: the longest matching prefix route, else the
-    /// catch-all; None when neither exists.
-    #[inline]
-    pub fn resolve(&self, key: &[u8]) -> Option<Resolved<'_>> {
-        for r in &self.config.prefix_routes {
-            let n = r.prefix.len();
-            let hit = key.len() >= n
-                && if r.case_insensitive {
-                    key[..n].eq_ignore_ascii_case(&r.prefix)
-                } else {
-                    key[..n] == r.prefix[..]
-                };
-            if hit {
-                return Some(Resolved {
-                    cluster: r.cluster,
-                    strip: if r.remove_prefix { n } else { 0 },
-                    mirrors: &r.mirrors,
-                });
-            }
-        }
-        self.config.catch_all.map(|cluster| Resolved {
-            cluster,
-            strip: 0,
-            mirrors: &self.config.catch_all_mirrors,
-        })
-    }
-
-    /// The shard of `cluster` owning `key` (already stripped of its prefix);
-    /// None for a redis_cluster cluster, whose shards come from its slot map.
-    #[inline]
-    pub fn shard(&self, cluster: usize, key: &[u8]) -> Option<&Shard> {
-        let c = &self.clusters[cluster];
-        let hashed = if self.config.hashtags {
-            hashtag(key)
-        } else {
-            key
-        };
-        Some(&c.shards[c.members[c.ring.as_ref()?.pick(hashed)]])
-    }
-
-    /// The primary endpoint that owns `key`, after routing; None without a
-    /// route or when its cluster is a redis_cluster.
-    pub fn route(&self, key: &[u8]) -> Option<usize> {
-        let r = self.resolve(key)?;
-        Some(self.shard(r.cluster, &key[r.strip..])?.primary)
-    }
-
     pub fn is_redis_cluster(&self, cluster: usize) -> bool {
         self.clusters[cluster].ring.is_none()
     }
@@ -229,6 +173,10 @@ pub fn host_of(address: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn route(topo: &Topology, key: &[u8]) -> Option<usize> {
+        router::Router::new(topo, &[]).primary(key)
+    }
+
     /// The demo's acceptance, as a pure function of the shipped config:
     /// 60,000 keys over five backends land 20% +- 3% each, and keys with one
     /// hashtag land together.
@@ -239,16 +187,15 @@ mod tests {
         let topo = Topology::build(config);
         let mut counts = vec![0usize; topo.endpoints.len()];
         for i in 0..60_000 {
-            counts[topo.route(format!("user:{i}").as_bytes()).unwrap()] += 1;
+            counts[route(&topo, format!("user:{i}").as_bytes()).unwrap()] += 1;
         }
         for c in &counts {
             let share = *c as f64 / 60_000.0;
             assert!((0.17..=0.23).contains(&share), "{counts:?}");
         }
-        let tagged = topo.route(b"user:{avgo}:0").unwrap();
-        assert!(
-            (1..6000).all(|i| topo.route(format!("user:{{avgo}}:{i}").as_bytes()) == Some(tagged))
-        );
+        let tagged = route(&topo, b"user:{avgo}:0").unwrap();
+        assert!((1..6000)
+            .all(|i| route(&topo, format!("user:{{avgo}}:{i}").as_bytes()) == Some(tagged)));
     }
 
     fn ketama(extra: &str, endpoints: &[&str]) -> Config {
@@ -275,7 +222,7 @@ mod tests {
         let whole = Topology::build(ketama("", &all));
         for i in 0..5000 {
             let key = format!("k:{i}");
-            let label = |t: &Topology| t.endpoints[t.route(key.as_bytes()).unwrap()].label.clone();
+            let label = |t: &Topology| t.endpoints[route(t, key.as_bytes()).unwrap()].label.clone();
             assert_eq!(label(&ejected), label(&without), "{key}");
             assert_eq!(label(&kept), label(&whole), "{key}");
         }

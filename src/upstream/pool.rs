@@ -450,40 +450,10 @@ impl Upstreams {
         n
     }
 
-    /// The endpoint of `shard` that serves a request in round-robin `turn`:
-    /// writes and the `primary` policy go to the primary; replica policies
-    /// spread reads and, for `prefer_*`, fall back when the preferred side
-    /// is failing on this core. A pure function of its inputs and health.
+    /// The endpoint of `shard` that serves a request in round-robin `turn`
+    /// (see `router::choose`), healthy as this core sees it.
     pub fn choose(&self, shard: &Shard, policy: ReadPolicy, is_read: bool, turn: usize) -> usize {
-        if !is_read || policy == ReadPolicy::Primary || shard.replicas.is_empty() {
-            return shard.primary;
-        }
-        let n = turn;
-        let replica = |healthy_only: bool| {
-            let len = shard.replicas.len();
-            (0..len)
-                .map(|i| shard.replicas[(n + i) % len])
-                .find(|&r| !healthy_only || self.healthy(r))
-        };
-        match policy {
-            ReadPolicy::Primary => shard.primary,
-            ReadPolicy::PreferPrimary if self.healthy(shard.primary) => shard.primary,
-            ReadPolicy::PreferPrimary => replica(true).unwrap_or(shard.primary),
-            ReadPolicy::Replica => replica(true)
-                .or_else(|| replica(false))
-                .unwrap_or(shard.primary),
-            ReadPolicy::PreferReplica => replica(true).unwrap_or(shard.primary),
-            ReadPolicy::Any => {
-                let all = shard.replicas.len() + 1;
-                (0..all)
-                    .map(|i| match (n + i) % all {
-                        0 => shard.primary,
-                        r => shard.replicas[r - 1],
-                    })
-                    .find(|&e| self.healthy(e))
-                    .unwrap_or(shard.primary)
-            }
-        }
+        crate::topology::router::choose(shard, policy, is_read, turn, |e| self.healthy(e))
     }
 
     /// Connection state per endpoint, for stats: the best of its connections.

@@ -4,6 +4,7 @@
 //! over the same endpoints, so switching proxies needs no resharding.
 use crate::common::*;
 use keyway::config::Config;
+use keyway::topology::router::Router;
 use keyway::topology::Topology;
 
 /// Keys with hashtags, binary bytes >= 0x80 (C's signed char), and plain ones.
@@ -50,7 +51,7 @@ fn write_and_compare(peer_port: u16, backends: &[&Redis], topo: &Topology, what:
                 holders.push(i);
             }
         }
-        let ours = topo.route(k).unwrap();
+        let ours = Router::new(topo, &[]).primary(k).unwrap();
         if holders != vec![ours] {
             mismatches.push((String::from_utf8_lossy(k).into_owned(), holders, ours));
         }

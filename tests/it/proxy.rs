@@ -1,6 +1,7 @@
 //! keyway's data path through the real binary, against real redis-servers.
 use crate::common::*;
 use keyway::config::Config;
+use keyway::topology::router::Router;
 use keyway::topology::Topology;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ fn single_key_commands_use_their_real_key_position() {
     let topo = topology_of(&k);
     let backends = [&a, &b, &c];
     for key in ["s", "sx", "h", "z", "n", "l"] {
-        let ep = topo.route(key.as_bytes()).unwrap();
+        let ep = Router::new(&topo, &[]).primary(key.as_bytes()).unwrap();
         assert_eq!(
             holder(&backends, key),
             vec![ep],
@@ -60,7 +61,7 @@ fn multi_key_commands_split_per_backend_and_merge_in_key_order() {
     let topo = topology_of(&k);
     let used: std::collections::HashSet<usize> = keys
         .iter()
-        .map(|k| topo.route(k.as_bytes()).unwrap())
+        .map(|k| Router::new(&topo, &[]).primary(k.as_bytes()).unwrap())
         .collect();
     assert_eq!(used.len(), 3, "the keys should span every backend");
     let mut mset = vec!["MSET"];
@@ -179,7 +180,10 @@ fn eval_is_routed_by_its_keys_or_refused_with_crossslot() {
         .map(|i| format!("e{i}"))
         .collect::<Vec<_>>()
         .windows(2)
-        .find(|w| topo.route(w[0].as_bytes()).unwrap() != topo.route(w[1].as_bytes()).unwrap())
+        .find(|w| {
+            Router::new(&topo, &[]).primary(w[0].as_bytes()).unwrap()
+                != Router::new(&topo, &[]).primary(w[1].as_bytes()).unwrap()
+        })
         .map(|w| (w[0].clone(), w[1].clone()))
         .expect("two keys on different backends");
     assert_eq!(
@@ -315,7 +319,7 @@ fn a_killed_backend_fails_fast_others_keep_working_and_it_recovers() {
     let key_on = |ep: usize| {
         (0..1000)
             .map(|i| format!("kill:{i}"))
-            .find(|key| topo.route(key.as_bytes()).unwrap() == ep)
+            .find(|key| Router::new(&topo, &[]).primary(key.as_bytes()).unwrap() == ep)
             .unwrap()
     };
     let (on_a, on_c) = (key_on(0), key_on(2));
@@ -372,7 +376,7 @@ fn a_hung_backend_times_out_within_op_timeout_and_recovers() {
     let key_on = |ep: usize| {
         (0..1000)
             .map(|i| format!("hang:{i}"))
-            .find(|key| topo.route(key.as_bytes()).unwrap() == ep)
+            .find(|key| Router::new(&topo, &[]).primary(key.as_bytes()).unwrap() == ep)
             .unwrap()
     };
     let (on_a, on_b) = (key_on(0), key_on(1));
@@ -451,7 +455,9 @@ fn keys_spread_evenly_and_tags_stay_together() {
     let topo = topology_of(&k);
     let mut predicted = vec![0i64; refs.len()];
     for i in 0..total {
-        predicted[topo.route(format!("user:{i}").as_bytes()).unwrap()] += 1;
+        predicted[Router::new(&topo, &[])
+            .primary(format!("user:{i}").as_bytes())
+            .unwrap()] += 1;
     }
     assert_eq!(sizes, predicted);
     assert!(sizes.iter().all(|&s| s > total as i64 / 10), "{sizes:?}");
@@ -671,7 +677,10 @@ fn sort_and_georadius_store_destinations_are_routed_keys() {
     );
     let other = (0..100)
         .map(|i| format!("dst{i}"))
-        .find(|d| topo.route(d.as_bytes()) != topo.route(b"{s}src"))
+        .find(|d| {
+            Router::new(&topo, &[]).primary(d.as_bytes())
+                != Router::new(&topo, &[]).primary(b"{s}src")
+        })
         .unwrap();
     assert_eq!(
         cl.cmd(&["SORT", "{s}src", "STORE", &other]),
@@ -711,7 +720,8 @@ fn sort_and_georadius_store_destinations_are_routed_keys() {
             &other
         ])
         .starts_with("-CROSSSLOT"),
-        topo.route(other.as_bytes()) != topo.route(b"{g}pts")
+        Router::new(&topo, &[]).primary(other.as_bytes())
+            != Router::new(&topo, &[]).primary(b"{g}pts")
     );
 }
 
