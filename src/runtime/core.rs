@@ -86,13 +86,10 @@ pub fn run_core(spec: CoreSpec) {
         .name(&format!("keyway-core{index}"))
         .io_memory(IO_MEMORY)
         .ring_depth(256);
-    let ex = builder.make();
-    let ex = match ex {
+    let ex = match builder.make() {
         Ok(ex) => ex,
         Err(e) => {
-            let _ = started.send(Err(format!(
-                "core {index} (cpu {cpu}): cannot start the glommio executor: {e}. It needs io_uring (not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 16 MiB (ulimit -l)"
-            )));
+            let _ = started.send(Err(format!("core {index} (cpu {cpu}): cannot start the glommio executor: {e}. It needs io_uring (not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 16 MiB (ulimit -l)")));
             return;
         }
     };
@@ -112,27 +109,13 @@ pub fn run_core(spec: CoreSpec) {
             }
         };
         let driver = glommio::spawn_local(ring.clone().drive());
-        // The TLS listener: `listen` itself, or a second address of its own.
-        let mut listeners = Vec::new();
-        let tls = cfg.tls.as_ref();
-        let main_tls = tls.filter(|t| t.listen.is_none()).map(|t| t.server.clone());
-        listeners.push((cfg.listen, main_tls));
-        if let Some(t) = tls {
-            if let Some(addr) = t.listen {
-                listeners.push((addr, Some(t.server.clone())));
+        let bound = match bind_listeners(&ring, cfg) {
+            Ok(bound) => bound,
+            Err(e) => {
+                let _ = started.send(Err(format!("core {index}: {e}")));
+                return;
             }
-        }
-        let mut bound = Vec::new();
-        for (addr, tls) in listeners {
-            match Listener::bind(&ring, addr) {
-                Ok(l) => bound.push((l, tls.map(TlsAcceptor::from))),
-                Err(e) => {
-                    let _ =
-                        started.send(Err(format!("core {index}: cannot listen on {addr}: {e}")));
-                    return;
-                }
-            }
-        }
+        };
         let _ = started.send(Ok(index));
         let stats = Rc::new(CoreStats::new(
             index,
@@ -164,31 +147,8 @@ pub fn run_core(spec: CoreSpec) {
             latest: latest.clone(),
         };
         latest.set(Rc::new(context(&topo, 1, upstreams, cores, kept)));
-        let stopping = Rc::new(Cell::new(false));
-        let accept = Rc::new(Accept {
-            index,
-            latest: latest.clone(),
-            stats: stats.clone(),
-            admission: RefCell::new(Admission::new(cfg.connection_rate_limit, cores)),
-            rate_limit: Cell::new(cfg.connection_rate_limit),
-            cores,
-            next_id: Cell::new(1),
-            stopping: stopping.clone(),
-            seats,
-            protected: Cell::new(cfg.protected_mode && cfg.password.is_none()),
-            keepalive: Cell::new(cfg.tcp_keepalive),
-            lingering: Rc::new(Cell::new(0)),
-        });
-        let mut stops = Vec::new();
-        let mut loops = Vec::new();
-        for (listener, tls) in bound {
-            let stop = Rc::new(Notify::default());
-            stops.push(stop.clone());
-            let accept = accept.clone();
-            loops.push(crate::net::spawn(async move {
-                accept.accept_clients(listener, tls, stop).await
-            }));
-        }
+        let accept = Rc::new(Accept::new(index, cores, latest.clone(), seats));
+        let (loops, stops) = accept.accept_on(bound);
         crate::net::spawn(control_loop(
             control,
             bell,
@@ -201,19 +161,88 @@ pub fn run_core(spec: CoreSpec) {
         for l in loops {
             l.await;
         }
-        // Draining: each session closes once it has sent what it owes
-        // (see session::serve); those left at the deadline are cut.
-        let deadline = Instant::now() + latest.get().topo.config.drain_timeout;
-        while stats.get(CoreCounter::ClientConnections) > 0 && Instant::now() < deadline {
-            crate::net::sleep(Duration::from_millis(10)).await;
-        }
-        stats.count(
-            CoreCounter::DrainCut,
-            stats.get(CoreCounter::ClientConnections),
-        );
+        drain(&stats, latest.get().topo.config.drain_timeout).await;
         ring.stop();
         driver.await;
     });
+}
+
+impl Accept {
+    /// Starts accepting on each listener: the accept loops, and what stops
+    /// each of them.
+    fn accept_on(
+        self: &Rc<Self>,
+        bound: Vec<(Listener, Option<TlsAcceptor>)>,
+    ) -> (Vec<glommio::Task<()>>, Vec<Rc<Notify>>) {
+        let mut stops = Vec::new();
+        let mut loops = Vec::new();
+        for (listener, tls) in bound {
+            let stop = Rc::new(Notify::default());
+            stops.push(stop.clone());
+            let accept = self.clone();
+            loops.push(crate::net::spawn(async move {
+                accept.accept_clients(listener, tls, stop).await
+            }));
+        }
+        (loops, stops)
+    }
+
+    /// The acceptor of core `index` of `cores`, under the settings of the
+    /// context `latest` holds.
+    fn new(index: usize, cores: usize, latest: Rc<Latest>, seats: Arc<ClientSeats>) -> Accept {
+        let ctx = latest.get();
+        let cfg = &ctx.topo.config;
+        Accept {
+            index,
+            stats: ctx.stats.clone(),
+            admission: RefCell::new(Admission::new(cfg.connection_rate_limit, cores)),
+            rate_limit: Cell::new(cfg.connection_rate_limit),
+            cores,
+            next_id: Cell::new(1),
+            stopping: Rc::new(Cell::new(false)),
+            seats,
+            protected: Cell::new(cfg.protected_mode && cfg.password.is_none()),
+            keepalive: Cell::new(cfg.tcp_keepalive),
+            lingering: Rc::new(Cell::new(0)),
+            latest,
+        }
+    }
+}
+
+/// This core's listeners: `listen` and, for TLS, `listen` itself or a
+/// second address of its own.
+fn bind_listeners(
+    ring: &Rc<Ring>,
+    cfg: &crate::config::Config,
+) -> Result<Vec<(Listener, Option<TlsAcceptor>)>, String> {
+    let mut listeners = Vec::new();
+    let tls = cfg.tls.as_ref();
+    let main_tls = tls.filter(|t| t.listen.is_none()).map(|t| t.server.clone());
+    listeners.push((cfg.listen, main_tls));
+    if let Some(t) = tls {
+        if let Some(addr) = t.listen {
+            listeners.push((addr, Some(t.server.clone())));
+        }
+    }
+    let mut bound = Vec::new();
+    for (addr, tls) in listeners {
+        let l = Listener::bind(ring, addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        bound.push((l, tls.map(TlsAcceptor::from)));
+    }
+    Ok(bound)
+}
+
+/// Draining: each session closes once it has sent what it owes (see
+/// `session::serve`); those left after `timeout` are cut.
+async fn drain(stats: &CoreStats, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while stats.get(CoreCounter::ClientConnections) > 0 && Instant::now() < deadline {
+        crate::net::sleep(Duration::from_millis(10)).await;
+    }
+    stats.count(
+        CoreCounter::DrainCut,
+        stats.get(CoreCounter::ClientConnections),
+    );
 }
 
 /// What a core's contexts share from one configuration generation to the

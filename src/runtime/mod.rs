@@ -39,19 +39,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     crate::log::configure(config.log_level);
     crate::stats::started_at();
     let cpus = pick_cpus(&config.cores)?;
-    raise_memlock();
-    let nofile = raise_nofile();
-    let upstream_per_core: usize = config
-        .clusters
-        .iter()
-        .map(|c| c.endpoints.len() * c.connections_per_endpoint)
-        .sum();
-    let reserved = admission::reserved_descriptors(cpus.len(), upstream_per_core);
-    let (max_clients, lowered) = admission::client_limit(config.max_clients, nofile, reserved);
-    if let Some(why) = lowered {
-        crate::warn!("{why}");
-    }
-    let seats = admission::ClientSeats::new(max_clients);
+    let seats = admit_clients(&config, cpus.len());
     let ring_mode = crate::net::probe()?;
     crate::info!(
         "io_uring {} ({}): multishot accept and recv, provided buffers",
@@ -69,10 +57,6 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     // first requests find a slot map (a cluster that does not answer yet
     // does not hold keyway back).
     let mut discovery = Discovery::new(topo.clone());
-    let slot_maps = discovery.initial();
-    let discovery_errors = discovery.errors();
-    let (refresh_tx, refresh_rx) = bounded(256);
-    let (started_tx, started_rx) = unbounded();
     let admin_listener = match topo.config.admin_listen {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)
@@ -80,81 +64,24 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
         ),
         None => None,
     };
+    let (refresh_tx, refresh_rx) = bounded(256);
     let (reports, from_cores) = crate::upstream::reports::Reports::channel();
-    let mut cores = Vec::new();
-    // Each core's inbox for the others' CLIENT LIST and KILL.
-    // Each core's doorbell, rung after every message to it.
-    let bells = cpus
-        .iter()
-        .map(|_| Doorbell::new())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot make an eventfd for a core: {e}"))?;
-    let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) = bells
-        .iter()
-        .map(|bell| {
-            let (tx, rx) = bounded(64);
-            (RingingSender::new(tx, bell.clone()), rx)
-        })
-        .unzip();
-    client_asks.reverse();
-    for (index, &cpu) in cpus.iter().enumerate() {
-        let (tx, rx) = bounded(64);
-        let tx = RingingSender::new(tx, bells[index].clone());
-        let spec = core::CoreSpec {
-            index,
-            ring_mode,
-            cores: cpus.len(),
-            cpu,
-            topo: topo.clone(),
-            slot_maps: slot_maps.clone(),
-            discovery_errors: discovery_errors.clone(),
-            refresh: refresh_tx.clone(),
-            control: rx,
-            client_inboxes: client_inboxes.clone(),
-            client_asks: client_asks.pop().expect("one inbox per core"),
-            bell: bells[index].clone(),
-            started: started_tx.clone(),
-            seats: seats.clone(),
-            reports: reports.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("keyway-core{index}"))
-            .spawn(move || core::run_core(spec))
-            .map_err(|e| format!("cannot start a thread for core {index}: {e}"))?;
-        cores.push((tx, thread));
-    }
-    drop(started_tx);
-    let stop_all = |cores: Vec<(
-        RingingSender<crate::control::cores::CoreMsg>,
-        std::thread::JoinHandle<()>,
-    )>| {
-        for (tx, _) in &cores {
-            let _ = tx.send(crate::control::cores::CoreMsg::Stop);
-        }
-        for (_, t) in cores {
-            let _ = t.join();
-        }
+    let shared = Shared {
+        ring_mode,
+        slot_maps: discovery.initial(),
+        discovery_errors: discovery.errors(),
+        topo: topo.clone(),
+        refresh: refresh_tx,
+        seats: seats.clone(),
+        reports: reports.clone(),
     };
-    for _ in 0..cpus.len() {
-        match started_rx.recv() {
-            Ok(Ok(_)) => {}
-            Ok(Err(msg)) => {
-                stop_all(cores);
-                return Err(msg);
-            }
-            Err(_) => {
-                stop_all(cores);
-                return Err("a core stopped during start-up".into());
-            }
-        }
-    }
+    let cores = start_cores(&cpus, shared)?;
     let handles = Cores::new(cores.iter().map(|(tx, _)| tx.clone()).collect());
     let directory = discovery.directory();
     let (reload_tx, reload_rx) = bounded(1);
     discovery
         .spawn(handles.clone(), refresh_rx, reload_rx)
         .map_err(|e| format!("cannot start the cluster discovery thread: {e}"))?;
-    drop(refresh_tx);
     let reloader = Arc::new(reload::Reloader::new(
         path,
         topo.clone(),
@@ -180,28 +107,15 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
             .map_err(|e| format!("cannot start the admin thread: {e}"))?;
     }
     crate::info!(
-        "listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {max_clients}",
+        "listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {}",
         topo.config.listen,
         cpus.len(),
         cpus,
         topo.clusters.len(),
-        topo.endpoints.len()
+        topo.endpoints.len(),
+        seats.max()
     );
-    loop {
-        let sig = wait_signal(&signals);
-        match sig {
-            libc::SIGTERM | libc::SIGINT => {
-                crate::info!("signal {sig}: draining and stopping");
-                break;
-            }
-            libc::SIGHUP => {
-                // Logged either way; a failed reload leaves the old one.
-                let _ = reloader.reload("SIGHUP");
-            }
-            libc::SIGUSR2 => dump_latency(&reloader.topology(), &handles, "SIGUSR2"),
-            _ => {}
-        }
-    }
+    serve_signals(&signals, &reloader, &handles);
     stopping.store(true, Ordering::Relaxed);
     // Files at shutdown only where the operator asked for them.
     let topo = reloader.topology();
@@ -214,6 +128,137 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     stop_all(cores);
     crate::info!("stopped");
     Ok(())
+}
+
+/// Raises the limits keyway needs (locked memory for the rings, file
+/// descriptors) and sets how many clients may connect: `max_clients`, or
+/// what the descriptors left after upstream connections allow.
+fn admit_clients(config: &Config, cores: usize) -> Arc<admission::ClientSeats> {
+    raise_memlock();
+    let nofile = raise_nofile();
+    let upstream_per_core: usize = config
+        .clusters
+        .iter()
+        .map(|c| c.endpoints.len() * c.connections_per_endpoint)
+        .sum();
+    let reserved = admission::reserved_descriptors(cores, upstream_per_core);
+    let (max_clients, lowered) = admission::client_limit(config.max_clients, nofile, reserved);
+    if let Some(why) = lowered {
+        crate::warn!("{why}");
+    }
+    admission::ClientSeats::new(max_clients)
+}
+
+/// What every core starts with.
+struct Shared {
+    ring_mode: crate::net::ring::Mode,
+    topo: Arc<Topology>,
+    slot_maps: Vec<Option<Arc<crate::topology::slots::SlotMap>>>,
+    discovery_errors: Vec<Option<Arc<str>>>,
+    refresh: crossbeam_channel::Sender<usize>,
+    seats: Arc<admission::ClientSeats>,
+    reports: crate::upstream::reports::Reports,
+}
+
+/// A running core: its control channel and its thread.
+type CoreThread = (
+    RingingSender<crate::control::cores::CoreMsg>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Starts one pinned core per CPU and waits until every one listens; Err
+/// (every core stopped) when one cannot start.
+fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, String> {
+    let (started_tx, started_rx) = unbounded();
+    // Each core's doorbell, rung after every message to it.
+    let bells = cpus
+        .iter()
+        .map(|_| Doorbell::new())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot make an eventfd for a core: {e}"))?;
+    // Each core's inbox for the others' CLIENT LIST and KILL.
+    let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) = bells
+        .iter()
+        .map(|bell| {
+            let (tx, rx) = bounded(64);
+            (RingingSender::new(tx, bell.clone()), rx)
+        })
+        .unzip();
+    client_asks.reverse();
+    let mut cores = Vec::new();
+    for (index, &cpu) in cpus.iter().enumerate() {
+        let (tx, rx) = bounded(64);
+        let tx = RingingSender::new(tx, bells[index].clone());
+        let spec = core::CoreSpec {
+            index,
+            ring_mode: shared.ring_mode,
+            cores: cpus.len(),
+            cpu,
+            topo: shared.topo.clone(),
+            slot_maps: shared.slot_maps.clone(),
+            discovery_errors: shared.discovery_errors.clone(),
+            refresh: shared.refresh.clone(),
+            control: rx,
+            client_inboxes: client_inboxes.clone(),
+            client_asks: client_asks.pop().expect("one inbox per core"),
+            bell: bells[index].clone(),
+            started: started_tx.clone(),
+            seats: shared.seats.clone(),
+            reports: shared.reports.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("keyway-core{index}"))
+            .spawn(move || core::run_core(spec))
+            .map_err(|e| format!("cannot start a thread for core {index}: {e}"));
+        match thread {
+            Ok(thread) => cores.push((tx, thread)),
+            Err(e) => {
+                stop_all(cores);
+                return Err(e);
+            }
+        }
+    }
+    drop(started_tx);
+    for _ in 0..cpus.len() {
+        let failed = match started_rx.recv() {
+            Ok(Ok(_)) => continue,
+            Ok(Err(msg)) => msg,
+            Err(_) => "a core stopped during start-up".into(),
+        };
+        stop_all(cores);
+        return Err(failed);
+    }
+    Ok(cores)
+}
+
+/// Tells every core to stop and waits for their threads.
+fn stop_all(cores: Vec<CoreThread>) {
+    for (tx, _) in &cores {
+        let _ = tx.send(crate::control::cores::CoreMsg::Stop);
+    }
+    for (_, t) in cores {
+        let _ = t.join();
+    }
+}
+
+/// Serves signals until SIGTERM or SIGINT: SIGHUP reloads, SIGUSR2 dumps
+/// latency.
+fn serve_signals(signals: &libc::sigset_t, reloader: &reload::Reloader, cores: &Cores) {
+    loop {
+        let sig = wait_signal(signals);
+        match sig {
+            libc::SIGTERM | libc::SIGINT => {
+                crate::info!("signal {sig}: draining and stopping");
+                return;
+            }
+            libc::SIGHUP => {
+                // Logged either way; a failed reload leaves the old one.
+                let _ = reloader.reload("SIGHUP");
+            }
+            libc::SIGUSR2 => dump_latency(&reloader.topology(), cores, "SIGUSR2"),
+            _ => {}
+        }
+    }
 }
 
 /// Fails when something already listens on `addr`: a plain bind, without

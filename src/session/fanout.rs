@@ -31,7 +31,7 @@ pub fn primaries(ctx: &CoreContext) -> Result<Vec<usize>, RouteError> {
 
 /// Runs a fanned-out command.
 pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fan) {
-    let (frame, args) = (req.frame, req.args);
+    let frame = req.frame;
     let arg = |i: usize| req.arg(i);
     if fan == Fan::Info {
         return info_cmd(ctx, client, req);
@@ -71,124 +71,155 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
                 ))
             }
         }
-        Fan::Script => {
-            let sub = arg(1);
-            if sub.eq_ignore_ascii_case(b"load") && args.len() == 3 {
-                gather(ctx, client, &all, Merge::Same, frame, true)
-            } else if sub.eq_ignore_ascii_case(b"exists") && args.len() >= 3 {
-                gather(ctx, client, &all, Merge::AndInts, frame, false)
-            } else if sub.eq_ignore_ascii_case(b"flush") && args.len() <= 3 {
-                gather(ctx, client, &all, Merge::AllOk, frame, true)
-            } else if [&b"load"[..], b"exists", b"flush"]
-                .iter()
-                .any(|s| sub.eq_ignore_ascii_case(s))
-            {
-                client.refuse(ErrorReply::SubcommandArity {
-                    command: "script",
-                    sub: &quoted(sub, 32).to_lowercase(),
-                })
-            } else {
-                client.refuse(ErrorReply::UnsupportedSubcommand {
-                    command: "SCRIPT",
-                    sub: &quoted(sub, 32).to_uppercase(),
-                })
-            }
-        }
-        Fan::Function => {
-            // Libraries load everywhere, so FCALL finds them on any backend.
-            let sub = arg(1);
-            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
-            if is(b"load") || is(b"delete") {
-                let merge = if is(b"load") {
-                    Merge::Same
-                } else {
-                    Merge::AllOk
-                };
-                gather(ctx, client, &all, merge, frame, true)
-            } else if is(b"flush") {
-                gather(ctx, client, &all, Merge::AllOk, frame, true)
-            } else if is(b"list") {
-                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
-            } else {
-                client.refuse(ErrorReply::UnsupportedSubcommand {
-                    command: "FUNCTION",
-                    sub: &quoted(sub, 32).to_uppercase(),
-                })
-            }
-        }
-        Fan::PubSubInfo => {
-            let sub = arg(1);
-            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
-            if is(b"channels") || is(b"shardchannels") {
-                let cap = usize::MAX;
-                gather(ctx, client, &all, Merge::Concat { cap }, frame, false)
-            } else if is(b"numsub") || is(b"shardnumsub") {
-                gather(ctx, client, &all, Merge::SumPairs, frame, false)
-            } else if is(b"numpat") {
-                // Every primary holds every pattern keyway subscribed.
-                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
-            } else {
-                client.refuse(ErrorReply::UnsupportedSubcommand {
-                    command: "PUBSUB",
-                    sub: &quoted(sub, 32).to_uppercase(),
-                })
-            }
-        }
+        Fan::Script => script(ctx, client, req, &all),
+        Fan::Function => function(ctx, client, req, &all),
+        Fan::PubSubInfo => pubsub_info(ctx, client, req, &all),
         Fan::Scan => scan(ctx, client, req, &all.primaries),
         Fan::Wait => super::blocking::wait_for_replicas(ctx, client, req, &all.primaries),
-        Fan::Slowlog => {
-            let sub = arg(1);
-            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
-            let backends = labels(ctx, &all.primaries);
-            if is(b"get") && args.len() <= 3 {
-                // Redis's default is 10 entries; a negative count is all.
-                let count = match args.len() {
-                    3 => crate::resp::parse_int(arg(2))
-                        .map_or(10, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-                    _ => 10,
-                };
-                let merge = Merge::Slowlog { count, backends };
-                gather(ctx, client, &all, merge, frame, false)
-            } else if is(b"len") && args.len() == 2 {
-                gather(ctx, client, &all, Merge::SumInt, frame, false)
-            } else if is(b"reset") && args.len() == 2 {
-                gather(ctx, client, &all, Merge::AllOk, frame, false)
-            } else if is(b"help") {
-                ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
-            } else {
-                unknown_subcommand(client, "SLOWLOG", sub)
-            }
-        }
-        Fan::Latency => {
-            use super::gather::Latency;
-            let sub = arg(1);
-            let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
-            let shape = if is(b"latest") {
-                Latency::Latest
-            } else if is(b"history") {
-                Latency::History
-            } else if is(b"histogram") {
-                Latency::Histogram
-            } else if is(b"doctor") || is(b"graph") {
-                Latency::Text
-            } else if is(b"reset") {
-                return gather(ctx, client, &all, Merge::SumInt, frame, false);
-            } else if is(b"help") {
-                return ask(ctx, client, &[all.primaries[0]], Merge::First, frame);
-            } else {
-                return unknown_subcommand(client, "LATENCY", sub);
-            };
-            let backends = labels(ctx, &all.primaries);
-            gather(
-                ctx,
-                client,
-                &all,
-                Merge::Latency { shape, backends },
-                frame,
-                false,
-            )
-        }
+        Fan::Slowlog => slowlog(ctx, client, req, &all),
+        Fan::Latency => latency(ctx, client, req, &all),
     }
+}
+
+/// SCRIPT LOAD and FLUSH reach every backend (a script must be there
+/// wherever EVALSHA lands); EXISTS is true where all have it.
+fn script(ctx: &CoreContext, client: &mut Client, req: Request<'_>, all: &Backends) {
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.arg(i);
+
+    let sub = arg(1);
+    if sub.eq_ignore_ascii_case(b"load") && args.len() == 3 {
+        gather(ctx, client, all, Merge::Same, frame, true)
+    } else if sub.eq_ignore_ascii_case(b"exists") && args.len() >= 3 {
+        gather(ctx, client, all, Merge::AndInts, frame, false)
+    } else if sub.eq_ignore_ascii_case(b"flush") && args.len() <= 3 {
+        gather(ctx, client, all, Merge::AllOk, frame, true)
+    } else if [&b"load"[..], b"exists", b"flush"]
+        .iter()
+        .any(|s| sub.eq_ignore_ascii_case(s))
+    {
+        client.refuse(ErrorReply::SubcommandArity {
+            command: "script",
+            sub: &quoted(sub, 32).to_lowercase(),
+        })
+    } else {
+        client.refuse(ErrorReply::UnsupportedSubcommand {
+            command: "SCRIPT",
+            sub: &quoted(sub, 32).to_uppercase(),
+        })
+    }
+}
+
+/// FUNCTION: libraries load everywhere, so FCALL finds them on any backend.
+fn function(ctx: &CoreContext, client: &mut Client, req: Request<'_>, all: &Backends) {
+    let frame = req.frame;
+    let arg = |i: usize| req.arg(i);
+
+    // Libraries load everywhere, so FCALL finds them on any backend.
+    let sub = arg(1);
+    let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+    if is(b"load") || is(b"delete") {
+        let merge = if is(b"load") {
+            Merge::Same
+        } else {
+            Merge::AllOk
+        };
+        gather(ctx, client, all, merge, frame, true)
+    } else if is(b"flush") {
+        gather(ctx, client, all, Merge::AllOk, frame, true)
+    } else if is(b"list") {
+        ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
+    } else {
+        client.refuse(ErrorReply::UnsupportedSubcommand {
+            command: "FUNCTION",
+            sub: &quoted(sub, 32).to_uppercase(),
+        })
+    }
+}
+
+/// PUBSUB CHANNELS / NUMSUB / NUMPAT, merged over the backends.
+fn pubsub_info(ctx: &CoreContext, client: &mut Client, req: Request<'_>, all: &Backends) {
+    let frame = req.frame;
+    let arg = |i: usize| req.arg(i);
+
+    let sub = arg(1);
+    let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+    if is(b"channels") || is(b"shardchannels") {
+        let cap = usize::MAX;
+        gather(ctx, client, all, Merge::Concat { cap }, frame, false)
+    } else if is(b"numsub") || is(b"shardnumsub") {
+        gather(ctx, client, all, Merge::SumPairs, frame, false)
+    } else if is(b"numpat") {
+        // Every primary holds every pattern keyway subscribed.
+        ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
+    } else {
+        client.refuse(ErrorReply::UnsupportedSubcommand {
+            command: "PUBSUB",
+            sub: &quoted(sub, 32).to_uppercase(),
+        })
+    }
+}
+
+/// SLOWLOG over every backend, entries labelled by backend.
+fn slowlog(ctx: &CoreContext, client: &mut Client, req: Request<'_>, all: &Backends) {
+    let (frame, args) = (req.frame, req.args);
+    let arg = |i: usize| req.arg(i);
+
+    let sub = arg(1);
+    let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+    let backends = labels(ctx, &all.primaries);
+    if is(b"get") && args.len() <= 3 {
+        // Redis's default is 10 entries; a negative count is all.
+        let count = match args.len() {
+            3 => crate::resp::parse_int(arg(2))
+                .map_or(10, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => 10,
+        };
+        let merge = Merge::Slowlog { count, backends };
+        gather(ctx, client, all, merge, frame, false)
+    } else if is(b"len") && args.len() == 2 {
+        gather(ctx, client, all, Merge::SumInt, frame, false)
+    } else if is(b"reset") && args.len() == 2 {
+        gather(ctx, client, all, Merge::AllOk, frame, false)
+    } else if is(b"help") {
+        ask(ctx, client, &[all.primaries[0]], Merge::First, frame)
+    } else {
+        unknown_subcommand(client, "SLOWLOG", sub)
+    }
+}
+
+/// LATENCY over every backend, merged per shape of reply.
+fn latency(ctx: &CoreContext, client: &mut Client, req: Request<'_>, all: &Backends) {
+    let frame = req.frame;
+    let arg = |i: usize| req.arg(i);
+
+    use super::gather::Latency;
+    let sub = arg(1);
+    let is = |s: &[u8]| sub.eq_ignore_ascii_case(s);
+    let shape = if is(b"latest") {
+        Latency::Latest
+    } else if is(b"history") {
+        Latency::History
+    } else if is(b"histogram") {
+        Latency::Histogram
+    } else if is(b"doctor") || is(b"graph") {
+        Latency::Text
+    } else if is(b"reset") {
+        return gather(ctx, client, all, Merge::SumInt, frame, false);
+    } else if is(b"help") {
+        return ask(ctx, client, &[all.primaries[0]], Merge::First, frame);
+    } else {
+        return unknown_subcommand(client, "LATENCY", sub);
+    };
+    let backends = labels(ctx, &all.primaries);
+    gather(
+        ctx,
+        client,
+        all,
+        Merge::Latency { shape, backends },
+        frame,
+        false,
+    )
 }
 
 /// The `host:port` of each endpoint.

@@ -242,19 +242,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         }
     } else if is(b"setinfo") {
         if arity_ok(4, client) {
-            let attr = arg(2);
-            let field = if attr.eq_ignore_ascii_case(b"lib-name") {
-                Named::LibName
-            } else if attr.eq_ignore_ascii_case(b"lib-ver") {
-                Named::LibVer
-            } else {
-                return client.refuse(ErrorReply::UnrecognizedOption(&quoted(attr, 128)));
-            };
-            if arg(3).iter().any(|c| !(b'!'..=b'~').contains(c)) {
-                return client.refuse(ErrorReply::BadClientInfo(&quoted(attr, 32)));
-            }
-            entry.set(field, arg(3));
-            ok(client)
+            client_setinfo(client, arg(2), arg(3));
         }
     } else if is(b"id") {
         if arity_ok(2, client) {
@@ -279,44 +267,16 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         kill_clients(ctx, client, req)
     } else if is(b"reply") {
         if arity_ok(3, client) {
-            let mode = arg(2);
-            let m = |s: &[u8]| mode.eq_ignore_ascii_case(s);
-            let from = client.replies.borrow().len();
-            client.reply_mode_set = true;
-            if m(b"on") {
-                client.reply_mode = super::ReplyMode::On;
-                ok(client)
-            } else if m(b"off") || m(b"skip") {
-                // Neither is answered.
-                client.reply_mode = if m(b"off") {
-                    super::ReplyMode::Off
-                } else {
-                    super::ReplyMode::Skip
-                };
-                ok(client);
-                client.replies.borrow_mut().mute_from(from);
-            } else {
-                client.refuse(ErrorReply::Syntax)
-            }
+            client_reply(client, arg(2));
         }
     } else if is(b"no-evict") || is(b"no-touch") || is(b"tracking") {
-        // keyway never evicts clients (NO-EVICT is what it does anyway);
-        // NO-TOUCH and TRACKING would need a backend connection of the
-        // client's own, so only their OFF is accepted.
         if args.len() < 3 {
             return client.refuse(ErrorReply::SubcommandArity {
                 command: "client",
                 sub: &quoted(sub, 32).to_lowercase(),
             });
         }
-        let v = arg(2);
-        if v.eq_ignore_ascii_case(b"off") || (is(b"no-evict") && v.eq_ignore_ascii_case(b"on")) {
-            ok(client)
-        } else if v.eq_ignore_ascii_case(b"on") {
-            client.refuse(ErrorReply::ClientOptionOn(&quoted(sub, 32).to_uppercase()))
-        } else {
-            client.refuse(ErrorReply::Syntax)
-        }
+        client_option(client, sub, arg(2));
     } else if is(b"getredir") {
         if arity_ok(2, client) {
             client.reply(|o| write::integer(o, -1));
@@ -324,6 +284,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
     } else if is(b"trackinginfo") {
         if arity_ok(2, client) {
             let proto = client.proto;
+            // Tracking is never on (see `client_option`).
             client.reply(|o| {
                 write::map_header(o, 3, proto);
                 write::bulk(o, b"flags");
@@ -340,6 +301,58 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
             command: "CLIENT",
             sub: &quoted(sub, 128).to_uppercase(),
         });
+    }
+}
+
+/// CLIENT SETINFO LIB-NAME|LIB-VER value.
+fn client_setinfo(client: &mut Client, attr: &[u8], value: &[u8]) {
+    let field = if attr.eq_ignore_ascii_case(b"lib-name") {
+        Named::LibName
+    } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+        Named::LibVer
+    } else {
+        return client.refuse(ErrorReply::UnrecognizedOption(&quoted(attr, 128)));
+    };
+    if value.iter().any(|c| !(b'!'..=b'~').contains(c)) {
+        return client.refuse(ErrorReply::BadClientInfo(&quoted(attr, 32)));
+    }
+    client.me.entry.set(field, value);
+    client.reply(|o| write::simple(o, "OK"));
+}
+
+/// CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves.
+fn client_reply(client: &mut Client, mode: &[u8]) {
+    let m = |s: &[u8]| mode.eq_ignore_ascii_case(s);
+    let from = client.replies.borrow().len();
+    client.reply_mode_set = true;
+    client.reply_mode = if m(b"on") {
+        super::ReplyMode::On
+    } else if m(b"off") {
+        super::ReplyMode::Off
+    } else if m(b"skip") {
+        super::ReplyMode::Skip
+    } else {
+        return client.refuse(ErrorReply::Syntax);
+    };
+    client.reply(|o| write::simple(o, "OK"));
+    if client.reply_mode != super::ReplyMode::On {
+        client.replies.borrow_mut().mute_from(from);
+    }
+}
+
+/// CLIENT NO-EVICT|NO-TOUCH|TRACKING ON|OFF. keyway never evicts clients
+/// (NO-EVICT is what it does anyway); NO-TOUCH and TRACKING would need a
+/// backend connection of the client's own, so only their OFF is accepted.
+fn client_option(client: &mut Client, option: &[u8], value: &[u8]) {
+    let on = value.eq_ignore_ascii_case(b"on");
+    if value.eq_ignore_ascii_case(b"off") || (option.eq_ignore_ascii_case(b"no-evict") && on) {
+        client.reply(|o| write::simple(o, "OK"))
+    } else if on {
+        client.refuse(ErrorReply::ClientOptionOn(
+            &quoted(option, 32).to_uppercase(),
+        ))
+    } else {
+        client.refuse(ErrorReply::Syntax)
     }
 }
 
