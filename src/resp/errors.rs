@@ -136,8 +136,18 @@ pub enum ErrorReply<'a> {
 
 impl fmt::Display for ErrorReply<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.redis_words(f) {
+            Some(written) => written,
+            None => self.keyway_words(f),
+        }
+    }
+}
+
+impl ErrorReply<'_> {
+    /// The text of a case Redis has words for; None for keyway's own.
+    fn redis_words(&self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
         use ErrorReply::*;
-        match self {
+        Some(match self {
             WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
             SubcommandArity { command, sub } => write!(
                 f,
@@ -197,7 +207,14 @@ impl fmt::Display for ErrorReply<'_> {
             CrossSlot => f.write_str("CROSSSLOT Keys in request don't hash to the same slot"),
             ClusterDown => f.write_str("CLUSTERDOWN Hash slot not served"),
             MaxClients => f.write_str("ERR max number of clients reached"),
+            _ => return None,
+        })
+    }
 
+    /// The text of keyway's own cases.
+    fn keyway_words(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorReply::*;
+        match self {
             Unsupported(name) => write!(f, "ERR unsupported command '{name}'"),
             UnsupportedSubcommand { command, sub } => {
                 write!(f, "ERR unsupported command '{command} {sub}'")
@@ -256,7 +273,7 @@ impl fmt::Display for ErrorReply<'_> {
             } => {
                 write!(f, "ERR cannot place {what} '{name}' yet: ")?;
                 if *slot_unserved {
-                    ClusterDown.fmt(f)
+                    fmt::Display::fmt(&ClusterDown, f)
                 } else {
                     f.write_str("no slot map yet")
                 }
@@ -271,6 +288,8 @@ impl fmt::Display for ErrorReply<'_> {
             UpstreamTlsFailed(label) => write!(f, "ERR upstream TLS handshake failed ({label})"),
             OutOfDescriptors => f.write_str("ERR keyway is out of file descriptors and cannot open an upstream connection (raise LimitNOFILE or lower max_clients)"),
             ProtectedMode => f.write_str("DENIED keyway is running in protected mode: protected_mode is on and proxy.password is not set, so only clients on the loopback interface are accepted. Set proxy.password, or protected_mode = false on a trusted network."),
+            // Redis's cases are written by `redis_words`.
+            redis => write!(f, "ERR {redis:?}"),
         }
     }
 }

@@ -9,12 +9,13 @@
 //! requests fail at once until a backoff ends: a dead backend costs its
 //! clients an immediate error, never a hang.
 
+use super::handshake::{handshake, Credentials};
 use super::waiter::Waiter;
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Input, Ring, Socket, Stream};
 use crate::resp::errors::ErrorReply;
-use crate::resp::reply::{error_code, is_error, ReplyScanner};
-use crate::resp::write::{self, Protocol};
+use crate::resp::reply::{is_error, ReplyScanner};
+use crate::resp::write::Protocol;
 use crate::stats::{ConnState, CoreStats, EndpointCounter, EndpointStats, ErrorKind};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
@@ -252,45 +253,8 @@ impl Conn {
                 }
                 inner.state = State::Connecting;
             }
-            let socket =
-                match Socket::connect(&self.ring, self.addr, self.settings.connect_timeout).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let failure = match e.raw_os_error() {
-                            Some(libc::EMFILE) | Some(libc::ENFILE) => Failure::NoDescriptors,
-                            _ => Failure::Unavailable,
-                        };
-                        self.connect_failed(&format!("connect failed: {e}"), failure);
-                        return;
-                    }
-                };
-            socket.set_keepalive(self.settings.keepalive);
-            let stream = match &self.settings.tls {
-                None => Stream::Plain(socket),
-                Some((config, name)) => {
-                    let connector = futures_rustls::TlsConnector::from(config.clone());
-                    let handshake = connector.connect(name.clone(), socket);
-                    let timeout = crate::net::sleep(self.settings.connect_timeout);
-                    match race(handshake, timeout).await {
-                        Either::Left(Ok(tls)) => Stream::tls(tls),
-                        Either::Left(Err(e)) => {
-                            self.es.count(EndpointCounter::TlsFailures);
-                            self.connect_failed(
-                                &format!("TLS handshake failed: {e}"),
-                                Failure::TlsFailed,
-                            );
-                            return;
-                        }
-                        Either::Right(()) => {
-                            self.es.count(EndpointCounter::TlsFailures);
-                            self.connect_failed(
-                                "TLS handshake failed: timed out",
-                                Failure::TlsFailed,
-                            );
-                            return;
-                        }
-                    }
-                }
+            let Some(stream) = self.connect().await else {
+                return;
             };
             self.es.count(EndpointCounter::Reconnects);
             self.inner.borrow_mut().state = State::Up;
@@ -304,45 +268,97 @@ impl Conn {
                 self.shut.set(true);
                 sink.push(None);
             }
-            match end {
-                End::Handshake { auth: true, msg } => {
-                    self.es.count(EndpointCounter::AuthFailures);
-                    self.connect_failed(
-                        &format!("authentication failed: {msg}"),
-                        Failure::AuthFailed,
-                    );
-                    return;
-                }
-                End::Handshake { auth: false, msg } => {
-                    self.connect_failed(
-                        &format!("connection set-up refused: {msg}"),
-                        Failure::Unavailable,
-                    );
-                    return;
-                }
-                End::Timeout => {
-                    self.gave_up_at.set(Some(crate::net::now()));
-                    self.report_failure();
-                    crate::warn!(endpoint: &self.label, "op timeout, resetting the connection");
-                    self.fail_all(Failure::Timeout);
-                }
-                End::Closed => {
-                    crate::info!(endpoint: &self.label, "connection closed by the server");
-                    self.fail_all(Failure::Unavailable);
-                }
-                End::Io(e) => {
-                    self.report_failure();
-                    crate::warn!(endpoint: &self.label, "connection lost: {e}");
-                    self.fail_all(Failure::Unavailable);
-                }
-                End::Protocol(msg) => {
-                    crate::error!(endpoint: &self.label, "protocol error: {msg}");
-                    self.fail_all(Failure::Unavailable);
-                }
-                End::Shut => self.fail_all(Failure::Unavailable),
+            if !self.lost(end) {
+                return;
             }
             self.inner.borrow_mut().failures = 0;
         }
+    }
+
+    /// Opens the connection (TCP, then TLS if the cluster has it); None
+    /// when that failed (counted and backed off, see `connect_failed`).
+    async fn connect(self: &Rc<Self>) -> Option<Stream> {
+        let socket =
+            match Socket::connect(&self.ring, self.addr, self.settings.connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let failure = match e.raw_os_error() {
+                        Some(libc::EMFILE) | Some(libc::ENFILE) => Failure::NoDescriptors,
+                        _ => Failure::Unavailable,
+                    };
+                    self.connect_failed(&format!("connect failed: {e}"), failure);
+                    return None;
+                }
+            };
+        socket.set_keepalive(self.settings.keepalive);
+        match &self.settings.tls {
+            None => Some(Stream::Plain(socket)),
+            Some((config, name)) => {
+                let connector = futures_rustls::TlsConnector::from(config.clone());
+                let handshake = connector.connect(name.clone(), socket);
+                let timeout = crate::net::sleep(self.settings.connect_timeout);
+                match race(handshake, timeout).await {
+                    Either::Left(Ok(tls)) => Some(Stream::tls(tls)),
+                    Either::Left(Err(e)) => {
+                        self.es.count(EndpointCounter::TlsFailures);
+                        self.connect_failed(
+                            &format!("TLS handshake failed: {e}"),
+                            Failure::TlsFailed,
+                        );
+                        None
+                    }
+                    Either::Right(()) => {
+                        self.es.count(EndpointCounter::TlsFailures);
+                        self.connect_failed("TLS handshake failed: timed out", Failure::TlsFailed);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a connection ended: a refused set-up backs off (false: the
+    /// driver stops until the backoff ends); any other end fails what was
+    /// waiting on it (true: connect again).
+    fn lost(self: &Rc<Self>, end: End) -> bool {
+        match end {
+            End::Handshake { auth: true, msg } => {
+                self.es.count(EndpointCounter::AuthFailures);
+                self.connect_failed(
+                    &format!("authentication failed: {msg}"),
+                    Failure::AuthFailed,
+                );
+                return false;
+            }
+            End::Handshake { auth: false, msg } => {
+                self.connect_failed(
+                    &format!("connection set-up refused: {msg}"),
+                    Failure::Unavailable,
+                );
+                return false;
+            }
+            End::Timeout => {
+                self.gave_up_at.set(Some(crate::net::now()));
+                self.report_failure();
+                crate::warn!(endpoint: &self.label, "op timeout, resetting the connection");
+                self.fail_all(Failure::Timeout);
+            }
+            End::Closed => {
+                crate::info!(endpoint: &self.label, "connection closed by the server");
+                self.fail_all(Failure::Unavailable);
+            }
+            End::Io(e) => {
+                self.report_failure();
+                crate::warn!(endpoint: &self.label, "connection lost: {e}");
+                self.fail_all(Failure::Unavailable);
+            }
+            End::Protocol(msg) => {
+                crate::error!(endpoint: &self.label, "protocol error: {msg}");
+                self.fail_all(Failure::Unavailable);
+            }
+            End::Shut => self.fail_all(Failure::Unavailable),
+        }
+        true
     }
 
     /// Backs off (requests fail at once with `failure` until it ends),
@@ -605,90 +621,6 @@ impl Conn {
     }
 }
 
-/// The first requests on a connection: `HELLO 3 [AUTH user pass]` for
-/// RESP3 connections, `AUTH [user] pass` for RESP2 ones with credentials,
-/// then READONLY for Redis Cluster nodes. Returns them, their count and
-/// what the first carries.
-fn handshake(
-    proto: Protocol,
-    auth: &Option<(Option<String>, String)>,
-    readonly: bool,
-    db: u16,
-) -> (Vec<u8>, usize, Credentials) {
-    let credentials = match (proto, auth) {
-        (_, None) => Credentials::None,
-        (Protocol::Resp3, Some(_)) => Credentials::Hello,
-        (Protocol::Resp2, Some(_)) => Credentials::Auth,
-    };
-    let mut out = Vec::new();
-    let user = auth
-        .as_ref()
-        .map(|(u, _)| u.as_deref().unwrap_or("default"));
-    match (proto, auth) {
-        (Protocol::Resp3, Some((_, pass))) => {
-            write::array_header(&mut out, 5);
-            for a in ["HELLO", "3", "AUTH", user.unwrap_or("default"), pass] {
-                write::bulk(&mut out, a.as_bytes());
-            }
-        }
-        (Protocol::Resp3, None) => {
-            write::array_header(&mut out, 2);
-            write::bulk(&mut out, b"HELLO");
-            write::bulk(&mut out, b"3");
-        }
-        (Protocol::Resp2, Some((Some(u), pass))) => {
-            write::array_header(&mut out, 3);
-            for a in ["AUTH", u, pass] {
-                write::bulk(&mut out, a.as_bytes());
-            }
-        }
-        (Protocol::Resp2, Some((None, pass))) => {
-            write::array_header(&mut out, 2);
-            write::bulk(&mut out, b"AUTH");
-            write::bulk(&mut out, pass.as_bytes());
-        }
-        (Protocol::Resp2, None) => {}
-    }
-    let mut n = usize::from(!out.is_empty());
-    if readonly {
-        write::array_header(&mut out, 1);
-        write::bulk(&mut out, b"READONLY");
-        n += 1;
-    }
-    if db != 0 {
-        write::array_header(&mut out, 2);
-        write::bulk(&mut out, b"SELECT");
-        let mut digits = Vec::new();
-        write::push_decimal(&mut digits, db.into());
-        write::bulk(&mut out, &digits);
-        n += 1;
-    }
-    (out, n, credentials)
-}
-
-/// What the first set-up command of a connection carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Credentials {
-    None,
-    /// `AUTH [user] pass` (RESP2).
-    Auth,
-    /// `HELLO 3 AUTH user pass` (RESP3).
-    Hello,
-}
-
-impl Credentials {
-    /// Whether `error`, the reply to the first set-up command, refuses the
-    /// credentials: any error to AUTH; to HELLO, the credential errors (a
-    /// server without HELLO answers an unknown-command error instead).
-    fn refused_by(self, error: &[u8]) -> bool {
-        match self {
-            Credentials::None => false,
-            Credentials::Auth => true,
-            Credentials::Hello => matches!(error_code(error), b"WRONGPASS" | b"NOAUTH"),
-        }
-    }
-}
-
 /// The reply side of a connection: the scanner, the handshake replies still
 /// expected, and why reading must stop.
 struct ReplyReader {
@@ -753,47 +685,6 @@ impl ReplyReader {
             }
         }
         pos
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_credentials_are_told_by_the_command_and_the_error_code() {
-        let wrongpass = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
-        let old_redis = b"-ERR invalid password\r\n";
-        // Found in review: the error's text was searched for "AUTH", so a
-        // server without HELLO ("unknown command 'HELLO', with args
-        // beginning with: '3' 'AUTH' ...") counted as refusing the password.
-        let no_hello = b"-ERR unknown command 'HELLO', with args beginning with: '3' 'AUTH' \r\n";
-        assert!(Credentials::Auth.refused_by(wrongpass));
-        assert!(Credentials::Auth.refused_by(old_redis));
-        assert!(Credentials::Hello.refused_by(wrongpass));
-        assert!(Credentials::Hello
-            .refused_by(b"-NOAUTH HELLO must be called with the client already authenticated\r\n"));
-        assert!(!Credentials::Hello.refused_by(no_hello));
-        assert!(!Credentials::None.refused_by(wrongpass));
-    }
-
-    #[test]
-    fn the_handshake_says_what_its_first_command_carries() {
-        let auth = Some((None, "pw".to_string()));
-        assert_eq!(
-            handshake(Protocol::Resp2, &auth, false, 0).2,
-            Credentials::Auth
-        );
-        assert_eq!(handshake(Protocol::Resp3, &auth, true, 1).1, 3);
-        assert_eq!(
-            handshake(Protocol::Resp3, &auth, false, 0).2,
-            Credentials::Hello
-        );
-        assert_eq!(
-            handshake(Protocol::Resp3, &None, false, 0).2,
-            Credentials::None
-        );
-        assert_eq!(handshake(Protocol::Resp2, &None, false, 0).1, 0);
     }
 }
 

@@ -4,11 +4,13 @@
 //! error: Redis Cluster redirections are followed in here (`redirect`), so
 //! the session never sees one.
 //!
-//! Bottom-up: `waiter` (the completion interface) → `conn` (one
-//! connection) → `pool` (this core's connections, slot maps, read policy)
-//! → `redirect` (MOVED/ASK/TRYAGAIN). `probe` and `reports` serve the
+//! Bottom-up: `waiter` (the completion interface) → `handshake` (a
+//! connection's first requests) → `conn` (one connection) → `pool` (this
+//! core's connections, slot maps, read policy) → `redirect`
+//! (MOVED/ASK/TRYAGAIN). `probe` and `reports` serve the
 //! control side's checks.
 pub mod conn;
+mod handshake;
 pub mod pool;
 pub mod probe;
 pub mod redirect;
