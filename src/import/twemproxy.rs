@@ -31,12 +31,42 @@ const KNOWN: &[&str] = &[
     "tcpkeepalive",
 ];
 
+/// One pool of a nutcracker.yml (the first, or the one `--pool` names) as
+/// keyway TOML.
 pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, ImportError> {
     let y = yaml::load(text, file)?;
     let root = Node::root(&y, file);
     let pools = root.entries()?;
+    let chosen = choose(&root, &pools, file, opts)?;
+    let (name, pool) = &pools[chosen];
+    let mut doc = Doc::default();
+    let mut notes = Vec::new();
+    header(&mut doc, file, name, pool);
+    redis_pool(pool)?;
+    let (proxy, redis_auth) = proxy_section(name, pool, opts)?;
+    doc.proxy = proxy;
+    doc.clusters
+        .push(cluster_section(name, pool, redis_auth.as_deref())?);
+    doc.routes
+        .comment(format!("Every key goes to pool `{name}`."));
+    doc.routes.set_str("catch_all", name);
+    other_pools(&pools, chosen, &mut doc, &mut notes)?;
+    notes.insert(0, format!("imported pool `{name}` ({})", pool.at()));
+    Ok(Imported {
+        toml: doc.render(),
+        notes,
+    })
+}
+
+/// The index of the pool to import: the first, or the one --pool names.
+fn choose(
+    root: &Node,
+    pools: &[(String, Node)],
+    file: &str,
+    opts: &Options,
+) -> Result<usize, ImportError> {
     let names: Vec<&str> = pools.iter().map(|(n, _)| n.as_str()).collect();
-    let chosen = match &opts.select {
+    Ok(match &opts.select {
         None if pools.is_empty() => return Err(root.err("no pool is configured")),
         None => 0,
         Some(want) => names.iter().position(|n| n == want).ok_or_else(|| {
@@ -45,10 +75,12 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
                 names.join(", ")
             ))
         })?,
-    };
-    let (name, pool) = &pools[chosen];
-    let mut doc = Doc::default();
-    let mut notes = Vec::new();
+    })
+}
+
+/// The comment at the top of the output: where it came from, how to
+/// read and check it.
+fn header(doc: &mut Doc, file: &str, name: &str, pool: &Node) {
     doc.header.comment(format!(
         "keyway configuration imported from twemproxy's {file}, pool `{name}` (line {}),",
         pool.line()
@@ -63,21 +95,58 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
     );
     doc.header
         .comment("result with `keyway check --config FILE` before starting keyway on it.");
+}
 
+/// Refuses a memcached pool (twemproxy's default): keyway serves Redis.
+fn redis_pool(pool: &Node) -> Result<(), ImportError> {
     match pool.get("redis")? {
-        Some(r) if r.bool()? => {}
-        Some(r) => {
-            return Err(r.err("false: a memcached pool; keyway serves Redis and Valkey only"))
-        }
-        None => {
-            return Err(pool.err(
-                "`redis: true` is missing: twemproxy's default is a memcached pool, which keyway does not serve",
-            ))
+        Some(r) if r.bool()? => Ok(()),
+        Some(r) => Err(r.err("false: a memcached pool; keyway serves Redis and Valkey only")),
+        None => Err(pool.err(
+            "`redis: true` is missing: twemproxy's default is a memcached pool, which keyway does not serve",
+        )),
+    }
+}
+
+/// `[proxy]` from the pool, and its redis_auth (which the cluster sends
+/// upstream too).
+fn proxy_section(
+    name: &str,
+    pool: &Node,
+    opts: &Options,
+) -> Result<(Section, Option<String>), ImportError> {
+    let mut proxy = Section::default();
+    proxy.comment(format!("From pool `{name}` ({}).", pool.at()));
+    listen(pool, opts, &mut proxy)?;
+    hash_tag(pool, &mut proxy)?;
+    timeout(pool, &mut proxy)?;
+    // twemproxy made clients AUTH with it too, and sent it upstream.
+    let redis_auth = match pool.get("redis_auth")? {
+        Some(a) => Some(a.scalar()?),
+        None => None,
+    };
+    if let Some(password) = &redis_auth {
+        proxy.comment("redis_auth: clients must AUTH with it, as with twemproxy.");
+        proxy.set_str("password", password);
+    }
+    client_connections(pool, &mut proxy)?;
+    for (key, why) in [
+        (
+            "tcpkeepalive",
+            "keyway's tcp_keepalive (default \"300s\") is on for client and server sockets",
+        ),
+        ("backlog", "keyway's listen backlog has no setting"),
+        ("preconnect", "keyway has no setting for it"),
+    ] {
+        if let Some(n) = pool.get(key)? {
+            proxy.comment(n.not_imported(why));
         }
     }
-    let mut proxy = Section::default();
-    let mut cluster = Section::default();
-    proxy.comment(format!("From pool `{name}` ({}).", pool.at()));
+    Ok((proxy, redis_auth))
+}
+
+/// The pool's `listen` (TCP only), or where --listen moves keyway.
+fn listen(pool: &Node, opts: &Options, proxy: &mut Section) -> Result<(), ImportError> {
     let listen = pool.require("listen")?;
     let listen_text = listen.scalar()?;
     if listen_text.starts_with('/') {
@@ -95,6 +164,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         }
         None => proxy.set_str("listen", &listen_text),
     }
+    Ok(())
+}
+
+/// `hash_tag` as keyway's `hashtags`: `{}` or none, else keys would move.
+fn hash_tag(pool: &Node, proxy: &mut Section) -> Result<(), ImportError> {
     // keyway hashes {tags} unless told not to; twemproxy only with hash_tag.
     match pool.get("hash_tag")? {
         None => {
@@ -115,6 +189,12 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             proxy.set("hashtags", "true");
         }
     }
+    Ok(())
+}
+
+/// twemproxy's one `timeout` (milliseconds) as op_timeout and
+/// connect_timeout.
+fn timeout(pool: &Node, proxy: &mut Section) -> Result<(), ImportError> {
     match pool.get("timeout")? {
         Some(t) => {
             let ms = t.u64()?;
@@ -137,15 +217,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             "twemproxy had no timeout (it waits for servers forever); keyway answers -ERR upstream timeout after op_timeout (default 5s).",
         ),
     }
-    // twemproxy made clients AUTH with it too, and sent it upstream.
-    let redis_auth = match pool.get("redis_auth")? {
-        Some(a) => Some(a.scalar()?),
-        None => None,
-    };
-    if let Some(password) = &redis_auth {
-        proxy.comment("redis_auth: clients must AUTH with it, as with twemproxy.");
-        proxy.set_str("password", password);
-    }
+    Ok(())
+}
+
+/// `client_connections` as keyway's max_clients (0: unlimited).
+fn client_connections(pool: &Node, proxy: &mut Section) -> Result<(), ImportError> {
     if let Some(c) = pool.get("client_connections")? {
         match c.u64()? {
             0 => proxy.comment(format!(
@@ -159,22 +235,36 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             n => return Err(c.err(format!("{n}: keyway's max_clients is at most 16777216"))),
         }
     }
-    for (key, why) in [
-        (
-            "tcpkeepalive",
-            "keyway's tcp_keepalive (default \"300s\") is on for client and server sockets",
-        ),
-        ("backlog", "keyway's listen backlog has no setting"),
-        ("preconnect", "keyway has no setting for it"),
-    ] {
-        if let Some(n) = pool.get(key)? {
-            proxy.comment(n.not_imported(why));
-        }
-    }
-    doc.proxy = proxy;
+    Ok(())
+}
 
+/// The pool as one ketama `[[clusters]]`: its servers, AUTH, connections
+/// and ejection.
+fn cluster_section(
+    name: &str,
+    pool: &Node,
+    redis_auth: Option<&str>,
+) -> Result<Section, ImportError> {
+    let mut cluster = Section::default();
     cluster.comment(format!("Pool `{name}` ({}).", pool.at()));
     cluster.set_str("name", name);
+    ketama(pool, &mut cluster)?;
+    servers(pool, &mut cluster)?;
+    if let Some(password) = redis_auth {
+        cluster.comment("redis_auth: sent to every server.");
+        cluster.set_str("password", password);
+    }
+    server_connections(pool, &mut cluster)?;
+    redis_db(pool)?;
+    ejection(pool, &mut cluster)?;
+    for (_, n) in pool.others(KNOWN)? {
+        cluster.comment(n.not_imported("not a twemproxy 0.5 setting"));
+    }
+    Ok(cluster)
+}
+
+/// `distribution` (ketama only) and `hash` as keyway's ketama placement.
+fn ketama(pool: &Node, cluster: &mut Section) -> Result<(), ImportError> {
     if let Some(d) = pool.get("distribution")? {
         let dist = d.scalar()?;
         if dist != "ketama" {
@@ -198,6 +288,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
         }
     };
     cluster.set_str("hash", hash.name());
+    Ok(())
+}
+
+/// `servers` as keyway endpoints, named as ketama hashes them.
+fn servers(pool: &Node, cluster: &mut Section) -> Result<(), ImportError> {
     let servers = pool.require("servers")?;
     let mut endpoints = Vec::new();
     for s in servers.items()? {
@@ -208,10 +303,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
     }
     cluster.comment("`name` is what ketama hashes, as twemproxy's `host:port:weight name`.");
     cluster.set("endpoints", array(&endpoints));
-    if let Some(password) = &redis_auth {
-        cluster.comment("redis_auth: sent to every server.");
-        cluster.set_str("password", password);
-    }
+    Ok(())
+}
+
+/// `server_connections` as keyway's connections_per_endpoint.
+fn server_connections(pool: &Node, cluster: &mut Section) -> Result<(), ImportError> {
     if let Some(n) = pool.get("server_connections")? {
         match n.u64()? {
             1 => {}
@@ -228,6 +324,11 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             }
         }
     }
+    Ok(())
+}
+
+/// Refuses a `redis_db` other than 0: keys would be read from database 0.
+fn redis_db(pool: &Node) -> Result<(), ImportError> {
     if let Some(db) = pool.get("redis_db")? {
         let n = db.u64()?;
         if n != 0 {
@@ -236,6 +337,12 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             )));
         }
     }
+    Ok(())
+}
+
+/// auto_eject_hosts, server_retry_timeout and server_failure_limit as
+/// keyway's auto_eject, retry_timeout and failure_limit.
+fn ejection(pool: &Node, cluster: &mut Section) -> Result<(), ImportError> {
     // Ejection maps one to one; the defaults are twemproxy's too (off,
     // 30 s, 2 failures), so only what the pool sets is written.
     if let Some(n) = pool.get("auto_eject_hosts")? {
@@ -263,14 +370,17 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             f => return Err(n.err(format!("{f}: keyway's failure_limit is between 1 and 1000"))),
         }
     }
-    for (_, n) in pool.others(KNOWN)? {
-        cluster.comment(n.not_imported("not a twemproxy 0.5 setting"));
-    }
-    doc.clusters.push(cluster);
-    doc.routes
-        .comment(format!("Every key goes to pool `{name}`."));
-    doc.routes.set_str("catch_all", name);
+    Ok(())
+}
 
+/// The pools not imported (keyway has one listener), in the trailer and
+/// the notes, with how to import them.
+fn other_pools(
+    pools: &[(String, Node)],
+    chosen: usize,
+    doc: &mut Doc,
+    notes: &mut Vec<String>,
+) -> Result<(), ImportError> {
     for (i, (other, p)) in pools.iter().enumerate() {
         if i == chosen {
             continue;
@@ -288,11 +398,7 @@ pub fn import(text: &str, file: &str, opts: &Options) -> Result<Imported, Import
             p.at()
         ));
     }
-    notes.insert(0, format!("imported pool `{name}` ({})", pool.at()));
-    Ok(Imported {
-        toml: doc.render(),
-        notes,
-    })
+    Ok(())
 }
 
 /// `host:port:weight [name]` as a keyway endpoint.
