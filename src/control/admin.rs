@@ -284,7 +284,7 @@ impl Admin {
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                render::prometheus(
+                super::metrics::render(
                     &self.reloader.topology(),
                     &self.directory(),
                     &self.cores.snapshots(),

@@ -2,11 +2,12 @@
 //! Bottom-up: `cores` (each core's channel and what it is told) →
 //! `discovery` (Redis Cluster slot maps) → `reload` (a new configuration
 //! generation for every core) → `health` (checks and ejections, applied
-//! as reloads) → `render` (stats as JSON and Prometheus) → `admin` (the
-//! HTTP endpoint).
+//! as reloads) → `render` (stats as JSON) → `metrics` (stats as
+//! Prometheus text) → `admin` (the HTTP endpoint).
 pub mod admin;
 pub mod cores;
 pub mod discovery;
 pub mod health;
+pub mod metrics;
 pub mod reload;
 pub mod render;
