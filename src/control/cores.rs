@@ -4,7 +4,7 @@
 
 use crate::net::doorbell::RingingSender;
 use crate::stats::CoreSnapshot;
-use crate::topology::slots::SlotMap;
+use crate::topology::slots::{Discovered, SlotMap};
 use crate::topology::Topology;
 use crossbeam_channel::{unbounded, Sender};
 use std::sync::Arc;
@@ -22,24 +22,31 @@ pub enum CoreMsg {
     /// Drain: stop accepting, close each client connection once the
     /// replies it is owed are sent (up to `drain_timeout`), then stop.
     Stop,
-    /// A new slot map of a redis_cluster cluster.
+    /// A new slot map of a redis_cluster cluster (for the generation it
+    /// names).
     SlotMap(Arc<SlotMap>),
-    /// Why a redis_cluster cluster without a slot map still has none.
-    DiscoveryFailed(usize, Arc<str>),
-    /// A reloaded configuration: swap to it between requests.
-    Reload(Box<Reload>),
+    /// Why a redis_cluster cluster (`cluster` of `generation`) without a
+    /// slot map still has none.
+    DiscoveryFailed {
+        generation: u64,
+        cluster: usize,
+        why: Arc<str>,
+    },
+    /// A new generation: swap to it between requests, then tell `done`
+    /// the core's index.
+    Reload(Box<Generation>, Sender<usize>),
 }
 
-/// A new configuration generation for a core, with what discovery found
-/// for it (its endpoint numbers are the new topology's).
-#[derive(Debug)]
-pub struct Reload {
+/// One configuration generation as the cores serve it: the topology and
+/// the slot maps discovered for it (numbered by its endpoints).
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// 1 at start, one more per reload; a health change keeps it.
+    pub number: u64,
     pub topo: Arc<Topology>,
-    pub generation: u64,
-    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
-    pub discovery_errors: Vec<Option<Arc<str>>>,
-    /// Told the core's index once it serves the new generation.
-    pub done: Sender<usize>,
+    /// None: the same configuration with other endpoints down (a health
+    /// change), whose slot maps each core keeps.
+    pub discovered: Option<Discovered>,
 }
 
 /// The control side's handle on every core: their channels.
@@ -53,6 +60,15 @@ impl Cores {
         Cores { senders }
     }
 
+    /// How many cores there are.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
     /// A new slot map for every core (sent in order; a core applies it
     /// between requests).
     pub fn slot_map(&self, map: Arc<SlotMap>) {
@@ -61,35 +77,29 @@ impl Cores {
         }
     }
 
-    /// Why `cluster` has no slot map: what its clients are told.
-    pub fn discovery_failed(&self, cluster: usize, why: Arc<str>) {
+    /// Why `cluster` of `generation` has no slot map: what its clients
+    /// are told.
+    pub fn discovery_failed(&self, generation: u64, cluster: usize, why: Arc<str>) {
         for s in &self.senders {
-            let _ = s.send(CoreMsg::DiscoveryFailed(cluster, why.clone()));
+            let why = why.clone();
+            let _ = s.send(CoreMsg::DiscoveryFailed {
+                generation,
+                cluster,
+                why,
+            });
         }
     }
 
-    /// Generation `generation` for every core; returns how many serve it
-    /// (a core answers between two turns of its control loop).
-    pub fn reload(
-        &self,
-        topo: Arc<Topology>,
-        generation: u64,
-        slot_maps: Vec<Option<Arc<SlotMap>>>,
-        discovery_errors: Vec<Option<Arc<str>>>,
-    ) -> usize {
+    /// `generation` for every core; returns how many serve it (a core
+    /// answers between two turns of its control loop).
+    pub fn reload(&self, generation: Generation) -> usize {
         let (done, served) = unbounded();
         let asked = self
             .senders
             .iter()
             .filter(|s| {
-                let r = Reload {
-                    topo: topo.clone(),
-                    generation,
-                    slot_maps: slot_maps.clone(),
-                    discovery_errors: discovery_errors.clone(),
-                    done: done.clone(),
-                };
-                s.send(CoreMsg::Reload(Box::new(r))).is_ok()
+                let g = Box::new(generation.clone());
+                s.send(CoreMsg::Reload(g, done.clone())).is_ok()
             })
             .count();
         let deadline = Instant::now() + RELOAD_CONFIRM_WITHIN;

@@ -5,11 +5,19 @@
 //! cluster, and not more often than `MIN_INTERVAL`). A changed layout
 //! becomes a new immutable `SlotMap` that goes to every core over its
 //! channel. Blocking I/O on its own thread: the cores never wait for it.
+//!
+//! A `Discovery` serves one configuration generation. A reload makes the
+//! next one on the control side (`reload`), which discovers the new
+//! clusters, hands the cores the generation, then hands this thread its
+//! `Discovery`. Until then the old one may still publish: its maps carry
+//! its generation (cores serving another drop them), and the `Directory`
+//! (where endpoint numbers are given out) takes writes only from the
+//! generation that claimed it.
 
 use crate::config::LbPolicy;
 use crate::control::cores::Cores;
 use crate::resp::value::Value;
-use crate::topology::slots::{Node, SlotMap};
+use crate::topology::slots::{Discovered, Node, SlotMap};
 use crate::topology::{EndpointInfo, Shard, Topology};
 use crate::upstream::probe::Probe;
 use crossbeam_channel::Receiver;
@@ -34,25 +42,18 @@ pub struct ClusterStatus {
 }
 
 /// Every endpoint keyway knows (configured and discovered) and the state of
-/// each redis_cluster cluster. Shared with the admin thread only.
+/// each redis_cluster cluster. Shared with the admin thread and the
+/// reloader.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
+    /// The generation whose discovery writes here (see the module's doc).
+    pub generation: u64,
     pub endpoints: Vec<EndpointInfo>,
     pub clusters: Vec<ClusterStatus>,
 }
 
-/// A reloaded topology for the discovery thread to start: it answers on
-/// `done` with how many cores serve it.
-pub struct DiscoveryReload {
-    pub topo: Arc<Topology>,
-    pub generation: u64,
-    /// A new configuration (discover its Redis Clusters again), or the
-    /// same one with other endpoints down (keep the slot maps).
-    pub rediscover: bool,
-    pub done: crossbeam_channel::Sender<usize>,
-}
-
 pub struct Discovery {
+    generation: u64,
     topo: Arc<Topology>,
     dir: Arc<Mutex<Directory>>,
     /// Endpoint numbers given out so far: stable for the process's life.
@@ -71,14 +72,17 @@ pub struct SlotRange {
 }
 
 impl Discovery {
+    /// Discovery for the first generation.
     pub fn new(topo: Arc<Topology>) -> Discovery {
-        Self::sharing(topo, Arc::new(Mutex::new(Directory::default())))
+        Self::claiming(topo, 1, Arc::new(Mutex::new(Directory::default())))
     }
 
-    /// Discovery for `topo` that publishes into `dir` (the admin endpoint's
-    /// copy survives reloads).
-    fn sharing(topo: Arc<Topology>, dir: Arc<Mutex<Directory>>) -> Discovery {
+    /// Discovery for generation `generation` of `topo`, which claims `dir`
+    /// (the admin endpoint's copy survives reloads): from now on only it
+    /// writes there.
+    pub fn claiming(topo: Arc<Topology>, generation: u64, dir: Arc<Mutex<Directory>>) -> Discovery {
         *lock(&dir) = Directory {
+            generation,
             endpoints: topo.endpoints.clone(),
             clusters: vec![ClusterStatus::default(); topo.clusters.len()],
         };
@@ -89,6 +93,7 @@ impl Discovery {
             .map(|(i, e)| ((e.cluster, e.addr), i))
             .collect();
         Discovery {
+            generation,
             maps: vec![None; topo.clusters.len()],
             topo,
             dir,
@@ -116,48 +121,34 @@ impl Discovery {
         self.maps.clone()
     }
 
-    /// Runs refreshes on a thread of its own until `requests` closes;
-    /// reloads come through `reloads` (slot maps and topology go to the
-    /// cores from this one thread, so a core never gets a map numbered for
-    /// a topology it does not have yet).
+    /// Runs refreshes on a thread of its own until `requests` closes; the
+    /// discovery of each later generation comes through `next`.
     pub fn spawn(
         mut self,
         cores: Cores,
         requests: Receiver<usize>,
-        reloads: Receiver<DiscoveryReload>,
+        next: Receiver<Discovery>,
     ) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("keyway-discovery".into())
-            .spawn(move || self.refresh_until_closed(cores, requests, reloads))?;
+            .spawn(move || self.refresh_until_closed(cores, requests, next))?;
         Ok(())
     }
 
-    /// Starts generation `r.generation`: discovers its Redis Clusters,
-    /// hands the topology and maps to every core, and answers once each
-    /// core serves it.
-    fn reload(&mut self, cores: &Cores, r: DiscoveryReload) {
-        let slot_maps = if r.rediscover {
-            *self = Discovery::sharing(r.topo.clone(), self.dir.clone());
-            self.initial()
-        } else {
-            let mut dir = lock(&self.dir);
-            for (shown, e) in dir.endpoints.iter_mut().zip(&r.topo.endpoints) {
-                shown.healthy = e.healthy;
-            }
-            drop(dir);
-            self.topo = r.topo.clone();
-            self.maps.clone()
-        };
-        let discovery_errors = self.errors();
-        let served = cores.reload(r.topo, r.generation, slot_maps, discovery_errors);
-        let _ = r.done.send(served);
+    /// What the cores of this generation start with: the slot maps found
+    /// so far, and why the clusters without one have none.
+    pub fn found(&self) -> Discovered {
+        Discovered {
+            slot_maps: self.maps.clone(),
+            errors: self.errors(),
+        }
     }
 
     fn refresh_until_closed(
         &mut self,
         cores: Cores,
         requests: Receiver<usize>,
-        reloads: Receiver<DiscoveryReload>,
+        next: Receiver<Discovery>,
     ) {
         let mut due: HashMap<usize, Instant> = HashMap::new();
         let mut last: HashMap<usize, Instant> = HashMap::new();
@@ -173,12 +164,12 @@ impl Discovery {
         loop {
             crate::log::flush_repeats();
             let clusters = self.cluster_mode();
-            let next = due
+            let wake_at = due
                 .values()
                 .min()
                 .copied()
                 .unwrap_or(Instant::now() + Duration::from_secs(1));
-            let timeout = next.saturating_duration_since(Instant::now());
+            let timeout = wake_at.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
                 recv(requests) -> c => match c {
                     Ok(c) => {
@@ -188,9 +179,9 @@ impl Discovery {
                     }
                     Err(_) => return,
                 },
-                recv(reloads) -> r => match r {
-                    Ok(r) => {
-                        self.reload(&cores, r);
+                recv(next) -> d => match d {
+                    Ok(d) => {
+                        *self = d;
                         schedule(self, &mut due, &mut last);
                         continue;
                     }
@@ -209,7 +200,7 @@ impl Discovery {
                     cores.slot_map(map);
                 } else if self.maps[c].is_none() {
                     if let Some(why) = self.last_error(c).filter(|w| Some(w) != before.as_ref()) {
-                        cores.discovery_failed(c, Arc::from(why.as_str()));
+                        cores.discovery_failed(self.generation, c, Arc::from(why.as_str()));
                     }
                 }
                 let done = Instant::now();
@@ -220,7 +211,14 @@ impl Discovery {
     }
 
     fn last_error(&self, cluster: usize) -> Option<String> {
-        lock(&self.dir).clusters[cluster].last_error.clone()
+        self.dir()?.clusters.get(cluster)?.last_error.clone()
+    }
+
+    /// The directory, while this generation holds it (None once a later
+    /// one claimed it: nothing of this one is published any more).
+    fn dir(&self) -> Option<std::sync::MutexGuard<'_, Directory>> {
+        let dir = lock(&self.dir);
+        (dir.generation == self.generation).then_some(dir)
     }
 
     /// Why each cluster without a map has none (after `initial`), for the
@@ -279,7 +277,7 @@ impl Discovery {
         let name = &topo.clusters[cluster].name;
         let Some((ranges, from)) = fetched else {
             let msg = errors.join("; ");
-            let mut dir = lock(&self.dir);
+            let mut dir = self.dir()?;
             let st = &mut dir.clusters[cluster];
             st.refresh_failures += 1;
             if st.last_error.as_deref() != Some(msg.as_str()) {
@@ -288,14 +286,18 @@ impl Discovery {
             st.last_error = Some(msg);
             return None;
         };
-        let map = self.build(cluster, &ranges, from);
+        let map = self.build(cluster, &ranges, from)?;
         let changed = match &self.maps[cluster] {
             Some(old) => !old.same_layout(&map),
             None => true,
         };
         let map = if changed {
             let version = self.maps[cluster].as_ref().map_or(1, |m| m.version + 1);
-            let map = Arc::new(SlotMap { version, ..map });
+            let map = Arc::new(SlotMap {
+                version,
+                generation: self.generation,
+                ..map
+            });
             if map.unserved() > 0 {
                 crate::warn!(
                     "cluster '{name}': {} of 16384 slots are not served",
@@ -307,7 +309,7 @@ impl Discovery {
         } else {
             None
         };
-        let mut dir = lock(&self.dir);
+        let mut dir = self.dir()?;
         let st = &mut dir.clusters[cluster];
         st.refreshes += 1;
         st.last_refresh = Some(SystemTime::now());
@@ -316,8 +318,15 @@ impl Discovery {
         map
     }
 
-    /// The slot map of `ranges`, numbering nodes never seen before.
-    fn build(&mut self, cluster: usize, ranges: &[SlotRange], from: SocketAddr) -> SlotMap {
+    /// The slot map of `ranges`, numbering nodes never seen before; None
+    /// once a later generation claimed the directory (where numbers are
+    /// given out).
+    fn build(&mut self, cluster: usize, ranges: &[SlotRange], from: SocketAddr) -> Option<SlotMap> {
+        let dir = self.dir.clone();
+        let mut dir = lock(&dir);
+        if dir.generation != self.generation {
+            return None;
+        }
         let mut map = SlotMap::empty(cluster);
         let mut sorted = ranges.to_vec();
         sorted.sort_by_key(|r| r.first);
@@ -343,7 +352,13 @@ impl Discovery {
                     format!("{host}:{port}")
                 };
                 let tls_name = hostname.clone().unwrap_or_else(|| host.clone());
-                let endpoint = self.endpoint(cluster, addr, &label, &tls_name, i > 0);
+                let node = NewNode {
+                    addr,
+                    label: &label,
+                    tls_name: &tls_name,
+                    replica: i > 0,
+                };
+                let endpoint = self.endpoint(&mut dir, cluster, node);
                 if !map.nodes.iter().any(|n| n.endpoint == endpoint) {
                     map.nodes.push(Node {
                         endpoint,
@@ -376,35 +391,29 @@ impl Discovery {
                 map.slots[s as usize] = shard as u16;
             }
         }
-        map
+        Some(map)
     }
 
-    fn endpoint(
-        &mut self,
-        cluster: usize,
-        addr: SocketAddr,
-        label: &str,
-        tls_name: &str,
-        replica: bool,
-    ) -> usize {
-        let mut dir = lock(&self.dir);
-        if let Some(&i) = self.known.get(&(cluster, addr)) {
+    /// The endpoint number of a node of `cluster`: its own if known, else
+    /// the next one of `dir`.
+    fn endpoint(&mut self, dir: &mut Directory, cluster: usize, node: NewNode) -> usize {
+        if let Some(&i) = self.known.get(&(cluster, node.addr)) {
             if let Some(e) = dir.endpoints.get_mut(i) {
-                e.replica = replica;
+                e.replica = node.replica;
             }
             return i;
         }
         let i = dir.endpoints.len();
         dir.endpoints.push(EndpointInfo {
             cluster,
-            addr,
-            label: label.to_string(),
-            tls_name: tls_name.to_string(),
+            addr: node.addr,
+            label: node.label.to_string(),
+            tls_name: node.tls_name.to_string(),
             connections: self.topo.config.clusters[cluster].connections_per_endpoint,
-            replica,
+            replica: node.replica,
             healthy: true,
         });
-        self.known.insert((cluster, addr), i);
+        self.known.insert((cluster, node.addr), i);
         i
     }
 
@@ -425,7 +434,27 @@ impl Discovery {
     }
 }
 
-fn lock(dir: &Mutex<Directory>) -> std::sync::MutexGuard<'_, Directory> {
+/// A node a CLUSTER SLOTS reply named.
+struct NewNode<'a> {
+    addr: SocketAddr,
+    label: &'a str,
+    tls_name: &'a str,
+    replica: bool,
+}
+
+/// Marks the endpoints of `topo` healthy or not in `dir`, if `dir` is
+/// still `generation`'s (a health change keeps the generation).
+pub fn show_health(dir: &Mutex<Directory>, generation: u64, topo: &Topology) {
+    let mut dir = lock(dir);
+    if dir.generation != generation {
+        return;
+    }
+    for (shown, e) in dir.endpoints.iter_mut().zip(&topo.endpoints) {
+        shown.healthy = e.healthy;
+    }
+}
+
+pub fn lock(dir: &Mutex<Directory>) -> std::sync::MutexGuard<'_, Directory> {
     dir.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -527,7 +556,11 @@ mod tests {
             },
         ];
         let from = "127.0.0.1:7000".parse().unwrap();
-        let map = d.build(0, &ranges, from);
+        let map = d.build(0, &ranges, from).unwrap();
+        assert_eq!(
+            map.generation, 0,
+            "the version and generation are set on publishing"
+        );
         // The seed keeps number 0; new nodes follow in order met.
         assert_eq!(map.shard(0).unwrap().primary, 0);
         assert_eq!(
@@ -546,9 +579,21 @@ mod tests {
         );
         assert_eq!(map.shards.len(), 2);
         assert_eq!(map.unserved(), 0);
-        let again = d.build(0, &ranges, from);
+        let again = d.build(0, &ranges, from).unwrap();
         assert!(again.same_layout(&map));
         assert_eq!(lock(&d.dir).endpoints.len(), 4);
         assert_eq!(map.endpoint_of("127.0.0.1:7003"), Some(3));
+        // A reload's discovery claims the directory: the old generation's
+        // numbers nothing there any more (its maps would name endpoints the
+        // new generation gives other numbers), nor reports errors there.
+        let next = Discovery::claiming(d.topo.clone(), 2, d.dir.clone());
+        assert!(d.build(0, &ranges, from).is_none());
+        assert!(d.dir().is_none() && next.dir().is_some());
+        assert_eq!(
+            lock(&d.dir).endpoints.len(),
+            1,
+            "the new generation's seed only"
+        );
+        assert_eq!(d.last_error(0), None);
     }
 }

@@ -1,12 +1,15 @@
-//! Configuration reloads (SIGHUP, `POST /reload`), on the control side: the
-//! file is read and checked here; a valid one becomes a new immutable
-//! `Topology` that the discovery thread hands to every core (see
-//! `core::reload`). An invalid one changes nothing and says why.
+//! Configuration reloads (SIGHUP, `POST /reload`) and health changes, on
+//! the control side, one at a time: the file is read and checked here; a
+//! valid one becomes the next `Generation` (a new immutable `Topology`
+//! and the slot maps discovered for it), handed to every core (see
+//! `core::reload`), then its discovery to the discovery thread. An invalid
+//! one changes nothing and says why.
 
 use crate::config::Config;
-use crate::control::discovery::DiscoveryReload;
+use crate::control::cores::{Cores, Generation};
+use crate::control::discovery::{self, Directory, Discovery};
 use crate::topology::{Health, Topology};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -27,8 +30,10 @@ pub struct ReloadStatus {
 /// time, and readers of the state never wait for one.
 pub struct Reloader {
     path: Option<PathBuf>,
-    cores: usize,
-    discovery: Sender<DiscoveryReload>,
+    cores: Cores,
+    /// Where each generation's discovery goes once the cores serve it.
+    discovery: Sender<Discovery>,
+    directory: Arc<Mutex<Directory>>,
     state: Mutex<(Arc<Topology>, ReloadStatus)>,
     /// Held for the whole of a reload or health change.
     changing: Mutex<()>,
@@ -38,8 +43,9 @@ impl Reloader {
     pub fn new(
         path: Option<PathBuf>,
         topo: Arc<Topology>,
-        cores: usize,
-        discovery: Sender<DiscoveryReload>,
+        cores: Cores,
+        discovery: Sender<Discovery>,
+        directory: Arc<Mutex<Directory>>,
     ) -> Reloader {
         let status = ReloadStatus {
             generation: 1,
@@ -52,6 +58,7 @@ impl Reloader {
             path,
             cores,
             discovery,
+            directory,
             state: Mutex::new((topo, status)),
             changing: Mutex::new(()),
         }
@@ -130,7 +137,21 @@ impl Reloader {
             crate::warn!("{w}");
         }
         let topo = Arc::new(Topology::with_health(config, health));
-        self.distribute(topo, generation, true)
+        // The next generation's Redis Clusters are discovered before the
+        // cores take it, so that their first requests find a slot map.
+        let mut discovery = Discovery::claiming(topo.clone(), generation, self.directory.clone());
+        discovery.initial();
+        self.distribute(Generation {
+            number: generation,
+            topo: topo.clone(),
+            discovered: Some(discovery.found()),
+        })?;
+        // The cores serve it already: a discovery thread that is gone costs
+        // refreshes, not the reload.
+        if self.discovery.send(discovery).is_err() {
+            crate::error!("the discovery thread is gone: slot maps will not be refreshed");
+        }
+        Ok(topo)
     }
 
     /// The running configuration with `health`'s endpoints down (the
@@ -145,44 +166,28 @@ impl Reloader {
             return Ok(running);
         }
         let topo = Arc::new(Topology::with_health(running.config.clone(), health));
-        let topo = self.distribute(topo, generation, false)?;
+        discovery::show_health(&self.directory, generation, &topo);
+        self.distribute(Generation {
+            number: generation,
+            topo: topo.clone(),
+            discovered: None,
+        })?;
         self.lock().0 = topo.clone();
         Ok(topo)
     }
 
-    /// Hands `topo` to every core (through the discovery thread).
-    fn distribute(
-        &self,
-        topo: Arc<Topology>,
-        generation: u64,
-        rediscover: bool,
-    ) -> Result<Arc<Topology>, String> {
-        let (done, served) = bounded(1);
-        let ask = DiscoveryReload {
-            topo: topo.clone(),
-            generation,
-            rediscover,
-            done,
-        };
-        self.discovery
-            .send(ask)
-            .map_err(|_| "the discovery thread is gone".to_string())?;
-        // Once sent, it is applied: the discovery thread takes requests in
-        // order (its own blocking work is bounded by connect timeouts), so
-        // this waits for it rather than report a change that later lands.
-        match served.recv() {
-            Ok(n) => {
-                if n < self.cores {
-                    crate::warn!(
-                        "{n} of {} cores confirmed the new configuration within {:?}; the others take it when they next look",
-                        self.cores,
-                        super::cores::RELOAD_CONFIRM_WITHIN
-                    );
-                }
-                Ok(topo)
-            }
-            Err(_) => Err("the discovery thread is gone".into()),
+    /// Hands `generation` to every core and waits (a while) until they
+    /// serve it.
+    fn distribute(&self, generation: Generation) -> Result<(), String> {
+        let cores = self.cores.len();
+        let served = self.cores.reload(generation);
+        if served < cores {
+            crate::warn!(
+                "{served} of {cores} cores confirmed the new configuration within {:?}; the others take it when they next look",
+                super::cores::RELOAD_CONFIRM_WITHIN
+            );
         }
+        Ok(())
     }
 }
 

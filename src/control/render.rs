@@ -364,6 +364,7 @@ catch_all = "main"
     pub(in crate::control) fn fixture() -> (Topology, Directory, Vec<CoreSnapshot>, ReloadStatus) {
         let topo = Topology::build(Config::parse(CONFIG, "test.toml").expect("config"));
         let dir = Directory {
+            generation: 1,
             endpoints: topo.endpoints.clone(),
             clusters: Vec::new(),
         };

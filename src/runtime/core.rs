@@ -5,7 +5,7 @@
 use super::admission::{
     protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_LINGERING_REFUSALS,
 };
-use crate::control::cores::{CoreMsg, Reload};
+use crate::control::cores::{CoreMsg, Generation};
 use crate::net::doorbell::{Doorbell, RingingSender};
 use crate::net::notify::{race, Either, Notify};
 use crate::net::{Listener, Mode, Ring, Socket, Stream};
@@ -14,7 +14,7 @@ use crate::resp::Limits;
 use crate::session::clients::{Ask, Registry};
 use crate::session::{self, CoreContext, Held, Latest, OutputLimits};
 use crate::stats::{CoreCounter, CoreStats, RingSnapshot};
-use crate::topology::slots::SlotMap;
+
 use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -43,11 +43,9 @@ pub struct CoreSpec {
     pub ring_mode: Mode,
     pub cores: usize,
     pub cpu: usize,
-    pub topo: Arc<Topology>,
-    /// The slot maps known at start-up (redis_cluster clusters).
-    pub slot_maps: Vec<Option<Arc<SlotMap>>>,
-    /// Why the clusters without a map have none.
-    pub discovery_errors: Vec<Option<Arc<str>>>,
+    /// The configuration generation it starts with, and the slot maps
+    /// found for it.
+    pub first: Generation,
     /// Where this core asks for slot map refreshes.
     pub refresh: Sender<usize>,
     pub control: Receiver<CoreMsg>,
@@ -70,9 +68,7 @@ pub fn run_core(spec: CoreSpec) {
         ring_mode,
         cores,
         cpu,
-        topo,
-        slot_maps,
-        discovery_errors,
+        first,
         refresh,
         control,
         client_inboxes,
@@ -95,6 +91,8 @@ pub fn run_core(spec: CoreSpec) {
     };
     ex.run(async move {
         crate::log::set_core(index);
+        let topo = first.topo.clone();
+        let discovered = first.discovered.unwrap_or_default();
         let cfg = &topo.config;
         // The core's own ring: every socket byte of this core goes through
         // it; glommio schedules the tasks and timers around it.
@@ -123,9 +121,14 @@ pub fn run_core(spec: CoreSpec) {
             topo.clusters.len(),
         ));
         let upstreams = Rc::new(Upstreams::new(
-            &topo, &stats, slot_maps, refresh, &ring, reports,
+            &topo,
+            &stats,
+            discovered.slot_maps,
+            refresh,
+            &ring,
+            reports,
         ));
-        for (cluster, why) in discovery_errors.into_iter().enumerate() {
+        for (cluster, why) in discovered.errors.into_iter().enumerate() {
             if let Some(why) = why {
                 upstreams.discovery_failed(cluster, why);
             }
@@ -146,7 +149,13 @@ pub fn run_core(spec: CoreSpec) {
             held: Rc::new(Held::default()),
             latest: latest.clone(),
         };
-        latest.set(Rc::new(context(&topo, 1, upstreams, cores, kept)));
+        latest.set(Rc::new(context(
+            &topo,
+            first.number,
+            upstreams,
+            cores,
+            kept,
+        )));
         let accept = Rc::new(Accept::new(index, cores, latest.clone(), seats));
         let (loops, stops) = accept.accept_on(bound);
         crate::net::spawn(control_loop(
@@ -489,12 +498,27 @@ async fn control_loop(
                 };
                 let _ = reply.send(snap);
             }
-            Ok(CoreMsg::SlotMap(map)) => accept.latest.get().upstreams.set_slot_map(map),
-            Ok(CoreMsg::DiscoveryFailed(cluster, why)) => {
-                accept.latest.get().upstreams.discovery_failed(cluster, why)
+            // Discovery's news of a generation this core no longer (or
+            // not yet) serves is not about its endpoints.
+            Ok(CoreMsg::SlotMap(map)) => {
+                let ctx = accept.latest.get();
+                if map.generation == ctx.generation {
+                    ctx.upstreams.set_slot_map(map)
+                }
             }
-            Ok(CoreMsg::Reload(r)) => {
-                reload(&accept, &clients, *r);
+            Ok(CoreMsg::DiscoveryFailed {
+                generation,
+                cluster,
+                why,
+            }) => {
+                let ctx = accept.latest.get();
+                if generation == ctx.generation {
+                    ctx.upstreams.discovery_failed(cluster, why)
+                }
+            }
+            Ok(CoreMsg::Reload(generation, done)) => {
+                reload(&accept, &clients, *generation);
+                let _ = done.send(accept.index);
             }
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
                 accept.stopping.set(true);
@@ -534,12 +558,15 @@ async fn control_loop(
 /// Swaps the core to a reloaded configuration: a new context that sessions
 /// move to before their next request; unchanged endpoints keep their
 /// connections, connections of removed ones close once answered.
-fn reload(accept: &Accept, clients: &Registry, r: Reload) {
+fn reload(accept: &Accept, clients: &Registry, r: Generation) {
     let old = accept.latest.get();
     let cfg = &r.topo.config;
-    let (upstreams, retired) = old
-        .upstreams
-        .reloaded(&r.topo, r.slot_maps, r.discovery_errors);
+    // A health change keeps the generation's endpoint numbers, and the
+    // slot maps this core has (MOVED may have updated them since).
+    let discovered = r.discovered.unwrap_or_else(|| old.upstreams.discovered());
+    let (upstreams, retired) =
+        old.upstreams
+            .reloaded(&r.topo, discovered.slot_maps, discovered.errors);
     let kept = Kept {
         stats: old.stats.clone(),
         backend_version: old.backend_version.clone(),
@@ -547,19 +574,13 @@ fn reload(accept: &Accept, clients: &Registry, r: Reload) {
         held: old.output.held.clone(),
         latest: old.latest.clone(),
     };
-    let next = context(
-        &r.topo,
-        r.generation,
-        Rc::new(upstreams),
-        accept.cores,
-        kept,
-    );
+    let next = context(&r.topo, r.number, Rc::new(upstreams), accept.cores, kept);
     accept.latest.set(Rc::new(next));
     accept.reconfigure(cfg);
     clients.set_idle_timeout(cfg.client_idle_timeout);
     crate::debug!(
         "serving configuration generation {}; {} connection(s) of removed endpoints close once answered",
-        r.generation,
+        r.number,
         retired.len()
     );
     if !retired.is_empty() {
@@ -567,7 +588,6 @@ fn reload(accept: &Accept, clients: &Registry, r: Reload) {
         let patience = cfg.op_timeout.max(old.topo.config.op_timeout) + Duration::from_secs(1);
         crate::net::spawn(retire(retired, patience)).detach();
     }
-    let _ = r.done.send(accept.index);
 }
 
 /// Closes connections a reload left behind once the requests on them are

@@ -8,7 +8,7 @@ pub mod memory;
 
 use crate::config::{Config, Cores as CoreChoice};
 use crate::control::admin::Admin;
-use crate::control::cores::Cores;
+use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::Discovery;
 use crate::control::reload;
 use crate::net::doorbell::{Doorbell, RingingSender};
@@ -66,11 +66,14 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     };
     let (refresh_tx, refresh_rx) = bounded(256);
     let (reports, from_cores) = crate::upstream::reports::Reports::channel();
+    discovery.initial();
     let shared = Shared {
         ring_mode,
-        slot_maps: discovery.initial(),
-        discovery_errors: discovery.errors(),
-        topo: topo.clone(),
+        first: Generation {
+            number: 1,
+            topo: topo.clone(),
+            discovered: Some(discovery.found()),
+        },
         refresh: refresh_tx,
         seats: seats.clone(),
         reports: reports.clone(),
@@ -78,15 +81,16 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     let cores = start_cores(&cpus, shared)?;
     let handles = Cores::new(cores.iter().map(|(tx, _)| tx.clone()).collect());
     let directory = discovery.directory();
-    let (reload_tx, reload_rx) = bounded(1);
+    let (next_tx, next_rx) = bounded(1);
     discovery
-        .spawn(handles.clone(), refresh_rx, reload_rx)
+        .spawn(handles.clone(), refresh_rx, next_rx)
         .map_err(|e| format!("cannot start the cluster discovery thread: {e}"))?;
     let reloader = Arc::new(reload::Reloader::new(
         path,
         topo.clone(),
-        cpus.len(),
-        reload_tx,
+        handles.clone(),
+        next_tx,
+        directory.clone(),
     ));
     let monitor = crate::control::health::Monitor::new(reloader.clone(), reports, from_cores);
     let health = monitor.table();
@@ -152,9 +156,7 @@ fn admit_clients(config: &Config, cores: usize) -> Arc<admission::ClientSeats> {
 /// What every core starts with.
 struct Shared {
     ring_mode: crate::net::ring::Mode,
-    topo: Arc<Topology>,
-    slot_maps: Vec<Option<Arc<crate::topology::slots::SlotMap>>>,
-    discovery_errors: Vec<Option<Arc<str>>>,
+    first: Generation,
     refresh: crossbeam_channel::Sender<usize>,
     seats: Arc<admission::ClientSeats>,
     reports: crate::upstream::reports::Reports,
@@ -194,9 +196,7 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, String
             ring_mode: shared.ring_mode,
             cores: cpus.len(),
             cpu,
-            topo: shared.topo.clone(),
-            slot_maps: shared.slot_maps.clone(),
-            discovery_errors: shared.discovery_errors.clone(),
+            first: shared.first.clone(),
             refresh: shared.refresh.clone(),
             control: rx,
             client_inboxes: client_inboxes.clone(),

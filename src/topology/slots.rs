@@ -35,6 +35,9 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct SlotMap {
     pub cluster: usize,
+    /// The configuration generation whose endpoint numbers it uses: a core
+    /// serving another one leaves it alone.
+    pub generation: u64,
     /// Grows with every change the control side publishes.
     pub version: u64,
     /// Per slot, an index into `shards` or UNSERVED.
@@ -44,10 +47,19 @@ pub struct SlotMap {
     pub refreshed: SystemTime,
 }
 
+/// The slot maps a generation starts with, and why the clusters without
+/// one have none.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    pub slot_maps: Vec<Option<std::sync::Arc<SlotMap>>>,
+    pub errors: Vec<Option<std::sync::Arc<str>>>,
+}
+
 impl SlotMap {
     pub fn empty(cluster: usize) -> SlotMap {
         SlotMap {
             cluster,
+            generation: 0,
             version: 0,
             slots: vec![UNSERVED; SLOTS],
             shards: Vec::new(),

@@ -9,7 +9,7 @@ use crate::net::Ring;
 use crate::resp::write::Protocol;
 use crate::stats::{ConnState, CoreStats};
 use crate::tls;
-use crate::topology::slots::SlotMap;
+use crate::topology::slots::{Discovered, SlotMap};
 use crate::topology::Shard;
 use crate::topology::Topology;
 use crossbeam_channel::Sender;
@@ -298,6 +298,16 @@ impl Upstreams {
     }
 
     /// Why `cluster` has no slot map yet, if discovery said.
+    /// The slot maps and discovery errors this core has, to carry into a
+    /// generation with the same endpoints (a health change).
+    pub fn discovered(&self) -> Discovered {
+        let slot_maps = self.slot_maps().clone();
+        let errors = (0..slot_maps.len())
+            .map(|c| self.discovery_error(c))
+            .collect();
+        Discovered { slot_maps, errors }
+    }
+
     pub fn discovery_error(&self, cluster: usize) -> Option<Arc<str>> {
         self.discovery_errors.borrow()[cluster].clone()
     }
