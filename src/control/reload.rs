@@ -145,7 +145,7 @@ impl Reloader {
             number: generation,
             topo: topo.clone(),
             discovered: Some(discovery.found()),
-        })?;
+        });
         // The cores serve it already: a discovery thread that is gone costs
         // refreshes, not the reload.
         if self.discovery.send(discovery).is_err() {
@@ -171,14 +171,14 @@ impl Reloader {
             number: generation,
             topo: topo.clone(),
             discovered: None,
-        })?;
+        });
         self.lock().0 = topo.clone();
         Ok(topo)
     }
 
     /// Hands `generation` to every core and waits (a while) until they
     /// serve it.
-    fn distribute(&self, generation: Generation) -> Result<(), String> {
+    fn distribute(&self, generation: Generation) {
         let cores = self.cores.len();
         let served = self.cores.reload(generation);
         if served < cores {
@@ -187,7 +187,6 @@ impl Reloader {
                 super::cores::RELOAD_CONFIRM_WITHIN
             );
         }
-        Ok(())
     }
 }
 

@@ -466,10 +466,31 @@ fn now_seconds() -> u32 {
     seconds_since_start(Instant::now())
 }
 
+/// Why CLIENT LIST or KILL filter arguments are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    Syntax,
+    InvalidClientId,
+    ClientIdNotPositive,
+    UnknownType(String),
+}
+
+impl FilterError {
+    /// What the client is answered.
+    pub fn reply(&self) -> ErrorReply<'_> {
+        match self {
+            FilterError::Syntax => ErrorReply::Syntax,
+            FilterError::InvalidClientId => ErrorReply::InvalidClientId,
+            FilterError::ClientIdNotPositive => ErrorReply::ClientIdNotPositive,
+            FilterError::UnknownType(t) => ErrorReply::UnknownClientType(t),
+        }
+    }
+}
+
 /// Parses CLIENT LIST's `[TYPE t] [ID id ...]` or CLIENT KILL's filters
 /// (`ID`, `ADDR`, `LADDR`, `USER`, `TYPE`, `MAXAGE`, `SKIPME`); `me` is
 /// the asking client, skipped unless `SKIPME no`.
-pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, String> {
+pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, FilterError> {
     let mut f = Filter {
         skip: kill.then_some(me),
         ..Filter::default()
@@ -487,17 +508,17 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
                 .collect();
             match ids {
                 Some(ids) if !ids.is_empty() => f.ids = Some(ids),
-                _ => return Err(ErrorReply::InvalidClientId.to_string()),
+                _ => return Err(FilterError::InvalidClientId),
             }
             return Ok(f);
         }
         let Some(value) = args.get(i + 1) else {
-            return Err(ErrorReply::Syntax.to_string());
+            return Err(FilterError::Syntax);
         };
         if is(b"id") {
             match std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
                 Some(id) => f.ids = Some(vec![id]),
-                None => return Err(ErrorReply::ClientIdNotPositive.to_string()),
+                None => return Err(FilterError::ClientIdNotPositive),
             }
         } else if is(b"type") {
             let v = *value;
@@ -509,7 +530,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
             } else if is_v(b"master") || is_v(b"replica") || is_v(b"slave") {
                 Kind::Replication
             } else {
-                return Err(ErrorReply::UnknownClientType(&text(v)).to_string());
+                return Err(FilterError::UnknownType(text(v)));
             });
         } else if is(b"addr") && kill {
             f.addr = Some(text(value));
@@ -520,7 +541,7 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
         } else if is(b"maxage") && kill {
             match std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
                 Some(n) => f.max_age = Some(n),
-                None => return Err(ErrorReply::Syntax.to_string()),
+                None => return Err(FilterError::Syntax),
             }
         } else if is(b"skipme") && kill {
             if value.eq_ignore_ascii_case(b"yes") {
@@ -528,10 +549,10 @@ pub fn parse_filter(args: &[&[u8]], kill: bool, me: u64) -> Result<Filter, Strin
             } else if value.eq_ignore_ascii_case(b"no") {
                 f.skip = None;
             } else {
-                return Err(ErrorReply::Syntax.to_string());
+                return Err(FilterError::Syntax);
             }
         } else {
-            return Err(ErrorReply::Syntax.to_string());
+            return Err(FilterError::Syntax);
         }
         i += 2;
     }

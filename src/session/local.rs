@@ -261,7 +261,7 @@ fn client_cmd(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         let opts: Vec<&[u8]> = (2..args.len()).map(arg).collect();
         match super::clients::parse_filter(&opts, false, client.id) {
             Ok(filter) => list_clients(ctx, client, filter),
-            Err(e) => client.error(&e),
+            Err(e) => client.refuse(e.reply()),
         }
     } else if is(b"kill") {
         kill_clients(ctx, client, req)
@@ -404,7 +404,7 @@ fn kill_clients(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
         let opts: Vec<&[u8]> = (2..args.len()).map(arg).collect();
         match parse_filter(&opts, true, client.id) {
             Ok(f) => f,
-            Err(e) => return client.error(&e),
+            Err(e) => return client.refuse(e.reply()),
         }
     };
     // This session is closed by itself, after its reply; the registry

@@ -27,7 +27,7 @@
 //! does when a watched key changed, and nothing runs. Never an OK for a
 //! write that a later read through keyway would not find.
 
-use super::plan;
+use super::plan::{self, RouteError};
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
 use crate::resp::errors::ErrorReply;
@@ -230,7 +230,9 @@ enum Unplaced {
     Apart,
     /// A key cannot be placed at all (no route, no slot map): the client's
     /// error.
-    Refused(String),
+    Refused(RouteError),
+    /// A queued command no longer scans or looks up (keyway's own bug).
+    Lost,
 }
 
 /// Calls `each` with every command of `frames` (as the client sent them,
@@ -245,12 +247,12 @@ fn each_command(
     while pos < frames.len() {
         // Frames keyway itself scanned and looked up once: they do again.
         let Ok(Scanned::Frame { len }) = scanner.scan(&frames[pos..]) else {
-            return Err(Unplaced::Refused(ErrorReply::QueuedCommandLost.to_string()));
+            return Err(Unplaced::Lost);
         };
         let frame = &frames[pos..pos + len];
         let name = &frame[scanner.args()[0].start..scanner.args()[0].end];
         let Some(spec) = crate::command::lookup(name) else {
-            return Err(Unplaced::Refused(ErrorReply::QueuedCommandLost.to_string()));
+            return Err(Unplaced::Lost);
         };
         each(frame, scanner.args(), spec)?;
         pos += len;
@@ -281,7 +283,7 @@ fn place_all(
             Ok(None) => out.bytes.extend_from_slice(frame),
             Ok(Some(p)) if *place.get_or_insert(p) == p => {}
             Ok(Some(_)) => return Err(Unplaced::Apart),
-            Err(e) => return Err(Unplaced::Refused(e.to_string())),
+            Err(e) => return Err(Unplaced::Refused(e)),
         }
         out.ends.push(out.bytes.len());
         Ok(())
@@ -336,10 +338,12 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
             }
             Err(Unplaced::Apart) => return client.refuse(ErrorReply::ExecAbortMoved),
             Err(Unplaced::Refused(why)) => {
-                return client.fail(
-                    ErrorKind::Other,
-                    &ErrorReply::ExecAbortBecause(&why).to_string(),
-                )
+                let why = why.reply().to_string();
+                return client.refuse(ErrorReply::ExecAbortBecause(&why));
+            }
+            Err(Unplaced::Lost) => {
+                let why = ErrorReply::QueuedCommandLost.to_string();
+                return client.refuse(ErrorReply::ExecAbortBecause(&why));
             }
         },
     };
