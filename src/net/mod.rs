@@ -2,9 +2,17 @@
 //!
 //! - `ring`: the per-core ring (set-up mode, operations in flight, the
 //!   driver task that submits and reaps inside the glommio executor);
+//! - `ring_abi`: the kernel structures and flags of the ring's raw
+//!   `io_uring_enter`, and the registration of its descriptor;
+//! - `task`: spawning the core's tasks (their polls counted), the time of
+//!   the driver's turn, a yield;
 //! - `bufs`: provided-buffer rings the kernel receives into;
-//! - `socket`: TCP listener (multishot accept) and connections (multishot
-//!   recv, one SEND in flight, connect with a timeout, close in order);
+//! - `socket`: TCP connections (multishot recv, one SEND in flight, connect
+//!   with a timeout, close in order);
+//! - `listener`: the core's TCP listener (SO_REUSEPORT, multishot accept)
+//!   and the bound, listening sockets;
+//! - `sockopt`: plain calls on a socket's descriptor (options, half-close,
+//!   reset on close, addresses);
 //! - `stream`: plain or TLS over a socket, the type sessions and upstream
 //!   connections use;
 //! - `input`: the read buffer both scan through, in place where possible;
@@ -16,16 +24,23 @@
 pub mod bufs;
 pub mod doorbell;
 pub mod input;
+pub mod listener;
 pub mod notify;
 pub mod ring;
+mod ring_abi;
 pub mod socket;
+pub mod sockopt;
 pub mod stream;
+pub mod task;
 pub mod timer;
 
 pub use input::Input;
-pub use ring::{now, sleep, spawn, Mode, Ring};
-pub use socket::{reset_on_close, shutdown_write, ClientHandle, End, Listener, Socket};
+pub use listener::Listener;
+pub use ring::{sleep, Mode, Ring};
+pub use socket::{ClientHandle, Socket};
+pub use sockopt::{reset_on_close, shutdown_write, End};
 pub use stream::Stream;
+pub use task::{now, spawn};
 
 use io_uring::{cqueue, opcode, types, IoUring};
 use std::io;
@@ -105,7 +120,7 @@ fn unavailable(e: io::Error) -> String {
 /// Multishot accept and multishot recv into provided buffers, for real.
 fn loopback_check(uring: &mut IoUring, bufs: &bufs::BufRing) -> Result<(), String> {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-    let lfd = socket::listen_socket(addr, false).map_err(|e| format!("probe listener: {e}"))?;
+    let lfd = listener::listen_socket(addr, false).map_err(|e| format!("probe listener: {e}"))?;
     let result = (|| {
         let port = local_port(lfd)?;
         let accept = opcode::AcceptMulti::new(types::Fd(lfd))

@@ -14,18 +14,27 @@
 //! `io_uring_enter`. (An eventfd awaited through glommio, the other way to
 //! sleep, costs glommio's park: about three more system calls and a
 //! membarrier per sleep.)
+//!
+//! The kernel's structures and flags for the raw `io_uring_enter` are in
+//! `ring_abi`; `spawn`, `now` and the yield the driver uses in `task`.
 
 use io_uring::{cqueue, squeue, IoUring};
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::bufs::BufRing;
+use super::ring_abi::{
+    register_ring, GeteventsArg, KernelTimespec, ENTER_EXT_ARG, ENTER_GETEVENTS, ENTER_NO_IOWAIT,
+    ENTER_REGISTERED_RING,
+};
+pub use super::task::{now, spawn};
+use super::task::{yield_now, NOW, POLLS};
 use super::timer::{Sleep, Timers};
 
 /// How the kernel runs this ring's completions.
@@ -630,10 +639,6 @@ impl Ring {
     }
 }
 
-const ENTER_GETEVENTS: u32 = 1 << 0;
-const ENTER_EXT_ARG: u32 = 1 << 3;
-const ENTER_REGISTERED_RING: u32 = 1 << 4;
-const ENTER_NO_IOWAIT: u32 = 1 << 7;
 /// How long a wait that submitted work holds out for one more completion
 /// than it submitted before it takes what came (see `Ring::wait`).
 const BATCH_WAIT_USEC: u32 = 50;
@@ -641,82 +646,10 @@ const BATCH_WAIT_USEC: u32 = 50;
 /// How long submissions may wait for the driver's next wait while the
 /// core's tasks keep it busy (a wait comes within microseconds otherwise).
 const HOLD_MAX: Duration = Duration::from_micros(100);
-const REGISTER_RING_FDS: libc::c_long = 20;
-
-/// `struct __kernel_timespec`.
-#[repr(C)]
-struct KernelTimespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-/// `struct io_uring_getevents_arg` (IORING_ENTER_EXT_ARG).
-#[repr(C)]
-struct GeteventsArg {
-    sigmask: u64,
-    sigmask_sz: u32,
-    min_wait_usec: u32,
-    ts: u64,
-}
-
-/// `struct io_uring_rsrc_update`.
-#[repr(C)]
-struct RsrcUpdate {
-    offset: u32,
-    resv: u32,
-    data: u64,
-}
-
-/// Registers the ring's own descriptor (Linux 5.18+) so enters can name it
-/// by index; None when the kernel cannot.
-fn register_ring(uring: &IoUring) -> Option<u32> {
-    let mut up = RsrcUpdate {
-        offset: u32::MAX,
-        resv: 0,
-        data: uring.as_raw_fd() as u64,
-    };
-    // SAFETY: io_uring_register(IORING_REGISTER_RING_FDS) with one valid
-    // update entry; the kernel writes the chosen index into `offset`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            uring.as_raw_fd() as libc::c_long,
-            REGISTER_RING_FDS,
-            &mut up as *mut RsrcUpdate as libc::c_long,
-            1 as libc::c_long,
-        )
-    };
-    (r == 1).then_some(up.offset)
-}
 
 thread_local! {
     /// The ring of the core running on this thread.
     static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
-    /// Polls of the core's tasks (see `spawn`).
-    static POLLS: Cell<u64> = const { Cell::new(0) };
-    /// The time of the driver's current turn (see `now`).
-    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// The time of the core's current turn: what tasks woken in this turn see
-/// instead of reading the clock per request. Off by at most one turn,
-/// which is what timestamps of requests and replies may be off anyway.
-pub fn now() -> Instant {
-    NOW.with(Cell::get).unwrap_or_else(Instant::now)
-}
-
-/// Spawns a task of this core. Its polls are counted: the driver waits in
-/// the kernel only when a turn found nothing and no task ran since, so a
-/// task woken by another task always runs first.
-pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> glommio::Task<T> {
-    glommio::spawn_local(async move {
-        let mut fut = pin!(fut);
-        poll_fn(|cx| {
-            POLLS.with(|p| p.set(p.get() + 1));
-            fut.as_mut().poll(cx)
-        })
-        .await
-    })
 }
 
 /// Resolves after `duration`, on the current core's clock.
@@ -825,19 +758,4 @@ impl Drop for Op {
             }
         }
     }
-}
-
-/// Goes to the back of glommio's run queue once.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }

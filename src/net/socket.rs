@@ -1,12 +1,15 @@
-//! TCP sockets on the core's ring: a listener with a multishot accept, and
-//! connections that receive with a multishot recv into provided buffers and
-//! send with one SEND in flight at a time.
+//! TCP connections on the core's ring: they receive with a multishot recv
+//! into provided buffers and send with one SEND in flight at a time. The
+//! listener that accepts them is in `listener`; the plain socket calls
+//! (options, half-close, addresses) in `sockopt`.
 //!
 //! Every descriptor is closed through the ring (`Ring::close`), after the
 //! operations queued before it, so a number the kernel may still look up is
 //! never reused under it.
 
 use super::ring::{Completion, Keep, Ring};
+use super::sockopt::{address, set_nodelay, sockaddr, tcp_socket};
+pub use super::sockopt::{reset_on_close, shutdown_write, End};
 use futures_lite::{AsyncRead, AsyncWrite};
 use io_uring::{cqueue, opcode, types::Fd};
 use std::cell::{Cell, RefCell};
@@ -116,34 +119,6 @@ impl ClientHandle {
                 w.wake();
             }
         }
-    }
-}
-
-/// Half-closes a socket: the peer reads what was sent, then end-of-stream;
-/// this side can still read.
-pub fn shutdown_write(fd: i32) {
-    // SAFETY: shutdown touches no memory; on a bad descriptor it fails.
-    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-}
-
-/// Makes the socket's close a reset: what the kernel still holds for the
-/// peer is dropped with it. For a client closed past its output limit,
-/// whose unread megabytes would otherwise trickle out after the close.
-pub fn reset_on_close(fd: i32) {
-    let abort = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `abort` is a valid linger for the size given; on a bad
-    // descriptor setsockopt fails and touches nothing.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &abort as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
     }
 }
 
@@ -419,7 +394,7 @@ impl Socket {
     }
 
     /// Wraps a connected descriptor, which the socket now owns.
-    fn from_fd(ring: &Rc<Ring>, fd: i32, side: Side) -> Socket {
+    pub(super) fn from_fd(ring: &Rc<Ring>, fd: i32, side: Side) -> Socket {
         Socket {
             ring: ring.clone(),
             fd,
@@ -709,281 +684,5 @@ impl AsyncWrite for Socket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_sent(cx)
-    }
-}
-
-/// A listening socket of the core (SO_REUSEPORT: one per core on the same
-/// address) with a multishot accept.
-pub struct Listener {
-    ring: Rc<Ring>,
-    fd: i32,
-    acceptor: Rc<Acceptor>,
-}
-
-struct Acceptor {
-    fd: i32,
-    accepted: RefCell<VecDeque<i32>>,
-    error: Cell<Option<i32>>,
-    armed: Cell<Option<u64>>,
-    waker: RefCell<Option<Waker>>,
-    closed: Cell<bool>,
-}
-
-impl Completion for Acceptor {
-    fn completed(self: Rc<Self>, ring: &Ring, res: i32, flags: u32) {
-        if res >= 0 {
-            if self.closed.get() {
-                ring.close(res);
-            } else {
-                self.accepted.borrow_mut().push_back(res);
-            }
-        } else if res != -libc::ECANCELED {
-            self.error.set(Some(res));
-        }
-        if !cqueue::more(flags) {
-            self.armed.set(None);
-        }
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-}
-
-impl Listener {
-    /// Binds `addr` with SO_REUSEPORT and listens.
-    pub fn bind(ring: &Rc<Ring>, addr: SocketAddr) -> io::Result<Listener> {
-        let fd = listen_socket(addr, true)?;
-        Ok(Listener {
-            ring: ring.clone(),
-            fd,
-            acceptor: Rc::new(Acceptor {
-                fd,
-                accepted: RefCell::new(VecDeque::new()),
-                error: Cell::new(None),
-                armed: Cell::new(None),
-                waker: RefCell::new(None),
-                closed: Cell::new(false),
-            }),
-        })
-    }
-
-    /// The next client connection.
-    pub async fn accept(&self) -> io::Result<Socket> {
-        poll_fn(|cx| {
-            let a = &self.acceptor;
-            if let Some(fd) = a.accepted.borrow_mut().pop_front() {
-                set_nodelay(fd);
-                return Poll::Ready(Ok(Socket::from_fd(&self.ring, fd, Side::Client)));
-            }
-            if let Some(e) = a.error.take() {
-                return Poll::Ready(Err(io::Error::from_raw_os_error(-e)));
-            }
-            *a.waker.borrow_mut() = Some(cx.waker().clone());
-            if a.armed.get().is_none() {
-                let sqe = opcode::AcceptMulti::new(Fd(a.fd))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build();
-                // SAFETY: a multishot accept writes into no memory of ours.
-                let ud = unsafe { self.ring.start_owned(a.clone(), sqe) };
-                a.armed.set(Some(ud));
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let a = &self.acceptor;
-        a.closed.set(true);
-        for fd in a.accepted.borrow_mut().drain(..) {
-            self.ring.close(fd);
-        }
-        if let Some(ud) = a.armed.get() {
-            self.ring.cancel(ud);
-        }
-        self.ring.close(self.fd);
-    }
-}
-
-fn set_nodelay(fd: i32) {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid int option value.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// A socket address in the kernel's layout.
-pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any
-            // sockaddr type.
-            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above.
-            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-/// A new TCP socket of `addr`'s family (blocking: io_uring never blocks on
-/// it, and accepted sockets are blocking too).
-fn tcp_socket(addr: SocketAddr) -> io::Result<i32> {
-    let domain = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: socket(2) with constant arguments.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-/// A bound, listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked).
-pub(crate) fn listen_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
-    let fd = bound_socket(addr, reuseport)?;
-    // SAFETY: listen(2) on our socket.
-    if unsafe { libc::listen(fd, 1024) } != 0 {
-        let e = io::Error::last_os_error();
-        // SAFETY: closing the descriptor we just created.
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
-    Ok(fd)
-}
-
-/// Whether `addr` can be listened on: a bind without SO_REUSEPORT fails
-/// while another socket listens there. It never listens itself, so no
-/// client can connect to it in the meantime (and find it gone).
-pub(crate) fn check_port_free(addr: SocketAddr) -> io::Result<()> {
-    let fd = bound_socket(addr, false)?;
-    // SAFETY: closing the descriptor we just created.
-    unsafe { libc::close(fd) };
-    Ok(())
-}
-
-/// A TCP socket bound to `addr` (SO_REUSEADDR; SO_REUSEPORT when asked).
-fn bound_socket(addr: SocketAddr, reuseport: bool) -> io::Result<i32> {
-    let fd = tcp_socket(addr)?;
-    let fail = |fd: i32| {
-        let e = io::Error::last_os_error();
-        // SAFETY: closing the descriptor we just created.
-        unsafe { libc::close(fd) };
-        Err(e)
-    };
-    let one: libc::c_int = 1;
-    let opt = |name| {
-        // SAFETY: setsockopt with a valid int option value.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    if opt(libc::SO_REUSEADDR) != 0 || (reuseport && opt(libc::SO_REUSEPORT) != 0) {
-        return fail(fd);
-    }
-    let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) } != 0 {
-        return fail(fd);
-    }
-    Ok(fd)
-}
-
-/// Which end of a connection an address is asked for.
-#[derive(Clone, Copy)]
-pub enum End {
-    Peer,
-    Local,
-}
-
-/// The address of a socket's peer or local end.
-fn address(fd: i32, end: End) -> Option<SocketAddr> {
-    // SAFETY: a zeroed sockaddr_storage is large enough for any address;
-    // the kernel writes at most `len` bytes into it.
-    let (storage, len) = unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let p = (&mut storage as *mut libc::sockaddr_storage).cast();
-        let rc = match end {
-            End::Peer => libc::getpeername(fd, p, &mut len),
-            End::Local => libc::getsockname(fd, p, &mut len),
-        };
-        if rc != 0 {
-            return None;
-        }
-        (storage, len)
-    };
-    match storage.ss_family as i32 {
-        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
-        }
-        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::from((ip, u16::from_be(sin6.sin6_port))))
-        }
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_port_check_never_accepts_a_connection() {
-        // Found by a review of test races: the check was a listening bind,
-        // so a client connecting at start-up could be accepted by it and
-        // then find the port closed.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = taken.local_addr().unwrap();
-        let err = check_port_free(addr).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        drop(taken);
-
-        let fd = bound_socket(addr, false).unwrap();
-        let connect = std::net::TcpStream::connect(addr);
-        // SAFETY: closing the descriptor bound_socket made.
-        unsafe { libc::close(fd) };
-        assert_eq!(
-            connect.map(|_| ()).unwrap_err().kind(),
-            io::ErrorKind::ConnectionRefused
-        );
-        assert!(check_port_free(addr).is_ok());
     }
 }

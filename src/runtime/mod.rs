@@ -269,7 +269,7 @@ fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match crate::net::socket::check_port_free(addr) {
+    match crate::net::listener::check_port_free(addr) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
             "cannot listen on {addr}: address already in use (another keyway or another server listens there)"
