@@ -120,19 +120,8 @@ pub fn run_core(spec: CoreSpec) {
             topo.endpoints.len(),
             topo.clusters.len(),
         ));
-        let upstreams = Rc::new(Upstreams::new(
-            &topo,
-            &stats,
-            discovered.slot_maps,
-            refresh,
-            &ring,
-            reports,
-        ));
-        for (cluster, why) in discovered.errors.into_iter().enumerate() {
-            if let Some(why) = why {
-                upstreams.discovery_failed(cluster, why);
-            }
-        }
+        let upstreams = Upstreams::new(&topo, &stats, discovered, refresh, &ring, reports);
+        let upstreams = Rc::new(upstreams);
         let user = cfg.username.clone().unwrap_or_else(|| "default".into());
         let clients = Rc::new(Registry::new(
             index,
@@ -564,9 +553,7 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) {
     // A health change keeps the generation's endpoint numbers, and the
     // slot maps this core has (MOVED may have updated them since).
     let discovered = r.discovered.unwrap_or_else(|| old.upstreams.discovered());
-    let (upstreams, retired) =
-        old.upstreams
-            .reloaded(&r.topo, discovered.slot_maps, discovered.errors);
+    let (upstreams, retired) = old.upstreams.reloaded(&r.topo, discovered);
     let kept = Kept {
         stats: old.stats.clone(),
         backend_version: old.backend_version.clone(),

@@ -96,26 +96,44 @@ pub struct Upstreams {
 const REFRESH_ASK_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Upstreams {
+    /// A core's first connections (none open yet), with what discovery
+    /// found for its generation.
     pub fn new(
         topo: &Arc<Topology>,
         stats: &Rc<CoreStats>,
-        slot_maps: Vec<Option<Arc<SlotMap>>>,
+        discovered: Discovered,
         refresh: Sender<usize>,
         ring: &Rc<Ring>,
         reports: Reports,
     ) -> Upstreams {
-        Self::build(topo, stats, slot_maps, refresh, ring, reports, Vec::new()).0
+        let up = Self::build(
+            topo,
+            stats,
+            discovered.slot_maps,
+            refresh,
+            ring,
+            reports,
+            Vec::new(),
+        )
+        .0;
+        up.explain_missing_maps(discovered.errors);
+        up
+    }
+
+    /// Why the clusters without a slot map have none: what their
+    /// clients are told.
+    fn explain_missing_maps(&self, errors: Vec<Option<Arc<str>>>) {
+        for (cluster, why) in errors.into_iter().enumerate() {
+            if let Some(why) = why {
+                self.discovery_failed(cluster, why);
+            }
+        }
     }
 
     /// The next generation's connections after a reload: unchanged
     /// endpoints keep their connections (and counters), new ones connect
     /// lazily; what is left over is returned to be retired.
-    pub fn reloaded(
-        &self,
-        topo: &Arc<Topology>,
-        slot_maps: Vec<Option<Arc<SlotMap>>>,
-        discovery_errors: Vec<Option<Arc<str>>>,
-    ) -> (Upstreams, Retired) {
+    pub fn reloaded(&self, topo: &Arc<Topology>, discovered: Discovered) -> (Upstreams, Retired) {
         let previous: Vec<EndpointConns> =
             self.endpoints.borrow().iter().flatten().cloned().collect();
         // Counters follow the connections that are carried over.
@@ -129,17 +147,13 @@ impl Upstreams {
         let (up, left) = Self::build(
             topo,
             &self.stats,
-            slot_maps,
+            discovered.slot_maps,
             self.refresh.clone(),
             &self.ring,
             self.reports.clone(),
             previous,
         );
-        for (cluster, why) in discovery_errors.into_iter().enumerate() {
-            if let Some(why) = why {
-                up.discovery_failed(cluster, why);
-            }
-        }
+        up.explain_missing_maps(discovered.errors);
         (up, left.iter().flat_map(EndpointConns::all).collect())
     }
 
