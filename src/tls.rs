@@ -195,3 +195,275 @@ impl ServerCertVerifier for AcceptAnyServer {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Configurations built from real certificates (made with openssl, as
+    //! the TLS integration tests make theirs) and tried in a handshake held
+    //! in memory: no socket, no server.
+    use super::*;
+    use rustls::{ClientConnection, ServerConnection};
+    use std::process::Command;
+
+    /// A scratch directory with a CA, a server certificate for
+    /// localhost/127.0.0.1, a client certificate, and a second CA that
+    /// signed nothing here; removed on drop.
+    struct Pki {
+        dir: PathBuf,
+    }
+
+    impl Pki {
+        fn new(name: &str) -> Pki {
+            let dir =
+                std::env::temp_dir().join(format!("keyway-tls-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            let pki = Pki { dir };
+            for ca in ["ca", "other-ca"] {
+                pki.openssl(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={ca}"),
+                    "-keyout",
+                    &format!("{ca}.key"),
+                    "-out",
+                    &format!("{ca}.pem"),
+                ]);
+            }
+            pki.signed("server", "serverAuth");
+            pki.signed("client", "clientAuth");
+            pki
+        }
+
+        fn signed(&self, name: &str, usage: &str) {
+            let ext =
+                format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n");
+            std::fs::write(self.path(&format!("{name}.ext")), ext).expect("ext file");
+            self.openssl(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            self.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+
+        fn openssl(&self, args: &[&str]) {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .expect("openssl (scripts/setup.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        fn path(&self, file: &str) -> PathBuf {
+            self.dir.join(file)
+        }
+
+        fn server(&self, client_ca: Option<&str>) -> Arc<ServerConfig> {
+            server_config(&DownstreamTls {
+                cert_file: self.path("server.pem"),
+                key_file: self.path("server.key"),
+                ca_file: client_ca.map(|c| self.path(c)),
+            })
+            .expect("server config")
+        }
+    }
+
+    impl Drop for Pki {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Runs a TLS handshake between the two configurations in memory.
+    fn handshake(
+        client: Arc<ClientConfig>,
+        server: Arc<ServerConfig>,
+        name: &str,
+    ) -> Result<(), rustls::Error> {
+        let name = server_name(None, name).expect("a server name");
+        let mut c = ClientConnection::new(client, name)?;
+        let mut s = ServerConnection::new(server)?;
+        for _ in 0..20 {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).expect("to memory");
+            }
+            let mut at = &wire[..];
+            while !at.is_empty() {
+                s.read_tls(&mut at).expect("from memory");
+            }
+            let server_result = s.process_new_packets().map(|_| ());
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).expect("to memory");
+            }
+            let mut at = &wire[..];
+            while !at.is_empty() {
+                c.read_tls(&mut at).expect("from memory");
+            }
+            c.process_new_packets()?;
+            server_result?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    #[test]
+    fn an_upstream_is_verified_against_the_configured_ca_and_name() {
+        let pki = Pki::new("verify");
+        let trusting = |ca: &str| {
+            client_config(&UpstreamTls {
+                ca_file: Some(pki.path(ca)),
+                ..UpstreamTls::default()
+            })
+            .expect("client config")
+        };
+        assert_eq!(
+            handshake(trusting("ca.pem"), pki.server(None), "localhost"),
+            Ok(())
+        );
+        assert_eq!(
+            handshake(trusting("ca.pem"), pki.server(None), "127.0.0.1"),
+            Ok(())
+        );
+        // Another name, or a CA that did not sign it: refused.
+        assert!(handshake(trusting("ca.pem"), pki.server(None), "elsewhere.example").is_err());
+        assert!(handshake(trusting("other-ca.pem"), pki.server(None), "localhost").is_err());
+        // insecure_skip_verify: encryption without authentication.
+        let blind = client_config(&UpstreamTls {
+            ca_file: Some(pki.path("other-ca.pem")),
+            insecure_skip_verify: true,
+            ..UpstreamTls::default()
+        })
+        .expect("client config");
+        assert_eq!(
+            handshake(blind, pki.server(None), "elsewhere.example"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_listener_with_a_client_ca_takes_only_clients_it_signed() {
+        let pki = Pki::new("mtls");
+        let client = |cert: bool| {
+            client_config(&UpstreamTls {
+                ca_file: Some(pki.path("ca.pem")),
+                client_cert: cert.then(|| pki.path("client.pem")),
+                client_key: cert.then(|| pki.path("client.key")),
+                ..UpstreamTls::default()
+            })
+            .expect("client config")
+        };
+        let strict = pki.server(Some("ca.pem"));
+        assert_eq!(handshake(client(true), strict.clone(), "localhost"), Ok(()));
+        assert!(handshake(client(false), strict, "localhost").is_err());
+        assert_eq!(
+            handshake(client(false), pki.server(None), "localhost"),
+            Ok(())
+        );
+        let other = pki.server(Some("other-ca.pem"));
+        assert!(handshake(client(true), other, "localhost").is_err());
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_what_is_wrong() {
+        let pki = Pki::new("bad");
+        std::fs::write(pki.path("empty.pem"), "not a certificate\n").expect("file");
+        let err = |tls: UpstreamTls| client_config(&tls).expect_err("refused");
+        let missing = err(UpstreamTls {
+            ca_file: Some(pki.path("nowhere.pem")),
+            ..UpstreamTls::default()
+        });
+        assert!(
+            missing.contains("cannot read certificates") && missing.contains("nowhere.pem"),
+            "{missing}"
+        );
+        let empty = err(UpstreamTls {
+            ca_file: Some(pki.path("empty.pem")),
+            ..UpstreamTls::default()
+        });
+        assert!(empty.contains("no PEM certificate"), "{empty}");
+        let half = err(UpstreamTls {
+            client_cert: Some(pki.path("client.pem")),
+            insecure_skip_verify: true,
+            ..UpstreamTls::default()
+        });
+        assert_eq!(half, "client_cert and client_key go together");
+        // A key that is not the certificate's.
+        let mismatched = server_config(&DownstreamTls {
+            cert_file: pki.path("server.pem"),
+            key_file: pki.path("client.key"),
+            ca_file: None,
+        })
+        .expect_err("refused");
+        assert!(mismatched.contains("server.pem"), "{mismatched}");
+    }
+
+    #[test]
+    fn the_files_digest_sees_a_rotated_certificate_at_the_same_path() {
+        let pki = Pki::new("digest");
+        let cert = pki.path("server.pem");
+        let before = files_digest(&[Some(&cert), None]);
+        assert_eq!(before, files_digest(&[Some(&cert), None]));
+        std::fs::copy(pki.path("client.pem"), &cert).expect("rotate");
+        assert_ne!(before, files_digest(&[Some(&cert), None]));
+        // Which slot a file is in counts too.
+        assert_ne!(
+            files_digest(&[Some(&cert), None]),
+            files_digest(&[None, Some(&cert)])
+        );
+    }
+
+    #[test]
+    fn the_configured_server_name_wins_over_the_host() {
+        let name =
+            |configured, host| server_name(configured, host).map(|n| n.to_str().into_owned());
+        assert_eq!(
+            name(Some("redis.example"), "10.0.0.1").as_deref(),
+            Some("redis.example")
+        );
+        assert_eq!(name(None, "10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(name(None, "bad name!"), None);
+    }
+}
