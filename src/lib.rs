@@ -1,12 +1,13 @@
 //! keyway: a thread-per-core io_uring Redis/Valkey proxy.
 //!
 //! # The walk of a request
-//! `runtime::core` (the core's listener) → `session` (one client
-//! connection) → `resp::request` (the scanner) → `command` (the table) →
-//! `session::plan` with `topology` (where each key lives: rings, slot
-//! maps) → `upstream` (pooled, pipelined connections; Redis Cluster
-//! redirections are followed there) → `session::replies` (replies in
-//! request order) → back to the client.
+//! `runtime::core` (the core's listener) → `session::connection` (one
+//! client connection: it owns the stream, the input and the output) →
+//! `resp::request` (the scanner) → `command` (the table) → `session::plan`
+//! asking `topology::router` (the one place keys are placed: prefix routes,
+//! rings, slot maps, read policies, mirrors) → `upstream` (pooled,
+//! pipelined connections; Redis Cluster redirections are followed there)
+//! → `session::replies` (replies in request order) → back to the client.
 //!
 //! # Layers, bottom-up
 //! A module uses only modules of lower layers (and of its own layer where
@@ -17,15 +18,17 @@
 //! 1. `net` (sockets on the core's own io_uring) · `route` (hashes and
 //!    consistent-hash rings) · `command` (the command table: arity, keys)
 //!    · `tls` (rustls settings)
-//! 2. `config` (the TOML model and its validation) · `import` (an Envoy or
-//!    twemproxy configuration turned into keyway's)
+//! 2. `config` (the TOML model and its validation, a file per section) ·
+//!    `import` (an Envoy or twemproxy configuration turned into keyway's)
 //! 3. `topology` (placement: the immutable picture every core shares, the
-//!    Redis Cluster slot maps)
-//! 4. `stats` (per-core counters and HDR latency histograms)
+//!    Redis Cluster slot maps, and the router over them)
+//! 4. `stats` (per-core counters, each named once, and HDR latency
+//!    histograms)
 //! 5. `upstream` (per-core connections to the backends)
 //! 6. `session` (a client connection: read, dispatch, reply)
-//! 7. `control` (the control plane: each core's channel, discovery,
-//!    reload, health, stats rendering, the admin endpoint)
+//! 7. `control` (the control plane: each core's channel and the
+//!    generations it serves, discovery, reload, health, stats rendering,
+//!    the admin endpoint)
 //! 8. `runtime` (start-up, the per-core loop, signals)
 //!
 //! `main.rs` (the `keyway` command line) sits above them all.
