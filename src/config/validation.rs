@@ -100,17 +100,24 @@ pub(super) fn duration(
     key: &str,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
+    let expected = "a duration such as \"250ms\" or \"5s\"";
+    parsed(ctx, v, key, default, (parse_duration, expected))
+}
+
+/// A value read by `parse`, or `default` when it is not given; an error
+/// says it is not what was `expected`.
+fn parsed<T>(
+    ctx: &Ctx,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    default: T,
+    (parse, expected): (fn(&str) -> Option<T>, &str),
+) -> Result<T, ConfigError> {
     match v {
         None => Ok(default),
-        Some(s) => parse_duration(s.get_ref()).ok_or_else(|| {
-            ctx.err(
-                s.span(),
-                key,
-                format!(
-                    "`{}` is not a duration such as \"250ms\" or \"5s\"",
-                    s.get_ref()
-                ),
-            )
+        Some(s) => parse(s.get_ref()).ok_or_else(|| {
+            let given = s.get_ref();
+            ctx.err(s.span(), key, format!("`{given}` is not {expected}"))
         }),
     }
 }
@@ -136,19 +143,8 @@ pub(super) fn size(
     key: &str,
     default: usize,
 ) -> Result<usize, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => parse_size(s.get_ref()).ok_or_else(|| {
-            ctx.err(
-                s.span(),
-                key,
-                format!(
-                    "`{}` is not a size (bytes, or with a unit: \"512kb\", \"8mb\", \"1gb\"; \"0\")",
-                    s.get_ref()
-                ),
-            )
-        }),
-    }
+    let expected = "a size (bytes, or with a unit: \"512kb\", \"8mb\", \"1gb\"; \"0\")";
+    parsed(ctx, v, key, default, (parse_size, expected))
 }
 
 /// An address as it may be shown: `user:password@` left out.

@@ -16,12 +16,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 pub(super) fn is_mirror_target(topo: &Topology, ring: &crate::topology::ClusterRing) -> bool {
-    let cfg = &topo.config;
     let idx = topo.clusters.iter().position(|c| std::ptr::eq(c, ring));
-    cfg.catch_all_mirrors
-        .iter()
-        .chain(cfg.prefix_routes.iter().flat_map(|r| &r.mirrors))
-        .any(|m| Some(m.cluster) == idx)
+    topo.mirror_policies().any(|m| Some(m.cluster) == idx)
 }
 
 pub fn json_str(s: &str) -> String {

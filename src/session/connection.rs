@@ -308,21 +308,13 @@ impl Connection {
         let Some(feed) = self.client.pubsub.as_ref().map(|p| p.feed.clone()) else {
             return true;
         };
-        match self.pubsub_exchange(feed).await {
-            Some(true) => {
-                self.read_at = crate::net::now();
-                self.client.me.entry.touch(self.read_at);
-                true
-            }
-            Some(false) => true,
-            None => false,
-        }
+        self.pubsub_exchange(feed).await.is_some()
     }
 
-    /// Reads the subscriber's commands or takes what its feed has, then
-    /// writes messages after the replies they follow. Some(true): the
-    /// client sent something; Some(false): the feed had something; None:
-    /// the session ends.
+    /// Reads the subscriber's commands (see `read_batch`) or takes what its
+    /// feed has, then writes messages after the replies they follow.
+    /// Some(true): the client sent something; Some(false): the feed had
+    /// something; None: the session ends.
     async fn pubsub_exchange(&mut self, feed: Rc<RefCell<pubsub::Feed>>) -> Option<bool> {
         let latest = self.ctx.latest.clone();
         let watch = self
@@ -331,23 +323,10 @@ impl Connection {
             .get_or_insert_with(|| latest.watch())
             .clone();
         let version = self.ctx.version;
-        let Connection {
-            stream,
-            ctx,
-            client,
-            reader,
-            input,
-            ..
-        } = self;
-        let from_client = stream.recv(|piece| {
-            ctx.stats.count(CoreCounter::BytesIn, piece.len() as u64);
-            client.replies.borrow_mut().set_arrived(crate::net::now());
-            input.feed(piece, |bytes| reader.absorb(ctx, client, bytes));
-        });
         let fed = race(pubsub::ready(&feed), latest.changed(&watch, version));
-        let read = match race(from_client, fed).await {
-            Either::Left(Ok(true)) => true,
-            Either::Left(Ok(false) | Err(_)) => return None,
+        let read = match race(self.read_batch(), fed).await {
+            Either::Left(true) => true,
+            Either::Left(false) => return None,
             Either::Right(Either::Left(())) => false,
             Either::Right(Either::Right(())) => {
                 follow_reload(&mut self.ctx, &mut self.client);
@@ -495,35 +474,23 @@ impl Reader {
             match self.scanner.scan(&bytes[pos..]) {
                 Ok(Scanned::Frame { len }) => {
                     let req = Request::new(&bytes[pos..pos + len], self.scanner.args());
-                    if !dispatch::dispatch(ctx, client, req) {
+                    // A huge one is sent a slice at a time from where it
+                    // lies (see `send_huge`).
+                    self.need = 1;
+                    if !dispatch_one(ctx, client, req, plan::HugeAt::Carried(len)) {
                         self.held_back = true;
-                        break;
-                    }
-                    if let Some(huge) = &mut client.huge {
-                        // Sent a slice at a time from where it lies (see
-                        // `send_huge`); what follows waits for it.
-                        huge.at = plan::HugeAt::Carried(len);
-                        self.held_back = true;
-                        self.need = 1;
                         break;
                     }
                     pos += len;
-                    self.need = 1;
                 }
                 Ok(Scanned::Inline { len }) => {
-                    let frame = self.scanner.inline_frame();
-                    if !dispatch::dispatch(ctx, client, Request::new(frame, self.scanner.args())) {
+                    let req = Request::new(self.scanner.inline_frame(), self.scanner.args());
+                    self.need = 1;
+                    if !dispatch_one(ctx, client, req, plan::HugeAt::Inline(len)) {
                         self.held_back = true;
-                        break;
-                    }
-                    if let Some(huge) = &mut client.huge {
-                        huge.at = plan::HugeAt::Inline(len);
-                        self.held_back = true;
-                        self.need = 1;
                         break;
                     }
                     pos += len;
-                    self.need = 1;
                 }
                 Ok(Scanned::Empty { len }) => {
                     pos += len;
@@ -541,5 +508,25 @@ impl Reader {
         }
         client.show_state();
         pos
+    }
+}
+
+/// Dispatches one request lying `at`. False: what follows waits (the client
+/// is at its pending limit, or a huge command goes first).
+fn dispatch_one(
+    ctx: &CoreContext,
+    client: &mut Client,
+    req: Request<'_>,
+    at: plan::HugeAt,
+) -> bool {
+    if !dispatch::dispatch(ctx, client, req) {
+        return false;
+    }
+    match &mut client.huge {
+        Some(huge) => {
+            huge.at = at;
+            false
+        }
+        None => true,
     }
 }

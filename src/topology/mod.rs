@@ -9,7 +9,7 @@ pub mod slots;
 
 pub use shard::Shard;
 
-use crate::config::{Config, LbPolicy, ReadPolicy};
+use crate::config::{Config, LbPolicy, MirrorPolicy, ReadPolicy};
 use crate::route::ketama::Ketama;
 use crate::route::maglev::Maglev;
 use crate::route::ring::{Ring, RingMember};
@@ -148,12 +148,15 @@ impl Topology {
 
     /// Whether any route mirrors writes to another cluster.
     pub fn has_mirrors(&self) -> bool {
-        !self.config.catch_all_mirrors.is_empty()
-            || self
-                .config
-                .prefix_routes
-                .iter()
-                .any(|r| !r.mirrors.is_empty())
+        self.mirror_policies().next().is_some()
+    }
+
+    /// Every route's mirror policies: the catch-all's, then each prefix
+    /// route's.
+    pub fn mirror_policies(&self) -> impl Iterator<Item = &MirrorPolicy> {
+        let routes = self.config.prefix_routes.iter();
+        let catch_all = self.config.catch_all_mirrors.iter();
+        catch_all.chain(routes.flat_map(|r| &r.mirrors))
     }
 
     /// Whether any cluster is a Redis Cluster (its rules then apply to

@@ -299,10 +299,7 @@ impl<'a> Router<'a> {
             .collect();
         routed.sort_unstable();
         routed.dedup();
-        let mut mirrored: Vec<usize> = config
-            .catch_all_mirrors
-            .iter()
-            .chain(config.prefix_routes.iter().flat_map(|r| &r.mirrors))
+        let mut mirrored: Vec<usize> = (self.topo.mirror_policies())
             .map(|m| m.cluster)
             .filter(|c| !routed.contains(c))
             .collect();
