@@ -36,6 +36,7 @@ impl Stream {
 
     /// Waits until bytes arrived, then hands each received piece to `sink`
     /// in order. Ok(false): the peer closed the connection.
+    #[inline(always)]
     pub async fn recv(&self, mut sink: impl FnMut(&[u8])) -> io::Result<bool> {
         match self {
             Stream::Plain(s) => s.recv(sink).await,

@@ -225,6 +225,7 @@ pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Co
 }
 
 /// Why a transaction cannot run where its keys live now.
+#[derive(Debug, PartialEq)]
 enum Unplaced {
     /// Its keys (or its watched keys) live on more than one backend.
     Apart,
@@ -301,6 +302,40 @@ fn still_watching(ctx: &CoreContext, client: &mut Client, w: &Watch) -> bool {
     matches!(place_all(ctx, client, &w.frames, &mut scratch), Ok(Some(p)) if p == at)
 }
 
+/// What EXEC does, decided from where the transaction's keys live now.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Run it: on the WATCH's connection if there is one, else on a
+    /// connection to `endpoint` (None: keyless, any backend).
+    Run { endpoint: Option<usize> },
+    /// The backend that watched its keys is no longer theirs: as Redis
+    /// when a watched key changed, EXEC answers nil and nothing runs.
+    Nil,
+    /// EXECABORT, nothing runs.
+    Abort(Unplaced),
+}
+
+/// The verdict on a transaction whose keys were `placed` now (its place,
+/// or why it has none), with a WATCH placed `watching` (None: no WATCH;
+/// Some(None): its endpoint was removed) that `still_watching` says
+/// still watches them there.
+fn verdict(
+    placed: Result<Option<(usize, u16)>, Unplaced>,
+    watching: Option<Option<(usize, u16)>>,
+    still_watching: impl FnOnce() -> bool,
+) -> Verdict {
+    match (watching, placed) {
+        (Some(at), Ok(p)) if (p.is_none() || p == at) && still_watching() => Verdict::Run {
+            endpoint: at.map(|(e, _)| e),
+        },
+        (Some(_), _) => Verdict::Nil,
+        (None, Ok(p)) => Verdict::Run {
+            endpoint: p.map(|(e, _)| e),
+        },
+        (None, Err(why)) => Verdict::Abort(why),
+    }
+}
+
 fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
     // EXEC unwatches, whatever happens to the transaction.
     let watched = client.watch.take();
@@ -317,35 +352,36 @@ fn exec(ctx: &CoreContext, client: &mut Client, tx: Transaction) {
     // Placed now: a reload since MULTI or WATCH may have moved the keys.
     let mut commands = Encoded::default();
     let placed = place_all(ctx, client, &tx.frames, &mut commands);
-    let (conn, endpoint) = match watched {
-        Some(w) => {
-            let here = matches!(placed, Ok(p) if p.is_none() || p == w.place);
-            if !here || !still_watching(ctx, client, &w) {
-                // The backend that watched the keys is no longer theirs:
-                // as Redis when a watched key changed, nothing runs.
-                let proto = client.proto;
-                return client.reply(|o| write::null_array(o, proto));
-            }
-            let endpoint = w.place.map(|(e, _)| e);
-            (w.conn, endpoint)
+    let watching = watched.as_ref().map(|w| w.place);
+    let still = || {
+        watched
+            .as_ref()
+            .is_some_and(|w| still_watching(ctx, client, w))
+    };
+    let (conn, endpoint) = match verdict(placed, watching, still) {
+        Verdict::Run { endpoint } => {
+            let conn = match watched {
+                Some(w) => w.conn,
+                // Keyless transactions (PING, ECHO) run on any backend: the first.
+                None => ctx
+                    .upstreams
+                    .conn_in(endpoint.unwrap_or(0), client.proto, client.db),
+            };
+            (conn, endpoint)
         }
-        None => match placed {
-            // Keyless transactions (PING, ECHO) run on any backend: the first.
-            Ok(p) => {
-                let endpoint = p.map_or(0, |(e, _)| e);
-                let conn = ctx.upstreams.conn_in(endpoint, client.proto, client.db);
-                (conn, p.map(|(e, _)| e))
-            }
-            Err(Unplaced::Apart) => return client.refuse(ErrorReply::ExecAbortMoved),
-            Err(Unplaced::Refused(why)) => {
-                let why = why.reply().to_string();
-                return client.refuse(ErrorReply::ExecAbortBecause(&why));
-            }
-            Err(Unplaced::Lost) => {
-                let why = ErrorReply::QueuedCommandLost.to_string();
-                return client.refuse(ErrorReply::ExecAbortBecause(&why));
-            }
-        },
+        Verdict::Nil => {
+            let proto = client.proto;
+            return client.reply(|o| write::null_array(o, proto));
+        }
+        Verdict::Abort(Unplaced::Apart) => return client.refuse(ErrorReply::ExecAbortMoved),
+        Verdict::Abort(Unplaced::Refused(why)) => {
+            let why = why.reply().to_string();
+            return client.refuse(ErrorReply::ExecAbortBecause(&why));
+        }
+        Verdict::Abort(Unplaced::Lost) => {
+            let why = ErrorReply::QueuedCommandLost.to_string();
+            return client.refuse(ErrorReply::ExecAbortBecause(&why));
+        }
     };
     if let Some(e) = endpoint {
         client.wrote_to(e);
@@ -393,4 +429,48 @@ fn mirror(ctx: &CoreContext, client: &mut Client, frames: &[u8]) {
         }
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_watch_a_transaction_runs_where_its_keys_live_or_aborts() {
+        let none = || panic!("no WATCH to ask");
+        let run = |endpoint| Verdict::Run { endpoint };
+        assert_eq!(verdict(Ok(Some((3, 0))), None, none), run(Some(3)));
+        assert_eq!(verdict(Ok(None), None, none), run(None));
+        assert_eq!(
+            verdict(Err(Unplaced::Apart), None, none),
+            Verdict::Abort(Unplaced::Apart)
+        );
+        let refused = Unplaced::Refused(RouteError::CrossSlot);
+        assert_eq!(
+            verdict(Err(Unplaced::Refused(RouteError::CrossSlot)), None, none),
+            Verdict::Abort(refused)
+        );
+        assert_eq!(
+            verdict(Err(Unplaced::Lost), None, none),
+            Verdict::Abort(Unplaced::Lost)
+        );
+    }
+
+    #[test]
+    fn with_watch_it_runs_only_where_the_watch_still_watches() {
+        let at = Some((2, 5));
+        let yes = || true;
+        let run = Verdict::Run { endpoint: Some(2) };
+        assert_eq!(verdict(Ok(Some((2, 5))), Some(at), yes), run);
+        // Keyless commands run where the WATCH is.
+        assert_eq!(verdict(Ok(None), Some(at), yes), run);
+        // Its keys moved, or the watched keys did, or the keys cannot be
+        // placed: nil, never an abort that would hide the WATCH's outcome.
+        assert_eq!(verdict(Ok(Some((3, 5))), Some(at), yes), Verdict::Nil);
+        assert_eq!(verdict(Ok(Some((2, 6))), Some(at), yes), Verdict::Nil);
+        assert_eq!(verdict(Ok(Some((2, 5))), Some(at), || false), Verdict::Nil);
+        assert_eq!(verdict(Err(Unplaced::Apart), Some(at), yes), Verdict::Nil);
+        // A reload removed the watched endpoint.
+        assert_eq!(verdict(Ok(None), Some(None), || false), Verdict::Nil);
+    }
 }

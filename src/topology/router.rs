@@ -101,6 +101,7 @@ impl RouteError {
         }
     }
 
+    #[cold]
     fn no_route(what: &'static str, name: &[u8]) -> RouteError {
         RouteError::NoRoute {
             what,
@@ -140,9 +141,17 @@ impl<'a> Router<'a> {
     }
 
     /// The route of `key`: the longest matching prefix route, else the
-    /// catch-all.
+    /// catch-all; Err names it (as a `what`: key or channel).
     #[inline]
     pub fn route(&self, key: &[u8], what: &'static str) -> Result<Route<'a>, RouteError> {
+        match self.route_of(key) {
+            Some(route) => Ok(route),
+            None => Err(RouteError::no_route(what, key)),
+        }
+    }
+
+    #[inline]
+    fn route_of(&self, key: &[u8]) -> Option<Route<'a>> {
         let config = &self.topo.config;
         for r in &config.prefix_routes {
             let n = r.prefix.len();
@@ -153,21 +162,18 @@ impl<'a> Router<'a> {
                     key[..n] == r.prefix[..]
                 };
             if hit {
-                return Ok(Route {
+                return Some(Route {
                     cluster: r.cluster,
                     strip: if r.remove_prefix { n } else { 0 },
                     mirrors: &r.mirrors,
                 });
             }
         }
-        match config.catch_all {
-            Some(cluster) => Ok(Route {
-                cluster,
-                strip: 0,
-                mirrors: &config.catch_all_mirrors,
-            }),
-            None => Err(RouteError::no_route(what, key)),
-        }
+        config.catch_all.map(|cluster| Route {
+            cluster,
+            strip: 0,
+            mirrors: &config.catch_all_mirrors,
+        })
     }
 
     /// The home of `key` (already stripped of its route's prefix) in
