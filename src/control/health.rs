@@ -265,9 +265,8 @@ impl Monitor {
                     .map(|(a, _)| *a)
                     .collect();
                 let health = Health { down };
-                if let Ok(topo) = self.reloader.set_health(health) {
-                    self.published(&topo);
-                }
+                let topo = self.reloader.set_health(health);
+                self.published(&topo);
             }
         }
     }

@@ -310,8 +310,9 @@ impl Connection {
         self.input.consume(at.consumed());
     }
 
-    /// One turn of a subscribed client: its commands as they come,
-    /// messages and confirmations as they come. False: the session ends.
+    /// One turn of a subscribed client: its commands as they come (see
+    /// `read_batch`), messages and confirmations as they come, written
+    /// after the replies they follow. False: the session ends.
     async fn pubsub_turn(&mut self) -> bool {
         let Some(feed) = self.client.pubsub.as_ref().map(|p| p.feed.clone()) else {
             return true;
@@ -319,11 +320,8 @@ impl Connection {
         self.pubsub_exchange(feed).await.is_some()
     }
 
-    /// Reads the subscriber's commands (see `read_batch`) or takes what its
-    /// feed has, then writes messages after the replies they follow.
-    /// Some(true): the client sent something; Some(false): the feed had
-    /// something; None: the session ends.
-    async fn pubsub_exchange(&mut self, feed: Rc<RefCell<pubsub::Feed>>) -> Option<bool> {
+    /// `pubsub_turn`'s work; None: the session ends.
+    async fn pubsub_exchange(&mut self, feed: Rc<RefCell<pubsub::Feed>>) -> Option<()> {
         let latest = self.ctx.latest.clone();
         let watch = self
             .client
@@ -332,19 +330,15 @@ impl Connection {
             .clone();
         let version = self.ctx.version;
         let fed = race(pubsub::ready(&feed), latest.changed(&watch, version));
-        let read = match race(self.read_batch(), fed).await {
+        match race(self.read_batch(), fed).await {
             Either::Left(received) => {
                 if !self.batch_read(received) {
                     return None;
                 }
-                true
             }
-            Either::Right(Either::Left(())) => false,
-            Either::Right(Either::Right(())) => {
-                follow_reload(&mut self.ctx, &mut self.client);
-                false
-            }
-        };
+            Either::Right(Either::Left(())) => {}
+            Either::Right(Either::Right(())) => follow_reload(&mut self.ctx, &mut self.client),
+        }
         if self.client.pubsub.as_ref().is_some_and(|p| p.moved) {
             // Its channels live elsewhere now: it subscribes again there.
             self.ctx.stats.count(CoreCounter::ReloadMoved, 1);
@@ -360,7 +354,7 @@ impl Connection {
         }
         // Confirmations change what CLIENT LIST shows.
         client.show_state();
-        Some(read)
+        Some(())
     }
 
     /// Writes what the feed holds for the subscriber, after the replies to

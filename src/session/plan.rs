@@ -11,7 +11,7 @@ use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, Protocol};
 use crate::stats::{ErrorKind, MirrorCounter};
-use crate::topology::router::{self, Router};
+use crate::topology::router::{self, Home, Route, Router};
 use crate::upstream;
 use crate::upstream::conn::Conn;
 use crate::upstream::waiter::Waiter;
@@ -502,23 +502,19 @@ fn single_target(
     router_of!(ctx, router);
     targets.clear();
     let keys_given = keys.iter().map(|&k| req.arg(k));
-    let Some((endpoint, slot)) = router
-        .place_together(keys_given)
-        .map_err(|e| explained(ctx, e))?
-    else {
-        return Ok(());
-    };
-    for (ordinal, &k) in keys.iter().enumerate() {
-        let route = router.route(req.arg(k), "key")?;
+    let each = |route: Route, home: Home| {
         targets.push(Target {
             sink: 0,
-            endpoint: endpoint as u32,
-            slot: slot as u32,
-            ordinal: ordinal as u32,
+            endpoint: home.shard.primary as u32,
+            slot: home.slot as u32,
+            ordinal: targets.len() as u32,
             strip: route.strip as u32,
             cluster: route.cluster as u32,
-        });
-    }
+        })
+    };
+    router
+        .place_together(keys_given, each)
+        .map_err(|e| explained(ctx, e))?;
     let enc = Encoder {
         req,
         keys,

@@ -221,26 +221,40 @@ impl<'a> Router<'a> {
         what: &'static str,
     ) -> Result<(Route<'a>, Home<'a>), RouteError> {
         let route = self.route(key, what)?;
-        let home = self
-            .locate(route.cluster, &key[route.strip..])
-            .map_err(|why| RouteError::NotYet {
-                cluster: route.cluster,
-                what,
-                name: quoted(key, 128),
-                why,
-            })?;
+        let home = self.home_whole(&route, &key[route.strip..], what, key)?;
         Ok((route, home))
     }
 
+    /// The home in `route`'s cluster of `hashed` (what the cluster hashes
+    /// of `name`): Err names it as a key or channel served whole.
+    fn home_whole(
+        &self,
+        route: &Route<'a>,
+        hashed: &[u8],
+        what: &'static str,
+        name: &[u8],
+    ) -> Result<Home<'a>, RouteError> {
+        self.locate(route.cluster, hashed)
+            .map_err(|why| RouteError::NotYet {
+                cluster: route.cluster,
+                what,
+                name: quoted(name, 128),
+                why,
+            })
+    }
+
     /// The primary owning every key of a command that runs whole, and
-    /// their slot. Err: a key has no home, or they live apart (CROSSSLOT).
+    /// their slot; `each` is given every key's route and home in order.
+    /// Err: a key has no home, or they live apart (CROSSSLOT).
     pub fn place_together<'k>(
         &self,
         keys: impl IntoIterator<Item = &'k [u8]>,
+        mut each: impl FnMut(Route<'a>, Home<'a>),
     ) -> Result<Option<(usize, u16)>, RouteError> {
         let mut together: Option<(usize, u16)> = None;
         for key in keys {
-            let (_, home) = self.place(key, "key")?;
+            let (route, home) = self.place(key, "key")?;
+            each(route, home);
             let here = (home.shard.primary, home.slot);
             if *together.get_or_insert(here) != here {
                 return Err(RouteError::CrossSlot);
@@ -254,15 +268,8 @@ impl<'a> Router<'a> {
     /// the channel as the client named it), hashed like a key.
     pub fn channel_home(&self, channel: &[u8]) -> Result<usize, RouteError> {
         let route = self.route(channel, "channel")?;
-        match self.locate(route.cluster, channel) {
-            Ok(home) => Ok(home.shard.primary),
-            Err(why) => Err(RouteError::NotYet {
-                cluster: route.cluster,
-                what: "channel",
-                name: quoted(channel, 128),
-                why,
-            }),
-        }
+        let home = self.home_whole(&route, channel, "channel", channel)?;
+        Ok(home.shard.primary)
     }
 
     /// The primary endpoint owning `key` after routing, for `keyway route`
@@ -479,7 +486,9 @@ catch_all = "main"
         let r = Router::new(&topo, &[]);
         let tagged = (0..100).map(|i| format!("{i}:{{order:7}}"));
         let keys: Vec<String> = tagged.collect();
-        let together = r.place_together(keys.iter().map(|k| k.as_bytes())).unwrap();
+        let together = r
+            .place_together(keys.iter().map(|k| k.as_bytes()), |_, _| {})
+            .unwrap();
         assert_eq!(together.map(|t| t.0), r.primary(b"order:7"));
         // Two untagged keys on different primaries: CROSSSLOT. (Keys that
         // differ only in their last bytes hash close together under
@@ -489,10 +498,10 @@ catch_all = "main"
             .find(|k| r.primary(k.as_bytes()) != r.primary(b"0:k"))
             .unwrap();
         let e = r
-            .place_together([&b"0:k"[..], apart.as_bytes()])
+            .place_together([&b"0:k"[..], apart.as_bytes()], |_, _| {})
             .unwrap_err();
         assert_eq!(e, RouteError::CrossSlot);
-        assert_eq!(r.place_together([]).unwrap(), None);
+        assert_eq!(r.place_together([], |_, _| {}).unwrap(), None);
         // With hashtags off, the braces are part of the key.
         let off = topology(&CONFIG.replace("[proxy]", "[proxy]\nhashtags = false"));
         let r = Router::new(&off, &[]);
