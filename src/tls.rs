@@ -35,30 +35,123 @@ pub struct DownstreamTls {
     pub ca_file: Option<PathBuf>,
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// A TLS file or setting that rustls cannot use, found at start-up or
+/// reload, so it is a configuration error and never a data-path failure.
+#[derive(Debug)]
+pub enum TlsError {
+    /// The PEM file could not be read or parsed.
+    Pem {
+        path: PathBuf,
+        holding: Holding,
+        why: rustls::pki_types::pem::Error,
+    },
+    /// The PEM file holds no certificate.
+    NoCertificate(PathBuf),
+    /// rustls refused a certificate read from `path` in the given role.
+    Refused {
+        path: PathBuf,
+        role: Role,
+        why: rustls::Error,
+    },
+    /// The CAs that verify clients do not make a verifier.
+    ClientVerifier {
+        path: PathBuf,
+        why: rustls::server::VerifierBuilderError,
+    },
+    /// Only one of `client_cert` and `client_key` was given.
+    Unpaired,
+    /// The protocol versions of the provider (never expected).
+    Protocols(rustls::Error),
+}
+
+/// What a PEM file was read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    Certificates,
+    PrivateKey,
+}
+
+/// What a refused certificate was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ca,
+    Client,
+    Server,
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsError::Pem {
+                path,
+                holding: Holding::Certificates,
+                why,
+            } => write!(f, "cannot read certificates from {}: {why}", path.display()),
+            TlsError::Pem {
+                path,
+                holding: Holding::PrivateKey,
+                why,
+            } => write!(
+                f,
+                "cannot read a private key from {}: {why}",
+                path.display()
+            ),
+            TlsError::NoCertificate(path) => write!(f, "no PEM certificate in {}", path.display()),
+            TlsError::Refused { path, role, why } => {
+                let what = match role {
+                    Role::Ca => "bad CA certificate in",
+                    Role::Client => "client certificate",
+                    Role::Server => "certificate",
+                };
+                write!(f, "{what} {}: {why}", path.display())
+            }
+            TlsError::ClientVerifier { path, why } => {
+                write!(f, "client CA {}: {why}", path.display())
+            }
+            TlsError::Unpaired => f.write_str("client_cert and client_key go together"),
+            TlsError::Protocols(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |why| TlsError::Pem {
+        path: path.to_path_buf(),
+        holding: Holding::Certificates,
+        why,
+    };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?
+        .map_err(pem)?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+        .map_err(pem)?;
     if certs.is_empty() {
-        return Err(format!("no PEM certificate in {}", path.display()));
+        return Err(TlsError::NoCertificate(path.to_path_buf()));
     }
     Ok(certs)
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|why| TlsError::Pem {
+        path: path.to_path_buf(),
+        holding: Holding::PrivateKey,
+        why,
+    })
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+fn refused(path: &Path, role: Role) -> impl FnOnce(rustls::Error) -> TlsError + '_ {
+    move |why| TlsError::Refused {
+        path: path.to_path_buf(),
+        role,
+        why,
+    }
+}
+
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     match ca_file {
         Some(path) => {
             for c in certs(path)? {
-                store
-                    .add(c)
-                    .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+                store.add(c).map_err(refused(path, Role::Ca))?;
             }
         }
         None => {
@@ -97,10 +190,10 @@ pub fn files_digest(paths: &[Option<&Path>]) -> [u8; 32] {
 }
 
 /// The rustls client configuration of one upstream cluster.
-pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
@@ -111,31 +204,34 @@ pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
     let config = match (&tls.client_cert, &tls.client_key) {
         (Some(cert), Some(k)) => builder
             .with_client_auth_cert(certs(cert)?, key(k)?)
-            .map_err(|e| format!("client certificate {}: {e}", cert.display()))?,
+            .map_err(refused(cert, Role::Client))?,
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err("client_cert and client_key go together".into()),
+        _ => return Err(TlsError::Unpaired),
     };
     Ok(Arc::new(config))
 }
 
 /// The rustls server configuration of the TLS listener.
-pub fn server_config(tls: &DownstreamTls) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(tls: &DownstreamTls) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let builder = match &tls.ca_file {
         Some(ca) => {
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots(Some(ca))?), provider())
                     .build()
-                    .map_err(|e| format!("client CA {}: {e}", ca.display()))?;
+                    .map_err(|why| TlsError::ClientVerifier {
+                        path: ca.clone(),
+                        why,
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
     let config = builder
         .with_single_cert(certs(&tls.cert_file)?, key(&tls.key_file)?)
-        .map_err(|e| format!("certificate {}: {e}", tls.cert_file.display()))?;
+        .map_err(refused(&tls.cert_file, Role::Server))?;
     Ok(Arc::new(config))
 }
 
@@ -416,20 +512,28 @@ mod tests {
             ..UpstreamTls::default()
         });
         assert!(
-            missing.contains("cannot read certificates") && missing.contains("nowhere.pem"),
-            "{missing}"
+            matches!(&missing, TlsError::Pem { path, holding: Holding::Certificates, .. }
+                if path.ends_with("nowhere.pem")),
+            "{missing:?}"
+        );
+        let shown = missing.to_string();
+        assert!(
+            shown.starts_with("cannot read certificates from ") && shown.contains("nowhere.pem"),
+            "{shown}"
         );
         let empty = err(UpstreamTls {
             ca_file: Some(pki.path("empty.pem")),
             ..UpstreamTls::default()
         });
-        assert!(empty.contains("no PEM certificate"), "{empty}");
+        assert!(matches!(empty, TlsError::NoCertificate(_)), "{empty:?}");
+        assert!(empty.to_string().starts_with("no PEM certificate in "));
         let half = err(UpstreamTls {
             client_cert: Some(pki.path("client.pem")),
             insecure_skip_verify: true,
             ..UpstreamTls::default()
         });
-        assert_eq!(half, "client_cert and client_key go together");
+        assert!(matches!(half, TlsError::Unpaired), "{half:?}");
+        assert_eq!(half.to_string(), "client_cert and client_key go together");
         // A key that is not the certificate's.
         let mismatched = server_config(&DownstreamTls {
             cert_file: pki.path("server.pem"),
@@ -437,7 +541,11 @@ mod tests {
             ca_file: None,
         })
         .expect_err("refused");
-        assert!(mismatched.contains("server.pem"), "{mismatched}");
+        assert!(
+            matches!(&mismatched, TlsError::Refused { path, role: Role::Server, .. }
+                if path.ends_with("server.pem")),
+            "{mismatched:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::model::{Cluster, Endpoint, LbPolicy, ReadPolicy};
 use super::raw::{RawCluster, RawEndpoint};
 use super::validation::{duration, positive, resolve, span_of, Ctx};
-use super::{health, tls, ConfigError};
+use super::{health, tls, ConfigError, Problem};
 use crate::route::hash::KetamaHash;
 
 /// Every cluster, in the order written; names are unique.
@@ -199,7 +199,7 @@ fn shards(
                 return Err(ctx.err(
                     span.clone(),
                     &format!("{key}.weight"),
-                    "must be between 1 and 10000",
+                    Problem::OutOfRange { max: 10_000 },
                 ))
             }
         };

@@ -8,6 +8,7 @@
 
 mod admin;
 mod clusters;
+mod error;
 mod health;
 mod model;
 mod proxy;
@@ -19,26 +20,19 @@ mod validation;
 
 use std::path::Path;
 
+pub use error::{ConfigError, Problem};
 pub use model::{
     Cluster, Config, Cores, DownstreamTlsConfig, Endpoint, HealthCheck, LbPolicy, MirrorPolicy,
     PrefixRoute, ReadPolicy, UpstreamTlsConfig,
 };
-pub use secret::PasswordDigest;
-
-/// A configuration error, already worded for the operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use secret::{PasswordDigest, SecretError};
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|why| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            why,
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 
@@ -101,21 +95,27 @@ catch_all = "main"
         let cfg = |proxy: &str, endpoint: &str| {
             format!("[proxy]\nlisten = \"127.0.0.1:6380\"\n{proxy}\n[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"{endpoint}\"]\n[routes]\ncatch_all = \"m\"\n")
         };
-        let e = Config::parse(&cfg("password = 987654321", "127.0.0.1:7001"), "t.toml")
-            .unwrap_err()
-            .0;
+        let e =
+            Config::parse(&cfg("password = 987654321", "127.0.0.1:7001"), "t.toml").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e:?}");
+        let e = e.to_string();
         assert!(!e.contains("987654321"), "{e}");
         assert!(e.starts_with("t.toml:3: invalid type"), "{e}");
         let e = Config::parse(&cfg("", "redis://app:S3cr3t@host:x"), "t.toml")
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             !e.contains("S3cr3t") && e.contains("redis://***@host:x"),
             "{e}"
         );
         // Other errors keep their values: they are what to fix.
-        let e = Config::parse(&cfg("", "nohost:x"), "t.toml").unwrap_err().0;
-        assert!(e.contains("`nohost:x`"), "{e}");
+        let e = Config::parse(&cfg("", "nohost:x"), "t.toml").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Value { key, problem: Problem::Address { shown, .. }, .. }
+                if key == "clusters[0].endpoints[0]" && shown == "nohost:x"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`nohost:x`"), "{e}");
     }
 
     #[test]
@@ -130,7 +130,7 @@ catch_all = "main"
     }
 
     fn err(text: &str) -> String {
-        Config::parse(text, "t.toml").unwrap_err().0
+        Config::parse(text, "t.toml").unwrap_err().to_string()
     }
 
     #[test]

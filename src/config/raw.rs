@@ -201,7 +201,11 @@ pub(super) fn read(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
             .unwrap_or(0);
         let source = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
         let message = without_secret_values(e.message(), source);
-        ConfigError(format!("{file}:{line}: {message}"))
+        ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            message,
+        }
     })
 }
 

@@ -36,19 +36,47 @@ impl std::fmt::Debug for PasswordDigest {
     }
 }
 
-/// The secret a `{ file = ... }` or `{ env = ... }` table names, trimmed;
-/// Err says what is wrong without showing it.
-pub(super) fn read_secret(raw: &RawSecret) -> Result<String, String> {
+/// Why a secret could not be read; never shows the secret.
+#[derive(Debug)]
+pub enum SecretError {
+    Unreadable { path: String, why: std::io::Error },
+    Unset { variable: String },
+    NotExactlyOne,
+    Empty,
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Unreadable { path, why } => {
+                write!(f, "cannot read the file `{path}`: {why}")
+            }
+            SecretError::Unset { variable } => {
+                write!(f, "the environment variable `{variable}` is not set")
+            }
+            SecretError::NotExactlyOne => f.write_str("give exactly one of `file` or `env`"),
+            SecretError::Empty => f.write_str("is empty"),
+        }
+    }
+}
+
+/// The secret a `{ file = ... }` or `{ env = ... }` table names, trimmed.
+pub(super) fn read_secret(raw: &RawSecret) -> Result<String, SecretError> {
     let secret = match (&raw.file, &raw.env) {
-        (Some(path), None) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the file `{path}`: {e}"))?,
-        (None, Some(name)) => std::env::var(name)
-            .map_err(|_| format!("the environment variable `{name}` is not set"))?,
-        _ => return Err("give exactly one of `file` or `env`".into()),
+        (Some(path), None) => {
+            std::fs::read_to_string(path).map_err(|why| SecretError::Unreadable {
+                path: path.clone(),
+                why,
+            })?
+        }
+        (None, Some(name)) => std::env::var(name).map_err(|_| SecretError::Unset {
+            variable: name.clone(),
+        })?,
+        _ => return Err(SecretError::NotExactlyOne),
     };
     let secret = secret.trim();
     if secret.is_empty() {
-        return Err("is empty".into());
+        return Err(SecretError::Empty);
     }
     Ok(secret.to_string())
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 
-use super::ConfigError;
+use super::{ConfigError, Problem};
 
 /// The file being read, so that an error can say where.
 pub(super) struct Ctx<'a> {
@@ -19,18 +19,26 @@ impl Ctx<'_> {
         &self,
         span: Range<usize>,
         key: &str,
-        msg: impl std::fmt::Display,
+        problem: impl Into<Problem>,
     ) -> ConfigError {
         let line = self.text[..span.start.min(self.text.len())]
             .matches('\n')
             .count()
             + 1;
-        ConfigError(format!("{}:{}: `{}`: {}", self.file, line, key, msg))
+        ConfigError::Value {
+            file: self.file.to_string(),
+            line,
+            key: key.to_string(),
+            problem: problem.into(),
+        }
     }
 
     /// An error about the whole file, not one line of it.
-    pub(super) fn whole(&self, msg: impl std::fmt::Display) -> ConfigError {
-        ConfigError(format!("{}: {msg}", self.file))
+    pub(super) fn whole(&self, problem: impl Into<Problem>) -> ConfigError {
+        ConfigError::File {
+            file: self.file.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -90,7 +98,7 @@ pub(super) fn positive(
     match v {
         None => Ok(default),
         Some(s) if *s.get_ref() >= 1 && (*s.get_ref() as u64) <= max => Ok(*s.get_ref() as u64),
-        Some(s) => Err(ctx.err(s.span(), key, format!("must be between 1 and {max}"))),
+        Some(s) => Err(ctx.err(s.span(), key, Problem::OutOfRange { max })),
     }
 }
 
@@ -111,13 +119,13 @@ fn parsed<T>(
     v: &Option<Spanned<String>>,
     key: &str,
     default: T,
-    (parse, expected): (fn(&str) -> Option<T>, &str),
+    (parse, expected): (fn(&str) -> Option<T>, &'static str),
 ) -> Result<T, ConfigError> {
     match v {
         None => Ok(default),
         Some(s) => parse(s.get_ref()).ok_or_else(|| {
-            let given = s.get_ref();
-            ctx.err(s.span(), key, format!("`{given}` is not {expected}"))
+            let given = s.get_ref().clone();
+            ctx.err(s.span(), key, Problem::NotA { given, expected })
         }),
     }
 }
@@ -164,18 +172,12 @@ pub(super) fn resolve(
     span: Range<usize>,
     key: &str,
 ) -> Result<SocketAddr, ConfigError> {
-    let invalid = |why: &str| {
-        ctx.err(
-            span.clone(),
-            key,
-            format!(
-                "`{}` is not a usable host:port ({why})",
-                without_credentials(text)
-            ),
-        )
+    let invalid = |why| {
+        let shown = without_credentials(text);
+        ctx.err(span.clone(), key, Problem::Address { shown, why })
     };
     match text.to_socket_addrs() {
-        Ok(mut addrs) => addrs.next().ok_or_else(|| invalid("no address")),
-        Err(e) => Err(invalid(&e.to_string())),
+        Ok(mut addrs) => addrs.next().ok_or_else(|| invalid(None)),
+        Err(e) => Err(invalid(Some(e))),
     }
 }

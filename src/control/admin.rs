@@ -11,7 +11,7 @@ use super::render;
 use crate::config::PasswordDigest;
 use crate::control::cores::Cores;
 use crate::control::discovery::Directory;
-use crate::control::reload::Reloader;
+use crate::control::reload::{Outcome, Reloader};
 use crate::stats::latency;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -304,8 +304,10 @@ impl Admin {
             ),
             // The file keyway started with, read again (as SIGHUP does).
             "/reload" => match self.reloader.reload("POST /reload") {
-                Ok(msg) => ("200 OK", TEXT, format!("{msg}\n")),
-                Err(msg) => ("422 Unprocessable Entity", TEXT, format!("{msg}\n")),
+                done @ Outcome::Reloaded { .. } => ("200 OK", TEXT, format!("{done}\n")),
+                refused @ Outcome::Refused { .. } => {
+                    ("422 Unprocessable Entity", TEXT, format!("{refused}\n"))
+                }
             },
             "/latency" => (
                 "200 OK",

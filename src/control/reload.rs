@@ -5,7 +5,7 @@
 //! `core::reload`), then its discovery to the discovery thread. An invalid
 //! one changes nothing and says why.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
 use crate::topology::{Health, Topology};
@@ -23,6 +23,72 @@ pub struct ReloadStatus {
     pub succeeded: u64,
     pub failed: u64,
     pub last_error: Option<String>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug)]
+pub enum ReloadError {
+    /// keyway runs from a configuration it was given, not a file.
+    NoFile,
+    /// The file cannot be read or is not valid.
+    Config(ConfigError),
+    /// It changes keys (named as in the file) only a restart applies.
+    NeedsRestart(Vec<String>),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::NoFile => f.write_str("keyway was started without a configuration file"),
+            ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::NeedsRestart(fixed) => write!(
+                f,
+                "{} cannot change while keyway runs (restart keyway to change {})",
+                fixed.join(", "),
+                if fixed.len() == 1 { "it" } else { "them" }
+            ),
+        }
+    }
+}
+
+/// What a reload did, as it is logged and told to whoever asked.
+#[derive(Debug)]
+pub enum Outcome {
+    Reloaded {
+        asked_by: String,
+        generation: u64,
+        clusters: usize,
+        endpoints: usize,
+    },
+    Refused {
+        asked_by: String,
+        still_serving: u64,
+        why: ReloadError,
+    },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Reloaded {
+                asked_by,
+                generation,
+                clusters,
+                endpoints,
+            } => write!(
+                f,
+                "configuration reloaded ({asked_by}): generation {generation}, {clusters} cluster(s), {endpoints} endpoint(s)"
+            ),
+            Outcome::Refused {
+                asked_by,
+                still_serving,
+                why,
+            } => write!(
+                f,
+                "configuration reload ({asked_by}) failed, still serving generation {still_serving}: {why}"
+            ),
+        }
+    }
 }
 
 /// The running configuration and how to replace it. Shared by the control
@@ -78,60 +144,58 @@ impl Reloader {
     }
 
     /// Reads the configuration file again and, if it is valid and can be
-    /// applied while running, makes every core serve it. Ok: what now
-    /// runs; Err: why nothing changed. Either way it is logged.
-    pub fn reload(&self, asked_by: &str) -> Result<String, String> {
+    /// applied while running, makes every core serve it. Either way the
+    /// outcome is logged and returned.
+    pub fn reload(&self, asked_by: &str) -> Outcome {
         let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let (running, generation) = {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
         };
-        let outcome = self.apply(&running, generation + 1);
+        let applied = self.apply(&running, generation + 1);
         let mut state = self.lock();
         let status = &mut state.1;
-        match outcome {
+        let asked_by = asked_by.to_string();
+        match applied {
             Ok(topo) => {
                 status.generation += 1;
                 status.succeeded += 1;
                 status.last_reload = Some(SystemTime::now());
                 status.last_error = None;
-                let msg = format!(
-                    "configuration reloaded ({asked_by}): generation {}, {} cluster(s), {} endpoint(s)",
-                    status.generation,
-                    topo.clusters.len(),
-                    topo.endpoints.len()
-                );
+                let outcome = Outcome::Reloaded {
+                    asked_by,
+                    generation: status.generation,
+                    clusters: topo.clusters.len(),
+                    endpoints: topo.endpoints.len(),
+                };
                 crate::log::configure(topo.config.log_level);
                 state.0 = topo;
-                crate::info!("{msg}");
-                Ok(msg)
+                crate::info!("{outcome}");
+                outcome
             }
             Err(why) => {
                 status.failed += 1;
-                status.last_error = Some(why.clone());
-                let msg = format!(
-                    "configuration reload ({asked_by}) failed, still serving generation {}: {why}",
-                    status.generation
-                );
-                crate::error!("{msg}");
-                Err(msg)
+                status.last_error = Some(why.to_string());
+                let outcome = Outcome::Refused {
+                    asked_by,
+                    still_serving: status.generation,
+                    why,
+                };
+                crate::error!("{outcome}");
+                outcome
             }
         }
     }
 
-    fn apply(&self, running: &Topology, generation: u64) -> Result<Arc<Topology>, String> {
+    fn apply(&self, running: &Topology, generation: u64) -> Result<Arc<Topology>, ReloadError> {
         let Some(path) = &self.path else {
-            return Err("keyway was started without a configuration file".into());
+            return Err(ReloadError::NoFile);
         };
-        let config = Config::load(path).map_err(|e| e.0)?;
+        let config = Config::load(path).map_err(ReloadError::Config)?;
         let health = running.health.clone();
         let fixed = needs_restart(&running.config, &config);
         if !fixed.is_empty() {
-            return Err(format!(
-                "{} cannot change while keyway runs (restart keyway to change {})",
-                fixed.join(", "),
-                if fixed.len() == 1 { "it" } else { "them" }
-            ));
+            return Err(ReloadError::NeedsRestart(fixed));
         }
         for w in config.warnings() {
             crate::warn!("{w}");
