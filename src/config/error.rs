@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use super::secret::SecretError;
 use crate::tls::TlsError;
 
 #[derive(Debug)]
@@ -115,6 +114,30 @@ impl std::fmt::Display for ConfigError {
                 problem,
             } => write!(f, "{file}:{line}: `{key}`: {problem}"),
             ConfigError::File { file, problem } => write!(f, "{file}: {problem}"),
+        }
+    }
+}
+
+/// Why a secret could not be read; never shows the secret.
+#[derive(Debug)]
+pub enum SecretError {
+    Unreadable { path: String, why: std::io::Error },
+    Unset { variable: String },
+    NotExactlyOne,
+    Empty,
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Unreadable { path, why } => {
+                write!(f, "cannot read the file `{path}`: {why}")
+            }
+            SecretError::Unset { variable } => {
+                write!(f, "the environment variable `{variable}` is not set")
+            }
+            SecretError::NotExactlyOne => f.write_str("give exactly one of `file` or `env`"),
+            SecretError::Empty => f.write_str("is empty"),
         }
     }
 }

@@ -20,12 +20,12 @@ mod validation;
 
 use std::path::Path;
 
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, SecretError};
 pub use model::{
     Cluster, Config, Cores, DownstreamTlsConfig, Endpoint, HealthCheck, LbPolicy, MirrorPolicy,
     PrefixRoute, ReadPolicy, UpstreamTlsConfig,
 };
-pub use secret::{PasswordDigest, SecretError};
+pub use secret::PasswordDigest;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

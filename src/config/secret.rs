@@ -1,6 +1,7 @@
 //! Secrets: client passwords kept as digests, and tokens read from a file
 //! or the environment, never from the configuration itself.
 
+use super::error::SecretError;
 use super::raw::RawSecret;
 
 /// A client password as keyway keeps it: its SHA-256 digest, as Redis
@@ -33,30 +34,6 @@ impl PasswordDigest {
 impl std::fmt::Debug for PasswordDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordDigest(..)")
-    }
-}
-
-/// Why a secret could not be read; never shows the secret.
-#[derive(Debug)]
-pub enum SecretError {
-    Unreadable { path: String, why: std::io::Error },
-    Unset { variable: String },
-    NotExactlyOne,
-    Empty,
-}
-
-impl std::fmt::Display for SecretError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretError::Unreadable { path, why } => {
-                write!(f, "cannot read the file `{path}`: {why}")
-            }
-            SecretError::Unset { variable } => {
-                write!(f, "the environment variable `{variable}` is not set")
-            }
-            SecretError::NotExactlyOne => f.write_str("give exactly one of `file` or `env`"),
-            SecretError::Empty => f.write_str("is empty"),
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::control::cores::Cores;
 use crate::resp::value::Value;
 use crate::topology::slots::{Discovered, Node, SlotMap};
 use crate::topology::{EndpointInfo, Shard, Topology};
-use crate::upstream::probe::Probe;
+use crate::upstream::probe::{Probe, ProbeError};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -423,13 +423,14 @@ impl Discovery {
         cluster: usize,
         addr: SocketAddr,
         host: &str,
-    ) -> Result<Vec<SlotRange>, String> {
+    ) -> Result<Vec<SlotRange>, ProbeError> {
         let cfg = &self.topo.config;
         let c = &cfg.clusters[cluster];
         let mut conn = Probe::connect(c, addr, host, cfg.connect_timeout, cfg.op_timeout)?;
+        let command = "CLUSTER SLOTS";
         match conn.command(&[b"CLUSTER", b"SLOTS"])? {
-            Value::Error(e) => Err(format!("CLUSTER SLOTS: {e}")),
-            v => parse_slots(&v).ok_or_else(|| "unexpected CLUSTER SLOTS reply".to_string()),
+            Value::Error(reply) => Err(ProbeError::Refused { command, reply }),
+            v => parse_slots(&v).ok_or(ProbeError::Unexpected(command)),
         }
     }
 }

@@ -14,7 +14,7 @@
 use crate::config::{Cluster, LbPolicy};
 use crate::control::reload::Reloader;
 use crate::topology::{host_of, Health, Topology};
-use crate::upstream::probe::Probe;
+use crate::upstream::probe::{Probe, ProbeError};
 use crate::upstream::reports::{Observed, Reports, Seen};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
@@ -367,11 +367,20 @@ impl Monitor {
 }
 
 /// PING over a fresh connection (TLS and AUTH as configured).
-fn ping(r: &Rules, addr: SocketAddr, timeout: Duration) -> Result<Duration, String> {
+fn ping(r: &Rules, addr: SocketAddr, timeout: Duration) -> Result<Duration, ProbeError> {
     let started = Instant::now();
     let mut probe = Probe::connect(&r.cluster, addr, host_of(&r.label), timeout, timeout)?;
+    answered_ping(&mut probe, started)
+}
+
+/// PING on `probe`: Ok, how long since `started`, when it answers without
+/// an error.
+fn answered_ping(probe: &mut Probe, started: Instant) -> Result<Duration, ProbeError> {
     match probe.command(&[b"PING"])? {
-        crate::resp::value::Value::Error(e) => Err(e),
+        crate::resp::value::Value::Error(reply) => Err(ProbeError::Refused {
+            command: "PING",
+            reply,
+        }),
         _ => Ok(started.elapsed()),
     }
 }
@@ -394,22 +403,17 @@ impl Checker {
         while !self.stop.load(Ordering::Relaxed) {
             let started = Instant::now();
             let result = (|| {
-                let c = &self.rules.cluster;
-                if conn.is_none() {
-                    let host = host_of(&self.rules.label);
-                    conn = Some(Probe::connect(
-                        c,
+                let probe = match &mut conn {
+                    Some(probe) => probe,
+                    None => conn.insert(Probe::connect(
+                        &self.rules.cluster,
                         self.addr,
-                        host,
+                        host_of(&self.rules.label),
                         self.timeout,
                         self.timeout,
-                    )?);
-                }
-                let probe = conn.as_mut().ok_or("no connection")?;
-                match probe.command(&[b"PING"])? {
-                    crate::resp::value::Value::Error(e) => Err(e),
-                    _ => Ok(started.elapsed()),
-                }
+                    )?),
+                };
+                answered_ping(probe, started)
             })();
             let seen = match result {
                 Ok(took) => Seen::CheckPassed(took),

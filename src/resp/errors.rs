@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::request::ProtocolError;
+
 /// An error reply; `Display` gives its text, code first, without the `-`
 /// and line end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub enum ErrorReply<'a> {
     ExecAbort,
     /// A command a RESP2 subscriber may not send.
     SubscribedContext(&'a str),
-    Protocol(&'a str),
+    Protocol(ProtocolError),
     TimeoutNotInteger,
     TimeoutNegative,
     NumKeysNegative,
@@ -305,6 +307,34 @@ impl ErrorReply<'_> {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
+    }
+}
+
+/// What follows `Protocol error: `, as Redis words it.
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProtocolError::*;
+        match *self {
+            MultibulkCountTooLong => f.write_str("too big mbulk count string"),
+            UnauthenticatedMultibulk => f.write_str("unauthenticated multibulk length"),
+            InvalidMultibulk => f.write_str("invalid multibulk length"),
+            ExpectedBulk(got) => write!(f, "expected '$', got '{}'", printable(got)),
+            BulkCountTooLong => f.write_str("too big bulk count string"),
+            UnauthenticatedBulk => f.write_str("unauthenticated bulk length"),
+            InvalidBulk => f.write_str("invalid bulk length"),
+            BulkNotEnded => f.write_str("expected CRLF after bulk data"),
+            InlineTooBig => f.write_str("too big inline request"),
+            UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
+        }
+    }
+}
+
+/// A byte as Redis shows it in a protocol error.
+fn printable(c: u8) -> char {
+    if c.is_ascii_graphic() || c == b' ' {
+        c as char
+    } else {
+        '?'
     }
 }
 

@@ -5,8 +5,29 @@
 
 use super::parse_int;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyError(pub String);
+/// A reply that breaks the protocol: the backend (or something between)
+/// is not speaking RESP, and the connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyError {
+    LineNotEnded,
+    InvalidLength,
+    BulkNotEnded,
+    /// A first byte no RESP2 or RESP3 type has.
+    UnknownType(u8),
+    AggregateTooLarge,
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ReplyError::LineNotEnded => f.write_str("line not ended by CRLF"),
+            ReplyError::InvalidLength => f.write_str("invalid length"),
+            ReplyError::BulkNotEnded => f.write_str("bulk not ended by CRLF"),
+            ReplyError::UnknownType(b) => write!(f, "unexpected reply type byte 0x{b:02x}"),
+            ReplyError::AggregateTooLarge => f.write_str("aggregate too large"),
+        }
+    }
+}
 
 const MAX_COUNT: i64 = u32::MAX as i64;
 
@@ -42,7 +63,7 @@ impl ReplyScanner {
             match rest.get(r + 1) {
                 None => return Ok(None),
                 Some(b'\n') => {}
-                Some(_) => return Err(bad("line not ended by CRLF")),
+                Some(_) => return Err(ReplyError::LineNotEnded),
             }
             let line = &rest[..r];
             let next = pos + 1 + r + 2;
@@ -50,7 +71,7 @@ impl ReplyScanner {
             // could only overflow the bookkeeping and misalign replies.
             let count = |line: &[u8]| match parse_int(line) {
                 Some(n) if n <= MAX_COUNT => Ok(n),
-                _ => Err(bad("invalid length")),
+                _ => Err(ReplyError::InvalidLength),
             };
             let (end, more) = match kind {
                 b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (next, 0),
@@ -64,7 +85,7 @@ impl ReplyScanner {
                             return Ok(None);
                         }
                         if &buf[end - 2..end] != b"\r\n" {
-                            return Err(bad("bulk not ended by CRLF"));
+                            return Err(ReplyError::BulkNotEnded);
                         }
                         (end, 0)
                     }
@@ -73,23 +94,15 @@ impl ReplyScanner {
                 b'%' => (next, 2 * count(line)?.max(0) as u64),
                 // An attribute map is followed by the value it describes.
                 b'|' => (next, 2 * count(line)?.max(0) as u64 + 1),
-                other => {
-                    return Err(ReplyError(format!(
-                        "unexpected reply type byte 0x{other:02x}"
-                    )))
-                }
+                other => return Err(ReplyError::UnknownType(other)),
             };
             self.pos = end;
             self.remaining = (self.remaining - 1)
                 .checked_add(more)
-                .ok_or_else(|| bad("aggregate too large"))?;
+                .ok_or(ReplyError::AggregateTooLarge)?;
         }
         Ok(Some(self.pos))
     }
-}
-
-fn bad(msg: &str) -> ReplyError {
-    ReplyError(msg.to_string())
 }
 
 /// The code of an error reply, its first word (`WRONGPASS`, `ERR`, ...):

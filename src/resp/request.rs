@@ -55,14 +55,24 @@ pub enum Scanned {
     Incomplete { need: usize },
 }
 
-/// A violation of the protocol; the text follows `-ERR Protocol error: `.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
-
-impl ProtocolError {
-    fn new(msg: &str) -> Self {
-        ProtocolError(msg.to_string())
-    }
+/// A violation of the protocol by a client, as Redis names it (its text,
+/// Redis's to the letter, is in `errors`); the connection then closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A `*` count line longer than any count.
+    MultibulkCountTooLong,
+    /// A `*` count over the unauthenticated client's limit.
+    UnauthenticatedMultibulk,
+    InvalidMultibulk,
+    /// An argument that does not start with `$`: the byte found.
+    ExpectedBulk(u8),
+    BulkCountTooLong,
+    UnauthenticatedBulk,
+    InvalidBulk,
+    /// Bulk data not followed by CRLF.
+    BulkNotEnded,
+    InlineTooBig,
+    UnbalancedQuotes,
 }
 
 /// Where an incomplete multibulk stopped: arguments still to read and the
@@ -147,14 +157,14 @@ impl RequestScanner {
                             need: buf.len() + 1,
                         })
                     }
-                    Line::TooLong => return Err(ProtocolError::new("too big mbulk count string")),
+                    Line::TooLong => return Err(ProtocolError::MultibulkCountTooLong),
                 };
                 let count = match parse_int(line) {
                     Some(n) if n <= self.limits.max_multibulk_len as i64 => n,
                     Some(n) if self.limits.unauthenticated && n <= i32::MAX as i64 => {
-                        return Err(ProtocolError::new("unauthenticated multibulk length"))
+                        return Err(ProtocolError::UnauthenticatedMultibulk)
                     }
-                    _ => return Err(ProtocolError::new("invalid multibulk length")),
+                    _ => return Err(ProtocolError::InvalidMultibulk),
                 };
                 if count <= 0 {
                     return Ok(Scanned::Empty { len: next });
@@ -174,10 +184,7 @@ impl RequestScanner {
                 return Ok(Scanned::Incomplete { need: pos + 1 });
             };
             if first != b'$' {
-                return Err(ProtocolError(format!(
-                    "expected '$', got '{}'",
-                    printable(first)
-                )));
+                return Err(ProtocolError::ExpectedBulk(first));
             }
             let (line, next) = match header_line(buf, pos + 1, max_line) {
                 Line::Found(line, next) => (line, next),
@@ -187,14 +194,14 @@ impl RequestScanner {
                         need: buf.len() + 1,
                     });
                 }
-                Line::TooLong => return Err(ProtocolError::new("too big bulk count string")),
+                Line::TooLong => return Err(ProtocolError::BulkCountTooLong),
             };
             let len = match parse_int(line) {
                 Some(n) if n >= 0 && n as usize <= self.limits.max_bulk_len => n as usize,
                 Some(n) if self.limits.unauthenticated && (0..=512 * 1024 * 1024).contains(&n) => {
-                    return Err(ProtocolError::new("unauthenticated bulk length"))
+                    return Err(ProtocolError::UnauthenticatedBulk)
                 }
-                _ => return Err(ProtocolError::new("invalid bulk length")),
+                _ => return Err(ProtocolError::InvalidBulk),
             };
             let end = next + len;
             if buf.len() < end + 2 {
@@ -202,7 +209,7 @@ impl RequestScanner {
                 return Ok(Scanned::Incomplete { need: end + 2 });
             }
             if &buf[end..end + 2] != b"\r\n" {
-                return Err(ProtocolError::new("expected CRLF after bulk data"));
+                return Err(ProtocolError::BulkNotEnded);
             }
             self.args.push(Arg { start: next, end });
             st.pos = end + 2;
@@ -215,8 +222,8 @@ impl RequestScanner {
         let max = self.limits.max_inline_len;
         let nl = match memchr::memchr(b'\n', buf) {
             Some(nl) if nl <= max => nl,
-            Some(_) => return Err(ProtocolError::new("too big inline request")),
-            None if buf.len() > max => return Err(ProtocolError::new("too big inline request")),
+            Some(_) => return Err(ProtocolError::InlineTooBig),
+            None if buf.len() > max => return Err(ProtocolError::InlineTooBig),
             None => {
                 return Ok(Scanned::Incomplete {
                     need: buf.len() + 1,
@@ -227,8 +234,7 @@ impl RequestScanner {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        let words =
-            split_args(line).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
+        let words = split_args(line).ok_or(ProtocolError::UnbalancedQuotes)?;
         if words.is_empty() {
             return Ok(Scanned::Empty { len: nl + 1 });
         }
@@ -270,14 +276,6 @@ fn header_line(buf: &[u8], from: usize, max: usize) -> Line<'_> {
         },
         None if rest.len() > max => Line::TooLong,
         None => Line::Incomplete,
-    }
-}
-
-fn printable(c: u8) -> char {
-    if c.is_ascii_graphic() || c == b' ' {
-        c as char
-    } else {
-        '?'
     }
 }
 
@@ -464,7 +462,7 @@ mod tests {
 
     #[test]
     fn protocol_errors_as_redis_words_them() {
-        let err = |b: &[u8]| scanner().scan(b).unwrap_err().0;
+        let err = |b: &[u8]| scanner().scan(b).unwrap_err().to_string();
         assert_eq!(err(b"*x\r\n"), "invalid multibulk length");
         assert_eq!(err(b"*1048577\r\n"), "invalid multibulk length");
         assert_eq!(err(b"*1\r\nfoo\r\n"), "expected '$', got 'f'");
@@ -536,7 +534,7 @@ mod tests {
     fn unauthenticated_limits_say_so_as_redis_does() {
         let mut s = RequestScanner::new(Limits::UNAUTHENTICATED);
         let err = |s: &mut RequestScanner, b: &[u8]| match s.scan(b) {
-            Err(ProtocolError(e)) => e,
+            Err(e) => e.to_string(),
             other => panic!("{other:?}"),
         };
         assert_eq!(err(&mut s, b"*11\r\n"), "unauthenticated multibulk length");
@@ -634,7 +632,7 @@ mod random_tests {
                     continue;
                 }
                 Ok(Scanned::Incomplete { .. }) => return (pos, None),
-                Err(e) => return (pos, Some(e.0)),
+                Err(e) => return (pos, Some(e.to_string())),
             };
             let f = if kind == b'f' {
                 buf[pos..pos + len].to_vec()

@@ -5,6 +5,7 @@
 use super::admission::{
     protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_LINGERING_REFUSALS,
 };
+use super::{CoreStartError, StartError};
 use crate::control::cores::{CoreMsg, Generation};
 use crate::net::doorbell::{Doorbell, RingingSender};
 use crate::net::notify::{race, Either, Notify};
@@ -54,7 +55,7 @@ pub struct CoreSpec {
     /// Rung after each message to this core (control or client asks).
     pub bell: Arc<Doorbell>,
     pub client_asks: Receiver<Ask>,
-    pub started: Sender<Result<usize, String>>,
+    pub started: Sender<Result<usize, StartError>>,
     /// Client connections across all cores, against `max_clients`.
     pub seats: Arc<ClientSeats>,
     /// Where connections report failures and recoveries (health).
@@ -85,7 +86,8 @@ pub fn run_core(spec: CoreSpec) {
     let ex = match builder.make() {
         Ok(ex) => ex,
         Err(e) => {
-            let _ = started.send(Err(format!("core {index} (cpu {cpu}): cannot start the glommio executor: {e}. It needs io_uring (not disabled by sysctl kernel.io_uring_disabled) and RLIMIT_MEMLOCK of at least 16 MiB (ulimit -l)")));
+            let why = CoreStartError::Executor(e);
+            let _ = started.send(Err(StartError::Core { index, cpu, why }));
             return;
         }
     };
@@ -99,18 +101,17 @@ pub fn run_core(spec: CoreSpec) {
         let ring = match Ring::new(ring_mode, cfg.spin_before_park) {
             Ok(r) => r,
             Err(e) => {
-                let _ = started.send(Err(format!(
-                    "core {index} (cpu {cpu}): cannot set up its io_uring ({}): {e}",
-                    ring_mode.describe()
-                )));
+                let mode = ring_mode.describe();
+                let why = CoreStartError::Ring { mode, why: e };
+                let _ = started.send(Err(StartError::Core { index, cpu, why }));
                 return;
             }
         };
         let driver = glommio::spawn_local(ring.clone().drive());
         let bound = match bind_listeners(&ring, cfg) {
             Ok(bound) => bound,
-            Err(e) => {
-                let _ = started.send(Err(format!("core {index}: {e}")));
+            Err(why) => {
+                let _ = started.send(Err(StartError::Core { index, cpu, why }));
                 return;
             }
         };
@@ -212,7 +213,7 @@ impl Accept {
 fn bind_listeners(
     ring: &Rc<Ring>,
     cfg: &crate::config::Config,
-) -> Result<Vec<(Listener, Option<TlsAcceptor>)>, String> {
+) -> Result<Vec<(Listener, Option<TlsAcceptor>)>, CoreStartError> {
     let mut listeners = Vec::new();
     let tls = cfg.tls.as_ref();
     let main_tls = tls.filter(|t| t.listen.is_none()).map(|t| t.server.clone());
@@ -224,7 +225,7 @@ fn bind_listeners(
     }
     let mut bound = Vec::new();
     for (addr, tls) in listeners {
-        let l = Listener::bind(ring, addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = Listener::bind(ring, addr).map_err(|why| CoreStartError::Listen { addr, why })?;
         bound.push((l, tls.map(TlsAcceptor::from)));
     }
     Ok(bound)

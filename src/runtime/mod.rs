@@ -5,6 +5,9 @@
 pub mod admission;
 pub mod core;
 pub mod memory;
+mod start_error;
+
+pub use start_error::{CoreStartError, StartError};
 
 use crate::config::{Config, Cores as CoreChoice};
 use crate::control::admin::Admin;
@@ -29,10 +32,9 @@ fn dump_latency(topo: &Topology, cores: &Cores, why: &str) {
     }
 }
 
-/// Runs the proxy until SIGTERM or SIGINT. Err: a start-up failure, worded
-/// for the operator.
+/// Runs the proxy until SIGTERM or SIGINT. Err: why it could not start.
 /// `path` is where the configuration came from: reloads read it again.
-pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), String> {
+pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), StartError> {
     // First: a SIGHUP (systemctl reload) or SIGTERM from now on is handled,
     // not the default action (which ends the process).
     let signals = block_signals();
@@ -60,7 +62,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     let admin_listener = match topo.config.admin_listen {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?,
+                .map_err(|why| StartError::AdminListen { addr, why })?,
         ),
         None => None,
     };
@@ -84,7 +86,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     let (next_tx, next_rx) = bounded(1);
     discovery
         .spawn(handles.clone(), refresh_rx, next_rx)
-        .map_err(|e| format!("cannot start the cluster discovery thread: {e}"))?;
+        .map_err(thread("cluster discovery"))?;
     let reloader = Arc::new(reload::Reloader::new(
         path,
         topo.clone(),
@@ -94,9 +96,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
     ));
     let monitor = crate::control::health::Monitor::new(reloader.clone(), reports, from_cores);
     let health = monitor.table();
-    monitor
-        .spawn()
-        .map_err(|e| format!("cannot start the health thread: {e}"))?;
+    monitor.spawn().map_err(thread("health"))?;
     let stopping = Arc::new(AtomicBool::new(false));
     if let Some(l) = admin_listener {
         let admin = Admin {
@@ -106,9 +106,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Strin
             cores: handles.clone(),
             stopping: stopping.clone(),
         };
-        admin
-            .spawn(l)
-            .map_err(|e| format!("cannot start the admin thread: {e}"))?;
+        admin.spawn(l).map_err(thread("admin"))?;
     }
     crate::info!(
         "listening on {} with {} core(s) (cpus {:?}), {} cluster(s), {} endpoint(s), max_clients {}",
@@ -170,14 +168,14 @@ type CoreThread = (
 
 /// Starts one pinned core per CPU and waits until every one listens; Err
 /// (every core stopped) when one cannot start.
-fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, String> {
+fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, StartError> {
     let (started_tx, started_rx) = unbounded();
     // Each core's doorbell, rung after every message to it.
     let bells = cpus
         .iter()
         .map(|_| Doorbell::new())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot make an eventfd for a core: {e}"))?;
+        .map_err(StartError::Doorbell)?;
     // Each core's inbox for the others' CLIENT LIST and KILL.
     let (client_inboxes, mut client_asks): (Vec<_>, Vec<_>) = bells
         .iter()
@@ -209,7 +207,11 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, String
         let thread = std::thread::Builder::new()
             .name(format!("keyway-core{index}"))
             .spawn(move || core::run_core(spec))
-            .map_err(|e| format!("cannot start a thread for core {index}: {e}"));
+            .map_err(|e| StartError::Core {
+                index,
+                cpu,
+                why: CoreStartError::Thread(e),
+            });
         match thread {
             Ok(thread) => cores.push((tx, thread)),
             Err(e) => {
@@ -222,13 +224,18 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, String
     for _ in 0..cpus.len() {
         let failed = match started_rx.recv() {
             Ok(Ok(_)) => continue,
-            Ok(Err(msg)) => msg,
-            Err(_) => "a core stopped during start-up".into(),
+            Ok(Err(e)) => e,
+            Err(_) => StartError::CoreGone,
         };
         stop_all(cores);
         return Err(failed);
     }
     Ok(cores)
+}
+
+/// A control-side thread named `name` that could not start.
+fn thread(name: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
+    move |why| StartError::Thread { name, why }
 }
 
 /// Tells every core to stop and waits for their threads.
@@ -265,20 +272,18 @@ fn serve_signals(signals: &libc::sigset_t, reloader: &reload::Reloader, cores: &
 /// SO_REUSEPORT, is refused then (Redis and twemproxy fail the same way).
 /// The check binds without listening: a listening check would accept
 /// connections for a moment, which then find the port closed.
-fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), String> {
+fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), StartError> {
     if addr.port() == 0 {
         return Ok(());
     }
     match crate::net::listener::check_port_free(addr) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "cannot listen on {addr}: address already in use (another keyway or another server listens there)"
-        )),
-        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::PortTaken(addr)),
+        Err(why) => Err(StartError::Listen { addr, why }),
     }
 }
 
-fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {
+fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, StartError> {
     let mut available: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -286,19 +291,17 @@ fn pick_cpus(cores: &CoreChoice) -> Result<Vec<usize>, String> {
         .collect();
     available.sort_unstable();
     if available.is_empty() {
-        return Err("cannot list the CPUs this process may run on".into());
+        return Err(StartError::NoCpuList);
     }
     match cores {
         CoreChoice::All => Ok(available),
         CoreChoice::Count(n) if *n <= available.len() => Ok(available[..*n].to_vec()),
-        CoreChoice::Count(n) => Err(format!(
-            "proxy.cores = {n} but only {} CPU(s) are available: {available:?}",
-            available.len()
-        )),
+        CoreChoice::Count(n) => Err(StartError::TooFewCpus {
+            asked: *n,
+            available,
+        }),
         CoreChoice::List(ids) => match ids.iter().find(|id| !available.contains(id)) {
-            Some(bad) => Err(format!(
-                "proxy.cores lists CPU {bad}, which is not available (available: {available:?})"
-            )),
+            Some(&cpu) => Err(StartError::CpuNotAvailable { cpu, available }),
             None => Ok(ids.clone()),
         },
     }

@@ -507,7 +507,7 @@ impl Reader {
                     break;
                 }
                 Err(e) => {
-                    client.refuse_as(ErrorKind::Protocol, ErrorReply::Protocol(&e.0));
+                    client.refuse_as(ErrorKind::Protocol, ErrorReply::Protocol(e));
                     client.close = true;
                 }
             }

@@ -69,7 +69,9 @@ enum End {
     Timeout,
     Closed,
     Io(io::Error),
-    Protocol(String),
+    Protocol(crate::resp::reply::ReplyError),
+    /// A reply came with no request waiting for it.
+    Unsolicited,
     /// The backend refused a set-up command: the credentials (`auth`), or
     /// another (its error).
     Handshake {
@@ -352,8 +354,12 @@ impl Conn {
                 crate::warn!(endpoint: &self.label, "connection lost: {e}");
                 self.fail_all(Failure::Unavailable);
             }
-            End::Protocol(msg) => {
-                crate::error!(endpoint: &self.label, "protocol error: {msg}");
+            End::Protocol(why) => {
+                crate::error!(endpoint: &self.label, "protocol error: {why}");
+                self.fail_all(Failure::Unavailable);
+            }
+            End::Unsolicited => {
+                crate::error!(endpoint: &self.label, "protocol error: reply without a request");
                 self.fail_all(Failure::Unavailable);
             }
             End::Shut => self.fail_all(Failure::Unavailable),
@@ -642,7 +648,7 @@ impl ReplyReader {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
-                    self.end = Some(End::Protocol(e.0));
+                    self.end = Some(End::Protocol(e));
                     break;
                 }
             };
@@ -681,7 +687,7 @@ impl ReplyReader {
                     conn.es.rtt(now.saturating_duration_since(sent));
                     w.complete(reply)
                 }
-                None => self.end = Some(End::Protocol("reply without a request".into())),
+                None => self.end = Some(End::Unsolicited),
             }
         }
         pos
