@@ -14,7 +14,7 @@ mod toml_out;
 mod twemproxy;
 mod yaml;
 
-pub use model::{ImportError, Imported, Options};
+pub use model::{ImportError, ImportProblem, Imported, Options, Unmatched};
 
 /// Reads an Envoy bootstrap (its `static_resources`).
 pub fn envoy(text: &str, file: &str, opts: &Options) -> Result<Imported, ImportError> {

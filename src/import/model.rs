@@ -4,13 +4,75 @@
 
 use std::time::Duration;
 
-/// A refusal, worded for the operator: `file:line: key.path: why`.
+/// A refusal: where (the file, the line and key path when one node is at
+/// fault) and why. Display words it `file:line: key.path: why`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportError(pub String);
+pub struct ImportError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The key path of the node at fault (`clusters[1].lb_policy`).
+    pub path: Option<String>,
+    pub problem: ImportProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportProblem {
+    /// A setting keyway cannot carry over, and why, worded for the operator.
+    Rule(String),
+    /// The YAML reader's own message.
+    NotYaml(String),
+    Empty,
+    /// More than one YAML document.
+    Documents(usize),
+    /// `--pool` or `--listener` names nothing the file has.
+    NoneNamed(Box<Unmatched>),
+}
+
+/// What `--pool` or `--listener` asked for, and what there is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmatched {
+    pub what: &'static str,
+    pub want: String,
+    pub known: Vec<String>,
+}
+
+impl ImportError {
+    /// A problem with the file as a whole.
+    pub fn in_file(file: &str, problem: ImportProblem) -> ImportError {
+        ImportError {
+            file: file.to_string(),
+            line: None,
+            path: None,
+            problem,
+        }
+    }
+}
 
 impl std::fmt::Display for ImportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, ": {path}")?;
+        }
+        match &self.problem {
+            ImportProblem::Rule(why) => write!(f, ": {why}"),
+            ImportProblem::NotYaml(why) => write!(f, ": not valid YAML: {why}"),
+            ImportProblem::Empty => f.write_str(": the file is empty"),
+            ImportProblem::Documents(n) => {
+                write!(f, ": {n} YAML documents; one configuration is expected")
+            }
+            ImportProblem::NoneNamed(u) => {
+                let Unmatched { what, want, known } = &**u;
+                write!(f, ": no {what} named `{want}`")?;
+                if known.is_empty() {
+                    return Ok(());
+                }
+                write!(f, " ({what}s: {})", known.join(", "))
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! as written, and keyway's endpoint `name` keeps that (see
 //! `config::clusters::ketama_name`), so keys stay where nutcracker put them.
 
-use super::model::{duration_text, ImportError, Imported, Options};
+use super::model::{duration_text, ImportError, ImportProblem, Imported, Options, Unmatched};
 use super::toml_out::{array, inline, string, Doc, Section};
 use super::yaml::{self, Node};
 use crate::route::hash::KetamaHash;
@@ -70,10 +70,12 @@ fn choose(
         None if pools.is_empty() => return Err(root.err("no pool is configured")),
         None => 0,
         Some(want) => names.iter().position(|n| n == want).ok_or_else(|| {
-            ImportError(format!(
-                "{file}: no pool named `{want}` (pools: {})",
-                names.join(", ")
-            ))
+            let problem = ImportProblem::NoneNamed(Box::new(Unmatched {
+                what: "pool",
+                want: want.clone(),
+                known: names.iter().map(|n| n.to_string()).collect(),
+            }));
+            ImportError::in_file(file, problem)
         })?,
     })
 }
@@ -478,7 +480,7 @@ beta:
     }
 
     fn refused(text: &str) -> String {
-        run(text, &Options::default()).unwrap_err().0
+        run(text, &Options::default()).unwrap_err().to_string()
     }
 
     #[test]
@@ -552,7 +554,7 @@ beta:
             },
         )
         .unwrap_err()
-        .0;
+        .to_string();
         assert_eq!(
             e,
             "nutcracker.yml: no pool named `gamma` (pools: alpha, beta)"

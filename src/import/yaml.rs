@@ -2,24 +2,21 @@
 //! from, so that every import error and every "not imported" comment can
 //! name the file, the line and the key path (`clusters[1].lb_policy`).
 
-use super::model::ImportError;
+use super::model::{ImportError, ImportProblem};
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 /// Parses `text`; exactly one document is expected.
 pub fn load<'i>(text: &'i str, file: &str) -> Result<MarkedYaml<'i>, ImportError> {
-    let mut docs = MarkedYaml::load_from_str(text).map_err(|e| {
-        ImportError(format!(
-            "{file}:{}: not valid YAML: {}",
-            e.marker().line(),
-            e.info()
-        ))
+    let mut docs = MarkedYaml::load_from_str(text).map_err(|e| ImportError {
+        file: file.to_string(),
+        line: Some(e.marker().line()),
+        path: None,
+        problem: ImportProblem::NotYaml(e.info().to_string()),
     })?;
     match docs.len() {
-        0 => Err(ImportError(format!("{file}: the file is empty"))),
+        0 => Err(ImportError::in_file(file, ImportProblem::Empty)),
         1 => Ok(docs.remove(0)),
-        n => Err(ImportError(format!(
-            "{file}: {n} YAML documents; one configuration is expected"
-        ))),
+        n => Err(ImportError::in_file(file, ImportProblem::Documents(n))),
     }
 }
 
@@ -81,11 +78,12 @@ impl<'a> Node<'a> {
         )
     }
 
-    pub fn err(&self, msg: impl std::fmt::Display) -> ImportError {
-        if self.path.is_empty() {
-            ImportError(format!("{}: {msg}", self.at()))
-        } else {
-            ImportError(format!("{}: {}: {msg}", self.at(), self.path))
+    pub fn err(&self, why: impl std::fmt::Display) -> ImportError {
+        ImportError {
+            file: self.file.to_string(),
+            line: Some(self.line()),
+            path: Some(self.path.clone()).filter(|p| !p.is_empty()),
+            problem: ImportProblem::Rule(why.to_string()),
         }
     }
 
@@ -310,23 +308,25 @@ mod tests {
         assert!(c[1].require("d").unwrap().bool().unwrap());
         assert!(a.get("f").unwrap().is_none());
         assert_eq!(a.render(), "{b: 3, c: [x, {d: true}], e: 7, f: null}");
-        let e = a.require("zz").unwrap_err().0;
+        let e = a.require("zz").unwrap_err().to_string();
         assert_eq!(e, "t.yaml:2: a: `zz` is missing");
-        let e = c[0].u64().unwrap_err().0;
+        let e = c[0].u64().unwrap_err().to_string();
         assert_eq!(e, "t.yaml:3: a.c[0]: `x` is not a whole number");
         assert_eq!(a.others(&["b", "c"]).unwrap().len(), 2);
     }
 
     #[test]
     fn bad_yaml_names_the_line() {
-        let e = load("a: 1\nb: [1, 2\nc: 3\n", "t.yaml").unwrap_err().0;
+        let e = load("a: 1\nb: [1, 2\nc: 3\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("t.yaml:") && e.contains("not valid YAML"),
             "{e}"
         );
-        let e = load("a: 1\na: 2\n", "t.yaml").unwrap_err().0;
+        let e = load("a: 1\na: 2\n", "t.yaml").unwrap_err().to_string();
         assert!(e.starts_with("t.yaml:2:"), "{e}");
-        let e = load("", "t.yaml").unwrap_err().0;
+        let e = load("", "t.yaml").unwrap_err().to_string();
         assert!(e.contains("empty"), "{e}");
     }
 }

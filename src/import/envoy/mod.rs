@@ -19,7 +19,7 @@ mod routes;
 mod upstream_tls;
 mod values;
 
-use super::model::{ImportError, Imported, Options};
+use super::model::{ImportError, ImportProblem, Imported, Options, Unmatched};
 use super::toml_out::{Doc, Section};
 use super::yaml::{self, Node};
 use cluster::cluster;
@@ -133,7 +133,14 @@ fn choose<'a>(
     };
     let Some(chosen) = chosen.cloned() else {
         return Err(match &opts.select {
-            Some(want) => ImportError(format!("{file}: no redis_proxy listener named `{want}`")),
+            Some(want) => ImportError::in_file(
+                file,
+                ImportProblem::NoneNamed(Box::new(Unmatched {
+                    what: "redis_proxy listener",
+                    want: want.clone(),
+                    known: Vec::new(),
+                })),
+            ),
             None => sr.err(format!(
                 "no listener has a {REDIS_PROXY} filter: nothing to import"
             )),
@@ -341,7 +348,7 @@ mod tests {
     }
 
     fn refused(text: &str) -> String {
-        run(text, &Options::default()).unwrap_err().0
+        run(text, &Options::default()).unwrap_err().to_string()
     }
 
     #[test]
@@ -540,7 +547,7 @@ mod tests {
             },
         )
         .unwrap_err()
-        .0;
+        .to_string();
         assert_eq!(e, "envoy.yaml: no redis_proxy listener named `nope`");
     }
 
