@@ -168,8 +168,7 @@ impl<const N: usize> Default for Cells<N> {
 impl<const N: usize> Cells<N> {
     #[inline]
     pub fn add(&self, i: usize, n: u64) {
-        let c = &self.0[i];
-        c.set(c.get().wrapping_add(n));
+        add_to(&self.0[i], n);
     }
 
     #[inline]
@@ -186,6 +185,12 @@ impl<const N: usize> Cells<N> {
     pub fn values(&self) -> [u64; N] {
         std::array::from_fn(|i| self.0[i].get())
     }
+}
+
+/// Adds `n` to one counter; wraps as Redis's INFO counters do.
+#[inline]
+pub fn add_to(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
 }
 
 /// Adds `b` into `a`, counter by counter.

@@ -9,7 +9,7 @@ pub use counters::{
 };
 
 use crate::command::{CommandSpec, COMMANDS};
-use counters::{add_into, Cells};
+use counters::{add_into, add_to, Cells};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
@@ -116,7 +116,7 @@ pub struct CoreStats {
     counts: Cells<{ CoreCounter::N }>,
     commands: Vec<Cell<u64>>,
     unknown_commands: Cell<u64>,
-    errors: [Cell<u64>; 9],
+    errors: Cells<{ ERROR_KINDS.len() }>,
     /// Per cluster, as a mirror target (see `mirror`).
     mirrors: RefCell<Vec<MirrorStats>>,
     /// Per cluster (redis_cluster ones count; see `redirect`).
@@ -165,15 +165,10 @@ impl CoreStats {
     }
 
     #[inline]
-    fn add(c: &Cell<u64>, n: u64) {
-        c.set(c.get().wrapping_add(n));
-    }
-
-    #[inline]
     pub fn command(&self, spec: Option<&CommandSpec>) {
         match spec {
-            Some(s) => Self::add(&self.commands[command_index(s)], 1),
-            None => Self::add(&self.unknown_commands, 1),
+            Some(s) => add_to(&self.commands[command_index(s)], 1),
+            None => add_to(&self.unknown_commands, 1),
         }
     }
 
@@ -184,12 +179,12 @@ impl CoreStats {
 
     /// Error replies keyway produced so far.
     pub fn errors_total(&self) -> u64 {
-        self.errors.iter().map(Cell::get).sum()
+        self.errors.values().iter().sum()
     }
 
     #[inline]
     pub fn error(&self, kind: ErrorKind) {
-        Self::add(&self.errors[kind as usize], 1);
+        self.errors.add(kind as usize, 1);
     }
 
     /// Every request of a batch completed at once: `counts` per group.
@@ -275,7 +270,7 @@ impl CoreStats {
             counts: self.counts.values(),
             commands: self.commands.iter().map(e).collect(),
             unknown_commands: self.unknown_commands.get(),
-            errors: self.errors.iter().map(e).collect(),
+            errors: self.errors.values(),
             mirrors: self.mirrors.borrow().iter().map(Cells::values).collect(),
             redirects: self.redirects.borrow().iter().map(Cells::values).collect(),
             endpoints: self
@@ -349,7 +344,8 @@ pub struct CoreSnapshot {
     pub counts: [u64; CoreCounter::N],
     pub commands: Vec<u64>,
     pub unknown_commands: u64,
-    pub errors: Vec<u64>,
+    /// Indexed by `ErrorKind`.
+    pub errors: [u64; ERROR_KINDS.len()],
     /// Per cluster as a mirror target, indexed by `MirrorCounter`.
     pub mirrors: Vec<[u64; MirrorCounter::N]>,
     /// Per cluster, indexed by `RedirectCounter`.
@@ -376,9 +372,7 @@ impl CoreSnapshot {
                 *a += b;
             }
             t.unknown_commands += c.unknown_commands;
-            for (a, b) in t.errors.iter_mut().zip(&c.errors) {
-                *a += b;
-            }
+            add_into(&mut t.errors, &c.errors);
             for (a, b) in t.mirrors.iter_mut().zip(&c.mirrors) {
                 add_into(a, b);
             }
