@@ -176,26 +176,59 @@ pub fn doom(client: &mut Client) {
     }
 }
 
-/// Queues one command of an open transaction.
-pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
-    let frame = req.frame;
-    match spec.exec {
+/// What a command sent inside MULTI does, decided by how it executes.
+#[derive(Debug, PartialEq)]
+enum Queueing {
+    Queue,
+    /// keyway runs it nowhere (as outside a transaction).
+    Unsupported,
+    /// keyway answers it itself or it changes the session: it cannot be
+    /// part of what the backend runs atomically.
+    NotInMulti,
+}
+
+fn queueing(exec: Exec) -> Queueing {
+    match exec {
         // Inside MULTI, Redis runs blocking commands without blocking.
         Exec::Forward
         | Exec::Split(_)
         | Exec::Blocking(_)
-        | Exec::Local(Local::Ping | Local::Echo) => {}
-        Exec::Unsupported => {
-            return abort(
-                client,
-                &ErrorReply::Unsupported(&quoted(spec.name.as_bytes(), 64)).to_string(),
-            );
+        | Exec::Local(Local::Ping | Local::Echo) => Queueing::Queue,
+        Exec::Unsupported => Queueing::Unsupported,
+        _ => Queueing::NotInMulti,
+    }
+}
+
+/// A queued command's keys live apart from the transaction's.
+#[derive(Debug, PartialEq)]
+struct Apart;
+
+/// Joins a queued command's place (None: it has no keys) to the
+/// transaction's: the first keyed command sets it, the others must match.
+fn join(place: &mut Option<(usize, u16)>, placed: Option<(usize, u16)>) -> Result<(), Apart> {
+    match (placed, *place) {
+        (None, _) => Ok(()),
+        (Some(p), None) => {
+            *place = Some(p);
+            Ok(())
         }
-        _ => {
-            return abort(
-                client,
-                &ErrorReply::NotInMulti(&spec.name.to_uppercase()).to_string(),
-            );
+        (Some(p), Some(at)) if p == at => Ok(()),
+        (Some(_), Some(_)) => Err(Apart),
+    }
+}
+
+/// Queues one command of an open transaction.
+pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) {
+    let frame = req.frame;
+    match queueing(spec.exec) {
+        Queueing::Queue => {}
+        Queueing::Unsupported => {
+            let name = quoted(spec.name.as_bytes(), 64);
+            return abort(client, &ErrorReply::Unsupported(&name).to_string());
+        }
+        Queueing::NotInMulti => {
+            let name = spec.name.to_uppercase();
+            return abort(client, &ErrorReply::NotInMulti(&name).to_string());
         }
     }
     let mut encoded = Vec::new();
@@ -203,17 +236,9 @@ pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Co
     let first_key = client.keys.first().map(|&k| req.arg(k));
     let outcome = result.and_then(|placed| {
         let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-        if let Some(place) = placed {
-            match tx.place {
-                None => tx.place = Some(place),
-                Some(p) if p == place => {}
-                Some(_) => {
-                    return Err(plan::RouteError::TransactionApart {
-                        key: quoted(first_key.unwrap_or_default(), 128),
-                    });
-                }
-            }
-        }
+        join(&mut tx.place, placed).map_err(|Apart| plan::RouteError::TransactionApart {
+            key: quoted(first_key.unwrap_or_default(), 128),
+        })?;
         tx.frames.extend_from_slice(frame);
         tx.ends.push(tx.frames.len());
         Ok(())
@@ -434,6 +459,45 @@ fn mirror(ctx: &CoreContext, client: &mut Client, frames: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_queued_only_when_the_backend_can_run_them_atomically() {
+        let of = |name: &[u8]| queueing(crate::command::lookup(name).expect("known").exec);
+        for queued in [
+            &b"set"[..],
+            b"get",
+            b"mset",
+            b"del",
+            b"blpop",
+            b"ping",
+            b"echo",
+        ] {
+            assert_eq!(of(queued), Queueing::Queue, "{}", quoted(queued, 20));
+        }
+        assert_eq!(of(b"save"), Queueing::Unsupported);
+        assert_eq!(of(b"shutdown"), Queueing::Unsupported);
+        for refused in [&b"subscribe"[..], b"select", b"client", b"hello", b"keys"] {
+            assert_eq!(of(refused), Queueing::NotInMulti, "{}", quoted(refused, 20));
+        }
+    }
+
+    #[test]
+    fn queued_keys_must_live_together() {
+        let mut place = None;
+        assert_eq!(join(&mut place, None), Ok(()));
+        assert_eq!(place, None, "a keyless command places nothing");
+        assert_eq!(join(&mut place, Some((1, 7))), Ok(()));
+        assert_eq!(place, Some((1, 7)));
+        assert_eq!(join(&mut place, None), Ok(()));
+        assert_eq!(join(&mut place, Some((1, 7))), Ok(()));
+        assert_eq!(join(&mut place, Some((1, 8))), Err(Apart), "another slot");
+        assert_eq!(
+            join(&mut place, Some((2, 7))),
+            Err(Apart),
+            "another endpoint"
+        );
+        assert_eq!(place, Some((1, 7)), "a refused command moves nothing");
+    }
 
     #[test]
     fn without_watch_a_transaction_runs_where_its_keys_live_or_aborts() {
