@@ -10,6 +10,11 @@ pub enum Protocol {
     Resp3,
 }
 
+/// `+OK`, whole: what a command that succeeded answers.
+pub const OK: &[u8] = b"+OK\r\n";
+/// `+QUEUED`, whole: a command queued inside MULTI.
+pub const QUEUED: &[u8] = b"+QUEUED\r\n";
+
 /// Appends `n` in decimal without allocating.
 #[inline]
 pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {

@@ -304,7 +304,7 @@ fn least_acknowledged(parts: &[&[u8]], out: &mut Vec<u8>) {
 // Agreement: FLUSHALL, SCRIPT LOAD, RANDOMKEY.
 
 fn all_ok(parts: &[&[u8]], out: &mut Vec<u8>) {
-    match parts.iter().find(|p| **p != b"+OK\r\n") {
+    match parts.iter().find(|p| **p != write::OK) {
         Some(other) => out.extend_from_slice(other),
         None => write::simple(out, "OK"),
     }

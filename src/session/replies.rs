@@ -490,7 +490,7 @@ impl Replies {
             Split::Mset => {
                 for p in &m.parts {
                     let (a, b) = part_reply(p);
-                    if &self.arena[a..b] != b"+OK\r\n" {
+                    if &self.arena[a..b] != write::OK {
                         out.extend_from_slice(&self.arena[a..b]);
                         return;
                     }

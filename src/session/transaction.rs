@@ -84,12 +84,12 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &
             place: client.watch.as_ref().and_then(|w| w.place),
             ..Default::default()
         }));
-        client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
+        client.reply(|o| o.extend_from_slice(write::OK));
     } else if is(b"discard") {
         match client.tx.take() {
             Some(_) => {
                 unwatch(client);
-                client.reply(|o| o.extend_from_slice(b"+OK\r\n"))
+                client.reply(|o| o.extend_from_slice(write::OK))
             }
             None => client.refuse(ErrorReply::DiscardWithoutMulti),
         }
@@ -106,7 +106,7 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &
         }
     } else {
         unwatch(client);
-        client.reply(|o| o.extend_from_slice(b"+OK\r\n"));
+        client.reply(|o| o.extend_from_slice(write::OK));
     }
 }
 
@@ -244,7 +244,7 @@ pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Co
         Ok(())
     });
     match outcome {
-        Ok(()) => client.reply(|o| o.extend_from_slice(b"+QUEUED\r\n")),
+        Ok(()) => client.reply(|o| o.extend_from_slice(write::QUEUED)),
         Err(e) => abort(client, &e.to_string()),
     }
 }
