@@ -759,3 +759,62 @@ impl Drop for Op {
         }
     }
 }
+
+/// Memory glommio registers for io_uring buffers: keyway does network I/O
+/// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
+const GLOMMIO_IO_MEMORY: usize = 512 * 1024;
+
+/// glommio's preempt timer, for a scheduler with one task queue.
+const GLOMMIO_PREEMPT: Duration = Duration::from_secs(3600);
+
+/// The glommio executor of a core (or of a test playing one).
+///
+/// glommio 0.9 sleeps in its own ring after a round of its scheduler that
+/// ran no task, and a round that starts with its preempt timer already
+/// fired runs none. With the default timer (100 ms), a thread held up
+/// that long between glommio arming the timer and looking at it (found
+/// under valgrind; a loaded host can do it) made glommio sleep with the
+/// driver still runnable, and nothing of keyway's ring wakes that sleep:
+/// the core stopped until something else did (minutes). Preemption is
+/// for sharing a CPU between task queues, and a core has one, so its timer
+/// is set an hour out: glommio's scheduler then never leaves the driver's
+/// queue while the driver runs (its rounds poll no glommio ring keyway
+/// does not use), and the hold-up it would take is an hour.
+pub fn executor(placement: glommio::Placement) -> glommio::LocalExecutorBuilder {
+    glommio::LocalExecutorBuilder::new(placement)
+        .io_memory(GLOMMIO_IO_MEMORY)
+        .ring_depth(256)
+        .preempt_timer(GLOMMIO_PREEMPT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glommio_never_preempts_a_core() {
+        // glommio asks for preemption (`need_preempt`) when its timer has
+        // fired; a round that begins so parks the core (see `executor`).
+        // Tasks busy for 5 ms each, 100 ms of them in all: the default timer
+        // would have fired while one ran.
+        let mode = crate::net::probe().expect("io_uring");
+        let preempted = executor(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new(mode, Duration::ZERO).expect("ring");
+                let driver = glommio::spawn_local(ring.clone().drive());
+                let mut preempted = 0;
+                for _ in 0..40 {
+                    sleep(Duration::from_millis(1)).await;
+                    std::thread::sleep(Duration::from_millis(5));
+                    preempted += glommio::executor().need_preempt() as u32;
+                }
+                ring.stop();
+                driver.await;
+                preempted
+            })
+            .expect("executor")
+            .join()
+            .expect("ran");
+        assert_eq!(preempted, 0);
+    }
+}

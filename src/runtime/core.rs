@@ -20,15 +20,12 @@ use crate::topology::Topology;
 use crate::upstream::Upstreams;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_rustls::TlsAcceptor;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::Placement;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Memory glommio registers for io_uring buffers: keyway does network I/O
-/// into its own buffers, so a small pool keeps RLIMIT_MEMLOCK needs low.
-const IO_MEMORY: usize = 512 * 1024;
 /// How often idle clients are looked for (`client_idle_timeout` counts
 /// whole seconds, as Redis's `timeout` does).
 const IDLE_SWEEP: Duration = Duration::from_secs(1);
@@ -79,10 +76,8 @@ pub fn run_core(spec: CoreSpec) {
         seats,
         reports,
     } = spec;
-    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-        .name(&format!("keyway-core{index}"))
-        .io_memory(IO_MEMORY)
-        .ring_depth(256);
+    let builder =
+        crate::net::ring::executor(Placement::Fixed(cpu)).name(&format!("keyway-core{index}"));
     let ex = match builder.make() {
         Ok(ex) => ex,
         Err(e) => {
@@ -112,6 +107,9 @@ pub fn run_core(spec: CoreSpec) {
             Ok(bound) => bound,
             Err(why) => {
                 let _ = started.send(Err(StartError::Core { index, cpu, why }));
+                // glommio ends once its tasks do (it never preempts them).
+                ring.stop();
+                driver.await;
                 return;
             }
         };

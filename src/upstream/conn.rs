@@ -773,8 +773,7 @@ mod scripted {
         test: impl FnOnce(Rc<Conn>, Rc<CoreStats>) -> F + Send + 'static,
     ) {
         let mode = crate::net::probe().expect("io_uring");
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 * 1024)
+        crate::net::ring::executor(glommio::Placement::Unbound)
             .spawn(move || async move {
                 let ring = Ring::new(mode, Duration::ZERO).expect("ring");
                 let driver = glommio::spawn_local(ring.clone().drive());
