@@ -24,6 +24,55 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Which of a subscriber's sets a (un)subscription is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Set {
+    Channels,
+    Patterns,
+    /// Shard channels (SSUBSCRIBE), counted apart as Redis counts them.
+    Shard,
+}
+
+/// A subscription command, and the kind word of its confirmations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Verb {
+    set: Set,
+    subscribe: bool,
+}
+
+impl Verb {
+    const ALL: [(Verb, &'static str); 6] = [
+        (Verb::new(Set::Channels, true), "subscribe"),
+        (Verb::new(Set::Patterns, true), "psubscribe"),
+        (Verb::new(Set::Shard, true), "ssubscribe"),
+        (Verb::new(Set::Channels, false), "unsubscribe"),
+        (Verb::new(Set::Patterns, false), "punsubscribe"),
+        (Verb::new(Set::Shard, false), "sunsubscribe"),
+    ];
+
+    const fn new(set: Set, subscribe: bool) -> Verb {
+        Verb { set, subscribe }
+    }
+
+    /// The verb a command name or a confirmation's kind word names, in
+    /// any case.
+    fn parse(word: &[u8]) -> Option<Verb> {
+        Verb::ALL
+            .iter()
+            .find(|(_, w)| w.as_bytes().eq_ignore_ascii_case(word))
+            .map(|&(v, _)| v)
+    }
+
+    /// The word on the wire (lowercase, as Redis confirms).
+    fn word(self) -> &'static [u8] {
+        let (_, w) = Verb::ALL
+            .iter()
+            .find(|(v, _)| *v == self)
+            .expect("every verb is listed");
+        w.as_bytes()
+    }
+}
+
 /// A subscribed client's state.
 pub struct PubSub {
     pub feed: Rc<RefCell<Feed>>,
@@ -112,10 +161,10 @@ impl Feed {
     }
 
     /// A confirmation keyway answers itself (nothing to ask a backend).
-    fn confirm_here(&mut self, kind: &str, name: Option<&[u8]>) {
-        let count = self.count(kind.as_bytes());
+    fn confirm_here(&mut self, verb: Verb, name: Option<&[u8]>) {
+        let count = self.count(verb.set);
         let before = self.out.len();
-        confirmation(&mut self.out, self.proto, kind.as_bytes(), name, count);
+        confirmation(&mut self.out, self.proto, verb, name, count);
         self.grew(before);
         self.wake();
     }
@@ -168,12 +217,20 @@ impl Feed {
         }
     }
 
-    /// Subscriptions counted as Redis counts them for `kind`'s reply.
-    fn count(&self, kind: &[u8]) -> usize {
-        if is_shard(kind) {
-            self.shard.len()
-        } else {
-            self.channels.len() + self.patterns.len()
+    /// Subscriptions counted as Redis counts them in a confirmation about
+    /// `set`.
+    fn count(&self, set: Set) -> usize {
+        match set {
+            Set::Shard => self.shard.len(),
+            Set::Channels | Set::Patterns => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    fn set(&self, set: Set) -> &HashSet<Vec<u8>> {
+        match set {
+            Set::Channels => &self.channels,
+            Set::Patterns => &self.patterns,
+            Set::Shard => &self.shard,
         }
     }
 
@@ -184,12 +241,12 @@ impl Feed {
     /// One frame from a backend: confirmations rewritten, the rest as is.
     fn take(&mut self, f: &[u8]) {
         let mut el = Vec::new();
-        let kind = (matches!(f.first(), Some(b'*' | b'>')))
+        let verb = (matches!(f.first(), Some(b'*' | b'>')))
             .then(|| reply::aggregate_any(f, &mut el))
             .flatten()
             .and_then(|()| el.first().and_then(|&(a, b)| reply::string(&f[a..b])))
-            .map(|k| k.to_ascii_lowercase());
-        let Some(kind) = kind.filter(|k| is_confirmation(k) && el.len() == 3) else {
+            .and_then(Verb::parse);
+        let Some(verb) = verb.filter(|_| el.len() == 3) else {
             self.out.extend_from_slice(f);
             return;
         };
@@ -199,13 +256,11 @@ impl Feed {
             // that itself when it is true for the client.
             return;
         };
-        let subscribing = !is_unsubscribe(&kind);
-        let set = if kind.starts_with(b"p") {
-            &mut self.patterns
-        } else if is_shard(&kind) {
-            &mut self.shard
-        } else {
-            &mut self.channels
+        let subscribing = verb.subscribe;
+        let set = match verb.set {
+            Set::Patterns => &mut self.patterns,
+            Set::Shard => &mut self.shard,
+            Set::Channels => &mut self.channels,
         };
         let changed = if subscribing {
             set.insert(name.clone())
@@ -217,11 +272,11 @@ impl Feed {
         }
         // Every backend confirms a pattern: pass on the one that changed
         // the client's set.
-        if kind[0] == b'p' && !changed {
+        if verb.set == Set::Patterns && !changed {
             return;
         }
-        let count = self.count(&kind);
-        confirmation(&mut self.out, self.proto, &kind, Some(&name), count);
+        let count = self.count(verb.set);
+        confirmation(&mut self.out, self.proto, verb, Some(&name), count);
         if !subscribing && self.total() == 0 && self.pending == 0 {
             self.ended = true;
         }
@@ -263,35 +318,13 @@ impl Subscriber for FeedSink {
     }
 }
 
-/// UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE.
-fn is_unsubscribe(kind: &[u8]) -> bool {
-    kind.windows(5).any(|w| w.eq_ignore_ascii_case(b"unsub"))
-}
-
-/// SSUBSCRIBE and SUNSUBSCRIBE (shard channels, counted apart).
-fn is_shard(kind: &[u8]) -> bool {
-    kind.starts_with(b"ss") || kind.starts_with(b"sun")
-}
-
-fn is_confirmation(kind: &[u8]) -> bool {
-    matches!(
-        kind,
-        b"subscribe"
-            | b"psubscribe"
-            | b"ssubscribe"
-            | b"unsubscribe"
-            | b"punsubscribe"
-            | b"sunsubscribe"
-    )
-}
-
 /// `[kind, name, count]`, as a RESP3 push or a RESP2 array.
-fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[u8]>, n: usize) {
+fn confirmation(out: &mut Vec<u8>, proto: Protocol, verb: Verb, name: Option<&[u8]>, n: usize) {
     match proto {
         Protocol::Resp2 => write::array_header(out, 3),
         Protocol::Resp3 => out.extend_from_slice(b">3\r\n"),
     }
-    write::bulk(out, kind);
+    write::bulk(out, verb.word());
     match name {
         Some(n) => write::bulk(out, n),
         None => write::null(out, proto),
@@ -329,62 +362,54 @@ pub async fn overflowed(feed: &Rc<RefCell<Feed>>) {
 
 /// What a subscribed RESP2 client may send, as Redis allows.
 pub fn allowed_when_subscribed(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe"
-            | "psubscribe"
-            | "ssubscribe"
-            | "unsubscribe"
-            | "punsubscribe"
-            | "sunsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
+    Verb::parse(name.as_bytes()).is_some() || matches!(name, "ping" | "quit" | "reset")
 }
 
 /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their UN- forms, PUBLISH, SPUBLISH.
 pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &str) {
-    let (frame, args) = (req.frame, req.args);
-    let arg = |i: usize| req.arg(i);
-    let names: Vec<&[u8]> = (1..args.len()).map(arg).collect();
-    match name {
-        "publish" | "spublish" => {
-            let home = match plan::channel_home(ctx, arg(1)) {
-                Ok(h) => h,
-                Err(e) => return plan::refuse(client, &e),
-            };
-            let slot = client.replies.borrow_mut().push_waiting();
-            ctx.upstreams.conn_in(home, client.proto, client.db).send(
-                |b| b.extend_from_slice(frame),
-                Waiter::new(&client.replies, slot, 0),
-            );
-        }
-        "subscribe" | "ssubscribe" => {
-            let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
-            for ch in &names {
-                match plan::channel_home(ctx, ch) {
-                    Ok(h) => add_to(&mut by_home, h, ch),
-                    Err(e) => return plan::refuse(client, &e),
-                }
-            }
-            enter(ctx, client);
-            for (ep, chs) in by_home {
-                send(ctx, client, ep, name.as_bytes(), &chs, chs.len());
-            }
-        }
-        "psubscribe" => {
-            let eps = match fanout::primaries(ctx) {
-                Ok(e) => e,
-                Err(e) => return plan::refuse(client, &e),
-            };
-            enter(ctx, client);
-            for ep in eps {
-                send(ctx, client, ep, b"psubscribe", &names, names.len());
-            }
-        }
-        _ => unsubscribe(ctx, client, name, &names),
+    let Some(verb) = Verb::parse(name.as_bytes()) else {
+        return publish(ctx, client, req);
+    };
+    let names: Vec<&[u8]> = (1..req.argc()).map(|i| req.arg(i)).collect();
+    if !verb.subscribe {
+        return unsubscribe(ctx, client, verb, &names);
     }
+    if verb.set == Set::Patterns {
+        // A pattern can match channels anywhere: every primary listens.
+        let eps = match fanout::primaries(ctx) {
+            Ok(e) => e,
+            Err(e) => return plan::refuse(client, &e),
+        };
+        enter(ctx, client);
+        for ep in eps {
+            send(ctx, client, ep, verb, &names, names.len());
+        }
+        return;
+    }
+    let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+    for ch in &names {
+        match plan::channel_home(ctx, ch) {
+            Ok(h) => add_to(&mut by_home, h, ch),
+            Err(e) => return plan::refuse(client, &e),
+        }
+    }
+    enter(ctx, client);
+    for (ep, chs) in by_home {
+        send(ctx, client, ep, verb, &chs, chs.len());
+    }
+}
+
+/// PUBLISH, SPUBLISH: to the primary the channel lives on.
+fn publish(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
+    let home = match plan::channel_home(ctx, req.arg(1)) {
+        Ok(h) => h,
+        Err(e) => return plan::refuse(client, &e),
+    };
+    let slot = client.replies.borrow_mut().push_waiting();
+    ctx.upstreams.conn_in(home, client.proto, client.db).send(
+        |b| b.extend_from_slice(req.frame),
+        Waiter::new(&client.replies, slot, 0),
+    );
 }
 
 /// Enters pub/sub mode (a no-op when already in it).
@@ -447,13 +472,13 @@ pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
     }
 }
 
-/// Sends `kind names...` on the client's subscriber connection to `ep`,
+/// Sends `verb names...` on the client's subscriber connection to `ep`,
 /// made on first use; `confirmations` subscribe confirmations will come.
 fn send(
     ctx: &CoreContext,
     client: &mut Client,
     ep: usize,
-    kind: &[u8],
+    verb: Verb,
     names: &[&[u8]],
     confirmations: usize,
 ) {
@@ -469,50 +494,42 @@ fn send(
             c
         }
     };
-    if !is_unsubscribe(kind) {
+    if verb.subscribe {
         ps.feed.borrow_mut().pending += confirmations;
     }
     conn.send_push(|b| {
         write::array_header(b, 1 + names.len());
-        write::bulk(b, kind);
+        write::bulk(b, verb.word());
         for n in names {
             write::bulk(b, n);
         }
     });
 }
 
-fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8]]) {
+fn unsubscribe(ctx: &CoreContext, client: &mut Client, verb: Verb, names: &[&[u8]]) {
     let proto = client.proto;
     let Some(ps) = client.pubsub.as_ref() else {
         // Not subscribed: Redis confirms with nothing, or each name, at 0.
         let mut out = Vec::new();
         if names.is_empty() {
-            confirmation(&mut out, proto, kind.as_bytes(), None, 0);
+            confirmation(&mut out, proto, verb, None, 0);
         }
         for n in names {
-            confirmation(&mut out, proto, kind.as_bytes(), Some(n), 0);
+            confirmation(&mut out, proto, verb, Some(n), 0);
         }
         return client.reply(|o| o.extend_from_slice(&out));
     };
     let feed = ps.feed.clone();
     let eps: Vec<usize> = ps.conns.iter().map(|(e, _)| *e).collect();
-    let held = |f: &Feed, n: &[u8]| match kind {
-        "punsubscribe" => f.patterns.contains(n),
-        "sunsubscribe" => f.shard.contains(n),
-        _ => f.channels.contains(n),
-    };
+    let held = |f: &Feed, n: &[u8]| f.set(verb.set).contains(n);
     if names.is_empty() {
-        let none = match kind {
-            "punsubscribe" => feed.borrow().patterns.is_empty(),
-            "sunsubscribe" => feed.borrow().shard.is_empty(),
-            _ => feed.borrow().channels.is_empty(),
-        };
+        let none = feed.borrow().set(verb.set).is_empty();
         if none {
-            feed.borrow_mut().confirm_here(kind, None);
+            feed.borrow_mut().confirm_here(verb, None);
             return;
         }
         for ep in eps {
-            send(ctx, client, ep, kind.as_bytes(), &[], 0);
+            send(ctx, client, ep, verb, &[], 0);
         }
         return;
     }
@@ -520,10 +537,10 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8
     let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     for n in names {
         if !held(&feed.borrow(), n) {
-            feed.borrow_mut().confirm_here(kind, Some(n));
+            feed.borrow_mut().confirm_here(verb, Some(n));
             continue;
         }
-        let homes = if kind == "punsubscribe" {
+        let homes = if verb.set == Set::Patterns {
             eps.clone()
         } else {
             plan::channel_home(ctx, n)
@@ -535,7 +552,7 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, kind: &str, names: &[&[u8
         }
     }
     for (ep, ns) in by_home {
-        send(ctx, client, ep, kind.as_bytes(), &ns, 0);
+        send(ctx, client, ep, verb, &ns, 0);
     }
 }
 
@@ -588,6 +605,32 @@ mod tests {
             rest = &rest[len..];
         }
         counts
+    }
+
+    #[test]
+    fn each_verb_reads_and_writes_its_own_word() {
+        for (verb, word) in Verb::ALL {
+            assert_eq!(Verb::parse(word.as_bytes()), Some(verb));
+            assert_eq!(Verb::parse(word.to_uppercase().as_bytes()), Some(verb));
+            assert_eq!(verb.word(), word.as_bytes());
+        }
+        assert_eq!(Verb::parse(b"publish"), None);
+        assert_eq!(Verb::parse(b"subscribes"), None);
+        assert!(allowed_when_subscribed("punsubscribe") && allowed_when_subscribed("ping"));
+        assert!(!allowed_when_subscribed("publish"));
+    }
+
+    #[test]
+    fn shard_channels_are_counted_apart() {
+        let mut feed = Feed::default();
+        feed.pending = 3;
+        feed.take(&frame("subscribe", "a", 1));
+        feed.take(&frame("SSUBSCRIBE", "s", 1));
+        feed.take(&frame("ssubscribe", "t", 2));
+        assert_eq!(counts(&std::mem::take(&mut feed.out)), vec![1, 1, 2]);
+        feed.take(&frame("sunsubscribe", "s", 1));
+        assert_eq!(counts(&std::mem::take(&mut feed.out)), vec![1]);
+        assert!(!feed.ended, "still subscribed to a and t");
     }
 
     #[test]
