@@ -32,6 +32,16 @@
 //! 8. `runtime` (start-up, the per-core loop, signals)
 //!
 //! `main.rs` (the `keyway` command line) sits above them all.
+//!
+//! # Errors
+//! Each layer says what went wrong in a type of its own, and decisions are
+//! made on those types, never on text: `resp::request::ProtocolError` and
+//! `resp::reply::ReplyError` (the wire), `net::KernelError` (what the
+//! kernel lacks), `tls::TlsError`, `config::ConfigError` (file, line, key
+//! and a `Problem`), `topology::router::RouteError`, `upstream`'s
+//! `Failure` and `probe::ProbeError`, `control::reload::ReloadError` and
+//! `runtime::StartError`. Every error reply keyway writes, and its text,
+//! is in `resp::errors`.
 
 // Layer 0
 pub mod log;
