@@ -23,7 +23,7 @@ use std::path::Path;
 pub use error::{ConfigError, Problem, SecretError};
 pub use model::{
     Cluster, Config, Cores, DownstreamTlsConfig, Endpoint, HealthCheck, LbPolicy, MirrorPolicy,
-    PrefixRoute, ReadPolicy, UpstreamTlsConfig,
+    PrefixRoute, ReadPolicy, Reshard, UpstreamTlsConfig,
 };
 pub use secret::PasswordDigest;
 
@@ -131,6 +131,28 @@ catch_all = "main"
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reshard_migrates_ring_clusters_only() {
+        let with = |line: &str| GOOD.replace("weight = 2 }]", &format!("weight = 2 }}]\n{line}"));
+        assert_eq!(
+            Config::parse(GOOD, "t.toml").unwrap().clusters[0].reshard,
+            Reshard::Off
+        );
+        let c = Config::parse(&with("reshard = \"migrate\""), "t.toml").unwrap();
+        assert_eq!(c.clusters[0].reshard, Reshard::Migrate);
+        let off = Config::parse(&with("reshard = \"off\""), "t.toml").unwrap();
+        assert_eq!(off.clusters[0].reshard, Reshard::Off);
+        let e = err(&with("reshard = \"move\""));
+        assert!(
+            e.contains("`clusters[0].reshard`: `move` is not off or migrate"),
+            "{e}"
+        );
+        let e = err(&with("reshard = \"migrate\"\nauto_eject = true"));
+        assert!(e.contains("does not go with auto_eject"), "{e}");
+        let e = err(&with("reshard = \"migrate\"").replace("\"ring_hash\"", "\"redis_cluster\""));
+        assert!(e.contains("moves its own slots"), "{e}");
     }
 
     #[test]

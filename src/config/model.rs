@@ -99,6 +99,20 @@ pub struct Cluster {
     /// How long an ejected endpoint stays out at least; it rejoins once it
     /// answers after that (twemproxy's `server_retry_timeout`).
     pub retry_timeout: Duration,
+    /// What a reload that changes the ring does with the keys it moves.
+    pub reshard: Reshard,
+}
+
+/// `reshard` of a ring cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reshard {
+    /// The new ring serves at once, as twemproxy and Envoy do: keys it
+    /// places elsewhere are not found where they now belong.
+    #[default]
+    Off,
+    /// Keys move to their new owner (MIGRATE) before anything touches
+    /// them, and in the background until none is left behind.
+    Migrate,
 }
 
 /// Envoy's redis health checker: PING every `interval`, an answer within

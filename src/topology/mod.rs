@@ -3,10 +3,12 @@
 //! connections are indexed by the same numbers). Built once on the control
 //! thread; routing a key is a pure function of it (`router`). A Redis Cluster's
 //! placement is its slot map (`slots`), which changes between reloads.
+pub mod migration;
 pub mod router;
 pub mod shard;
 pub mod slots;
 
+pub use migration::{Migration, Phase};
 pub use shard::Shard;
 
 use crate::config::{Config, LbPolicy, MirrorPolicy, ReadPolicy};
@@ -15,6 +17,7 @@ use crate::route::maglev::Maglev;
 use crate::route::ring::{Ring, RingMember};
 use crate::route::ring_hash::RingHash;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct EndpointInfo {
@@ -45,19 +48,23 @@ impl Health {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClusterRing {
     pub name: String,
     /// None for redis_cluster: its slot map is discovered (`topology::slots`).
-    pub ring: Option<Ring>,
+    /// Shared with the next generation when it keeps this placement as
+    /// the one keys move from (`migration`).
+    pub ring: Option<Arc<Ring>>,
     pub shards: Vec<Shard>,
     /// The shard of each ring member: all shards, less those ejected
     /// (`auto_eject` with the primary down).
     pub members: Vec<usize>,
     pub read_policy: ReadPolicy,
+    /// Being resharded: the placement keys move from (`reshard = "migrate"`).
+    pub migration: Option<Migration>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Topology {
     pub config: Config,
     pub clusters: Vec<ClusterRing>,
@@ -107,7 +114,8 @@ impl Topology {
                 LbPolicy::Maglev => Some(Ring::Maglev(Maglev::build(&members, c.table_size))),
                 LbPolicy::Ketama => Some(Ring::Ketama(Ketama::build(&members, c.hash))),
                 LbPolicy::RedisCluster => None,
-            };
+            }
+            .map(Arc::new);
             let mut shards = Vec::with_capacity(c.endpoints.len());
             for (e, reps) in c.endpoints.iter().zip(&c.replicas) {
                 let mut add = |e: &crate::config::Endpoint, replica: bool| {
@@ -132,6 +140,7 @@ impl Topology {
                 shards,
                 members: live,
                 read_policy: c.read_policy,
+                migration: None,
             });
         }
         Topology {

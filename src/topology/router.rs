@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::slots::{key_slot, SlotMap};
-use super::{Shard, Topology};
+use super::{Phase, Shard, Topology};
 use crate::command::KeyError;
 use crate::config::{MirrorPolicy, ReadPolicy};
 use crate::resp::errors::ErrorReply;
@@ -32,6 +32,15 @@ pub struct Route<'a> {
 pub struct Home<'a> {
     pub shard: &'a Shard,
     pub slot: u16,
+}
+
+/// A key whose cluster is being resharded and whose old owner is not its
+/// new one: `from` must give it up (MIGRATE) before `to` serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub from: usize,
+    pub to: usize,
+    pub phase: Phase,
 }
 
 /// Why a key of a Redis Cluster has no node yet.
@@ -200,6 +209,27 @@ impl<'a> Router<'a> {
         }
     }
 
+    /// Whether `key` (stripped) of `cluster`, living at `home`, is moving:
+    /// its cluster is being resharded and the old placement put it on
+    /// another primary. One branch for a cluster that is not.
+    #[inline]
+    pub fn moving(&self, cluster: usize, key: &[u8], home: &Home<'a>) -> Option<Move> {
+        let m = self.topo.clusters[cluster].migration.as_ref()?;
+        let hashed = if self.topo.config.hashtags {
+            hashtag(key)
+        } else {
+            key
+        };
+        let before = &m.previous;
+        let from = before.shards[before.members[before.ring.pick(hashed)]].primary;
+        let to = home.shard.primary;
+        (from != to).then_some(Move {
+            from,
+            to,
+            phase: m.phase,
+        })
+    }
+
     /// The home of a key of a request the client is answered for: why it
     /// has none is the client's error.
     pub fn locate_for_reply(&self, cluster: usize, key: &[u8]) -> Result<Home<'a>, RouteError> {
@@ -283,7 +313,12 @@ impl<'a> Router<'a> {
     fn primaries(&self, cluster: usize) -> Result<Vec<usize>, RouteError> {
         let c = &self.topo.clusters[cluster];
         if c.ring.is_some() {
-            return Ok(c.shards.iter().map(|s| s.primary).collect());
+            // While resharding, keys are on the old primaries too.
+            let before = c.migration.iter().flat_map(|m| &m.previous.shards);
+            let mut eps: Vec<usize> = c.shards.iter().chain(before).map(|s| s.primary).collect();
+            eps.sort_unstable();
+            eps.dedup();
+            return Ok(eps);
         }
         match self.maps.get(cluster) {
             Some(Some(map)) => {

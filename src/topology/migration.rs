@@ -1,0 +1,280 @@
+//! A ring cluster being resharded (`reshard = "migrate"`): a reload that
+//! changed its placement keeps the placement it had beside the new one,
+//! until every key the old ring placed elsewhere has moved. A key is
+//! *moving* when its old owner differs from its new one; the router says
+//! so (`Router::moving`), and the session moves it first. Endpoints the
+//! new configuration dropped stay in the topology (after the configured
+//! ones, in no shard of the new placement) until their keys have moved.
+
+use std::sync::Arc;
+
+use super::{EndpointInfo, Shard, Topology};
+use crate::config::{Cluster, LbPolicy, Reshard};
+use crate::route::ring::Ring;
+
+/// The placement a resharded cluster had, in the new topology's endpoint
+/// numbers.
+#[derive(Debug, Clone)]
+pub struct Previous {
+    pub ring: Arc<Ring>,
+    pub shards: Vec<Shard>,
+    /// The shard of each ring member.
+    pub members: Vec<usize>,
+}
+
+/// Where the switch to the new placement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Requests touching moving keys wait: the old placement is no longer
+    /// used anywhere before any key moves.
+    Hold,
+    /// A moving key is moved from its old owner before anything touches it.
+    Migrate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub previous: Previous,
+    pub phase: Phase,
+}
+
+/// Why a reload cannot start a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationError {
+    /// The cluster is still moving the keys of an earlier reshard.
+    AlreadyMoving { cluster: String },
+}
+
+/// `next` (the topology a reload brings) keeping, for each of its
+/// `reshard = "migrate"` ring clusters whose placement differs from
+/// `running`'s, the placement `running` had, in `phase`.
+pub fn with_previous(
+    mut next: Topology,
+    running: &Topology,
+    phase: Phase,
+) -> Result<Topology, MigrationError> {
+    for ci in 0..next.clusters.len() {
+        let cluster = &next.config.clusters[ci];
+        let Some(old) = running
+            .config
+            .clusters
+            .iter()
+            .position(|c| c.name == cluster.name)
+        else {
+            continue;
+        };
+        let before = &running.clusters[old];
+        if cluster.reshard != Reshard::Migrate
+            || before.ring.is_none()
+            || same_placement(&running.config.clusters[old], cluster)
+        {
+            continue;
+        }
+        if before.migration.is_some() {
+            let cluster = cluster.name.clone();
+            return Err(MigrationError::AlreadyMoving { cluster });
+        }
+        let shards = before
+            .shards
+            .iter()
+            .map(|s| Shard {
+                primary: endpoint_in(&mut next, ci, &running.endpoints[s.primary]),
+                replicas: (s.replicas.iter())
+                    .map(|&r| endpoint_in(&mut next, ci, &running.endpoints[r]))
+                    .collect(),
+            })
+            .collect();
+        let previous = Previous {
+            ring: before.ring.clone().expect("a ring cluster"),
+            shards,
+            members: before.members.clone(),
+        };
+        next.clusters[ci].migration = Some(Migration { previous, phase });
+    }
+    Ok(next)
+}
+
+/// `topo` with its migrations in `phase` (rings are shared, not built).
+pub fn in_phase(topo: &Topology, phase: Phase) -> Topology {
+    let mut next = topo.clone();
+    for m in next
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.migration.as_mut())
+    {
+        m.phase = phase;
+    }
+    next
+}
+
+/// The number in `topo` of `ep` (an endpoint of the running topology) as
+/// an endpoint of cluster `ci`: its own if the new configuration still
+/// has it, else a new one after the others.
+fn endpoint_in(topo: &mut Topology, ci: usize, ep: &EndpointInfo) -> usize {
+    let found = topo
+        .endpoints
+        .iter()
+        .position(|e| e.cluster == ci && e.addr == ep.addr);
+    found.unwrap_or_else(|| {
+        topo.endpoints.push(EndpointInfo {
+            cluster: ci,
+            healthy: !topo.health.is_down(&ep.addr),
+            ..ep.clone()
+        });
+        topo.endpoints.len() - 1
+    })
+}
+
+/// Whether two configurations of a cluster place every key alike: the
+/// same policy, ring parameters, and members with their names and weights.
+fn same_placement(a: &Cluster, b: &Cluster) -> bool {
+    let members = |c: &Cluster| -> Vec<(String, std::net::SocketAddr, u32)> {
+        (c.endpoints.iter())
+            .map(|e| (e.ketama_name.clone(), e.addr, e.weight))
+            .collect()
+    };
+    let params = |c: &Cluster| match c.lb_policy {
+        LbPolicy::RingHash => (c.min_ring_size, c.max_ring_size, None),
+        LbPolicy::Maglev => (c.table_size, 0, None),
+        LbPolicy::Ketama => (0, 0, Some(c.hash)),
+        LbPolicy::RedisCluster => (0, 0, None),
+    };
+    a.lb_policy == b.lb_policy && params(a) == params(b) && members(a) == members(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::topology::router::{Move, Router};
+
+    fn config(policy: &str, reshard: &str, endpoints: &[&str]) -> Config {
+        let eps: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+        let text = format!(
+            "[proxy]\nlisten = \"127.0.0.1:1\"\n[[clusters]]\nname = \"c\"\nlb_policy = \"{policy}\"\nreshard = \"{reshard}\"\nendpoints = [{}]\n[routes]\ncatch_all = \"c\"\n",
+            eps.join(", ")
+        );
+        Config::parse(&text, "t.toml").expect("config")
+    }
+
+    const FIVE: [&str; 5] = [
+        "127.0.0.1:7001",
+        "127.0.0.1:7002",
+        "127.0.0.1:7003",
+        "127.0.0.1:7004",
+        "127.0.0.1:7005",
+    ];
+
+    fn owner(t: &Topology, key: &str) -> String {
+        let p = Router::new(t, &[]).primary(key.as_bytes()).expect("placed");
+        t.endpoints[p].label.clone()
+    }
+
+    fn moving(t: &Topology, key: &str) -> Option<Move> {
+        let router = Router::new(t, &[]);
+        let home = router.locate(0, key.as_bytes()).expect("home");
+        router.moving(0, key.as_bytes(), &home)
+    }
+
+    /// Keys move exactly when the old ring and the new place them apart,
+    /// from the old owner to the new, for each ring policy.
+    #[test]
+    fn a_key_moves_when_its_owner_changed_and_only_then() {
+        let six = [&FIVE[..], &["127.0.0.1:7006"]].concat();
+        for policy in ["ketama", "ring_hash", "maglev"] {
+            let running = Topology::build(config(policy, "migrate", &FIVE));
+            let plain = Topology::build(config(policy, "migrate", &six));
+            let next = with_previous(plain.clone(), &running, Phase::Migrate).expect("reshard");
+            let mut moved = 0;
+            for i in 0..20_000 {
+                let key = format!("k:{i}");
+                let (was, now) = (owner(&running, &key), owner(&plain, &key));
+                assert_eq!(
+                    owner(&next, &key),
+                    now,
+                    "{policy} {key}: served by the new ring"
+                );
+                match moving(&next, &key) {
+                    None => assert_eq!(was, now, "{policy} {key}"),
+                    Some(m) => {
+                        moved += 1;
+                        assert_eq!(next.endpoints[m.from].label, was, "{policy} {key}");
+                        assert_eq!(next.endpoints[m.to].label, now, "{policy} {key}");
+                        assert_eq!(m.phase, Phase::Migrate);
+                    }
+                }
+            }
+            // One new endpoint of six takes about a sixth of the keys (a
+            // ring_hash of 1,024 points is uneven: a quarter here).
+            assert!(
+                (2_600..5_500).contains(&moved),
+                "{policy}: {moved} of 20000 moved"
+            );
+        }
+    }
+
+    /// A dropped endpoint stays, in no shard of the new ring, until its
+    /// keys have moved; fan-outs reach it meanwhile.
+    #[test]
+    fn a_removed_endpoint_gives_up_its_keys() {
+        let running = Topology::build(config("ketama", "migrate", &FIVE));
+        let four = [FIVE[0], FIVE[1], FIVE[3], FIVE[4]];
+        let plain = Topology::build(config("ketama", "migrate", &four));
+        let next = with_previous(plain, &running, Phase::Hold).expect("reshard");
+        assert_eq!(next.endpoints.len(), 5);
+        let leaving = 4;
+        assert_eq!(next.endpoints[leaving].label, "127.0.0.1:7003");
+        assert!(next.clusters[0].shards.iter().all(|s| s.primary != leaving));
+        for i in 0..5_000 {
+            let key = format!("k:{i}");
+            let was = owner(&running, &key);
+            let m = moving(&next, &key);
+            assert_eq!(
+                m.is_some(),
+                was == "127.0.0.1:7003",
+                "{key}: only its keys move"
+            );
+            if let Some(m) = m {
+                assert_eq!((m.from, m.phase), (leaving, Phase::Hold));
+            }
+        }
+        let fanout = Router::new(&next, &[]).fanout().expect("fanout");
+        assert_eq!(fanout.primaries, vec![0, 1, 2, 3, 4]);
+        let migrating = in_phase(&next, Phase::Migrate);
+        assert_eq!(migrating.endpoints.len(), 5);
+        let m = migrating.clusters[0]
+            .migration
+            .as_ref()
+            .expect("still moving");
+        assert_eq!(m.phase, Phase::Migrate);
+    }
+
+    #[test]
+    fn only_a_changed_placement_with_reshard_migrate_moves_keys() {
+        let running = Topology::build(config("ketama", "migrate", &FIVE));
+        let same = with_previous(
+            Topology::build(config("ketama", "migrate", &FIVE)),
+            &running,
+            Phase::Hold,
+        );
+        assert!(same.expect("same").clusters[0].migration.is_none());
+        let off = Topology::build(config("ketama", "off", &FIVE[..4]));
+        let off = with_previous(off, &running, Phase::Hold).expect("off");
+        assert!(off.clusters[0].migration.is_none());
+        let weighed = config("ketama", "migrate", &FIVE).clusters[0].clone();
+        let mut reweighed = config("ketama", "migrate", &FIVE);
+        reweighed.clusters[0].endpoints[2].weight = 3;
+        assert!(!same_placement(&weighed, &reweighed.clusters[0]));
+        let moving =
+            with_previous(Topology::build(reweighed), &running, Phase::Hold).expect("moving");
+        assert!(moving.clusters[0].migration.is_some());
+        // A second reshard waits for the first to finish.
+        let again = Topology::build(config("ketama", "migrate", &FIVE[..3]));
+        assert_eq!(
+            with_previous(again, &moving, Phase::Hold).unwrap_err(),
+            MigrationError::AlreadyMoving {
+                cluster: "c".into()
+            }
+        );
+    }
+}
