@@ -5,6 +5,11 @@
 //! so (`Router::moving`), and the session moves it first. Endpoints the
 //! new configuration dropped stay in the topology (after the configured
 //! ones, in no shard of the new placement) until their keys have moved.
+//!
+//! Not reached from a reload yet: the session's moves (MIGRATE before a
+//! command touches a moving key) and the switch's barrier between cores
+//! come next (issue 20); until then `reshard` is not read from the file,
+//! so no reload can change a placement without moving its keys.
 
 use std::sync::Arc;
 
@@ -151,10 +156,14 @@ mod tests {
     fn config(policy: &str, reshard: &str, endpoints: &[&str]) -> Config {
         let eps: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
         let text = format!(
-            "[proxy]\nlisten = \"127.0.0.1:1\"\n[[clusters]]\nname = \"c\"\nlb_policy = \"{policy}\"\nreshard = \"{reshard}\"\nendpoints = [{}]\n[routes]\ncatch_all = \"c\"\n",
+            "[proxy]\nlisten = \"127.0.0.1:1\"\n[[clusters]]\nname = \"c\"\nlb_policy = \"{policy}\"\nendpoints = [{}]\n[routes]\ncatch_all = \"c\"\n",
             eps.join(", ")
         );
-        Config::parse(&text, "t.toml").expect("config")
+        let mut config = Config::parse(&text, "t.toml").expect("config");
+        if reshard == "migrate" {
+            config.clusters[0].reshard = Reshard::Migrate;
+        }
+        config
     }
 
     const FIVE: [&str; 5] = [
