@@ -41,9 +41,9 @@ fn read(ctx: &Ctx, c: &RawCluster, prefix: &str) -> Result<Cluster, ConfigError>
     let ring = ring(ctx, c, lb_policy, prefix)?;
     let health_check = health::check(ctx, &c.health_check, &key("health_check"))?;
     let ejection = health::ejection(ctx, c, lb_policy, prefix)?;
+    let reshard = reshard(ctx, c, lb_policy, ejection.auto_eject, prefix)?;
     Ok(Cluster {
-        // Not read from the file until keys can move online (issue 20).
-        reshard: Reshard::Off,
+        reshard,
         health_check,
         failure_limit: ejection.failure_limit,
         auto_eject: ejection.auto_eject,
@@ -93,6 +93,35 @@ fn lb_policy(ctx: &Ctx, c: &RawCluster, prefix: &str) -> Result<LbPolicy, Config
         ));
     }
     Ok(lb_policy)
+}
+
+/// `reshard`: off (the default) or migrate, for ring clusters without
+/// auto_eject.
+fn reshard(
+    ctx: &Ctx,
+    c: &RawCluster,
+    lb_policy: LbPolicy,
+    auto_eject: bool,
+    prefix: &str,
+) -> Result<Reshard, ConfigError> {
+    let Some(r) = &c.reshard else {
+        return Ok(Reshard::Off);
+    };
+    let key = format!("{prefix}.reshard");
+    let reshard = match r.get_ref().as_str() {
+        "off" => Reshard::Off,
+        "migrate" => Reshard::Migrate,
+        other => return Err(ctx.err(r.span(), &key, format!("`{other}` is not off or migrate"))),
+    };
+    if reshard == Reshard::Migrate && lb_policy == LbPolicy::RedisCluster {
+        let why = "a redis_cluster moves its own slots (keyway follows MOVED and ASK)";
+        return Err(ctx.err(r.span(), &key, why));
+    }
+    if reshard == Reshard::Migrate && auto_eject {
+        let why = "does not go with auto_eject, which places keys elsewhere while an endpoint is down: choose one";
+        return Err(ctx.err(r.span(), &key, why));
+    }
+    Ok(reshard)
 }
 
 /// redis_cluster: how often the slot map is fetched again.

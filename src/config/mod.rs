@@ -134,6 +134,28 @@ catch_all = "main"
     }
 
     #[test]
+    fn reshard_migrates_ring_clusters_only() {
+        let with = |line: &str| GOOD.replace("weight = 2 }]", &format!("weight = 2 }}]\n{line}"));
+        assert_eq!(
+            Config::parse(GOOD, "t.toml").unwrap().clusters[0].reshard,
+            Reshard::Off
+        );
+        let c = Config::parse(&with("reshard = \"migrate\""), "t.toml").unwrap();
+        assert_eq!(c.clusters[0].reshard, Reshard::Migrate);
+        let off = Config::parse(&with("reshard = \"off\""), "t.toml").unwrap();
+        assert_eq!(off.clusters[0].reshard, Reshard::Off);
+        let e = err(&with("reshard = \"move\""));
+        assert!(
+            e.contains("`clusters[0].reshard`: `move` is not off or migrate"),
+            "{e}"
+        );
+        let e = err(&with("reshard = \"migrate\"\nauto_eject = true"));
+        assert!(e.contains("does not go with auto_eject"), "{e}");
+        let e = err(&with("reshard = \"migrate\"").replace("\"ring_hash\"", "\"redis_cluster\""));
+        assert!(e.contains("moves its own slots"), "{e}");
+    }
+
+    #[test]
     fn health_checks_and_ejection() {
         let hc = GOOD.replace(
             "weight = 2 }]",

@@ -100,8 +100,6 @@ pub struct Cluster {
     /// answers after that (twemproxy's `server_retry_timeout`).
     pub retry_timeout: Duration,
     /// What a reload that changes the ring does with the keys it moves.
-    /// Always `Off` from a file for now: the session's moves and the
-    /// switch's barrier are still to come (issue 20).
     pub reshard: Reshard,
 }
 

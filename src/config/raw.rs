@@ -129,6 +129,7 @@ pub(super) struct RawCluster {
     pub(super) failure_limit: Option<Spanned<i64>>,
     pub(super) auto_eject: Option<bool>,
     pub(super) retry_timeout: Option<Spanned<String>>,
+    pub(super) reshard: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

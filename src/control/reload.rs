@@ -8,7 +8,8 @@
 use crate::config::{Config, ConfigError};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
-use crate::topology::{Health, Topology};
+use crate::topology::migration::{self, MigrationError};
+use crate::topology::{Health, Phase, Topology};
 use crossbeam_channel::Sender;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,11 @@ pub enum ReloadError {
     Config(ConfigError),
     /// It changes keys (named as in the file) only a restart applies.
     NeedsRestart(Vec<String>),
+    /// It would change a placement that is still being resharded.
+    Reshard(MigrationError),
+    /// Not every core held requests to moving keys in time: the reshard
+    /// was called off and the running placement serves on.
+    HoldNotConfirmed { held_by: usize, cores: usize },
 }
 
 impl std::fmt::Display for ReloadError {
@@ -46,6 +52,14 @@ impl std::fmt::Display for ReloadError {
                 "{} cannot change while keyway runs (restart keyway to change {})",
                 fixed.join(", "),
                 if fixed.len() == 1 { "it" } else { "them" }
+            ),
+            ReloadError::Reshard(MigrationError::AlreadyMoving { cluster }) => write!(
+                f,
+                "cluster `{cluster}` is still moving the keys of its last reshard: its endpoints, weights and ring settings cannot change until that ends"
+            ),
+            ReloadError::HoldNotConfirmed { held_by, cores } => write!(
+                f,
+                "only {held_by} of {cores} cores held requests to moving keys in time, so the reshard was called off and the running placement serves on"
             ),
         }
     }
@@ -152,7 +166,7 @@ impl Reloader {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
         };
-        let applied = self.apply(&running, generation + 1);
+        let applied = self.apply(running, generation + 1);
         let mut state = self.lock();
         let status = &mut state.1;
         let asked_by = asked_by.to_string();
@@ -187,7 +201,7 @@ impl Reloader {
         }
     }
 
-    fn apply(&self, running: &Topology, generation: u64) -> Result<Arc<Topology>, ReloadError> {
+    fn apply(&self, running: Arc<Topology>, generation: u64) -> Result<Arc<Topology>, ReloadError> {
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
@@ -200,12 +214,49 @@ impl Reloader {
         for w in config.warnings() {
             crate::warn!("{w}");
         }
-        let topo = Arc::new(Topology::with_health(config, health));
-        // The next generation's Redis Clusters are discovered before the
-        // cores take it, so that their first requests find a slot map.
+        let next = Topology::with_health(config, health);
+        let next =
+            migration::with_previous(next, &running, Phase::Hold).map_err(ReloadError::Reshard)?;
+        let starts = next.clusters.iter().zip(&running.clusters).any(|(c, was)| {
+            c.migration.as_ref().is_some_and(|m| m.phase == Phase::Hold) && was.migration.is_none()
+        });
+        if !starts {
+            return Ok(self.serve(Arc::new(next), generation).0);
+        }
+        // A reshard starts: every core first holds what touches moving
+        // keys (and answers what it sent to their old owners), and only
+        // when all have does any move a key.
+        let started = std::time::Instant::now();
+        let (held, held_by) = self.serve(Arc::new(next), generation);
+        let cores = self.cores.len();
+        if held_by < cores {
+            crate::error!(
+                "{held_by} of {cores} cores held within {:?}: the reshard is called off",
+                super::cores::RELOAD_CONFIRM_WITHIN
+            );
+            self.serve(running, generation);
+            return Err(ReloadError::HoldNotConfirmed { held_by, cores });
+        }
+        let migrating = Arc::new(migration::in_phase(&held, Phase::Migrate));
+        self.distribute(Generation {
+            number: generation,
+            topo: migrating.clone(),
+            discovered: None,
+        });
+        crate::info!(
+            "reshard started: every core held within {:?}",
+            started.elapsed()
+        );
+        Ok(migrating)
+    }
+
+    /// Makes every core serve `topo` as generation `generation`, its Redis
+    /// Clusters discovered first (so that their first requests find a slot
+    /// map), then hands its discovery to the discovery thread.
+    fn serve(&self, topo: Arc<Topology>, generation: u64) -> (Arc<Topology>, usize) {
         let mut discovery = Discovery::claiming(topo.clone(), generation, self.directory.clone());
         discovery.initial();
-        self.distribute(Generation {
+        let served = self.distribute(Generation {
             number: generation,
             topo: topo.clone(),
             discovered: Some(discovery.found()),
@@ -215,7 +266,7 @@ impl Reloader {
         if self.discovery.send(discovery).is_err() {
             crate::error!("the discovery thread is gone: slot maps will not be refreshed");
         }
-        Ok(topo)
+        (topo, served)
     }
 
     /// The running configuration with `health`'s endpoints down (the
@@ -229,7 +280,9 @@ impl Reloader {
         if running.health == health {
             return running;
         }
-        let topo = Arc::new(Topology::with_health(running.config.clone(), health));
+        let next = Topology::with_health(running.config.clone(), health);
+        // A reshard in progress goes on (its cluster has no auto_eject).
+        let topo = Arc::new(migration::carry_over(next, &running));
         discovery::show_health(&self.directory, generation, &topo);
         self.distribute(Generation {
             number: generation,
@@ -242,7 +295,7 @@ impl Reloader {
 
     /// Hands `generation` to every core and waits (a while) until they
     /// serve it.
-    fn distribute(&self, generation: Generation) {
+    fn distribute(&self, generation: Generation) -> usize {
         let cores = self.cores.len();
         let served = self.cores.reload(generation);
         if served < cores {
@@ -251,6 +304,7 @@ impl Reloader {
                 super::cores::RELOAD_CONFIRM_WITHIN
             );
         }
+        served
     }
 }
 

@@ -114,6 +114,15 @@ pub enum ErrorReply<'a> {
     BlockingWithoutKeys(&'a str),
     WaitInRedisCluster,
     UnblockedByReload,
+    /// A key of a cluster being resharded could not be moved to its new
+    /// owner (the key quoted, the old owner's error): the command did not run.
+    MoveFailed {
+        key: &'a str,
+        why: &'a str,
+    },
+    /// A cluster's placement is being switched and the switch did not
+    /// finish in time: the command did not run.
+    ReshardHeld,
     /// No prefix route or catch-all for a key or channel.
     NoRoute {
         what: &'a str,
@@ -267,6 +276,8 @@ impl ErrorReply<'_> {
                 "ERR WAIT is not available through keyway for redis_cluster clusters",
             ),
             UnblockedByReload => f.write_str("ERR keyway's configuration was reloaded while this command was blocked and its key now lives on another backend; nothing was taken: send the command again"),
+            MoveFailed { key, why } => write!(f, "ERR keyway could not move key '{key}' to its new backend, so the command did not run: {why}"),
+            ReshardHeld => f.write_str("TRYAGAIN keyway is switching this key's cluster to its new placement; send the command again"),
             NoRoute { what, name } => write!(f, "ERR no route for {what} '{name}'"),
             CannotPlaceYet {
                 what,

@@ -136,6 +136,7 @@ pub fn run_core(spec: CoreSpec) {
             clients: clients.clone(),
             held: Rc::new(Held::default()),
             latest: latest.clone(),
+            moved: Rc::default(),
         };
         latest.set(Rc::new(context(
             &topo,
@@ -251,6 +252,7 @@ struct Kept {
     /// Reply bytes waiting to be sent, whatever generation they came from.
     held: Rc<Held>,
     latest: Rc<Latest>,
+    moved: Rc<RefCell<crate::session::reshard::Moved>>,
 }
 
 /// A core's context for configuration generation `generation`.
@@ -293,6 +295,8 @@ fn context(
         generation,
         version: kept.latest.version() + 1,
         latest: kept.latest,
+        resharding: topo.clusters.iter().any(|c| c.migration.is_some()),
+        moved: kept.moved,
     }
 }
 
@@ -506,7 +510,18 @@ async fn control_loop(
             }
             Ok(CoreMsg::Reload(generation, done)) => {
                 reload(&accept, &clients, *generation);
-                let _ = done.send(accept.index);
+                let ctx = accept.latest.get();
+                let index = accept.index;
+                if holds(&ctx) {
+                    // Confirmed once nothing sent before the hold is out.
+                    crate::net::spawn(async move {
+                        fence(&ctx).await;
+                        let _ = done.send(index);
+                    })
+                    .detach();
+                } else {
+                    let _ = done.send(index);
+                }
             }
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
                 accept.stopping.set(true);
@@ -559,8 +574,10 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) {
         clients: old.clients.clone(),
         held: old.output.held.clone(),
         latest: old.latest.clone(),
+        moved: old.moved.clone(),
     };
     let next = context(&r.topo, r.number, Rc::new(upstreams), accept.cores, kept);
+    next.moved.borrow_mut().follow(&next);
     accept.latest.set(Rc::new(next));
     accept.reconfigure(cfg);
     clients.set_idle_timeout(cfg.client_idle_timeout);
@@ -573,6 +590,49 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) {
         // Requests on them run on the old op_timeout.
         let patience = cfg.op_timeout.max(old.topo.config.op_timeout) + Duration::from_secs(1);
         crate::net::spawn(retire(retired, patience)).detach();
+    }
+}
+
+/// Whether `ctx` holds requests touching moving keys (see `reshard`).
+fn holds(ctx: &CoreContext) -> bool {
+    let hold = |c: &crate::topology::ClusterRing| {
+        (c.migration.as_ref()).is_some_and(|m| m.phase == crate::topology::Phase::Hold)
+    };
+    ctx.topo.clusters.iter().any(hold)
+}
+
+/// Before a core confirms a hold: every request it sent to an endpoint
+/// keys move from is answered, so no write of the old placement can land
+/// there after a key moved. A PING goes behind them on each pooled
+/// connection (answered in order; a failed one counts as answered: the
+/// connection is gone, and its requests with it).
+async fn fence(ctx: &CoreContext) {
+    let mut from: Vec<usize> = (ctx.topo.clusters.iter())
+        .filter_map(|c| c.migration.as_ref())
+        .flat_map(|m| m.previous.shards.iter().map(|s| s.primary))
+        .collect();
+    from.sort_unstable();
+    from.dedup();
+    let answered = Rc::new(Cell::new(0usize));
+    let notify = Rc::new(Notify::default());
+    let mut sent = 0;
+    for conn in from.iter().flat_map(|&e| ctx.upstreams.pooled(e)) {
+        sent += 1;
+        let (answered, notify) = (answered.clone(), notify.clone());
+        let then = crate::upstream::waiter::Waiter::Then(Box::new(move |_| {
+            answered.set(answered.get() + 1);
+            notify.notify();
+        }));
+        conn.send(
+            |b| {
+                crate::resp::write::array_header(b, 1);
+                crate::resp::write::bulk(b, b"PING");
+            },
+            then,
+        );
+    }
+    while answered.get() < sent {
+        notify.wait().await;
     }
 }
 

@@ -6,7 +6,9 @@
 //! steps of that walk: `read_batch`, `dispatch_carried`, `write_replies`.
 
 use super::replies::{self, Fold};
-use super::{blocking, clients, dispatch, follow_reload, plan, pubsub, Client, CoreContext};
+use super::{
+    blocking, clients, dispatch, follow_reload, plan, pubsub, reshard, Client, CoreContext,
+};
 use super::{Replies, ReplyMode};
 use crate::net::notify::{race, Either};
 use crate::net::{Input, Stream};
@@ -34,6 +36,10 @@ pub async fn serve(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered
         // A huge command read last goes before anything after it.
         if conn.client.huge.is_some() {
             Box::pin(conn.send_huge()).await;
+        }
+        // A request whose keys are moving waits until they moved.
+        if conn.client.reshard.is_some() {
+            Box::pin(conn.reshard_wait()).await;
         }
         // Requests held back at the pending limit go first.
         if conn.dispatch_carried() {
@@ -108,6 +114,7 @@ impl Connection {
             huge: None,
             watch: None,
             pubsub: None,
+            reshard: None,
         };
         Connection {
             stream,
@@ -277,6 +284,38 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Moves the keys the next request touches, or waits out a hold (see
+    /// `reshard`); the request is dispatched again after.
+    async fn reshard_wait(&mut self) {
+        let Some(pending) = self.client.reshard.take() else {
+            return;
+        };
+        let next = match *pending {
+            reshard::Pending::Hold => {
+                let latest = self.ctx.latest.clone();
+                let watch = self
+                    .client
+                    .reload_watch
+                    .get_or_insert_with(|| latest.watch())
+                    .clone();
+                let changed = latest.changed(&watch, self.ctx.version);
+                match race(changed, crate::net::sleep(reshard::HOLD_AT_MOST)).await {
+                    Either::Left(()) => None,
+                    Either::Right(()) => Some(reshard::Pending::Failed(
+                        ErrorReply::ReshardHeld.to_string(),
+                    )),
+                }
+            }
+            reshard::Pending::Moves(moves) => {
+                let moved = reshard::move_keys(&self.ctx, self.client.db, &moves).await;
+                moved.err().map(reshard::Pending::Failed)
+            }
+            failed @ reshard::Pending::Failed(_) => Some(failed),
+        };
+        self.client.reshard = next.map(Box::new);
+        follow_reload(&mut self.ctx, &mut self.client);
     }
 
     /// Sends the huge split command the reader just read (see `plan::Huge`)

@@ -4,7 +4,7 @@
 //! transaction, blocking, pub/sub: their files). CLIENT REPLY's muting is
 //! applied here.
 
-use super::{blocking, fanout, local, plan, pubsub, transaction};
+use super::{blocking, fanout, local, plan, pubsub, reshard, transaction};
 use super::{Client, CoreContext, ReplyMode};
 use crate::command::{lookup, CommandSpec, Exec, Fan, Local, Split};
 use crate::resp::errors::ErrorReply;
@@ -53,6 +53,15 @@ fn try_execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool
     if let Some(s) = spec {
         if own_connection(s) && client.tx.is_none() && client.replies.borrow().outstanding() > 0 {
             return false;
+        }
+        // Keys of a cluster being resharded are moved before anything
+        // touches them (by clients that may run commands at all).
+        if ctx.resharding && client.authenticated && s.arity_ok(req.argc()) {
+            match reshard::check(ctx, client, req, s) {
+                reshard::Check::Run => {}
+                reshard::Check::Wait => return false,
+                reshard::Check::Answered => return true,
+            }
         }
     }
     run_command(ctx, client, req, spec);

@@ -13,6 +13,7 @@ pub mod local;
 pub mod plan;
 pub mod pubsub;
 pub mod replies;
+pub mod reshard;
 pub mod transaction;
 
 pub use connection::serve;
@@ -50,6 +51,10 @@ pub struct CoreContext {
     pub version: u64,
     /// The core's newest context: sessions move to it between requests.
     pub latest: Rc<Latest>,
+    /// A cluster of this generation is being resharded (`reshard`).
+    pub resharding: bool,
+    /// The keys this core moved for the migrations it serves.
+    pub moved: Rc<RefCell<reshard::Moved>>,
 }
 
 /// A core's newest `CoreContext`. A reload makes a new context (topology,
@@ -245,6 +250,8 @@ pub struct Client {
     /// A split command too big to send at once, on its way a slice at a
     /// time: nothing after it is dispatched until it is sent.
     huge: Option<Box<plan::HugeCommand>>,
+    /// What the next request waits for: its moving keys (see `reshard`).
+    reshard: Option<Box<reshard::Pending>>,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.

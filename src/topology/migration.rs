@@ -6,10 +6,10 @@
 //! new configuration dropped stay in the topology (after the configured
 //! ones, in no shard of the new placement) until their keys have moved.
 //!
-//! Not reached from a reload yet: the session's moves (MIGRATE before a
-//! command touches a moving key) and the switch's barrier between cores
-//! come next (issue 20); until then `reshard` is not read from the file,
-//! so no reload can change a placement without moving its keys.
+//! The switch is two-phase (`control::reload`): every core first holds
+//! requests touching moving keys and answers what it sent to their old
+//! owners (`Phase::Hold`); only when all have does any move a key
+//! (`Phase::Migrate`, `session::reshard`).
 
 use std::sync::Arc;
 
@@ -52,7 +52,9 @@ pub enum MigrationError {
 
 /// `next` (the topology a reload brings) keeping, for each of its
 /// `reshard = "migrate"` ring clusters whose placement differs from
-/// `running`'s, the placement `running` had, in `phase`.
+/// `running`'s, the placement `running` had, in `phase`; a migration
+/// `running` has goes on unchanged (its cluster's placement may not
+/// change until it ends).
 pub fn with_previous(
     mut next: Topology,
     running: &Topology,
@@ -69,34 +71,63 @@ pub fn with_previous(
             continue;
         };
         let before = &running.clusters[old];
-        if cluster.reshard != Reshard::Migrate
-            || before.ring.is_none()
-            || same_placement(&running.config.clusters[old], cluster)
-        {
+        let same = same_placement(&running.config.clusters[old], cluster);
+        if let Some(m) = &before.migration {
+            if !same || cluster.reshard != Reshard::Migrate {
+                let cluster = cluster.name.clone();
+                return Err(MigrationError::AlreadyMoving { cluster });
+            }
+            let previous = carried(&mut next, ci, &m.previous, running);
+            next.clusters[ci].migration = Some(Migration {
+                previous,
+                phase: m.phase,
+            });
             continue;
         }
-        if before.migration.is_some() {
-            let cluster = cluster.name.clone();
-            return Err(MigrationError::AlreadyMoving { cluster });
+        if cluster.reshard != Reshard::Migrate || before.ring.is_none() || same {
+            continue;
         }
-        let shards = before
-            .shards
-            .iter()
-            .map(|s| Shard {
-                primary: endpoint_in(&mut next, ci, &running.endpoints[s.primary]),
-                replicas: (s.replicas.iter())
-                    .map(|&r| endpoint_in(&mut next, ci, &running.endpoints[r]))
-                    .collect(),
-            })
-            .collect();
-        let previous = Previous {
+        let placement = Previous {
             ring: before.ring.clone().expect("a ring cluster"),
-            shards,
+            shards: before.shards.clone(),
             members: before.members.clone(),
         };
+        let previous = carried(&mut next, ci, &placement, running);
         next.clusters[ci].migration = Some(Migration { previous, phase });
     }
     Ok(next)
+}
+
+/// `next` (the same configuration as `running`, other health) keeping
+/// `running`'s migrations as they are.
+pub fn carry_over(mut next: Topology, running: &Topology) -> Topology {
+    for (ci, before) in running.clusters.iter().enumerate() {
+        if let Some(m) = &before.migration {
+            let previous = carried(&mut next, ci, &m.previous, running);
+            next.clusters[ci].migration = Some(Migration {
+                previous,
+                phase: m.phase,
+            });
+        }
+    }
+    next
+}
+
+/// `previous` (in `running`'s endpoint numbers) in `next`'s, as a
+/// placement of `next`'s cluster `ci`.
+fn carried(next: &mut Topology, ci: usize, previous: &Previous, running: &Topology) -> Previous {
+    let mut number = |e: usize| endpoint_in(next, ci, &running.endpoints[e]);
+    let shards = (previous.shards.iter())
+        .map(|s| Shard {
+            primary: number(s.primary),
+            replicas: s.replicas.iter().map(|&r| number(r)).collect(),
+        })
+        .collect();
+    Previous {
+        ring: previous.ring.clone(),
+        shards,
+        members: previous.members.clone(),
+    }
 }
 
 /// `topo` with its migrations in `phase` (rings are shared, not built).

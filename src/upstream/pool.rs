@@ -437,6 +437,15 @@ impl Upstreams {
         ))
     }
 
+    /// The pooled connections to `endpoint` (every protocol and database):
+    /// a request sent on one of them is answered after every request sent
+    /// on it before.
+    pub fn pooled(&self, endpoint: usize) -> Vec<Rc<Conn>> {
+        let eps = self.endpoints.borrow();
+        let e = eps.get(endpoint).and_then(|e| e.as_ref());
+        e.map(EndpointConns::all).unwrap_or_default()
+    }
+
     /// A new connection to `endpoint` for one client alone (a blocking
     /// command): nobody else's requests queue behind it. The caller shuts
     /// it down when done.

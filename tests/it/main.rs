@@ -14,4 +14,5 @@ mod layers;
 mod operations;
 mod placement_compat;
 mod proxy;
+mod reshard;
 mod routing;

@@ -239,8 +239,14 @@ impl Keyway {
         let dir = scratch_dir("keyway");
         let config = dir.join("keyway.toml");
         let admin_port = free_port();
+        // One core unless the test says how many.
+        let cores = if proxy_extra.contains("cores") {
+            ""
+        } else {
+            "cores = 1\n"
+        };
         let text = format!(
-            "[proxy]\nlisten = \"{host}:{port}\"\ncores = 1\n{proxy_extra}\n\n{clusters_and_routes}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nlatency_dir = \"{}\"\n",
+            "[proxy]\nlisten = \"{host}:{port}\"\n{cores}{proxy_extra}\n\n{clusters_and_routes}\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nlatency_dir = \"{}\"\n",
             dir.join("latency").display()
         );
         std::fs::write(&config, text).expect("write config");

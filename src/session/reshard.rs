@@ -1,0 +1,368 @@
+//! Keys of a ring cluster being resharded (see `topology::migration`).
+//! In the hold phase a request that touches a moving key waits for the
+//! next phase; in the migrate phase each of its moving keys is moved
+//! first — MIGRATE on its old owner, to its new one: atomic there, NOKEY
+//! when the key is not (or no longer) there — and the request then runs
+//! where its keys live now, whatever way it executes. Each core remembers
+//! the keys it moved (a bounded set), so a hot key is moved once.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use super::{Client, CoreContext};
+use crate::command::{key_indices, CommandSpec};
+use crate::resp::errors::ErrorReply;
+use crate::resp::request::Request;
+use crate::resp::write::{self, quoted, Protocol};
+use crate::topology::router::Router;
+use crate::topology::Phase;
+use crate::upstream::waiter::Waiter;
+
+/// Moved keys a core remembers at most; past it, it forgets them all (a
+/// key moved again costs one MIGRATE answered NOKEY).
+const REMEMBERED: usize = 100_000;
+
+/// How long a request waits out a hold at most (the switch itself takes
+/// milliseconds, or is called off within a second).
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(5);
+
+/// A key to move before the request that touches it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub cluster: usize,
+    pub from: usize,
+    pub to: usize,
+    /// As the backends store it (its route's prefix stripped).
+    pub key: Vec<u8>,
+}
+
+/// What a client's next request waits for before it runs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// The hold phase: the next placement.
+    Hold,
+    /// Its moving keys to be moved.
+    Moves(Vec<Move>),
+    /// Moving failed: the request is answered this error and not run.
+    Failed(String),
+}
+
+/// What `check` found.
+pub enum Check {
+    /// Run it now.
+    Run,
+    /// It waits (`client.reshard` says for what): nothing of it ran.
+    Wait,
+    /// Its keys could not be moved: it was answered that, and not run.
+    Answered,
+}
+
+/// The keys this core moved, for the migrations it serves.
+#[derive(Default)]
+pub struct Moved {
+    keys: HashSet<(usize, u16, Vec<u8>)>,
+    /// The placement each key was moved away from (by cluster): a new
+    /// migration forgets the old one's keys.
+    from: Vec<Option<usize>>,
+}
+
+impl Moved {
+    fn contains(&self, cluster: usize, db: u16, key: &[u8]) -> bool {
+        // The set is keyed by owned keys; a moving key is rare enough that
+        // the lookup's copy does not matter.
+        self.keys.contains(&(cluster, db, key.to_vec()))
+    }
+
+    fn insert(&mut self, cluster: usize, db: u16, key: Vec<u8>) {
+        if self.keys.len() >= REMEMBERED {
+            self.keys.clear();
+        }
+        self.keys.insert((cluster, db, key));
+    }
+
+    /// Forgets what was moved for migrations `ctx` no longer serves.
+    pub fn follow(&mut self, ctx: &CoreContext) {
+        let now: Vec<Option<usize>> = (ctx.topo.clusters.iter())
+            .map(|c| {
+                (c.migration.as_ref()).map(|m| std::sync::Arc::as_ptr(&m.previous.ring) as usize)
+            })
+            .collect();
+        if now != self.from {
+            self.keys.clear();
+            self.from = now;
+        }
+    }
+}
+
+/// Before `req` runs: Wait when a key it touches is moving and not moved
+/// yet (or held), with `client.reshard` saying what for; a request whose
+/// keys could not be moved is answered so here.
+pub fn check(
+    ctx: &CoreContext,
+    client: &mut Client,
+    req: Request<'_>,
+    spec: &CommandSpec,
+) -> Check {
+    if let Some(pending) = client.reshard.take() {
+        match *pending {
+            Pending::Failed(msg) => {
+                client.error(&msg);
+                super::transaction::doom(client);
+                return Check::Answered;
+            }
+            other => client.reshard = Some(Box::new(other)),
+        }
+        return Check::Wait;
+    }
+    let mut keys = std::mem::take(&mut client.keys);
+    let found = key_indices(spec, req.argc(), |i| req.arg(i), &mut keys).is_ok();
+    let needs = if found {
+        moves_of(ctx, client.db, req, &keys)
+    } else {
+        None
+    };
+    client.keys = keys;
+    match needs {
+        None => Check::Run,
+        Some(pending) => {
+            client.reshard = Some(Box::new(pending));
+            Check::Wait
+        }
+    }
+}
+
+/// What the keys at `keys` of `req` wait for, if anything.
+fn moves_of(ctx: &CoreContext, db: u16, req: Request<'_>, keys: &[usize]) -> Option<Pending> {
+    let router = Router::new(&ctx.topo, &[]);
+    let moved = ctx.moved.borrow();
+    let mut moves = Vec::new();
+    for &i in keys {
+        let key = req.arg(i);
+        let Ok(route) = router.route(key, "key") else {
+            continue;
+        };
+        let stripped = &key[route.strip..];
+        let Ok(home) = router.locate(route.cluster, stripped) else {
+            continue;
+        };
+        let Some(m) = router.moving(route.cluster, stripped, &home) else {
+            continue;
+        };
+        if m.phase == Phase::Hold {
+            return Some(Pending::Hold);
+        }
+        if !moved.contains(route.cluster, db, stripped) {
+            moves.push(Move {
+                cluster: route.cluster,
+                from: m.from,
+                to: m.to,
+                key: stripped.to_vec(),
+            });
+        }
+    }
+    (!moves.is_empty()).then_some(Pending::Moves(moves))
+}
+
+/// Moves `moves` (keys of database `db`): one MIGRATE per old and new
+/// owner, retried once (REPLACE makes a retry safe: an IOERR may leave the
+/// key on both). Ok: every key is on its new owner (or on none); Err: the
+/// error reply for the request.
+pub async fn move_keys(ctx: &CoreContext, db: u16, moves: &[Move]) -> Result<(), String> {
+    let mut groups: Vec<(usize, usize, Vec<&[u8]>)> = Vec::new();
+    for m in moves {
+        match groups
+            .iter_mut()
+            .find(|(f, t, _)| (*f, *t) == (m.from, m.to))
+        {
+            Some((_, _, keys)) => keys.push(&m.key),
+            None => groups.push((m.from, m.to, vec![&m.key])),
+        }
+    }
+    for (from, to, keys) in &groups {
+        let mut answer = migrate(ctx, db, *from, *to, keys).await;
+        if answer.is_err() {
+            answer = migrate(ctx, db, *from, *to, keys).await;
+        }
+        if let Err(why) = answer {
+            let key = quoted(keys[0], 128);
+            return Err(ErrorReply::MoveFailed {
+                key: &key,
+                why: &why,
+            }
+            .to_string());
+        }
+    }
+    let mut moved = ctx.moved.borrow_mut();
+    for m in moves {
+        moved.insert(m.cluster, db, m.key.clone());
+    }
+    Ok(())
+}
+
+/// A MIGRATE's outcome, and the task waiting for it.
+#[derive(Default)]
+struct Answer {
+    outcome: Option<Result<(), String>>,
+    waker: Option<Waker>,
+}
+
+/// One MIGRATE of `keys` from endpoint `from` to `to`; Err: the error (its
+/// text without the leading `-`).
+async fn migrate(
+    ctx: &CoreContext,
+    db: u16,
+    from: usize,
+    to: usize,
+    keys: &[&[u8]],
+) -> Result<(), String> {
+    let topo = &ctx.topo;
+    let target = &topo.endpoints[to];
+    let cluster = &topo.config.clusters[target.cluster];
+    let answer: Rc<RefCell<Answer>> = Rc::default();
+    let then = {
+        let answer = answer.clone();
+        Waiter::Then(Box::new(move |reply| {
+            let mut a = answer.borrow_mut();
+            a.outcome = Some(moved_by(reply));
+            if let Some(w) = a.waker.take() {
+                w.wake();
+            }
+        }))
+    };
+    let order = Migrate {
+        to: target.addr,
+        db,
+        timeout: ctx.upstreams.op_timeout(),
+        username: cluster.username.as_deref(),
+        password: cluster.password.as_deref(),
+    };
+    let conn = ctx.upstreams.conn_in(from, Protocol::Resp2, db);
+    conn.send(|b| order.encode(b, keys), then);
+    poll_fn(|cx| {
+        let mut a = answer.borrow_mut();
+        match a.outcome.take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                a.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// What a MIGRATE's reply (or failure) says: `+OK` (moved) and `+NOKEY`
+/// (nothing to move) are both done.
+fn moved_by(reply: Result<&[u8], &str>) -> Result<(), String> {
+    match reply {
+        Ok(r) if r.starts_with(b"+") => Ok(()),
+        Ok(r) => Err(String::from_utf8_lossy(r.get(1..).unwrap_or_default())
+            .trim_end()
+            .to_string()),
+        Err(msg) => Err(msg.to_string()),
+    }
+}
+
+/// MIGRATE's arguments but the keys: to where, which database, how long
+/// the old owner may take, and the credentials the new one asks.
+struct Migrate<'a> {
+    to: std::net::SocketAddr,
+    db: u16,
+    timeout: Duration,
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
+impl Migrate<'_> {
+    /// `MIGRATE host port "" db timeout REPLACE [AUTH pass | AUTH2 user
+    /// pass] KEYS key...`. REPLACE: a copy the new owner may hold is stale
+    /// (left by an earlier placement, or by an IOERR that is retried).
+    fn encode(&self, b: &mut Vec<u8>, keys: &[&[u8]]) {
+        let auth = match (self.username, self.password) {
+            (Some(user), Some(pass)) => vec![&b"AUTH2"[..], user.as_bytes(), pass.as_bytes()],
+            (None, Some(pass)) => vec![&b"AUTH"[..], pass.as_bytes()],
+            _ => Vec::new(),
+        };
+        let host = self.to.ip().to_string();
+        let port = self.to.port().to_string();
+        let db = self.db.to_string();
+        let timeout = self.timeout.as_millis().max(1).to_string();
+        let head: [&[u8]; 7] = [
+            b"MIGRATE",
+            host.as_bytes(),
+            port.as_bytes(),
+            b"",
+            db.as_bytes(),
+            timeout.as_bytes(),
+            b"REPLACE",
+        ];
+        write::array_header(b, head.len() + auth.len() + 1 + keys.len());
+        for arg in head.iter().chain(&auth).chain([&&b"KEYS"[..]]).chain(keys) {
+            write::bulk(b, arg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::value::Value;
+
+    fn words(frame: &[u8]) -> Vec<String> {
+        let Some((Value::Array(items), _)) = Value::parse(frame) else {
+            panic!("not an array: {}", String::from_utf8_lossy(frame));
+        };
+        items
+            .iter()
+            .map(|v| match v {
+                Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn migrate_names_the_new_owner_its_credentials_and_the_keys() {
+        let mut order = Migrate {
+            to: "10.0.0.7:6380".parse().unwrap(),
+            db: 3,
+            timeout: Duration::from_millis(250),
+            username: None,
+            password: None,
+        };
+        let mut b = Vec::new();
+        order.encode(&mut b, &[b"k1", b"{t}k2"]);
+        assert_eq!(
+            words(&b),
+            ["MIGRATE", "10.0.0.7", "6380", "", "3", "250", "REPLACE", "KEYS", "k1", "{t}k2"]
+        );
+        order.password = Some("s3cret");
+        b.clear();
+        order.encode(&mut b, &[b"k"]);
+        assert_eq!(words(&b)[7..], ["AUTH", "s3cret", "KEYS", "k"]);
+        order.username = Some("app");
+        b.clear();
+        order.encode(&mut b, &[b"k"]);
+        assert_eq!(words(&b)[7..], ["AUTH2", "app", "s3cret", "KEYS", "k"]);
+    }
+
+    #[test]
+    fn ok_and_nokey_are_moved_errors_are_not() {
+        assert_eq!(moved_by(Ok(b"+OK\r\n")), Ok(()));
+        assert_eq!(moved_by(Ok(b"+NOKEY\r\n")), Ok(()));
+        assert_eq!(
+            moved_by(Ok(
+                b"-IOERR error or timeout writing to target instance\r\n"
+            )),
+            Err("IOERR error or timeout writing to target instance".into())
+        );
+        assert_eq!(
+            moved_by(Err("ERR upstream timeout")),
+            Err("ERR upstream timeout".into())
+        );
+    }
+}

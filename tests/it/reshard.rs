@@ -1,0 +1,193 @@
+//! Online resharding of ring clusters (`reshard = "migrate"`, issue 20):
+//! a reload that adds, removes or reweighs endpoints moves each key to its
+//! new owner before anything touches it, under load, across cores, and no
+//! acknowledged write is lost.
+
+use crate::common::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KEYS: usize = 3000;
+const COUNTERS: usize = 300;
+
+fn ketama(backends: &[&Redis], weights: &[(usize, u32)]) -> String {
+    let eps: Vec<String> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match weights.iter().find(|(w, _)| *w == i) {
+            Some((_, w)) => format!("{{ address = \"{}\", weight = {w} }}", b.addr()),
+            None => format!("\"{}\"", b.addr()),
+        })
+        .collect();
+    format!(
+        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nreshard = \"migrate\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
+        eps.join(", ")
+    )
+}
+
+/// The keyway config file with `clusters` in place of its clusters.
+fn rewrite(k: &Keyway, clusters: &str) {
+    let text = std::fs::read_to_string(&k.config).expect("config");
+    let start = text.find("[[clusters]]").expect("clusters");
+    let end = text.find("[admin]").expect("admin");
+    let next = format!("{}{clusters}\n\n{}", &text[..start], &text[end..]);
+    std::fs::write(&k.config, next).expect("write config");
+}
+
+/// Clients writing while the reshard happens: INCRs of counters and HSETs
+/// of fields, each remembered once acknowledged.
+struct Load {
+    stop: Arc<AtomicBool>,
+    errors: Arc<AtomicU64>,
+    counts: Arc<Mutex<HashMap<String, i64>>>,
+    fields: Arc<Mutex<Vec<(String, String)>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let fields = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|id| {
+                let (stop, errors) = (stop.clone(), errors.clone());
+                let (counts, fields) = (counts.clone(), fields.clone());
+                std::thread::spawn(move || {
+                    let mut c = Client::connect(port);
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
+                        match c.cmd(&["INCR", &counter]).as_bytes().first() {
+                            Some(b':') => *counts.lock().unwrap().entry(counter).or_insert(0) += 1,
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let hash = format!("h:{}", n % 97);
+                        let field = format!("f{id}:{n}");
+                        if c.cmd(&["HSET", &hash, &field, "1"]) == ":1\r\n" {
+                            fields.lock().unwrap().push((hash, field));
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            errors,
+            counts,
+            fields,
+            threads,
+        }
+    }
+
+    /// Stops the clients; every acknowledged write must read back.
+    fn finish(self, k: &Keyway) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("client");
+        }
+        assert_eq!(self.errors.load(Ordering::Relaxed), 0, "{}", k.log());
+        let mut c = k.client();
+        let counts = self.counts.lock().unwrap();
+        assert!(counts.values().sum::<i64>() > 200, "too little load");
+        for (key, n) in counts.iter() {
+            assert_eq!(c.cmd(&["GET", key]), bulk(&n.to_string()), "{key}");
+        }
+        for (hash, field) in self.fields.lock().unwrap().iter() {
+            assert_eq!(c.cmd(&["HEXISTS", hash, field]), ":1\r\n", "{hash} {field}");
+        }
+    }
+}
+
+/// Every key lives on exactly one backend.
+fn each_key_once(backends: &[&Redis]) -> Vec<usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut per = Vec::new();
+    for b in backends {
+        let mut c = b.client();
+        let reply = c.cmd(&["KEYS", "*"]);
+        let keys: Vec<String> = reply
+            .split("\r\n")
+            .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+            .map(str::to_string)
+            .collect();
+        per.push(keys.len());
+        for k in keys {
+            *seen.entry(k).or_insert(0) += 1;
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "keys on two backends: {twice:?}");
+    per
+}
+
+fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Redis]) {
+    let first = &backends[..5];
+    let k = Keyway::start("cores = 2", &ketama(first, &[]));
+    let mut c = k.client();
+    for i in 0..KEYS {
+        assert_eq!(
+            c.cmd(&["SET", &format!("k:{i}"), &format!("v{i}")]),
+            "+OK\r\n"
+        );
+    }
+    c.cmd(&["SET", "ttl:k", "t", "EX", "600"]);
+    let load = Load::start(k.port, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    rewrite(&k, &change(backends));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}\n{}", k.log());
+    assert!(k.log().contains("reshard started"), "{}", k.log());
+    std::thread::sleep(Duration::from_millis(800));
+    load.finish(&k);
+    // Every key reads back (moved as it is read), TTLs with them.
+    for i in 0..KEYS {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
+    let ttl: i64 = c
+        .cmd(&["TTL", "ttl:k"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((500..=600).contains(&ttl), "TTL {ttl}");
+    let per = each_key_once(backends);
+    let total: usize = per.iter().sum();
+    assert!(total >= KEYS + COUNTERS, "{per:?}");
+    // A second reshard waits for this one to end.
+    rewrite(&k, &ketama(first, &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("still moving the keys"), "{body}");
+}
+
+#[test]
+fn adding_an_endpoint_under_load_loses_no_write() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    reshard_under_load(|b| ketama(b, &[]), &backends);
+    // The new endpoint took its share.
+    let per = each_key_once(&backends);
+    assert!(per[5] * 12 > per.iter().sum::<usize>(), "{per:?}");
+}
+
+#[test]
+fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
+    let rs: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    reshard_under_load(|b| ketama(&[b[0], b[1], b[3], b[4]], &[(0, 3)]), &backends);
+    // The removed endpoint gave up every key read since.
+    assert_eq!(each_key_once(&backends)[2], 0);
+}
