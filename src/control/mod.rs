@@ -1,7 +1,8 @@
 //! The control plane: one thread's view of every core, off the data path.
 //! Bottom-up: `cores` (each core's channel and what it is told) →
-//! `discovery` (Redis Cluster slot maps) → `reload` (a new configuration
-//! generation for every core) → `health` (checks and ejections, applied
+//! `discovery` (Redis Cluster slot maps) → `mover` (a reshard's keys,
+//! moved in the background) → `reload` (a new configuration generation
+//! for every core) → `health` (checks and ejections, applied
 //! as reloads) → `render` (stats as JSON) → `metrics` (stats as
 //! Prometheus text) → `admin` (the HTTP endpoint).
 pub mod admin;
@@ -9,5 +10,6 @@ pub mod cores;
 pub mod discovery;
 pub mod health;
 pub mod metrics;
+pub mod mover;
 pub mod reload;
 pub mod render;

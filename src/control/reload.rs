@@ -8,6 +8,7 @@
 use crate::config::{Config, ConfigError};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
+use crate::control::mover;
 use crate::topology::migration::{self, MigrationError};
 use crate::topology::{Health, Phase, Topology};
 use crossbeam_channel::Sender;
@@ -24,6 +25,8 @@ pub struct ReloadStatus {
     pub succeeded: u64,
     pub failed: u64,
     pub last_error: Option<String>,
+    /// The running reshard's mover (the last one's, once done).
+    pub reshard: Option<Arc<mover::Progress>>,
 }
 
 /// Why a reload changed nothing.
@@ -117,6 +120,8 @@ pub struct Reloader {
     state: Mutex<(Arc<Topology>, ReloadStatus)>,
     /// Held for the whole of a reload or health change.
     changing: Mutex<()>,
+    /// The running reshard's mover, and what it did so far.
+    reshard: Mutex<Option<Arc<mover::Progress>>>,
 }
 
 impl Reloader {
@@ -133,6 +138,7 @@ impl Reloader {
             succeeded: 0,
             failed: 0,
             last_error: None,
+            reshard: None,
         };
         Reloader {
             path,
@@ -141,6 +147,7 @@ impl Reloader {
             directory,
             state: Mutex::new((topo, status)),
             changing: Mutex::new(()),
+            reshard: Mutex::new(None),
         }
     }
 
@@ -150,17 +157,19 @@ impl Reloader {
     }
 
     pub fn status(&self) -> ReloadStatus {
-        self.lock().1.clone()
+        let mut status = self.lock().1.clone();
+        status.reshard = self.reshard_progress();
+        status
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Arc<Topology>, ReloadStatus)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Reads the configuration file again and, if it is valid and can be
     /// applied while running, makes every core serve it. Either way the
     /// outcome is logged and returned.
-    pub fn reload(&self, asked_by: &str) -> Outcome {
+    pub fn reload(self: &Arc<Self>, asked_by: &str) -> Outcome {
         let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let (running, generation) = {
             let state = self.lock();
@@ -201,7 +210,11 @@ impl Reloader {
         }
     }
 
-    fn apply(&self, running: Arc<Topology>, generation: u64) -> Result<Arc<Topology>, ReloadError> {
+    fn apply(
+        self: &Arc<Self>,
+        running: Arc<Topology>,
+        generation: u64,
+    ) -> Result<Arc<Topology>, ReloadError> {
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
@@ -247,7 +260,60 @@ impl Reloader {
             "reshard started: every core held within {:?}",
             started.elapsed()
         );
+        self.start_mover(migrating.clone());
         Ok(migrating)
+    }
+
+    /// Moves the keys of `topo`'s migration in the background; once every
+    /// old owner was scanned, the new placement serves alone.
+    fn start_mover(self: &Arc<Self>, topo: Arc<Topology>) {
+        let me = Arc::downgrade(self);
+        let of = topo.clone();
+        let finished = move || {
+            if let Some(reloader) = me.upgrade() {
+                reloader.finish_reshard(&of);
+            }
+        };
+        match mover::spawn(topo, finished) {
+            Ok(progress) => *lock(&self.reshard) = Some(progress),
+            Err(e) => crate::error!(
+                "cannot start the reshard mover: {e}; keys move as clients touch them"
+            ),
+        }
+    }
+
+    /// The running reshard's progress (the last one's, once done).
+    pub fn reshard_progress(&self) -> Option<Arc<mover::Progress>> {
+        lock(&self.reshard).clone()
+    }
+
+    /// Ends the migration `of` started, if it still runs: every key moved,
+    /// so the new placement serves alone, without the old ring and the
+    /// endpoints only it had, as the next generation.
+    fn finish_reshard(&self, of: &Topology) {
+        let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let (running, generation) = {
+            let state = self.lock();
+            (state.0.clone(), state.1.generation)
+        };
+        let rings = |t: &Topology| -> Vec<Option<usize>> {
+            (t.clusters.iter())
+                .map(|c| (c.migration.as_ref()).map(|m| Arc::as_ptr(&m.previous.ring) as usize))
+                .collect()
+        };
+        if rings(&running) != rings(of) {
+            return;
+        }
+        let next = Topology::with_health(running.config.clone(), running.health.clone());
+        let (topo, _) = self.serve(Arc::new(next), generation + 1);
+        let mut state = self.lock();
+        state.1.generation += 1;
+        state.1.last_reload = Some(SystemTime::now());
+        state.0 = topo;
+        crate::info!(
+            "reshard finished: every key moved; generation {} serves the new placement alone",
+            state.1.generation
+        );
     }
 
     /// Makes every core serve `topo` as generation `generation`, its Redis
@@ -306,6 +372,10 @@ impl Reloader {
         }
         served
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a reload cannot apply to a running keyway: its listeners are bound

@@ -164,10 +164,44 @@ pub fn stats_json(
         reloads.failed,
         reloads.last_error.as_deref().map_or("null".into(), json_str),
     );
+    let reshard = reloads
+        .reshard
+        .as_deref()
+        .map_or("null".into(), reshard_json);
     format!(
-        "{{\"config\":{config},\"cores\":[{}],\"total\":{}}}\n",
+        "{{\"config\":{config},\"reshard\":{reshard},\"cores\":[{}],\"total\":{}}}\n",
         per.join(","),
         total
+    )
+}
+
+/// A reshard's mover: per old owner, keys at the start of its pass,
+/// scanned, moved, errors, and whether its pass is complete.
+fn reshard_json(p: &crate::control::mover::Progress) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let owners: Vec<String> = (p.owners.iter())
+        .map(|o| {
+            format!(
+                "{{\"cluster\":{},\"endpoint\":{},\"keys_at_start\":{},\"scanned\":{},\"moved\":{},\"errors\":{},\"passed\":{}}}",
+                json_str(&o.cluster),
+                json_str(&o.endpoint),
+                o.keys_at_start.load(Relaxed),
+                o.scanned.load(Relaxed),
+                o.moved.load(Relaxed),
+                o.errors.load(Relaxed),
+                o.passed.load(Relaxed)
+            )
+        })
+        .collect();
+    let state = if p.done.load(Relaxed) {
+        "done"
+    } else {
+        "moving"
+    };
+    format!(
+        "{{\"state\":\"{state}\",\"seconds\":{:.1},\"old_owners\":[{}]}}",
+        p.started.elapsed().as_secs_f64(),
+        owners.join(",")
     )
 }
 
@@ -378,6 +412,7 @@ catch_all = "main"
             succeeded: 2,
             failed: 1,
             last_error: Some("bad \"quote\"\nand a newline".into()),
+            reshard: None,
         };
         (topo, dir, cores, reloads)
     }

@@ -250,7 +250,7 @@ fn stop_all(cores: Vec<CoreThread>) {
 
 /// Serves signals until SIGTERM or SIGINT: SIGHUP reloads, SIGUSR2 dumps
 /// latency.
-fn serve_signals(signals: &libc::sigset_t, reloader: &reload::Reloader, cores: &Cores) {
+fn serve_signals(signals: &libc::sigset_t, reloader: &Arc<reload::Reloader>, cores: &Cores) {
     loop {
         let sig = wait_signal(signals);
         match sig {

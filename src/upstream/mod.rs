@@ -8,9 +8,10 @@
 //! connection's first requests) → `conn` (one connection) → `pool` (this
 //! core's connections, slot maps, read policy) → `redirect`
 //! (MOVED/ASK/TRYAGAIN). `probe` and `reports` serve the
-//! control side's checks.
+//! control side's checks; `migrate` is the MIGRATE a reshard sends.
 pub mod conn;
 mod handshake;
+pub mod migrate;
 pub mod pool;
 pub mod probe;
 pub mod redirect;

@@ -115,11 +115,16 @@ impl Probe {
         for a in args {
             write::bulk(&mut req, a);
         }
+        self.raw(&req)
+    }
+
+    /// One request already encoded (`req`) and its reply.
+    pub fn raw(&mut self, req: &[u8]) -> Result<Value, ProbeError> {
         let io_err = |e: io::Error| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ProbeError::TimedOut,
             _ => ProbeError::Io(e),
         };
-        self.stream.write_all(&req).map_err(io_err)?;
+        self.stream.write_all(req).map_err(io_err)?;
         self.stream.flush().map_err(io_err)?;
         let mut buf = Vec::with_capacity(16 * 1024);
         let mut scanner = ReplyScanner::new();

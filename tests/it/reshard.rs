@@ -129,7 +129,33 @@ fn each_key_once(backends: &[&Redis]) -> Vec<usize> {
     per
 }
 
-fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Redis]) {
+fn generation(k: &Keyway) -> i64 {
+    json_number(
+        &admin_get(k.admin_port, "/stats"),
+        "\"config\"",
+        "generation",
+    )
+}
+
+/// Waits until the mover has scanned every old owner and the new placement
+/// serves alone (generation `want`).
+fn wait_reshard_done(k: &Keyway, want: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = admin_get(k.admin_port, "/stats");
+        if stats.contains("\"state\":\"done\"") && generation(k) == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no end: {stats}\n{}",
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Redis]) -> Keyway {
     let first = &backends[..5];
     let k = Keyway::start("cores = 2", &ketama(first, &[]));
     let mut c = k.client();
@@ -146,9 +172,16 @@ fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Red
     let (status, body) = admin_request(k.admin_port, "POST", "/reload");
     assert_eq!(status, 200, "{body}\n{}", k.log());
     assert!(k.log().contains("reshard started"), "{}", k.log());
+    // The same file again: the reshard goes on.
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "the same file again keeps it going: {body}");
     std::thread::sleep(Duration::from_millis(800));
     load.finish(&k);
-    // Every key reads back (moved as it is read), TTLs with them.
+    // The mover moved what no client touched; the new placement then
+    // serves alone.
+    wait_reshard_done(&k, 4);
+    let per = each_key_once(backends);
+    assert!(per.iter().sum::<usize>() >= KEYS + COUNTERS, "{per:?}");
     for i in 0..KEYS {
         assert_eq!(
             c.cmd(&["GET", &format!("k:{i}")]),
@@ -163,31 +196,42 @@ fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Red
         .parse()
         .unwrap();
     assert!((500..=600).contains(&ttl), "TTL {ttl}");
-    let per = each_key_once(backends);
-    let total: usize = per.iter().sum();
-    assert!(total >= KEYS + COUNTERS, "{per:?}");
-    // A second reshard waits for this one to end.
-    rewrite(&k, &ketama(first, &[]));
-    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
-    assert_eq!(status, 422, "{body}");
-    assert!(body.contains("still moving the keys"), "{body}");
+    k
 }
 
 #[test]
 fn adding_an_endpoint_under_load_loses_no_write() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    reshard_under_load(|b| ketama(b, &[]), &backends);
+    let k = reshard_under_load(|b| ketama(b, &[]), &backends);
     // The new endpoint took its share.
     let per = each_key_once(&backends);
     assert!(per[5] * 12 > per.iter().sum::<usize>(), "{per:?}");
+    // Once done, the cluster can be resharded again: back to five.
+    rewrite(&k, &ketama(&backends[..5], &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    wait_reshard_done(&k, 6);
+    assert_eq!(
+        each_key_once(&backends)[5],
+        0,
+        "the sixth gave every key back"
+    );
+    let mut c = k.client();
+    for i in 0..KEYS {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
 }
 
 #[test]
 fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
     let rs: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    reshard_under_load(|b| ketama(&[b[0], b[1], b[3], b[4]], &[(0, 3)]), &backends);
-    // The removed endpoint gave up every key read since.
+    let _k = reshard_under_load(|b| ketama(&[b[0], b[1], b[3], b[4]], &[(0, 3)]), &backends);
+    // The removed endpoint gave up every key.
     assert_eq!(each_key_once(&backends)[2], 0);
 }

@@ -1,0 +1,316 @@
+//! A reshard's background mover (`reshard = "migrate"`): on a thread of
+//! its own, it SCANs every old owner of a resharding cluster, each
+//! database with keys, a COUNT batch at a time at a bounded rate, and
+//! moves the keys whose owner changed with one MIGRATE per batch and new
+//! owner. A full SCAN pass of every old owner ends the migration: SCAN
+//! returns every key present for the whole pass, and in the migrate phase
+//! nothing writes a moving key to its old owner, so none is left behind.
+//! Sessions move the keys clients touch meanwhile (`session::reshard`);
+//! a key both try to move is moved once (MIGRATE is atomic on the old
+//! owner, and the second finds nothing: `+NOKEY`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::resp::value::Value;
+use crate::topology::router::Router;
+use crate::topology::{host_of, Topology};
+use crate::upstream::migrate::{moved_by, Migrate};
+use crate::upstream::probe::{Probe, ProbeError};
+
+/// Keys asked for per SCAN (and so at most per MIGRATE).
+const BATCH: usize = 200;
+/// Keys scanned per second at most, over the whole mover: the old owners
+/// serve clients meanwhile.
+const KEYS_PER_SECOND: u64 = 50_000;
+/// How long a failing old owner is left alone before the mover tries it
+/// again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What the mover did so far, shown in `/stats`.
+#[derive(Debug)]
+pub struct Progress {
+    pub started: Instant,
+    pub owners: Vec<OwnerProgress>,
+    /// Every old owner's pass is complete.
+    pub done: AtomicBool,
+    /// Told to stop (keyway stops, or another generation took over).
+    pub stop: AtomicBool,
+}
+
+/// One old owner's part.
+#[derive(Debug)]
+pub struct OwnerProgress {
+    pub cluster: String,
+    pub endpoint: String,
+    /// Keys it held when its pass began (all databases).
+    pub keys_at_start: AtomicU64,
+    pub scanned: AtomicU64,
+    /// Keys sent to their new owner (MIGRATE answered OK or NOKEY).
+    pub moved: AtomicU64,
+    pub errors: AtomicU64,
+    pub passed: AtomicBool,
+}
+
+/// An old owner and what it is moving keys for.
+struct Owner {
+    cluster: usize,
+    endpoint: usize,
+}
+
+/// Starts moving the keys of `topo`'s migrations; `finished` is called
+/// (on the mover's thread) once every old owner's pass is complete.
+pub fn spawn(
+    topo: Arc<Topology>,
+    finished: impl FnOnce() + Send + 'static,
+) -> std::io::Result<Arc<Progress>> {
+    let mut owners: Vec<Owner> = Vec::new();
+    for (ci, c) in topo.clusters.iter().enumerate() {
+        for s in c.migration.iter().flat_map(|m| &m.previous.shards) {
+            if !owners.iter().any(|o| o.endpoint == s.primary) {
+                owners.push(Owner {
+                    cluster: ci,
+                    endpoint: s.primary,
+                });
+            }
+        }
+    }
+    let progress = Arc::new(Progress {
+        started: Instant::now(),
+        owners: (owners.iter())
+            .map(|o| OwnerProgress {
+                cluster: topo.clusters[o.cluster].name.clone(),
+                endpoint: topo.endpoints[o.endpoint].label.clone(),
+                keys_at_start: AtomicU64::new(0),
+                scanned: AtomicU64::new(0),
+                moved: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+                passed: AtomicBool::new(false),
+            })
+            .collect(),
+        done: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+    });
+    let shown = progress.clone();
+    std::thread::Builder::new()
+        .name("keyway-mover".into())
+        .spawn(move || {
+            for (owner, p) in owners.iter().zip(&progress.owners) {
+                while !progress.stop.load(Ordering::Relaxed) {
+                    match pass(&topo, owner, p, &progress.stop) {
+                        Ok(()) => break,
+                        Err(why) => {
+                            p.errors.fetch_add(1, Ordering::Relaxed);
+                            crate::warn!(endpoint: &p.endpoint, "reshard mover: {why}; trying again");
+                            std::thread::sleep(RETRY_AFTER);
+                        }
+                    }
+                }
+                if progress.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                p.passed.store(true, Ordering::Relaxed);
+            }
+            progress.done.store(true, Ordering::Relaxed);
+            finished();
+        })?;
+    Ok(shown)
+}
+
+/// One full SCAN pass of `owner`, every database with keys, moving what
+/// moves. Err: the owner failed (the pass starts over).
+fn pass(
+    topo: &Topology,
+    owner: &Owner,
+    p: &OwnerProgress,
+    stop: &AtomicBool,
+) -> Result<(), ProbeError> {
+    let cfg = &topo.config;
+    let cluster = &cfg.clusters[owner.cluster];
+    let ep = &topo.endpoints[owner.endpoint];
+    let io = cfg.op_timeout.max(Duration::from_secs(10));
+    let mut conn = Probe::connect(
+        cluster,
+        ep.addr,
+        host_of(&ep.label),
+        cfg.connect_timeout,
+        io,
+    )?;
+    let dbs = databases(&mut conn)?;
+    p.keys_at_start
+        .store(dbs.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
+    let router = Router::new(topo, &[]);
+    let migrate_timeout = cfg.op_timeout.max(Duration::from_secs(1));
+    let mut budget = Budget::new();
+    for &(db, _) in &dbs {
+        refused(
+            "SELECT",
+            conn.command(&[b"SELECT", db.to_string().as_bytes()])?,
+        )?;
+        let mut cursor = b"0".to_vec();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let count = BATCH.to_string();
+            let reply = conn.command(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()])?;
+            let (next, keys) = scanned(reply)?;
+            p.scanned.fetch_add(keys.len() as u64, Ordering::Relaxed);
+            let mut by_owner: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+            for key in &keys {
+                let Ok(home) = router.locate(owner.cluster, key) else {
+                    continue;
+                };
+                match router.moving(owner.cluster, key, &home) {
+                    Some(m) if m.from == owner.endpoint => {
+                        match by_owner.iter_mut().find(|(to, _)| *to == m.to) {
+                            Some((_, ks)) => ks.push(key),
+                            None => by_owner.push((m.to, vec![key])),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (to, ks) in &by_owner {
+                let order = Migrate {
+                    to: topo.endpoints[*to].addr,
+                    db,
+                    timeout: migrate_timeout,
+                    username: cluster.username.as_deref(),
+                    password: cluster.password.as_deref(),
+                };
+                let mut frame = Vec::new();
+                order.encode(&mut frame, ks);
+                let answer = conn.raw(&frame)?;
+                let outcome = match &answer {
+                    Value::Simple(_) => Ok(()),
+                    Value::Error(e) => moved_by(Err(e)),
+                    _ => Err("unexpected MIGRATE reply".into()),
+                };
+                if let Err(why) = outcome {
+                    return Err(ProbeError::Refused {
+                        command: "MIGRATE",
+                        reply: why,
+                    });
+                }
+                p.moved.fetch_add(ks.len() as u64, Ordering::Relaxed);
+            }
+            budget.spend(keys.len() as u64);
+            if next == b"0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(())
+}
+
+/// The databases holding keys, from INFO keyspace (`db3:keys=10,...`).
+fn databases(conn: &mut Probe) -> Result<Vec<(u16, u64)>, ProbeError> {
+    let text = match conn.command(&[b"INFO", b"keyspace"])? {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::Error(reply) => {
+            return Err(ProbeError::Refused {
+                command: "INFO",
+                reply,
+            })
+        }
+        _ => return Err(ProbeError::Unexpected("INFO")),
+    };
+    Ok(keyspace(&text))
+}
+
+/// `dbN:keys=K,...` lines of INFO keyspace.
+fn keyspace(text: &str) -> Vec<(u16, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let (db, rest) = l.strip_prefix("db")?.split_once(':')?;
+            let keys = rest.strip_prefix("keys=")?.split(',').next()?;
+            Some((db.parse().ok()?, keys.parse().ok()?))
+        })
+        .collect()
+}
+
+/// SCAN's reply: the next cursor and the keys.
+fn scanned(reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), ProbeError> {
+    let Value::Array(mut parts) = reply else {
+        return match reply {
+            Value::Error(reply) => Err(ProbeError::Refused {
+                command: "SCAN",
+                reply,
+            }),
+            _ => Err(ProbeError::Unexpected("SCAN")),
+        };
+    };
+    let keys = match parts.pop() {
+        Some(Value::Array(keys)) => keys,
+        _ => return Err(ProbeError::Unexpected("SCAN")),
+    };
+    let next = match parts.pop() {
+        Some(Value::Bulk(c)) => c,
+        _ => return Err(ProbeError::Unexpected("SCAN")),
+    };
+    let keys = (keys.into_iter())
+        .filter_map(|k| match k {
+            Value::Bulk(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    Ok((next, keys))
+}
+
+fn refused(command: &'static str, v: Value) -> Result<(), ProbeError> {
+    match v {
+        Value::Error(reply) => Err(ProbeError::Refused { command, reply }),
+        _ => Ok(()),
+    }
+}
+
+/// `KEYS_PER_SECOND`, kept by sleeping when ahead.
+struct Budget {
+    since: Instant,
+    spent: u64,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            since: Instant::now(),
+            spent: 0,
+        }
+    }
+
+    fn spend(&mut self, keys: u64) {
+        self.spent += keys;
+        let due = Duration::from_secs_f64(self.spent as f64 / KEYS_PER_SECOND as f64);
+        if let Some(ahead) = due.checked_sub(self.since.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_lists_the_databases_with_keys() {
+        let info =
+            "# Keyspace\r\ndb0:keys=12,expires=1,avg_ttl=0\r\ndb3:keys=5,expires=0,avg_ttl=0\r\n";
+        assert_eq!(keyspace(info), vec![(0, 12), (3, 5)]);
+        assert_eq!(keyspace("# Keyspace\r\n"), vec![]);
+    }
+
+    #[test]
+    fn a_scan_reply_gives_its_cursor_and_keys() {
+        let reply = Value::Array(vec![
+            Value::Bulk(b"17".to_vec()),
+            Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Bulk(b"b".to_vec())]),
+        ]);
+        let (next, keys) = scanned(reply).expect("scanned");
+        assert_eq!(next, b"17");
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(scanned(Value::Error("ERR no".into())).is_err());
+    }
+}
