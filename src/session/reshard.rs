@@ -13,8 +13,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use super::transaction;
 use super::{Client, CoreContext};
-use crate::command::{key_indices, CommandSpec};
+use crate::command::{key_indices, CommandSpec, Exec};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{quoted, Protocol};
@@ -112,7 +113,7 @@ pub fn check(
         match *pending {
             Pending::Failed(msg) => {
                 client.error(&msg);
-                super::transaction::doom(client);
+                transaction::doom(client);
                 return Check::Answered;
             }
             other => client.reshard = Some(Box::new(other)),
@@ -120,14 +121,21 @@ pub fn check(
         return Check::Wait;
     }
     let mut keys = std::mem::take(&mut client.keys);
-    let found = key_indices(spec, req.argc(), |i| req.arg(i), &mut keys).is_ok();
-    let needs = if found {
-        moves_of(ctx, client.db, req, &keys)
-    } else {
-        None
-    };
+    let mut needs = Needs::default();
+    if key_indices(spec, req.argc(), |i| req.arg(i), &mut keys).is_ok() {
+        needs.add(ctx, client.db, req, &keys);
+    }
+    // EXEC runs what was queued where its keys live now: they move first
+    // (queued before the reshard, they were not moved as they queued).
+    if spec.exec == Exec::Transaction && req.arg(0).eq_ignore_ascii_case(b"exec") {
+        transaction::each_queued(ctx, client, |queued, spec| {
+            if key_indices(spec, queued.argc(), |i| queued.arg(i), &mut keys).is_ok() {
+                needs.add(ctx, client.db, queued, &keys);
+            }
+        });
+    }
     client.keys = keys;
-    match needs {
+    match needs.pending() {
         None => Check::Run,
         Some(pending) => {
             client.reshard = Some(Box::new(pending));
@@ -136,36 +144,49 @@ pub fn check(
     }
 }
 
-/// What the keys at `keys` of `req` wait for, if anything.
-fn moves_of(ctx: &CoreContext, db: u16, req: Request<'_>, keys: &[usize]) -> Option<Pending> {
-    let router = Router::new(&ctx.topo, &[]);
-    let moved = ctx.moved.borrow();
-    let mut moves = Vec::new();
-    for &i in keys {
-        let key = req.arg(i);
-        let Ok(route) = router.route(key, "key") else {
-            continue;
-        };
-        let stripped = &key[route.strip..];
-        let Ok(home) = router.locate(route.cluster, stripped) else {
-            continue;
-        };
-        let Some(m) = router.moving(route.cluster, stripped, &home) else {
-            continue;
-        };
-        if m.phase == Phase::Hold {
-            return Some(Pending::Hold);
-        }
-        if !moved.contains(route.cluster, db, stripped) {
-            moves.push(Move {
-                cluster: route.cluster,
-                from: m.from,
-                to: m.to,
-                key: stripped.to_vec(),
-            });
+/// What a request's keys wait for.
+#[derive(Default)]
+struct Needs {
+    hold: bool,
+    moves: Vec<Move>,
+}
+
+impl Needs {
+    /// Adds what the keys at `keys` of `req` wait for.
+    fn add(&mut self, ctx: &CoreContext, db: u16, req: Request<'_>, keys: &[usize]) {
+        let router = Router::new(&ctx.topo, &[]);
+        let moved = ctx.moved.borrow();
+        for &i in keys {
+            let key = req.arg(i);
+            let Ok(route) = router.route(key, "key") else {
+                continue;
+            };
+            let stripped = &key[route.strip..];
+            let Ok(home) = router.locate(route.cluster, stripped) else {
+                continue;
+            };
+            let Some(m) = router.moving(route.cluster, stripped, &home) else {
+                continue;
+            };
+            if m.phase == Phase::Hold {
+                self.hold = true;
+            } else if !moved.contains(route.cluster, db, stripped) {
+                self.moves.push(Move {
+                    cluster: route.cluster,
+                    from: m.from,
+                    to: m.to,
+                    key: stripped.to_vec(),
+                });
+            }
         }
     }
-    (!moves.is_empty()).then_some(Pending::Moves(moves))
+
+    fn pending(self) -> Option<Pending> {
+        if self.hold {
+            return Some(Pending::Hold);
+        }
+        (!self.moves.is_empty()).then_some(Pending::Moves(self.moves))
+    }
 }
 
 /// Moves `moves` (keys of database `db`): one MIGRATE per old and new

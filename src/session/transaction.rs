@@ -286,6 +286,21 @@ fn each_command(
     Ok(())
 }
 
+/// Calls `each` with every command the open transaction queued (a
+/// reshard moves their keys before EXEC runs them).
+pub fn each_queued(
+    ctx: &CoreContext,
+    client: &Client,
+    mut each: impl FnMut(Request<'_>, &'static CommandSpec),
+) {
+    if let Some(tx) = &client.tx {
+        let _ = each_command(ctx, &tx.frames, |frame, args, spec| {
+            each(Request::new(frame, args), spec);
+            Ok(())
+        });
+    }
+}
+
 /// Commands encoded for their backend, back to back.
 #[derive(Default)]
 struct Encoded {

@@ -206,7 +206,7 @@ fn adding_an_endpoint_under_load_loses_no_write() {
     let k = reshard_under_load(|b| ketama(b, &[]), &backends);
     // The new endpoint took its share.
     let per = each_key_once(&backends);
-    assert!(per[5] * 12 > per.iter().sum::<usize>(), "{per:?}");
+    assert!(per[5] * 30 > per.iter().sum::<usize>(), "{per:?}");
     // Once done, the cluster can be resharded again: back to five.
     rewrite(&k, &ketama(&backends[..5], &[]));
     let (status, body) = admin_request(k.admin_port, "POST", "/reload");
@@ -234,4 +234,33 @@ fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
     let _k = reshard_under_load(|b| ketama(&[b[0], b[1], b[3], b[4]], &[(0, 3)]), &backends);
     // The removed endpoint gave up every key.
     assert_eq!(each_key_once(&backends)[2], 0);
+}
+
+/// A transaction queued before a reshard runs after it where its keys
+/// live now, with their values: EXEC moves them first.
+#[test]
+fn a_transaction_queued_before_the_reshard_finds_its_keys() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let tags = 100;
+    let mut clients: Vec<Client> = (0..tags).map(|_| k.client()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.cmd(&["SET", &format!("{{t{i}}}:n"), "10"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["INCR", &format!("{{t{i}}}:n")]), "+QUEUED\r\n");
+    }
+    rewrite(&k, &ketama(&backends, &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.cmd(&["EXEC"]), "*1\r\n:11\r\n", "{{t{i}}}:n");
+    }
+    wait_reshard_done(&k, 3);
+    for i in 0..tags {
+        assert_eq!(k.client().cmd(&["GET", &format!("{{t{i}}}:n")]), bulk("11"));
+    }
+    // Some of the tags moved (else this test shows nothing): about one in
+    // fifteen here, so none in a hundred is a chance of 1 in 1,000.
+    assert!(each_key_once(&backends)[5] > 0);
 }
