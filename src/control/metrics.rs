@@ -82,6 +82,9 @@ pub fn render(
 ) -> String {
     let mut o = String::new();
     config_metrics(&mut o, reloads);
+    if let Some(p) = &reloads.reshard {
+        reshard_metrics(&mut o, p);
+    }
     per_core(&mut o, cores, CoreCounter::ROWS, |c| &c.counts);
     header(
         &mut o,
@@ -140,6 +143,61 @@ fn config_metrics(o: &mut String, reloads: &ReloadStatus) {
         "keyway_config_reloads_total{{result=\"succeeded\"}} {}\nkeyway_config_reloads_total{{result=\"failed\"}} {}",
         reloads.succeeded, reloads.failed
     );
+}
+
+/// A reshard's mover, per old owner.
+fn reshard_metrics(o: &mut String, p: &crate::control::mover::Progress) {
+    use std::sync::atomic::Ordering::Relaxed;
+    header(
+        o,
+        "keyway_reshard_moving",
+        "gauge",
+        "1 while a reshard's keys are being moved, 0 once every old owner was scanned.",
+    );
+    let _ = writeln!(
+        o,
+        "keyway_reshard_moving {}",
+        u8::from(!p.done.load(Relaxed))
+    );
+    type Of = fn(&crate::control::mover::OwnerProgress) -> u64;
+    let families: [(&str, &str, &str, Of); 4] = [
+        (
+            "keyway_reshard_keys_at_start",
+            "gauge",
+            "Keys an old owner held when the mover's pass over it began.",
+            |p| p.keys_at_start.load(Relaxed),
+        ),
+        (
+            "keyway_reshard_keys_scanned_total",
+            "counter",
+            "Keys the mover scanned on an old owner.",
+            |p| p.scanned.load(Relaxed),
+        ),
+        (
+            "keyway_reshard_keys_moved_total",
+            "counter",
+            "Keys the mover sent from an old owner to their new one.",
+            |p| p.moved.load(Relaxed),
+        ),
+        (
+            "keyway_reshard_errors_total",
+            "counter",
+            "Passes over an old owner that failed and started again.",
+            |p| p.errors.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, of) in families {
+        header(o, name, kind, help);
+        for owner in &p.owners {
+            let _ = writeln!(
+                o,
+                "{name}{{cluster=\"{}\",endpoint=\"{}\"}} {}",
+                label(&owner.cluster),
+                label(&owner.endpoint),
+                of(owner)
+            );
+        }
+    }
 }
 
 /// Commands received by name, and error replies keyway made by kind.
