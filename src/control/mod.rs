@@ -1,7 +1,8 @@
 //! The control plane: one thread's view of every core, off the data path.
 //! Bottom-up: `cores` (each core's channel and what it is told) →
 //! `discovery` (Redis Cluster slot maps) → `mover` (a reshard's keys,
-//! moved in the background) → `reload` (a new configuration generation
+//! moved in the background) → `reshard_file` (a reshard kept across
+//! restarts) → `reload` (a new configuration generation
 //! for every core) → `health` (checks and ejections, applied
 //! as reloads) → `render` (stats as JSON) → `metrics` (stats as
 //! Prometheus text) → `admin` (the HTTP endpoint).
@@ -13,3 +14,4 @@ pub mod metrics;
 pub mod mover;
 pub mod reload;
 pub mod render;
+pub mod reshard_file;

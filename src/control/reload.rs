@@ -8,7 +8,7 @@
 use crate::config::{Config, ConfigError};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
-use crate::control::mover;
+use crate::control::{mover, reshard_file};
 use crate::topology::migration::{self, MigrationError};
 use crate::topology::{Health, Phase, Topology};
 use crossbeam_channel::Sender;
@@ -43,6 +43,9 @@ pub enum ReloadError {
     /// Not every core held requests to moving keys in time: the reshard
     /// was called off and the running placement serves on.
     HoldNotConfirmed { held_by: usize, cores: usize },
+    /// The placement keys move from could not be kept beside the
+    /// configuration (a restart would lose it), so the reshard did not start.
+    ReshardNotKept(std::io::Error),
 }
 
 impl std::fmt::Display for ReloadError {
@@ -59,6 +62,10 @@ impl std::fmt::Display for ReloadError {
             ReloadError::Reshard(MigrationError::AlreadyMoving { cluster }) => write!(
                 f,
                 "cluster `{cluster}` is still moving the keys of its last reshard: its endpoints, weights and ring settings cannot change until that ends"
+            ),
+            ReloadError::ReshardNotKept(e) => write!(
+                f,
+                "the reshard did not start: the placement it moves keys from cannot be kept beside the configuration file: {e}"
             ),
             ReloadError::HoldNotConfirmed { held_by, cores } => write!(
                 f,
@@ -239,6 +246,9 @@ impl Reloader {
         // A reshard starts: every core first holds what touches moving
         // keys (and answers what it sent to their old owners), and only
         // when all have does any move a key.
+        if let Some(path) = &self.path {
+            reshard_file::write(path, &running, &next).map_err(ReloadError::ReshardNotKept)?;
+        }
         let started = std::time::Instant::now();
         let (held, held_by) = self.serve(Arc::new(next), generation);
         let cores = self.cores.len();
@@ -248,6 +258,9 @@ impl Reloader {
                 super::cores::RELOAD_CONFIRM_WITHIN
             );
             self.serve(running, generation);
+            if let Some(path) = &self.path {
+                reshard_file::remove(path);
+            }
             return Err(ReloadError::HoldNotConfirmed { held_by, cores });
         }
         let migrating = Arc::new(migration::in_phase(&held, Phase::Migrate));
@@ -282,6 +295,12 @@ impl Reloader {
         }
     }
 
+    /// Resumes the reshard `topo` (the one keyway started with) carries
+    /// from before a restart: its mover scans the old owners again.
+    pub fn resume(self: &Arc<Self>, topo: Arc<Topology>) {
+        self.start_mover(topo);
+    }
+
     /// The running reshard's progress (the last one's, once done).
     pub fn reshard_progress(&self) -> Option<Arc<mover::Progress>> {
         lock(&self.reshard).clone()
@@ -306,6 +325,9 @@ impl Reloader {
         }
         let next = Topology::with_health(running.config.clone(), running.health.clone());
         let (topo, _) = self.serve(Arc::new(next), generation + 1);
+        if let Some(path) = &self.path {
+            reshard_file::remove(path);
+        }
         let mut state = self.lock();
         state.1.generation += 1;
         state.1.last_reload = Some(SystemTime::now());

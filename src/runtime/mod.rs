@@ -54,7 +54,18 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
     if let Some(addr) = config.tls.as_ref().and_then(|t| t.listen) {
         refuse_taken_port(addr)?;
     }
-    let topo = Arc::new(Topology::build(config));
+    let mut topo = Topology::build(config);
+    // A reshard a restart interrupted goes on where it was.
+    let resumed = match &path {
+        Some(p) => crate::control::reshard_file::resumed(p, &topo).map_err(StartError::Reshard)?,
+        None => None,
+    };
+    if let Some(t) = resumed {
+        crate::info!("resuming the reshard a restart interrupted");
+        topo = t;
+    }
+    let resuming = topo.clusters.iter().any(|c| c.migration.is_some());
+    let topo = Arc::new(topo);
     // Redis Clusters are discovered before the cores start, so that their
     // first requests find a slot map (a cluster that does not answer yet
     // does not hold keyway back).
@@ -94,6 +105,9 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
         next_tx,
         directory.clone(),
     ));
+    if resuming {
+        reloader.resume(topo.clone());
+    }
     let monitor = crate::control::health::Monitor::new(reloader.clone(), reports, from_cores);
     let health = monitor.table();
     monitor.spawn().map_err(thread("health"))?;
@@ -233,6 +247,10 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, StartE
     Ok(cores)
 }
 
+/// How long a port taken at start-up may take to be freed (see
+/// `refuse_taken_port`).
+const PORT_FREED_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A control-side thread named `name` that could not start.
 fn thread(name: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
     move |why| StartError::Thread { name, why }
@@ -276,10 +294,21 @@ fn refuse_taken_port(addr: std::net::SocketAddr) -> Result<(), StartError> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match crate::net::listener::check_port_free(addr) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::PortTaken(addr)),
-        Err(why) => Err(StartError::Listen { addr, why }),
+    // A keyway that just died (SIGKILL, a crash) still holds its listener
+    // for a moment: its io_uring lets its sockets go after the process
+    // ends. Restarted at once, wait for that rather than fail.
+    let deadline = std::time::Instant::now() + PORT_FREED_WITHIN;
+    loop {
+        match crate::net::listener::check_port_free(addr) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StartError::PortTaken(addr));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(why) => return Err(StartError::Listen { addr, why }),
+        }
     }
 }
 

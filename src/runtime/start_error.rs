@@ -41,6 +41,8 @@ pub enum StartError {
     },
     /// A core ended before it said whether it started.
     CoreGone,
+    /// A reshard kept beside the configuration cannot be resumed.
+    Reshard(crate::control::reshard_file::ResumeError),
 }
 
 /// What stopped one core from starting.
@@ -109,6 +111,7 @@ impl std::fmt::Display for StartError {
                 }
             },
             StartError::CoreGone => f.write_str("a core stopped during start-up"),
+            StartError::Reshard(e) => write!(f, "{e}"),
         }
     }
 }

@@ -283,3 +283,56 @@ fn a_transaction_queued_before_the_reshard_finds_its_keys() {
     let per = each_key_once(&backends);
     assert!(per[5] > 0, "{per:?}\n{}", k.log());
 }
+
+/// keyway killed in the middle of a reshard resumes it when it starts
+/// again: no key is lost, the reshard ends, and its file goes.
+#[test]
+fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let mut k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let keys = 20_000;
+    let mut c = k.client();
+    let mut pipeline = Vec::new();
+    for i in 0..keys {
+        pipeline.extend(encode(&[
+            b"SET",
+            format!("k:{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+        ]));
+    }
+    c.send_raw(&pipeline);
+    for _ in 0..keys {
+        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
+    }
+    rewrite(&k, &ketama(&backends, &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let kept = k.config.with_file_name("keyway.toml.reshard");
+    assert!(kept.exists(), "the reshard is not kept: {}", k.log());
+    k.crash_and_restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !k.log().contains("resuming the reshard") {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = k.client();
+    for i in (0..keys).step_by(7) {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
+    wait_reshard_done(&k, 2);
+    assert!(!kept.exists(), "the reshard's file stayed");
+    let per = each_key_once(&backends);
+    assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
+    for i in 0..keys {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
+}

@@ -291,6 +291,42 @@ impl Keyway {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Kills the process (SIGKILL: no drain, nothing saved on the way
+    /// out) and starts it again with the same configuration file.
+    pub fn crash_and_restart(&mut self) {
+        let before = self.log().matches("listening on").count();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.log)
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("restart keyway");
+        self.child = Some(child);
+        // Not the port: the killed process's listener may linger a moment
+        // (its io_uring lets sockets go after it ends) and accept into its
+        // backlog. The new one says when it listens.
+        let listening = |k: &Keyway| k.log().matches("listening on").count();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while listening(self) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "keyway did not start again: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
