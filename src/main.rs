@@ -52,6 +52,24 @@ enum Cmd {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// A reshard's progress on running keyways, or pause or resume their
+    /// background movers (a reshard starts with a reload: see README).
+    Reshard {
+        action: ReshardAction,
+        /// Admin endpoints (`[admin] listen`), comma-separated.
+        #[arg(long, required = true, value_delimiter = ',')]
+        instances: Vec<String>,
+        /// A file holding the admin token, if `[admin] token` is set.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReshardAction {
+    Status,
+    Pause,
+    Resume,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +153,66 @@ fn import(from: ImportFrom) -> ExitCode {
 
 /// Loads and validates the configuration; what an operator should know
 /// about it (exposure) is printed by every command that reads it.
+/// `keyway reshard ...`: one admin request per instance, its answer printed.
+fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path>) -> ExitCode {
+    let token = match token_file.map(std::fs::read_to_string).transpose() {
+        Ok(t) => t.map(|t| t.trim().to_string()),
+        Err(e) => {
+            eprintln!("keyway: cannot read the token file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (method, path) = match action {
+        ReshardAction::Status => ("GET", "/reshard"),
+        ReshardAction::Pause => ("POST", "/reshard/pause"),
+        ReshardAction::Resume => ("POST", "/reshard/resume"),
+    };
+    let mut ok = true;
+    for instance in instances {
+        match admin_request(instance, method, path, token.as_deref()) {
+            Ok((status, body)) => {
+                ok &= (200..300).contains(&status);
+                print!("{instance}: {body}");
+            }
+            Err(e) => {
+                ok = false;
+                println!("{instance}: cannot ask ({e})");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One HTTP/1.1 request to a keyway admin endpoint: (status, body).
+fn admin_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_string()))
+}
+
 fn load(path: &Path) -> Result<Config, ExitCode> {
     let c = Config::load(path).map_err(|e| {
         eprintln!("keyway: {e}");
@@ -170,6 +248,14 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         (Some(Cmd::Import { from }), _) => import(from),
+        (
+            Some(Cmd::Reshard {
+                action,
+                instances,
+                token_file,
+            }),
+            _,
+        ) => reshard(action, &instances, token_file.as_deref()),
         (Some(Cmd::Latency { dir }), _) => match std::fs::read_to_string(dir.join("summary.txt")) {
             Ok(s) => {
                 print!("{s}");

@@ -163,6 +163,7 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
 <li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
+<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover</li>\
 <li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
 
 pub struct Admin {
@@ -258,7 +259,10 @@ impl Admin {
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         // Only a POST changes anything (a dump writes files).
-        let writes = path == "/latency/dump" || path == "/reload";
+        let writes = matches!(
+            path,
+            "/latency/dump" | "/reload" | "/reshard/pause" | "/reshard/resume"
+        );
         if writes && method != "POST" {
             return ("405 Method Not Allowed", TEXT, "POST only\n".into());
         }
@@ -314,6 +318,22 @@ impl Admin {
                 JSON,
                 render::latency_json(&self.cores.snapshots()),
             ),
+            // A reshard's mover: its progress, and the operator's pause.
+            "/reshard" => match self.reloader.reshard_progress() {
+                Some(p) => ("200 OK", JSON, format!("{}\n", render::reshard_json(&p))),
+                None => ("200 OK", JSON, "null\n".into()),
+            },
+            "/reshard/pause" | "/reshard/resume" => {
+                let pause = path == "/reshard/pause";
+                match self.reloader.reshard_progress() {
+                    Some(p) if p.state() != "done" => {
+                        p.paused.store(pause, Ordering::Relaxed);
+                        let now = p.state();
+                        ("200 OK", TEXT, format!("reshard {now}\n"))
+                    }
+                    _ => ("409 Conflict", TEXT, "no reshard is moving keys\n".into()),
+                }
+            }
             "/latency/dump" => {
                 let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {

@@ -37,6 +37,22 @@ pub struct Progress {
     pub done: AtomicBool,
     /// Told to stop (keyway stops, or another generation took over).
     pub stop: AtomicBool,
+    /// Paused by the operator (`POST /reshard/pause`): clients still move
+    /// the keys they touch.
+    pub paused: AtomicBool,
+}
+
+impl Progress {
+    /// `moving`, `paused` or `done`.
+    pub fn state(&self) -> &'static str {
+        if self.done.load(Ordering::Relaxed) {
+            "done"
+        } else if self.paused.load(Ordering::Relaxed) {
+            "paused"
+        } else {
+            "moving"
+        }
+    }
 }
 
 /// One old owner's part.
@@ -91,6 +107,7 @@ pub fn spawn(
             .collect(),
         done: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
     });
     let shown = progress.clone();
     std::thread::Builder::new()
@@ -98,7 +115,7 @@ pub fn spawn(
         .spawn(move || {
             for (owner, p) in owners.iter().zip(&progress.owners) {
                 while !progress.stop.load(Ordering::Relaxed) {
-                    match pass(&topo, owner, p, &progress.stop) {
+                    match pass(&topo, owner, p, &progress) {
                         Ok(()) => break,
                         Err(why) => {
                             p.errors.fetch_add(1, Ordering::Relaxed);
@@ -124,7 +141,7 @@ fn pass(
     topo: &Topology,
     owner: &Owner,
     p: &OwnerProgress,
-    stop: &AtomicBool,
+    progress: &Progress,
 ) -> Result<(), ProbeError> {
     let cfg = &topo.config;
     let cluster = &cfg.clusters[owner.cluster];
@@ -150,7 +167,11 @@ fn pass(
         )?;
         let mut cursor = b"0".to_vec();
         loop {
-            if stop.load(Ordering::Relaxed) {
+            while progress.paused.load(Ordering::Relaxed) && !progress.stop.load(Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if progress.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let count = BATCH.to_string();

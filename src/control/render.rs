@@ -177,7 +177,7 @@ pub fn stats_json(
 
 /// A reshard's mover: per old owner, keys at the start of its pass,
 /// scanned, moved, errors, and whether its pass is complete.
-fn reshard_json(p: &crate::control::mover::Progress) -> String {
+pub fn reshard_json(p: &crate::control::mover::Progress) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let owners: Vec<String> = (p.owners.iter())
         .map(|o| {
@@ -193,11 +193,7 @@ fn reshard_json(p: &crate::control::mover::Progress) -> String {
             )
         })
         .collect();
-    let state = if p.done.load(Relaxed) {
-        "done"
-    } else {
-        "moving"
-    };
+    let state = p.state();
     format!(
         "{{\"state\":\"{state}\",\"seconds\":{:.1},\"old_owners\":[{}]}}",
         p.started.elapsed().as_secs_f64(),

@@ -336,3 +336,70 @@ fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
         );
     }
 }
+
+fn keyway_reshard(action: &str, k: &Keyway) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["reshard", action, "--instances"])
+        .arg(format!("127.0.0.1:{}", k.admin_port))
+        .output()
+        .expect("keyway reshard");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn scanned(k: &Keyway) -> i64 {
+    let text = admin_get(k.admin_port, "/reshard");
+    text.match_indices("\"scanned\":")
+        .map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse::<i64>().unwrap()
+        })
+        .sum()
+}
+
+/// `keyway reshard status|pause|resume` against a running reshard: a paused
+/// mover scans nothing more, clients still move what they touch, and it
+/// ends once resumed.
+#[test]
+fn the_mover_pauses_and_resumes_on_command() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let (ok, out) = keyway_reshard("pause", &k);
+    assert!(!ok && out.contains("no reshard is moving keys"), "{out}");
+    let keys = 30_000;
+    let mut c = k.client();
+    let mut pipeline = Vec::new();
+    for i in 0..keys {
+        pipeline.extend(encode(&[b"SET", format!("k:{i}").as_bytes(), b"v"]));
+    }
+    c.send_raw(&pipeline);
+    for _ in 0..keys {
+        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
+    }
+    rewrite(&k, &ketama(&backends, &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let (ok, out) = keyway_reshard("pause", &k);
+    assert!(ok && out.contains("reshard paused"), "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let at_pause = scanned(&k);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(scanned(&k), at_pause, "the mover went on while paused");
+    assert!(at_pause < keys as i64, "it finished before the pause");
+    let (ok, out) = keyway_reshard("status", &k);
+    assert!(ok && out.contains("\"state\":\"paused\""), "{out}");
+    // Clients still find (and move) their keys meanwhile.
+    assert_eq!(c.cmd(&["GET", "k:17"]), bulk("v"));
+    let (ok, out) = keyway_reshard("resume", &k);
+    assert!(ok && out.contains("reshard moving"), "{out}");
+    wait_reshard_done(&k, 3);
+    let (_, out) = keyway_reshard("status", &k);
+    assert!(out.contains("\"state\":\"done\""), "{out}");
+    assert_eq!(each_key_once(&backends).iter().sum::<usize>(), keys);
+}
