@@ -67,9 +67,16 @@ enum Cmd {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ReshardAction {
+    /// Over every instance at once: each reads its configuration file and
+    /// holds; only when all hold do they move keys (else all release).
+    Start,
     Status,
     Pause,
     Resume,
+    /// Recovery, one instance at a time: the second phase of `start`.
+    Migrate,
+    /// Recovery, one instance at a time: call off a held reshard.
+    Release,
 }
 
 #[derive(Subcommand)]
@@ -162,10 +169,15 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
             return ExitCode::FAILURE;
         }
     };
+    if let ReshardAction::Start = action {
+        return reshard_start(instances, token.as_deref());
+    }
     let (method, path) = match action {
-        ReshardAction::Status => ("GET", "/reshard"),
+        ReshardAction::Start | ReshardAction::Status => ("GET", "/reshard"),
         ReshardAction::Pause => ("POST", "/reshard/pause"),
         ReshardAction::Resume => ("POST", "/reshard/resume"),
+        ReshardAction::Migrate => ("POST", "/reshard/migrate"),
+        ReshardAction::Release => ("POST", "/reshard/release"),
     };
     let mut ok = true;
     for instance in instances {
@@ -183,6 +195,46 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
     if ok {
         ExitCode::SUCCESS
     } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A fleet's reshard: every instance holds, then every one migrates; if
+/// one does not hold, those that did release and nothing moved.
+fn reshard_start(instances: &[String], token: Option<&str>) -> ExitCode {
+    let ask = |instance: &String, path: &str| -> bool {
+        match admin_request(instance, "POST", path, token) {
+            Ok((status, body)) => {
+                print!("{instance}: {body}");
+                (200..300).contains(&status)
+            }
+            Err(e) => {
+                println!("{instance}: cannot ask ({e})");
+                false
+            }
+        }
+    };
+    let mut holding = Vec::new();
+    for instance in instances {
+        if !ask(instance, "/reshard/hold") {
+            for held in holding {
+                ask(held, "/reshard/release");
+            }
+            eprintln!(
+                "keyway: the reshard did not start: {instance} did not hold (the others released)"
+            );
+            return ExitCode::FAILURE;
+        }
+        holding.push(instance);
+    }
+    let mut ok = true;
+    for instance in instances {
+        ok &= ask(instance, "/reshard/migrate");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("keyway: an instance did not take the migrate phase: it still holds (its clients get TRYAGAIN on moving keys); once it answers, run `keyway reshard migrate --instances` for it");
         ExitCode::FAILURE
     }
 }

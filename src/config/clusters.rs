@@ -111,13 +111,20 @@ fn reshard(
     let reshard = match r.get_ref().as_str() {
         "off" => Reshard::Off,
         "migrate" => Reshard::Migrate,
-        other => return Err(ctx.err(r.span(), &key, format!("`{other}` is not off or migrate"))),
+        "coordinated" => Reshard::Coordinated,
+        other => {
+            return Err(ctx.err(
+                r.span(),
+                &key,
+                format!("`{other}` is not off, migrate or coordinated"),
+            ))
+        }
     };
-    if reshard == Reshard::Migrate && lb_policy == LbPolicy::RedisCluster {
+    if reshard.moves_keys() && lb_policy == LbPolicy::RedisCluster {
         let why = "a redis_cluster moves its own slots (keyway follows MOVED and ASK)";
         return Err(ctx.err(r.span(), &key, why));
     }
-    if reshard == Reshard::Migrate && auto_eject {
+    if reshard.moves_keys() && auto_eject {
         let why = "does not go with auto_eject, which places keys elsewhere while an endpoint is down: choose one";
         return Err(ctx.err(r.span(), &key, why));
     }

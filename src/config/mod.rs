@@ -146,7 +146,7 @@ catch_all = "main"
         assert_eq!(off.clusters[0].reshard, Reshard::Off);
         let e = err(&with("reshard = \"move\""));
         assert!(
-            e.contains("`clusters[0].reshard`: `move` is not off or migrate"),
+            e.contains("`clusters[0].reshard`: `move` is not off, migrate or coordinated"),
             "{e}"
         );
         let e = err(&with("reshard = \"migrate\"\nauto_eject = true"));

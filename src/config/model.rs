@@ -113,6 +113,17 @@ pub enum Reshard {
     /// Keys move to their new owner (MIGRATE) before anything touches
     /// them, and in the background until none is left behind.
     Migrate,
+    /// As Migrate, started only by `keyway reshard start` over every keyway
+    /// of a fleet (a reload that would start one is refused): one instance
+    /// on the old placement while another moves keys would split them.
+    Coordinated,
+}
+
+impl Reshard {
+    /// Whether a reload that changes the placement moves keys.
+    pub fn moves_keys(self) -> bool {
+        self != Reshard::Off
+    }
 }
 
 /// Envoy's redis health checker: PING every `interval`, an answer within

@@ -163,7 +163,7 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
 <li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
-<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover</li>\
+<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold, /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start)</li>\
 <li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
 
 pub struct Admin {
@@ -261,7 +261,13 @@ impl Admin {
         // Only a POST changes anything (a dump writes files).
         let writes = matches!(
             path,
-            "/latency/dump" | "/reload" | "/reshard/pause" | "/reshard/resume"
+            "/latency/dump"
+                | "/reload"
+                | "/reshard/pause"
+                | "/reshard/resume"
+                | "/reshard/hold"
+                | "/reshard/migrate"
+                | "/reshard/release"
         );
         if writes && method != "POST" {
             return ("405 Method Not Allowed", TEXT, "POST only\n".into());
@@ -323,6 +329,27 @@ impl Admin {
                 Some(p) => ("200 OK", JSON, format!("{}\n", render::reshard_json(&p))),
                 None => ("200 OK", JSON, "null\n".into()),
             },
+            // A fleet's reshard, one phase at a time (`keyway reshard start`).
+            "/reshard/hold" | "/reshard/migrate" | "/reshard/release" => {
+                let done = match path {
+                    "/reshard/hold" => self.reloader.hold(),
+                    "/reshard/migrate" => self.reloader.migrate(),
+                    _ => self.reloader.release(),
+                };
+                let phase = &path["/reshard/".len()..];
+                match done {
+                    Ok(generation) => (
+                        "200 OK",
+                        TEXT,
+                        format!("reshard {phase}: generation {generation}\n"),
+                    ),
+                    Err(why) => (
+                        "409 Conflict",
+                        TEXT,
+                        format!("reshard {phase} refused: {why}\n"),
+                    ),
+                }
+            }
             "/reshard/pause" | "/reshard/resume" => {
                 let pause = path == "/reshard/pause";
                 match self.reloader.reshard_progress() {

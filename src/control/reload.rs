@@ -5,7 +5,7 @@
 //! `core::reload`), then its discovery to the discovery thread. An invalid
 //! one changes nothing and says why.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Reshard};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
 use crate::control::{mover, reshard_file};
@@ -40,6 +40,16 @@ pub enum ReloadError {
     NeedsRestart(Vec<String>),
     /// It would change a placement that is still being resharded.
     Reshard(MigrationError),
+    /// A cluster with `reshard = "coordinated"` changes placement only by
+    /// `keyway reshard start` (this keyway is one of a fleet).
+    NeedsCoordinator { cluster: String },
+    /// A fleet's reshard is held here: until it migrates or is released,
+    /// nothing else changes.
+    Holding,
+    /// `hold`: the file changes no placement that moves keys.
+    NothingToReshard,
+    /// `migrate` or `release` without a hold.
+    NotHolding,
     /// Not every core held requests to moving keys in time: the reshard
     /// was called off and the running placement serves on.
     HoldNotConfirmed { held_by: usize, cores: usize },
@@ -63,6 +73,17 @@ impl std::fmt::Display for ReloadError {
                 f,
                 "cluster `{cluster}` is still moving the keys of its last reshard: its endpoints, weights and ring settings cannot change until that ends"
             ),
+            ReloadError::NeedsCoordinator { cluster } => write!(
+                f,
+                "cluster `{cluster}` has reshard = \"coordinated\": change its placement with `keyway reshard start --instances ...` over every keyway in front of it"
+            ),
+            ReloadError::Holding => f.write_str(
+                "a fleet's reshard is held here: it migrates or is released first (keyway reshard start)",
+            ),
+            ReloadError::NothingToReshard => f.write_str(
+                "the configuration file changes no placement of a cluster with reshard = \"migrate\" or \"coordinated\"",
+            ),
+            ReloadError::NotHolding => f.write_str("no reshard is held here"),
             ReloadError::ReshardNotKept(e) => write!(
                 f,
                 "the reshard did not start: the placement it moves keys from cannot be kept beside the configuration file: {e}"
@@ -129,6 +150,15 @@ pub struct Reloader {
     changing: Mutex<()>,
     /// The running reshard's mover, and what it did so far.
     reshard: Mutex<Option<Arc<mover::Progress>>>,
+    /// A fleet's reshard this keyway holds for (`hold`): the generation
+    /// it served before, to go back to if the fleet does not all hold.
+    held: Mutex<Option<Held>>,
+}
+
+/// A reshard held, waiting for the fleet's word (`migrate` or `release`).
+struct Held {
+    before: Arc<Topology>,
+    generation: u64,
 }
 
 impl Reloader {
@@ -155,6 +185,7 @@ impl Reloader {
             state: Mutex::new((topo, status)),
             changing: Mutex::new(()),
             reshard: Mutex::new(None),
+            held: Mutex::new(None),
         }
     }
 
@@ -222,11 +253,31 @@ impl Reloader {
         running: Arc<Topology>,
         generation: u64,
     ) -> Result<Arc<Topology>, ReloadError> {
+        if lock(&self.held).is_some() {
+            return Err(ReloadError::Holding);
+        }
+        let (next, starting) = self.next_topology(&running)?;
+        let Some(cluster) = starting else {
+            return Ok(self.serve(Arc::new(next), generation).0);
+        };
+        if cluster.1 == Reshard::Coordinated {
+            return Err(ReloadError::NeedsCoordinator { cluster: cluster.0 });
+        }
+        let held = self.hold_here(running, next, generation)?;
+        Ok(self.migrate_here(&held, generation))
+    }
+
+    /// The topology of the configuration file, keeping `running`'s
+    /// placement where a reshard starts; with the (first) cluster whose
+    /// reshard starts, and how it is started.
+    fn next_topology(
+        &self,
+        running: &Topology,
+    ) -> Result<(Topology, Option<(String, Reshard)>), ReloadError> {
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
         let config = Config::load(path).map_err(ReloadError::Config)?;
-        let health = running.health.clone();
         let fixed = needs_restart(&running.config, &config);
         if !fixed.is_empty() {
             return Err(ReloadError::NeedsRestart(fixed));
@@ -234,18 +285,29 @@ impl Reloader {
         for w in config.warnings() {
             crate::warn!("{w}");
         }
-        let next = Topology::with_health(config, health);
+        let next = Topology::with_health(config, running.health.clone());
         let next =
-            migration::with_previous(next, &running, Phase::Hold).map_err(ReloadError::Reshard)?;
-        let starts = next.clusters.iter().zip(&running.clusters).any(|(c, was)| {
-            c.migration.as_ref().is_some_and(|m| m.phase == Phase::Hold) && was.migration.is_none()
-        });
-        if !starts {
-            return Ok(self.serve(Arc::new(next), generation).0);
-        }
-        // A reshard starts: every core first holds what touches moving
-        // keys (and answers what it sent to their old owners), and only
-        // when all have does any move a key.
+            migration::with_previous(next, running, Phase::Hold).map_err(ReloadError::Reshard)?;
+        let starting = (next.clusters.iter().enumerate())
+            .zip(&running.clusters)
+            .find(|((_, c), was)| {
+                c.migration.as_ref().is_some_and(|m| m.phase == Phase::Hold)
+                    && was.migration.is_none()
+            })
+            .map(|((i, c), _)| (c.name.clone(), next.config.clusters[i].reshard));
+        Ok((next, starting))
+    }
+
+    /// The first phase of a reshard here: the placement keys move from is
+    /// kept beside the configuration, then every core holds what touches
+    /// moving keys (and answers what it sent to their old owners). If a
+    /// core does not confirm, `running` serves again.
+    fn hold_here(
+        &self,
+        running: Arc<Topology>,
+        next: Topology,
+        generation: u64,
+    ) -> Result<Arc<Topology>, ReloadError> {
         if let Some(path) = &self.path {
             reshard_file::write(path, &running, &next).map_err(ReloadError::ReshardNotKept)?;
         }
@@ -263,18 +325,84 @@ impl Reloader {
             }
             return Err(ReloadError::HoldNotConfirmed { held_by, cores });
         }
-        let migrating = Arc::new(migration::in_phase(&held, Phase::Migrate));
+        crate::info!(
+            "reshard held: every core held within {:?}",
+            started.elapsed()
+        );
+        Ok(held)
+    }
+
+    /// The second phase: keys move, as clients touch them and in the
+    /// background.
+    fn migrate_here(self: &Arc<Self>, held: &Topology, generation: u64) -> Arc<Topology> {
+        let migrating = Arc::new(migration::in_phase(held, Phase::Migrate));
         self.distribute(Generation {
             number: generation,
             topo: migrating.clone(),
             discovered: None,
         });
-        crate::info!(
-            "reshard started: every core held within {:?}",
-            started.elapsed()
-        );
+        crate::info!("reshard started: keys move to their new owners");
         self.start_mover(migrating.clone());
-        Ok(migrating)
+        migrating
+    }
+
+    /// A fleet's reshard, first phase (`POST /reshard/hold`): this keyway
+    /// reads its file and holds the reshard it starts. Ok: the generation
+    /// now served.
+    pub fn hold(&self) -> Result<u64, ReloadError> {
+        let _one = lock(&self.changing);
+        if lock(&self.held).is_some() {
+            return Err(ReloadError::Holding);
+        }
+        let (running, generation) = {
+            let state = self.lock();
+            (state.0.clone(), state.1.generation + 1)
+        };
+        let (next, starting) = self.next_topology(&running)?;
+        if starting.is_none() {
+            return Err(ReloadError::NothingToReshard);
+        }
+        let held = self.hold_here(running.clone(), next, generation)?;
+        *lock(&self.held) = Some(Held {
+            before: running,
+            generation,
+        });
+        self.settle(held, "reshard held");
+        Ok(generation)
+    }
+
+    /// A fleet's reshard, second phase (`POST /reshard/migrate`): every
+    /// keyway of the fleet holds, so keys move.
+    pub fn migrate(self: &Arc<Self>) -> Result<u64, ReloadError> {
+        let _one = lock(&self.changing);
+        let held = lock(&self.held).take().ok_or(ReloadError::NotHolding)?;
+        let topo = self.lock().0.clone();
+        let migrating = self.migrate_here(&topo, held.generation);
+        self.lock().0 = migrating;
+        Ok(held.generation)
+    }
+
+    /// A fleet's reshard called off (`POST /reshard/release`): the
+    /// placement served before the hold serves again, as a new generation.
+    pub fn release(&self) -> Result<u64, ReloadError> {
+        let _one = lock(&self.changing);
+        let held = lock(&self.held).take().ok_or(ReloadError::NotHolding)?;
+        let generation = held.generation + 1;
+        let (before, _) = self.serve(held.before, generation);
+        if let Some(path) = &self.path {
+            reshard_file::remove(path);
+        }
+        self.settle(before, "reshard released");
+        Ok(generation)
+    }
+
+    /// Records `topo` as served, one generation on.
+    fn settle(&self, topo: Arc<Topology>, what: &str) {
+        let mut state = self.lock();
+        state.1.generation += 1;
+        state.1.last_reload = Some(SystemTime::now());
+        state.0 = topo;
+        crate::info!("{what}: generation {}", state.1.generation);
     }
 
     /// Moves the keys of `topo`'s migration in the background; once every

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use super::{EndpointInfo, Shard, Topology};
-use crate::config::{Cluster, LbPolicy, Reshard};
+use crate::config::{Cluster, LbPolicy};
 use crate::route::ring::Ring;
 
 /// The placement a resharded cluster had, in the new topology's endpoint
@@ -73,7 +73,7 @@ pub fn with_previous(
         let before = &running.clusters[old];
         let same = same_placement(&running.config.clusters[old], cluster);
         if let Some(m) = &before.migration {
-            if !same || cluster.reshard != Reshard::Migrate {
+            if !same || !cluster.reshard.moves_keys() {
                 let cluster = cluster.name.clone();
                 return Err(MigrationError::AlreadyMoving { cluster });
             }
@@ -84,7 +84,7 @@ pub fn with_previous(
             });
             continue;
         }
-        if cluster.reshard != Reshard::Migrate || before.ring.is_none() || same {
+        if !cluster.reshard.moves_keys() || before.ring.is_none() || same {
             continue;
         }
         let placement = Previous {
@@ -181,7 +181,7 @@ fn same_placement(a: &Cluster, b: &Cluster) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, Reshard};
     use crate::topology::router::{Move, Router};
 
     fn config(policy: &str, reshard: &str, endpoints: &[&str]) -> Config {

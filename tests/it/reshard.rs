@@ -13,6 +13,10 @@ const KEYS: usize = 3000;
 const COUNTERS: usize = 300;
 
 fn ketama(backends: &[&Redis], weights: &[(usize, u32)]) -> String {
+    ketama_with(backends, weights, "migrate")
+}
+
+fn ketama_with(backends: &[&Redis], weights: &[(usize, u32)], reshard: &str) -> String {
     let eps: Vec<String> = backends
         .iter()
         .enumerate()
@@ -22,7 +26,7 @@ fn ketama(backends: &[&Redis], weights: &[(usize, u32)]) -> String {
         })
         .collect();
     format!(
-        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nreshard = \"migrate\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
+        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nreshard = \"{reshard}\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
         eps.join(", ")
     )
 }
@@ -47,7 +51,10 @@ struct Load {
 }
 
 impl Load {
-    fn start(port: u16, clients: usize) -> Load {
+    /// `clients` clients, spread over the keyways listening on `ports`,
+    /// writing the same keys.
+    fn start(ports: &[u16], clients: usize) -> Load {
+        let ports = ports.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let errors = Arc::new(AtomicU64::new(0));
         let counts = Arc::new(Mutex::new(HashMap::new()));
@@ -56,6 +63,7 @@ impl Load {
             .map(|id| {
                 let (stop, errors) = (stop.clone(), errors.clone());
                 let (counts, fields) = (counts.clone(), fields.clone());
+                let port = ports[id % ports.len()];
                 std::thread::spawn(move || {
                     let mut c = Client::connect(port);
                     let mut n = 0usize;
@@ -166,7 +174,7 @@ fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Red
         );
     }
     c.cmd(&["SET", "ttl:k", "t", "EX", "600"]);
-    let load = Load::start(k.port, 4);
+    let load = Load::start(&[k.port], 4);
     std::thread::sleep(Duration::from_millis(500));
     rewrite(&k, &change(backends));
     let (status, body) = admin_request(k.admin_port, "POST", "/reload");
@@ -402,4 +410,79 @@ fn the_mover_pauses_and_resumes_on_command() {
     let (_, out) = keyway_reshard("status", &k);
     assert!(out.contains("\"state\":\"done\""), "{out}");
     assert_eq!(each_key_once(&backends).iter().sum::<usize>(), keys);
+}
+
+fn keyway_reshard_over(action: &str, admins: &[String]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["reshard", action, "--instances", &admins.join(",")])
+        .output()
+        .expect("keyway reshard");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Two keyways in front of the same servers, clients writing the same keys
+/// through both: `keyway reshard start` holds both before either moves a
+/// key, and no acknowledged write is lost. A plain reload may not start a
+/// coordinated reshard, and an instance that does not hold calls it off
+/// for all.
+#[test]
+fn a_fleet_reshards_together_and_loses_no_write() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let five = ketama_with(&backends[..5], &[], "coordinated");
+    let six = ketama_with(&backends, &[], "coordinated");
+    let a = Keyway::start("cores = 2", &five);
+    let b = Keyway::start("cores = 2", &five);
+    let admins = |ks: &[&Keyway]| -> Vec<String> {
+        ks.iter()
+            .map(|k| format!("127.0.0.1:{}", k.admin_port))
+            .collect()
+    };
+    let mut c = a.client();
+    for i in 0..KEYS {
+        assert_eq!(
+            c.cmd(&["SET", &format!("k:{i}"), &format!("v{i}")]),
+            "+OK\r\n"
+        );
+    }
+    let load = Load::start(&[a.port, b.port], 6);
+    std::thread::sleep(Duration::from_millis(500));
+    rewrite(&a, &six);
+    rewrite(&b, &six);
+    let (status, body) = admin_request(a.admin_port, "POST", "/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("keyway reshard start"), "{body}");
+    // One instance that does not answer: nobody moves a key.
+    let mut with_a_dead_one = admins(&[&a]);
+    with_a_dead_one.push(format!("127.0.0.1:{}", free_port()));
+    let (ok, out) = keyway_reshard_over("start", &with_a_dead_one);
+    assert!(!ok && out.contains("did not hold"), "{out}");
+    assert!(out.contains("reshard release: generation"), "{out}");
+    assert_eq!(admin_get(a.admin_port, "/reshard").trim(), "null");
+    // Both: held, then moving.
+    let (ok, out) = keyway_reshard_over("start", &admins(&[&a, &b]));
+    assert!(ok, "{out}\n{}\n{}", a.log(), b.log());
+    assert_eq!(
+        out.matches("reshard migrate: generation").count(),
+        2,
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    load.finish(&a);
+    wait_reshard_done(&a, 5);
+    wait_reshard_done(&b, 3);
+    let per = each_key_once(&backends);
+    assert!(per.iter().sum::<usize>() >= KEYS, "{per:?}");
+    for k in [&a, &b] {
+        let mut c = k.client();
+        for i in (0..KEYS).step_by(3) {
+            assert_eq!(
+                c.cmd(&["GET", &format!("k:{i}")]),
+                bulk(&format!("v{i}")),
+                "k:{i}"
+            );
+        }
+    }
 }
