@@ -261,16 +261,21 @@ impl Connection {
         stayed
     }
 
+    /// The core's newest context and this session's place among those a
+    /// new one wakes (registered on first use).
+    fn reload_watch(&mut self) -> (Rc<super::Latest>, Rc<super::ReloadWatch>) {
+        let latest = self.ctx.latest.clone();
+        let watch = (self.client.reload_watch)
+            .get_or_insert_with(|| latest.watch())
+            .clone();
+        (latest, watch)
+    }
+
     /// Waits for a batch with blocking commands (see `blocking::wait`),
     /// following reloads meanwhile: a command whose key moved is unblocked.
     /// False when the client left first.
     async fn wait_blocked(&mut self) -> bool {
-        let latest = self.ctx.latest.clone();
-        let watch = self
-            .client
-            .reload_watch
-            .get_or_insert_with(|| latest.watch())
-            .clone();
+        let (latest, watch) = self.reload_watch();
         let mut recheck = false;
         loop {
             let reloads = (&*latest, &*watch, self.ctx.version);
@@ -294,12 +299,7 @@ impl Connection {
         };
         let next = match *pending {
             reshard::Pending::Hold => {
-                let latest = self.ctx.latest.clone();
-                let watch = self
-                    .client
-                    .reload_watch
-                    .get_or_insert_with(|| latest.watch())
-                    .clone();
+                let (latest, watch) = self.reload_watch();
                 let changed = latest.changed(&watch, self.ctx.version);
                 match race(changed, crate::net::sleep(reshard::HOLD_AT_MOST)).await {
                     Either::Left(()) => None,
@@ -361,12 +361,7 @@ impl Connection {
 
     /// `pubsub_turn`'s work; None: the session ends.
     async fn pubsub_exchange(&mut self, feed: Rc<RefCell<pubsub::Feed>>) -> Option<()> {
-        let latest = self.ctx.latest.clone();
-        let watch = self
-            .client
-            .reload_watch
-            .get_or_insert_with(|| latest.watch())
-            .clone();
+        let (latest, watch) = self.reload_watch();
         let version = self.ctx.version;
         let fed = race(pubsub::ready(&feed), latest.changed(&watch, version));
         match race(self.read_batch(), fed).await {

@@ -346,15 +346,7 @@ fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
 }
 
 fn keyway_reshard(action: &str, k: &Keyway) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .args(["reshard", action, "--instances"])
-        .arg(format!("127.0.0.1:{}", k.admin_port))
-        .output()
-        .expect("keyway reshard");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    keyway_reshard_over(action, &[format!("127.0.0.1:{}", k.admin_port)])
 }
 
 fn scanned(k: &Keyway) -> i64 {
