@@ -256,6 +256,52 @@ impl Admin {
             .clone()
     }
 
+    /// `/reshard...`: a reshard's progress, its mover's pause, and a
+    /// fleet's phases.
+    fn reshard(&self, path: &str) -> (&'static str, &'static str, String) {
+        const JSON: &str = "application/json";
+        match path {
+            // A reshard's mover: its progress, and the operator's pause.
+            "/reshard" => match self.reloader.reshard_progress() {
+                Some(p) => ("200 OK", JSON, format!("{}\n", render::reshard_json(&p))),
+                None => ("200 OK", JSON, "null\n".into()),
+            },
+            // A fleet's reshard, one phase at a time (`keyway reshard start`).
+            "/reshard/hold" | "/reshard/migrate" | "/reshard/release" => {
+                let done = match path {
+                    "/reshard/hold" => self.reloader.hold(),
+                    "/reshard/migrate" => self.reloader.migrate(),
+                    _ => self.reloader.release(),
+                };
+                let phase = &path["/reshard/".len()..];
+                match done {
+                    Ok(generation) => (
+                        "200 OK",
+                        TEXT,
+                        format!("reshard {phase}: generation {generation}\n"),
+                    ),
+                    Err(why) => (
+                        "409 Conflict",
+                        TEXT,
+                        format!("reshard {phase} refused: {why}\n"),
+                    ),
+                }
+            }
+            "/reshard/pause" | "/reshard/resume" => {
+                let pause = path == "/reshard/pause";
+                match self.reloader.reshard_progress() {
+                    Some(p) if p.state() != "done" => {
+                        p.paused.store(pause, Ordering::Relaxed);
+                        let now = p.state();
+                        ("200 OK", TEXT, format!("reshard {now}\n"))
+                    }
+                    _ => ("409 Conflict", TEXT, "no reshard is moving keys\n".into()),
+                }
+            }
+            _ => ("404 Not Found", TEXT, "not found\n".into()),
+        }
+    }
+
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         // Only a POST changes anything (a dump writes files).
@@ -324,43 +370,8 @@ impl Admin {
                 JSON,
                 render::latency_json(&self.cores.snapshots()),
             ),
-            // A reshard's mover: its progress, and the operator's pause.
-            "/reshard" => match self.reloader.reshard_progress() {
-                Some(p) => ("200 OK", JSON, format!("{}\n", render::reshard_json(&p))),
-                None => ("200 OK", JSON, "null\n".into()),
-            },
-            // A fleet's reshard, one phase at a time (`keyway reshard start`).
-            "/reshard/hold" | "/reshard/migrate" | "/reshard/release" => {
-                let done = match path {
-                    "/reshard/hold" => self.reloader.hold(),
-                    "/reshard/migrate" => self.reloader.migrate(),
-                    _ => self.reloader.release(),
-                };
-                let phase = &path["/reshard/".len()..];
-                match done {
-                    Ok(generation) => (
-                        "200 OK",
-                        TEXT,
-                        format!("reshard {phase}: generation {generation}\n"),
-                    ),
-                    Err(why) => (
-                        "409 Conflict",
-                        TEXT,
-                        format!("reshard {phase} refused: {why}\n"),
-                    ),
-                }
-            }
-            "/reshard/pause" | "/reshard/resume" => {
-                let pause = path == "/reshard/pause";
-                match self.reloader.reshard_progress() {
-                    Some(p) if p.state() != "done" => {
-                        p.paused.store(pause, Ordering::Relaxed);
-                        let now = p.state();
-                        ("200 OK", TEXT, format!("reshard {now}\n"))
-                    }
-                    _ => ("409 Conflict", TEXT, "no reshard is moving keys\n".into()),
-                }
-            }
+            "/reshard" | "/reshard/pause" | "/reshard/resume" | "/reshard/hold"
+            | "/reshard/migrate" | "/reshard/release" => self.reshard(path),
             "/latency/dump" => {
                 let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {

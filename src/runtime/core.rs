@@ -130,14 +130,7 @@ pub fn run_core(spec: CoreSpec) {
             cfg.client_idle_timeout,
         ));
         let latest = Rc::new(Latest::default());
-        let kept = Kept {
-            stats: stats.clone(),
-            backend_version: Default::default(),
-            clients: clients.clone(),
-            held: Rc::new(Held::default()),
-            latest: latest.clone(),
-            moved: Rc::default(),
-        };
+        let kept = Kept::first(&stats, &clients, &latest);
         latest.set(Rc::new(context(
             &topo,
             first.number,
@@ -253,6 +246,20 @@ struct Kept {
     held: Rc<Held>,
     latest: Rc<Latest>,
     moved: Rc<RefCell<crate::session::reshard::Moved>>,
+}
+
+impl Kept {
+    /// What a core's first context starts with.
+    fn first(stats: &Rc<CoreStats>, clients: &Rc<Registry>, latest: &Rc<Latest>) -> Kept {
+        Kept {
+            stats: stats.clone(),
+            backend_version: Default::default(),
+            clients: clients.clone(),
+            held: Rc::new(Held::default()),
+            latest: latest.clone(),
+            moved: Rc::default(),
+        }
+    }
 }
 
 /// A core's context for configuration generation `generation`.

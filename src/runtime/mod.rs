@@ -54,18 +54,8 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
     if let Some(addr) = config.tls.as_ref().and_then(|t| t.listen) {
         refuse_taken_port(addr)?;
     }
-    let mut topo = Topology::build(config);
-    // A reshard a restart interrupted goes on where it was.
-    let resumed = match &path {
-        Some(p) => crate::control::reshard_file::resumed(p, &topo).map_err(StartError::Reshard)?,
-        None => None,
-    };
-    if let Some(t) = resumed {
-        crate::info!("resuming the reshard a restart interrupted");
-        topo = t;
-    }
+    let topo = Arc::new(first_topology(config, path.as_deref())?);
     let resuming = topo.clusters.iter().any(|c| c.migration.is_some());
-    let topo = Arc::new(topo);
     // Redis Clusters are discovered before the cores start, so that their
     // first requests find a slot map (a cluster that does not answer yet
     // does not hold keyway back).
@@ -250,6 +240,22 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, StartE
 /// How long a port taken at start-up may take to be freed (see
 /// `refuse_taken_port`).
 const PORT_FREED_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The topology keyway starts with: `config`, and the reshard a restart
+/// interrupted, if the file beside `path` keeps one.
+fn first_topology(config: Config, path: Option<&std::path::Path>) -> Result<Topology, StartError> {
+    let topo = Topology::build(config);
+    let Some(path) = path else {
+        return Ok(topo);
+    };
+    match crate::control::reshard_file::resumed(path, &topo).map_err(StartError::Reshard)? {
+        Some(resumed) => {
+            crate::info!("resuming the reshard a restart interrupted");
+            Ok(resumed)
+        }
+        None => Ok(topo),
+    }
+}
 
 /// A control-side thread named `name` that could not start.
 fn thread(name: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
