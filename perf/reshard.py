@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Online resharding under load (issue 20): what a reshard costs.
+
+    perf/reshard.py target/release/keyway [--keys 1000000] [--holds 20]
+
+Six redis-servers and redis-benchmark on CPU 0, keyway (one core) on CPU 1,
+a ketama cluster of five with reshard = "migrate". It loads --keys keys,
+then, side by side in one run:
+
+- before: redis-benchmark GET over those keys (50 clients, no pipelining):
+  requests/s, p99, and keyway's CPU per request (/proc/PID/stat);
+- during: the same while a sixth endpoint is added and every key whose owner
+  changed moves (the mover at work, clients moving what they touch);
+- the mover's keys/s (moved / seconds, from GET /reshard);
+- the hold: --holds reshards of a small cluster (grow, then shrink) under
+  pipelined load, each hold's duration from keyway's log (p50, p99, max).
+"""
+import argparse, json, os, re, socket, subprocess, tempfile, time, urllib.request
+
+ap = argparse.ArgumentParser()
+ap.add_argument("bin")
+ap.add_argument("--keys", type=int, default=1_000_000)
+ap.add_argument("--holds", type=int, default=20)
+a = ap.parse_args()
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port):
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[11]) + int(parts[12])
+
+
+procs = []
+dir = tempfile.mkdtemp(prefix="keyway-reshard-")
+redis = []
+for i in range(6):
+    port = free_port()
+    procs.append(subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
+    redis.append(port)
+for p in redis:
+    wait_port(p)
+
+
+def cluster(ports):
+    eps = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+    return f'[[clusters]]\nname = "main"\nlb_policy = "ketama"\nreshard = "migrate"\nendpoints = [{eps}]\n\n[routes]\ncatch_all = "main"\n'
+
+
+kport, admin = free_port(), free_port()
+conf = os.path.join(dir, "keyway.toml")
+
+
+def write_conf(ports):
+    with open(conf, "w") as f:
+        f.write(f'[proxy]\nlisten = "127.0.0.1:{kport}"\ncores = [1]\n\n{cluster(ports)}\n[admin]\nlisten = "127.0.0.1:{admin}"\n')
+
+
+def post(path):
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}{path}", method="POST")
+    return urllib.request.urlopen(req).read().decode()
+
+
+def get(path):
+    return urllib.request.urlopen(f"http://127.0.0.1:{admin}{path}").read().decode()
+
+
+def generation():
+    return json.loads(get("/stats"))["config"]["generation"]
+
+
+def bench(n):
+    """GET over the loaded keys; (requests/s, p99 ms, keyway µs CPU/request)."""
+    before = cpu_ticks(kp.pid)
+    out = subprocess.run(["taskset", "-c", "0", "redis-benchmark", "-p", str(kport), "-t", "get", "-n", str(n), "-r", str(a.keys), "-c", "50", "--csv"], capture_output=True, text=True).stdout
+    ticks = cpu_ticks(kp.pid) - before
+    row = [l for l in out.splitlines() if l.startswith('"GET"')][0]
+    cols = [c.strip('"') for c in row.split(",")]
+    return float(cols[1]), float(cols[6]), ticks / TICK * 1e6 / n
+
+
+write_conf(redis[:5])
+log = open(os.path.join(dir, "keyway.log"), "w")
+kp = subprocess.Popen([a.bin, "--config", conf], stderr=log)
+procs.append(kp)
+wait_port(kport)
+try:
+    # redis-benchmark's -r keys are key:000000NNNNNN: load exactly those.
+    payload = "".join(f"*3\r\n$3\r\nSET\r\n$16\r\nkey:{i:012d}\r\n$3\r\nval\r\n" for i in range(a.keys))
+    subprocess.run(["redis-cli", "-p", str(kport), "--pipe"], input=payload, text=True, capture_output=True, check=True)
+    print("loaded", flush=True)
+    before = bench(200_000)
+    print("before", before, flush=True)
+    write_conf(redis)
+    post("/reload")
+    started = time.time()
+    ended = []
+
+    def watch():
+        while json.loads(get("/reshard"))["state"] != "done":
+            time.sleep(0.05)
+        ended.append(time.time())
+
+    import threading
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    runs = []
+    while not ended:
+        runs.append(bench(100_000))
+    watcher.join()
+    took = ended[0] - started
+    during = (sum(r[0] for r in runs) / len(runs), max(r[1] for r in runs), sum(r[2] for r in runs) / len(runs))
+    print("during", runs, flush=True)
+    prog = json.loads(get("/reshard"))
+    moved = sum(o["moved"] for o in prog["old_owners"])
+    after = bench(200_000)
+    print("after", after, flush=True)
+    # The hold, many times, over a small cluster's worth of keys.
+    for p in redis:
+        subprocess.run(["redis-cli", "-p", str(p), "FLUSHALL"], capture_output=True)
+    payload = "".join(f"*3\r\n$3\r\nSET\r\n$16\r\nkey:{i:012d}\r\n$3\r\nval\r\n" for i in range(10_000))
+    subprocess.run(["redis-cli", "-p", str(kport), "--pipe"], input=payload, text=True, capture_output=True, check=True)
+    load = subprocess.Popen(["taskset", "-c", "0", "redis-benchmark", "-p", str(kport), "-t", "set", "-n", "100000000", "-r", "10000", "-c", "20", "-P", "16", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for i in range(a.holds):
+        gen = generation()
+        write_conf(redis if i % 2 else redis[:5])
+        post("/reload")
+        while generation() < gen + 2:
+            time.sleep(0.05)
+        print("hold", i, flush=True)
+    load.terminate()
+    load.wait()
+finally:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+log.close()
+holds = sorted(float(m.group(1)) * {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+               for m in re.finditer(r"every core held within ([\d.]+)(ns|µs|us|ms|s)", open(os.path.join(dir, "keyway.log")).read()))
+pct = lambda q: holds[min(len(holds) - 1, int(q * len(holds)))]
+print(f"keys: {a.keys}; the reshard ended {took:.1f} s after the reload: the mover scanned every old owner and moved {moved:,} keys ({a.keys / took:,.0f} keys scanned/s, {moved / took:,.0f} moved/s)")
+print(f"during the migration: {len(runs)} runs of 100,000 GETs (averaged; p99 the worst run's)")
+print("| phase | requests/s | p99 ms | keyway CPU µs/request |")
+print("|---|---:|---:|---:|")
+for name, (rps, p99, cpu) in [("before", before), ("during the migration", during), ("after", after)]:
+    print(f"| {name} | {rps:,.0f} | {p99:.3f} | {cpu:.2f} |")
+print(f"holds ({len(holds)} reshards of 10,000 keys, 1 core, under pipelined SET load): p50 {pct(0.5):.0f} µs, p99 {pct(0.99):.0f} µs, max {holds[-1]:.0f} µs")
