@@ -115,6 +115,23 @@ impl Load {
     }
 }
 
+/// Sets `k:0` .. `k:{keys-1}` to `value(i)` through `k`, pipelined.
+fn load_keys(k: &Keyway, keys: usize, value: impl Fn(usize) -> String) {
+    let mut c = k.client();
+    let mut pipeline = Vec::new();
+    for i in 0..keys {
+        pipeline.extend(encode(&[
+            b"SET",
+            format!("k:{i}").as_bytes(),
+            value(i).as_bytes(),
+        ]));
+    }
+    c.send_raw(&pipeline);
+    for _ in 0..keys {
+        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
+    }
+}
+
 /// Every key lives on exactly one backend.
 fn each_key_once(backends: &[&Redis]) -> Vec<usize> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -300,19 +317,7 @@ fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
     let backends: Vec<&Redis> = rs.iter().collect();
     let mut k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
     let keys = 20_000;
-    let mut c = k.client();
-    let mut pipeline = Vec::new();
-    for i in 0..keys {
-        pipeline.extend(encode(&[
-            b"SET",
-            format!("k:{i}").as_bytes(),
-            format!("v{i}").as_bytes(),
-        ]));
-    }
-    c.send_raw(&pipeline);
-    for _ in 0..keys {
-        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
-    }
+    load_keys(&k, keys, |i| format!("v{i}"));
     rewrite(&k, &ketama(&backends, &[]));
     let (status, body) = admin_request(k.admin_port, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
@@ -373,15 +378,8 @@ fn the_mover_pauses_and_resumes_on_command() {
     let (ok, out) = keyway_reshard("pause", &k);
     assert!(!ok && out.contains("no reshard is moving keys"), "{out}");
     let keys = 30_000;
+    load_keys(&k, keys, |_| "v".into());
     let mut c = k.client();
-    let mut pipeline = Vec::new();
-    for i in 0..keys {
-        pipeline.extend(encode(&[b"SET", format!("k:{i}").as_bytes(), b"v"]));
-    }
-    c.send_raw(&pipeline);
-    for _ in 0..keys {
-        assert_eq!(c.read_reply().expect("reply"), b"+OK\r\n");
-    }
     rewrite(&k, &ketama(&backends, &[]));
     let (status, body) = admin_request(k.admin_port, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
