@@ -21,6 +21,7 @@ use crate::resp::request::Request;
 use crate::resp::write::{quoted, Protocol};
 use crate::topology::router::Router;
 use crate::topology::Phase;
+use crate::upstream::conn::Conn;
 use crate::upstream::migrate::{moved_by, Migrate};
 use crate::upstream::waiter::Waiter;
 
@@ -63,10 +64,15 @@ pub enum Check {
     Answered,
 }
 
-/// The keys this core moved, for the migrations it serves.
+/// The keys this core moved, for the migrations it serves, and the
+/// connections it moves them on.
 #[derive(Default)]
 pub struct Moved {
     keys: HashSet<(usize, u16, Vec<u8>)>,
+    /// One connection per old owner and database, of its own: a MIGRATE
+    /// (a big key takes a while) holds up no client's requests queued
+    /// behind it on a shared connection.
+    conns: Vec<((std::net::SocketAddr, u16), Rc<Conn>)>,
     /// The placement each key was moved away from (by cluster): a new
     /// migration forgets the old one's keys.
     from: Vec<Option<usize>>,
@@ -96,7 +102,23 @@ impl Moved {
         if now != self.from {
             self.keys.clear();
             self.from = now;
+            for (_, c) in self.conns.drain(..) {
+                c.shut_down();
+            }
         }
+    }
+
+    /// This core's connection to old owner `from` in database `db` for
+    /// MIGRATE, made on first use (and again once one was lost).
+    fn conn(&mut self, ctx: &CoreContext, from: usize, db: u16) -> Rc<Conn> {
+        let at = (ctx.topo.endpoints[from].addr, db);
+        self.conns.retain(|(_, c)| !c.is_shut());
+        if let Some((_, c)) = self.conns.iter().find(|(k, _)| *k == at) {
+            return c.clone();
+        }
+        let c = ctx.upstreams.dedicated(from, Protocol::Resp2, db);
+        self.conns.push((at, c.clone()));
+        c
     }
 }
 
@@ -262,7 +284,7 @@ async fn migrate(
         username: cluster.username.as_deref(),
         password: cluster.password.as_deref(),
     };
-    let conn = ctx.upstreams.conn_in(from, Protocol::Resp2, db);
+    let conn = ctx.moved.borrow_mut().conn(ctx, from, db);
     conn.send(|b| order.encode(b, keys), then);
     poll_fn(|cx| {
         let mut a = answer.borrow_mut();
