@@ -17,6 +17,10 @@ fn ketama(backends: &[&Redis], weights: &[(usize, u32)]) -> String {
 }
 
 fn ketama_with(backends: &[&Redis], weights: &[(usize, u32)], reshard: &str) -> String {
+    ring_toml("ketama", backends, weights, reshard)
+}
+
+fn ring_toml(policy: &str, backends: &[&Redis], weights: &[(usize, u32)], reshard: &str) -> String {
     let eps: Vec<String> = backends
         .iter()
         .enumerate()
@@ -26,7 +30,7 @@ fn ketama_with(backends: &[&Redis], weights: &[(usize, u32)], reshard: &str) -> 
         })
         .collect();
     format!(
-        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nreshard = \"{reshard}\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
+        "[[clusters]]\nname = \"main\"\nlb_policy = \"{policy}\"\nreshard = \"{reshard}\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
         eps.join(", ")
     )
 }
@@ -40,13 +44,18 @@ fn rewrite(k: &Keyway, clusters: &str) {
     std::fs::write(&k.config, next).expect("write config");
 }
 
-/// Clients writing while the reshard happens: INCRs of counters and HSETs
-/// of fields, each remembered once acknowledged.
+/// Clients writing while the reshard happens: INCRs of counters (some
+/// given a TTL), HSETs of fields and LPUSHes, each remembered once
+/// acknowledged.
 struct Load {
     stop: Arc<AtomicBool>,
     errors: Arc<AtomicU64>,
     counts: Arc<Mutex<HashMap<String, i64>>>,
     fields: Arc<Mutex<Vec<(String, String)>>>,
+    /// LPUSHes acknowledged per list.
+    pushes: Arc<Mutex<HashMap<String, i64>>>,
+    /// Counters given a TTL (EXPIRE acknowledged).
+    expiring: Arc<Mutex<Vec<String>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -59,10 +68,13 @@ impl Load {
         let errors = Arc::new(AtomicU64::new(0));
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let fields = Arc::new(Mutex::new(Vec::new()));
+        let pushes = Arc::new(Mutex::new(HashMap::new()));
+        let expiring = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..clients)
             .map(|id| {
                 let (stop, errors) = (stop.clone(), errors.clone());
                 let (counts, fields) = (counts.clone(), fields.clone());
+                let (pushes, expiring) = (pushes.clone(), expiring.clone());
                 let port = ports[id % ports.len()];
                 std::thread::spawn(move || {
                     let mut c = Client::connect(port);
@@ -73,6 +85,21 @@ impl Load {
                         match c.cmd(&["INCR", &counter]).as_bytes().first() {
                             Some(b':') => *counts.lock().unwrap().entry(counter).or_insert(0) += 1,
                             _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let list = format!("l:{}", n % 31);
+                        match c.cmd(&["LPUSH", &list, "x"]).as_bytes().first() {
+                            Some(b':') => *pushes.lock().unwrap().entry(list).or_insert(0) += 1,
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if n.is_multiple_of(10) {
+                            let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
+                            if c.cmd(&["EXPIRE", &counter, "600"]) == ":1\r\n" {
+                                expiring.lock().unwrap().push(counter);
+                            } else {
                                 errors.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -92,6 +119,8 @@ impl Load {
             errors,
             counts,
             fields,
+            pushes,
+            expiring,
             threads,
         }
     }
@@ -111,6 +140,13 @@ impl Load {
         }
         for (hash, field) in self.fields.lock().unwrap().iter() {
             assert_eq!(c.cmd(&["HEXISTS", hash, field]), ":1\r\n", "{hash} {field}");
+        }
+        for (list, n) in self.pushes.lock().unwrap().iter() {
+            assert_eq!(c.cmd(&["LLEN", list]), format!(":{n}\r\n"), "{list}");
+        }
+        for counter in self.expiring.lock().unwrap().iter() {
+            let ttl: i64 = c.cmd(&["TTL", counter])[1..].trim().parse().expect("ttl");
+            assert!((500..=600).contains(&ttl), "{counter}: TTL {ttl}");
         }
     }
 }
@@ -180,9 +216,15 @@ fn wait_reshard_done(k: &Keyway, want: i64) {
     }
 }
 
-fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Redis]) -> Keyway {
+/// `policy`'s cluster of the first five of `backends`, changed by `change`
+/// under load.
+fn reshard_under_load(
+    policy: &str,
+    change: impl FnOnce(&[&Redis]) -> String,
+    backends: &[&Redis],
+) -> Keyway {
     let first = &backends[..5];
-    let k = Keyway::start("cores = 2", &ketama(first, &[]));
+    let k = Keyway::start("cores = 2", &ring_toml(policy, first, &[], "migrate"));
     let mut c = k.client();
     for i in 0..KEYS {
         assert_eq!(
@@ -238,7 +280,7 @@ fn reshard_under_load(change: impl FnOnce(&[&Redis]) -> String, backends: &[&Red
 fn adding_an_endpoint_under_load_loses_no_write() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let k = reshard_under_load(|b| ketama(b, &[]), &backends);
+    let k = reshard_under_load("ketama", |b| ketama(b, &[]), &backends);
     // The new endpoint took its share.
     let per = each_key_once(&backends);
     assert!(per[5] * 30 > per.iter().sum::<usize>(), "{per:?}");
@@ -262,11 +304,15 @@ fn adding_an_endpoint_under_load_loses_no_write() {
     }
 }
 
+/// The same with ring_hash (Envoy's placement): one endpoint removed and
+/// another reweighed.
 #[test]
 fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
     let rs: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let _k = reshard_under_load(|b| ketama(&[b[0], b[1], b[3], b[4]], &[(0, 3)]), &backends);
+    let change =
+        |b: &[&Redis]| ring_toml("ring_hash", &[b[0], b[1], b[3], b[4]], &[(0, 3)], "migrate");
+    let _k = reshard_under_load("ring_hash", change, &backends);
     // The removed endpoint gave up every key.
     assert_eq!(each_key_once(&backends)[2], 0);
 }
