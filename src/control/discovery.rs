@@ -428,10 +428,8 @@ impl Discovery {
         let c = &cfg.clusters[cluster];
         let mut conn = Probe::connect(c, addr, host, cfg.connect_timeout, cfg.op_timeout)?;
         let command = "CLUSTER SLOTS";
-        match conn.command(&[b"CLUSTER", b"SLOTS"])? {
-            Value::Error(reply) => Err(ProbeError::Refused { command, reply }),
-            v => parse_slots(&v).ok_or(ProbeError::Unexpected(command)),
-        }
+        let slots = conn.call(command, &[b"CLUSTER", b"SLOTS"])?;
+        parse_slots(&slots).ok_or(ProbeError::Unexpected(command))
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::resp::value::Value;
 use crate::topology::router::Router;
 use crate::topology::{host_of, Topology};
-use crate::upstream::migrate::{moved_by, Migrate};
+use crate::upstream::migrate::Migrate;
 use crate::upstream::probe::{Probe, ProbeError};
 
 /// Keys asked for per SCAN (and so at most per MIGRATE).
@@ -161,10 +161,7 @@ fn pass(
     let migrate_timeout = cfg.op_timeout.max(Duration::from_secs(1));
     let mut budget = Budget::new();
     for &(db, _) in &dbs {
-        refused(
-            "SELECT",
-            conn.command(&[b"SELECT", db.to_string().as_bytes()])?,
-        )?;
+        conn.call("SELECT", &[b"SELECT", db.to_string().as_bytes()])?;
         let mut cursor = b"0".to_vec();
         loop {
             while progress.paused.load(Ordering::Relaxed) && !progress.stop.load(Ordering::Relaxed)
@@ -175,7 +172,7 @@ fn pass(
                 return Ok(());
             }
             let count = BATCH.to_string();
-            let reply = conn.command(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()])?;
+            let reply = conn.call("SCAN", &[b"SCAN", &cursor, b"COUNT", count.as_bytes()])?;
             let (next, keys) = scanned(reply)?;
             p.scanned.fetch_add(keys.len() as u64, Ordering::Relaxed);
             let mut by_owner: Vec<(usize, Vec<&[u8]>)> = Vec::new();
@@ -203,18 +200,10 @@ fn pass(
                 };
                 let mut frame = Vec::new();
                 order.encode(&mut frame, ks);
-                let answer = conn.raw(&frame)?;
-                let outcome = match &answer {
-                    Value::Simple(_) => Ok(()),
-                    Value::Error(e) => moved_by(Err(e)),
-                    _ => Err("unexpected MIGRATE reply".into()),
+                // +OK (moved) or +NOKEY (gone already): both done.
+                let Value::Simple(_) = conn.call_raw("MIGRATE", &frame)? else {
+                    return Err(ProbeError::Unexpected("MIGRATE"));
                 };
-                if let Err(why) = outcome {
-                    return Err(ProbeError::Refused {
-                        command: "MIGRATE",
-                        reply: why,
-                    });
-                }
                 p.moved.fetch_add(ks.len() as u64, Ordering::Relaxed);
             }
             budget.spend(keys.len() as u64);
@@ -229,16 +218,10 @@ fn pass(
 
 /// The databases holding keys, from INFO keyspace (`db3:keys=10,...`).
 fn databases(conn: &mut Probe) -> Result<Vec<(u16, u64)>, ProbeError> {
-    let text = match conn.command(&[b"INFO", b"keyspace"])? {
-        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-        Value::Error(reply) => {
-            return Err(ProbeError::Refused {
-                command: "INFO",
-                reply,
-            })
-        }
-        _ => return Err(ProbeError::Unexpected("INFO")),
+    let Value::Bulk(info) = conn.call("INFO", &[b"INFO", b"keyspace"])? else {
+        return Err(ProbeError::Unexpected("INFO"));
     };
+    let text = String::from_utf8_lossy(&info);
     Ok(keyspace(&text))
 }
 
@@ -256,13 +239,7 @@ fn keyspace(text: &str) -> Vec<(u16, u64)> {
 /// SCAN's reply: the next cursor and the keys.
 fn scanned(reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), ProbeError> {
     let Value::Array(mut parts) = reply else {
-        return match reply {
-            Value::Error(reply) => Err(ProbeError::Refused {
-                command: "SCAN",
-                reply,
-            }),
-            _ => Err(ProbeError::Unexpected("SCAN")),
-        };
+        return Err(ProbeError::Unexpected("SCAN"));
     };
     let keys = match parts.pop() {
         Some(Value::Array(keys)) => keys,
@@ -279,13 +256,6 @@ fn scanned(reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), ProbeError> {
         })
         .collect();
     Ok((next, keys))
-}
-
-fn refused(command: &'static str, v: Value) -> Result<(), ProbeError> {
-    match v {
-        Value::Error(reply) => Err(ProbeError::Refused { command, reply }),
-        _ => Ok(()),
-    }
 }
 
 /// `KEYS_PER_SECOND`, kept by sleeping when ahead.

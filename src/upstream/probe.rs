@@ -59,6 +59,14 @@ impl std::fmt::Display for ProbeError {
     }
 }
 
+/// `reply`, or the refusal it is (an error reply to `command`).
+fn refused_as(command: &'static str, reply: Value) -> Result<Value, ProbeError> {
+    match reply {
+        Value::Error(reply) => Err(ProbeError::Refused { command, reply }),
+        v => Ok(v),
+    }
+}
+
 pub struct Probe {
     stream: Box<dyn ReadWrite + Send>,
 }
@@ -116,6 +124,17 @@ impl Probe {
             write::bulk(&mut req, a);
         }
         self.raw(&req)
+    }
+
+    /// `command` (`args`, named so in errors) and its reply; an error reply
+    /// is `ProbeError::Refused`.
+    pub fn call(&mut self, command: &'static str, args: &[&[u8]]) -> Result<Value, ProbeError> {
+        refused_as(command, self.command(args)?)
+    }
+
+    /// `call` for a request already encoded (`req`).
+    pub fn call_raw(&mut self, command: &'static str, req: &[u8]) -> Result<Value, ProbeError> {
+        refused_as(command, self.raw(req)?)
     }
 
     /// One request already encoded (`req`) and its reply.
