@@ -250,10 +250,7 @@ impl Admin {
     }
 
     fn directory(&self) -> Directory {
-        self.directory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::control::lock(&self.directory).clone()
     }
 
     /// `/reshard...`: a reshard's progress, its mover's pause, and a
@@ -345,7 +342,7 @@ impl Admin {
                     &self.directory(),
                     &self.cores.snapshots(),
                     &self.reloader.status(),
-                    &crate::control::health::lock(&self.health).clone(),
+                    &crate::control::lock(&self.health).clone(),
                 ),
             ),
             "/clusters" => (
@@ -355,7 +352,7 @@ impl Admin {
                     &self.reloader.topology(),
                     &self.directory(),
                     &self.cores.snapshots(),
-                    &crate::control::health::lock(&self.health).clone(),
+                    &crate::control::lock(&self.health).clone(),
                 ),
             ),
             // The file keyway started with, read again (as SIGHUP does).

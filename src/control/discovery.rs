@@ -16,6 +16,7 @@
 
 use crate::config::LbPolicy;
 use crate::control::cores::Cores;
+use crate::control::lock;
 use crate::resp::value::Value;
 use crate::topology::slots::{Discovered, Node, SlotMap};
 use crate::topology::{EndpointInfo, Shard, Topology};
@@ -451,10 +452,6 @@ pub fn show_health(dir: &Mutex<Directory>, generation: u64, topo: &Topology) {
     for (shown, e) in dir.endpoints.iter_mut().zip(&topo.endpoints) {
         shown.healthy = e.healthy;
     }
-}
-
-pub fn lock(dir: &Mutex<Directory>) -> std::sync::MutexGuard<'_, Directory> {
-    dir.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn resolve(host: &str, port: u16) -> Option<SocketAddr> {

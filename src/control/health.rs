@@ -12,6 +12,7 @@
 //! endpoint rejoins once `retry_timeout` has passed and it answers again.
 
 use crate::config::{Cluster, LbPolicy};
+use crate::control::lock;
 use crate::control::reload::Reloader;
 use crate::topology::{host_of, Health, Topology};
 use crate::upstream::probe::{Probe, ProbeError};
@@ -51,10 +52,6 @@ pub struct EndpointHealth {
 
 /// Every endpoint's health, by address; shared with the admin endpoint.
 pub type HealthTable = Arc<Mutex<BTreeMap<SocketAddr, EndpointHealth>>>;
-
-pub fn lock(t: &HealthTable) -> std::sync::MutexGuard<'_, BTreeMap<SocketAddr, EndpointHealth>> {
-    t.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// What one observation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

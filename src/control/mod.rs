@@ -15,3 +15,9 @@ pub mod mover;
 pub mod reload;
 pub mod render;
 pub mod reshard_file;
+
+/// A lock of the control side, taken even if a thread panicked while
+/// holding it (what it guards is replaced whole, never left half-written).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -8,7 +8,7 @@
 use crate::config::{Config, ConfigError, Reshard};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
-use crate::control::{mover, reshard_file};
+use crate::control::{lock, mover, reshard_file};
 use crate::topology::migration::{self, MigrationError};
 use crate::topology::{Health, Phase, Topology};
 use crossbeam_channel::Sender;
@@ -208,7 +208,7 @@ impl Reloader {
     /// applied while running, makes every core serve it. Either way the
     /// outcome is logged and returned.
     pub fn reload(self: &Arc<Self>, asked_by: &str) -> Outcome {
-        let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.changing);
         let (running, generation) = {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
@@ -438,17 +438,12 @@ impl Reloader {
     /// so the new placement serves alone, without the old ring and the
     /// endpoints only it had, as the next generation.
     fn finish_reshard(&self, of: &Topology) {
-        let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.changing);
         let (running, generation) = {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
         };
-        let rings = |t: &Topology| -> Vec<Option<usize>> {
-            (t.clusters.iter())
-                .map(|c| (c.migration.as_ref()).map(|m| Arc::as_ptr(&m.previous.ring) as usize))
-                .collect()
-        };
-        if rings(&running) != rings(of) {
+        if migration::migrations(&running) != migration::migrations(of) {
             return;
         }
         let next = Topology::with_health(running.config.clone(), running.health.clone());
@@ -488,7 +483,7 @@ impl Reloader {
     /// The running configuration with `health`'s endpoints down (the
     /// health monitor's doing); its generation stays.
     pub fn set_health(&self, health: Health) -> Arc<Topology> {
-        let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.changing);
         let (running, generation) = {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
@@ -522,10 +517,6 @@ impl Reloader {
         }
         served
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a reload cannot apply to a running keyway: its listeners are bound

@@ -94,11 +94,7 @@ impl Moved {
 
     /// Forgets what was moved for migrations `ctx` no longer serves.
     pub fn follow(&mut self, ctx: &CoreContext) {
-        let now: Vec<Option<usize>> = (ctx.topo.clusters.iter())
-            .map(|c| {
-                (c.migration.as_ref()).map(|m| std::sync::Arc::as_ptr(&m.previous.ring) as usize)
-            })
-            .collect();
+        let now = crate::topology::migration::migrations(&ctx.topo);
         if now != self.from {
             self.keys.clear();
             self.from = now;

@@ -130,6 +130,15 @@ fn carried(next: &mut Topology, ci: usize, previous: &Previous, running: &Topolo
     }
 }
 
+/// Which migration each cluster of `topo` is in (None: not resharding),
+/// as an identity: the placement keys move from, which every generation
+/// of one reshard shares and no other has.
+pub fn migrations(topo: &Topology) -> Vec<Option<usize>> {
+    (topo.clusters.iter())
+        .map(|c| (c.migration.as_ref()).map(|m| Arc::as_ptr(&m.previous.ring) as usize))
+        .collect()
+}
+
 /// `topo` with its migrations in `phase` (rings are shared, not built).
 pub fn in_phase(topo: &Topology, phase: Phase) -> Topology {
     let mut next = topo.clone();
