@@ -388,12 +388,18 @@ impl Reloader {
         let _one = lock(&self.changing);
         let held = lock(&self.held).take().ok_or(ReloadError::NotHolding)?;
         let generation = held.generation + 1;
-        let (before, _) = self.serve(held.before, generation);
+        self.end_reshard(held.before, generation, "reshard released");
+        Ok(generation)
+    }
+
+    /// A reshard over (ended or called off): `topo` serves as generation
+    /// `generation`, and the reshard's file goes.
+    fn end_reshard(&self, topo: Arc<Topology>, generation: u64, what: &str) {
+        let (served, _) = self.serve(topo, generation);
         if let Some(path) = &self.path {
             reshard_file::remove(path);
         }
-        self.settle(before, "reshard released");
-        Ok(generation)
+        self.settle(served, what);
     }
 
     /// Records `topo` as served, one generation on.
@@ -447,18 +453,8 @@ impl Reloader {
             return;
         }
         let next = Topology::with_health(running.config.clone(), running.health.clone());
-        let (topo, _) = self.serve(Arc::new(next), generation + 1);
-        if let Some(path) = &self.path {
-            reshard_file::remove(path);
-        }
-        let mut state = self.lock();
-        state.1.generation += 1;
-        state.1.last_reload = Some(SystemTime::now());
-        state.0 = topo;
-        crate::info!(
-            "reshard finished: every key moved; generation {} serves the new placement alone",
-            state.1.generation
-        );
+        let what = "reshard finished: every key moved, the new placement serves alone";
+        self.end_reshard(Arc::new(next), generation + 1, what);
     }
 
     /// Makes every core serve `topo` as generation `generation`, its Redis
