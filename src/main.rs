@@ -70,6 +70,9 @@ enum ReshardAction {
     /// Over every instance at once: each reads its configuration file and
     /// holds; only when all hold do they move keys (else all release).
     Start,
+    /// As start, moving a running reshard's keys back: each instance's
+    /// configuration file places the cluster as before the reshard again.
+    Abort,
     Status,
     Pause,
     Resume,
@@ -169,11 +172,15 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
             return ExitCode::FAILURE;
         }
     };
-    if let ReshardAction::Start = action {
-        return reshard_start(instances, token.as_deref());
+    match action {
+        ReshardAction::Start => return reshard_start(instances, "/reshard/hold", token.as_deref()),
+        ReshardAction::Abort => {
+            return reshard_start(instances, "/reshard/abort", token.as_deref())
+        }
+        _ => {}
     }
     let (method, path) = match action {
-        ReshardAction::Start | ReshardAction::Status => ("GET", "/reshard"),
+        ReshardAction::Start | ReshardAction::Abort | ReshardAction::Status => ("GET", "/reshard"),
         ReshardAction::Pause => ("POST", "/reshard/pause"),
         ReshardAction::Resume => ("POST", "/reshard/resume"),
         ReshardAction::Migrate => ("POST", "/reshard/migrate"),
@@ -199,9 +206,10 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
     }
 }
 
-/// A fleet's reshard: every instance holds, then every one migrates; if
-/// one does not hold, those that did release and nothing moved.
-fn reshard_start(instances: &[String], token: Option<&str>) -> ExitCode {
+/// A fleet's reshard (or its abort): every instance holds (`hold`: the
+/// admin path that does), then every one migrates; if one does not hold,
+/// those that did release and nothing moved.
+fn reshard_start(instances: &[String], hold: &str, token: Option<&str>) -> ExitCode {
     let ask = |instance: &String, path: &str| -> bool {
         match admin_request(instance, "POST", path, token) {
             Ok((status, body)) => {
@@ -216,12 +224,17 @@ fn reshard_start(instances: &[String], token: Option<&str>) -> ExitCode {
     };
     let mut holding = Vec::new();
     for instance in instances {
-        if !ask(instance, "/reshard/hold") {
+        if !ask(instance, hold) {
             for held in holding {
                 ask(held, "/reshard/release");
             }
+            let what = if hold == "/reshard/abort" {
+                "abort"
+            } else {
+                "reshard"
+            };
             eprintln!(
-                "keyway: the reshard did not start: {instance} did not hold (the others released)"
+                "keyway: the {what} did not start: {instance} did not hold (the others released)"
             );
             return ExitCode::FAILURE;
         }
@@ -248,7 +261,9 @@ fn admin_request(
 ) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    // An abort's hold waits for the running mover to stop (a MIGRATE out
+    // may take op_timeout, 10 s at least).
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,

@@ -11,7 +11,7 @@ use super::render;
 use crate::config::PasswordDigest;
 use crate::control::cores::Cores;
 use crate::control::discovery::Directory;
-use crate::control::reload::{Outcome, Reloader};
+use crate::control::reload::{Intent, Outcome, Reloader};
 use crate::stats::latency;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -163,7 +163,7 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
 <li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
-<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold, /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start)</li>\
+<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold (or /reshard/abort), /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start|abort)</li>\
 <li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
 
 pub struct Admin {
@@ -263,10 +263,12 @@ impl Admin {
                 Some(p) => ("200 OK", JSON, format!("{}\n", render::reshard_json(&p))),
                 None => ("200 OK", JSON, "null\n".into()),
             },
-            // A fleet's reshard, one phase at a time (`keyway reshard start`).
-            "/reshard/hold" | "/reshard/migrate" | "/reshard/release" => {
+            // A fleet's reshard, one phase at a time (`keyway reshard
+            // start|abort`); an abort holds as a start does.
+            "/reshard/hold" | "/reshard/abort" | "/reshard/migrate" | "/reshard/release" => {
                 let done = match path {
-                    "/reshard/hold" => self.reloader.hold(),
+                    "/reshard/hold" => self.reloader.hold(Intent::Start),
+                    "/reshard/abort" => self.reloader.hold(Intent::Abort),
                     "/reshard/migrate" => self.reloader.migrate(),
                     _ => self.reloader.release(),
                 };
@@ -309,6 +311,7 @@ impl Admin {
                 | "/reshard/pause"
                 | "/reshard/resume"
                 | "/reshard/hold"
+                | "/reshard/abort"
                 | "/reshard/migrate"
                 | "/reshard/release"
         );
@@ -368,7 +371,7 @@ impl Admin {
                 render::latency_json(&self.cores.snapshots()),
             ),
             "/reshard" | "/reshard/pause" | "/reshard/resume" | "/reshard/hold"
-            | "/reshard/migrate" | "/reshard/release" => self.reshard(path),
+            | "/reshard/abort" | "/reshard/migrate" | "/reshard/release" => self.reshard(path),
             "/latency/dump" => {
                 let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {

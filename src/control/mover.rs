@@ -40,9 +40,25 @@ pub struct Progress {
     /// Paused by the operator (`POST /reshard/pause`): clients still move
     /// the keys they touch.
     pub paused: AtomicBool,
+    /// Its thread has returned: nothing it sent is unanswered.
+    pub exited: AtomicBool,
 }
 
 impl Progress {
+    /// Tells the mover to stop and waits (`within` at most) until it has.
+    /// False: it has not yet (a MIGRATE it sent is not answered).
+    pub fn stop_and_wait(&self, within: Duration) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + within;
+        while !self.exited.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
     /// `moving`, `paused` or `done`.
     pub fn state(&self) -> &'static str {
         if self.done.load(Ordering::Relaxed) {
@@ -108,31 +124,45 @@ pub fn spawn(
         done: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
+        exited: AtomicBool::new(false),
     });
     let shown = progress.clone();
     std::thread::Builder::new()
         .name("keyway-mover".into())
         .spawn(move || {
-            for (owner, p) in owners.iter().zip(&progress.owners) {
-                while !progress.stop.load(Ordering::Relaxed) {
-                    match pass(&topo, owner, p, &progress) {
-                        Ok(()) => break,
-                        Err(why) => {
-                            p.errors.fetch_add(1, Ordering::Relaxed);
-                            crate::warn!(endpoint: &p.endpoint, "reshard mover: {why}; trying again");
-                            std::thread::sleep(RETRY_AFTER);
-                        }
-                    }
-                }
-                if progress.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                p.passed.store(true, Ordering::Relaxed);
+            let complete = move_all(&topo, &owners, &progress);
+            progress.exited.store(true, Ordering::Release);
+            if complete {
+                finished();
             }
-            progress.done.store(true, Ordering::Relaxed);
-            finished();
         })?;
     Ok(shown)
+}
+
+/// Every old owner's pass, each started over until it completes. False:
+/// told to stop first.
+fn move_all(topo: &Topology, owners: &[Owner], progress: &Progress) -> bool {
+    for (owner, p) in owners.iter().zip(&progress.owners) {
+        while !progress.stop.load(Ordering::Relaxed) {
+            match pass(topo, owner, p, progress) {
+                Ok(()) => break,
+                Err(why) => {
+                    p.errors.fetch_add(1, Ordering::Relaxed);
+                    crate::warn!(endpoint: &p.endpoint, "reshard mover: {why}; trying again");
+                    let again = Instant::now() + RETRY_AFTER;
+                    while Instant::now() < again && !progress.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        if progress.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        p.passed.store(true, Ordering::Relaxed);
+    }
+    progress.done.store(true, Ordering::Relaxed);
+    true
 }
 
 /// One full SCAN pass of `owner`, every database with keys, moving what

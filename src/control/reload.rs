@@ -56,6 +56,41 @@ pub enum ReloadError {
     /// The placement keys move from could not be kept beside the
     /// configuration (a restart would lose it), so the reshard did not start.
     ReshardNotKept(std::io::Error),
+    /// `abort`: the file does not place the cluster as before its reshard.
+    NotAnAbort,
+    /// `hold`: the file places `cluster` as before its running reshard,
+    /// which is an abort (asked for as one, not as a start).
+    IsAnAbort { cluster: String },
+    /// The running reshard's mover did not stop in time, so its keys
+    /// cannot start moving back yet.
+    MoverBusy,
+}
+
+/// What a fleet's hold is asked to start (`keyway reshard start|abort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// A reshard to the placement of the configuration file.
+    Start,
+    /// Moving a running reshard's keys back: the file places its cluster
+    /// as before it.
+    Abort,
+}
+
+/// A cluster whose reshard a configuration starts.
+struct Starting {
+    cluster: String,
+    reshard: Reshard,
+    /// It moves a running reshard's keys back.
+    aborts: bool,
+}
+
+/// How long the running reshard's mover may take to stop for an abort: a
+/// MIGRATE it sent is answered within its connection's timeout.
+fn mover_stops_within(topo: &Topology) -> std::time::Duration {
+    topo.config
+        .op_timeout
+        .max(std::time::Duration::from_secs(10))
+        + std::time::Duration::from_secs(2)
 }
 
 impl std::fmt::Display for ReloadError {
@@ -87,6 +122,16 @@ impl std::fmt::Display for ReloadError {
             ReloadError::ReshardNotKept(e) => write!(
                 f,
                 "the reshard did not start: the placement it moves keys from cannot be kept beside the configuration file: {e}"
+            ),
+            ReloadError::NotAnAbort => f.write_str(
+                "the configuration file does not place any resharding cluster as before its reshard: put its endpoints and weights back to abort",
+            ),
+            ReloadError::IsAnAbort { cluster } => write!(
+                f,
+                "the configuration file places cluster `{cluster}` as before its running reshard: that aborts it (keyway reshard abort)"
+            ),
+            ReloadError::MoverBusy => f.write_str(
+                "the reshard's background mover did not stop in time; its keys cannot start moving back yet (try again)",
             ),
             ReloadError::HoldNotConfirmed { held_by, cores } => write!(
                 f,
@@ -257,23 +302,24 @@ impl Reloader {
             return Err(ReloadError::Holding);
         }
         let (next, starting) = self.next_topology(&running)?;
-        let Some(cluster) = starting else {
+        let Some(starting) = starting else {
             return Ok(self.serve(Arc::new(next), generation).0);
         };
-        if cluster.1 == Reshard::Coordinated {
-            return Err(ReloadError::NeedsCoordinator { cluster: cluster.0 });
+        if starting.reshard == Reshard::Coordinated {
+            let cluster = starting.cluster;
+            return Err(ReloadError::NeedsCoordinator { cluster });
         }
         let held = self.hold_here(running, next, generation)?;
         Ok(self.migrate_here(&held, generation))
     }
 
     /// The topology of the configuration file, keeping `running`'s
-    /// placement where a reshard starts; with the (first) cluster whose
-    /// reshard starts, and how it is started.
+    /// placement where a reshard starts (or one is aborted); with the
+    /// (first) cluster whose reshard starts.
     fn next_topology(
         &self,
         running: &Topology,
-    ) -> Result<(Topology, Option<(String, Reshard)>), ReloadError> {
+    ) -> Result<(Topology, Option<Starting>), ReloadError> {
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
@@ -288,28 +334,39 @@ impl Reloader {
         let next = Topology::with_health(config, running.health.clone());
         let next =
             migration::with_previous(next, running, Phase::Hold).map_err(ReloadError::Reshard)?;
-        let starting = (next.clusters.iter().enumerate())
-            .zip(&running.clusters)
-            .find(|((_, c), was)| {
-                c.migration.as_ref().is_some_and(|m| m.phase == Phase::Hold)
-                    && was.migration.is_none()
-            })
-            .map(|((i, c), _)| (c.name.clone(), next.config.clusters[i].reshard));
+        let starting =
+            (migration::starting(&next, running).first()).map(|&(ci, aborts)| Starting {
+                cluster: next.clusters[ci].name.clone(),
+                reshard: next.config.clusters[ci].reshard,
+                aborts,
+            });
         Ok((next, starting))
     }
 
     /// The first phase of a reshard here: the placement keys move from is
     /// kept beside the configuration, then every core holds what touches
     /// moving keys (and answers what it sent to their old owners). If a
-    /// core does not confirm, `running` serves again.
+    /// core does not confirm, `running` serves again. An abort first stops
+    /// the running reshard's mover: no key moves forward once one may move
+    /// back.
     fn hold_here(
-        &self,
+        self: &Arc<Self>,
         running: Arc<Topology>,
         next: Topology,
         generation: u64,
     ) -> Result<Arc<Topology>, ReloadError> {
+        let aborts = migration::starting(&next, &running)
+            .iter()
+            .any(|&(_, aborts)| aborts);
+        if aborts && !self.stop_mover(mover_stops_within(&running)) {
+            self.start_mover(running);
+            return Err(ReloadError::MoverBusy);
+        }
         if let Some(path) = &self.path {
-            reshard_file::write(path, &running, &next).map_err(ReloadError::ReshardNotKept)?;
+            if let Err(e) = reshard_file::keep(path, &next) {
+                self.restore(running, generation);
+                return Err(ReloadError::ReshardNotKept(e));
+            }
         }
         let started = std::time::Instant::now();
         let (held, held_by) = self.serve(Arc::new(next), generation);
@@ -319,10 +376,7 @@ impl Reloader {
                 "{held_by} of {cores} cores held within {:?}: the reshard is called off",
                 super::cores::RELOAD_CONFIRM_WITHIN
             );
-            self.serve(running, generation);
-            if let Some(path) = &self.path {
-                reshard_file::remove(path);
-            }
+            self.restore(running, generation);
             return Err(ReloadError::HoldNotConfirmed { held_by, cores });
         }
         crate::info!(
@@ -346,10 +400,10 @@ impl Reloader {
         migrating
     }
 
-    /// A fleet's reshard, first phase (`POST /reshard/hold`): this keyway
-    /// reads its file and holds the reshard it starts. Ok: the generation
-    /// now served.
-    pub fn hold(&self) -> Result<u64, ReloadError> {
+    /// A fleet's reshard, first phase (`POST /reshard/hold`, or
+    /// `/reshard/abort` for `Intent::Abort`): this keyway reads its file
+    /// and holds the reshard it starts. Ok: the generation now served.
+    pub fn hold(self: &Arc<Self>, intent: Intent) -> Result<u64, ReloadError> {
         let _one = lock(&self.changing);
         if lock(&self.held).is_some() {
             return Err(ReloadError::Holding);
@@ -359,8 +413,14 @@ impl Reloader {
             (state.0.clone(), state.1.generation + 1)
         };
         let (next, starting) = self.next_topology(&running)?;
-        if starting.is_none() {
-            return Err(ReloadError::NothingToReshard);
+        match (starting, intent) {
+            (None, Intent::Start) => return Err(ReloadError::NothingToReshard),
+            (Some(s), Intent::Abort) if !s.aborts => return Err(ReloadError::NotAnAbort),
+            (None, Intent::Abort) => return Err(ReloadError::NotAnAbort),
+            (Some(s), Intent::Start) if s.aborts => {
+                return Err(ReloadError::IsAnAbort { cluster: s.cluster })
+            }
+            _ => {}
         }
         let held = self.hold_here(running.clone(), next, generation)?;
         *lock(&self.held) = Some(Held {
@@ -384,7 +444,7 @@ impl Reloader {
 
     /// A fleet's reshard called off (`POST /reshard/release`): the
     /// placement served before the hold serves again, as a new generation.
-    pub fn release(&self) -> Result<u64, ReloadError> {
+    pub fn release(self: &Arc<Self>) -> Result<u64, ReloadError> {
         let _one = lock(&self.changing);
         let held = lock(&self.held).take().ok_or(ReloadError::NotHolding)?;
         let generation = held.generation + 1;
@@ -392,14 +452,41 @@ impl Reloader {
         Ok(generation)
     }
 
-    /// A reshard over (ended or called off): `topo` serves as generation
-    /// `generation`, and the reshard's file goes.
-    fn end_reshard(&self, topo: Arc<Topology>, generation: u64, what: &str) {
+    /// A reshard over (ended or released): `topo` serves as generation
+    /// `generation`, recorded as served.
+    fn end_reshard(self: &Arc<Self>, topo: Arc<Topology>, generation: u64, what: &str) {
+        let served = self.restore(topo, generation);
+        self.settle(served, what);
+    }
+
+    /// `topo` serves as generation `generation`, with the reshard it
+    /// migrates (if any: a released or failed abort goes back to the
+    /// reshard it would have aborted) kept beside the configuration and
+    /// its mover running.
+    fn restore(self: &Arc<Self>, topo: Arc<Topology>, generation: u64) -> Arc<Topology> {
         let (served, _) = self.serve(topo, generation);
         if let Some(path) = &self.path {
-            reshard_file::remove(path);
+            if let Err(e) = reshard_file::keep(path, &served) {
+                crate::error!("cannot keep the reshard beside the configuration: {e}");
+            }
         }
-        self.settle(served, what);
+        let migrating = (served.clusters.iter())
+            .filter_map(|c| c.migration.as_ref())
+            .any(|m| m.phase == Phase::Migrate);
+        if migrating {
+            self.start_mover(served.clone());
+        }
+        served
+    }
+
+    /// Stops the running reshard's mover and waits (`within` at most)
+    /// until it has: a MIGRATE it sent is answered. False: it is still
+    /// at it.
+    fn stop_mover(&self, within: std::time::Duration) -> bool {
+        match self.reshard_progress() {
+            Some(p) => p.stop_and_wait(within),
+            None => true,
+        }
     }
 
     /// Records `topo` as served, one generation on.
@@ -414,6 +501,10 @@ impl Reloader {
     /// Moves the keys of `topo`'s migration in the background; once every
     /// old owner was scanned, the new placement serves alone.
     fn start_mover(self: &Arc<Self>, topo: Arc<Topology>) {
+        // One mover at a time: one started again replaces the last.
+        if let Some(last) = self.reshard_progress() {
+            last.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let me = Arc::downgrade(self);
         let of = topo.clone();
         let finished = move || {
@@ -443,7 +534,7 @@ impl Reloader {
     /// Ends the migration `of` started, if it still runs: every key moved,
     /// so the new placement serves alone, without the old ring and the
     /// endpoints only it had, as the next generation.
-    fn finish_reshard(&self, of: &Topology) {
+    fn finish_reshard(self: &Arc<Self>, of: &Topology) {
         let _one = lock(&self.changing);
         let (running, generation) = {
             let state = self.lock();

@@ -20,21 +20,21 @@ pub fn path_of(config: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes, for every cluster of `next` whose reshard starts now, the
-/// placement `running` gave it; atomically (a file renamed into place).
-pub fn write(config: &Path, running: &Topology, next: &Topology) -> io::Result<()> {
+/// Keeps `topo`'s reshards: for every cluster it migrates, the placement
+/// keys move from, written atomically (a file renamed into place); no
+/// file when it migrates none.
+pub fn keep(config: &Path, topo: &Topology) -> io::Result<()> {
     let mut text = String::from(
         "# The placement a reshard moves keys from (keyway writes and removes\n# this file; remove it only once no key is left on these endpoints).\n[proxy]\nlisten = \"127.0.0.1:1\"\n",
     );
     let mut first = None;
-    for c in next.clusters.iter().filter(|c| c.migration.is_some()) {
-        let Some(before) = running.config.clusters.iter().find(|b| b.name == c.name) else {
-            continue;
-        };
+    for m in topo.clusters.iter().filter_map(|c| c.migration.as_ref()) {
+        let before = &m.previous.placed;
         first.get_or_insert_with(|| before.name.clone());
         text.push_str(&cluster_toml(before));
     }
     let Some(first) = first else {
+        remove(config);
         return Ok(());
     };
     text.push_str(&format!("\n[routes]\ncatch_all = {}\n", quoted(&first)));
@@ -158,7 +158,7 @@ mod tests {
             let running = Topology::build(config(policy, extra, five));
             let next = Topology::build(config(policy, extra, &six));
             let next = migration::with_previous(next, &running, Phase::Hold).expect("starts");
-            write(&file, &running, &next).expect("write");
+            keep(&file, &next).expect("write");
             let restarted = Topology::build(config(policy, extra, &six));
             let resumed = resumed(&file, &restarted).expect("read").expect("resumes");
             let m = resumed.clusters[0].migration.as_ref().expect("moving");

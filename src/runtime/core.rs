@@ -131,13 +131,10 @@ pub fn run_core(spec: CoreSpec) {
         ));
         let latest = Rc::new(Latest::default());
         let kept = Kept::first(&stats, &clients, &latest);
-        latest.set(Rc::new(context(
-            &topo,
-            first.number,
-            upstreams,
-            cores,
-            kept,
-        )));
+        let ctx = context(&topo, first.number, upstreams, cores, kept);
+        // A resumed reshard's: none moved on this core yet, no connection.
+        let _none = ctx.moved.borrow_mut().follow(&ctx);
+        latest.set(Rc::new(ctx));
         let accept = Rc::new(Accept::new(index, cores, latest.clone(), seats));
         let (loops, stops) = accept.accept_on(bound);
         crate::net::spawn(control_loop(
@@ -516,18 +513,23 @@ async fn control_loop(
                 }
             }
             Ok(CoreMsg::Reload(generation, done)) => {
-                reload(&accept, &clients, *generation);
+                let migrated_on = reload(&accept, &clients, *generation);
                 let ctx = accept.latest.get();
                 let index = accept.index;
+                let patience = ctx.topo.config.op_timeout + Duration::from_secs(1);
                 if holds(&ctx) {
                     // Confirmed once nothing sent before the hold is out.
                     crate::net::spawn(async move {
-                        fence(&ctx).await;
+                        fence(&ctx, &migrated_on).await;
                         let _ = done.send(index);
+                        retire(migrated_on, patience).await;
                     })
                     .detach();
                 } else {
                     let _ = done.send(index);
+                    if !migrated_on.is_empty() {
+                        crate::net::spawn(retire(migrated_on, patience)).detach();
+                    }
                 }
             }
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
@@ -567,8 +569,10 @@ async fn control_loop(
 
 /// Swaps the core to a reloaded configuration: a new context that sessions
 /// move to before their next request; unchanged endpoints keep their
-/// connections, connections of removed ones close once answered.
-fn reload(accept: &Accept, clients: &Registry, r: Generation) {
+/// connections, connections of removed ones close once answered. Returns
+/// the connections keys were moved on for a migration no longer served
+/// (the caller closes them once answered).
+fn reload(accept: &Accept, clients: &Registry, r: Generation) -> crate::upstream::Retired {
     let old = accept.latest.get();
     let cfg = &r.topo.config;
     // A health change keeps the generation's endpoint numbers, and the
@@ -584,7 +588,7 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) {
         moved: old.moved.clone(),
     };
     let next = context(&r.topo, r.number, Rc::new(upstreams), accept.cores, kept);
-    next.moved.borrow_mut().follow(&next);
+    let migrated_on = next.moved.borrow_mut().follow(&next);
     accept.latest.set(Rc::new(next));
     accept.reconfigure(cfg);
     clients.set_idle_timeout(cfg.client_idle_timeout);
@@ -598,6 +602,7 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) {
         let patience = cfg.op_timeout.max(old.topo.config.op_timeout) + Duration::from_secs(1);
         crate::net::spawn(retire(retired, patience)).detach();
     }
+    migrated_on
 }
 
 /// Whether `ctx` holds requests touching moving keys (see `reshard`).
@@ -610,10 +615,11 @@ fn holds(ctx: &CoreContext) -> bool {
 
 /// Before a core confirms a hold: every request it sent to an endpoint
 /// keys move from is answered, so no write of the old placement can land
-/// there after a key moved. A PING goes behind them on each pooled
-/// connection (answered in order; a failed one counts as answered: the
+/// there after a key moved, and every MIGRATE it sent on `migrated_on`
+/// (an aborted reshard's) too. A PING goes behind them on each of those
+/// connections (answered in order; a failed one counts as answered: the
 /// connection is gone, and its requests with it).
-async fn fence(ctx: &CoreContext) {
+async fn fence(ctx: &CoreContext, migrated_on: &crate::upstream::Retired) {
     let mut from: Vec<usize> = (ctx.topo.clusters.iter())
         .filter_map(|c| c.migration.as_ref())
         .flat_map(|m| m.previous.shards.iter().map(|s| s.primary))
@@ -623,7 +629,8 @@ async fn fence(ctx: &CoreContext) {
     let answered = Rc::new(Cell::new(0usize));
     let notify = Rc::new(Notify::default());
     let mut sent = 0;
-    for conn in from.iter().flat_map(|&e| ctx.upstreams.pooled(e)) {
+    let pooled = from.iter().flat_map(|&e| ctx.upstreams.pooled(e));
+    for conn in pooled.chain(migrated_on.iter().cloned()) {
         sent += 1;
         let (answered, notify) = (answered.clone(), notify.clone());
         let then = crate::upstream::waiter::Waiter::Then(Box::new(move |_| {

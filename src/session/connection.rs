@@ -309,8 +309,10 @@ impl Connection {
                 }
             }
             reshard::Pending::Moves(moves) => {
-                let moved = reshard::move_keys(&self.ctx, self.client.db, &moves).await;
-                moved.err().map(reshard::Pending::Failed)
+                match reshard::move_keys(&self.ctx, self.client.db, &moves).await {
+                    reshard::Moving::Failed(why) => Some(reshard::Pending::Failed(why)),
+                    reshard::Moving::Done | reshard::Moving::Overtaken => None,
+                }
             }
             failed @ reshard::Pending::Failed(_) => Some(failed),
         };

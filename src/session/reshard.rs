@@ -85,6 +85,12 @@ impl Moved {
         self.keys.contains(&(cluster, db, key.to_vec()))
     }
 
+    /// Whether this core still serves the migrations `ctx` (a session's,
+    /// maybe a generation behind) moves keys for.
+    fn serves(&self, ctx: &CoreContext) -> bool {
+        self.from == crate::topology::migration::migrations(&ctx.topo)
+    }
+
     fn insert(&mut self, cluster: usize, db: u16, key: Vec<u8>) {
         if self.keys.len() >= REMEMBERED {
             self.keys.clear();
@@ -92,16 +98,18 @@ impl Moved {
         self.keys.insert((cluster, db, key));
     }
 
-    /// Forgets what was moved for migrations `ctx` no longer serves.
-    pub fn follow(&mut self, ctx: &CoreContext) {
+    /// Forgets what was moved for migrations `ctx` no longer serves, and
+    /// gives up the connections it moved them on: the caller closes them
+    /// once what was sent on them is answered (an abort's hold waits for
+    /// that: a key may not move back while a MIGRATE forward is out).
+    pub fn follow(&mut self, ctx: &CoreContext) -> crate::upstream::Retired {
         let now = crate::topology::migration::migrations(&ctx.topo);
-        if now != self.from {
-            self.keys.clear();
-            self.from = now;
-            for (_, c) in self.conns.drain(..) {
-                c.shut_down();
-            }
+        if now == self.from {
+            return Vec::new();
         }
+        self.keys.clear();
+        self.from = now;
+        self.conns.drain(..).map(|(_, c)| c).collect()
     }
 
     /// This core's connection to old owner `from` in database `db` for
@@ -207,11 +215,24 @@ impl Needs {
     }
 }
 
+/// What moving a request's keys came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Moving {
+    /// Every key is on its new owner (or on none).
+    Done,
+    /// The error reply for the request (it does not run).
+    Failed(String),
+    /// The core moved on to another migration (an abort) before all were
+    /// moved: the request is looked at again under it.
+    Overtaken,
+}
+
 /// Moves `moves` (keys of database `db`): one MIGRATE per old and new
 /// owner, retried once (REPLACE makes a retry safe: an IOERR may leave the
-/// key on both). Ok: every key is on its new owner (or on none); Err: the
-/// error reply for the request.
-pub async fn move_keys(ctx: &CoreContext, db: u16, moves: &[Move]) -> Result<(), String> {
+/// key on both). No MIGRATE goes out, and no key is remembered as moved,
+/// once the core serves another migration: an abort's hold waits only for
+/// the MIGRATEs sent before it.
+pub async fn move_keys(ctx: &CoreContext, db: u16, moves: &[Move]) -> Moving {
     let mut groups: Vec<(usize, usize, Vec<&[u8]>)> = Vec::new();
     for m in moves {
         match groups
@@ -222,25 +243,37 @@ pub async fn move_keys(ctx: &CoreContext, db: u16, moves: &[Move]) -> Result<(),
             None => groups.push((m.from, m.to, vec![&m.key])),
         }
     }
+    let overtaken = || !ctx.moved.borrow().serves(ctx);
     for (from, to, keys) in &groups {
-        let mut answer = migrate(ctx, db, *from, *to, keys).await;
-        if answer.is_err() {
+        let mut answer = Err(String::new());
+        for _ in 0..2 {
+            if overtaken() {
+                return Moving::Overtaken;
+            }
             answer = migrate(ctx, db, *from, *to, keys).await;
+            if answer.is_ok() {
+                break;
+            }
         }
         if let Err(why) = answer {
             let key = quoted(keys[0], 128);
-            return Err(ErrorReply::MoveFailed {
-                key: &key,
-                why: &why,
-            }
-            .to_string());
+            return Moving::Failed(
+                ErrorReply::MoveFailed {
+                    key: &key,
+                    why: &why,
+                }
+                .to_string(),
+            );
         }
+    }
+    if overtaken() {
+        return Moving::Overtaken;
     }
     let mut moved = ctx.moved.borrow_mut();
     for m in moves {
         moved.insert(m.cluster, db, m.key.clone());
     }
-    Ok(())
+    Moving::Done
 }
 
 /// A MIGRATE's outcome, and the task waiting for it.

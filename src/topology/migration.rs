@@ -25,6 +25,9 @@ pub struct Previous {
     pub shards: Vec<Shard>,
     /// The shard of each ring member.
     pub members: Vec<usize>,
+    /// The cluster's configuration that placed keys so (what an abort
+    /// goes back to).
+    pub placed: Arc<Cluster>,
 }
 
 /// Where the switch to the new placement is.
@@ -52,9 +55,11 @@ pub enum MigrationError {
 
 /// `next` (the topology a reload brings) keeping, for each of its
 /// `reshard = "migrate"` ring clusters whose placement differs from
-/// `running`'s, the placement `running` had, in `phase`; a migration
-/// `running` has goes on unchanged (its cluster's placement may not
-/// change until it ends).
+/// `running`'s, the placement `running` had, in `phase`. A migration
+/// `running` has goes on unchanged, unless `next` places its cluster as
+/// the migration's previous placement: that aborts it, keys moving back
+/// (a migration of its own, from the placement served now). Any other
+/// change of a migrating cluster's placement waits until it ends.
 pub fn with_previous(
     mut next: Topology,
     running: &Topology,
@@ -73,24 +78,30 @@ pub fn with_previous(
         let before = &running.clusters[old];
         let same = same_placement(&running.config.clusters[old], cluster);
         if let Some(m) = &before.migration {
-            if !same || !cluster.reshard.moves_keys() {
+            let aborts = !same && same_placement(&m.previous.placed, cluster);
+            if !cluster.reshard.moves_keys() || !(same || aborts) {
                 let cluster = cluster.name.clone();
                 return Err(MigrationError::AlreadyMoving { cluster });
             }
-            let previous = carried(&mut next, ci, &m.previous, running);
-            next.clusters[ci].migration = Some(Migration {
-                previous,
-                phase: m.phase,
-            });
+            if same {
+                let previous = carried(&mut next, ci, &m.previous, running);
+                next.clusters[ci].migration = Some(Migration {
+                    previous,
+                    phase: m.phase,
+                });
+                continue;
+            }
+        } else if !cluster.reshard.moves_keys() || same {
             continue;
         }
-        if !cluster.reshard.moves_keys() || before.ring.is_none() || same {
+        let Some(ring) = before.ring.clone() else {
             continue;
-        }
+        };
         let placement = Previous {
-            ring: before.ring.clone().expect("a ring cluster"),
+            ring,
             shards: before.shards.clone(),
             members: before.members.clone(),
+            placed: Arc::new(running.config.clusters[old].clone()),
         };
         let previous = carried(&mut next, ci, &placement, running);
         next.clusters[ci].migration = Some(Migration { previous, phase });
@@ -127,6 +138,7 @@ fn carried(next: &mut Topology, ci: usize, previous: &Previous, running: &Topolo
         ring: previous.ring.clone(),
         shards,
         members: previous.members.clone(),
+        placed: previous.placed.clone(),
     }
 }
 
@@ -137,6 +149,23 @@ pub fn migrations(topo: &Topology) -> Vec<Option<usize>> {
     (topo.clusters.iter())
         .map(|c| (c.migration.as_ref()).map(|m| Arc::as_ptr(&m.previous.ring) as usize))
         .collect()
+}
+
+/// The clusters whose migration `next` starts (one `running` does not
+/// have), each with whether it aborts a migration `running` has.
+pub fn starting(next: &Topology, running: &Topology) -> Vec<(usize, bool)> {
+    let identity = |m: &Migration| Arc::as_ptr(&m.previous.ring);
+    let mut found = Vec::new();
+    for (ci, c) in next.clusters.iter().enumerate() {
+        let Some(m) = &c.migration else { continue };
+        let before = (running.clusters.iter())
+            .find(|b| b.name == c.name)
+            .and_then(|b| b.migration.as_ref());
+        if before.map(identity) != Some(identity(m)) {
+            found.push((ci, before.is_some()));
+        }
+    }
+    found
 }
 
 /// `topo` with its migrations in `phase` (rings are shared, not built).
@@ -296,6 +325,47 @@ mod tests {
             .as_ref()
             .expect("still moving");
         assert_eq!(m.phase, Phase::Migrate);
+    }
+
+    /// Placing the cluster as before its reshard aborts it: every key the
+    /// reshard moved (or would have) moves back, from its new owner to
+    /// its old one; a dropped endpoint gives its keys back.
+    #[test]
+    fn placing_a_cluster_as_before_aborts_its_reshard() {
+        let six = [&FIVE[..], &["127.0.0.1:7006"]].concat();
+        for policy in ["ketama", "ring_hash", "maglev"] {
+            let five = Topology::build(config(policy, "migrate", &FIVE));
+            let growing = with_previous(
+                Topology::build(config(policy, "migrate", &six)),
+                &five,
+                Phase::Migrate,
+            )
+            .expect("reshard");
+            assert_eq!(starting(&growing, &five), vec![(0, false)]);
+            let back = Topology::build(config(policy, "migrate", &FIVE));
+            let aborting = with_previous(back, &growing, Phase::Hold).expect("abort");
+            assert_eq!(starting(&aborting, &growing), vec![(0, true)]);
+            assert_eq!(aborting.endpoints.len(), 6, "the sixth stays until empty");
+            for i in 0..5_000 {
+                let key = format!("k:{i}");
+                assert_eq!(owner(&aborting, &key), owner(&five, &key), "{policy}");
+                match moving(&aborting, &key) {
+                    None => assert_eq!(owner(&growing, &key), owner(&five, &key)),
+                    Some(m) => {
+                        assert_eq!(aborting.endpoints[m.from].label, owner(&growing, &key));
+                        assert_eq!(aborting.endpoints[m.to].label, owner(&five, &key));
+                        assert_eq!(m.phase, Phase::Hold);
+                    }
+                }
+            }
+            // Carried on unchanged, it is the same abort, not a new one.
+            let again = Topology::build(config(policy, "migrate", &FIVE));
+            let carried = with_previous(again, &aborting, Phase::Hold).expect("carried");
+            assert!(starting(&carried, &aborting).is_empty());
+            // Any third placement waits for the abort to end.
+            let other = Topology::build(config(policy, "migrate", &FIVE[..4]));
+            assert!(with_previous(other, &aborting, Phase::Hold).is_err());
+        }
     }
 
     #[test]

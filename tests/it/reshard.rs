@@ -522,3 +522,56 @@ fn a_fleet_reshards_together_and_loses_no_write() {
         }
     }
 }
+
+/// A reshard aborted halfway, under load: the configuration file places
+/// the cluster as before again and `keyway reshard abort` moves every key
+/// back, those clients had moved and those the mover had, with nothing
+/// lost; the abort survives a crash like a reshard does. `start` refuses
+/// an abort and `abort` anything else.
+#[test]
+fn an_aborted_reshard_moves_every_key_back() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let mut k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let (ok, out) = keyway_reshard("abort", &k);
+    assert!(!ok && out.contains("put its endpoints"), "{out}");
+    let keys = 30_000;
+    load_keys(&k, keys, |i| format!("v{i}"));
+    let load = Load::start(&[k.port], 4);
+    rewrite(&k, &ketama(&backends, &[]));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let (ok, out) = keyway_reshard("pause", &k);
+    assert!(ok, "{out}");
+    // Clients move what they touch; the mover moved some before its pause.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(each_key_once(&backends)[5] > 0, "nothing moved yet");
+    rewrite(&k, &ketama(&backends[..5], &[]));
+    let (ok, out) = keyway_reshard("start", &k);
+    assert!(!ok && out.contains("that aborts it"), "{out}");
+    let (ok, out) = keyway_reshard("abort", &k);
+    assert!(ok && out.contains("reshard migrate: generation 3"), "{out}");
+    let (ok, out) = keyway_reshard("pause", &k);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    load.finish(&k);
+    // Killed while moving keys back, it goes on moving them back.
+    k.crash_and_restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !k.log().contains("resuming the reshard") {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_reshard_done(&k, 2);
+    assert!(!k.config.with_file_name("keyway.toml.reshard").exists());
+    let per = each_key_once(&backends);
+    assert_eq!(per[5], 0, "the sixth gave every key back: {per:?}");
+    let mut c = k.client();
+    for i in 0..keys {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
+}
