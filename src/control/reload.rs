@@ -390,6 +390,12 @@ impl Reloader {
     /// background.
     fn migrate_here(self: &Arc<Self>, held: &Topology, generation: u64) -> Arc<Topology> {
         let migrating = Arc::new(migration::in_phase(held, Phase::Migrate));
+        if let Some(path) = &self.path {
+            // No longer held: a restart from here moves keys at once.
+            if let Err(e) = reshard_file::keep(path, &migrating) {
+                crate::error!("cannot keep the reshard beside the configuration: {e}");
+            }
+        }
         self.distribute(Generation {
             number: generation,
             topo: migrating.clone(),
@@ -518,6 +524,16 @@ impl Reloader {
                 "cannot start the reshard mover: {e}; keys move as clients touch them"
             ),
         }
+    }
+
+    /// Holds again the fleet's reshard a restart interrupted in its hold
+    /// phase (keyway started with it held): `migrate` or `release` go on
+    /// from there, `before` serving if released.
+    pub fn resume_held(&self, before: Arc<Topology>) {
+        *lock(&self.held) = Some(Held {
+            before,
+            generation: self.lock().1.generation,
+        });
     }
 
     /// Resumes the reshard `topo` (the one keyway started with) carries

@@ -4,12 +4,15 @@
 //! they were placed, nothing secret), and it is removed when the reshard
 //! ends. A keyway that starts and finds it resumes the reshard: keys still
 //! on their old owners move as they are touched, and the mover scans the
-//! old owners again.
+//! old owners again. A reshard held for a fleet's word (the hold phase of
+//! `keyway reshard start`) is marked by a second file
+//! (`<config>.reshard.held`): an instance restarted then holds again, and
+//! waits for the fleet's migrate or release, as it would have.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Cluster, Config, ConfigError, LbPolicy};
+use crate::config::{Cluster, Config, ConfigError, LbPolicy, Reshard};
 use crate::topology::migration::{self, MigrationError};
 use crate::topology::{Phase, Topology};
 
@@ -20,10 +23,33 @@ pub fn path_of(config: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where a reshard held for a fleet's word is marked.
+fn held_path(config: &Path) -> PathBuf {
+    let mut name = path_of(config).into_os_string();
+    name.push(".held");
+    PathBuf::from(name)
+}
+
 /// Keeps `topo`'s reshards: for every cluster it migrates, the placement
-/// keys move from, written atomically (a file renamed into place); no
-/// file when it migrates none.
+/// keys move from, written atomically (a file renamed into place), and
+/// whether they are held; no file when it migrates none.
 pub fn keep(config: &Path, topo: &Topology) -> io::Result<()> {
+    let held = (topo.clusters.iter())
+        .filter_map(|c| c.migration.as_ref())
+        .any(|m| m.phase == Phase::Hold);
+    // Marked held before the reshard is kept: a restart in between finds
+    // a mark and no reshard, and drops the mark.
+    if held {
+        std::fs::write(held_path(config), "")?;
+    }
+    write(config, topo)?;
+    if !held {
+        remove_file(&held_path(config));
+    }
+    Ok(())
+}
+
+fn write(config: &Path, topo: &Topology) -> io::Result<()> {
     let mut text = String::from(
         "# The placement a reshard moves keys from (keyway writes and removes\n# this file; remove it only once no key is left on these endpoints).\n[proxy]\nlisten = \"127.0.0.1:1\"\n",
     );
@@ -44,10 +70,14 @@ pub fn keep(config: &Path, topo: &Topology) -> io::Result<()> {
     std::fs::rename(&partial, &path)
 }
 
-/// Removes the file: the reshard ended.
+/// Removes the files: the reshard ended.
 pub fn remove(config: &Path) {
-    let path = path_of(config);
-    if let Err(e) = std::fs::remove_file(&path) {
+    remove_file(&path_of(config));
+    remove_file(&held_path(config));
+}
+
+fn remove_file(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != io::ErrorKind::NotFound {
             crate::error!("cannot remove {}: {e}", path.display());
         }
@@ -73,22 +103,44 @@ impl std::fmt::Display for ResumeError {
     }
 }
 
+/// A reshard a restart interrupted, as keyway starts with it.
+pub struct Resumed {
+    /// The configuration keyway starts with, resuming the reshard.
+    pub topo: Topology,
+    /// It was held for a fleet's word: what serves if the fleet releases
+    /// it (the configuration, placed as before the reshard).
+    pub held: Option<Topology>,
+}
+
 /// `topo` (the configuration keyway starts with) resuming the reshard kept
-/// beside `config`, if one is: Ok(None) when there is none.
-pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Topology>, ResumeError> {
+/// beside `config`, if one is: Ok(None) when there is none. A reshard of
+/// a `coordinated` cluster that was held holds again; any other moves
+/// keys (no one else has a say).
+pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Resumed>, ResumeError> {
     let path = path_of(config);
     if !path.exists() {
+        remove_file(&held_path(config));
         return Ok(None);
     }
-    let before = Config::load(&path).map_err(ResumeError::Unreadable)?;
-    let mut before = Topology::build(before);
-    // What was placed so was being resharded (the file says nothing else).
-    for c in &mut before.config.clusters {
-        c.reshard = crate::config::Reshard::Migrate;
+    let placed = Config::load(&path).map_err(ResumeError::Unreadable)?;
+    // `topo`'s configuration with the clusters the file keeps placed as it
+    // says (the file has their placement, nothing else).
+    let mut before = topo.config.clone();
+    for c in &mut before.clusters {
+        if let Some(p) = placed.clusters.iter().find(|p| p.name == c.name) {
+            *c = migration::placed_as(c, p);
+        }
     }
-    let now = migration::with_previous(topo.clone(), &before, Phase::Migrate)
-        .map_err(ResumeError::Migration)?;
-    Ok(Some(now))
+    let before = Topology::with_health(before, topo.health.clone());
+    let coordinated = (topo.config.clusters.iter()).any(|c| c.reshard == Reshard::Coordinated);
+    let held = coordinated && held_path(config).exists();
+    let phase = if held { Phase::Hold } else { Phase::Migrate };
+    let now =
+        migration::with_previous(topo.clone(), &before, phase).map_err(ResumeError::Migration)?;
+    Ok(Some(Resumed {
+        topo: now,
+        held: held.then_some(before),
+    }))
 }
 
 /// A cluster's placement as TOML: what its ring is built from.
@@ -161,6 +213,8 @@ mod tests {
             keep(&file, &next).expect("write");
             let restarted = Topology::build(config(policy, extra, &six));
             let resumed = resumed(&file, &restarted).expect("read").expect("resumes");
+            assert!(resumed.held.is_none(), "not a fleet's: it moves keys");
+            let resumed = resumed.topo;
             let m = resumed.clusters[0].migration.as_ref().expect("moving");
             assert_eq!(m.phase, Phase::Migrate, "{policy}");
             for i in 0..3000 {

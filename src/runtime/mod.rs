@@ -54,7 +54,8 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
     if let Some(addr) = config.tls.as_ref().and_then(|t| t.listen) {
         refuse_taken_port(addr)?;
     }
-    let topo = Arc::new(first_topology(config, path.as_deref())?);
+    let (topo, held) = first_topology(config, path.as_deref())?;
+    let topo = Arc::new(topo);
     let resuming = topo.clusters.iter().any(|c| c.migration.is_some());
     // Redis Clusters are discovered before the cores start, so that their
     // first requests find a slot map (a cluster that does not answer yet
@@ -95,8 +96,10 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
         next_tx,
         directory.clone(),
     ));
-    if resuming {
-        reloader.resume(topo.clone());
+    match held {
+        Some(before) => reloader.resume_held(Arc::new(before)),
+        None if resuming => reloader.resume(topo.clone()),
+        None => {}
     }
     let monitor = crate::control::health::Monitor::new(reloader.clone(), reports, from_cores);
     let health = monitor.table();
@@ -242,18 +245,26 @@ fn start_cores(cpus: &[usize], shared: Shared) -> Result<Vec<CoreThread>, StartE
 const PORT_FREED_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The topology keyway starts with: `config`, and the reshard a restart
-/// interrupted, if the file beside `path` keeps one.
-fn first_topology(config: Config, path: Option<&std::path::Path>) -> Result<Topology, StartError> {
+/// interrupted, if the file beside `path` keeps one; with, if that reshard
+/// was held for a fleet's word, what serves if the fleet releases it.
+fn first_topology(
+    config: Config,
+    path: Option<&std::path::Path>,
+) -> Result<(Topology, Option<Topology>), StartError> {
     let topo = Topology::build(config);
     let Some(path) = path else {
-        return Ok(topo);
+        return Ok((topo, None));
     };
     match crate::control::reshard_file::resumed(path, &topo).map_err(StartError::Reshard)? {
+        Some(resumed) if resumed.held.is_some() => {
+            crate::warn!("a restart interrupted a fleet's reshard in its hold phase: it holds again until `keyway reshard migrate` or `release` (requests to moving keys wait, then get TRYAGAIN)");
+            Ok((resumed.topo, resumed.held))
+        }
         Some(resumed) => {
             crate::info!("resuming the reshard a restart interrupted");
-            Ok(resumed)
+            Ok((resumed.topo, None))
         }
-        None => Ok(topo),
+        None => Ok((topo, None)),
     }
 }
 

@@ -199,6 +199,31 @@ fn endpoint_in(topo: &mut Topology, ci: usize, ep: &EndpointInfo) -> usize {
     })
 }
 
+/// `cluster` (its credentials, timeouts and the rest) placing keys as
+/// `placement` does: its policy, ring parameters and members.
+pub fn placed_as(cluster: &Cluster, placement: &Cluster) -> Cluster {
+    Cluster {
+        lb_policy: placement.lb_policy,
+        endpoints: placement.endpoints.clone(),
+        // A placement kept beside the configuration has no replicas: each
+        // primary keeps those it has in `cluster`.
+        replicas: (placement.endpoints.iter().enumerate())
+            .map(|(i, e)| match placement.replicas.get(i) {
+                Some(r) if !r.is_empty() => r.clone(),
+                _ => (cluster.endpoints.iter())
+                    .position(|c| c.addr == e.addr)
+                    .and_then(|at| cluster.replicas.get(at).cloned())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        hash: placement.hash,
+        min_ring_size: placement.min_ring_size,
+        max_ring_size: placement.max_ring_size,
+        table_size: placement.table_size,
+        ..cluster.clone()
+    }
+}
+
 /// Whether two configurations of a cluster place every key alike: the
 /// same policy, ring parameters, and members with their names and weights.
 fn same_placement(a: &Cluster, b: &Cluster) -> bool {

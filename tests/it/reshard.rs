@@ -5,10 +5,13 @@
 
 use crate::common::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Two cores; a generous op_timeout: this machine is shared, and a test
+/// run on many backends at once must not read a slow reply as a failure.
+const PROXY: &str = "cores = 2\nop_timeout = \"10s\"";
 const KEYS: usize = 3000;
 const COUNTERS: usize = 300;
 
@@ -44,18 +47,32 @@ fn rewrite(k: &Keyway, clusters: &str) {
     std::fs::write(&k.config, next).expect("write config");
 }
 
-/// Clients writing while the reshard happens: INCRs of counters (some
-/// given a TTL), HSETs of fields and LPUSHes, each remembered once
+/// A hashtag per `i`, the tags unlike each other: twemproxy's fnv1a_64
+/// (ketama's default hash, placed as nutcracker places it) puts t0..t99
+/// nearly all on one node.
+fn tag(i: usize) -> String {
+    format!(
+        "{{{:x}}}",
+        (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
+/// Clients writing while the reshard happens: SETs, INCRs of counters
+/// (some given a TTL), HSETs of fields, LPUSHes, and transactions on
+/// hashtags (MULTI, INCR and HSET of one tag, EXEC), each remembered once
 /// acknowledged.
 struct Load {
     stop: Arc<AtomicBool>,
-    errors: Arc<AtomicU64>,
+    /// Replies that were not the acknowledgement (the first few).
+    errors: Arc<Mutex<Vec<String>>>,
     counts: Arc<Mutex<HashMap<String, i64>>>,
     fields: Arc<Mutex<Vec<(String, String)>>>,
     /// LPUSHes acknowledged per list.
     pushes: Arc<Mutex<HashMap<String, i64>>>,
     /// Counters given a TTL (EXPIRE acknowledged).
     expiring: Arc<Mutex<Vec<String>>>,
+    /// The last value acknowledged per SET key (each client its own keys).
+    sets: Arc<Mutex<HashMap<String, usize>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -65,50 +82,85 @@ impl Load {
     fn start(ports: &[u16], clients: usize) -> Load {
         let ports = ports.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
-        let errors = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let fields = Arc::new(Mutex::new(Vec::new()));
         let pushes = Arc::new(Mutex::new(HashMap::new()));
         let expiring = Arc::new(Mutex::new(Vec::new()));
+        let sets = Arc::new(Mutex::new(HashMap::new()));
         let threads = (0..clients)
             .map(|id| {
                 let (stop, errors) = (stop.clone(), errors.clone());
                 let (counts, fields) = (counts.clone(), fields.clone());
                 let (pushes, expiring) = (pushes.clone(), expiring.clone());
+                let sets = sets.clone();
                 let port = ports[id % ports.len()];
                 std::thread::spawn(move || {
                     let mut c = Client::connect(port);
+                    let failed = |what: String| {
+                        let mut e = errors.lock().unwrap();
+                        if e.len() < 20 {
+                            e.push(what);
+                        }
+                    };
                     let mut n = 0usize;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
                         let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
-                        match c.cmd(&["INCR", &counter]).as_bytes().first() {
+                        let r = c.cmd(&["INCR", &counter]);
+                        match r.as_bytes().first() {
                             Some(b':') => *counts.lock().unwrap().entry(counter).or_insert(0) += 1,
-                            _ => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
+                            _ => failed(format!("INCR {counter}: {r}")),
                         }
                         let list = format!("l:{}", n % 31);
-                        match c.cmd(&["LPUSH", &list, "x"]).as_bytes().first() {
+                        let r = c.cmd(&["LPUSH", &list, "x"]);
+                        match r.as_bytes().first() {
                             Some(b':') => *pushes.lock().unwrap().entry(list).or_insert(0) += 1,
-                            _ => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
+                            _ => failed(format!("LPUSH {list}: {r}")),
                         }
                         if n.is_multiple_of(10) {
                             let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
-                            if c.cmd(&["EXPIRE", &counter, "600"]) == ":1\r\n" {
+                            let r = c.cmd(&["EXPIRE", &counter, "600"]);
+                            if r == ":1\r\n" {
                                 expiring.lock().unwrap().push(counter);
                             } else {
-                                errors.fetch_add(1, Ordering::Relaxed);
+                                failed(format!("EXPIRE {counter}: {r}"));
                             }
                         }
                         let hash = format!("h:{}", n % 97);
                         let field = format!("f{id}:{n}");
-                        if c.cmd(&["HSET", &hash, &field, "1"]) == ":1\r\n" {
+                        let r = c.cmd(&["HSET", &hash, &field, "1"]);
+                        if r == ":1\r\n" {
                             fields.lock().unwrap().push((hash, field));
                         } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                            failed(format!("HSET {hash} {field}: {r}"));
+                        }
+                        let set = format!("s:{id}:{}", n % 50);
+                        let r = c.cmd(&["SET", &set, &n.to_string()]);
+                        if r == "+OK\r\n" {
+                            sets.lock().unwrap().insert(set, n);
+                        } else {
+                            failed(format!("SET {set}: {r}"));
+                        }
+                        if n.is_multiple_of(3) {
+                            let tag = tag(n % 40);
+                            let (counter, hash) = (format!("{tag}:a"), format!("{tag}:h"));
+                            let field = format!("m{id}:{n}");
+                            let queued = [
+                                c.cmd(&["MULTI"]),
+                                c.cmd(&["INCR", &counter]),
+                                c.cmd(&["HSET", &hash, &field, "1"]),
+                            ];
+                            let done = c.cmd(&["EXEC"]);
+                            if queued == ["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n"]
+                                && done.starts_with("*2\r\n:")
+                                && done.ends_with("\r\n:1\r\n")
+                            {
+                                *counts.lock().unwrap().entry(counter).or_insert(0) += 1;
+                                fields.lock().unwrap().push((hash, field));
+                            } else {
+                                failed(format!("MULTI on {tag}: {queued:?} {done}"));
+                            }
                         }
                     }
                 })
@@ -121,6 +173,7 @@ impl Load {
             fields,
             pushes,
             expiring,
+            sets,
             threads,
         }
     }
@@ -131,7 +184,8 @@ impl Load {
         for t in self.threads {
             t.join().expect("client");
         }
-        assert_eq!(self.errors.load(Ordering::Relaxed), 0, "{}", k.log());
+        let errors = self.errors.lock().unwrap();
+        assert!(errors.is_empty(), "{errors:?}\n{}", k.log());
         let mut c = k.client();
         let counts = self.counts.lock().unwrap();
         assert!(counts.values().sum::<i64>() > 200, "too little load");
@@ -147,6 +201,9 @@ impl Load {
         for counter in self.expiring.lock().unwrap().iter() {
             let ttl: i64 = c.cmd(&["TTL", counter])[1..].trim().parse().expect("ttl");
             assert!((500..=600).contains(&ttl), "{counter}: TTL {ttl}");
+        }
+        for (key, n) in self.sets.lock().unwrap().iter() {
+            assert_eq!(c.cmd(&["GET", key]), bulk(&n.to_string()), "{key}");
         }
     }
 }
@@ -224,7 +281,7 @@ fn reshard_under_load(
     backends: &[&Redis],
 ) -> Keyway {
     let first = &backends[..5];
-    let k = Keyway::start("cores = 2", &ring_toml(policy, first, &[], "migrate"));
+    let k = Keyway::start(PROXY, &ring_toml(policy, first, &[], "migrate"));
     let mut c = k.client();
     for i in 0..KEYS {
         assert_eq!(
@@ -323,16 +380,9 @@ fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
 fn a_transaction_queued_before_the_reshard_finds_its_keys() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let k = Keyway::start(PROXY, &ketama(&backends[..5], &[]));
     let tags = 100;
-    // Tags unlike each other: twemproxy's fnv1a_64 (ketama's default hash,
-    // placed as nutcracker places it) puts t0..t99 nearly all on one node.
-    let key = |i: usize| {
-        format!(
-            "{{{:x}}}:n",
-            (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        )
-    };
+    let key = |i: usize| format!("{}:n", tag(i));
     let mut clients: Vec<Client> = (0..tags).map(|_| k.client()).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         assert_eq!(c.cmd(&["SET", &key(i), "10"]), "+OK\r\n");
@@ -361,7 +411,7 @@ fn a_transaction_queued_before_the_reshard_finds_its_keys() {
 fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let mut k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let mut k = Keyway::start(PROXY, &ketama(&backends[..5], &[]));
     let keys = 20_000;
     load_keys(&k, keys, |i| format!("v{i}"));
     rewrite(&k, &ketama(&backends, &[]));
@@ -420,7 +470,7 @@ fn scanned(k: &Keyway) -> i64 {
 fn the_mover_pauses_and_resumes_on_command() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let k = Keyway::start(PROXY, &ketama(&backends[..5], &[]));
     let (ok, out) = keyway_reshard("pause", &k);
     assert!(!ok && out.contains("no reshard is moving keys"), "{out}");
     let keys = 30_000;
@@ -458,35 +508,25 @@ fn keyway_reshard_over(action: &str, admins: &[String]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Two keyways in front of the same servers, clients writing the same keys
-/// through both: `keyway reshard start` holds both before either moves a
-/// key, and no acknowledged write is lost. A plain reload may not start a
-/// coordinated reshard, and an instance that does not hold calls it off
-/// for all.
-#[test]
-fn a_fleet_reshards_together_and_loses_no_write() {
-    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
-    let backends: Vec<&Redis> = rs.iter().collect();
-    let five = ketama_with(&backends[..5], &[], "coordinated");
-    let six = ketama_with(&backends, &[], "coordinated");
-    let a = Keyway::start("cores = 2", &five);
-    let b = Keyway::start("cores = 2", &five);
+/// Two keyways (two cores each) in front of `backends` placed as `before`,
+/// clients writing the same keys through both, resharded to `after`:
+/// `keyway reshard start` holds both before either moves a key, and no
+/// acknowledged write is lost. A plain reload may not start a coordinated
+/// reshard, and an instance that does not hold calls it off for all.
+/// Returns the first keyway, its reshard done.
+fn fleet_reshard(backends: &[&Redis], before: &str, after: &str) -> Keyway {
+    let a = Keyway::start(PROXY, before);
+    let b = Keyway::start(PROXY, before);
     let admins = |ks: &[&Keyway]| -> Vec<String> {
         ks.iter()
             .map(|k| format!("127.0.0.1:{}", k.admin_port))
             .collect()
     };
-    let mut c = a.client();
-    for i in 0..KEYS {
-        assert_eq!(
-            c.cmd(&["SET", &format!("k:{i}"), &format!("v{i}")]),
-            "+OK\r\n"
-        );
-    }
+    load_keys(&a, KEYS, |i| format!("v{i}"));
     let load = Load::start(&[a.port, b.port], 6);
     std::thread::sleep(Duration::from_millis(500));
-    rewrite(&a, &six);
-    rewrite(&b, &six);
+    rewrite(&a, after);
+    rewrite(&b, after);
     let (status, body) = admin_request(a.admin_port, "POST", "/reload");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("keyway reshard start"), "{body}");
@@ -509,7 +549,7 @@ fn a_fleet_reshards_together_and_loses_no_write() {
     load.finish(&a);
     wait_reshard_done(&a, 5);
     wait_reshard_done(&b, 3);
-    let per = each_key_once(&backends);
+    let per = each_key_once(backends);
     assert!(per.iter().sum::<usize>() >= KEYS, "{per:?}");
     for k in [&a, &b] {
         let mut c = k.client();
@@ -521,6 +561,99 @@ fn a_fleet_reshards_together_and_loses_no_write() {
             );
         }
     }
+    a
+}
+
+/// The keys each of `backends` holds.
+fn keys_on(b: &Redis) -> Vec<String> {
+    let reply = b.client().cmd(&["KEYS", "*"]);
+    (reply.split("\r\n"))
+        .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every key on `backends` lives where the new ring places it: where
+/// `keyway route` over `k`'s configuration says, and where the real peer
+/// proxy listening on `peer_port` (configured with the new ring) finds it.
+/// So no old owner holds a moved key.
+fn placed_by_the_new_ring(k: &Keyway, backends: &[&Redis], peer_port: u16) {
+    let mut peer = Client::connect(peer_port);
+    let mut checked = 0;
+    for b in backends {
+        let keys = keys_on(b);
+        for chunk in keys.chunks(500) {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+                .args(["route", "--config"])
+                .arg(&k.config)
+                .args(chunk)
+                .output()
+                .expect("keyway route");
+            let text = String::from_utf8_lossy(&out.stdout);
+            for (key, line) in chunk.iter().zip(text.lines()) {
+                assert_eq!(line, format!("{key}\tmain\t{}", b.addr()), "keyway route");
+            }
+            assert_eq!(text.lines().count(), chunk.len());
+        }
+        for key in &keys {
+            assert_eq!(
+                peer.cmd(&["EXISTS", key]),
+                ":1\r\n",
+                "the peer places {key} elsewhere"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > KEYS, "{checked} keys");
+}
+
+/// Five servers in a ketama cluster and a sixth added, through two
+/// keyways; every key then lives where the real nutcracker places it.
+#[test]
+fn a_fleet_adds_an_endpoint_and_loses_no_write() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let five = ketama_with(&backends[..5], &[], "coordinated");
+    let six = ketama_with(&backends, &[], "coordinated");
+    let a = fleet_reshard(&backends, &five, &six);
+    assert!(each_key_once(&backends)[5] > 0, "the sixth took nothing");
+    let dir = scratch_dir("reshard-nutcracker");
+    let port = free_port();
+    let servers: String = (backends.iter())
+        .map(|b| format!("   - {}:1\n", b.addr()))
+        .collect();
+    let conf = dir.join("nutcracker.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n  redis: true\n  auto_eject_hosts: false\n  timeout: 2000\n  servers:\n{servers}"
+        ),
+    )
+    .expect("nutcracker config");
+    let _nc = start_nutcracker(&conf, port);
+    placed_by_the_new_ring(&a, &backends, port);
+}
+
+/// Five servers in a ring_hash cluster, one removed and another
+/// reweighed, through two keyways; every key then lives where the real
+/// Envoy places it, and the removed one holds none.
+#[test]
+fn a_fleet_removes_and_reweighs_endpoints_and_loses_no_write() {
+    let rs: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let five = ring_toml("ring_hash", &backends, &[], "coordinated");
+    let kept = [backends[0], backends[1], backends[3], backends[4]];
+    let four = ring_toml("ring_hash", &kept, &[(0, 3)], "coordinated");
+    let a = fleet_reshard(&backends, &five, &four);
+    assert_eq!(each_key_once(&backends)[2], 0, "the removed one kept keys");
+    let port = free_port();
+    let lb = "    ring_hash_lb_config: { minimum_ring_size: 1024 }";
+    let yaml = envoy_redis_yaml(port, "", "RING_HASH", lb, &kept, &[3, 1, 1, 1]);
+    let dir = scratch_dir("reshard-envoy");
+    let conf = dir.join("envoy.yaml");
+    std::fs::write(&conf, yaml).expect("envoy config");
+    let _envoy = start_envoy(&conf, port);
+    placed_by_the_new_ring(&a, &kept, port);
 }
 
 /// A reshard aborted halfway, under load: the configuration file places
@@ -532,7 +665,7 @@ fn a_fleet_reshards_together_and_loses_no_write() {
 fn an_aborted_reshard_moves_every_key_back() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
-    let mut k = Keyway::start("cores = 2", &ketama(&backends[..5], &[]));
+    let mut k = Keyway::start(PROXY, &ketama(&backends[..5], &[]));
     let (ok, out) = keyway_reshard("abort", &k);
     assert!(!ok && out.contains("put its endpoints"), "{out}");
     let keys = 30_000;
@@ -573,5 +706,69 @@ fn an_aborted_reshard_moves_every_key_back() {
             bulk(&format!("v{i}")),
             "k:{i}"
         );
+    }
+}
+
+fn wait_log(k: &Keyway, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !k.log().contains(text) {
+        assert!(std::time::Instant::now() < deadline, "{}", k.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fleet's keyway killed in the hold phase holds again when it restarts
+/// (it cannot know what the fleet decided), and the fleet then releases:
+/// nothing moved. One killed while keys move carries on moving them. No
+/// acknowledged write is lost either way.
+#[test]
+fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let five = ketama_with(&backends[..5], &[], "coordinated");
+    let a = Keyway::start(PROXY, &five);
+    let mut b = Keyway::start(PROXY, &five);
+    let both = [
+        format!("127.0.0.1:{}", a.admin_port),
+        format!("127.0.0.1:{}", b.admin_port),
+    ];
+    let keys = 20_000;
+    load_keys(&a, keys, |i| format!("v{i}"));
+    let load = Load::start(&[a.port], 4);
+    let six = ketama_with(&backends, &[], "coordinated");
+    rewrite(&a, &six);
+    rewrite(&b, &six);
+    // The first phase of `keyway reshard start`, then b dies.
+    for k in [&a, &b] {
+        let (status, body) = admin_request(k.admin_port, "POST", "/reshard/hold");
+        assert_eq!(status, 200, "{body}");
+    }
+    b.crash_and_restart();
+    wait_log(&b, "holds again");
+    let (ok, out) = keyway_reshard_over("release", &both);
+    assert!(ok, "{out}\n{}", b.log());
+    assert_eq!(each_key_once(&backends)[5], 0, "a key moved");
+    // Now both migrate, and b dies while keys move.
+    let (ok, out) = keyway_reshard_over("start", &both);
+    assert!(ok, "{out}");
+    b.crash_and_restart();
+    wait_log(&b, "resuming the reshard");
+    // (The clients of `a` waited out most of the holds: give them time.)
+    std::thread::sleep(Duration::from_millis(1000));
+    load.finish(&a);
+    wait_reshard_done(&a, 5);
+    wait_reshard_done(&b, 2);
+    let per = each_key_once(&backends);
+    assert!(per[5] > 0, "{per:?}");
+    assert!(per.iter().sum::<usize>() >= keys, "{per:?}");
+    for k in [&a, &b] {
+        let mut c = k.client();
+        for i in (0..keys).step_by(5) {
+            assert_eq!(
+                c.cmd(&["GET", &format!("k:{i}")]),
+                bulk(&format!("v{i}")),
+                "k:{i}"
+            );
+        }
     }
 }
