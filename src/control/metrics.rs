@@ -160,12 +160,18 @@ fn reshard_metrics(o: &mut String, p: &crate::control::mover::Progress) {
         u8::from(!p.done.load(Relaxed))
     );
     type Of = fn(&crate::control::mover::OwnerProgress) -> u64;
-    let families: [(&str, &str, &str, Of); 4] = [
+    let families: [(&str, &str, &str, Of); 5] = [
         (
             "keyway_reshard_keys_at_start",
             "gauge",
             "Keys an old owner held when the mover's pass over it began.",
             |p| p.keys_at_start.load(Relaxed),
+        ),
+        (
+            "keyway_reshard_keys_remaining",
+            "gauge",
+            "Keys left to scan on an old owner, about (keys at start less scanned).",
+            |p| p.remaining(),
         ),
         (
             "keyway_reshard_keys_scanned_total",

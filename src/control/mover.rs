@@ -27,6 +27,22 @@ const KEYS_PER_SECOND: u64 = 50_000;
 /// How long a failing old owner is left alone before the mover tries it
 /// again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// What the mover's MIGRATE allows the new owner at least (MIGRATE's
+/// timeout, per transfer step): a big key takes a while to restore, and a
+/// timeout would only move it again. Sessions' MIGRATEs keep op_timeout
+/// (a client waits on them); a key too big for that is moved here.
+const MIGRATE_AT_LEAST: Duration = Duration::from_secs(10);
+
+/// The timeout of the mover's MIGRATEs in `topo`.
+fn migrate_timeout(topo: &Topology) -> Duration {
+    topo.config.op_timeout.max(MIGRATE_AT_LEAST)
+}
+
+/// How long the mover may wait on an old owner's answer: its MIGRATE
+/// answers after the new owner does.
+pub fn answered_within(topo: &Topology) -> Duration {
+    migrate_timeout(topo) * 2 + Duration::from_secs(1)
+}
 
 /// What the mover did so far, shown in `/stats`.
 #[derive(Debug)]
@@ -42,9 +58,27 @@ pub struct Progress {
     pub paused: AtomicBool,
     /// Its thread has returned: nothing it sent is unanswered.
     pub exited: AtomicBool,
+    /// How long it ran, in milliseconds, once its thread returned.
+    ran_for_ms: AtomicU64,
 }
 
 impl Progress {
+    /// Seconds it has run (ran, once stopped or done).
+    pub fn seconds(&self) -> f64 {
+        if self.exited.load(Ordering::Acquire) {
+            return self.ran_for_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        }
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Keys scanned per second, over its run.
+    pub fn keys_per_second(&self) -> f64 {
+        let scanned: u64 = (self.owners.iter())
+            .map(|o| o.scanned.load(Ordering::Relaxed))
+            .sum();
+        scanned as f64 / self.seconds().max(0.001)
+    }
+
     /// Tells the mover to stop and waits (`within` at most) until it has.
     /// False: it has not yet (a MIGRATE it sent is not answered).
     pub fn stop_and_wait(&self, within: Duration) -> bool {
@@ -83,6 +117,18 @@ pub struct OwnerProgress {
     pub moved: AtomicU64,
     pub errors: AtomicU64,
     pub passed: AtomicBool,
+}
+
+impl OwnerProgress {
+    /// Keys left to scan, about (keys written meanwhile are not counted;
+    /// 0 once its pass is complete).
+    pub fn remaining(&self) -> u64 {
+        if self.passed.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let at_start = self.keys_at_start.load(Ordering::Relaxed);
+        at_start.saturating_sub(self.scanned.load(Ordering::Relaxed))
+    }
 }
 
 /// An old owner and what it is moving keys for.
@@ -125,12 +171,15 @@ pub fn spawn(
         stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
         exited: AtomicBool::new(false),
+        ran_for_ms: AtomicU64::new(0),
     });
     let shown = progress.clone();
     std::thread::Builder::new()
         .name("keyway-mover".into())
         .spawn(move || {
             let complete = move_all(&topo, &owners, &progress);
+            let ran_for = progress.started.elapsed().as_millis() as u64;
+            progress.ran_for_ms.store(ran_for, Ordering::Relaxed);
             progress.exited.store(true, Ordering::Release);
             if complete {
                 finished();
@@ -176,19 +225,18 @@ fn pass(
     let cfg = &topo.config;
     let cluster = &cfg.clusters[owner.cluster];
     let ep = &topo.endpoints[owner.endpoint];
-    let io = cfg.op_timeout.max(Duration::from_secs(10));
     let mut conn = Probe::connect(
         cluster,
         ep.addr,
         host_of(&ep.label),
         cfg.connect_timeout,
-        io,
+        answered_within(topo),
     )?;
     let dbs = databases(&mut conn)?;
     p.keys_at_start
         .store(dbs.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
     let router = Router::new(topo, &[]);
-    let migrate_timeout = cfg.op_timeout.max(Duration::from_secs(1));
+    let migrate_timeout = migrate_timeout(topo);
     let mut budget = Budget::new();
     for &(db, _) in &dbs {
         conn.call("SELECT", &[b"SELECT", db.to_string().as_bytes()])?;

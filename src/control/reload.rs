@@ -87,10 +87,7 @@ struct Starting {
 /// How long the running reshard's mover may take to stop for an abort: a
 /// MIGRATE it sent is answered within its connection's timeout.
 fn mover_stops_within(topo: &Topology) -> std::time::Duration {
-    topo.config
-        .op_timeout
-        .max(std::time::Duration::from_secs(10))
-        + std::time::Duration::from_secs(2)
+    mover::answered_within(topo) + std::time::Duration::from_secs(1)
 }
 
 impl std::fmt::Display for ReloadError {

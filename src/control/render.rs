@@ -175,18 +175,20 @@ pub fn stats_json(
     )
 }
 
-/// A reshard's mover: per old owner, keys at the start of its pass,
-/// scanned, moved, errors, and whether its pass is complete.
+/// A reshard's mover: its rate and, per old owner, keys at the start of
+/// its pass, scanned, left to scan (about), moved, errors, and whether its
+/// pass is complete.
 pub fn reshard_json(p: &crate::control::mover::Progress) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let owners: Vec<String> = (p.owners.iter())
         .map(|o| {
             format!(
-                "{{\"cluster\":{},\"endpoint\":{},\"keys_at_start\":{},\"scanned\":{},\"moved\":{},\"errors\":{},\"passed\":{}}}",
+                "{{\"cluster\":{},\"endpoint\":{},\"keys_at_start\":{},\"scanned\":{},\"remaining\":{},\"moved\":{},\"errors\":{},\"passed\":{}}}",
                 json_str(&o.cluster),
                 json_str(&o.endpoint),
                 o.keys_at_start.load(Relaxed),
                 o.scanned.load(Relaxed),
+                o.remaining(),
                 o.moved.load(Relaxed),
                 o.errors.load(Relaxed),
                 o.passed.load(Relaxed)
@@ -195,8 +197,9 @@ pub fn reshard_json(p: &crate::control::mover::Progress) -> String {
         .collect();
     let state = p.state();
     format!(
-        "{{\"state\":\"{state}\",\"seconds\":{:.1},\"old_owners\":[{}]}}",
-        p.started.elapsed().as_secs_f64(),
+        "{{\"state\":\"{state}\",\"seconds\":{:.1},\"keys_per_second\":{:.0},\"old_owners\":[{}]}}",
+        p.seconds(),
+        p.keys_per_second(),
         owners.join(",")
     )
 }

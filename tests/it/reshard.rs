@@ -374,6 +374,20 @@ fn removing_and_reweighing_endpoints_under_load_loses_no_write() {
     assert_eq!(each_key_once(&backends)[2], 0);
 }
 
+/// The same with maglev (Envoy's other consistent placement): a sixth
+/// endpoint added.
+#[test]
+fn growing_a_maglev_cluster_under_load_loses_no_write() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let _k = reshard_under_load(
+        "maglev",
+        |b| ring_toml("maglev", b, &[], "migrate"),
+        &backends,
+    );
+    assert!(each_key_once(&backends)[5] > 0, "the sixth took nothing");
+}
+
 /// A transaction queued before a reshard runs after it where its keys
 /// live now, with their values: EXEC moves them first.
 #[test]
@@ -573,6 +587,33 @@ fn keys_on(b: &Redis) -> Vec<String> {
         .collect()
 }
 
+/// Where `keyway route` over `k`'s configuration file places each of `keys`
+/// (`host:port`).
+fn routes(k: &Keyway, keys: &[String]) -> Vec<String> {
+    let mut at = Vec::new();
+    for chunk in keys.chunks(500) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .args(["route", "--config"])
+            .arg(&k.config)
+            .args(chunk)
+            .output()
+            .expect("keyway route");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (key, line) in chunk.iter().zip(text.lines()) {
+            let (routed, rest) = line.split_once('\t').expect("key\tcluster\tendpoint");
+            assert_eq!(routed, key);
+            at.push(
+                rest.split_once('\t')
+                    .expect("cluster\tendpoint")
+                    .1
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(at.len(), keys.len());
+    at
+}
+
 /// Every key on `backends` lives where the new ring places it: where
 /// `keyway route` over `k`'s configuration says, and where the real peer
 /// proxy listening on `peer_port` (configured with the new ring) finds it.
@@ -582,18 +623,8 @@ fn placed_by_the_new_ring(k: &Keyway, backends: &[&Redis], peer_port: u16) {
     let mut checked = 0;
     for b in backends {
         let keys = keys_on(b);
-        for chunk in keys.chunks(500) {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-                .args(["route", "--config"])
-                .arg(&k.config)
-                .args(chunk)
-                .output()
-                .expect("keyway route");
-            let text = String::from_utf8_lossy(&out.stdout);
-            for (key, line) in chunk.iter().zip(text.lines()) {
-                assert_eq!(line, format!("{key}\tmain\t{}", b.addr()), "keyway route");
-            }
-            assert_eq!(text.lines().count(), chunk.len());
+        for (key, at) in keys.iter().zip(routes(k, &keys)) {
+            assert_eq!(at, b.addr(), "keyway route {key}");
         }
         for key in &keys {
             assert_eq!(
@@ -770,5 +801,62 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
                 "k:{i}"
             );
         }
+    }
+}
+
+/// A new owner slow to answer (a big key restoring; here DEBUG SLEEP):
+/// a client touching a key that moves there gets an error within its op
+/// timeout, and the mover, whose MIGRATE waits longer, moves every key
+/// without an error.
+#[test]
+fn a_slow_new_owner_fails_clients_in_time_and_not_the_mover() {
+    let mut rs: Vec<Redis> = (0..5).map(|_| Redis::start()).collect();
+    rs.push(Redis::start_with(
+        free_port(),
+        &["--enable-debug-command", "local"],
+    ));
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start(
+        "cores = 2\nop_timeout = \"300ms\"",
+        &ketama(&backends[..5], &[]),
+    );
+    let keys = 3000;
+    load_keys(&k, keys, |i| format!("v{i}"));
+    rewrite(&k, &ketama(&backends, &[]));
+    let sixth = rs[5].port;
+    // A key that moves to the sixth.
+    let names: Vec<String> = (0..keys).map(|i| format!("k:{i}")).collect();
+    let to_sixth = (names.iter().zip(routes(&k, &names)))
+        .find(|(_, at)| *at == rs[5].addr())
+        .map(|(key, _)| key.clone())
+        .expect("a key moving to the sixth");
+    let sleeper = std::thread::spawn(move || {
+        Client::connect(sixth).cmd(&["DEBUG", "SLEEP", "2"]);
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    // Its client hears in time (two MIGRATEs of 300 ms) that the key
+    // could not move, and the command did not run.
+    let asked = std::time::Instant::now();
+    let reply = k.client().cmd(&["GET", &to_sixth]);
+    let waited = asked.elapsed();
+    sleeper.join().expect("sleeper");
+    assert!(reply.contains("could not move"), "{reply}");
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    wait_reshard_done(&k, 3);
+    let stats = admin_get(k.admin_port, "/reshard");
+    assert!(!stats.contains("\"errors\":1"), "{stats}");
+    assert!(stats.matches("\"errors\":0").count() == 5, "{stats}");
+    let per = each_key_once(&backends);
+    assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
+    assert!(per[5] > 0, "{per:?}");
+    let mut c = k.client();
+    for i in 0..keys {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
     }
 }
