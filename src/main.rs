@@ -208,7 +208,11 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
 
 /// A fleet's reshard (or its abort): every instance holds (`hold`: the
 /// admin path that does), then every one migrates; if one does not hold,
-/// those that did release and nothing moved.
+/// those that did release and nothing moved. Keys move in two rounds (see
+/// `topology::migration::Round`): once every instance's mover has moved
+/// the rising round's keys, the falling round is held and migrated the
+/// same way; the command returns when the reshard is over everywhere. Run
+/// again on a fleet already resharding, it picks up where that is.
 fn reshard_start(instances: &[String], hold: &str, token: Option<&str>) -> ExitCode {
     let ask = |instance: &String, path: &str| -> bool {
         match admin_request(instance, "POST", path, token) {
@@ -222,34 +226,109 @@ fn reshard_start(instances: &[String], hold: &str, token: Option<&str>) -> ExitC
             }
         }
     };
-    let mut holding = Vec::new();
-    for instance in instances {
-        if !ask(instance, hold) {
-            for held in holding {
-                ask(held, "/reshard/release");
+    // Holds every one of `instances` with `hold`, then migrates every one.
+    let switch = |instances: &[&String], hold: &str, what: &str| -> bool {
+        let mut holding = Vec::new();
+        for &instance in instances {
+            if !ask(instance, hold) {
+                for held in holding {
+                    ask(held, "/reshard/release");
+                }
+                eprintln!(
+                    "keyway: the {what} did not start: {instance} did not hold (the others released)"
+                );
+                return false;
             }
-            let what = if hold == "/reshard/abort" {
-                "abort"
-            } else {
-                "reshard"
-            };
-            eprintln!(
-                "keyway: the {what} did not start: {instance} did not hold (the others released)"
-            );
+            holding.push(instance);
+        }
+        let mut ok = true;
+        for &instance in instances {
+            ok &= ask(instance, "/reshard/migrate");
+        }
+        if !ok {
+            eprintln!("keyway: an instance did not take the migrate phase: it still holds (its clients get TRYAGAIN on moving keys); once it answers, run `keyway reshard migrate --instances` for it");
+        }
+        ok
+    };
+    let rounds = || {
+        instances
+            .iter()
+            .map(|i| mover_round(i, token))
+            .collect::<Vec<_>>()
+    };
+    let going =
+        |r: &Option<Mover>| matches!(r, Some(m) if m.state != "done" || m.round == "rising");
+    // `start` over a fleet already resharding picks up where it is; an
+    // abort always starts.
+    let aborting = hold == "/reshard/abort";
+    if aborting || !rounds().iter().all(going) {
+        let what = if aborting { "abort" } else { "reshard" };
+        if !switch(&instances.iter().collect::<Vec<_>>(), hold, what) {
             return ExitCode::FAILURE;
         }
-        holding.push(instance);
     }
-    let mut ok = true;
-    for instance in instances {
-        ok &= ask(instance, "/reshard/migrate");
+    for (round, next) in [("rising", Some("/reshard/fall")), ("falling", None)] {
+        // Until every instance's mover has moved its round's keys.
+        loop {
+            let now = rounds();
+            let done = |r: &Option<Mover>| matches!(r, Some(m) if (m.round == round && m.state == "done") || (round == "rising" && m.round == "falling"));
+            if now.iter().all(done) {
+                break;
+            }
+            if now.iter().any(Option::is_none) {
+                eprintln!("keyway: an instance does not say how its reshard goes; `keyway reshard start` again once it answers picks up from there");
+                return ExitCode::FAILURE;
+            }
+            if now
+                .iter()
+                .any(|r| matches!(r, Some(m) if m.state == "paused"))
+            {
+                eprintln!("keyway: a mover is paused: `keyway reshard resume`, then `keyway reshard start` again picks up from there");
+                return ExitCode::FAILURE;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        println!("every instance has moved the keys of the {round} round");
+        // A fleet's instances start the next round together; one that is
+        // not part of a fleet started it itself.
+        let waiting: Vec<&String> = (instances.iter().zip(rounds()))
+            .filter(|(_, r)| matches!(r, Some(m) if m.fleet && m.round == "rising"))
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(hold) = next.filter(|_| !waiting.is_empty()) {
+            if !switch(&waiting, hold, "falling round") {
+                return ExitCode::FAILURE;
+            }
+        }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("keyway: an instance did not take the migrate phase: it still holds (its clients get TRYAGAIN on moving keys); once it answers, run `keyway reshard migrate --instances` for it");
-        ExitCode::FAILURE
+    ExitCode::SUCCESS
+}
+
+/// An instance's reshard mover, as `GET /reshard` shows it.
+struct Mover {
+    round: String,
+    /// `moving`, `paused` or `done`.
+    state: String,
+    /// Its reshard is a fleet's: its rounds start on the fleet's word.
+    fleet: bool,
+}
+
+/// An instance's reshard mover; None if it does not say.
+fn mover_round(instance: &str, token: Option<&str>) -> Option<Mover> {
+    let (status, body) = admin_request(instance, "GET", "/reshard", token).ok()?;
+    if status != 200 {
+        return None;
     }
+    let field = |name: &str| -> Option<String> {
+        let key = format!("\"{name}\":\"");
+        let at = body.find(&key)? + key.len();
+        Some(body[at..].split('"').next()?.to_string())
+    };
+    Some(Mover {
+        round: field("round")?,
+        state: field("state")?,
+        fleet: body.contains("\"fleet\":true"),
+    })
 }
 
 /// One HTTP/1.1 request to a keyway admin endpoint: (status, body).

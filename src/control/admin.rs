@@ -163,7 +163,7 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
 <li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
-<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold (or /reshard/abort), /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start|abort)</li>\
+<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold (or /reshard/abort, or /reshard/fall for the falling round), /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start|abort)</li>\
 <li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
 
 pub struct Admin {
@@ -265,10 +265,12 @@ impl Admin {
             },
             // A fleet's reshard, one phase at a time (`keyway reshard
             // start|abort`); an abort holds as a start does.
-            "/reshard/hold" | "/reshard/abort" | "/reshard/migrate" | "/reshard/release" => {
+            "/reshard/hold" | "/reshard/abort" | "/reshard/fall" | "/reshard/migrate"
+            | "/reshard/release" => {
                 let done = match path {
                     "/reshard/hold" => self.reloader.hold(Intent::Start),
                     "/reshard/abort" => self.reloader.hold(Intent::Abort),
+                    "/reshard/fall" => self.reloader.hold_falling(),
                     "/reshard/migrate" => self.reloader.migrate(),
                     _ => self.reloader.release(),
                 };
@@ -312,6 +314,7 @@ impl Admin {
                 | "/reshard/resume"
                 | "/reshard/hold"
                 | "/reshard/abort"
+                | "/reshard/fall"
                 | "/reshard/migrate"
                 | "/reshard/release"
         );
@@ -371,7 +374,9 @@ impl Admin {
                 render::latency_json(&self.cores.snapshots()),
             ),
             "/reshard" | "/reshard/pause" | "/reshard/resume" | "/reshard/hold"
-            | "/reshard/abort" | "/reshard/migrate" | "/reshard/release" => self.reshard(path),
+            | "/reshard/abort" | "/reshard/fall" | "/reshard/migrate" | "/reshard/release" => {
+                self.reshard(path)
+            }
             "/latency/dump" => {
                 let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {

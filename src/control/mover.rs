@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::resp::value::Value;
+use crate::topology::migration::Round;
 use crate::topology::router::Router;
 use crate::topology::{host_of, Topology};
 use crate::upstream::migrate::Migrate;
@@ -58,6 +59,13 @@ pub struct Progress {
     pub paused: AtomicBool,
     /// Its thread has returned: nothing it sent is unanswered.
     pub exited: AtomicBool,
+    /// The round whose keys it moves.
+    pub round: Round,
+    /// Its reshard is a fleet's (`coordinated`): the next round starts on
+    /// the fleet's word, not when this mover is done.
+    pub fleet: bool,
+    /// Its reshard (see `migration::migrations`).
+    identity: Vec<Option<usize>>,
     /// How long it ran, in milliseconds, once its thread returned.
     ran_for_ms: AtomicU64,
 }
@@ -113,7 +121,8 @@ pub struct OwnerProgress {
     /// Keys it held when its pass began (all databases).
     pub keys_at_start: AtomicU64,
     pub scanned: AtomicU64,
-    /// Keys sent to their new owner (MIGRATE answered OK or NOKEY).
+    /// Keys sent to their new owner (MIGRATE answered OK or NOKEY), over
+    /// the reshard's rounds.
     pub moved: AtomicU64,
     pub errors: AtomicU64,
     pub passed: AtomicBool,
@@ -141,8 +150,17 @@ struct Owner {
 /// (on the mover's thread) once every old owner's pass is complete.
 pub fn spawn(
     topo: Arc<Topology>,
+    last: Option<&Progress>,
     finished: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<Arc<Progress>> {
+    let identity = crate::topology::migration::migrations(&topo);
+    // The same reshard's earlier mover (its other round, or one stopped):
+    // what it moved and its errors count on.
+    let before = last.filter(|l| l.identity == identity);
+    let carried = |label: &str, of: fn(&OwnerProgress) -> &AtomicU64| {
+        let earlier = before.and_then(|b| b.owners.iter().find(|o| o.endpoint == label));
+        AtomicU64::new(earlier.map_or(0, |o| of(o).load(Ordering::Relaxed)))
+    };
     let mut owners: Vec<Owner> = Vec::new();
     for (ci, c) in topo.clusters.iter().enumerate() {
         for s in c.migration.iter().flat_map(|m| &m.previous.shards) {
@@ -157,20 +175,26 @@ pub fn spawn(
     let progress = Arc::new(Progress {
         started: Instant::now(),
         owners: (owners.iter())
-            .map(|o| OwnerProgress {
-                cluster: topo.clusters[o.cluster].name.clone(),
-                endpoint: topo.endpoints[o.endpoint].label.clone(),
-                keys_at_start: AtomicU64::new(0),
-                scanned: AtomicU64::new(0),
-                moved: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-                passed: AtomicBool::new(false),
+            .map(|o| {
+                let label = &topo.endpoints[o.endpoint].label;
+                OwnerProgress {
+                    cluster: topo.clusters[o.cluster].name.clone(),
+                    endpoint: label.clone(),
+                    keys_at_start: AtomicU64::new(0),
+                    scanned: AtomicU64::new(0),
+                    moved: carried(label, |o| &o.moved),
+                    errors: carried(label, |o| &o.errors),
+                    passed: AtomicBool::new(false),
+                }
             })
             .collect(),
         done: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
         exited: AtomicBool::new(false),
+        round: crate::topology::migration::round_of(&topo).unwrap_or(Round::Rising),
+        fleet: crate::topology::migration::coordinated(&topo),
+        identity,
         ran_for_ms: AtomicU64::new(0),
     });
     let shown = progress.clone();
@@ -188,30 +212,39 @@ pub fn spawn(
     Ok(shown)
 }
 
-/// Every old owner's pass, each started over until it completes. False:
-/// told to stop first.
+/// Every old owner's pass. One that fails is left for later and the
+/// others go on; the failed ones are tried again, a pass from the start,
+/// every `RETRY_AFTER` until each completes. False: told to stop first.
 fn move_all(topo: &Topology, owners: &[Owner], progress: &Progress) -> bool {
-    for (owner, p) in owners.iter().zip(&progress.owners) {
-        while !progress.stop.load(Ordering::Relaxed) {
+    let stopped = || progress.stop.load(Ordering::Relaxed);
+    loop {
+        let mut failed = false;
+        for (owner, p) in owners.iter().zip(&progress.owners) {
+            if p.passed.load(Ordering::Relaxed) {
+                continue;
+            }
             match pass(topo, owner, p, progress) {
-                Ok(()) => break,
+                _ if stopped() => return false,
+                Ok(()) => p.passed.store(true, Ordering::Relaxed),
                 Err(why) => {
+                    failed = true;
                     p.errors.fetch_add(1, Ordering::Relaxed);
-                    crate::warn!(endpoint: &p.endpoint, "reshard mover: {why}; trying again");
-                    let again = Instant::now() + RETRY_AFTER;
-                    while Instant::now() < again && !progress.stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+                    crate::warn!(endpoint: &p.endpoint, "reshard mover: {why}; trying it again later");
                 }
             }
         }
-        if progress.stop.load(Ordering::Relaxed) {
-            return false;
+        if !failed {
+            progress.done.store(true, Ordering::Relaxed);
+            return true;
         }
-        p.passed.store(true, Ordering::Relaxed);
+        let again = Instant::now() + RETRY_AFTER;
+        while Instant::now() < again {
+            if stopped() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    progress.done.store(true, Ordering::Relaxed);
-    true
 }
 
 /// One full SCAN pass of `owner`, every database with keys, moving what

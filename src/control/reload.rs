@@ -9,7 +9,7 @@ use crate::config::{Config, ConfigError, Reshard};
 use crate::control::cores::{Cores, Generation};
 use crate::control::discovery::{self, Directory, Discovery};
 use crate::control::{lock, mover, reshard_file};
-use crate::topology::migration::{self, MigrationError};
+use crate::topology::migration::{self, MigrationError, Round};
 use crate::topology::{Health, Phase, Topology};
 use crossbeam_channel::Sender;
 use std::path::PathBuf;
@@ -64,6 +64,8 @@ pub enum ReloadError {
     /// The running reshard's mover did not stop in time, so its keys
     /// cannot start moving back yet.
     MoverBusy,
+    /// `fall`: no reshard here has finished its rising round.
+    NotRising,
 }
 
 /// What a fleet's hold is asked to start (`keyway reshard start|abort`).
@@ -126,6 +128,9 @@ impl std::fmt::Display for ReloadError {
             ReloadError::IsAnAbort { cluster } => write!(
                 f,
                 "the configuration file places cluster `{cluster}` as before its running reshard: that aborts it (keyway reshard abort)"
+            ),
+            ReloadError::NotRising => f.write_str(
+                "no reshard here has moved every key of its rising round yet",
             ),
             ReloadError::MoverBusy => f.write_str(
                 "the reshard's background mover did not stop in time; its keys cannot start moving back yet (try again)",
@@ -505,17 +510,18 @@ impl Reloader {
     /// old owner was scanned, the new placement serves alone.
     fn start_mover(self: &Arc<Self>, topo: Arc<Topology>) {
         // One mover at a time: one started again replaces the last.
-        if let Some(last) = self.reshard_progress() {
+        let last = self.reshard_progress();
+        if let Some(last) = &last {
             last.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let me = Arc::downgrade(self);
         let of = topo.clone();
         let finished = move || {
             if let Some(reloader) = me.upgrade() {
-                reloader.finish_reshard(&of);
+                reloader.passed(&of);
             }
         };
-        match mover::spawn(topo, finished) {
+        match mover::spawn(topo, last.as_deref(), finished) {
             Ok(progress) => *lock(&self.reshard) = Some(progress),
             Err(e) => crate::error!(
                 "cannot start the reshard mover: {e}; keys move as clients touch them"
@@ -547,18 +553,70 @@ impl Reloader {
     /// Ends the migration `of` started, if it still runs: every key moved,
     /// so the new placement serves alone, without the old ring and the
     /// endpoints only it had, as the next generation.
-    fn finish_reshard(self: &Arc<Self>, of: &Topology) {
+    fn passed(self: &Arc<Self>, of: &Topology) {
         let _one = lock(&self.changing);
         let (running, generation) = {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
         };
-        if migration::migrations(&running) != migration::migrations(of) {
+        let same = |t: &Topology| (migration::migrations(t), migration::round_of(t));
+        if same(&running) != same(of) {
+            return;
+        }
+        if migration::round_of(&running) == Some(Round::Rising) {
+            if migration::coordinated(&running) {
+                crate::info!("reshard: every key of the rising round moved; the falling round starts when the fleet's `keyway reshard start` sees every instance there");
+                return;
+            }
+            if let Ok(falling) = self.fall_here(running, generation + 1) {
+                self.settle(
+                    falling,
+                    "reshard: the rising round is over, keys moving to lower addresses move now",
+                );
+            }
             return;
         }
         let next = Topology::with_health(running.config.clone(), running.health.clone());
         let what = "reshard finished: every key moved, the new placement serves alone";
         self.end_reshard(Arc::new(next), generation + 1, what);
+    }
+
+    /// The falling round of `running`'s reshard, here: held, then moving.
+    fn fall_here(
+        self: &Arc<Self>,
+        running: Arc<Topology>,
+        generation: u64,
+    ) -> Result<Arc<Topology>, ReloadError> {
+        let next = migration::falling(&running).ok_or(ReloadError::NotRising)?;
+        let held = self.hold_here(running, next, generation)?;
+        Ok(self.migrate_here(&held, generation))
+    }
+
+    /// A fleet's falling round, first phase (`POST /reshard/fall`): every
+    /// instance's rising round is over; this one holds the falling round.
+    pub fn hold_falling(self: &Arc<Self>) -> Result<u64, ReloadError> {
+        let _one = lock(&self.changing);
+        if lock(&self.held).is_some() {
+            return Err(ReloadError::Holding);
+        }
+        let (running, generation) = {
+            let state = self.lock();
+            (state.0.clone(), state.1.generation + 1)
+        };
+        let rising_done = self
+            .reshard_progress()
+            .is_some_and(|p| p.state() == "done" && p.round == Round::Rising);
+        let next = match migration::falling(&running) {
+            Some(next) if rising_done => next,
+            _ => return Err(ReloadError::NotRising),
+        };
+        let held = self.hold_here(running.clone(), next, generation)?;
+        *lock(&self.held) = Some(Held {
+            before: running,
+            generation,
+        });
+        self.settle(held, "reshard's falling round held");
+        Ok(generation)
     }
 
     /// Makes every core serve `topo` as generation `generation`, its Redis

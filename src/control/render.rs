@@ -197,7 +197,12 @@ pub fn reshard_json(p: &crate::control::mover::Progress) -> String {
         .collect();
     let state = p.state();
     format!(
-        "{{\"state\":\"{state}\",\"seconds\":{:.1},\"keys_per_second\":{:.0},\"old_owners\":[{}]}}",
+        "{{\"state\":\"{state}\",\"fleet\":{},\"round\":\"{}\",\"seconds\":{:.1},\"keys_per_second\":{:.0},\"old_owners\":[{}]}}",
+        p.fleet,
+        match p.round {
+            crate::topology::migration::Round::Rising => "rising",
+            crate::topology::migration::Round::Falling => "falling",
+        },
         p.seconds(),
         p.keys_per_second(),
         owners.join(",")

@@ -4,16 +4,17 @@
 //! they were placed, nothing secret), and it is removed when the reshard
 //! ends. A keyway that starts and finds it resumes the reshard: keys still
 //! on their old owners move as they are touched, and the mover scans the
-//! old owners again. A reshard held for a fleet's word (the hold phase of
-//! `keyway reshard start`) is marked by a second file
-//! (`<config>.reshard.held`): an instance restarted then holds again, and
-//! waits for the fleet's migrate or release, as it would have.
+//! old owners again. Where the reshard is goes in a second file
+//! (`<config>.reshard.state`: its round, and whether it is held): a fleet's
+//! instance restarted in a hold holds again and waits for the fleet's
+//! migrate or release, as it would have; one restarted in the falling
+//! round resumes that round.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Cluster, Config, ConfigError, LbPolicy, Reshard};
-use crate::topology::migration::{self, MigrationError};
+use crate::topology::migration::{self, MigrationError, Round};
 use crate::topology::{Phase, Topology};
 
 /// Where the reshard of the configuration at `config` is kept.
@@ -23,30 +24,42 @@ pub fn path_of(config: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Where a reshard held for a fleet's word is marked.
-fn held_path(config: &Path) -> PathBuf {
+/// Where the reshard's round and phase are kept.
+fn state_path(config: &Path) -> PathBuf {
     let mut name = path_of(config).into_os_string();
-    name.push(".held");
+    name.push(".state");
     PathBuf::from(name)
 }
 
 /// Keeps `topo`'s reshards: for every cluster it migrates, the placement
-/// keys move from, written atomically (a file renamed into place), and
-/// whether they are held; no file when it migrates none.
+/// keys move from, and where the reshard is, each written atomically (a
+/// file renamed into place); no files when it migrates none.
 pub fn keep(config: &Path, topo: &Topology) -> io::Result<()> {
-    let held = (topo.clusters.iter())
-        .filter_map(|c| c.migration.as_ref())
-        .any(|m| m.phase == Phase::Hold);
-    // Marked held before the reshard is kept: a restart in between finds
-    // a mark and no reshard, and drops the mark.
-    if held {
-        std::fs::write(held_path(config), "")?;
-    }
-    write(config, topo)?;
-    if !held {
-        remove_file(&held_path(config));
-    }
-    Ok(())
+    let Some(m) = topo.clusters.iter().find_map(|c| c.migration.as_ref()) else {
+        remove(config);
+        return Ok(());
+    };
+    // The state first: a restart before the placement is kept finds a
+    // state and no reshard, and drops the state.
+    let phase = match m.phase {
+        Phase::Hold => "hold",
+        Phase::Migrate => "migrate",
+    };
+    let round = match m.round {
+        Round::Rising => "rising",
+        Round::Falling => "falling",
+    };
+    let state = format!("phase = \"{phase}\"\nround = \"{round}\"\n");
+    replace(&state_path(config), &state)?;
+    write(config, topo)
+}
+
+/// `text` in place of the file at `path`, atomically.
+fn replace(path: &Path, text: &str) -> io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
 }
 
 fn write(config: &Path, topo: &Topology) -> io::Result<()> {
@@ -60,20 +73,16 @@ fn write(config: &Path, topo: &Topology) -> io::Result<()> {
         text.push_str(&cluster_toml(before));
     }
     let Some(first) = first else {
-        remove(config);
         return Ok(());
     };
     text.push_str(&format!("\n[routes]\ncatch_all = {}\n", quoted(&first)));
-    let path = path_of(config);
-    let partial = path.with_extension("reshard.partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, &path)
+    replace(&path_of(config), &text)
 }
 
 /// Removes the files: the reshard ended.
 pub fn remove(config: &Path) {
     remove_file(&path_of(config));
-    remove_file(&held_path(config));
+    remove_file(&state_path(config));
 }
 
 fn remove_file(path: &Path) {
@@ -108,7 +117,7 @@ pub struct Resumed {
     /// The configuration keyway starts with, resuming the reshard.
     pub topo: Topology,
     /// It was held for a fleet's word: what serves if the fleet releases
-    /// it (the configuration, placed as before the reshard).
+    /// it (the placement before the reshard, or its rising round).
     pub held: Option<Topology>,
 }
 
@@ -119,7 +128,7 @@ pub struct Resumed {
 pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Resumed>, ResumeError> {
     let path = path_of(config);
     if !path.exists() {
-        remove_file(&held_path(config));
+        remove_file(&state_path(config));
         return Ok(None);
     }
     let placed = Config::load(&path).map_err(ResumeError::Unreadable)?;
@@ -132,15 +141,32 @@ pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Resumed>, Resume
         }
     }
     let before = Topology::with_health(before, topo.health.clone());
+    // (No state: kept before rounds were, so rising and moving.)
+    let state = std::fs::read_to_string(state_path(config)).unwrap_or_default();
+    let state: toml::Table = state.parse().unwrap_or_default();
+    let said = |key: &str, value: &str| state.get(key).and_then(|v| v.as_str()) == Some(value);
     let coordinated = (topo.config.clusters.iter()).any(|c| c.reshard == Reshard::Coordinated);
-    let held = coordinated && held_path(config).exists();
+    let held = coordinated && said("phase", "hold");
     let phase = if held { Phase::Hold } else { Phase::Migrate };
+    let round = if said("round", "falling") {
+        Round::Falling
+    } else {
+        Round::Rising
+    };
     let now =
         migration::with_previous(topo.clone(), &before, phase).map_err(ResumeError::Migration)?;
-    Ok(Some(Resumed {
-        topo: now,
-        held: held.then_some(before),
-    }))
+    let now = migration::in_round(now, round);
+    // Released, a held falling round goes back to moving the rising one's
+    // keys (they have moved); a held rising round to the placement before.
+    let held = match (held, round) {
+        (false, _) => None,
+        (true, Round::Rising) => Some(before),
+        (true, Round::Falling) => {
+            let rising = migration::in_round(now.clone(), Round::Rising);
+            Some(migration::in_phase(&rising, Phase::Migrate))
+        }
+    };
+    Ok(Some(Resumed { topo: now, held }))
 }
 
 /// A cluster's placement as TOML: what its ring is built from.
@@ -234,6 +260,40 @@ mod tests {
             remove(&file);
             assert!(resumed_none(&file, &restarted));
         }
+    }
+
+    /// A fleet's reshard kept in its falling round's hold resumes held in
+    /// that round, released to its rising round (whose keys have moved).
+    #[test]
+    fn a_held_falling_round_resumes_held() {
+        let dir = std::env::temp_dir().join(format!("keyway-falling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("keyway.toml");
+        let three = "\"127.0.0.1:7001\", \"127.0.0.1:7002\", \"127.0.0.1:7003\"";
+        let two = "\"127.0.0.1:7001\", \"127.0.0.1:7002\"";
+        let coordinated = |eps| {
+            let mut c = config("ring_hash", "", eps);
+            c.clusters[0].reshard = Reshard::Coordinated;
+            c
+        };
+        let running = Topology::build(coordinated(three));
+        let next = Topology::build(coordinated(two));
+        let rising = migration::with_previous(next, &running, Phase::Migrate).expect("starts");
+        let falling = migration::falling(&rising).expect("rising");
+        keep(&file, &falling).expect("keep");
+        let resumed = resumed(&file, &Topology::build(coordinated(two)))
+            .expect("read")
+            .expect("resumes");
+        let m = resumed.topo.clusters[0].migration.as_ref().expect("moving");
+        assert_eq!((m.phase, m.round), (Phase::Hold, Round::Falling));
+        let held = resumed.held.expect("held");
+        let m = held.clusters[0]
+            .migration
+            .as_ref()
+            .expect("released: rising");
+        assert_eq!((m.phase, m.round), (Phase::Migrate, Round::Rising));
+        remove(&file);
+        assert!(!state_path(&file).exists());
     }
 
     fn resumed_none(file: &Path, topo: &Topology) -> bool {

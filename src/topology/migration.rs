@@ -40,10 +40,49 @@ pub enum Phase {
     Migrate,
 }
 
+/// Which of a reshard's moves run now. MIGRATE blocks the old owner
+/// until the new one has restored the key: two servers migrating to each
+/// other at once would each wait on the other until a timeout. So keys
+/// move in two rounds, each one way: first those whose new owner's
+/// address is above the old one's, then the others; nothing ever waits
+/// in a circle, in one keyway or across a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Keys moving to a higher address move; those moving to a lower one
+    /// are still served where they were (they wait for the next round).
+    Rising,
+    /// Keys moving to a lower address move; the others have moved (the
+    /// rising round's pass moved every one).
+    Falling,
+}
+
+/// Where a key whose old owner differs from its new one is, in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// It moves in this round: moved before it is touched.
+    Moves,
+    /// Its round is later: served by its old owner.
+    AtOld,
+    /// Its round is over: served by its new owner.
+    AtNew,
+}
+
+impl Round {
+    /// Where a key moving `from` → `to` is in this round.
+    pub fn whereabouts(self, from: std::net::SocketAddr, to: std::net::SocketAddr) -> Whereabouts {
+        match (self, from < to) {
+            (Round::Rising, true) | (Round::Falling, false) => Whereabouts::Moves,
+            (Round::Rising, false) => Whereabouts::AtOld,
+            (Round::Falling, true) => Whereabouts::AtNew,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Migration {
     pub previous: Previous,
     pub phase: Phase,
+    pub round: Round,
 }
 
 /// Why a reload cannot start a migration.
@@ -88,12 +127,20 @@ pub fn with_previous(
                 next.clusters[ci].migration = Some(Migration {
                     previous,
                     phase: m.phase,
+                    round: m.round,
                 });
                 continue;
             }
         } else if !cluster.reshard.moves_keys() || same {
             continue;
         }
+        // An abort in the rising round has only falling moves to undo
+        // (every key moved so far rose), and its rising keys are where it
+        // puts them already; one in the falling round undoes both.
+        let round = match &before.migration {
+            Some(m) if m.round == Round::Rising => Round::Falling,
+            _ => Round::Rising,
+        };
         let Some(ring) = before.ring.clone() else {
             continue;
         };
@@ -104,7 +151,11 @@ pub fn with_previous(
             placed: Arc::new(running.config.clusters[old].clone()),
         };
         let previous = carried(&mut next, ci, &placement, running);
-        next.clusters[ci].migration = Some(Migration { previous, phase });
+        next.clusters[ci].migration = Some(Migration {
+            previous,
+            phase,
+            round,
+        });
     }
     Ok(next)
 }
@@ -118,6 +169,7 @@ pub fn carry_over(mut next: Topology, running: &Topology) -> Topology {
             next.clusters[ci].migration = Some(Migration {
                 previous,
                 phase: m.phase,
+                round: m.round,
             });
         }
     }
@@ -179,6 +231,41 @@ pub fn in_phase(topo: &Topology, phase: Phase) -> Topology {
         m.phase = phase;
     }
     next
+}
+
+/// `topo`'s migrations in the rising round held for the falling one (its
+/// pass moved every rising key), or None if none is in the rising round.
+pub fn falling(topo: &Topology) -> Option<Topology> {
+    let mut next = topo.clone();
+    let mut any = false;
+    for m in (next.clusters.iter_mut()).filter_map(|c| c.migration.as_mut()) {
+        if m.round == Round::Rising {
+            m.round = Round::Falling;
+            m.phase = Phase::Hold;
+            any = true;
+        }
+    }
+    any.then_some(next)
+}
+
+/// `topo` with its migrations in `round` (a restart's).
+pub fn in_round(mut topo: Topology, round: Round) -> Topology {
+    for m in (topo.clusters.iter_mut()).filter_map(|c| c.migration.as_mut()) {
+        m.round = round;
+    }
+    topo
+}
+
+/// Whether a cluster `topo` reshards belongs to a fleet (`coordinated`):
+/// its rounds start when `keyway reshard start` says.
+pub fn coordinated(topo: &Topology) -> bool {
+    (topo.clusters.iter().zip(&topo.config.clusters))
+        .any(|(c, cfg)| c.migration.is_some() && cfg.reshard == crate::config::Reshard::Coordinated)
+}
+
+/// The round `topo`'s migrations are in (the first one's).
+pub fn round_of(topo: &Topology) -> Option<Round> {
+    (topo.clusters.iter()).find_map(|c| c.migration.as_ref().map(|m| m.round))
 }
 
 /// The number in `topo` of `ep` (an endpoint of the running topology) as
@@ -280,39 +367,55 @@ mod tests {
     }
 
     /// Keys move exactly when the old ring and the new place them apart,
-    /// from the old owner to the new, for each ring policy.
+    /// from the old owner to the new, for each ring policy: in the rising
+    /// round those whose new owner's address is higher (the others served
+    /// where they were), in the falling round the others (the risen ones
+    /// served where they went).
     #[test]
     fn a_key_moves_when_its_owner_changed_and_only_then() {
         let six = [&FIVE[..], &["127.0.0.1:7006"]].concat();
-        for policy in ["ketama", "ring_hash", "maglev"] {
+        // An endpoint first in the list, with the lowest address: its keys
+        // fall.
+        let low = [&["127.0.0.1:7000"], &FIVE[..]].concat();
+        for (policy, grown) in [("ketama", &six), ("ring_hash", &six), ("maglev", &low)] {
             let running = Topology::build(config(policy, "migrate", &FIVE));
-            let plain = Topology::build(config(policy, "migrate", &six));
-            let next = with_previous(plain.clone(), &running, Phase::Migrate).expect("reshard");
-            let mut moved = 0;
+            let plain = Topology::build(config(policy, "migrate", grown));
+            let rising = with_previous(plain.clone(), &running, Phase::Migrate).expect("reshard");
+            let falling = in_phase(&falling(&rising).expect("rising"), Phase::Migrate);
+            let (mut rose, mut fell) = (0, 0);
             for i in 0..20_000 {
                 let key = format!("k:{i}");
                 let (was, now) = (owner(&running, &key), owner(&plain, &key));
-                assert_eq!(
-                    owner(&next, &key),
-                    now,
-                    "{policy} {key}: served by the new ring"
-                );
-                match moving(&next, &key) {
-                    None => assert_eq!(was, now, "{policy} {key}"),
-                    Some(m) => {
-                        moved += 1;
-                        assert_eq!(next.endpoints[m.from].label, was, "{policy} {key}");
-                        assert_eq!(next.endpoints[m.to].label, now, "{policy} {key}");
-                        assert_eq!(m.phase, Phase::Migrate);
+                let up = was < now;
+                let in_rising = if was != now && !up { &was } else { &now };
+                assert_eq!(&owner(&rising, &key), in_rising, "{policy} {key}");
+                assert_eq!(owner(&falling, &key), now, "{policy} {key}");
+                for (t, round_up) in [(&rising, true), (&falling, false)] {
+                    match moving(t, &key) {
+                        None => assert!(was == now || up != round_up, "{policy} {key}"),
+                        Some(m) => {
+                            assert_eq!(up, round_up, "{policy} {key}");
+                            if up {
+                                rose += 1;
+                            } else {
+                                fell += 1;
+                            }
+                            assert_eq!(t.endpoints[m.from].label, was, "{policy} {key}");
+                            assert_eq!(t.endpoints[m.to].label, now, "{policy} {key}");
+                            assert_eq!(m.phase, Phase::Migrate);
+                        }
                     }
                 }
             }
             // One new endpoint of six takes about a sixth of the keys (a
             // ring_hash of 1,024 points is uneven: a quarter here).
             assert!(
-                (2_600..5_500).contains(&moved),
-                "{policy}: {moved} of 20000 moved"
+                (2_600..5_500).contains(&(rose + fell)),
+                "{policy}: {rose} + {fell} of 20000 moved"
             );
+            if policy == "maglev" {
+                assert!(fell > 2_000, "{policy}: {fell} fell");
+            }
         }
     }
 
@@ -328,10 +431,11 @@ mod tests {
         let leaving = 4;
         assert_eq!(next.endpoints[leaving].label, "127.0.0.1:7003");
         assert!(next.clusters[0].shards.iter().all(|s| s.primary != leaving));
+        let falling = falling(&next).expect("rising first");
         for i in 0..5_000 {
             let key = format!("k:{i}");
             let was = owner(&running, &key);
-            let m = moving(&next, &key);
+            let m = moving(&next, &key).or_else(|| moving(&falling, &key));
             assert_eq!(
                 m.is_some(),
                 was == "127.0.0.1:7003",

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::migration::{Migration, Whereabouts};
 use super::slots::{key_slot, SlotMap};
 use super::{Phase, Shard, Topology};
 use crate::command::KeyError;
@@ -197,6 +198,19 @@ impl<'a> Router<'a> {
                 key
             };
             let shard = &c.shards[c.members[ring.pick(hashed)]];
+            if let Some(m) = &c.migration {
+                // A key whose round is later is still where it was.
+                let before = &m.previous;
+                let old = &before.shards[before.members[before.ring.pick(hashed)]];
+                if old.primary != shard.primary
+                    && self.whereabouts(m, old.primary, shard.primary) == Whereabouts::AtOld
+                {
+                    return Ok(Home {
+                        shard: old,
+                        slot: 0,
+                    });
+                }
+            }
             return Ok(Home { shard, slot: 0 });
         }
         let slot = key_slot(key);
@@ -210,8 +224,9 @@ impl<'a> Router<'a> {
     }
 
     /// Whether `key` (stripped) of `cluster`, living at `home`, is moving:
-    /// its cluster is being resharded and the old placement put it on
-    /// another primary. One branch for a cluster that is not.
+    /// its cluster is being resharded, the old placement put it on another
+    /// primary, and it moves in this round. One branch for a cluster that
+    /// is not.
     #[inline]
     pub fn moving(&self, cluster: usize, key: &[u8], home: &Home<'a>) -> Option<Move> {
         let m = self.topo.clusters[cluster].migration.as_ref()?;
@@ -223,11 +238,17 @@ impl<'a> Router<'a> {
         let before = &m.previous;
         let from = before.shards[before.members[before.ring.pick(hashed)]].primary;
         let to = home.shard.primary;
-        (from != to).then_some(Move {
+        (from != to && self.whereabouts(m, from, to) == Whereabouts::Moves).then_some(Move {
             from,
             to,
             phase: m.phase,
         })
+    }
+
+    /// Where a key moving from endpoint `from` to `to` is in `m`'s round.
+    fn whereabouts(&self, m: &Migration, from: usize, to: usize) -> Whereabouts {
+        let addr = |e: usize| self.topo.endpoints[e].addr;
+        m.round.whereabouts(addr(from), addr(to))
     }
 
     /// The home of a key of a request the client is answered for: why it
