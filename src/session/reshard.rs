@@ -19,6 +19,7 @@ use crate::command::{key_indices, CommandSpec, Exec};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{quoted, Protocol};
+use crate::topology::migration::{self, Round};
 use crate::topology::router::Router;
 use crate::topology::Phase;
 use crate::upstream::conn::Conn;
@@ -73,9 +74,16 @@ pub struct Moved {
     /// (a big key takes a while) holds up no client's requests queued
     /// behind it on a shared connection.
     conns: Vec<((std::net::SocketAddr, u16), Rc<Conn>)>,
-    /// The placement each key was moved away from (by cluster): a new
-    /// migration forgets the old one's keys.
-    from: Vec<Option<usize>>,
+    /// The placement each key was moved away from (by cluster), and the
+    /// round: a new migration or round forgets the last one's keys, and
+    /// its hold waits for the MIGRATEs sent in the last.
+    from: (Vec<Option<usize>>, Option<Round>),
+}
+
+/// The migrations `ctx` serves and their round.
+fn stage(ctx: &CoreContext) -> (Vec<Option<usize>>, Option<Round>) {
+    let topo = &ctx.topo;
+    (migration::migrations(topo), migration::round_of(topo))
 }
 
 impl Moved {
@@ -88,7 +96,7 @@ impl Moved {
     /// Whether this core still serves the migrations `ctx` (a session's,
     /// maybe a generation behind) moves keys for.
     fn serves(&self, ctx: &CoreContext) -> bool {
-        self.from == crate::topology::migration::migrations(&ctx.topo)
+        self.from == stage(ctx)
     }
 
     fn insert(&mut self, cluster: usize, db: u16, key: Vec<u8>) {
@@ -103,7 +111,7 @@ impl Moved {
     /// once what was sent on them is answered (an abort's hold waits for
     /// that: a key may not move back while a MIGRATE forward is out).
     pub fn follow(&mut self, ctx: &CoreContext) -> crate::upstream::Retired {
-        let now = crate::topology::migration::migrations(&ctx.topo);
+        let now = stage(ctx);
         if now == self.from {
             return Vec::new();
         }
