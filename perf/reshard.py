@@ -113,7 +113,8 @@ try:
     ended = []
 
     def watch():
-        while json.loads(get("/reshard"))["state"] != "done":
+        # Done once the falling round's pass is (the rising one's is first).
+        while (lambda p: (p["state"], p["round"]))(json.loads(get("/reshard"))) != ("done", "falling"):
             time.sleep(0.05)
         ended.append(time.time())
 
@@ -128,6 +129,7 @@ try:
     during = (sum(r[0] for r in runs) / len(runs), max(r[1] for r in runs), sum(r[2] for r in runs) / len(runs))
     print("during", runs, flush=True)
     prog = json.loads(get("/reshard"))
+    # (Moved counts over both rounds; each round scans every old owner.)
     moved = sum(o["moved"] for o in prog["old_owners"])
     after = bench(200_000)
     print("after", after, flush=True)
@@ -141,7 +143,8 @@ try:
         gen = generation()
         write_conf(redis if i % 2 else redis[:5])
         post("/reload")
-        while generation() < gen + 2:
+        # Reloaded, falling round, finished: three generations.
+        while generation() < gen + 3:
             time.sleep(0.05)
         print("hold", i, flush=True)
     load.terminate()
@@ -152,13 +155,14 @@ finally:
     for p in procs:
         p.wait()
 log.close()
+# Every reshard holds twice (its rising round, then its falling one).
 holds = sorted(float(m.group(1)) * {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
                for m in re.finditer(r"every core held within ([\d.]+)(ns|µs|us|ms|s)", open(os.path.join(dir, "keyway.log")).read()))
 pct = lambda q: holds[min(len(holds) - 1, int(q * len(holds)))]
-print(f"keys: {a.keys}; the reshard ended {took:.1f} s after the reload: the mover scanned every old owner and moved {moved:,} keys ({a.keys / took:,.0f} keys scanned/s, {moved / took:,.0f} moved/s)")
+print(f"keys: {a.keys}; the reshard ended {took:.1f} s after the reload: the mover scanned every old owner twice (a rising and a falling round) and moved {moved:,} keys ({2 * a.keys / took:,.0f} keys scanned/s, {moved / took:,.0f} moved/s)")
 print(f"during the migration: {len(runs)} runs of 100,000 GETs (averaged; p99 the worst run's)")
 print("| phase | requests/s | p99 ms | keyway CPU µs/request |")
 print("|---|---:|---:|---:|")
 for name, (rps, p99, cpu) in [("before", before), ("during the migration", during), ("after", after)]:
     print(f"| {name} | {rps:,.0f} | {p99:.3f} | {cpu:.2f} |")
-print(f"holds ({len(holds)} reshards of 10,000 keys, 1 core, under pipelined SET load): p50 {pct(0.5):.0f} µs, p99 {pct(0.99):.0f} µs, max {holds[-1]:.0f} µs")
+print(f"holds ({len(holds)} holds of {len(holds) // 2} reshards of 10,000 keys, 1 core, under pipelined SET load): p50 {pct(0.5):.0f} µs, p99 {pct(0.99):.0f} µs, max {holds[-1]:.0f} µs")

@@ -170,7 +170,8 @@ if a.touch:
     t = time.perf_counter()
     r = Conn(kport).cmd("HLEN", big)
     touched = (r, time.perf_counter() - t)
-while json.loads(admin_get("/reshard") or "null")["state"] != "done":
+# Done once the falling round's pass is (the rising one's comes first).
+while (lambda p: (p["state"], p["round"]))(json.loads(admin_get("/reshard"))) != ("done", "falling"):
     time.sleep(0.05)
 ended = time.perf_counter()
 time.sleep(1)

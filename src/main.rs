@@ -62,6 +62,10 @@ enum Cmd {
         /// A file holding the admin token, if `[admin] token` is set.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// start|abort: the configuration every instance's file now holds;
+        /// keys move only if each instance places them as it does.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -164,7 +168,12 @@ fn import(from: ImportFrom) -> ExitCode {
 /// Loads and validates the configuration; what an operator should know
 /// about it (exposure) is printed by every command that reads it.
 /// `keyway reshard ...`: one admin request per instance, its answer printed.
-fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path>) -> ExitCode {
+fn reshard(
+    action: ReshardAction,
+    instances: &[String],
+    token_file: Option<&Path>,
+    config: Option<&Path>,
+) -> ExitCode {
     let token = match token_file.map(std::fs::read_to_string).transpose() {
         Ok(t) => t.map(|t| t.trim().to_string()),
         Err(e) => {
@@ -172,11 +181,18 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
             return ExitCode::FAILURE;
         }
     };
+    let placement = match config.map(load).transpose() {
+        Ok(c) => c.map(|c| keyway::control::reshard_file::placement_digest(&c)),
+        Err(code) => return code,
+    };
+    let fleet = Fleet {
+        instances,
+        token: token.as_deref(),
+        placement,
+    };
     match action {
-        ReshardAction::Start => return reshard_start(instances, "/reshard/hold", token.as_deref()),
-        ReshardAction::Abort => {
-            return reshard_start(instances, "/reshard/abort", token.as_deref())
-        }
+        ReshardAction::Start => return reshard_start(&fleet, "/reshard/hold"),
+        ReshardAction::Abort => return reshard_start(&fleet, "/reshard/abort"),
         _ => {}
     }
     let (method, path) = match action {
@@ -206,31 +222,44 @@ fn reshard(action: ReshardAction, instances: &[String], token_file: Option<&Path
     }
 }
 
+/// The keyways `keyway reshard` speaks to.
+struct Fleet<'a> {
+    instances: &'a [String],
+    token: Option<&'a str>,
+    /// The digest of where the operator's file places keys (`--config`).
+    placement: Option<String>,
+}
+
 /// A fleet's reshard (or its abort): every instance holds (`hold`: the
 /// admin path that does), then every one migrates; if one does not hold,
+/// or they do not all place keys alike (as `--config` does, if given),
 /// those that did release and nothing moved. Keys move in two rounds (see
 /// `topology::migration::Round`): once every instance's mover has moved
 /// the rising round's keys, the falling round is held and migrated the
 /// same way; the command returns when the reshard is over everywhere. Run
 /// again on a fleet already resharding, it picks up where that is.
-fn reshard_start(instances: &[String], hold: &str, token: Option<&str>) -> ExitCode {
-    let ask = |instance: &String, path: &str| -> bool {
+fn reshard_start(fleet: &Fleet, hold: &str) -> ExitCode {
+    let (instances, token) = (fleet.instances, fleet.token);
+    // The answer's body, if it is a success.
+    let answer = |instance: &String, path: &str| -> Option<String> {
         match admin_request(instance, "POST", path, token) {
             Ok((status, body)) => {
                 print!("{instance}: {body}");
-                (200..300).contains(&status)
+                (200..300).contains(&status).then_some(body)
             }
             Err(e) => {
                 println!("{instance}: cannot ask ({e})");
-                false
+                None
             }
         }
     };
+    let ask = |instance: &String, path: &str| answer(instance, path).is_some();
     // Holds every one of `instances` with `hold`, then migrates every one.
     let switch = |instances: &[&String], hold: &str, what: &str| -> bool {
         let mut holding = Vec::new();
+        let mut placements = fleet.placement.iter().cloned().collect::<Vec<_>>();
         for &instance in instances {
-            if !ask(instance, hold) {
+            let Some(body) = answer(instance, hold) else {
                 for held in holding {
                     ask(held, "/reshard/release");
                 }
@@ -238,8 +267,21 @@ fn reshard_start(instances: &[String], hold: &str, token: Option<&str>) -> ExitC
                     "keyway: the {what} did not start: {instance} did not hold (the others released)"
                 );
                 return false;
-            }
+            };
             holding.push(instance);
+            placements.extend(
+                body.split("placement ")
+                    .nth(1)
+                    .map(|p| p.trim().to_string()),
+            );
+        }
+        placements.dedup();
+        if placements.len() > 1 {
+            for held in holding {
+                ask(held, "/reshard/release");
+            }
+            eprintln!("keyway: the {what} did not start: the instances' configuration files (or --config) place keys differently (placements {}); they released", placements.join(", "));
+            return false;
         }
         let mut ok = true;
         for &instance in instances {
@@ -399,9 +441,10 @@ fn main() -> ExitCode {
                 action,
                 instances,
                 token_file,
+                config,
             }),
             _,
-        ) => reshard(action, &instances, token_file.as_deref()),
+        ) => reshard(action, &instances, token_file.as_deref(), config.as_deref()),
         (Some(Cmd::Latency { dir }), _) => match std::fs::read_to_string(dir.join("summary.txt")) {
             Ok(s) => {
                 print!("{s}");

@@ -276,11 +276,14 @@ impl Admin {
                 };
                 let phase = &path["/reshard/".len()..];
                 match done {
-                    Ok(generation) => (
-                        "200 OK",
-                        TEXT,
-                        format!("reshard {phase}: generation {generation}\n"),
-                    ),
+                    Ok(generation) => {
+                        let config = &self.reloader.topology().config;
+                        let digest = crate::control::reshard_file::placement_digest(config);
+                        let body = format!(
+                            "reshard {phase}: generation {generation}, placement {digest}\n"
+                        );
+                        ("200 OK", TEXT, body)
+                    }
                     Err(why) => (
                         "409 Conflict",
                         TEXT,

@@ -169,6 +169,22 @@ pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Resumed>, Resume
     Ok(Some(Resumed { topo: now, held }))
 }
 
+/// A digest of where `config` places keys in its clusters that reshard
+/// (their placement, in name order): a fleet's instances must agree on it
+/// before keys move, and so must a file the operator names.
+pub fn placement_digest(config: &Config) -> String {
+    let mut clusters: Vec<&Cluster> = (config.clusters.iter())
+        .filter(|c| c.reshard.moves_keys())
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let text: String = clusters.into_iter().map(cluster_toml).collect();
+    // FNV-1a, 64 bits: the same in every process (unlike a seeded hash).
+    let digest = (text.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{digest:016x}")
+}
+
 /// A cluster's placement as TOML: what its ring is built from.
 fn cluster_toml(c: &Cluster) -> String {
     let endpoints: Vec<String> = (c.endpoints.iter())

@@ -506,6 +506,28 @@ fn the_mover_pauses_and_resumes_on_command() {
     assert_eq!(each_key_once(&backends).iter().sum::<usize>(), keys);
 }
 
+/// `keyway reshard action` with `args`, after writing `config` where the
+/// `--config` among them names (a copy of a keyway config with its
+/// clusters replaced).
+fn keyway_reshard_with(
+    action: &str,
+    admins: &[String],
+    args: &[&str],
+    clusters: &str,
+) -> (bool, String) {
+    let file = args[1];
+    let text = format!("[proxy]\nlisten = \"127.0.0.1:1\"\n\n{clusters}\n");
+    std::fs::write(file, text).expect("write --config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["reshard", action, "--instances", &admins.join(",")])
+        .args(args)
+        .output()
+        .expect("keyway reshard");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 fn keyway_reshard_over(action: &str, admins: &[String]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
         .args(["reshard", action, "--instances", &admins.join(",")])
@@ -522,7 +544,9 @@ fn keyway_reshard_over(action: &str, admins: &[String]) -> (bool, String) {
 /// acknowledged write is lost. A plain reload may not start a coordinated
 /// reshard, and an instance that does not hold calls it off for all.
 /// Returns the first keyway, its reshard done.
-fn fleet_reshard(backends: &[&Redis], before: &str, after: &str) -> Keyway {
+/// (`other`: another new placement, which an instance's file says by
+/// mistake.)
+fn fleet_reshard(backends: &[&Redis], before: &str, after: &str, other: &str) -> Keyway {
     let a = Keyway::start(PROXY, before);
     let b = Keyway::start(PROXY, before);
     let admins = |ks: &[&Keyway]| -> Vec<String> {
@@ -538,6 +562,23 @@ fn fleet_reshard(backends: &[&Redis], before: &str, after: &str) -> Keyway {
     let (status, body) = admin_request(a.admin_port, "POST", "/reload");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("keyway reshard start"), "{body}");
+    // Instances whose files place keys differently, or unlike the file
+    // the operator names: nobody moves a key.
+    rewrite(&b, other);
+    let (ok, out) = keyway_reshard_over("start", &admins(&[&a, &b]));
+    assert!(!ok && out.contains("place keys differently"), "{out}");
+    rewrite(&b, after);
+    let (ok, out) = keyway_reshard_with(
+        "start",
+        &admins(&[&a, &b]),
+        &[
+            "--config",
+            b.config.with_file_name("old.toml").to_str().unwrap(),
+        ],
+        before,
+    );
+    assert!(!ok && out.contains("place keys differently"), "{out}");
+    assert_eq!(admin_get(a.admin_port, "/reshard").trim(), "null");
     // One instance that does not answer: nobody moves a key.
     let mut with_a_dead_one = admins(&[&a]);
     with_a_dead_one.push(format!("127.0.0.1:{}", free_port()));
@@ -641,7 +682,8 @@ fn a_fleet_adds_an_endpoint_and_loses_no_write() {
     let backends: Vec<&Redis> = rs.iter().collect();
     let five = ketama_with(&backends[..5], &[], "coordinated");
     let six = ketama_with(&backends, &[], "coordinated");
-    let a = fleet_reshard(&backends, &five, &six);
+    let other = ketama_with(&backends, &[(0, 2)], "coordinated");
+    let a = fleet_reshard(&backends, &five, &six, &other);
     assert!(each_key_once(&backends)[5] > 0, "the sixth took nothing");
     let dir = scratch_dir("reshard-nutcracker");
     let port = free_port();
@@ -670,7 +712,8 @@ fn a_fleet_removes_and_reweighs_endpoints_and_loses_no_write() {
     let five = ring_toml("ring_hash", &backends, &[], "coordinated");
     let kept = [backends[0], backends[1], backends[3], backends[4]];
     let four = ring_toml("ring_hash", &kept, &[(0, 3)], "coordinated");
-    let a = fleet_reshard(&backends, &five, &four);
+    let other = ring_toml("ring_hash", &kept, &[(0, 2)], "coordinated");
+    let a = fleet_reshard(&backends, &five, &four, &other);
     assert_eq!(each_key_once(&backends)[2], 0, "the removed one kept keys");
     let port = free_port();
     let lb = "    ring_hash_lb_config: { minimum_ring_size: 1024 }";
