@@ -291,7 +291,7 @@ fn pass(
                 let Ok(home) = router.locate(owner.cluster, key) else {
                     continue;
                 };
-                match router.moving(owner.cluster, key, &home) {
+                match home.moving {
                     Some(m) if m.from == owner.endpoint => {
                         match by_owner.iter_mut().find(|(to, _)| *to == m.to) {
                             Some((_, ks)) => ks.push(key),

@@ -264,7 +264,7 @@ mod tests {
                 let was = Router::new(&running, &[]).primary(key.as_bytes()).unwrap();
                 let router = Router::new(&resumed, &[]);
                 let home = router.locate(0, key.as_bytes()).unwrap();
-                let from = match router.moving(0, key.as_bytes(), &home) {
+                let from = match home.moving {
                     Some(m) => m.from,
                     None => home.shard.primary,
                 };

@@ -199,7 +199,7 @@ impl Needs {
             let Ok(home) = router.locate(route.cluster, stripped) else {
                 continue;
             };
-            let Some(m) = router.moving(route.cluster, stripped, &home) else {
+            let Some(m) = home.moving else {
                 continue;
             };
             if m.phase == Phase::Hold {

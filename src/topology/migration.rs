@@ -362,8 +362,7 @@ mod tests {
 
     fn moving(t: &Topology, key: &str) -> Option<Move> {
         let router = Router::new(t, &[]);
-        let home = router.locate(0, key.as_bytes()).expect("home");
-        router.moving(0, key.as_bytes(), &home)
+        router.locate(0, key.as_bytes()).expect("home").moving
     }
 
     /// Keys move exactly when the old ring and the new place them apart,

@@ -33,6 +33,9 @@ pub struct Route<'a> {
 pub struct Home<'a> {
     pub shard: &'a Shard,
     pub slot: u16,
+    /// The key is moving (its cluster is being resharded, its old owner
+    /// is another primary, and it moves in this round): it moves first.
+    pub moving: Option<Move>,
 }
 
 /// A key whose cluster is being resharded and whose old owner is not its
@@ -198,51 +201,53 @@ impl<'a> Router<'a> {
                 key
             };
             let shard = &c.shards[c.members[ring.pick(hashed)]];
-            if let Some(m) = &c.migration {
-                // A key whose round is later is still where it was.
-                let before = &m.previous;
-                let old = &before.shards[before.members[before.ring.pick(hashed)]];
-                if old.primary != shard.primary
-                    && self.whereabouts(m, old.primary, shard.primary) == Whereabouts::AtOld
-                {
-                    return Ok(Home {
-                        shard: old,
-                        slot: 0,
-                    });
-                }
-            }
-            return Ok(Home { shard, slot: 0 });
+            let home = Home {
+                shard,
+                slot: 0,
+                moving: None,
+            };
+            // One branch for a cluster that is not being resharded.
+            return Ok(match &c.migration {
+                None => home,
+                Some(m) => self.while_moving(m, hashed, home),
+            });
         }
         let slot = key_slot(key);
         match self.maps.get(cluster) {
             Some(Some(map)) => map
                 .shard(slot)
-                .map(|shard| Home { shard, slot })
+                .map(|shard| Home {
+                    shard,
+                    slot,
+                    moving: None,
+                })
                 .ok_or(Unlocated::SlotNotServed),
             _ => Err(Unlocated::NoSlotMap),
         }
     }
 
-    /// Whether `key` (stripped) of `cluster`, living at `home`, is moving:
-    /// its cluster is being resharded, the old placement put it on another
-    /// primary, and it moves in this round. One branch for a cluster that
-    /// is not.
-    #[inline]
-    pub fn moving(&self, cluster: usize, key: &[u8], home: &Home<'a>) -> Option<Move> {
-        let m = self.topo.clusters[cluster].migration.as_ref()?;
-        let hashed = if self.topo.config.hashtags {
-            hashtag(key)
-        } else {
-            key
-        };
+    /// `home` (the new placement's) of a key (`hashed`) of a cluster that
+    /// migration `m` reshards: the same if its old owner is its new one;
+    /// else where its round says it is, moving if it moves in this round.
+    fn while_moving(&self, m: &'a Migration, hashed: &[u8], home: Home<'a>) -> Home<'a> {
         let before = &m.previous;
-        let from = before.shards[before.members[before.ring.pick(hashed)]].primary;
-        let to = home.shard.primary;
-        (from != to && self.whereabouts(m, from, to) == Whereabouts::Moves).then_some(Move {
-            from,
-            to,
-            phase: m.phase,
-        })
+        let old = &before.shards[before.members[before.ring.pick(hashed)]];
+        let (from, to) = (old.primary, home.shard.primary);
+        if from == to {
+            return home;
+        }
+        match self.whereabouts(m, from, to) {
+            Whereabouts::AtNew => home,
+            Whereabouts::AtOld => Home { shard: old, ..home },
+            Whereabouts::Moves => Home {
+                moving: Some(Move {
+                    from,
+                    to,
+                    phase: m.phase,
+                }),
+                ..home
+            },
+        }
     }
 
     /// Where a key moving from endpoint `from` to `to` is in `m`'s round.
