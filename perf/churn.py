@@ -11,6 +11,8 @@ another allocator (LD_PRELOAD), e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2.
 """
 import argparse, os, resource, socket, subprocess, tempfile, time
 
+from run import free_port, wait_port  # the harness's helpers (perf/run.py)
+
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
 ap.add_argument("--preload", default="")
@@ -21,22 +23,6 @@ a = ap.parse_args()
 
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 tmp = tempfile.mkdtemp(prefix="keyway-churn-")

@@ -17,34 +17,14 @@ then, side by side in one run:
 """
 import argparse, json, os, re, socket, subprocess, tempfile, time, urllib.request
 
+from run import free_port, wait_port, cpu_ticks  # the harness's helpers (perf/run.py)
+
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
 ap.add_argument("--keys", type=int, default=1_000_000)
 ap.add_argument("--holds", type=int, default=20)
 a = ap.parse_args()
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return int(parts[11]) + int(parts[12])
 
 
 procs = []

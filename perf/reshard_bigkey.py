@@ -21,27 +21,13 @@ moves it rather than the background mover.
 """
 import argparse, json, os, socket, subprocess, tempfile, threading, time, urllib.request
 
+from run import free_port, wait_port  # the harness's helpers (perf/run.py)
+
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
 ap.add_argument("--mb", type=int, default=100)
 ap.add_argument("--touch", action="store_true")
 a = ap.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 class Conn:

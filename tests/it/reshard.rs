@@ -225,6 +225,18 @@ fn load_keys(k: &Keyway, keys: usize, value: impl Fn(usize) -> String) {
     }
 }
 
+/// `k:{i}` reads `v{i}` through `c`, for every `step`-th `i` below `keys`
+/// (what `load_keys` wrote).
+fn assert_loaded(c: &mut Client, keys: usize, step: usize) {
+    for i in (0..keys).step_by(step) {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k:{i}")]),
+            bulk(&format!("v{i}")),
+            "k:{i}"
+        );
+    }
+}
+
 /// Every key lives on exactly one backend.
 fn each_key_once(backends: &[&Redis]) -> Vec<usize> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -310,13 +322,7 @@ fn reshard_under_load(
     assert!(stats.contains("\"passed\":true"), "{stats}");
     let per = each_key_once(backends);
     assert!(per.iter().sum::<usize>() >= KEYS + COUNTERS, "{per:?}");
-    for i in 0..KEYS {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, KEYS, 1);
     let ttl: i64 = c
         .cmd(&["TTL", "ttl:k"])
         .trim_start_matches(':')
@@ -346,13 +352,7 @@ fn adding_an_endpoint_under_load_loses_no_write() {
         "the sixth gave every key back"
     );
     let mut c = k.client();
-    for i in 0..KEYS {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, KEYS, 1);
 }
 
 /// The same with ring_hash (Envoy's placement): one endpoint removed and
@@ -434,24 +434,12 @@ fn a_reshard_interrupted_by_a_crash_resumes_and_loses_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut c = k.client();
-    for i in (0..keys).step_by(7) {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, keys, 7);
     wait_reshard_done(&k);
     assert!(!kept.exists(), "the reshard's file stayed");
     let per = each_key_once(&backends);
     assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
-    for i in 0..keys {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, keys, 1);
 }
 
 fn keyway_reshard(action: &str, k: &Keyway) -> (bool, String) {
@@ -603,13 +591,7 @@ fn fleet_reshard(backends: &[&Redis], before: &str, after: &str, other: &str) ->
     assert!(per.iter().sum::<usize>() >= KEYS, "{per:?}");
     for k in [&a, &b] {
         let mut c = k.client();
-        for i in (0..KEYS).step_by(3) {
-            assert_eq!(
-                c.cmd(&["GET", &format!("k:{i}")]),
-                bulk(&format!("v{i}")),
-                "k:{i}"
-            );
-        }
+        assert_loaded(&mut c, KEYS, 3);
     }
     a
 }
@@ -773,13 +755,7 @@ fn an_aborted_reshard_moves_every_key_back() {
     let per = each_key_once(&backends);
     assert_eq!(per[5], 0, "the sixth gave every key back: {per:?}");
     let mut c = k.client();
-    for i in 0..keys {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, keys, 1);
 }
 
 fn wait_log(k: &Keyway, text: &str) {
@@ -847,13 +823,7 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     assert!(per.iter().sum::<usize>() >= keys, "{per:?}");
     for k in [&a, &b] {
         let mut c = k.client();
-        for i in (0..keys).step_by(5) {
-            assert_eq!(
-                c.cmd(&["GET", &format!("k:{i}")]),
-                bulk(&format!("v{i}")),
-                "k:{i}"
-            );
-        }
+        assert_loaded(&mut c, keys, 5);
     }
 }
 
@@ -905,13 +875,7 @@ fn a_slow_new_owner_fails_clients_in_time_and_not_the_mover() {
     assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
     assert!(per[5] > 0, "{per:?}");
     let mut c = k.client();
-    for i in 0..keys {
-        assert_eq!(
-            c.cmd(&["GET", &format!("k:{i}")]),
-            bulk(&format!("v{i}")),
-            "k:{i}"
-        );
-    }
+    assert_loaded(&mut c, keys, 1);
 }
 
 /// An old owner that dies while keys move: the mover counts the error and
