@@ -34,10 +34,15 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Print the summary of a latency dump directory.
+    /// Print the summary of a latency dump directory, or chart it.
     Latency {
-        /// The dump directory (`[admin] latency_dir`).
-        dir: PathBuf,
+        /// The dump directory (`[admin] latency_dir`); with --plot, a
+        /// second one is drawn over it (before and after).
+        #[arg(required = true, num_args = 1..=2)]
+        dirs: Vec<PathBuf>,
+        /// Write HdrHistogram's percentile chart of the dump(s) here (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Print the cluster and endpoint of each key (no proxy needed).
     Route {
@@ -373,6 +378,48 @@ fn mover_round(instance: &str, token: Option<&str>) -> Option<Mover> {
     })
 }
 
+/// `keyway latency DIR [DIR2] [--plot FILE]`: the summary of a dump, or
+/// the chart of one or two.
+fn latency(dirs: &[PathBuf], plot: Option<&Path>) -> ExitCode {
+    let Some(file) = plot else {
+        let [dir] = dirs else {
+            eprintln!("keyway: two dumps are compared with --plot FILE.svg");
+            return ExitCode::FAILURE;
+        };
+        return match std::fs::read_to_string(dir.join("summary.txt")) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "keyway: {}: no latency dump here ({e}); send SIGUSR2 or POST /latency/dump",
+                    dir.display()
+                );
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let chart = match keyway::stats::latency::chart(&dirs) {
+        Ok(chart) => chart,
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match std::fs::write(file, chart) {
+        Ok(()) => {
+            println!("wrote {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keyway: cannot write {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// One HTTP/1.1 request to a keyway admin endpoint: (status, body).
 fn admin_request(
     addr: &str,
@@ -445,19 +492,7 @@ fn main() -> ExitCode {
             }),
             _,
         ) => reshard(action, &instances, token_file.as_deref(), config.as_deref()),
-        (Some(Cmd::Latency { dir }), _) => match std::fs::read_to_string(dir.join("summary.txt")) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!(
-                    "keyway: {}: no latency dump here ({e}); send SIGUSR2 or POST /latency/dump",
-                    dir.display()
-                );
-                ExitCode::FAILURE
-            }
-        },
+        (Some(Cmd::Latency { dirs, plot }), _) => latency(&dirs, plot.as_deref()),
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {
                 let topo = Topology::build(c);

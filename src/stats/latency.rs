@@ -1,11 +1,14 @@
-//! Latency dumps: per core and merged, each as a percentile table in
-//! HdrHistogram's percentile-distribution text format (the `.hgrm` files
-//! HdrHistogram's plotter reads), plus a one-line summary per core.
+//! Latency dumps: per core and merged, for all commands and per command
+//! group, each as a percentile table in HdrHistogram's
+//! percentile-distribution text format (the `.hgrm` files HdrHistogram's
+//! plotter reads), a one-line summary per core, and the chart of it all
+//! (`latency.svg`, see `plot`).
 
+use super::plot::{self, Panel, PlotError, Series};
 use super::{CoreSnapshot, GROUPS};
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// HdrHistogram's percentile distribution, values in milliseconds (the
 /// histogram holds microseconds), 5 ticks per half distance.
@@ -61,23 +64,167 @@ pub fn summary(label: &str, h: &Histogram<u64>) -> String {
     format!("{label:<8} count={n} p50={p50}us p90={p90}us p99={p99}us p99.9={p999}us max={max}us")
 }
 
-/// Writes `core<N>.hgrm` per core, `all.hgrm` merged, and `summary.txt`;
+/// The file of a dump holding `core`'s (None: all cores merged)
+/// distribution of command group `g`: `core<N>.hgrm` and `all.hgrm` for
+/// all commands, `core<N>-<group>.hgrm` and `<group>.hgrm` per group.
+fn file_of(core: Option<usize>, g: usize) -> String {
+    let all = GROUPS.len() - 1;
+    match (core, g == all) {
+        (Some(c), true) => format!("core{c}.hgrm"),
+        (None, true) => "all.hgrm".into(),
+        (Some(c), false) => format!("core{c}-{}.hgrm", GROUPS[g]),
+        (None, false) => format!("{}.hgrm", GROUPS[g]),
+    }
+}
+
+/// The command groups in the order a chart shows them: all, then each.
+fn chart_order() -> impl Iterator<Item = usize> {
+    let all = GROUPS.len() - 1;
+    std::iter::once(all).chain(0..all)
+}
+
+/// Writes every core's and the merged distribution of each command group
+/// that saw a command (see `file_of`), `summary.txt` and `latency.svg`;
 /// returns the summary (the overall "all" group per core, then merged).
 pub fn dump(dir: &Path, cores: &[CoreSnapshot]) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
-    let all = GROUPS.len() - 1;
-    for c in cores {
-        std::fs::write(
-            dir.join(format!("core{}.hgrm", c.core)),
-            hgrm(&c.latency[all]),
-        )?;
+    let total = CoreSnapshot::total(cores);
+    let mut panels = Vec::new();
+    for g in chart_order() {
+        let merged = total.as_ref().map(|t| &t.latency[g]);
+        if g != GROUPS.len() - 1 && merged.is_none_or(|h| h.is_empty()) {
+            continue;
+        }
+        let mut series = Vec::new();
+        for c in cores {
+            std::fs::write(dir.join(file_of(Some(c.core), g)), hgrm(&c.latency[g]))?;
+            series.push(line(
+                format!("core{}", c.core),
+                plot::points_of(&c.latency[g]),
+                false,
+            ));
+        }
+        if let Some(h) = merged {
+            std::fs::write(dir.join(file_of(None, g)), hgrm(h))?;
+            series.push(line("all cores".into(), plot::points_of(h), true));
+        }
+        panels.push(Panel {
+            title: GROUPS[g].to_string(),
+            series,
+        });
     }
-    if let Some(t) = CoreSnapshot::total(cores) {
-        std::fs::write(dir.join("all.hgrm"), hgrm(&t.latency[all]))?;
-    }
+    std::fs::write(
+        dir.join("latency.svg"),
+        plot::svg("keyway latency", &panels),
+    )?;
     let text = summary_text(cores);
     std::fs::write(dir.join("summary.txt"), &text)?;
     Ok(text)
+}
+
+fn line(label: String, points: plot::Points, merged: bool) -> Series {
+    Series {
+        label,
+        points,
+        merged,
+        dashed: false,
+    }
+}
+
+/// Why a dump cannot be charted.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No `all.hgrm`: not a dump directory.
+    NotADump {
+        dir: PathBuf,
+    },
+    Unreadable {
+        file: PathBuf,
+        why: std::io::Error,
+    },
+    Hgrm {
+        file: PathBuf,
+        why: PlotError,
+    },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotADump { dir } => write!(
+                f,
+                "{}: no latency dump here (no all.hgrm); send SIGUSR2 or POST /latency/dump",
+                dir.display()
+            ),
+            ReadError::Unreadable { file, why } => write!(f, "{}: {why}", file.display()),
+            ReadError::Hgrm { file, why } => write!(f, "{}: {why}", file.display()),
+        }
+    }
+}
+
+/// The chart of the dumps in `dirs`: of one, a panel per command group
+/// with a line per core and the merged one; of several (before and
+/// after), each one's merged line per group, named by its directory, the
+/// later ones dashed.
+pub fn chart(dirs: &[&Path]) -> Result<String, ReadError> {
+    let mut panels: Vec<Panel> = Vec::new();
+    for g in chart_order() {
+        let mut series = Vec::new();
+        for (d, dir) in dirs.iter().enumerate() {
+            if !dir.join("all.hgrm").exists() {
+                return Err(ReadError::NotADump {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            let Some(merged) = read(dir, &file_of(None, g))? else {
+                continue;
+            };
+            if dirs.len() == 1 {
+                // Every core's file, a core that served none of the group
+                // (an empty histogram) left out.
+                for c in (0..).take_while(|&c| dir.join(file_of(Some(c), g)).exists()) {
+                    if let Some(points) = read(dir, &file_of(Some(c), g))? {
+                        series.push(line(format!("core{c}"), points, false));
+                    }
+                }
+            }
+            let label = match dirs.len() {
+                1 => "all cores".to_string(),
+                _ => dir.display().to_string(),
+            };
+            series.push(Series {
+                dashed: d > 0,
+                ..line(label, merged, true)
+            });
+        }
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: GROUPS[g].to_string(),
+                series,
+            });
+        }
+    }
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Ok(plot::svg(
+        &format!("keyway latency: {}", names.join(" vs ")),
+        &panels,
+    ))
+}
+
+/// The distribution in `dir`'s file `name`: None when there is none (no
+/// file, or an empty histogram).
+fn read(dir: &Path, name: &str) -> Result<Option<plot::Points>, ReadError> {
+    let file = dir.join(name);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(why) => return Err(ReadError::Unreadable { file, why }),
+    };
+    match plot::parse_hgrm(&text) {
+        Ok(points) => Ok(Some(points)),
+        Err(PlotError::Empty) => Ok(None),
+        Err(why) => Err(ReadError::Hgrm { file, why }),
+    }
 }
 
 /// The percentiles of every core, of all of them, and of each group.

@@ -3,6 +3,7 @@
 //! thread gets copies (`CoreSnapshot`) over a channel and merges them.
 pub mod counters;
 pub mod latency;
+pub mod plot;
 
 pub use counters::{
     CoreCounter, EndpointCounter, Kind, MirrorCounter, RedirectCounter, RingCounter, Row,

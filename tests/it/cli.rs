@@ -333,3 +333,133 @@ fn without_latency_dir_nothing_is_written_where_keyway_runs() {
         .collect();
     assert_eq!(written, vec![std::ffi::OsString::from("k.toml")]);
 }
+
+/// What an XML parser (Python's) finds in an SVG chart: per panel, its
+/// title and its lines' labels (`*` after a dashed one); and the x labels.
+fn svg_outline(file: &std::path::Path) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let script = r#"
+import sys, xml.etree.ElementTree as E
+ns = {"s": "http://www.w3.org/2000/svg"}
+root = E.parse(sys.argv[1]).getroot()
+for g in root.findall("s:g[@class='panel']", ns):
+    title = g.find("s:text[@class='panel-title']", ns).text
+    lines = [p.get("data-label") + ("*" if p.get("stroke-dasharray") else "") for p in g.findall("s:polyline[@class='series']", ns)]
+    print("panel\t" + title + "\t" + "\t".join(lines))
+print("x\t" + "\t".join(sorted({t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "x-label"})))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "not valid XML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let mut panels = Vec::new();
+    let mut x = Vec::new();
+    for line in text.lines() {
+        let mut cols = line.split('\t');
+        match cols.next() {
+            Some("panel") => {
+                let title = cols.next().unwrap_or_default().to_string();
+                panels.push((title, cols.map(str::to_string).collect()));
+            }
+            Some("x") => x = cols.map(str::to_string).collect(),
+            _ => {}
+        }
+    }
+    (panels, x)
+}
+
+/// A dump (POST /latency/dump) writes the chart beside its `.hgrm` files,
+/// and `keyway latency DIR --plot` draws it again: HdrHistogram's
+/// percentile chart, a panel per command group used, a line per core and
+/// the merged one; two dumps overlay (the second dashed).
+#[test]
+fn latency_dumps_are_charted_per_core_and_per_group() {
+    let backend = Redis::start();
+    let k = Keyway::start(
+        "cores = 2",
+        &format!(
+            "[[clusters]]\nname = \"m\"\nlb_policy = \"maglev\"\nendpoints = [\"{}\"]\n\n[routes]\ncatch_all = \"m\"\n",
+            backend.addr()
+        ),
+    );
+    // Enough connections that both cores serve some.
+    let mut clients: Vec<Client> = (0..16).map(|_| k.client()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        for j in 0..50 {
+            assert_eq!(c.cmd(&["SET", &format!("k{i}:{j}"), "v"]), "+OK\r\n");
+            assert_eq!(c.cmd(&["GET", &format!("k{i}:{j}")]), bulk("v"));
+        }
+    }
+    let (status, body) = admin_request(k.admin_port, "POST", "/latency/dump");
+    assert_eq!(status, 200, "{body}");
+    let dir = k.config.with_file_name("latency");
+    for file in [
+        "latency.svg",
+        "all.hgrm",
+        "core0.hgrm",
+        "core1.hgrm",
+        "read.hgrm",
+        "write.hgrm",
+    ] {
+        assert!(
+            dir.join(file).exists(),
+            "{file} missing in {}",
+            dir.display()
+        );
+    }
+    let (panels, x) = svg_outline(&dir.join("latency.svg"));
+    let titles: Vec<&str> = panels.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(titles, ["all", "read", "write"], "{panels:?}");
+    for (_, lines) in &panels {
+        assert_eq!(lines, &["core0", "core1", "all cores"]);
+    }
+    for label in ["0%", "90%", "99%", "99.9%"] {
+        assert!(x.iter().any(|l| l == label), "{x:?}");
+    }
+    // Drawn again from the files, and compared with itself.
+    let plot = dir.join("again.svg");
+    let out = keyway()
+        .arg("latency")
+        .arg(&dir)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("keyway latency");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(svg_outline(&plot).0, panels);
+    let out = keyway()
+        .arg("latency")
+        .args([&dir, &dir])
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("keyway latency");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = dir.display().to_string();
+    for (_, lines) in svg_outline(&plot).0 {
+        assert_eq!(lines, [name.clone(), format!("{name}*")]);
+    }
+    // Not a dump: said so, nothing written.
+    let out = keyway()
+        .args(["latency", "/nonexistent", "--plot"])
+        .arg(dir.join("none.svg"))
+        .output()
+        .expect("keyway latency");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no latency dump here"));
+    assert!(!dir.join("none.svg").exists());
+}
