@@ -13,7 +13,12 @@ pub(super) struct Admin {
     pub(super) listen: Option<SocketAddr>,
     pub(super) token: Option<PasswordDigest>,
     pub(super) latency_dir: Option<PathBuf>,
+    /// Sample one request in this many for hot keys (0: off).
+    pub(super) hot_keys_every: u32,
 }
+
+/// Requests per hot-key sample unless `[admin] hot_keys_sample` says.
+pub const HOT_KEYS_SAMPLE: u32 = 16;
 
 /// An admin endpoint reachable from other hosts needs a token.
 pub(super) fn read(ctx: &Ctx, admin: Option<&RawAdmin>) -> Result<Admin, ConfigError> {
@@ -39,10 +44,25 @@ pub(super) fn read(ctx: &Ctx, admin: Option<&RawAdmin>) -> Result<Admin, ConfigE
             ));
         }
     }
+    let every = match admin.and_then(|a| a.hot_keys_sample.as_ref()) {
+        None => HOT_KEYS_SAMPLE,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(n @ 1..=1_000_000) => n,
+            _ => {
+                return Err(ctx.err(
+                    n.span(),
+                    "admin.hot_keys_sample",
+                    "must be from 1 (every request) to 1000000",
+                ))
+            }
+        },
+    };
+    let on = admin.and_then(|a| a.hot_keys).unwrap_or(true);
     Ok(Admin {
         listen,
         token,
         latency_dir: admin.and_then(|a| a.latency_dir.clone()).map(PathBuf::from),
+        hot_keys_every: if on { every } else { 0 },
     })
 }
 

@@ -232,6 +232,9 @@ pub struct Config {
     /// Where latency dumps go (SIGUSR2, admin call, shutdown). None: no
     /// dump at shutdown, asked-for dumps under $TMPDIR (see `dump_dir`).
     pub latency_dir: Option<PathBuf>,
+    /// `[admin] hot_keys` and `hot_keys_sample`: each core samples one
+    /// request in this many for `/hotkeys` (0: off).
+    pub hot_keys_every: u32,
     pub tls: Option<DownstreamTlsConfig>,
     /// `[log] level`: what is written to the log.
     pub log_level: crate::log::Level,

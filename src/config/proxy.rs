@@ -76,6 +76,7 @@ pub(super) fn read(ctx: &Ctx, p: &RawProxy, sections: Sections) -> Result<Config
         admin_listen: admin.listen,
         admin_token: admin.token,
         latency_dir: admin.latency_dir,
+        hot_keys_every: admin.hot_keys_every,
         log_level,
     })
 }

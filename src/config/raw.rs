@@ -29,6 +29,8 @@ pub(super) struct RawAdmin {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) latency_dir: Option<String>,
     pub(super) token: Option<Spanned<RawSecret>>,
+    pub(super) hot_keys: Option<bool>,
+    pub(super) hot_keys_sample: Option<Spanned<i64>>,
 }
 
 /// A secret given by where to read it, never in the file itself.

@@ -161,6 +161,7 @@ const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></hea
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
 <li><a href=\"/clusters\">/clusters</a>: clusters, endpoints and connection state (JSON)</li>\
 <li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
+<li><a href=\"/hotkeys\">/hotkeys</a>: the keys requests touch most, over every core, with where they live (JSON)</li>\
 <li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
 <li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
 <li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold (or /reshard/abort, or /reshard/fall for the falling round), /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start|abort)</li>\
@@ -343,6 +344,13 @@ impl Admin {
                     &self.reloader.status(),
                 ),
             ),
+            "/hotkeys" => {
+                let topo = self.reloader.topology();
+                let every = topo.config.hot_keys_every;
+                let cores = self.cores.snapshots();
+                let body = super::hot_keys::json(&topo, &self.directory(), &cores, every);
+                ("200 OK", JSON, body)
+            }
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -4,12 +4,14 @@
 //! moved in the background) → `reshard_file` (a reshard kept across
 //! restarts) → `reload` (a new configuration generation
 //! for every core) → `health` (checks and ejections, applied
-//! as reloads) → `render` (stats as JSON) → `metrics` (stats as
-//! Prometheus text) → `admin` (the HTTP endpoint).
+//! as reloads) → `render` (stats as JSON) → `hot_keys` (every core's hot
+//! keys merged) → `metrics` (stats as Prometheus text) → `admin` (the
+//! HTTP endpoint).
 pub mod admin;
 pub mod cores;
 pub mod discovery;
 pub mod health;
+pub mod hot_keys;
 pub mod metrics;
 pub mod mover;
 pub mod reload;

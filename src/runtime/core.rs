@@ -268,6 +268,7 @@ fn context(
     kept: Kept,
 ) -> CoreContext {
     let cfg = &topo.config;
+    kept.stats.hot.set_every(cfg.hot_keys_every);
     CoreContext {
         topo: topo.clone(),
         upstreams,

@@ -213,6 +213,19 @@ impl Routing {
                 let policy = router.read_policy(route.cluster);
                 let endpoint = ctx.upstreams.choose(home.shard, policy, is_read, self.turn);
                 targets.push(t(0, route.cluster, endpoint, home.slot));
+                // A request's first key, one request in `every`.
+                if ordinal == 0 && ctx.stats.hot.sampled() {
+                    let sample = crate::stats::hot::Sample {
+                        key,
+                        db: client.db,
+                        write: !is_read,
+                        bytes: req.frame.len(),
+                        cluster: route.cluster as u32,
+                        endpoint: endpoint as u32,
+                        slot: home.slot,
+                    };
+                    ctx.stats.hot.record(sample, std::time::Instant::now());
+                }
                 if !is_read {
                     client.wrote_to(endpoint);
                 }

@@ -2,6 +2,7 @@
 //! `CoreStats` (plain `Cell`s, no atomics, nothing shared); the control
 //! thread gets copies (`CoreSnapshot`) over a channel and merges them.
 pub mod counters;
+pub mod hot;
 pub mod latency;
 pub mod plot;
 
@@ -127,6 +128,8 @@ pub struct CoreStats {
     endpoints: RefCell<Vec<Rc<EndpointStats>>>,
     /// Request latency per group (read, write, multi, other, all).
     latency: RefCell<[Histogram<u64>; 5]>,
+    /// The keys this core's requests touch most (sampled).
+    pub hot: hot::HotKeys,
 }
 
 fn command_index(spec: &CommandSpec) -> usize {
@@ -146,6 +149,7 @@ impl CoreStats {
             redirects: RefCell::new((0..clusters).map(|_| RedirectStats::default()).collect()),
             endpoints: RefCell::new((0..endpoints).map(|_| EndpointStats::new()).collect()),
             latency: RefCell::new(std::array::from_fn(|_| new_histogram())),
+            hot: hot::HotKeys::new(0),
         }
     }
 
@@ -240,6 +244,7 @@ impl CoreStats {
         }
         move_over(&self.mirrors, clusters);
         move_over(&self.redirects, clusters);
+        self.hot.reindex(endpoints);
     }
 
     /// Endpoint `endpoint`'s counters are `stats` (connections carried over
@@ -287,6 +292,7 @@ impl CoreStats {
                 .collect(),
             latency: self.latency.borrow().clone(),
             ring: RingSnapshot::default(),
+            hot: self.hot.top(std::time::Instant::now()),
         }
     }
 }
@@ -355,6 +361,8 @@ pub struct CoreSnapshot {
     pub latency: [Histogram<u64>; 5],
     /// Filled in by the core (the ring is not the stats' to know).
     pub ring: RingSnapshot,
+    /// Its hot keys, hottest first (endpoints in this core's numbers).
+    pub hot: Vec<hot::HotKey>,
 }
 
 impl CoreSnapshot {

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod data_path;
 mod hardening;
+mod hot_keys;
 mod import;
 mod layers;
 mod operations;

@@ -1,0 +1,355 @@
+//! Hot keys, per core: one request in `every` is sampled (a countdown,
+//! one branch per request otherwise), and its first key counted in a
+//! Space-Saving table of `SLOTS` keys (Metwally et al.): a key already
+//! there counts one more; a new one takes the place of the least counted,
+//! inheriting its count as its possible overcount (`error`). The heavy
+//! hitters of the sampled stream stay, with counts at most `error` too
+//! high. Counts are kept for the current window and the last one, so a
+//! key's rate is over the last 10 to 20 seconds and a key that cooled
+//! down leaves. No allocation: a slot holds its key's first `KEY_BYTES`.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+/// Keys a core's table holds.
+pub const SLOTS: usize = 64;
+/// Bytes of a key kept (longer ones are shown cut, and counted together
+/// with other keys of the same first bytes).
+pub const KEY_BYTES: usize = 96;
+/// A rate is over the current window and the last one.
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// A hot key as a core saw it, for `/hotkeys`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotKey {
+    pub key: Vec<u8>,
+    /// The key was longer than `KEY_BYTES`.
+    pub cut: bool,
+    pub db: u16,
+    /// Estimated requests per second, and how much of that may be
+    /// overcount.
+    pub ops_per_sec: f64,
+    pub error_per_sec: f64,
+    /// Sampled requests that read it and that wrote it, and their bytes.
+    pub reads: u64,
+    pub writes: u64,
+    pub bytes: u64,
+    /// Where it was routed last: cluster and endpoint (this core's
+    /// numbers) and its slot (Redis Cluster).
+    pub cluster: u32,
+    pub endpoint: u32,
+    pub slot: u16,
+}
+
+/// What one sampled request adds.
+pub struct Sample<'a> {
+    pub key: &'a [u8],
+    pub db: u16,
+    pub write: bool,
+    pub bytes: usize,
+    pub cluster: u32,
+    pub endpoint: u32,
+    pub slot: u16,
+}
+
+#[derive(Clone)]
+struct Slot {
+    key: [u8; KEY_BYTES],
+    len: u8,
+    cut: bool,
+    db: u16,
+    /// Sampled requests this window, and the last.
+    now: u64,
+    last: u64,
+    /// Of `now + last`, what it may have inherited.
+    error: u64,
+    reads: u64,
+    writes: u64,
+    bytes: u64,
+    cluster: u32,
+    endpoint: u32,
+    slot: u16,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot {
+            key: [0; KEY_BYTES],
+            len: 0,
+            cut: false,
+            db: 0,
+            now: 0,
+            last: 0,
+            error: 0,
+            reads: 0,
+            writes: 0,
+            bytes: 0,
+            cluster: 0,
+            endpoint: 0,
+            slot: 0,
+        }
+    }
+
+    fn weight(&self) -> u64 {
+        self.now + self.last
+    }
+
+    fn holds(&self, key: &[u8], db: u16) -> bool {
+        self.weight() > 0 && self.db == db && &self.key[..self.len as usize] == key
+    }
+}
+
+struct Table {
+    slots: Vec<Slot>,
+    window_start: Instant,
+    /// How long the last window lasted (zero before the first ends).
+    last_span: Duration,
+}
+
+/// A core's hot keys.
+pub struct HotKeys {
+    /// Sample one request in `every` (0: off).
+    every: Cell<u32>,
+    countdown: Cell<u32>,
+    table: RefCell<Table>,
+}
+
+impl HotKeys {
+    pub fn new(every: u32) -> HotKeys {
+        HotKeys {
+            every: Cell::new(every),
+            countdown: Cell::new(every),
+            table: RefCell::new(Table {
+                slots: vec![Slot::empty(); SLOTS],
+                window_start: Instant::now(),
+                last_span: Duration::ZERO,
+            }),
+        }
+    }
+
+    /// Samples one request in `every` from now on (0: none).
+    pub fn set_every(&self, every: u32) {
+        if self.every.get() != every {
+            self.every.set(every);
+            self.countdown.set(every);
+        }
+    }
+
+    /// Whether this request is sampled: one in `every`.
+    #[inline]
+    pub fn sampled(&self) -> bool {
+        let left = self.countdown.get();
+        if left > 1 {
+            self.countdown.set(left - 1);
+            return false;
+        }
+        self.countdown.set(self.every.get());
+        left == 1
+    }
+
+    /// Counts a sampled request.
+    pub fn record(&self, s: Sample<'_>, now: Instant) {
+        let mut t = self.table.borrow_mut();
+        t.roll(now);
+        let kept = &s.key[..s.key.len().min(KEY_BYTES)];
+        let at = match t.slots.iter().position(|slot| slot.holds(kept, s.db)) {
+            Some(at) => at,
+            None => {
+                // The least counted gives its place (and its count, as
+                // the newcomer's possible overcount).
+                let (at, least) = (t.slots.iter().enumerate())
+                    .min_by_key(|(_, slot)| slot.weight())
+                    .map(|(i, slot)| (i, slot.weight()))
+                    .unwrap_or((0, 0));
+                let slot = &mut t.slots[at];
+                *slot = Slot::empty();
+                slot.key[..kept.len()].copy_from_slice(kept);
+                slot.len = kept.len() as u8;
+                slot.cut = kept.len() < s.key.len();
+                slot.db = s.db;
+                slot.now = least;
+                slot.error = least;
+                at
+            }
+        };
+        let slot = &mut t.slots[at];
+        slot.now += 1;
+        if s.write {
+            slot.writes += 1;
+        } else {
+            slot.reads += 1;
+        }
+        slot.bytes += s.bytes as u64;
+        (slot.cluster, slot.endpoint, slot.slot) = (s.cluster, s.endpoint, s.slot);
+    }
+
+    /// The keys held, hottest first, with rates scaled up by the sampling.
+    pub fn top(&self, now: Instant) -> Vec<HotKey> {
+        let mut t = self.table.borrow_mut();
+        t.roll(now);
+        let span = (now - t.window_start + t.last_span)
+            .as_secs_f64()
+            .max(0.001);
+        let scale = f64::from(self.every.get().max(1)) / span;
+        let mut hot: Vec<HotKey> = (t.slots.iter())
+            .filter(|s| s.weight() > 0)
+            .map(|s| HotKey {
+                key: s.key[..s.len as usize].to_vec(),
+                cut: s.cut,
+                db: s.db,
+                ops_per_sec: s.weight() as f64 * scale,
+                error_per_sec: s.error.min(s.weight()) as f64 * scale,
+                reads: s.reads,
+                writes: s.writes,
+                bytes: s.bytes,
+                cluster: s.cluster,
+                endpoint: s.endpoint,
+                slot: s.slot,
+            })
+            .collect();
+        hot.sort_by(|a, b| b.ops_per_sec.total_cmp(&a.ops_per_sec));
+        hot
+    }
+
+    /// Endpoint numbers after a reload (`map[new]`: the old number of the
+    /// new endpoint `new`, if it had one); a key whose endpoint went is
+    /// forgotten.
+    pub fn reindex(&self, map: &[Option<usize>]) {
+        for s in self.table.borrow_mut().slots.iter_mut() {
+            let old = Some(s.endpoint as usize);
+            match map.iter().position(|&o| o == old) {
+                Some(e) => s.endpoint = e as u32,
+                None => *s = Slot::empty(),
+            }
+        }
+    }
+}
+
+impl Table {
+    /// Starts a new window when the current one is over: its counts
+    /// become the last window's.
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed < WINDOW {
+            return;
+        }
+        // Idle for two windows or more: nothing recent to keep.
+        let keep = elapsed < WINDOW * 2;
+        for s in &mut self.slots {
+            s.last = if keep { s.now } else { 0 };
+            s.now = 0;
+            s.error = s.error.min(s.last);
+            if s.last == 0 {
+                *s = Slot::empty();
+            }
+        }
+        self.last_span = if keep { elapsed } else { Duration::ZERO };
+        self.window_start = now;
+    }
+}
+
+/// `key` as Redis shows a binary-safe string: printable ASCII as it is,
+/// `\\`, `\"`, `\n`, `\r`, `\t`, `\a`, `\b`, and `\xHH` for other bytes.
+pub fn escaped(key: &[u8]) -> String {
+    let mut out = String::with_capacity(key.len());
+    for &b in key {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: &[u8], write: bool) -> Sample<'_> {
+        Sample {
+            key,
+            db: 0,
+            write,
+            bytes: 10,
+            cluster: 0,
+            endpoint: 1,
+            slot: 0,
+        }
+    }
+
+    #[test]
+    fn one_request_in_every_is_sampled_and_none_when_off() {
+        let h = HotKeys::new(4);
+        let hits = (0..400).filter(|_| h.sampled()).count();
+        assert_eq!(hits, 100);
+        h.set_every(0);
+        assert!((0..100).all(|_| !h.sampled()));
+    }
+
+    /// Zipf-like traffic over many more keys than slots: the heaviest keys
+    /// stay, in order, with counts at most their error too high.
+    #[test]
+    fn heavy_hitters_stay_among_many_keys() {
+        let h = HotKeys::new(1);
+        let t = Instant::now();
+        let mut truth = std::collections::HashMap::new();
+        let mut x: u64 = 1;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Key k with weight about 1/(k+1): k = floor(N^u) - 1.
+            let u = (x % 1_000_000) as f64 / 1_000_000.0;
+            let k = (5000f64.powf(u) as u64).saturating_sub(1);
+            let key = format!("key:{k}");
+            *truth.entry(key.clone()).or_insert(0u64) += 1;
+            h.record(sample(key.as_bytes(), i % 3 == 0), t);
+        }
+        let mut want: Vec<(String, u64)> = truth.into_iter().collect();
+        want.sort_by_key(|w| std::cmp::Reverse(w.1));
+        let top = h.top(t + Duration::from_secs(1));
+        for (i, (key, n)) in want.iter().take(10).enumerate() {
+            let got = &top[i];
+            assert_eq!(String::from_utf8_lossy(&got.key), *key, "rank {i}");
+            let (est, err) = (got.ops_per_sec, got.error_per_sec);
+            // (Over one second, give or take the table's creation.)
+            let n = *n as f64;
+            assert!(
+                est >= n * 0.999 && est - err <= n * 1.001,
+                "{key}: {est} ± {err} vs {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_later_the_counts_are_the_last_windows_and_two_later_gone() {
+        let h = HotKeys::new(1);
+        let t = Instant::now();
+        for _ in 0..50 {
+            h.record(sample(b"a", false), t);
+        }
+        let top = h.top(t + WINDOW + Duration::from_secs(5));
+        assert_eq!(top.len(), 1);
+        assert!((top[0].ops_per_sec - 50.0 / 15.0).abs() < 0.01, "{top:?}");
+        assert_eq!((top[0].reads, top[0].writes, top[0].bytes), (50, 0, 500));
+        assert!(h.top(t + WINDOW * 3).is_empty());
+    }
+
+    #[test]
+    fn keys_are_shown_as_redis_shows_them() {
+        assert_eq!(escaped(b"user:1"), "user:1");
+        assert_eq!(escaped(b"a\"b\\c\n\x00\xff"), "a\\\"b\\\\c\\n\\x00\\xff");
+        let h = HotKeys::new(1);
+        let long = vec![b'k'; 200];
+        h.record(sample(&long, true), Instant::now());
+        let top = h.top(Instant::now());
+        assert!(top[0].cut && top[0].key.len() == KEY_BYTES);
+    }
+}

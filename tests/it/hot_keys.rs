@@ -1,0 +1,154 @@
+//! Hot keys (issue 21): each core samples the keys its requests touch;
+//! `/hotkeys` merges the cores and says where each key lives.
+
+use crate::common::*;
+use std::collections::HashMap;
+
+/// A Zipf-like stream of key numbers over `n` keys (weight about 1/(k+1)),
+/// from a fixed seed.
+fn zipf(n: u64, count: usize) -> Vec<u64> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x % 1_000_000) as f64 / 1_000_000.0;
+            ((n as f64).powf(u) as u64).saturating_sub(1)
+        })
+        .collect()
+}
+
+/// The `"key"` values of `/hotkeys`'s list, in order, with their rates.
+fn listed(body: &str) -> Vec<(String, f64, String)> {
+    let keys = &body[..body.find("\"endpoints\":[").expect("endpoints")];
+    keys.split("{\"key\":\"")
+        .skip(1)
+        .map(|entry| {
+            let key = entry[..entry.find('"').expect("end")].to_string();
+            let ops = entry.split("\"ops_per_sec\":").nth(1).expect("ops");
+            let ops = ops[..ops.find(',').expect(",")].parse().expect("rate");
+            let ep = entry.split("\"endpoint\":\"").nth(1).expect("endpoint");
+            (key, ops, ep[..ep.find('"').expect("end")].to_string())
+        })
+        .collect()
+}
+
+fn ring(backends: &[&Redis]) -> String {
+    let eps: Vec<String> = backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr()))
+        .collect();
+    format!(
+        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
+        eps.join(", ")
+    )
+}
+
+/// A skewed workload over two cores: the ten hottest keys are found (the
+/// default sampling, one request in 16), their rates in proportion within
+/// a stated error, each with the endpoint `keyway route` names.
+#[test]
+fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
+    let rs: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start("cores = 2", &ring(&backends));
+    let stream = zipf(1000, 200_000);
+    let mut truth: HashMap<u64, u64> = HashMap::new();
+    for n in &stream {
+        *truth.entry(*n).or_default() += 1;
+    }
+    // Four connections (both cores serve some), pipelined GETs and SETs.
+    let mut clients: Vec<Client> = (0..4).map(|_| k.client()).collect();
+    for (c, chunk) in stream.chunks(1000).enumerate() {
+        let client = &mut clients[c % 4];
+        let mut out = Vec::new();
+        for (i, n) in chunk.iter().enumerate() {
+            let key = format!("{{h{n}}}:{n}");
+            if i % 4 == 0 {
+                out.extend(encode(&[b"SET", key.as_bytes(), b"v"]));
+            } else {
+                out.extend(encode(&[b"GET", key.as_bytes()]));
+            }
+        }
+        client.send_raw(&out);
+        for _ in chunk {
+            client.read_reply().expect("reply");
+        }
+    }
+    let body = admin_get(k.admin_port, "/hotkeys");
+    assert!(
+        body.contains("\"enabled\":true,\"sample_every\":16"),
+        "{body}"
+    );
+    let shown = listed(&body);
+    let mut want: Vec<(u64, u64)> = truth.into_iter().collect();
+    want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let name = |n: u64| format!("{{h{n}}}:{n}");
+    let top: Vec<&str> = shown.iter().take(15).map(|(k, _, _)| k.as_str()).collect();
+    for (n, _) in want.iter().take(10) {
+        assert!(
+            top.contains(&name(*n).as_str()),
+            "{} not in {top:?}",
+            name(*n)
+        );
+    }
+    // Rates in proportion to the hottest: within 30% for the next four.
+    let rate = |n: u64| {
+        shown
+            .iter()
+            .find(|(k, _, _)| *k == name(n))
+            .map(|s| s.1)
+            .expect("shown")
+    };
+    let (hottest, its) = want[0];
+    for &(n, count) in &want[1..5] {
+        let (est, truth) = (rate(n) / rate(hottest), count as f64 / its as f64);
+        assert!(
+            (est - truth).abs() <= 0.3 * truth,
+            "{}: {est:.3} vs {truth:.3}",
+            name(n)
+        );
+    }
+    // Where each lives: as `keyway route` says.
+    let keys: Vec<String> = shown.iter().map(|(k, _, _)| k.clone()).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["route", "--config"])
+        .arg(&k.config)
+        .args(&keys)
+        .output()
+        .expect("route");
+    for ((key, _, endpoint), line) in shown
+        .iter()
+        .zip(String::from_utf8_lossy(&out.stdout).lines())
+    {
+        assert_eq!(line, format!("{key}\tmain\t{endpoint}"));
+    }
+    // Per endpoint, the hot keys' share.
+    assert!(body.contains("\"hot_ops_per_sec\":"), "{body}");
+    // Key names never reach the metrics.
+    let metrics = admin_get(k.admin_port, "/metrics");
+    assert!(!metrics.contains(&name(want[0].0)));
+}
+
+/// `hot_keys = false` (a reload applies it): nothing sampled, `/hotkeys`
+/// says so.
+#[test]
+fn hot_keys_can_be_turned_off() {
+    let r = Redis::start();
+    let k = Keyway::start("", &ring(&[&r]));
+    // `[admin]` ends the file.
+    let text = std::fs::read_to_string(&k.config).expect("config");
+    std::fs::write(&k.config, format!("{text}hot_keys = false\n")).expect("config");
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let mut c = k.client();
+    for _ in 0..100 {
+        c.cmd(&["GET", "x"]);
+    }
+    let body = admin_get(k.admin_port, "/hotkeys");
+    assert!(
+        body.starts_with("{\"enabled\":false,\"sample_every\":0,\"keys\":[]"),
+        "{body}"
+    );
+}
