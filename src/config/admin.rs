@@ -18,7 +18,7 @@ pub(super) struct Admin {
 }
 
 /// Requests per hot-key sample unless `[admin] hot_keys_sample` says.
-pub const HOT_KEYS_SAMPLE: u32 = 16;
+pub const HOT_KEYS_SAMPLE: u32 = 32;
 
 /// An admin endpoint reachable from other hosts needs a token.
 pub(super) fn read(ctx: &Ctx, admin: Option<&RawAdmin>) -> Result<Admin, ConfigError> {

@@ -54,6 +54,8 @@ pub struct Sample<'a> {
 
 #[derive(Clone)]
 struct Slot {
+    /// Of the key kept and the database: compared before the bytes are.
+    hash: u64,
     key: [u8; KEY_BYTES],
     len: u8,
     cut: bool,
@@ -74,6 +76,7 @@ struct Slot {
 impl Slot {
     fn empty() -> Slot {
         Slot {
+            hash: 0,
             key: [0; KEY_BYTES],
             len: 0,
             cut: false,
@@ -94,8 +97,11 @@ impl Slot {
         self.now + self.last
     }
 
-    fn holds(&self, key: &[u8], db: u16) -> bool {
-        self.weight() > 0 && self.db == db && &self.key[..self.len as usize] == key
+    fn holds(&self, hash: u64, key: &[u8], db: u16) -> bool {
+        self.hash == hash
+            && self.weight() > 0
+            && self.db == db
+            && &self.key[..self.len as usize] == key
     }
 }
 
@@ -152,7 +158,8 @@ impl HotKeys {
         let mut t = self.table.borrow_mut();
         t.roll(now);
         let kept = &s.key[..s.key.len().min(KEY_BYTES)];
-        let at = match t.slots.iter().position(|slot| slot.holds(kept, s.db)) {
+        let hash = hash_of(kept, s.db);
+        let at = match t.slots.iter().position(|slot| slot.holds(hash, kept, s.db)) {
             Some(at) => at,
             None => {
                 // The least counted gives its place (and its count, as
@@ -163,6 +170,7 @@ impl HotKeys {
                     .unwrap_or((0, 0));
                 let slot = &mut t.slots[at];
                 *slot = Slot::empty();
+                slot.hash = hash;
                 slot.key[..kept.len()].copy_from_slice(kept);
                 slot.len = kept.len() as u8;
                 slot.cut = kept.len() < s.key.len();
@@ -246,6 +254,15 @@ impl Table {
         self.last_span = if keep { elapsed } else { Duration::ZERO };
         self.window_start = now;
     }
+}
+
+/// FNV-1a of `key` and `db`: a slot's quick check (64 of them are looked
+/// at per sampled request).
+fn hash_of(key: &[u8], db: u16) -> u64 {
+    let start = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(db);
+    (key.iter()).fold(start, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// `key` as Redis shows a binary-safe string: printable ASCII as it is,

@@ -46,7 +46,7 @@ fn ring(backends: &[&Redis]) -> String {
 }
 
 /// A skewed workload over two cores: the ten hottest keys are found (the
-/// default sampling, one request in 16), their rates in proportion within
+/// default sampling, one request in 32), their rates in proportion within
 /// a stated error, each with the endpoint `keyway route` names.
 #[test]
 fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
@@ -78,7 +78,7 @@ fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
     }
     let body = admin_get(k.admin_port, "/hotkeys");
     assert!(
-        body.contains("\"enabled\":true,\"sample_every\":16"),
+        body.contains("\"enabled\":true,\"sample_every\":32"),
         "{body}"
     );
     let shown = listed(&body);
