@@ -55,6 +55,7 @@ pub enum Local {
     Auth,
     Role,
     Reset,
+    HotKeys,
 }
 
 /// Where a blocking command says how long it may block.
@@ -258,6 +259,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("command", -1, R, NONE, l(Local::Command)), cmd!("hello", -1, R, NONE, l(Local::Hello)),
     cmd!("client", -2, R, NONE, l(Local::Client)), cmd!("auth", -2, R, NONE, l(Local::Auth)),
     cmd!("role", 1, R, NONE, l(Local::Role)), cmd!("reset", 1, R, NONE, l(Local::Reset)),
+    cmd!("hotkeys", -2, R, NONE, l(Local::HotKeys)),
     // answered by every backend together
     cmd!("info", -1, R, NONE, fan(Fan::Info)), cmd!("dbsize", 1, R, NONE, fan(Fan::Dbsize)),
     cmd!("flushdb", -1, W, NONE, fan(Fan::Flush)), cmd!("flushall", -1, W, NONE, fan(Fan::Flush)),

@@ -37,6 +37,8 @@ pub enum ErrorReply<'a> {
         sub: &'a str,
         command: &'a str,
     },
+    /// HOTKEYS START, STOP or RESET: keyway samples all the time.
+    HotKeysAlwaysOn,
     NoAuth,
     HelloNoAuth,
     WrongPass,
@@ -177,6 +179,7 @@ impl ErrorReply<'_> {
                 f,
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
             ),
+            HotKeysAlwaysOn => f.write_str("ERR keyway tracks hot keys all the time (one request in [admin] hot_keys_sample, over the last 10 to 20 seconds, on every core): HOTKEYS GET reads them; [admin] hot_keys = false turns tracking off"),
             NoAuth => f.write_str("NOAUTH Authentication required."),
             HelloNoAuth => f.write_str("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"),
             WrongPass => f.write_str("WRONGPASS invalid username-password pair or user is disabled."),

@@ -542,7 +542,7 @@ async fn control_loop(
                 return;
             }
             Err(TryRecvError::Empty) => {
-                clients.serve();
+                clients.serve(&stats);
                 if Instant::now() >= next_idle_sweep {
                     let closed = clients.close_idle();
                     stats.count(CoreCounter::IdleClosed, closed);

@@ -137,10 +137,12 @@ pub enum Kind {
     Replication,
 }
 
-/// A LIST or KILL for another core, answered on `reply`.
+/// A LIST or KILL for another core, or its hot keys (HOTKEYS GET),
+/// answered on `reply`.
 pub enum Ask {
     List(Filter, Sender<String>),
     Kill(Filter, Sender<usize>),
+    HotKeys(Sender<Vec<crate::stats::hot::HotKey>>),
 }
 
 /// This core's clients, and every core's inbox.
@@ -316,10 +318,14 @@ impl Registry {
             .count()
     }
 
-    /// Answers what other cores asked (called by the control loop).
-    pub fn serve(&self) {
+    /// Answers what other cores asked (called by the control loop, with
+    /// this core's stats).
+    pub fn serve(&self, stats: &crate::stats::CoreStats) {
         while let Ok(ask) = self.inbox.try_recv() {
             match ask {
+                Ask::HotKeys(reply) => {
+                    let _ = reply.send(stats.hot.top(Instant::now()));
+                }
                 Ask::List(filter, reply) => {
                     let _ = reply.send(self.list(&filter));
                 }

@@ -41,6 +41,7 @@ pub fn execute(cmd: Local, ctx: &CoreContext, client: &mut Client, req: Request<
         }
         Local::Hello => hello(ctx, client, req),
         Local::Client => client_cmd(ctx, client, req),
+        Local::HotKeys => super::hot_keys::hotkeys(ctx, client, req),
         Local::Command => command(ctx, client, req),
         // As Redis: back to a new connection's state (RESP2, database 0,
         // no transaction, no name, authenticated only without a password).
@@ -476,7 +477,7 @@ fn from_other_cores<T: 'static>(
 
 /// How long a CLIENT LIST or KILL waits for the other cores (their control
 /// loops look at their inboxes every 20 ms).
-const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// COMMAND and its subcommands: the backends' own table, filtered; keyway's
 /// table when no route leads to a backend.

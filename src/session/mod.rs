@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod fanout;
 pub mod gather;
+pub mod hot_keys;
 pub mod info;
 pub mod local;
 pub mod plan;

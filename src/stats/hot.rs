@@ -256,6 +256,41 @@ impl Table {
     }
 }
 
+/// Several cores' hot keys as one list, hottest first: a key hot on more
+/// than one core (clients on each) adds up its rates and counts, and is
+/// placed where its hottest core routed it.
+pub fn merge<'a>(lists: impl IntoIterator<Item = &'a HotKey>) -> Vec<HotKey> {
+    let mut by_key: std::collections::HashMap<(u16, &[u8]), (f64, HotKey)> =
+        std::collections::HashMap::new();
+    for h in lists {
+        let (hottest, m) = by_key.entry((h.db, &h.key)).or_insert_with(|| {
+            (
+                h.ops_per_sec,
+                HotKey {
+                    ops_per_sec: 0.0,
+                    error_per_sec: 0.0,
+                    reads: 0,
+                    writes: 0,
+                    bytes: 0,
+                    ..h.clone()
+                },
+            )
+        });
+        if h.ops_per_sec > *hottest {
+            *hottest = h.ops_per_sec;
+            (m.cluster, m.endpoint, m.slot) = (h.cluster, h.endpoint, h.slot);
+        }
+        m.ops_per_sec += h.ops_per_sec;
+        m.error_per_sec += h.error_per_sec;
+        m.reads += h.reads;
+        m.writes += h.writes;
+        m.bytes += h.bytes;
+    }
+    let mut all: Vec<HotKey> = by_key.into_values().map(|(_, m)| m).collect();
+    all.sort_by(|a, b| b.ops_per_sec.total_cmp(&a.ops_per_sec));
+    all
+}
+
 /// FNV-1a of `key` and `db`: a slot's quick check (64 of them are looked
 /// at per sampled request).
 fn hash_of(key: &[u8], db: u16) -> u64 {

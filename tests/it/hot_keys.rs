@@ -126,6 +126,35 @@ fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
     }
     // Per endpoint, the hot keys' share.
     assert!(body.contains("\"hot_ops_per_sec\":"), "{body}");
+    // HOTKEYS GET through the proxy: the same keys, in Valkey's shape.
+    let mut c = k.client();
+    let reply = c.cmd(&["HOTKEYS", "GET"]);
+    let first = format!(
+        "*14\r\n$3\r\nkey\r\n${}\r\n{}\r\n$2\r\ndb\r\n:0\r\n$3\r\nqps\r\n:",
+        shown[0].0.len(),
+        shown[0].0
+    );
+    assert!(
+        reply.starts_with("*16\r\n") || reply.starts_with(&format!("*{}\r\n", shown.len().min(16))),
+        "{reply}"
+    );
+    assert!(
+        reply[reply.find("\r\n").unwrap() + 2..].starts_with(&first),
+        "{reply}"
+    );
+    assert!(reply.contains(&format!(
+        "$8\r\nendpoint\r\n${}\r\n{}\r\n",
+        shown[0].2.len(),
+        shown[0].2
+    )));
+    let refused = c.cmd(&["HOTKEYS", "START", "METRICS", "1", "CPU"]);
+    assert!(
+        refused.starts_with("-ERR keyway tracks hot keys all the time"),
+        "{refused}"
+    );
+    assert!(c
+        .cmd(&["HOTKEYS", "NOPE"])
+        .starts_with("-ERR unknown subcommand"));
     // Key names never reach the metrics.
     let metrics = admin_get(k.admin_port, "/metrics");
     assert!(!metrics.contains(&name(want[0].0)));
