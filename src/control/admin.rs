@@ -155,17 +155,10 @@ fn origin_is_own(origin: &str, host: Option<&str>, local: SocketAddr) -> bool {
     }
 }
 
-const INDEX: &str = "<!doctype html><html><head><title>keyway admin</title></head><body>\
-<h1>keyway</h1><ul>\
-<li><a href=\"/stats\">/stats</a>: per-core and total counters (JSON)</li>\
-<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
-<li><a href=\"/clusters\">/clusters</a>: clusters, endpoints and connection state (JSON)</li>\
-<li><a href=\"/latency\">/latency</a>: current per-core latency percentiles (JSON)</li>\
-<li><a href=\"/hotkeys\">/hotkeys</a>: the keys requests touch most, over every core, with where they live (JSON)</li>\
-<li>POST /reload: read the configuration file again and serve it (as SIGHUP)</li>\
-<li>POST /latency/dump: write .hgrm latency dumps to the latency directory</li>\
-<li><a href=\"/reshard\">/reshard</a>: a reshard's progress (JSON); POST /reshard/pause, /reshard/resume: its background mover; POST /reshard/hold (or /reshard/abort, or /reshard/fall for the falling round), /reshard/migrate, /reshard/release: a fleet's reshard (keyway reshard start|abort)</li>\
-<li><a href=\"/ready\">/ready</a>: 200 while serving</li></ul></body></html>\n";
+/// The admin page: one self-contained HTML page (inline SVG and a little
+/// JavaScript, nothing fetched from elsewhere) polling `/stats` and
+/// `/hotkeys` every second.
+const INDEX: &str = include_str!("page.html");
 
 pub struct Admin {
     /// The configuration served, its generation, and reloads.

@@ -181,3 +181,121 @@ fn hot_keys_can_be_turned_off() {
         "{body}"
     );
 }
+
+/// The text of the element whose `id` is `id` in `dom`.
+fn by_id<'a>(dom: &'a str, id: &str) -> &'a str {
+    let open = format!("id=\"{id}\">");
+    let at = dom.find(&open).unwrap_or_else(|| panic!("no #{id}")) + open.len();
+    &dom[at..at + dom[at..].find('<').expect("closed")]
+}
+
+/// The cells of the table rows carrying `attr="..."` in `dom`: per row,
+/// the attribute's value and the cells' texts.
+fn table_rows(dom: &str, attr: &str) -> Vec<(String, Vec<String>)> {
+    let open = format!("<tr {attr}=\"");
+    dom.split(&open)
+        .skip(1)
+        .map(|row| {
+            let value = row[..row.find('"').expect("value")].to_string();
+            let row = &row[..row.find("</tr>").expect("row end")];
+            let cells = row
+                .split("<td")
+                .skip(1)
+                .map(|c| {
+                    let c = &c[c.find('>').expect("td") + 1..];
+                    c[..c.find("</td>").expect("cell")].to_string()
+                })
+                .collect();
+            (value, cells)
+        })
+        .collect()
+}
+
+/// The admin page in a real headless browser (chromium), after a skewed
+/// workload on two cores: it polls and renders; the generation, each
+/// core's clients and commands are those of /stats, and the hottest key
+/// is shown with the endpoint it lives on. A screenshot is kept.
+#[test]
+fn the_admin_page_shows_what_stats_and_hotkeys_say() {
+    let rs: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start("cores = 2", &ring(&backends));
+    let mut clients: Vec<Client> = (0..6).map(|_| k.client()).collect();
+    let stream = zipf(500, 30_000);
+    for (c, chunk) in stream.chunks(500).enumerate() {
+        let client = &mut clients[c % 6];
+        let mut out = Vec::new();
+        for n in chunk {
+            out.extend(encode(&[b"GET", format!("{{h{n}}}:{n}").as_bytes()]));
+        }
+        client.send_raw(&out);
+        for _ in chunk {
+            client.read_reply().expect("reply");
+        }
+    }
+    let stats = admin_get(k.admin_port, "/stats");
+    let url = format!("http://127.0.0.1:{}/", k.admin_port);
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-page");
+    std::fs::create_dir_all(&out_dir).expect("output dir");
+    let browser = |args: &[&str]| {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=3000",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("chromium must be installed (scripts/setup.sh installs it)")
+    };
+    let dom = String::from_utf8_lossy(&browser(&["--dump-dom"]).stdout).into_owned();
+    assert!(
+        dom.contains("data-polls=\""),
+        "the page never rendered: {dom}"
+    );
+    assert_eq!(by_id(&dom, "generation"), "1");
+    // Per core: clients and commands as /stats says (no load since).
+    let cores = table_rows(&dom, "data-core");
+    let per_core: Vec<_> = cores.iter().filter(|(_, cells)| cells.len() == 7).collect();
+    assert_eq!(per_core.len(), 2, "{dom}");
+    let mut commands = 0;
+    for (core, cells) in per_core {
+        let at = stats
+            .find(&format!("{{\"core\":{core},"))
+            .expect("core in /stats");
+        let part = &stats[at..];
+        let clients = json_number(part, "", "client_connections");
+        assert_eq!(cells[1], clients.to_string(), "core {core} clients");
+        commands += cells[2].parse::<u64>().expect("commands");
+    }
+    assert_eq!(commands, 30_000, "every GET, counted on its core");
+    let total: i64 = json_number(&stats, "\"total\"", "accepted_connections");
+    assert!(total >= 6, "{total}");
+    // The hottest key, with its endpoint.
+    let hot = table_rows(&dom, "data-key");
+    assert!(!hot.is_empty(), "{dom}");
+    let hottest = admin_get(k.admin_port, "/hotkeys");
+    let first = &hottest[hottest.find("{\"key\":\"").expect("a key") + 8..];
+    let first = &first[..first.find('"').expect("end")];
+    let (key, cells) = &hot[0];
+    assert_eq!(key, first);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["route", "--config"])
+        .arg(&k.config)
+        .arg(first)
+        .output()
+        .expect("route");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.trim_end().ends_with(cells[5].as_str()),
+        "{line} vs {cells:?}"
+    );
+    // A screenshot, under the tests' output directory.
+    let shot = out_dir.join("admin-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    browser(&[&arg, "--window-size=1280,1400"]);
+    assert!(shot.exists(), "no screenshot at {}", shot.display());
+}
