@@ -137,6 +137,10 @@ pub enum Kind {
     Replication,
 }
 
+/// How long an `Ask` waits for the other cores (their control loops look
+/// at their inboxes every 20 ms).
+pub const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A LIST or KILL for another core, or its hot keys (HOTKEYS GET),
 /// answered on `reply`.
 pub enum Ask {

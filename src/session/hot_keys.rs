@@ -8,8 +8,7 @@
 
 use std::time::Instant;
 
-use super::clients::Ask;
-use super::local::CORES_ANSWER_WITHIN;
+use super::clients::{Ask, CORES_ANSWER_WITHIN};
 use super::{Client, CoreContext};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;

@@ -453,7 +453,7 @@ fn from_other_cores<T: 'static>(
     }
     let replies = client.replies.clone();
     crate::net::spawn(async move {
-        let deadline = std::time::Instant::now() + CORES_ANSWER_WITHIN;
+        let deadline = std::time::Instant::now() + super::clients::CORES_ANSWER_WITHIN;
         let mut part = 1;
         while part <= asked && std::time::Instant::now() < deadline {
             match rx.try_recv() {
@@ -474,10 +474,6 @@ fn from_other_cores<T: 'static>(
     })
     .detach();
 }
-
-/// How long a CLIENT LIST or KILL waits for the other cores (their control
-/// loops look at their inboxes every 20 ms).
-pub(super) const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// COMMAND and its subcommands: the backends' own table, filtered; keyway's
 /// table when no route leads to a backend.
