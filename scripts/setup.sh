@@ -22,6 +22,8 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 # chromium: the admin page's test opens it in a headless browser.
 command -v chromium >/dev/null || need_apt+=(chromium)
+# tmux: `keyway top` is tested in a pseudo-terminal.
+command -v tmux >/dev/null || need_apt+=(tmux)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

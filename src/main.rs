@@ -44,6 +44,23 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// A running keyway's picture in the terminal (per core, per endpoint,
+    /// hot keys), refreshed every --interval seconds, from its admin
+    /// endpoint.
+    Top {
+        /// The admin endpoint (`[admin] listen`).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        instance: String,
+        /// A file holding the admin token, if `[admin] token` is set.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print two looks (the second with rates) and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Print the cluster and endpoint of each key (no proxy needed).
     Route {
         #[arg(long, short)]
@@ -378,6 +395,45 @@ fn mover_round(instance: &str, token: Option<&str>) -> Option<Mover> {
     })
 }
 
+/// `keyway top`: GET /top every `interval` seconds, each on a cleared
+/// screen; with `once`, two looks a second apart (rates need two), the
+/// second printed, and out.
+fn top(instance: &str, token_file: Option<&Path>, interval: f64, once: bool) -> ExitCode {
+    let token = match token_file.map(std::fs::read_to_string).transpose() {
+        Ok(t) => t.map(|t| t.trim().to_string()),
+        Err(e) => {
+            eprintln!("keyway: cannot read the token file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pause = std::time::Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    let mut looks = 0u64;
+    loop {
+        let screen = match admin_request(instance, "GET", "/top", token.as_deref()) {
+            Ok((200, body)) => body,
+            Ok((status, body)) => format!("{instance} answered {status}: {body}"),
+            Err(e) => format!("cannot reach {instance} ({e}); trying again"),
+        };
+        looks += 1;
+        if once {
+            if looks == 2 {
+                print!("{screen}");
+                return ExitCode::SUCCESS;
+            }
+        } else {
+            // Home, clear, then the screen.
+            print!("\x1b[H\x1b[2J{screen}");
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+        }
+        std::thread::sleep(if once {
+            std::time::Duration::from_secs(1)
+        } else {
+            pause
+        });
+    }
+}
+
 /// `keyway latency DIR [DIR2] [--plot FILE]`: the summary of a dump, or
 /// the chart of one or two.
 fn latency(dirs: &[PathBuf], plot: Option<&Path>) -> ExitCode {
@@ -493,6 +549,15 @@ fn main() -> ExitCode {
             _,
         ) => reshard(action, &instances, token_file.as_deref(), config.as_deref()),
         (Some(Cmd::Latency { dirs, plot }), _) => latency(&dirs, plot.as_deref()),
+        (
+            Some(Cmd::Top {
+                instance,
+                token_file,
+                interval,
+                once,
+            }),
+            _,
+        ) => top(&instance, token_file.as_deref(), interval, once),
         (Some(Cmd::Route { config, keys }), _) => match load(&config) {
             Ok(c) => {
                 let topo = Topology::build(c);

@@ -169,6 +169,8 @@ pub struct Admin {
     pub directory: Arc<Mutex<Directory>>,
     pub cores: Cores,
     pub stopping: Arc<AtomicBool>,
+    /// The last look at `/top` (its rates are since then).
+    pub top: Mutex<super::top::Look>,
 }
 
 impl Admin {
@@ -337,6 +339,20 @@ impl Admin {
                     &self.reloader.status(),
                 ),
             ),
+            "/top" => {
+                let topo = self.reloader.topology();
+                let cores = self.cores.snapshots();
+                let mut last = crate::control::lock(&self.top);
+                let (screen, look) = super::top::screen(
+                    &topo,
+                    &self.directory(),
+                    &cores,
+                    &self.reloader.status(),
+                    &last,
+                );
+                *last = look;
+                ("200 OK", TEXT, screen)
+            }
             "/hotkeys" => {
                 let topo = self.reloader.topology();
                 let every = topo.config.hot_keys_every;

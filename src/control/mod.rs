@@ -5,8 +5,8 @@
 //! restarts) → `reload` (a new configuration generation
 //! for every core) → `health` (checks and ejections, applied
 //! as reloads) → `render` (stats as JSON) → `hot_keys` (every core's hot
-//! keys merged) → `metrics` (stats as Prometheus text) → `admin` (the
-//! HTTP endpoint).
+//! keys merged) → `top` (the picture as text) → `metrics` (stats as
+//! Prometheus text) → `admin` (the HTTP endpoint).
 pub mod admin;
 pub mod cores;
 pub mod discovery;
@@ -17,6 +17,7 @@ pub mod mover;
 pub mod reload;
 pub mod render;
 pub mod reshard_file;
+pub mod top;
 
 /// A lock of the control side, taken even if a thread panicked while
 /// holding it (what it guards is replaced whole, never left half-written).

@@ -112,6 +112,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>) -> Result<(), Start
             reloader: reloader.clone(),
             cores: handles.clone(),
             stopping: stopping.clone(),
+            top: Default::default(),
         };
         admin.spawn(l).map_err(thread("admin"))?;
     }

@@ -299,3 +299,81 @@ fn the_admin_page_shows_what_stats_and_hotkeys_say() {
     browser(&[&arg, "--window-size=1280,1400"]);
     assert!(shot.exists(), "no screenshot at {}", shot.display());
 }
+
+/// `keyway top` in a pseudo-terminal (tmux), under load: its screen shows
+/// each core with its requests/s, the endpoint, and the hottest key.
+#[test]
+fn keyway_top_draws_the_picture_in_a_terminal() {
+    let r = Redis::start();
+    let k = Keyway::start("cores = 2", &ring(&[&r]));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, port) = (stop.clone(), k.port);
+        std::thread::spawn(move || {
+            let mut c = Client::connect(port);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let key = if n % 2 == 0 {
+                    "hot:one".to_string()
+                } else {
+                    format!("cold:{n}")
+                };
+                c.cmd(&["GET", &key]);
+            }
+        })
+    };
+    let session = format!("keyway-top-{}", k.admin_port);
+    let command = format!(
+        "{} top --instance 127.0.0.1:{} --interval 0.5",
+        env!("CARGO_BIN_EXE_keyway"),
+        k.admin_port
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux must be installed (scripts/setup.sh installs it)")
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "50",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let screen =
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned();
+    tmux(&["kill-session", "-t", &session]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().expect("load");
+    assert!(screen.contains("keyway  generation 1"), "{screen}");
+    for text in [
+        "core0",
+        "core1",
+        "req/s",
+        "hot key",
+        "hot:one",
+        r.addr().as_str(),
+    ] {
+        assert!(screen.contains(text), "{text} not on the screen:\n{screen}");
+    }
+    // The core serving the client shows a rate above zero.
+    let busy = screen
+        .lines()
+        .filter(|l| l.starts_with("core"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(busy > 0, "{screen}");
+}
