@@ -314,7 +314,7 @@ fn keyway_top_draws_the_picture_in_a_terminal() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let key = if n % 2 == 0 {
+                let key = if n.is_multiple_of(2) {
                     "hot:one".to_string()
                 } else {
                     format!("cold:{n}")
