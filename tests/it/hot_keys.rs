@@ -273,6 +273,15 @@ fn the_admin_page_shows_what_stats_and_hotkeys_say() {
     assert_eq!(commands, 30_000, "every GET, counted on its core");
     let total: i64 = json_number(&stats, "\"total\"", "accepted_connections");
     assert!(total >= 6, "{total}");
+    // Each endpoint with its role and health (from /clusters).
+    let endpoints = table_rows(&dom, "data-endpoint");
+    assert_eq!(endpoints.len(), 3, "{dom}");
+    for (_, cells) in &endpoints {
+        assert_eq!(
+            (cells[2].as_str(), cells[3].as_str()),
+            ("primary", "healthy")
+        );
+    }
     // The hottest key, with its endpoint.
     let hot = table_rows(&dom, "data-key");
     assert!(!hot.is_empty(), "{dom}");
