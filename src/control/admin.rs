@@ -302,6 +302,25 @@ impl Admin {
         }
     }
 
+    /// `/top`: the picture as text, rates since the last look.
+    fn top(&self) -> String {
+        let topo = self.reloader.topology();
+        let cores = self.cores.snapshots();
+        let mut last = crate::control::lock(&self.top);
+        let status = self.reloader.status();
+        let (screen, look) = super::top::screen(&topo, &self.directory(), &cores, &status, &last);
+        *last = look;
+        screen
+    }
+
+    /// `/hotkeys`: every core's hot keys, merged.
+    fn hot_keys(&self) -> String {
+        let topo = self.reloader.topology();
+        let every = topo.config.hot_keys_every;
+        let cores = self.cores.snapshots();
+        super::hot_keys::json(&topo, &self.directory(), &cores, every)
+    }
+
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         // Only a POST changes anything (a dump writes files).
@@ -339,27 +358,8 @@ impl Admin {
                     &self.reloader.status(),
                 ),
             ),
-            "/top" => {
-                let topo = self.reloader.topology();
-                let cores = self.cores.snapshots();
-                let mut last = crate::control::lock(&self.top);
-                let (screen, look) = super::top::screen(
-                    &topo,
-                    &self.directory(),
-                    &cores,
-                    &self.reloader.status(),
-                    &last,
-                );
-                *last = look;
-                ("200 OK", TEXT, screen)
-            }
-            "/hotkeys" => {
-                let topo = self.reloader.topology();
-                let every = topo.config.hot_keys_every;
-                let cores = self.cores.snapshots();
-                let body = super::hot_keys::json(&topo, &self.directory(), &cores, every);
-                ("200 OK", JSON, body)
-            }
+            "/top" => ("200 OK", TEXT, self.top()),
+            "/hotkeys" => ("200 OK", JSON, self.hot_keys()),
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -78,36 +78,7 @@ pub fn screen(
         );
         look.cores.push((commands, errors));
     }
-    let _ = writeln!(
-        o,
-        "\n{:<12} {:<24} {:<9} {:>10} {:>8} {:>10}",
-        "cluster", "endpoint", "state", "req/s", "errors", "rtt p99 µs"
-    );
-    let total = CoreSnapshot::total(cores);
-    let eps = total.as_ref().map_or(&[][..], |t| &t.endpoints[..]);
-    look.endpoints = eps
-        .iter()
-        .map(|e| e.get(EndpointCounter::Requests))
-        .collect();
-    let mut order: Vec<usize> = (0..eps.len().min(dir.endpoints.len())).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(eps[i].get(EndpointCounter::Requests)));
-    for &i in order.iter().take(ROWS) {
-        let (e, s) = (&dir.endpoints[i], &eps[i]);
-        let requests = s.get(EndpointCounter::Requests);
-        let _ = writeln!(
-            o,
-            "{:<12} {:<24} {:<9} {:>10} {:>8} {:>10}",
-            cluster_name(topo, e.cluster),
-            e.label,
-            s.state.as_str(),
-            rate(requests, last.endpoints.get(i).copied()),
-            s.get(EndpointCounter::Errors),
-            s.rtt.value_at_quantile(0.99)
-        );
-    }
-    if order.len() > ROWS {
-        let _ = writeln!(o, "... and {} more (GET /stats)", order.len() - ROWS);
-    }
+    look.endpoints = endpoints(&mut o, topo, dir, cores, last, &rate);
     let hot = merge(cores.iter().flat_map(|c| &c.hot));
     let _ = writeln!(
         o,
@@ -134,4 +105,45 @@ pub fn screen(
         o.push_str("(hot keys are off: [admin] hot_keys = false)\n");
     }
     (o, look)
+}
+
+/// The busiest endpoints, with requests/s (`rate`) since `last`; returns
+/// every endpoint's requests, for the next look.
+fn endpoints(
+    o: &mut String,
+    topo: &Topology,
+    dir: &Directory,
+    cores: &[CoreSnapshot],
+    last: &Look,
+    rate: &dyn Fn(u64, Option<u64>) -> String,
+) -> Vec<u64> {
+    let _ = writeln!(
+        o,
+        "\n{:<12} {:<24} {:<9} {:>10} {:>8} {:>10}",
+        "cluster", "endpoint", "state", "req/s", "errors", "rtt p99 µs"
+    );
+    let total = CoreSnapshot::total(cores);
+    let eps = total.as_ref().map_or(&[][..], |t| &t.endpoints[..]);
+    let mut order: Vec<usize> = (0..eps.len().min(dir.endpoints.len())).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(eps[i].get(EndpointCounter::Requests)));
+    for &i in order.iter().take(ROWS) {
+        let (e, s) = (&dir.endpoints[i], &eps[i]);
+        let requests = s.get(EndpointCounter::Requests);
+        let _ = writeln!(
+            o,
+            "{:<12} {:<24} {:<9} {:>10} {:>8} {:>10}",
+            cluster_name(topo, e.cluster),
+            e.label,
+            s.state.as_str(),
+            rate(requests, last.endpoints.get(i).copied()),
+            s.get(EndpointCounter::Errors),
+            s.rtt.value_at_quantile(0.99)
+        );
+    }
+    if order.len() > ROWS {
+        let _ = writeln!(o, "... and {} more (GET /stats)", order.len() - ROWS);
+    }
+    eps.iter()
+        .map(|e| e.get(EndpointCounter::Requests))
+        .collect()
 }
