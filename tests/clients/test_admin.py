@@ -164,8 +164,10 @@ def test_latency_dump_per_core_adds_up_to_requests_sent(proxy):
         return hgrm_total(d / "all.hgrm")
 
     assert eventually(dumped, sent) == sent
-    cores = sorted(d.glob("core*.hgrm"))
+    # (core<N>-<group>.hgrm beside them hold each command group's part.)
+    cores = sorted(p for p in d.glob("core*.hgrm") if "-" not in p.name)
     assert [p.name for p in cores] == ["core0.hgrm", "core1.hgrm"]
+    assert (d / "latency.svg").exists() and (d / "write.hgrm").exists()
     per_core = [hgrm_total(p) for p in cores]
     assert sum(per_core) == sent == hgrm_total(d / "all.hgrm")
     assert all(c > 0 for c in per_core), "both cores should have served clients"
