@@ -301,6 +301,12 @@ fn the_admin_page_shows_what_stats_and_hotkeys_say() {
         line.trim_end().ends_with(cells[5].as_str()),
         "{line} vs {cells:?}"
     );
+    // In the per-endpoint view, its endpoint lists it among its hottest.
+    let by_endpoint = table_rows(&dom, "data-hot-endpoint");
+    let (_, cells) = (by_endpoint.iter())
+        .find(|(endpoint, _)| *endpoint == hot[0].1[5])
+        .expect("its endpoint in the per-endpoint view");
+    assert!(cells[3].contains(first), "{cells:?}");
     // A screenshot, under the tests' output directory.
     let shot = out_dir.join("admin-page.png");
     let _ = std::fs::remove_file(&shot);
