@@ -139,7 +139,25 @@ pub enum Kind {
 
 /// How long an `Ask` waits for the other cores (their control loops look
 /// at their inboxes every 20 ms).
-pub const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+const CORES_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands each of the `asked` other cores' answers arriving on `rx` to
+/// `each`, as they come, for `CORES_ANSWER_WITHIN` at most; returns how
+/// many came (a core that did not answer in time is stuck).
+pub async fn answers<T>(rx: Receiver<T>, asked: usize, mut each: impl FnMut(T)) -> usize {
+    let deadline = Instant::now() + CORES_ANSWER_WITHIN;
+    let mut got = 0;
+    while got < asked && Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(answer) => {
+                each(answer);
+                got += 1;
+            }
+            Err(_) => crate::net::sleep(std::time::Duration::from_millis(2)).await,
+        }
+    }
+    got
+}
 
 /// A LIST or KILL for another core, or its hot keys (HOTKEYS GET),
 /// answered on `reply`.

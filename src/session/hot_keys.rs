@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::clients::{Ask, CORES_ANSWER_WITHIN};
+use super::clients::{answers, Ask};
 use super::{Client, CoreContext};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
@@ -58,14 +58,8 @@ fn get(ctx: &CoreContext, client: &mut Client) {
     let slot = client.replies.borrow_mut().push_waiting();
     let replies = client.replies.clone();
     crate::net::spawn(async move {
-        let deadline = Instant::now() + CORES_ANSWER_WITHIN;
         let mut lists = vec![own];
-        while lists.len() <= asked && Instant::now() < deadline {
-            match rx.try_recv() {
-                Ok(list) => lists.push(list),
-                Err(_) => crate::net::sleep(std::time::Duration::from_millis(2)).await,
-            }
-        }
+        answers(rx, asked, |list| lists.push(list)).await;
         let merged = merge(lists.iter().flatten());
         let mut out = Vec::new();
         encode(&mut out, &merged[..merged.len().min(TOP_K)], &labels);

@@ -453,22 +453,17 @@ fn from_other_cores<T: 'static>(
     }
     let replies = client.replies.clone();
     crate::net::spawn(async move {
-        let deadline = std::time::Instant::now() + super::clients::CORES_ANSWER_WITHIN;
         let mut part = 1;
-        while part <= asked && std::time::Instant::now() < deadline {
-            match rx.try_recv() {
-                Ok(answer) => {
-                    let mut o = Vec::new();
-                    encode(&mut o, answer);
-                    Waiter::new(&replies, slot, part).complete(&o);
-                    part += 1;
-                }
-                Err(_) => crate::net::sleep(std::time::Duration::from_millis(2)).await,
-            }
-        }
+        let got = super::clients::answers(rx, asked, |answer| {
+            let mut o = Vec::new();
+            encode(&mut o, answer);
+            Waiter::new(&replies, slot, part).complete(&o);
+            part += 1;
+        })
+        .await;
         // A core that did not answer in time (it is stuck): its part is
         // `missing`, so the client is answered.
-        for p in part..=asked {
+        for p in got + 1..=asked {
             Waiter::new(&replies, slot, p).complete(missing);
         }
     })
