@@ -290,7 +290,7 @@ impl Admin {
             "/reshard/pause" | "/reshard/resume" => {
                 let pause = path == "/reshard/pause";
                 match self.reloader.reshard_progress() {
-                    Some(p) if p.state() != "done" => {
+                    Some(p) if !p.is_done() => {
                         p.paused.store(pause, Ordering::Relaxed);
                         let now = p.state();
                         ("200 OK", TEXT, format!("reshard {now}\n"))

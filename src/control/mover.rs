@@ -101,9 +101,14 @@ impl Progress {
         true
     }
 
-    /// `moving`, `paused` or `done`.
+    /// Every old owner's pass is complete.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// `moving`, `paused` or `done`, as shown.
     pub fn state(&self) -> &'static str {
-        if self.done.load(Ordering::Relaxed) {
+        if self.is_done() {
             "done"
         } else if self.paused.load(Ordering::Relaxed) {
             "paused"

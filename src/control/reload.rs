@@ -559,8 +559,7 @@ impl Reloader {
             let state = self.lock();
             (state.0.clone(), state.1.generation)
         };
-        let same = |t: &Topology| (migration::migrations(t), migration::round_of(t));
-        if same(&running) != same(of) {
+        if migration::stage(&running) != migration::stage(of) {
             return;
         }
         if migration::round_of(&running) == Some(Round::Rising) {
@@ -605,7 +604,7 @@ impl Reloader {
         };
         let rising_done = self
             .reshard_progress()
-            .is_some_and(|p| p.state() == "done" && p.round == Round::Rising);
+            .is_some_and(|p| p.is_done() && p.round == Round::Rising);
         let next = match migration::falling(&running) {
             Some(next) if rising_done => next,
             _ => return Err(ReloadError::NotRising),

@@ -199,10 +199,7 @@ pub fn reshard_json(p: &crate::control::mover::Progress) -> String {
     format!(
         "{{\"state\":\"{state}\",\"fleet\":{},\"round\":\"{}\",\"seconds\":{:.1},\"keys_per_second\":{:.0},\"old_owners\":[{}]}}",
         p.fleet,
-        match p.round {
-            crate::topology::migration::Round::Rising => "rising",
-            crate::topology::migration::Round::Falling => "falling",
-        },
+        p.round.name(),
         p.seconds(),
         p.keys_per_second(),
         owners.join(",")

@@ -45,13 +45,9 @@ pub fn keep(config: &Path, topo: &Topology) -> io::Result<()> {
         Phase::Hold => "hold",
         Phase::Migrate => "migrate",
     };
-    let round = match m.round {
-        Round::Rising => "rising",
-        Round::Falling => "falling",
-    };
-    let state = format!("phase = \"{phase}\"\nround = \"{round}\"\n");
+    let state = format!("phase = \"{phase}\"\nround = \"{}\"\n", m.round.name());
     replace(&state_path(config), &state)?;
-    write(config, topo)
+    write(config, topo, &m.previous.placed.name)
 }
 
 /// `text` in place of the file at `path`, atomically.
@@ -62,20 +58,16 @@ fn replace(path: &Path, text: &str) -> io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-fn write(config: &Path, topo: &Topology) -> io::Result<()> {
+/// The placements `topo`'s migrations move keys from, as a configuration
+/// (routed to `first`, one of them: a configuration needs a route).
+fn write(config: &Path, topo: &Topology, first: &str) -> io::Result<()> {
     let mut text = String::from(
         "# The placement a reshard moves keys from (keyway writes and removes\n# this file; remove it only once no key is left on these endpoints).\n[proxy]\nlisten = \"127.0.0.1:1\"\n",
     );
-    let mut first = None;
     for m in topo.clusters.iter().filter_map(|c| c.migration.as_ref()) {
-        let before = &m.previous.placed;
-        first.get_or_insert_with(|| before.name.clone());
-        text.push_str(&cluster_toml(before));
+        text.push_str(&cluster_toml(&m.previous.placed));
     }
-    let Some(first) = first else {
-        return Ok(());
-    };
-    text.push_str(&format!("\n[routes]\ncatch_all = {}\n", quoted(&first)));
+    text.push_str(&format!("\n[routes]\ncatch_all = {}\n", quoted(first)));
     replace(&path_of(config), &text)
 }
 
@@ -148,7 +140,7 @@ pub fn resumed(config: &Path, topo: &Topology) -> Result<Option<Resumed>, Resume
     let coordinated = (topo.config.clusters.iter()).any(|c| c.reshard == Reshard::Coordinated);
     let held = coordinated && said("phase", "hold");
     let phase = if held { Phase::Hold } else { Phase::Migrate };
-    let round = if said("round", "falling") {
+    let round = if said("round", Round::Falling.name()) {
         Round::Falling
     } else {
         Round::Rising

@@ -19,7 +19,7 @@ use crate::command::{key_indices, CommandSpec, Exec};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{quoted, Protocol};
-use crate::topology::migration::{self, Round};
+use crate::topology::migration;
 use crate::topology::router::Router;
 use crate::topology::Phase;
 use crate::upstream::conn::Conn;
@@ -77,13 +77,7 @@ pub struct Moved {
     /// The placement each key was moved away from (by cluster), and the
     /// round: a new migration or round forgets the last one's keys, and
     /// its hold waits for the MIGRATEs sent in the last.
-    from: (Vec<Option<usize>>, Option<Round>),
-}
-
-/// The migrations `ctx` serves and their round.
-fn stage(ctx: &CoreContext) -> (Vec<Option<usize>>, Option<Round>) {
-    let topo = &ctx.topo;
-    (migration::migrations(topo), migration::round_of(topo))
+    from: migration::Stage,
 }
 
 impl Moved {
@@ -96,7 +90,7 @@ impl Moved {
     /// Whether this core still serves the migrations `ctx` (a session's,
     /// maybe a generation behind) moves keys for.
     fn serves(&self, ctx: &CoreContext) -> bool {
-        self.from == stage(ctx)
+        self.from == migration::stage(&ctx.topo)
     }
 
     fn insert(&mut self, cluster: usize, db: u16, key: Vec<u8>) {
@@ -111,7 +105,7 @@ impl Moved {
     /// once what was sent on them is answered (an abort's hold waits for
     /// that: a key may not move back while a MIGRATE forward is out).
     pub fn follow(&mut self, ctx: &CoreContext) -> crate::upstream::Retired {
-        let now = stage(ctx);
+        let now = migration::stage(&ctx.topo);
         if now == self.from {
             return Vec::new();
         }

@@ -68,6 +68,14 @@ pub enum Whereabouts {
 }
 
 impl Round {
+    /// As `/reshard` and the reshard's kept state name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Round::Rising => "rising",
+            Round::Falling => "falling",
+        }
+    }
+
     /// Where a key moving `from` → `to` is in this round.
     pub fn whereabouts(self, from: std::net::SocketAddr, to: std::net::SocketAddr) -> Whereabouts {
         match (self, from < to) {
@@ -194,19 +202,31 @@ fn carried(next: &mut Topology, ci: usize, previous: &Previous, running: &Topolo
     }
 }
 
-/// Which migration each cluster of `topo` is in (None: not resharding),
-/// as an identity: the placement keys move from, which every generation
-/// of one reshard shares and no other has.
+/// A migration's identity: the placement keys move from, which every
+/// generation of one reshard shares and no other has.
+fn identity(m: &Migration) -> usize {
+    Arc::as_ptr(&m.previous.ring) as usize
+}
+
+/// Which migration each cluster of `topo` is in (None: not resharding).
 pub fn migrations(topo: &Topology) -> Vec<Option<usize>> {
     (topo.clusters.iter())
-        .map(|c| (c.migration.as_ref()).map(|m| Arc::as_ptr(&m.previous.ring) as usize))
+        .map(|c| c.migration.as_ref().map(identity))
         .collect()
+}
+
+/// Which migrations a topology serves, and in which round: what a core's
+/// record of moved keys, and a mover's end, belong to.
+pub type Stage = (Vec<Option<usize>>, Option<Round>);
+
+/// `topo`'s stage.
+pub fn stage(topo: &Topology) -> Stage {
+    (migrations(topo), round_of(topo))
 }
 
 /// The clusters whose migration `next` starts (one `running` does not
 /// have), each with whether it aborts a migration `running` has.
 pub fn starting(next: &Topology, running: &Topology) -> Vec<(usize, bool)> {
-    let identity = |m: &Migration| Arc::as_ptr(&m.previous.ring);
     let mut found = Vec::new();
     for (ci, c) in next.clusters.iter().enumerate() {
         let Some(m) = &c.migration else { continue };
