@@ -364,11 +364,9 @@ impl Reloader {
             self.start_mover(running);
             return Err(ReloadError::MoverBusy);
         }
-        if let Some(path) = &self.path {
-            if let Err(e) = reshard_file::keep(path, &next) {
-                self.restore(running, generation);
-                return Err(ReloadError::ReshardNotKept(e));
-            }
+        if let Err(e) = self.keep(&next) {
+            self.restore(running, generation);
+            return Err(ReloadError::ReshardNotKept(e));
         }
         let started = std::time::Instant::now();
         let (held, held_by) = self.serve(Arc::new(next), generation);
@@ -392,12 +390,8 @@ impl Reloader {
     /// background.
     fn migrate_here(self: &Arc<Self>, held: &Topology, generation: u64) -> Arc<Topology> {
         let migrating = Arc::new(migration::in_phase(held, Phase::Migrate));
-        if let Some(path) = &self.path {
-            // No longer held: a restart from here moves keys at once.
-            if let Err(e) = reshard_file::keep(path, &migrating) {
-                crate::error!("cannot keep the reshard beside the configuration: {e}");
-            }
-        }
+        // No longer held: a restart from here moves keys at once.
+        self.keep_or_say(&migrating);
         self.distribute(Generation {
             number: generation,
             topo: migrating.clone(),
@@ -412,6 +406,28 @@ impl Reloader {
     /// `/reshard/abort` for `Intent::Abort`): this keyway reads its file
     /// and holds the reshard it starts. Ok: the generation now served.
     pub fn hold(self: &Arc<Self>, intent: Intent) -> Result<u64, ReloadError> {
+        self.hold_for_fleet("reshard held", |running| {
+            let (next, starting) = self.next_topology(running)?;
+            match (starting, intent) {
+                (None, Intent::Start) => Err(ReloadError::NothingToReshard),
+                (Some(s), Intent::Abort) if !s.aborts => Err(ReloadError::NotAnAbort),
+                (None, Intent::Abort) => Err(ReloadError::NotAnAbort),
+                (Some(s), Intent::Start) if s.aborts => {
+                    Err(ReloadError::IsAnAbort { cluster: s.cluster })
+                }
+                _ => Ok(next),
+            }
+        })
+    }
+
+    /// A fleet's hold, of the topology `next` makes of the running one:
+    /// held here, and the running one kept to go back to on release. Ok:
+    /// the generation now served.
+    fn hold_for_fleet(
+        self: &Arc<Self>,
+        what: &str,
+        next: impl FnOnce(&Topology) -> Result<Topology, ReloadError>,
+    ) -> Result<u64, ReloadError> {
         let _one = lock(&self.changing);
         if lock(&self.held).is_some() {
             return Err(ReloadError::Holding);
@@ -420,22 +436,13 @@ impl Reloader {
             let state = self.lock();
             (state.0.clone(), state.1.generation + 1)
         };
-        let (next, starting) = self.next_topology(&running)?;
-        match (starting, intent) {
-            (None, Intent::Start) => return Err(ReloadError::NothingToReshard),
-            (Some(s), Intent::Abort) if !s.aborts => return Err(ReloadError::NotAnAbort),
-            (None, Intent::Abort) => return Err(ReloadError::NotAnAbort),
-            (Some(s), Intent::Start) if s.aborts => {
-                return Err(ReloadError::IsAnAbort { cluster: s.cluster })
-            }
-            _ => {}
-        }
+        let next = next(&running)?;
         let held = self.hold_here(running.clone(), next, generation)?;
         *lock(&self.held) = Some(Held {
             before: running,
             generation,
         });
-        self.settle(held, "reshard held");
+        self.settle(held, what);
         Ok(generation)
     }
 
@@ -473,11 +480,7 @@ impl Reloader {
     /// its mover running.
     fn restore(self: &Arc<Self>, topo: Arc<Topology>, generation: u64) -> Arc<Topology> {
         let (served, _) = self.serve(topo, generation);
-        if let Some(path) = &self.path {
-            if let Err(e) = reshard_file::keep(path, &served) {
-                crate::error!("cannot keep the reshard beside the configuration: {e}");
-            }
-        }
+        self.keep_or_say(&served);
         let migrating = (served.clusters.iter())
             .filter_map(|c| c.migration.as_ref())
             .any(|m| m.phase == Phase::Migrate);
@@ -485,6 +488,22 @@ impl Reloader {
             self.start_mover(served.clone());
         }
         served
+    }
+
+    /// Keeps `topo`'s reshard beside the configuration file, if keyway
+    /// runs from one (see `reshard_file::keep`).
+    fn keep(&self, topo: &Topology) -> std::io::Result<()> {
+        match &self.path {
+            Some(path) => reshard_file::keep(path, topo),
+            None => Ok(()),
+        }
+    }
+
+    /// `keep`, a failure logged: `topo` serves already.
+    fn keep_or_say(&self, topo: &Topology) {
+        if let Err(e) = self.keep(topo) {
+            crate::error!("cannot keep the reshard beside the configuration: {e}");
+        }
     }
 
     /// Stops the running reshard's mover and waits (`within` at most)
@@ -550,9 +569,11 @@ impl Reloader {
         lock(&self.reshard).clone()
     }
 
-    /// Ends the migration `of` started, if it still runs: every key moved,
-    /// so the new placement serves alone, without the old ring and the
-    /// endpoints only it had, as the next generation.
+    /// The mover's pass over `of` is complete, if `of`'s stage still
+    /// runs: after the rising round, the falling one starts (here, or on
+    /// the fleet's word); after the falling one every key moved, so the
+    /// new placement serves alone, without the old ring and the endpoints
+    /// only it had, as the next generation.
     fn passed(self: &Arc<Self>, of: &Topology) {
         let _one = lock(&self.changing);
         let (running, generation) = {
@@ -594,28 +615,15 @@ impl Reloader {
     /// A fleet's falling round, first phase (`POST /reshard/fall`): every
     /// instance's rising round is over; this one holds the falling round.
     pub fn hold_falling(self: &Arc<Self>) -> Result<u64, ReloadError> {
-        let _one = lock(&self.changing);
-        if lock(&self.held).is_some() {
-            return Err(ReloadError::Holding);
-        }
-        let (running, generation) = {
-            let state = self.lock();
-            (state.0.clone(), state.1.generation + 1)
-        };
-        let rising_done = self
-            .reshard_progress()
-            .is_some_and(|p| p.is_done() && p.round == Round::Rising);
-        let next = match migration::falling(&running) {
-            Some(next) if rising_done => next,
-            _ => return Err(ReloadError::NotRising),
-        };
-        let held = self.hold_here(running.clone(), next, generation)?;
-        *lock(&self.held) = Some(Held {
-            before: running,
-            generation,
-        });
-        self.settle(held, "reshard's falling round held");
-        Ok(generation)
+        self.hold_for_fleet("reshard's falling round held", |running| {
+            let rising_done = self
+                .reshard_progress()
+                .is_some_and(|p| p.is_done() && p.round == Round::Rising);
+            match migration::falling(running) {
+                Some(next) if rising_done => Ok(next),
+                _ => Err(ReloadError::NotRising),
+            }
+        })
     }
 
     /// Makes every core serve `topo` as generation `generation`, its Redis
