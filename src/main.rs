@@ -187,8 +187,6 @@ fn import(from: ImportFrom) -> ExitCode {
     }
 }
 
-/// Loads and validates the configuration; what an operator should know
-/// about it (exposure) is printed by every command that reads it.
 /// `keyway reshard ...`: one admin request per instance, its answer printed.
 fn reshard(
     action: ReshardAction,
@@ -196,12 +194,9 @@ fn reshard(
     token_file: Option<&Path>,
     config: Option<&Path>,
 ) -> ExitCode {
-    let token = match token_file.map(std::fs::read_to_string).transpose() {
-        Ok(t) => t.map(|t| t.trim().to_string()),
-        Err(e) => {
-            eprintln!("keyway: cannot read the token file: {e}");
-            return ExitCode::FAILURE;
-        }
+    let token = match read_token(token_file) {
+        Ok(token) => token,
+        Err(code) => return code,
     };
     let placement = match config.map(load).transpose() {
         Ok(c) => c.map(|c| keyway::control::reshard_file::placement_digest(&c)),
@@ -399,12 +394,9 @@ fn mover_round(instance: &str, token: Option<&str>) -> Option<Mover> {
 /// screen; with `once`, two looks a second apart (rates need two), the
 /// second printed, and out.
 fn top(instance: &str, token_file: Option<&Path>, interval: f64, once: bool) -> ExitCode {
-    let token = match token_file.map(std::fs::read_to_string).transpose() {
-        Ok(t) => t.map(|t| t.trim().to_string()),
-        Err(e) => {
-            eprintln!("keyway: cannot read the token file: {e}");
-            return ExitCode::FAILURE;
-        }
+    let token = match read_token(token_file) {
+        Ok(token) => token,
+        Err(code) => return code,
     };
     let pause = std::time::Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
     let mut looks = 0u64;
@@ -476,6 +468,17 @@ fn latency(dirs: &[PathBuf], plot: Option<&Path>) -> ExitCode {
     }
 }
 
+/// The admin token kept in `file` (`--token-file`), if one is named.
+fn read_token(file: Option<&Path>) -> Result<Option<String>, ExitCode> {
+    match file.map(std::fs::read_to_string).transpose() {
+        Ok(t) => Ok(t.map(|t| t.trim().to_string())),
+        Err(e) => {
+            eprintln!("keyway: cannot read the token file: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// One HTTP/1.1 request to a keyway admin endpoint: (status, body).
 fn admin_request(
     addr: &str,
@@ -504,6 +507,8 @@ fn admin_request(
     Ok((status, body.to_string()))
 }
 
+/// Loads and validates the configuration; what an operator should know
+/// about it (exposure) is printed by every command that reads it.
 fn load(path: &Path) -> Result<Config, ExitCode> {
     let c = Config::load(path).map_err(|e| {
         eprintln!("keyway: {e}");

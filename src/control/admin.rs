@@ -155,6 +155,18 @@ fn origin_is_own(origin: &str, host: Option<&str>, local: SocketAddr) -> bool {
     }
 }
 
+/// What a reshard's operator and a fleet's `keyway reshard` POST (see
+/// `Admin::reshard`).
+const RESHARD_POSTS: [&str; 7] = [
+    "/reshard/pause",
+    "/reshard/resume",
+    "/reshard/hold",
+    "/reshard/abort",
+    "/reshard/fall",
+    "/reshard/migrate",
+    "/reshard/release",
+];
+
 /// The admin page: one self-contained HTML page (inline SVG and a little
 /// JavaScript, nothing fetched from elsewhere) polling `/stats` and
 /// `/hotkeys` every second.
@@ -324,18 +336,7 @@ impl Admin {
     fn route(&self, method: &str, path: &str) -> (&'static str, &'static str, String) {
         const JSON: &str = "application/json";
         // Only a POST changes anything (a dump writes files).
-        let writes = matches!(
-            path,
-            "/latency/dump"
-                | "/reload"
-                | "/reshard/pause"
-                | "/reshard/resume"
-                | "/reshard/hold"
-                | "/reshard/abort"
-                | "/reshard/fall"
-                | "/reshard/migrate"
-                | "/reshard/release"
-        );
+        let writes = matches!(path, "/latency/dump" | "/reload") || RESHARD_POSTS.contains(&path);
         if writes && method != "POST" {
             return ("405 Method Not Allowed", TEXT, "POST only\n".into());
         }
@@ -393,10 +394,7 @@ impl Admin {
                 JSON,
                 render::latency_json(&self.cores.snapshots()),
             ),
-            "/reshard" | "/reshard/pause" | "/reshard/resume" | "/reshard/hold"
-            | "/reshard/abort" | "/reshard/fall" | "/reshard/migrate" | "/reshard/release" => {
-                self.reshard(path)
-            }
+            _ if path == "/reshard" || RESHARD_POSTS.contains(&path) => self.reshard(path),
             "/latency/dump" => {
                 let dir = &self.reloader.topology().config.dump_dir();
                 match latency::dump(dir, &self.cores.snapshots()) {
