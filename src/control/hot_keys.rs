@@ -18,7 +18,7 @@ const SHOWN: usize = 20;
 const PER_ENDPOINT: usize = 5;
 
 /// Where a key lives: its cluster's name and endpoint's label.
-fn place<'a>(topo: &'a Topology, dir: &'a Directory, h: &HotKey) -> (&'a str, &'a str) {
+pub(super) fn place<'a>(topo: &'a Topology, dir: &'a Directory, h: &HotKey) -> (&'a str, &'a str) {
     let endpoint = dir.endpoints.get(h.endpoint as usize);
     let cluster = endpoint.map_or(h.cluster as usize, |e| e.cluster);
     (

@@ -86,7 +86,6 @@ pub fn screen(
         "hot key", "ops/s", "reads", "writes"
     );
     for h in hot.iter().take(ROWS) {
-        let endpoint = dir.endpoints.get(h.endpoint as usize);
         let mut key = escaped(&h.key);
         if key.len() > 40 {
             key.truncate(37);
@@ -98,7 +97,7 @@ pub fn screen(
             h.ops_per_sec,
             h.reads,
             h.writes,
-            endpoint.map_or("", |e| e.label.as_str())
+            super::hot_keys::place(topo, dir, h).1
         );
     }
     if topo.config.hot_keys_every == 0 {
