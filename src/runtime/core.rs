@@ -517,20 +517,15 @@ async fn control_loop(
                 let migrated_on = reload(&accept, &clients, *generation);
                 let ctx = accept.latest.get();
                 let index = accept.index;
-                let patience = ctx.topo.config.op_timeout + Duration::from_secs(1);
                 if holds(&ctx) {
                     // Confirmed once nothing sent before the hold is out.
                     crate::net::spawn(async move {
                         fence(&ctx, &migrated_on).await;
                         let _ = done.send(index);
-                        retire(migrated_on, patience).await;
                     })
                     .detach();
                 } else {
                     let _ = done.send(index);
-                    if !migrated_on.is_empty() {
-                        crate::net::spawn(retire(migrated_on, patience)).detach();
-                    }
                 }
             }
             Ok(CoreMsg::Stop) | Err(TryRecvError::Disconnected) => {
@@ -570,16 +565,16 @@ async fn control_loop(
 
 /// Swaps the core to a reloaded configuration: a new context that sessions
 /// move to before their next request; unchanged endpoints keep their
-/// connections, connections of removed ones close once answered. Returns
-/// the connections keys were moved on for a migration no longer served
-/// (the caller closes them once answered).
+/// connections, connections of removed ones close once answered, and so
+/// do those keys were moved on for a migration no longer served: returned
+/// for a hold to fence (a PING behind them holds their closing off too).
 fn reload(accept: &Accept, clients: &Registry, r: Generation) -> crate::upstream::Retired {
     let old = accept.latest.get();
     let cfg = &r.topo.config;
     // A health change keeps the generation's endpoint numbers, and the
     // slot maps this core has (MOVED may have updated them since).
     let discovered = r.discovered.unwrap_or_else(|| old.upstreams.discovered());
-    let (upstreams, retired) = old.upstreams.reloaded(&r.topo, discovered);
+    let (upstreams, mut retired) = old.upstreams.reloaded(&r.topo, discovered);
     let kept = Kept {
         stats: old.stats.clone(),
         backend_version: old.backend_version.clone(),
@@ -598,6 +593,7 @@ fn reload(accept: &Accept, clients: &Registry, r: Generation) -> crate::upstream
         r.number,
         retired.len()
     );
+    retired.extend(migrated_on.iter().cloned());
     if !retired.is_empty() {
         // Requests on them run on the old op_timeout.
         let patience = cfg.op_timeout.max(old.topo.config.op_timeout) + Duration::from_secs(1);
