@@ -16,7 +16,7 @@ shared machine is not (-n defaults to 40,000 then).
 """
 import argparse, glob, os, subprocess, tempfile, time
 
-from run import free_port, wait_port, cpu_ticks  # the harness's helpers (perf/run.py)
+from run import free_port, wait_port, cpu_ticks, redis_servers  # the harness's helpers (perf/run.py)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
@@ -40,12 +40,7 @@ dir = tempfile.mkdtemp(prefix="keyway-hotcost-")
 redis = []
 procs = []
 try:
-    for _ in range(2):
-        port = free_port()
-        procs.append(subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
-        redis.append(port)
-    for p in redis:
-        wait_port(p)
+    redis += redis_servers(2, 0)
     eps = ", ".join(f'"127.0.0.1:{p}"' for p in redis)
     results = {"on": [], "off": []}
     for run in range(a.runs):

@@ -17,7 +17,7 @@ then, side by side in one run:
 """
 import argparse, json, os, re, socket, subprocess, tempfile, time, urllib.request
 
-from run import free_port, wait_port, cpu_ticks  # the harness's helpers (perf/run.py)
+from run import free_port, wait_port, cpu_ticks, redis_servers  # the harness's helpers (perf/run.py)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
@@ -29,13 +29,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 procs = []
 dir = tempfile.mkdtemp(prefix="keyway-reshard-")
-redis = []
-for i in range(6):
-    port = free_port()
-    procs.append(subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
-    redis.append(port)
-for p in redis:
-    wait_port(p)
+redis = redis_servers(6, 0)
 
 
 def cluster(ports):

@@ -21,7 +21,7 @@ moves it rather than the background mover.
 """
 import argparse, json, os, socket, subprocess, tempfile, threading, time, urllib.request
 
-from run import free_port, wait_port  # the harness's helpers (perf/run.py)
+from run import free_port, wait_port, redis_servers  # the harness's helpers (perf/run.py)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bin")
@@ -65,13 +65,7 @@ class Conn:
 
 procs = []
 dir = tempfile.mkdtemp(prefix="keyway-bigkey-")
-redis = []
-for i in range(3):
-    port = free_port()
-    procs.append(subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
-    redis.append(port)
-for p in redis:
-    wait_port(p)
+redis = redis_servers(3, 0)
 kport, admin = free_port(), free_port()
 
 

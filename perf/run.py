@@ -62,6 +62,19 @@ def start(cmd, cpu=None, **kw):
     return p
 
 
+def redis_servers(n, cpu, **kw):
+    """`n` redis-servers on CPU `cpu` (no persistence), answering: their ports."""
+    ports = []
+    for _ in range(n):
+        port = free_port()
+        start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+              cpu=cpu, **kw)
+        ports.append(port)
+    for p in ports:
+        wait_port(p)
+    return ports
+
+
 @atexit.register
 def cleanup():
     for p in PROCS:
@@ -188,16 +201,9 @@ def main():
     atexit.register(shutil.rmtree, tmp, True)
     raise_nofile()
 
-    backends = []
-    for _ in range(2):
-        port = free_port()
-        # Backends share the load generator's CPU: the proxies' CPU is theirs
-        # alone, as in the issue's measurements.
-        start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-              cpu=client_cpu, cwd=tmp)
-        backends.append(port)
-    for p in backends:
-        wait_port(p)
+    # Backends share the load generator's CPU: the proxies' CPU is theirs
+    # alone, as in the issue's measurements.
+    backends = redis_servers(2, client_cpu, cwd=tmp)
 
     peers = {"redis (direct)": (backends[0], None)}
 
