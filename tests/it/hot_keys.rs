@@ -112,17 +112,8 @@ fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
     }
     // Where each lives: as `keyway route` says.
     let keys: Vec<String> = shown.iter().map(|(k, _, _)| k.clone()).collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .args(["route", "--config"])
-        .arg(&k.config)
-        .args(&keys)
-        .output()
-        .expect("route");
-    for ((key, _, endpoint), line) in shown
-        .iter()
-        .zip(String::from_utf8_lossy(&out.stdout).lines())
-    {
-        assert_eq!(line, format!("{key}\tmain\t{endpoint}"));
+    for ((key, _, endpoint), at) in shown.iter().zip(routed(&k, &keys)) {
+        assert_eq!(at, ("main".to_string(), endpoint.clone()), "{key}");
     }
     // Per endpoint, the hot keys' share.
     assert!(body.contains("\"hot_ops_per_sec\":"), "{body}");
@@ -290,17 +281,8 @@ fn the_admin_page_shows_what_stats_and_hotkeys_say() {
     let first = &first[..first.find('"').expect("end")];
     let (key, cells) = &hot[0];
     assert_eq!(key, first);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .args(["route", "--config"])
-        .arg(&k.config)
-        .arg(first)
-        .output()
-        .expect("route");
-    let line = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        line.trim_end().ends_with(cells[5].as_str()),
-        "{line} vs {cells:?}"
-    );
+    let (_, endpoint) = &routed(&k, &[first.to_string()])[0];
+    assert_eq!(endpoint, &cells[5], "{cells:?}");
     // In the per-endpoint view, its endpoint lists it among its hottest.
     let by_endpoint = table_rows(&dom, "data-hot-endpoint");
     let (_, cells) = (by_endpoint.iter())

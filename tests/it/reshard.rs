@@ -608,28 +608,7 @@ fn keys_on(b: &Redis) -> Vec<String> {
 /// Where `keyway route` over `k`'s configuration file places each of `keys`
 /// (`host:port`).
 fn routes(k: &Keyway, keys: &[String]) -> Vec<String> {
-    let mut at = Vec::new();
-    for chunk in keys.chunks(500) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .args(["route", "--config"])
-            .arg(&k.config)
-            .args(chunk)
-            .output()
-            .expect("keyway route");
-        let text = String::from_utf8_lossy(&out.stdout);
-        for (key, line) in chunk.iter().zip(text.lines()) {
-            let (routed, rest) = line.split_once('\t').expect("key\tcluster\tendpoint");
-            assert_eq!(routed, key);
-            at.push(
-                rest.split_once('\t')
-                    .expect("cluster\tendpoint")
-                    .1
-                    .to_string(),
-            );
-        }
-    }
-    assert_eq!(at.len(), keys.len());
-    at
+    routed(k, keys).into_iter().map(|(_, at)| at).collect()
 }
 
 /// Every key on `backends` lives where the new ring places it: where

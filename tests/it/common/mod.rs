@@ -645,3 +645,27 @@ pub fn envoy_redis_yaml(
 {lb_endpoints}"#
     )
 }
+
+/// Where `keyway route` over `k`'s configuration file places each of
+/// `keys`: its cluster and endpoint (`host:port`).
+pub fn routed(k: &Keyway, keys: &[String]) -> Vec<(String, String)> {
+    let mut at = Vec::new();
+    for chunk in keys.chunks(500) {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .args(["route", "--config"])
+            .arg(&k.config)
+            .args(chunk)
+            .output()
+            .expect("keyway route");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (key, line) in chunk.iter().zip(text.lines()) {
+            let mut cols = line.split('\t');
+            assert_eq!(cols.next(), Some(key.as_str()), "{line}");
+            let cluster = cols.next().expect("key\tcluster\tendpoint");
+            let endpoint = cols.next().expect("key\tcluster\tendpoint");
+            at.push((cluster.to_string(), endpoint.to_string()));
+        }
+    }
+    assert_eq!(at.len(), keys.len());
+    at
+}
