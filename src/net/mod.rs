@@ -42,4 +42,4 @@ pub use ring::{sleep, Mode, Ring};
 pub use socket::{ClientHandle, Socket};
 pub use sockopt::{reset_on_close, shutdown_write, End};
 pub use stream::Stream;
-pub use task::{now, spawn};
+pub use task::{now, spawn, spawn_holding};

@@ -9,8 +9,8 @@
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 thread_local! {
@@ -31,14 +31,50 @@ pub fn now() -> Instant {
 /// the kernel only when a turn found nothing and no task ran since, so a
 /// task woken by another task always runs first.
 pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> glommio::Task<T> {
-    glommio::spawn_local(async move {
-        let mut fut = pin!(fut);
-        poll_fn(|cx| {
-            POLLS.with(|p| p.set(p.get() + 1));
-            fut.as_mut().poll(cx)
-        })
-        .await
-    })
+    glommio::spawn_local(Counted(fut))
+}
+
+/// Spawns `fut` holding `guard` until the task is done or dropped: what a
+/// task owns for its whole life (a client's seat, say) without an async
+/// block around it.
+pub fn spawn_holding<T: 'static, G: 'static>(
+    fut: impl Future<Output = T> + 'static,
+    guard: G,
+) -> glommio::Task<T> {
+    glommio::spawn_local(Counted(Holding { fut, _guard: guard }))
+}
+
+/// `spawn`'s future: counts the polls of the one it wraps. A struct, not an
+/// async block: an async block awaiting a future it captured keeps both
+/// the capture and the awaited copy, and a client's task is most of what
+/// an idle client costs.
+struct Counted<F>(F);
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        POLLS.with(|p| p.set(p.get() + 1));
+        // SAFETY: structural pinning: `Counted` never moves its field out
+        // and has no Drop of its own, so the field stays where it is pinned.
+        unsafe { self.map_unchecked_mut(|c| &mut c.0) }.poll(cx)
+    }
+}
+
+/// A future that holds `_guard` as long as it lives.
+struct Holding<F, G> {
+    fut: F,
+    _guard: G,
+}
+
+impl<F: Future, G> Future for Holding<F, G> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of `fut`: never moved out, and
+        // `Holding` has no Drop of its own; `_guard` is never pinned.
+        unsafe { self.map_unchecked_mut(|h| &mut h.fut) }.poll(cx)
+    }
 }
 
 /// Goes to the back of glommio's run queue once.

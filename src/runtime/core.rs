@@ -3,7 +3,7 @@
 //! reaches it only through a channel.
 
 use super::admission::{
-    protected_mode_admits, refuse, Admission, Admit, ClientSeats, MAX_LINGERING_REFUSALS,
+    protected_mode_admits, refuse, Admission, Admit, ClientSeats, Seat, MAX_LINGERING_REFUSALS,
 };
 use super::{CoreStartError, StartError};
 use crate::control::cores::{CoreMsg, Generation};
@@ -403,27 +403,18 @@ impl Accept {
                     let ctx = self.latest.get();
                     let stats = self.stats.clone();
                     stats.count(CoreCounter::AcceptedConnections, 1);
-                    stats.count(CoreCounter::ClientConnections, 1);
+                    let connected = Connected::new(stats.clone(), seat);
                     match &tls {
                         None => {
                             let me = ctx.clients.register(id, stream.handle());
                             let run = session::serve(Stream::Plain(stream), ctx, me);
-                            crate::net::spawn(async move {
-                                run.await;
-                                stats.uncount(CoreCounter::ClientConnections, 1);
-                                drop(seat);
-                            })
-                            .detach();
+                            crate::net::spawn_holding(run, connected).detach();
                         }
                         // A TLS handshake holds rustls' whole connection
                         // state: boxed, so plain sessions stay small.
                         Some(acceptor) => {
                             let session = tls_session(acceptor.clone(), stream, ctx, stats, id);
-                            crate::net::spawn(Box::pin(async move {
-                                session.await;
-                                drop(seat);
-                            }))
-                            .detach();
+                            crate::net::spawn_holding(Box::pin(session), connected).detach();
                         }
                     }
                 }
@@ -460,7 +451,26 @@ async fn tls_session(
             stats.count(CoreCounter::TlsClientFailures, 1);
         }
     }
-    stats.uncount(CoreCounter::ClientConnections, 1);
+}
+
+/// A connected client's seat under `max_clients` and its place in the
+/// `client_connections` gauge, both given back when its task ends.
+struct Connected {
+    stats: Rc<CoreStats>,
+    _seat: Seat,
+}
+
+impl Connected {
+    fn new(stats: Rc<CoreStats>, seat: Seat) -> Connected {
+        stats.count(CoreCounter::ClientConnections, 1);
+        Connected { stats, _seat: seat }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.stats.uncount(CoreCounter::ClientConnections, 1);
+    }
 }
 
 /// Serves this core's control channel and the other cores' asks, waiting
