@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 /// A Zipf-like stream of key numbers over `n` keys (weight about 1/(k+1)),
 /// from a fixed seed.
-fn zipf(n: u64, count: usize) -> Vec<u64> {
+pub(crate) fn zipf(n: u64, count: usize) -> Vec<u64> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..count)
         .map(|_| {
@@ -34,7 +34,8 @@ fn listed(body: &str) -> Vec<(String, f64, String)> {
         .collect()
 }
 
-fn ring(backends: &[&Redis]) -> String {
+/// A ketama cluster "main" over `backends`, the catch-all.
+pub(crate) fn ring(backends: &[&Redis]) -> String {
     let eps: Vec<String> = backends
         .iter()
         .map(|b| format!("\"{}\"", b.addr()))
@@ -173,153 +174,19 @@ fn hot_keys_can_be_turned_off() {
     );
 }
 
-/// The text of the element whose `id` is `id` in `dom`.
-fn by_id<'a>(dom: &'a str, id: &str) -> &'a str {
-    let open = format!("id=\"{id}\">");
-    let at = dom.find(&open).unwrap_or_else(|| panic!("no #{id}")) + open.len();
-    &dom[at..at + dom[at..].find('<').expect("closed")]
-}
-
-/// The cells of the table rows carrying `attr="..."` in `dom`: per row,
-/// the attribute's value and the cells' texts.
-fn table_rows(dom: &str, attr: &str) -> Vec<(String, Vec<String>)> {
-    let open = format!("<tr {attr}=\"");
-    dom.split(&open)
-        .skip(1)
-        .map(|row| {
-            let value = row[..row.find('"').expect("value")].to_string();
-            let row = &row[..row.find("</tr>").expect("row end")];
-            let cells = row
-                .split("<td")
-                .skip(1)
-                .map(|c| {
-                    let c = &c[c.find('>').expect("td") + 1..];
-                    c[..c.find("</td>").expect("cell")].to_string()
-                })
-                .collect();
-            (value, cells)
-        })
-        .collect()
-}
-
-/// The admin page in a real headless browser (chromium), after a skewed
-/// workload on two cores: it polls and renders; the generation, each
-/// core's clients and commands are those of /stats, and the hottest key
-/// is shown with the endpoint it lives on. A screenshot is kept.
-#[test]
-fn the_admin_page_shows_what_stats_and_hotkeys_say() {
-    let rs: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
-    let backends: Vec<&Redis> = rs.iter().collect();
-    let k = Keyway::start("cores = 2", &ring(&backends));
-    let mut clients: Vec<Client> = (0..6).map(|_| k.client()).collect();
-    let stream = zipf(500, 30_000);
-    for (c, chunk) in stream.chunks(500).enumerate() {
-        let client = &mut clients[c % 6];
-        let mut out = Vec::new();
-        for n in chunk {
-            out.extend(encode(&[b"GET", format!("{{h{n}}}:{n}").as_bytes()]));
-        }
-        client.send_raw(&out);
-        for _ in chunk {
-            client.read_reply().expect("reply");
-        }
-    }
-    let stats = admin_get(k.admin_port, "/stats");
-    let url = format!("http://127.0.0.1:{}/", k.admin_port);
-    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-page");
-    std::fs::create_dir_all(&out_dir).expect("output dir");
-    let browser = |args: &[&str]| {
-        std::process::Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--virtual-time-budget=3000",
-            ])
-            .args(args)
-            .arg(&url)
-            .output()
-            .expect("chromium must be installed (scripts/setup.sh installs it)")
-    };
-    let dom = String::from_utf8_lossy(&browser(&["--dump-dom"]).stdout).into_owned();
-    assert!(
-        dom.contains("data-polls=\""),
-        "the page never rendered: {dom}"
-    );
-    assert_eq!(by_id(&dom, "generation"), "1");
-    // Per core: clients and commands as /stats says (no load since).
-    let cores = table_rows(&dom, "data-core");
-    let per_core: Vec<_> = cores.iter().filter(|(_, cells)| cells.len() == 7).collect();
-    assert_eq!(per_core.len(), 2, "{dom}");
-    let mut commands = 0;
-    for (core, cells) in per_core {
-        let at = stats
-            .find(&format!("{{\"core\":{core},"))
-            .expect("core in /stats");
-        let part = &stats[at..];
-        let clients = json_number(part, "", "client_connections");
-        assert_eq!(cells[1], clients.to_string(), "core {core} clients");
-        commands += cells[2].parse::<u64>().expect("commands");
-    }
-    assert_eq!(commands, 30_000, "every GET, counted on its core");
-    let total: i64 = json_number(&stats, "\"total\"", "accepted_connections");
-    assert!(total >= 6, "{total}");
-    // Each endpoint with its role and health (from /clusters).
-    let endpoints = table_rows(&dom, "data-endpoint");
-    assert_eq!(endpoints.len(), 3, "{dom}");
-    for (_, cells) in &endpoints {
-        assert_eq!(
-            (cells[2].as_str(), cells[3].as_str()),
-            ("primary", "healthy")
-        );
-    }
-    // The hottest key, with its endpoint.
-    let hot = table_rows(&dom, "data-key");
-    assert!(!hot.is_empty(), "{dom}");
-    let hottest = admin_get(k.admin_port, "/hotkeys");
-    let first = &hottest[hottest.find("{\"key\":\"").expect("a key") + 8..];
-    let first = &first[..first.find('"').expect("end")];
-    let (key, cells) = &hot[0];
-    assert_eq!(key, first);
-    let (_, endpoint) = &routed(&k, &[first.to_string()])[0];
-    assert_eq!(endpoint, &cells[5], "{cells:?}");
-    // In the per-endpoint view, its endpoint lists it among its hottest.
-    let by_endpoint = table_rows(&dom, "data-hot-endpoint");
-    let (_, cells) = (by_endpoint.iter())
-        .find(|(endpoint, _)| *endpoint == hot[0].1[5])
-        .expect("its endpoint in the per-endpoint view");
-    assert!(cells[3].contains(first), "{cells:?}");
-    // A screenshot, under the tests' output directory.
-    let shot = out_dir.join("admin-page.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    browser(&[&arg, "--window-size=1280,1400"]);
-    assert!(shot.exists(), "no screenshot at {}", shot.display());
-}
-
 /// `keyway top` in a pseudo-terminal (tmux), under load: its screen shows
 /// each core with its requests/s, the endpoint, and the hottest key.
 #[test]
 fn keyway_top_draws_the_picture_in_a_terminal() {
     let r = Redis::start();
     let k = Keyway::start("cores = 2", &ring(&[&r]));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (stop, port) = (stop.clone(), k.port);
-        std::thread::spawn(move || {
-            let mut c = Client::connect(port);
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let key = if n.is_multiple_of(2) {
-                    "hot:one".to_string()
-                } else {
-                    format!("cold:{n}")
-                };
-                c.cmd(&["GET", &key]);
-            }
-        })
-    };
+    let load = Load::start(k.port, |n| {
+        if n.is_multiple_of(2) {
+            "hot:one".to_string()
+        } else {
+            format!("cold:{n}")
+        }
+    });
     let session = format!("keyway-top-{}", k.admin_port);
     let command = format!(
         "{} top --instance 127.0.0.1:{} --interval 0.5",
@@ -352,8 +219,7 @@ fn keyway_top_draws_the_picture_in_a_terminal() {
     let screen =
         String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned();
     tmux(&["kill-session", "-t", &session]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.join().expect("load");
+    load.stop();
     assert!(screen.contains("keyway  generation 1"), "{screen}");
     for text in [
         "core0",
@@ -373,4 +239,45 @@ fn keyway_top_draws_the_picture_in_a_terminal() {
         .max()
         .unwrap_or(0);
     assert!(busy > 0, "{screen}");
+}
+
+/// GETs from one client in a loop until stopped: the `n`th of `key(n)`.
+pub(crate) struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub(crate) fn start(port: u16, key: impl Fn(u64) -> String + Send + 'static) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut c = Client::connect(port);
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                c.cmd(&["GET", &key(n)]);
+            }
+        });
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn stop(mut self) {
+        assert!(self.halt(), "the load's client failed");
+    }
+
+    /// Stops the thread; false if it had panicked.
+    fn halt(&mut self) -> bool {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().is_none_or(|t| t.join().is_ok())
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod admin_page;
 mod chaos;
 mod cli;
 mod data_path;
