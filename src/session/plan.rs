@@ -164,6 +164,9 @@ struct Routing {
     /// mirrored or none; requests on routes without mirrors draw nothing.
     draw: Option<f64>,
     turn: usize,
+    /// Whether the hot keys count this request's keys: drawn once, at its
+    /// first key, so a sampled request counts every key it touches.
+    sampled: Option<bool>,
 }
 
 impl Routing {
@@ -175,6 +178,7 @@ impl Routing {
             mirrors_only,
             draw: None,
             turn: ctx.upstreams.next_turn(),
+            sampled: None,
         }
     }
 
@@ -213,18 +217,20 @@ impl Routing {
                 let policy = router.read_policy(route.cluster);
                 let endpoint = ctx.upstreams.choose(home.shard, policy, is_read, self.turn);
                 targets.push(t(0, route.cluster, endpoint, home.slot));
-                // A request's first key, one request in `every`.
-                if ordinal == 0 && ctx.stats.hot.sampled() {
+                // Every key of one request in `every`, each with its
+                // share of the request's bytes.
+                let hot = &ctx.stats.hot;
+                if *self.sampled.get_or_insert_with(|| hot.sampled()) {
                     let sample = crate::stats::hot::Sample {
                         key,
                         db: client.db,
                         write: !is_read,
-                        bytes: req.frame.len(),
+                        bytes: req.frame.len() / keys.len(),
                         cluster: route.cluster as u32,
                         endpoint: endpoint as u32,
                         slot: home.slot,
                     };
-                    ctx.stats.hot.record(sample, std::time::Instant::now());
+                    hot.record(sample, std::time::Instant::now());
                 }
                 if !is_read {
                     client.wrote_to(endpoint);

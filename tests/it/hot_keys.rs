@@ -152,6 +152,48 @@ fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
     assert!(!metrics.contains(&name(want[0].0)));
 }
 
+/// A sampled request counts every key it touches, not only its first:
+/// MGETs whose second key is always the same make that key the hottest,
+/// and a multi-key write counts each key as written.
+#[test]
+fn every_key_of_a_multi_key_request_is_counted() {
+    let rs: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start("", &ring(&backends));
+    let text = std::fs::read_to_string(&k.config).expect("config");
+    std::fs::write(&k.config, format!("{text}hot_keys_sample = 1\n")).expect("config");
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let mut c = k.client();
+    for n in 0..200 {
+        c.cmd(&[
+            "MGET",
+            &format!("cold:{n}"),
+            "hot:second",
+            &format!("cold:x{n}"),
+        ]);
+    }
+    for n in 0..50 {
+        c.cmd(&["MSET", &format!("w:{n}"), "v", "hot:written", "v"]);
+    }
+    let body = admin_get(k.admin_port, "/hotkeys");
+    let keys = listed(&body);
+    assert_eq!(keys[0].0, "hot:second", "{body}");
+    assert_eq!(keys[1].0, "hot:written", "{body}");
+    let entry = |key: &str| {
+        let at = body.find(&format!("{{\"key\":\"{key}\"")).expect("listed");
+        (
+            json_number(&body[at..], "", "reads"),
+            json_number(&body[at..], "", "writes"),
+        )
+    };
+    assert_eq!(entry("hot:second"), (200, 0));
+    assert_eq!(entry("hot:written"), (0, 50));
+    // Each key's endpoint is its own, not its request's first key's.
+    let (_, endpoint) = &routed(&k, &["hot:second".to_string()])[0];
+    assert_eq!(&keys[0].2, endpoint);
+}
+
 /// `hot_keys = false` (a reload applies it): nothing sampled, `/hotkeys`
 /// says so.
 #[test]
