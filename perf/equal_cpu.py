@@ -65,6 +65,12 @@ class CpuGroup:
         PROCS.append(p)
         return p
 
+    def throttled(self):
+        """(periods, periods throttled) so far: a proxy throttled in most
+        periods was the bottleneck, not the load generator."""
+        stat = dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
+        return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+
     def remove(self):
         # After run.cleanup killed the processes (atexit runs in reverse).
         try:
@@ -198,31 +204,36 @@ def envoy_pid(pid):
 
 def scaling(a, tmp, backends):
     """keyway cores = 1 under Q on one CPU, then cores = 2 under 2 x Q over
-    both: (test, pipeline) -> (one, two) requests/s, the medians of rounds."""
+    both, Q per pipeline depth (the load generator shares the two CPUs, so
+    Q must leave it enough to keep two cores busy): (test, pipeline) ->
+    (Q, one, two, throttled share of one, of two), medians of rounds."""
     out = {}
-    runs = {}
-    for cores, cpus in ((1, "1"), (2, "0,1")):
-        port = free_port()
-        keyway_config(tmp / f"keyway-{cores}.toml", port, f"[{cpus}]", backends)
-        group = CpuGroup(f"keyway-{cores}-cores", a.scale_quota, cpus=cores)
-        p = group.start([str(KEYWAY), "--config", str(tmp / f"keyway-{cores}.toml")], cpus,
-                        stderr=open(tmp / f"keyway-{cores}.log", "w"))
-        wait_port(port)
-        runs[cores] = (port, p)
-    for pipeline in (1, 16):
+    for pipeline, quota in ((1, a.scale_quota), (16, a.scale_quota_pipelined)):
+        runs = {}
+        for cores, cpus in ((1, "1"), (2, "0,1")):
+            port = free_port()
+            config = tmp / f"keyway-{cores}-P{pipeline}.toml"
+            keyway_config(config, port, f"[{cpus}]", backends)
+            group = CpuGroup(f"keyway-{cores}-cores-P{pipeline}", quota, cpus=cores)
+            p = group.start([str(KEYWAY), "--config", str(config)], cpus, stderr=subprocess.DEVNULL)
+            wait_port(port)
+            runs[cores] = (port, p, group)
         for test in TESTS:
-            n = a.requests * (4 if pipeline > 1 else 1)
-            got = {1: [], 2: []}
-            for _ in range(a.rounds):
-                for cores, (port, _) in runs.items():
-                    got[cores].append(bench(port, test, pipeline, n, a.clients, "0,1", threads=2)[0])
-            out[(test, pipeline)] = (statistics.median(got[1]), statistics.median(got[2]))
-            print(f"scaling -P {pipeline:<2} {test}: cores=1 {out[(test, pipeline)][0]:,.0f} req/s, "
-                  f"cores=2 {out[(test, pipeline)][1]:,.0f} req/s "
-                  f"({out[(test, pipeline)][1] / out[(test, pipeline)][0]:.2f}x)", flush=True)
-    for _, p in runs.values():
-        p.kill()
-        p.wait()
+            n = a.requests * (4 if pipeline > 1 else 1) // 2
+            got, held = {1: [], 2: []}, {1: [], 2: []}
+            for _ in range(a.scale_rounds):
+                for cores, (port, _, group) in runs.items():
+                    periods, throttled = group.throttled()
+                    got[cores].append(bench(port, test, pipeline, n, a.scale_clients, "0,1", threads=2)[0])
+                    p2, t2 = group.throttled()
+                    held[cores].append((t2 - throttled) / max(1, p2 - periods))
+            one, two = statistics.median(got[1]), statistics.median(got[2])
+            out[(test, pipeline)] = (quota, one, two, statistics.median(held[1]), statistics.median(held[2]))
+            print(f"scaling -P {pipeline:<2} {test} at {quota:g}% per core: cores=1 {one:,.0f} req/s, "
+                  f"cores=2 {two:,.0f} req/s ({two / one:.2f}x)", flush=True)
+        for _, p, _ in runs.values():
+            p.kill()
+            p.wait()
     return out
 
 
@@ -230,7 +241,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quota", type=float, default=35, help="each proxy's CPU budget, percent of one CPU")
     ap.add_argument("--scale-quota", type=float, default=25,
-                    help="the scaling check's Q, percent of one CPU per keyway core")
+                    help="the scaling check's Q at -P 1, percent of one CPU per keyway core")
+    ap.add_argument("--scale-quota-pipelined", type=float, default=10,
+                    help="the scaling check's Q at -P 16 (lower: keyway needs less CPU per request than "
+                         "redis-benchmark on the same two CPUs)")
+    ap.add_argument("--scale-rounds", type=int, default=5)
+    ap.add_argument("--scale-clients", type=int, default=200,
+                    help="clients of the scaling check: under a quota, 50 clients at -P 1 are bound by their "
+                         "round trips through the throttled periods, not by keyway's CPU")
     ap.add_argument("--predixy", default="/tmp/predixy/src/predixy" if Path("/tmp/predixy/src/predixy").exists()
                     else None, help="a predixy binary (built from its source, outside this repository)")
     ap.add_argument("--no-envoy", action="store_true")
@@ -306,12 +324,16 @@ def main():
         lines.append(f"\n{a.idle:,} idle clients served one PING each, RSS growth: " + ", ".join(
             f"{n} +{v / 1024:.1f} MB ({v * 1024 / a.idle / 1000:.2f} KB each)" for n, v in idle.items()) + ".")
     if scale:
-        lines.append(f"\nScaling: keyway `cores = 1` on CPU 1 at {a.scale_quota:g}% against `cores = 2` on CPUs 0-1 "
-                     f"at 2 x {a.scale_quota:g}% (one group), redis-benchmark --threads 2 and the backends unpinned:\n")
-        lines.append("| -P | test | cores = 1 req/s | cores = 2 req/s | ratio |")
-        lines.append("|---:|---|---:|---:|---:|")
-        for (test, pipeline), (one, two) in scale.items():
-            lines.append(f"| {pipeline} | {test} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |")
+        lines.append("\nScaling: keyway `cores = 1` on CPU 1 at Q against `cores = 2` on CPUs 0-1 at 2 x Q (one "
+                     f"group), redis-benchmark --threads 2 with {a.scale_clients} clients and the backends "
+                     "unpinned; medians of "
+                     f"{a.scale_rounds} rounds; 'throttled' is the share of quota periods in which keyway used "
+                     "its whole budget (near 1: keyway was the bottleneck):\n")
+        lines.append("| -P | test | Q | cores = 1 req/s | throttled | cores = 2 req/s | throttled | ratio |")
+        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+        for (test, pipeline), (q, one, two, h1, h2) in scale.items():
+            lines.append(f"| {pipeline} | {test} | {q:g}% | {one:,.0f} | {h1:.2f} | {two:,.0f} | {h2:.2f} "
+                         f"| {two / one:.2f}x |")
     ratios = []
     others = [n for n in peers if n != "keyway"]
     for test in TESTS:
@@ -325,7 +347,7 @@ def main():
                           f"predixy); -P 16 keyway / predixy = {k16[0] / p16[0]:.2f}x (target ≥ 2x)")
     if idle:
         ratios.append(f"- {a.idle:,} idle clients: keyway +{idle['keyway'] / 1024:.1f} MB (target ≤ 30 MB)")
-    for (test, pipeline), (one, two) in scale.items():
+    for (test, pipeline), (_, one, two, _, _) in scale.items():
         ratios.append(f"- scaling -P {pipeline} {test}: cores = 2 / cores = 1 = {two / one:.2f}x (target ≥ 1.9x)")
     lines.append("\nRatios (same run):\n")
     lines.extend(ratios)
