@@ -31,8 +31,8 @@ import atexit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (KEYWAY, ROOT, TICK_US, PROCS, count_syscalls, free_port, idle_connections, machine,  # noqa: E402
-                 raise_nofile, redis_servers, wait_port)
+from run import (KEYWAY, ROOT, TICK_US, PROCS, count_syscalls, envoy_config, free_port, idle_connections,  # noqa: E402
+                 machine, nutcracker_config, raise_nofile, redis_servers, wait_port)
 
 PERIOD_US = 10_000
 TESTS = ("SET", "GET")
@@ -148,10 +148,7 @@ def start_peers(a, tmp, backends, proxy_cpu):
         peers["predixy"] = (port, p.pid)
 
     port = free_port()
-    servers = "".join(f"   - 127.0.0.1:{b}:1\n" for b in backends)
-    (tmp / "nutcracker.yml").write_text(
-        f"pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n"
-        f"  redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n{servers}")
+    (tmp / "nutcracker.yml").write_text(nutcracker_config(port, backends))
     p = CpuGroup("nutcracker", a.quota).start(
         ["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")], cpu)
     wait_port(port)
@@ -159,31 +156,7 @@ def start_peers(a, tmp, backends, proxy_cpu):
 
     if not a.no_envoy and shutil.which("envoy"):
         port = free_port()
-        eps = "".join(
-            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {b} }} }} }}\n"
-            for b in backends)
-        (tmp / "envoy.yaml").write_text(f"""static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
-          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
-  clusters:
-  - name: backends
-    connect_timeout: 1s
-    type: STATIC
-    lb_policy: RING_HASH
-    load_assignment:
-      cluster_name: backends
-      endpoints:
-      - lb_endpoints:
-{eps}""")
+        (tmp / "envoy.yaml").write_text(envoy_config(port, backends))
         envoy = shutil.which("envoy")
         p = CpuGroup("envoy", a.quota).start([envoy, "-c", str(tmp / "envoy.yaml"), "--concurrency", "1",
                                               "--disable-hot-restart", "--log-level", "error"], cpu)

@@ -75,6 +75,42 @@ def redis_servers(n, cpu, **kw):
     return ports
 
 
+def envoy_config(port, backends):
+    """Envoy's redis_proxy on `port`, RING_HASH over `backends` (ports)."""
+    eps = "".join(
+        f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
+        for p in backends)
+    return f"""static_resources:
+  listeners:
+  - name: redis
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.redis_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
+          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
+  clusters:
+  - name: backends
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: RING_HASH
+    load_assignment:
+      cluster_name: backends
+      endpoints:
+      - lb_endpoints:
+{eps}"""
+
+
+def nutcracker_config(port, backends):
+    """nutcracker on `port`: ketama, fnv1a_64, {hashtags}, over `backends`."""
+    servers = "".join(f"   - 127.0.0.1:{p}:1\n" for p in backends)
+    return (f"pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n"
+            f"  redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n{servers}")
+
+
 @atexit.register
 def cleanup():
     for p in PROCS:
@@ -208,10 +244,7 @@ def main():
     peers = {"redis (direct)": (backends[0], None)}
 
     nc_port = free_port()
-    servers = "".join(f"   - 127.0.0.1:{p}:1\n" for p in backends)
-    (tmp / "nutcracker.yml").write_text(
-        f"pool:\n  listen: 127.0.0.1:{nc_port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n"
-        f"  redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n{servers}")
+    (tmp / "nutcracker.yml").write_text(nutcracker_config(nc_port, backends))
     nc = start(["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")],
                cpu=proxy_cpu)
     wait_port(nc_port)
@@ -219,31 +252,7 @@ def main():
 
     if not a.no_envoy and shutil.which("envoy"):
         ev_port = free_port()
-        eps = "".join(
-            f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}\n"
-            for p in backends)
-        (tmp / "envoy.yaml").write_text(f"""static_resources:
-  listeners:
-  - name: redis
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {ev_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.redis_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
-          stat_prefix: redis
-          settings: {{ op_timeout: 5s, enable_hashtagging: true }}
-          prefix_routes: {{ catch_all_route: {{ cluster: backends }} }}
-  clusters:
-  - name: backends
-    connect_timeout: 1s
-    type: STATIC
-    lb_policy: RING_HASH
-    load_assignment:
-      cluster_name: backends
-      endpoints:
-      - lb_endpoints:
-{eps}""")
+        (tmp / "envoy.yaml").write_text(envoy_config(ev_port, backends))
         ev = start(["envoy", "-c", str(tmp / "envoy.yaml"), "--concurrency", "1", "--disable-hot-restart",
                     "--log-level", "error"], cpu=proxy_cpu)
         wait_port(ev_port)

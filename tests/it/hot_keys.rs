@@ -152,6 +152,15 @@ fn a_zipf_workload_shows_its_hottest_keys_and_where_they_live() {
     assert!(!metrics.contains(&name(want[0].0)));
 }
 
+/// Adds `line` to keyway's `[admin]` section (it ends the file), then
+/// reloads.
+fn reload_with_admin(k: &Keyway, line: &str) {
+    let text = std::fs::read_to_string(&k.config).expect("config");
+    std::fs::write(&k.config, format!("{text}{line}\n")).expect("config");
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A sampled request counts every key it touches, not only its first:
 /// MGETs whose second key is always the same make that key the hottest,
 /// and a multi-key write counts each key as written.
@@ -160,10 +169,7 @@ fn every_key_of_a_multi_key_request_is_counted() {
     let rs: Vec<Redis> = (0..3).map(|_| Redis::start()).collect();
     let backends: Vec<&Redis> = rs.iter().collect();
     let k = Keyway::start("", &ring(&backends));
-    let text = std::fs::read_to_string(&k.config).expect("config");
-    std::fs::write(&k.config, format!("{text}hot_keys_sample = 1\n")).expect("config");
-    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
-    assert_eq!(status, 200, "{body}");
+    reload_with_admin(&k, "hot_keys_sample = 1");
     let mut c = k.client();
     for n in 0..200 {
         c.cmd(&[
@@ -200,11 +206,7 @@ fn every_key_of_a_multi_key_request_is_counted() {
 fn hot_keys_can_be_turned_off() {
     let r = Redis::start();
     let k = Keyway::start("", &ring(&[&r]));
-    // `[admin]` ends the file.
-    let text = std::fs::read_to_string(&k.config).expect("config");
-    std::fs::write(&k.config, format!("{text}hot_keys = false\n")).expect("config");
-    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
-    assert_eq!(status, 200, "{body}");
+    reload_with_admin(&k, "hot_keys = false");
     let mut c = k.client();
     for _ in 0..100 {
         c.cmd(&["GET", "x"]);
