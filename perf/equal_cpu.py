@@ -31,10 +31,13 @@ import atexit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (KEYWAY, ROOT, TICK_US, PROCS, count_syscalls, envoy_config, free_port, idle_connections,  # noqa: E402
-                 machine, nutcracker_config, raise_nofile, redis_servers, wait_port)
+from run import (KEYWAY, ROOT, TICK_US, PROCS, count_syscalls, envoy_config, free_port,  # noqa: E402
+                 idle_connections, keyway_config, machine, nutcracker_config, raise_nofile, redis_servers,
+                 wait_port)
 
 PERIOD_US = 10_000
+# Above the idle-client count (keyway's default max_clients is 10,000).
+MAX_CLIENTS = "max_clients = 20000\n"
 TESTS = ("SET", "GET")
 
 
@@ -106,21 +109,6 @@ def measure(port, pid, test, pipeline, requests, clients, cpus, threads=1):
     return rps, p99, (u1 - u0) * TICK_US / requests, (s1 - s0) * TICK_US / requests
 
 
-def keyway_config(path, port, cores, backends, extra=""):
-    endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
-    path.write_text(f"""[proxy]
-listen = "127.0.0.1:{port}"
-cores = {cores}
-max_clients = 20000
-{extra}[[clusters]]
-name = "main"
-lb_policy = "ring_hash"
-endpoints = [{endpoints}]
-[routes]
-catch_all = "main"
-""")
-
-
 def start_peers(a, tmp, backends, proxy_cpu):
     """Every proxy in its own group at `a.quota` % of CPU `proxy_cpu`:
     {name: (port, pid)}."""
@@ -128,7 +116,7 @@ def start_peers(a, tmp, backends, proxy_cpu):
     cpu = str(proxy_cpu)
 
     port = free_port()
-    keyway_config(tmp / "keyway.toml", port, f"[{proxy_cpu}]", backends)
+    (tmp / "keyway.toml").write_text(keyway_config(port, f"[{proxy_cpu}]", backends, MAX_CLIENTS))
     p = CpuGroup("keyway", a.quota).start([str(KEYWAY), "--config", str(tmp / "keyway.toml")], cpu,
                                           stderr=open(tmp / "keyway.log", "w"))
     wait_port(port)
@@ -186,7 +174,7 @@ def scaling(a, tmp, backends):
         for cores, cpus in ((1, "1"), (2, "0,1")):
             port = free_port()
             config = tmp / f"keyway-{cores}-P{pipeline}.toml"
-            keyway_config(config, port, f"[{cpus}]", backends)
+            config.write_text(keyway_config(port, f"[{cpus}]", backends, MAX_CLIENTS))
             group = CpuGroup(f"keyway-{cores}-cores-P{pipeline}", quota, cpus=cores)
             p = group.start([str(KEYWAY), "--config", str(config)], cpus, stderr=subprocess.DEVNULL)
             wait_port(port)

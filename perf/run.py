@@ -75,6 +75,22 @@ def redis_servers(n, cpu, **kw):
     return ports
 
 
+def keyway_config(port, cores, backends, proxy_extra="", tail=""):
+    """keyway on `port` with `cores`, a ring_hash cluster over `backends`
+    (ports) as the catch-all; `proxy_extra` lines end [proxy], `tail`
+    follows the routes."""
+    endpoints = ", ".join(f'"127.0.0.1:{p}"' for p in backends)
+    return f"""[proxy]
+listen = "127.0.0.1:{port}"
+cores = {cores}
+{proxy_extra}[[clusters]]
+name = "main"
+lb_policy = "ring_hash"
+endpoints = [{endpoints}]
+[routes]
+catch_all = "main"
+{tail}"""
+
 def envoy_config(port, backends):
     """Envoy's redis_proxy on `port`, RING_HASH over `backends` (ports)."""
     eps = "".join(
@@ -264,18 +280,8 @@ def main():
     # max_clients above the idle-connection count (its default is 10,000);
     # left out for a baseline build, which may not know the key.
     max_clients = f"max_clients = {a.idle + 2000}\n"
-    (tmp / "keyway.toml").write_text(f"""[proxy]
-listen = "127.0.0.1:{kw_port}"
-cores = {cores}
-{max_clients}[[clusters]]
-name = "main"
-lb_policy = "ring_hash"
-endpoints = [{endpoints}]
-[routes]
-catch_all = "main"
-[admin]
-latency_dir = "{tmp}/latency"
-""")
+    (tmp / "keyway.toml").write_text(
+        keyway_config(kw_port, cores, backends, max_clients, f'[admin]\nlatency_dir = "{tmp}/latency"\n'))
     kw = start([str(KEYWAY), "--config", str(tmp / "keyway.toml")], stderr=open(tmp / "keyway.log", "w"))
     wait_port(kw_port)
     kw_label = "keyway (1 core)" if a.mode == "one" else f"keyway ({ncpu} cores)"
