@@ -57,6 +57,7 @@ class CpuGroup:
             self.dir.mkdir(exist_ok=True)
             (self.dir / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
+        self.procs = []
         atexit.register(self.remove)
 
     def start(self, cmd, cpus, **kw):
@@ -66,6 +67,7 @@ class CpuGroup:
         p = subprocess.Popen(["sh", "-c", shell, "sh"] + cmd, stdout=subprocess.DEVNULL,
                              stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
         PROCS.append(p)
+        self.procs.append(p)
         return p
 
     def throttled(self):
@@ -75,7 +77,11 @@ class CpuGroup:
         return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
 
     def remove(self):
-        # After run.cleanup killed the processes (atexit runs in reverse).
+        # A group holding processes cannot be removed: stop its own first
+        # (atexit runs this before run.cleanup, registered earlier).
+        for p in self.procs:
+            p.kill()
+            p.wait()
         try:
             self.dir.rmdir()
         except OSError:
