@@ -36,14 +36,7 @@ fn listed(body: &str) -> Vec<(String, f64, String)> {
 
 /// A ketama cluster "main" over `backends`, the catch-all.
 pub(crate) fn ring(backends: &[&Redis]) -> String {
-    let eps: Vec<String> = backends
-        .iter()
-        .map(|b| format!("\"{}\"", b.addr()))
-        .collect();
-    format!(
-        "[[clusters]]\nname = \"main\"\nlb_policy = \"ketama\"\nendpoints = [{}]\n\n[routes]\ncatch_all = \"main\"\n",
-        eps.join(", ")
-    )
+    cluster_toml("main", "ketama", backends)
 }
 
 /// A skewed workload over two cores: the ten hottest keys are found (the
