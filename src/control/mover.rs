@@ -253,7 +253,8 @@ fn move_all(topo: &Topology, owners: &[Owner], progress: &Progress) -> bool {
 }
 
 /// One full SCAN pass of `owner`, every database with keys, moving what
-/// moves. Err: the owner failed (the pass starts over).
+/// moves. Err: the owner failed, or refused to move keys to some new owner
+/// (the pass, which moved every other key, starts over).
 fn pass(
     topo: &Topology,
     owner: &Owner,
@@ -276,6 +277,8 @@ fn pass(
     let router = Router::new(topo, &[]);
     let migrate_timeout = migrate_timeout(topo);
     let mut budget = Budget::new();
+    // New owners whose MIGRATE failed in this pass, with the first error.
+    let mut unreachable: Vec<(usize, ProbeError)> = Vec::new();
     for &(db, _) in &dbs {
         conn.call("SELECT", &[b"SELECT", db.to_string().as_bytes()])?;
         let mut cursor = b"0".to_vec();
@@ -307,6 +310,9 @@ fn pass(
                 }
             }
             for (to, ks) in &by_owner {
+                if unreachable.iter().any(|(t, _)| t == to) {
+                    continue;
+                }
                 let order = Migrate {
                     to: topo.endpoints[*to].addr,
                     db,
@@ -316,11 +322,23 @@ fn pass(
                 };
                 let mut frame = Vec::new();
                 order.encode(&mut frame, ks);
-                // +OK (moved) or +NOKEY (gone already): both done.
-                let Value::Simple(_) = conn.call_raw("MIGRATE", &frame)? else {
-                    return Err(ProbeError::Unexpected("MIGRATE"));
-                };
-                p.moved.fetch_add(ks.len() as u64, Ordering::Relaxed);
+                // +OK (moved) or +NOKEY (gone already): both done. An
+                // error reply (IOERR: the new owner is down or slow) leaves
+                // the keys where they were (REPLACE covers a copy it may
+                // have restored): that owner's keys wait for the next pass,
+                // the others' move on.
+                match conn.call_raw("MIGRATE", &frame) {
+                    Ok(Value::Simple(_)) => {
+                        p.moved.fetch_add(ks.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(_) => return Err(ProbeError::Unexpected("MIGRATE")),
+                    Err(refused @ ProbeError::Refused { .. }) => {
+                        let label = &topo.endpoints[*to].label;
+                        crate::warn!(endpoint: &p.endpoint, "reshard mover: MIGRATE to {label}: {refused}; its keys wait for the next pass");
+                        unreachable.push((*to, refused));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             budget.spend(keys.len() as u64);
             if next == b"0" {
@@ -329,7 +347,10 @@ fn pass(
             cursor = next;
         }
     }
-    Ok(())
+    match unreachable.into_iter().next() {
+        Some((_, first)) => Err(first),
+        None => Ok(()),
+    }
 }
 
 /// The databases holding keys, from INFO keyspace (`db3:keys=10,...`).
