@@ -5,6 +5,7 @@
 
 mod common;
 
+mod acked;
 mod admin_page;
 mod chaos;
 mod cli;

@@ -3,17 +3,17 @@
 //! new owner before anything touches it, under load, across cores, and no
 //! acknowledged write is lost.
 
+use crate::acked::{tag, Load, COUNTERS};
 use crate::common::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Two cores; a generous op_timeout: this machine is shared, and a test
 /// run on many backends at once must not read a slow reply as a failure.
 const PROXY: &str = "cores = 2\nop_timeout = \"10s\"";
 const KEYS: usize = 3000;
-const COUNTERS: usize = 300;
 
 fn ketama(backends: &[&Redis], weights: &[(usize, u32)]) -> String {
     ketama_with(backends, weights, "migrate")
@@ -45,167 +45,6 @@ fn rewrite(k: &Keyway, clusters: &str) {
     let end = text.find("[admin]").expect("admin");
     let next = format!("{}{clusters}\n\n{}", &text[..start], &text[end..]);
     std::fs::write(&k.config, next).expect("write config");
-}
-
-/// A hashtag per `i`, the tags unlike each other: twemproxy's fnv1a_64
-/// (ketama's default hash, placed as nutcracker places it) puts t0..t99
-/// nearly all on one node.
-fn tag(i: usize) -> String {
-    format!(
-        "{{{:x}}}",
-        (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    )
-}
-
-/// Clients writing while the reshard happens: SETs, INCRs of counters
-/// (some given a TTL), HSETs of fields, LPUSHes, and transactions on
-/// hashtags (MULTI, INCR and HSET of one tag, EXEC), each remembered once
-/// acknowledged.
-struct Load {
-    stop: Arc<AtomicBool>,
-    /// Replies that were not the acknowledgement (the first few).
-    errors: Arc<Mutex<Vec<String>>>,
-    counts: Arc<Mutex<HashMap<String, i64>>>,
-    fields: Arc<Mutex<Vec<(String, String)>>>,
-    /// LPUSHes acknowledged per list.
-    pushes: Arc<Mutex<HashMap<String, i64>>>,
-    /// Counters given a TTL (EXPIRE acknowledged).
-    expiring: Arc<Mutex<Vec<String>>>,
-    /// The last value acknowledged per SET key (each client its own keys).
-    sets: Arc<Mutex<HashMap<String, usize>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    /// `clients` clients, spread over the keyways listening on `ports`,
-    /// writing the same keys.
-    fn start(ports: &[u16], clients: usize) -> Load {
-        let ports = ports.to_vec();
-        let stop = Arc::new(AtomicBool::new(false));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let counts = Arc::new(Mutex::new(HashMap::new()));
-        let fields = Arc::new(Mutex::new(Vec::new()));
-        let pushes = Arc::new(Mutex::new(HashMap::new()));
-        let expiring = Arc::new(Mutex::new(Vec::new()));
-        let sets = Arc::new(Mutex::new(HashMap::new()));
-        let threads = (0..clients)
-            .map(|id| {
-                let (stop, errors) = (stop.clone(), errors.clone());
-                let (counts, fields) = (counts.clone(), fields.clone());
-                let (pushes, expiring) = (pushes.clone(), expiring.clone());
-                let sets = sets.clone();
-                let port = ports[id % ports.len()];
-                std::thread::spawn(move || {
-                    let mut c = Client::connect(port);
-                    let failed = |what: String| {
-                        let mut e = errors.lock().unwrap();
-                        if e.len() < 20 {
-                            e.push(what);
-                        }
-                    };
-                    let mut n = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
-                        let r = c.cmd(&["INCR", &counter]);
-                        match r.as_bytes().first() {
-                            Some(b':') => *counts.lock().unwrap().entry(counter).or_insert(0) += 1,
-                            _ => failed(format!("INCR {counter}: {r}")),
-                        }
-                        let list = format!("l:{}", n % 31);
-                        let r = c.cmd(&["LPUSH", &list, "x"]);
-                        match r.as_bytes().first() {
-                            Some(b':') => *pushes.lock().unwrap().entry(list).or_insert(0) += 1,
-                            _ => failed(format!("LPUSH {list}: {r}")),
-                        }
-                        if n.is_multiple_of(10) {
-                            let counter = format!("c:{}", (n * 7 + id * 13) % COUNTERS);
-                            let r = c.cmd(&["EXPIRE", &counter, "600"]);
-                            if r == ":1\r\n" {
-                                expiring.lock().unwrap().push(counter);
-                            } else {
-                                failed(format!("EXPIRE {counter}: {r}"));
-                            }
-                        }
-                        let hash = format!("h:{}", n % 97);
-                        let field = format!("f{id}:{n}");
-                        let r = c.cmd(&["HSET", &hash, &field, "1"]);
-                        if r == ":1\r\n" {
-                            fields.lock().unwrap().push((hash, field));
-                        } else {
-                            failed(format!("HSET {hash} {field}: {r}"));
-                        }
-                        let set = format!("s:{id}:{}", n % 50);
-                        let r = c.cmd(&["SET", &set, &n.to_string()]);
-                        if r == "+OK\r\n" {
-                            sets.lock().unwrap().insert(set, n);
-                        } else {
-                            failed(format!("SET {set}: {r}"));
-                        }
-                        if n.is_multiple_of(3) {
-                            let tag = tag(n % 40);
-                            let (counter, hash) = (format!("{tag}:a"), format!("{tag}:h"));
-                            let field = format!("m{id}:{n}");
-                            let queued = [
-                                c.cmd(&["MULTI"]),
-                                c.cmd(&["INCR", &counter]),
-                                c.cmd(&["HSET", &hash, &field, "1"]),
-                            ];
-                            let done = c.cmd(&["EXEC"]);
-                            if queued == ["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n"]
-                                && done.starts_with("*2\r\n:")
-                                && done.ends_with("\r\n:1\r\n")
-                            {
-                                *counts.lock().unwrap().entry(counter).or_insert(0) += 1;
-                                fields.lock().unwrap().push((hash, field));
-                            } else {
-                                failed(format!("MULTI on {tag}: {queued:?} {done}"));
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            errors,
-            counts,
-            fields,
-            pushes,
-            expiring,
-            sets,
-            threads,
-        }
-    }
-
-    /// Stops the clients; every acknowledged write must read back.
-    fn finish(self, k: &Keyway) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().expect("client");
-        }
-        let errors = self.errors.lock().unwrap();
-        assert!(errors.is_empty(), "{errors:?}\n{}", k.log());
-        let mut c = k.client();
-        let counts = self.counts.lock().unwrap();
-        assert!(counts.values().sum::<i64>() > 200, "too little load");
-        for (key, n) in counts.iter() {
-            assert_eq!(c.cmd(&["GET", key]), bulk(&n.to_string()), "{key}");
-        }
-        for (hash, field) in self.fields.lock().unwrap().iter() {
-            assert_eq!(c.cmd(&["HEXISTS", hash, field]), ":1\r\n", "{hash} {field}");
-        }
-        for (list, n) in self.pushes.lock().unwrap().iter() {
-            assert_eq!(c.cmd(&["LLEN", list]), format!(":{n}\r\n"), "{list}");
-        }
-        for counter in self.expiring.lock().unwrap().iter() {
-            let ttl: i64 = c.cmd(&["TTL", counter])[1..].trim().parse().expect("ttl");
-            assert!((500..=600).contains(&ttl), "{counter}: TTL {ttl}");
-        }
-        for (key, n) in self.sets.lock().unwrap().iter() {
-            assert_eq!(c.cmd(&["GET", key]), bulk(&n.to_string()), "{key}");
-        }
-    }
 }
 
 /// Sets `k:0` .. `k:{keys-1}` to `value(i)` through `k`, pipelined.
@@ -646,6 +485,13 @@ fn a_fleet_adds_an_endpoint_and_loses_no_write() {
     let other = ketama_with(&backends, &[(0, 2)], "coordinated");
     let a = fleet_reshard(&backends, &five, &six, &other);
     assert!(each_key_once(&backends)[5] > 0, "the sixth took nothing");
+    let (_nutcracker, port) = nutcracker_over(&backends);
+    placed_by_the_new_ring(&a, &backends, port);
+}
+
+/// The real nutcracker in front of `backends` as one ketama pool (placed
+/// as keyway's ketama places them), and its port.
+fn nutcracker_over(backends: &[&Redis]) -> (Proc, u16) {
     let dir = scratch_dir("reshard-nutcracker");
     let port = free_port();
     let servers: String = (backends.iter())
@@ -659,8 +505,7 @@ fn a_fleet_adds_an_endpoint_and_loses_no_write() {
         ),
     )
     .expect("nutcracker config");
-    let _nc = start_nutcracker(&conf, port);
-    placed_by_the_new_ring(&a, &backends, port);
+    (start_nutcracker(&conf, port), port)
 }
 
 /// Five servers in a ring_hash cluster, one removed and another
@@ -748,7 +593,9 @@ fn wait_log(k: &Keyway, text: &str) {
 /// A fleet's keyway killed in the hold phase holds again when it restarts
 /// (it cannot know what the fleet decided), and the fleet then releases:
 /// nothing moved. One killed while keys move carries on moving them. No
-/// acknowledged write is lost either way.
+/// acknowledged write is lost either way (clients of both, those of the
+/// killed one connecting again), and every key ends where the real
+/// nutcracker places it.
 #[test]
 fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
@@ -762,7 +609,9 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     ];
     let keys = 20_000;
     load_keys(&a, keys, |i| format!("v{i}"));
-    let load = Load::start(&[a.port], 4);
+    // Clients of both: those of the one killed connect again, and what it
+    // may have run without answering counts as possible.
+    let load = Load::start(&[a.port, b.port], 6);
     let six = ketama_with(&backends, &[], "coordinated");
     rewrite(&a, &six);
     rewrite(&b, &six);
@@ -804,6 +653,8 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
         let mut c = k.client();
         assert_loaded(&mut c, keys, 5);
     }
+    let (_nutcracker, port) = nutcracker_over(&backends);
+    placed_by_the_new_ring(&a, &backends, port);
 }
 
 /// A new owner slow to answer (a big key restoring; here DEBUG SLEEP):
@@ -1011,4 +862,195 @@ fn keys_moving_both_ways_never_wait_on_each_other() {
         &bad[..bad.len().min(5)]
     );
     assert_eq!(each_key_once(&backends)[2], 0);
+}
+
+/// A fleet's instance left holding (its coordinator gone between hold and
+/// migrate): a command on a moving key waits `HOLD_AT_MOST` (5 s), then
+/// gets -TRYAGAIN and does not run; one on a key that does not move is
+/// served at once; released, the moving key is served where it was.
+#[test]
+fn a_command_held_too_long_is_told_to_try_again() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let k = Keyway::start(PROXY, &ketama_with(&backends[..5], &[], "coordinated"));
+    let keys = 2000;
+    load_keys(&k, keys, |i| format!("v{i}"));
+    let names: Vec<String> = (0..keys).map(|i| format!("k:{i}")).collect();
+    let before = routes(&k, &names);
+    rewrite(&k, &ketama_with(&backends, &[], "coordinated"));
+    let after = routes(&k, &names);
+    let moving = (0..keys).find(|&i| before[i] != after[i]).expect("moving");
+    let staying = (0..keys).find(|&i| before[i] == after[i]).expect("staying");
+    let (status, body) = admin_request(k.admin_port, "POST", "/reshard/hold");
+    assert_eq!(status, 200, "{body}");
+    let mut c = k.client();
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        c.cmd(&["GET", &names[staying]]),
+        bulk(&format!("v{staying}"))
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let asked = std::time::Instant::now();
+    let reply = c.cmd(&["SET", &names[moving], "held"]);
+    let waited = asked.elapsed();
+    assert!(reply.starts_with("-TRYAGAIN"), "{reply}");
+    assert!(
+        (Duration::from_millis(4900)..Duration::from_secs(8)).contains(&waited),
+        "{waited:?}"
+    );
+    let (ok, out) = keyway_reshard("release", &k);
+    assert!(ok, "{out}");
+    // Not written (the SET was refused), not moved (released).
+    assert_eq!(c.cmd(&["GET", &names[moving]]), bulk(&format!("v{moving}")));
+    assert_eq!(each_key_once(&backends)[5], 0, "a key moved");
+}
+
+/// A new owner that dies while keys move to it: clients whose keys would
+/// move there get an error in time and their commands do not run, keys
+/// moving to the other new owners go on moving (the mover skips the dead
+/// one's for the rest of its pass) and being served, and once it is back
+/// (it persisted its keys) the reshard ends with nothing lost.
+#[test]
+fn a_new_owner_dying_mid_reshard_stalls_only_its_keys() {
+    let persisting = || {
+        Redis::start_with(
+            free_port(),
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        )
+    };
+    let mut rs: Vec<Redis> = (0..5).map(|_| persisting()).collect();
+    // The lowest address is removed, so each of its keys moves up, in the
+    // first (rising) round; the highest dies.
+    let mut by_port: Vec<usize> = (0..5).collect();
+    by_port.sort_by_key(|&i| rs[i].port);
+    let (gone, dies) = (by_port[0], by_port[4]);
+    let k = Keyway::start(
+        "cores = 2\nop_timeout = \"500ms\"",
+        &ring_toml("ring_hash", &rs.iter().collect::<Vec<_>>(), &[], "migrate"),
+    );
+    let keys = 20_000;
+    load_keys(&k, keys, |i| format!("v{i}"));
+    let names: Vec<String> = (0..keys).map(|i| format!("k:{i}")).collect();
+    let before = routes(&k, &names);
+    let kept: Vec<&Redis> = (0..5).filter(|&i| i != gone).map(|i| &rs[i]).collect();
+    rewrite(&k, &ring_toml("ring_hash", &kept, &[], "migrate"));
+    let after = routes(&k, &names);
+    let (status, body) = admin_request(k.admin_port, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let (ok, out) = keyway_reshard("pause", &k);
+    assert!(ok, "{out}");
+    let (removed, dead) = (rs[gone].addr(), rs[dies].addr());
+    rs[dies].kill();
+    let (ok, out) = keyway_reshard("resume", &k);
+    assert!(ok, "{out}");
+    // Every key moving to a live owner leaves the removed one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = keys_on(&rs[gone]);
+        let stuck = (left.iter())
+            .filter(|key| {
+                let i: usize = key[2..].parse().unwrap();
+                after[i] != dead
+            })
+            .count();
+        if stuck == 0 && !left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{stuck} keys for live owners still on {removed}: {}",
+            admin_get(k.admin_port, "/reshard")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = admin_get(k.admin_port, "/reshard");
+    assert!(!status.contains("\"state\":\"done\""), "{status}");
+    assert!(
+        k.log().contains(&format!("MIGRATE to {dead}")),
+        "{}",
+        k.log()
+    );
+    let mut c = k.client();
+    // A key moving to a live owner: served. One moving to the dead one: an
+    // error, in time, and the SET does not run.
+    let to = |dest: bool| {
+        (0..keys)
+            .find(|&i| before[i] == removed && (after[i] == dead) == dest)
+            .expect("such a key")
+    };
+    let live = to(false);
+    assert_eq!(c.cmd(&["GET", &names[live]]), bulk(&format!("v{live}")));
+    let stalled = to(true);
+    let asked = std::time::Instant::now();
+    let reply = c.cmd(&["SET", &names[stalled], "lost?"]);
+    assert!(reply.starts_with("-ERR"), "{reply}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    rs[dies].restart();
+    wait_reshard_done(&k);
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let per = each_key_once(&backends);
+    assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
+    assert_eq!(per[gone], 0, "{per:?}");
+    for (i, key) in names.iter().enumerate() {
+        assert_eq!(c.cmd(&["GET", key]), bulk(&format!("v{i}")), "{key}");
+    }
+}
+
+/// `keyway reshard abort` over a fleet whose reshard is halfway (clients
+/// of both keyways writing): every instance's file places the cluster as
+/// before again, the command holds and migrates both, waits until every
+/// key has moved back and says so; nothing acknowledged is lost.
+#[test]
+fn keyway_reshard_abort_moves_a_fleet_back() {
+    let rs: Vec<Redis> = (0..6).map(|_| Redis::start()).collect();
+    let backends: Vec<&Redis> = rs.iter().collect();
+    let five = ketama_with(&backends[..5], &[], "coordinated");
+    let six = ketama_with(&backends, &[], "coordinated");
+    let a = Keyway::start(PROXY, &five);
+    let b = Keyway::start(PROXY, &five);
+    let both = [
+        format!("127.0.0.1:{}", a.admin_port),
+        format!("127.0.0.1:{}", b.admin_port),
+    ];
+    let keys = 20_000;
+    load_keys(&a, keys, |i| format!("v{i}"));
+    let load = Load::start(&[a.port, b.port], 4);
+    rewrite(&a, &six);
+    rewrite(&b, &six);
+    // `keyway reshard start`'s steps, its movers then paused halfway.
+    for phase in ["/reshard/hold", "/reshard/migrate"] {
+        for k in [&a, &b] {
+            let (status, body) = admin_request(k.admin_port, "POST", phase);
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    let (ok, out) = keyway_reshard_over("pause", &both);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(each_key_once(&backends)[5] > 0, "nothing moved yet");
+    rewrite(&a, &five);
+    rewrite(&b, &five);
+    let (ok, out) = keyway_reshard_over("abort", &both);
+    assert!(ok, "{out}\n{}\n{}", a.log(), b.log());
+    assert!(
+        out.contains("every instance has moved the keys of the falling round"),
+        "{out}"
+    );
+    load.finish(&a);
+    wait_reshard_done(&a);
+    wait_reshard_done(&b);
+    let per = each_key_once(&backends);
+    assert_eq!(per[5], 0, "the sixth gave every key back: {per:?}");
+    for k in [&a, &b] {
+        let mut c = k.client();
+        assert_loaded(&mut c, keys, 7);
+    }
 }
