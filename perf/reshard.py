@@ -11,6 +11,9 @@ then, side by side in one run:
   requests/s, p99, and keyway's CPU per request (/proc/PID/stat);
 - during: the same while a sixth endpoint is added and every key whose owner
   changed moves (the mover at work, clients moving what they touch);
+- keys that stay: the same, before, during and after, over keys of one
+  hashtag whose owner the reshard does not change (their cost should be
+  normal operation's);
 - the mover's keys/s (moved / seconds, from GET /reshard);
 - the hold: --holds reshards of a small cluster (grow, then shrink) under
   pipelined load, each hold's duration from keyway's log (p50, p99, max).
@@ -59,16 +62,32 @@ def generation():
     return json.loads(get("/stats"))["config"]["generation"]
 
 
-def bench(n):
-    """GET over the loaded keys; (requests/s, p99 ms, keyway µs CPU/request)."""
+def bench(n, staying=None):
+    """GET over the loaded keys, or (`staying`: a hashtag whose owner the
+    reshard does not change) over keys of that tag only; (requests/s, p99
+    ms, keyway µs CPU/request)."""
+    what = ["-t", "get"] if staying is None else ["GET", staying + ":__rand_int__"]
     before = cpu_ticks(kp.pid)
-    out = subprocess.run(["taskset", "-c", "0", "redis-benchmark", "-p", str(kport), "-t", "get", "-n", str(n), "-r", str(a.keys), "-c", "50", "--csv"], capture_output=True, text=True).stdout
+    out = subprocess.run(["taskset", "-c", "0", "redis-benchmark", "-p", str(kport), "-n", str(n), "-r", str(a.keys), "-c", "50", "--csv"] + what, capture_output=True, text=True).stdout
     ticks = cpu_ticks(kp.pid) - before
-    row = [l for l in out.splitlines() if l.startswith('"GET"')][0]
+    row = [l for l in out.splitlines() if l.startswith('"GET')][0]
     cols = [c.strip('"') for c in row.split(",")]
     return float(cols[1]), float(cols[6]), ticks / TICK * 1e6 / n
 
 
+def staying_tag():
+    """A hashtag `keyway route` places on the same endpoint before and
+    after the sixth endpoint joins."""
+    tags = [f"{{s{i}}}" for i in range(200)]
+    def place(ports):
+        write_conf(ports)
+        out = subprocess.run([a.bin, "route", "--config", conf] + tags, capture_output=True, text=True, check=True).stdout
+        return [l.split("\t")[2] for l in out.splitlines()]
+    old, new = place(redis[:5]), place(redis)
+    return next(t for t, o, n in zip(tags, old, new) if o == n)
+
+
+staying = staying_tag()
 write_conf(redis[:5])
 log = open(os.path.join(dir, "keyway.log"), "w")
 kp = subprocess.Popen([a.bin, "--config", conf], stderr=log)
@@ -81,6 +100,8 @@ try:
     print("loaded", flush=True)
     before = bench(200_000)
     print("before", before, flush=True)
+    before_staying = bench(200_000, staying)
+    print("before, keys that stay", before_staying, flush=True)
     write_conf(redis)
     post("/reload")
     started = time.time()
@@ -95,18 +116,25 @@ try:
     import threading
     watcher = threading.Thread(target=watch)
     watcher.start()
-    runs = []
+    # Random keys (some moving) and keys that stay, in turn.
+    runs, runs_staying = [], []
     while not ended:
         runs.append(bench(100_000))
+        if not ended:
+            runs_staying.append(bench(100_000, staying))
     watcher.join()
     took = ended[0] - started
-    during = (sum(r[0] for r in runs) / len(runs), max(r[1] for r in runs), sum(r[2] for r in runs) / len(runs))
-    print("during", runs, flush=True)
+    mean = lambda rs: (sum(r[0] for r in rs) / len(rs), max(r[1] for r in rs), sum(r[2] for r in rs) / len(rs))
+    during = mean(runs)
+    during_staying = mean(runs_staying) if runs_staying else (0.0, 0.0, 0.0)
+    print("during", runs, "keys that stay", runs_staying, flush=True)
     prog = json.loads(get("/reshard"))
     # (Moved counts over both rounds; each round scans every old owner.)
     moved = sum(o["moved"] for o in prog["old_owners"])
     after = bench(200_000)
     print("after", after, flush=True)
+    after_staying = bench(200_000, staying)
+    print("after, keys that stay", after_staying, flush=True)
     # The hold, many times, over a small cluster's worth of keys.
     for p in redis:
         subprocess.run(["redis-cli", "-p", str(p), "FLUSHALL"], capture_output=True)
@@ -137,6 +165,10 @@ print(f"keys: {a.keys}; the reshard ended {took:.1f} s after the reload: the mov
 print(f"during the migration: {len(runs)} runs of 100,000 GETs (averaged; p99 the worst run's)")
 print("| phase | requests/s | p99 ms | keyway CPU µs/request |")
 print("|---|---:|---:|---:|")
-for name, (rps, p99, cpu) in [("before", before), ("during the migration", during), ("after", after)]:
+for name, (rps, p99, cpu) in [("before", before), ("during the migration", during), ("after", after),
+                              (f"before, keys that stay ({staying}...)", before_staying),
+                              (f"during, keys that stay ({len(runs_staying)} runs)", during_staying),
+                              ("after, keys that stay", after_staying)]:
     print(f"| {name} | {rps:,.0f} | {p99:.3f} | {cpu:.2f} |")
+print(f"keys that stay, CPU per request during / before: {during_staying[2] / before_staying[2]:.2f}x, during / after: {during_staying[2] / after_staying[2]:.2f}x")
 print(f"holds ({len(holds)} holds of {len(holds) // 2} reshards of 10,000 keys, 1 core, under pipelined SET load): p50 {pct(0.5):.0f} µs, p99 {pct(0.99):.0f} µs, max {holds[-1]:.0f} µs")
