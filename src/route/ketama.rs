@@ -29,6 +29,7 @@
 //!
 //! [`twemproxy_server_name`] applies these rules.
 
+use super::continuum::Continuum;
 use super::hash::{md5, KetamaHash};
 use super::RingMember;
 
@@ -42,10 +43,8 @@ const MAX_HOSTLEN: usize = 273;
 #[derive(Debug)]
 pub struct Ketama {
     hash: KetamaHash,
-    /// Point values, ascending.
-    values: Vec<u32>,
-    /// `owners[i]`: the member index owning `values[i]`.
-    owners: Vec<u32>,
+    /// The points (md5 words of each server's names), ascending.
+    points: Continuum<u32>,
 }
 
 impl Ketama {
@@ -77,8 +76,7 @@ impl Ketama {
         points.sort_by_key(|p| p.0);
         Ketama {
             hash,
-            values: points.iter().map(|p| p.0).collect(),
-            owners: points.iter().map(|p| p.1).collect(),
+            points: Continuum::new(points),
         }
     }
 
@@ -99,9 +97,7 @@ impl Ketama {
     /// `ketama_dispatch`: the first point >= `h`, else the first point.
     #[inline]
     pub fn pick_hash(&self, h: u32) -> usize {
-        let i = self.values.partition_point(|&v| v < h);
-        let i = if i == self.values.len() { 0 } else { i };
-        self.owners.get(i).map_or(0, |&o| o as usize)
+        self.points.owner_of(h)
     }
 
     pub fn hash(&self) -> KetamaHash {
@@ -110,19 +106,16 @@ impl Ketama {
 
     /// Number of points (twemproxy's `ncontinuum`).
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.points.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.points.is_empty()
     }
 
     /// (point value, member index), ascending by value.
     pub fn points(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
-        self.values
-            .iter()
-            .zip(&self.owners)
-            .map(|(&v, &o)| (v, o as usize))
+        self.points.points()
     }
 }
 

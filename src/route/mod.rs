@@ -1,4 +1,5 @@
 //! Where a key goes: hashtag → hash → ring → endpoint.
+pub mod continuum;
 pub mod hash;
 pub mod hashtag;
 pub mod ketama;

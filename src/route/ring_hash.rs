@@ -18,6 +18,7 @@
 //! (ties included: the first of equal hashes); the Envoy vectors in the
 //! tests pin the edges (0, u64::MAX, a point's own hash, one past it).
 
+use super::continuum::Continuum;
 use super::hash::{envoy_murmur2, xxhash64};
 use super::RingMember;
 use crate::resp::write::push_decimal;
@@ -40,10 +41,8 @@ pub enum PointHash {
 
 #[derive(Debug)]
 pub struct RingHash {
-    /// Point hashes, ascending.
-    hashes: Vec<u64>,
-    /// `owners[i]`: the member index owning `hashes[i]`.
-    owners: Vec<u32>,
+    /// The points (each host's name and number hashed), ascending.
+    points: Continuum<u64>,
 }
 
 impl RingHash {
@@ -69,8 +68,7 @@ impl RingHash {
         let sum: u64 = members.iter().map(|m| m.weight as u64).sum();
         if sum == 0 {
             return RingHash {
-                hashes: Vec::new(),
-                owners: Vec::new(),
+                points: Continuum::new(Vec::new()),
             };
         }
         let normalized = |m: &RingMember| m.weight as f64 / sum as f64;
@@ -110,8 +108,7 @@ impl RingHash {
         // std::sort; a stable sort keeps them in member order.
         points.sort_by_key(|p| p.0);
         RingHash {
-            hashes: points.iter().map(|p| p.0).collect(),
-            owners: points.iter().map(|p| p.1).collect(),
+            points: Continuum::new(points),
         }
     }
 
@@ -125,26 +122,21 @@ impl RingHash {
     /// The member owning hash `h`: the first point >= `h`, else the first.
     #[inline]
     pub fn pick_hash(&self, h: u64) -> usize {
-        let i = self.hashes.partition_point(|&p| p < h);
-        let i = if i == self.hashes.len() { 0 } else { i };
-        self.owners.get(i).map_or(0, |&o| o as usize)
+        self.points.owner_of(h)
     }
 
     /// Number of points: Envoy's `ring_hash_lb.size`.
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.points.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.points.is_empty()
     }
 
     /// (point hash, member index), ascending by hash.
     pub fn points(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
-        self.hashes
-            .iter()
-            .zip(&self.owners)
-            .map(|(&h, &o)| (h, o as usize))
+        self.points.points()
     }
 }
 
