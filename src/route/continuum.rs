@@ -4,7 +4,7 @@
 //! thousand points costs a dozen unpredictable branches per request, so
 //! the points are also indexed by each hash's top bits (one to two buckets
 //! per point, built once with the ring): a lookup reads its bucket's bounds
-//! and searches the one or two points inside. The answer is exactly the
+//! and searches the few points inside. The answer is exactly the
 //! binary search's, so placement does not change.
 
 /// A point's hash: 32 bits (ketama) or 64 (ring_hash).
@@ -77,14 +77,15 @@ impl<H: Point> Continuum<H> {
         let b = h.top(self.bits);
         // Points of earlier buckets are below `h`, of later ones above: the
         // first point >= h is in this bucket or is the next bucket's first.
-        let (lo, hi) = match (self.starts.get(b), self.starts.get(b + 1)) {
-            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
-            _ => (0, self.hashes.len()),
-        };
-        let i = match self.hashes.get(lo..hi) {
-            Some(bucket) => lo + bucket.iter().take_while(|&&p| p < h).count(),
-            None => self.hashes.partition_point(|&p| p < h),
-        };
+        // (A bucket is searched, not scanned: points bunched in one bucket
+        // cost a binary search over the bunch, never a walk.)
+        let lo = self.starts.get(b).map_or(0, |&s| s as usize);
+        let hi = self
+            .starts
+            .get(b + 1)
+            .map_or(self.hashes.len(), |&s| s as usize);
+        let bucket = self.hashes.get(lo..hi).unwrap_or_default();
+        let i = lo + bucket.partition_point(|&p| p < h);
         let i = if i == self.hashes.len() { 0 } else { i };
         self.owners.get(i).map_or(0, |&o| o as usize)
     }
