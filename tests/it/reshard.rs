@@ -582,6 +582,17 @@ fn an_aborted_reshard_moves_every_key_back() {
     assert_loaded(&mut c, keys, 1);
 }
 
+/// The steps of `keyway reshard start` taken by hand: every one of `ks`
+/// holds, then every one migrates.
+fn hold_and_migrate(ks: &[&Keyway]) {
+    for phase in ["/reshard/hold", "/reshard/migrate"] {
+        for k in ks {
+            let (status, body) = admin_request(k.admin_port, "POST", phase);
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+}
+
 fn wait_log(k: &Keyway, text: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !k.log().contains(text) {
@@ -627,12 +638,7 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     assert_eq!(each_key_once(&backends)[5], 0, "a key moved");
     // Now both hold and migrate (the steps of `keyway reshard start`), and
     // b dies while keys move; `start` again picks up where the fleet is.
-    for phase in ["/reshard/hold", "/reshard/migrate"] {
-        for k in [&a, &b] {
-            let (status, body) = admin_request(k.admin_port, "POST", phase);
-            assert_eq!(status, 200, "{body}");
-        }
-    }
+    hold_and_migrate(&[&a, &b]);
     b.crash_and_restart();
     wait_log(&b, "resuming the reshard");
     // (The clients of `a` waited out most of the holds: give them time.)
@@ -773,22 +779,38 @@ fn an_old_owner_dying_mid_reshard_stalls_only_its_keys() {
         .map(|i| (i, (&before[i], &after[i])))
         .find(|(_, (b, a))| **b == dead && b != a)
         .expect("a key moving from the dead one");
+    refused_in_time(&mut c, &["GET", &names[i]]);
+    assert!(!admin_get(k.admin_port, "/reshard").contains("\"state\":\"done\""));
+    back_and_whole(&k, &mut rs, 0, &names);
+}
+
+/// `args` through `c` is refused (-ERR) within 3 s: a key whose move
+/// cannot be made, its command not run.
+fn refused_in_time(c: &mut Client, args: &[&str]) {
     let asked = std::time::Instant::now();
-    let reply = c.cmd(&["GET", &names[i]]);
-    assert!(reply.starts_with("-ERR"), "{reply}");
+    let reply = c.cmd(args);
+    assert!(reply.starts_with("-ERR"), "{args:?}: {reply}");
     assert!(
         asked.elapsed() < Duration::from_secs(3),
         "{:?}",
         asked.elapsed()
     );
-    assert!(!admin_get(k.admin_port, "/reshard").contains("\"state\":\"done\""));
-    rs[0].restart();
-    wait_reshard_done(&k);
+}
+
+/// Server `dead` of `rs` back (it persisted its keys): the reshard ends,
+/// every key lives on one server and `names` read back as `load_keys`
+/// wrote them. Keys per server.
+fn back_and_whole(k: &Keyway, rs: &mut [Redis], dead: usize, names: &[String]) -> Vec<usize> {
+    rs[dead].restart();
+    wait_reshard_done(k);
     let backends: Vec<&Redis> = rs.iter().collect();
-    assert_eq!(each_key_once(&backends).iter().sum::<usize>(), keys);
+    let per = each_key_once(&backends);
+    assert_eq!(per.iter().sum::<usize>(), names.len(), "{per:?}");
+    let mut c = k.client();
     for (i, key) in names.iter().enumerate() {
         assert_eq!(c.cmd(&["GET", key]), bulk(&format!("v{i}")), "{key}");
     }
+    per
 }
 
 /// Keys moving both ways between two servers at once (ring_hash: one of
@@ -985,23 +1007,9 @@ fn a_new_owner_dying_mid_reshard_stalls_only_its_keys() {
     let live = to(false);
     assert_eq!(c.cmd(&["GET", &names[live]]), bulk(&format!("v{live}")));
     let stalled = to(true);
-    let asked = std::time::Instant::now();
-    let reply = c.cmd(&["SET", &names[stalled], "lost?"]);
-    assert!(reply.starts_with("-ERR"), "{reply}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        asked.elapsed()
-    );
-    rs[dies].restart();
-    wait_reshard_done(&k);
-    let backends: Vec<&Redis> = rs.iter().collect();
-    let per = each_key_once(&backends);
-    assert_eq!(per.iter().sum::<usize>(), keys, "{per:?}");
+    refused_in_time(&mut c, &["SET", &names[stalled], "lost?"]);
+    let per = back_and_whole(&k, &mut rs, dies, &names);
     assert_eq!(per[gone], 0, "{per:?}");
-    for (i, key) in names.iter().enumerate() {
-        assert_eq!(c.cmd(&["GET", key]), bulk(&format!("v{i}")), "{key}");
-    }
 }
 
 /// `keyway reshard abort` over a fleet whose reshard is halfway (clients
@@ -1026,12 +1034,7 @@ fn keyway_reshard_abort_moves_a_fleet_back() {
     rewrite(&a, &six);
     rewrite(&b, &six);
     // `keyway reshard start`'s steps, its movers then paused halfway.
-    for phase in ["/reshard/hold", "/reshard/migrate"] {
-        for k in [&a, &b] {
-            let (status, body) = admin_request(k.admin_port, "POST", phase);
-            assert_eq!(status, 200, "{body}");
-        }
-    }
+    hold_and_migrate(&[&a, &b]);
     let (ok, out) = keyway_reshard_over("pause", &both);
     assert!(ok, "{out}");
     std::thread::sleep(Duration::from_millis(500));
