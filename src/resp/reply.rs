@@ -57,7 +57,7 @@ impl ReplyScanner {
                 return Ok(None);
             };
             let rest = &buf[pos + 1..];
-            let Some(r) = memchr::memchr(b'\r', rest) else {
+            let Some(r) = super::find_cr(rest) else {
                 return Ok(None);
             };
             match rest.get(r + 1) {

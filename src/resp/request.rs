@@ -266,7 +266,7 @@ enum Line<'a> {
 #[inline]
 fn header_line(buf: &[u8], from: usize, max: usize) -> Line<'_> {
     let rest = buf.get(from..).unwrap_or(&[]);
-    match memchr::memchr(b'\r', rest) {
+    match super::find_cr(rest) {
         Some(r) if r > max => Line::TooLong,
         Some(r) => match rest.get(r + 1) {
             Some(b'\n') => Line::Found(&rest[..r], from + r + 2),
