@@ -146,25 +146,19 @@ impl RequestScanner {
     }
 
     fn scan_multibulk(&mut self, buf: &[u8]) -> Result<Scanned, ProtocolError> {
-        let max_line = self.limits.max_inline_len;
         let mut st = match self.partial {
             Some(p) => p,
             None => {
-                let (line, next) = match header_line(buf, 1, max_line) {
-                    Line::Found(line, next) => (line, next),
-                    Line::Incomplete => {
-                        return Ok(Scanned::Incomplete {
-                            need: buf.len() + 1,
-                        })
-                    }
-                    Line::TooLong => return Err(ProtocolError::MultibulkCountTooLong),
-                };
-                let count = match parse_int(line) {
-                    Some(n) if n <= self.limits.max_multibulk_len as i64 => n,
-                    Some(n) if self.limits.unauthenticated && n <= i32::MAX as i64 => {
-                        return Err(ProtocolError::UnauthenticatedMultibulk)
-                    }
-                    _ => return Err(ProtocolError::InvalidMultibulk),
+                let (count, next) = match plain_count(buf, 1) {
+                    Some((n, next)) if n <= self.limits.max_multibulk_len => (n as i64, next),
+                    _ => match self.multibulk_count(buf)? {
+                        Some(found) => found,
+                        None => {
+                            return Ok(Scanned::Incomplete {
+                                need: buf.len() + 1,
+                            })
+                        }
+                    },
                 };
                 if count <= 0 {
                     return Ok(Scanned::Empty { len: next });
@@ -186,22 +180,17 @@ impl RequestScanner {
             if first != b'$' {
                 return Err(ProtocolError::ExpectedBulk(first));
             }
-            let (line, next) = match header_line(buf, pos + 1, max_line) {
-                Line::Found(line, next) => (line, next),
-                Line::Incomplete => {
-                    self.partial = Some(st);
-                    return Ok(Scanned::Incomplete {
-                        need: buf.len() + 1,
-                    });
-                }
-                Line::TooLong => return Err(ProtocolError::BulkCountTooLong),
-            };
-            let len = match parse_int(line) {
-                Some(n) if n >= 0 && n as usize <= self.limits.max_bulk_len => n as usize,
-                Some(n) if self.limits.unauthenticated && (0..=512 * 1024 * 1024).contains(&n) => {
-                    return Err(ProtocolError::UnauthenticatedBulk)
-                }
-                _ => return Err(ProtocolError::InvalidBulk),
+            let (len, next) = match plain_count(buf, pos + 1) {
+                Some((n, next)) if n <= self.limits.max_bulk_len => (n, next),
+                _ => match self.bulk_len(buf, pos + 1)? {
+                    Some(found) => found,
+                    None => {
+                        self.partial = Some(st);
+                        return Ok(Scanned::Incomplete {
+                            need: buf.len() + 1,
+                        });
+                    }
+                },
             };
             let end = next + len;
             if buf.len() < end + 2 {
@@ -216,6 +205,44 @@ impl RequestScanner {
             st.remaining -= 1;
         }
         Ok(Scanned::Frame { len: st.pos })
+    }
+
+    /// The `*` count line at the start of `buf`, any form: the count and
+    /// the offset after the line, None while incomplete.
+    #[cold]
+    fn multibulk_count(&self, buf: &[u8]) -> Result<Option<(i64, usize)>, ProtocolError> {
+        let (line, next) = match header_line(buf, 1, self.limits.max_inline_len) {
+            Line::Found(line, next) => (line, next),
+            Line::Incomplete => return Ok(None),
+            Line::TooLong => return Err(ProtocolError::MultibulkCountTooLong),
+        };
+        match parse_int(line) {
+            Some(n) if n <= self.limits.max_multibulk_len as i64 => Ok(Some((n, next))),
+            Some(n) if self.limits.unauthenticated && n <= i32::MAX as i64 => {
+                Err(ProtocolError::UnauthenticatedMultibulk)
+            }
+            _ => Err(ProtocolError::InvalidMultibulk),
+        }
+    }
+
+    /// The `$` length line starting at `from`, any form: the length and
+    /// the offset after the line, None while incomplete.
+    #[cold]
+    fn bulk_len(&self, buf: &[u8], from: usize) -> Result<Option<(usize, usize)>, ProtocolError> {
+        let (line, next) = match header_line(buf, from, self.limits.max_inline_len) {
+            Line::Found(line, next) => (line, next),
+            Line::Incomplete => return Ok(None),
+            Line::TooLong => return Err(ProtocolError::BulkCountTooLong),
+        };
+        match parse_int(line) {
+            Some(n) if n >= 0 && n as usize <= self.limits.max_bulk_len => {
+                Ok(Some((n as usize, next)))
+            }
+            Some(n) if self.limits.unauthenticated && (0..=512 * 1024 * 1024).contains(&n) => {
+                Err(ProtocolError::UnauthenticatedBulk)
+            }
+            _ => Err(ProtocolError::InvalidBulk),
+        }
     }
 
     fn scan_inline(&mut self, buf: &[u8]) -> Result<Scanned, ProtocolError> {
@@ -259,6 +286,27 @@ enum Line<'a> {
     Found(&'a [u8], usize),
     Incomplete,
     TooLong,
+}
+
+/// The count of the header line starting at `from` when it is what every
+/// client sends, 1 to 18 digits without a leading zero and a CRLF: the
+/// count and the offset after the CRLF, read in one pass. None for
+/// anything else (incomplete, signed, too long, malformed), which the
+/// general path (`header_line`, `parse_int`) then judges.
+#[inline(always)]
+fn plain_count(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let line = buf.get(from..)?;
+    let mut n = 0usize;
+    for (i, &c) in line.iter().enumerate().take(19) {
+        match c {
+            b'0'..=b'9' if i < 18 => n = n * 10 + (c - b'0') as usize,
+            b'\r' if i == 1 || (i > 1 && line[0] != b'0') => {
+                return (line.get(i + 1) == Some(&b'\n')).then_some((n, from + i + 2));
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The header line starting at `from` (without its CRLF) and the offset
@@ -478,6 +526,38 @@ mod tests {
         let mut bb = b"*1\r\n$".to_vec();
         bb.extend(vec![b'1'; 64 * 1024 + 1]);
         assert_eq!(err(&bb), "too big bulk count string");
+    }
+
+    #[test]
+    fn counts_off_the_plain_path_are_judged_as_before() {
+        let err = |b: &[u8]| scanner().scan(b).unwrap_err().to_string();
+        // Leading zeros, signs, empty, a lone CR: the general path's errors.
+        assert_eq!(err(b"*01\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*+1\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*1\rx"), "invalid multibulk length");
+        assert_eq!(err(b"*1\r\n$03\r\nfoo\r\n"), "invalid bulk length");
+        assert_eq!(err(b"*1\r\n$\r\n"), "invalid bulk length");
+        // 18 and 19 digits: over the limits either way.
+        assert_eq!(err(b"*1\r\n$999999999999999999\r\n"), "invalid bulk length");
+        assert_eq!(
+            err(b"*1\r\n$9999999999999999999\r\n"),
+            "invalid bulk length"
+        );
+        assert_eq!(
+            err(b"*1\r\n$99999999999999999999\r\n"),
+            "invalid bulk length"
+        );
+        // Zero, and a count cut before its LF, resumed.
+        let mut s = scanner();
+        assert_eq!(s.scan(b"*1\r\n$0\r\n\r\n"), Ok(Scanned::Frame { len: 10 }));
+        assert_eq!(s.scan(b"*0\r\n"), Ok(Scanned::Empty { len: 4 }));
+        assert_eq!(s.scan(b"*1\r"), Ok(Scanned::Incomplete { need: 4 }));
+        assert_eq!(s.scan(b"*1\r\n$3\r"), Ok(Scanned::Incomplete { need: 8 }));
+        assert_eq!(
+            s.scan(b"*1\r\n$3\r\nfoo\r\n"),
+            Ok(Scanned::Frame { len: 13 })
+        );
     }
 
     #[test]
