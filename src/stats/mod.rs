@@ -105,10 +105,11 @@ impl EndpointStats {
         self.counts.get(counter as usize)
     }
 
+    /// Records `n` round trips of `rtt` each.
     #[inline]
-    pub fn rtt(&self, rtt: Duration) {
+    pub fn rtt(&self, rtt: Duration, n: u64) {
         if let Some(h) = self.rtt.borrow_mut().as_mut() {
-            h.saturating_record(micros(rtt));
+            h.saturating_record_n(micros(rtt), n);
         }
     }
 }

@@ -642,6 +642,9 @@ impl ReplyReader {
     /// returns how many bytes they took.
     fn absorb(&mut self, conn: &Conn, bytes: &[u8]) -> usize {
         let now = crate::net::now();
+        // Requests queued in the same turn share their send time, so
+        // their round trips are one value: recorded once, with a count.
+        let mut round_trips: Option<(Instant, u64)> = None;
         let mut pos = 0;
         while pos < bytes.len() && self.end.is_none() {
             let len = match self.scanner.scan(&bytes[pos..]) {
@@ -684,11 +687,21 @@ impl ReplyReader {
             let waiter = conn.inner.borrow_mut().waiters.pop_front();
             match waiter {
                 Some((w, sent)) => {
-                    conn.es.rtt(now.saturating_duration_since(sent));
+                    match &mut round_trips {
+                        Some((at, n)) if *at == sent => *n += 1,
+                        other => {
+                            if let Some((at, n)) = other.replace((sent, 1)) {
+                                conn.es.rtt(now.saturating_duration_since(at), n);
+                            }
+                        }
+                    }
                     w.complete(reply)
                 }
                 None => self.end = Some(End::Unsolicited),
             }
+        }
+        if let Some((at, n)) = round_trips {
+            conn.es.rtt(now.saturating_duration_since(at), n);
         }
         pos
     }
@@ -844,6 +857,11 @@ mod scripted {
                 .all(|r| r.as_deref() == Ok(&b"+OK\r\n"[..])));
             assert_eq!(stats.endpoint(0).get(EndpointCounter::Requests), 500);
             assert_eq!(conn.pending(), 0);
+            // Every reply's round trip is in the histogram (requests sent
+            // in one turn are recorded together, with their count).
+            let endpoint = stats.endpoint(0);
+            let rtt = endpoint.rtt.borrow();
+            assert_eq!(rtt.as_ref().map(|h| h.len()), Some(500));
         });
         assert_eq!(
             accepted.load(Ordering::SeqCst),
