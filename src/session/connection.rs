@@ -210,14 +210,14 @@ impl Connection {
         if sent.is_err() {
             return false;
         }
+        let done = crate::net::now();
         // Requests still carried were not waiting on a backend meanwhile.
-        let took = crate::net::now().saturating_duration_since(sending);
-        client.replies.borrow_mut().client_took(took);
+        client.replies.borrow_mut().client_took(sending, done);
         // Taking replies is activity too (client_idle_timeout).
-        client.me.entry.touch(crate::net::now());
+        client.me.entry.touch(done);
         let stats = &self.ctx.stats;
         stats.count(CoreCounter::BytesOut, len as u64);
-        let took = crate::net::now().saturating_duration_since(self.read_at);
+        let took = done.saturating_duration_since(self.read_at);
         stats.record_batch(&client.groups, took);
         client.groups = [0; 4];
         // Scratch space grown by a huge request goes back too.

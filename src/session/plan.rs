@@ -147,7 +147,9 @@ fn route_and_send(
         send_parts(ctx, client, &enc, primary, slot);
         client.replies.borrow_mut().seal(slot);
     }
-    send_mirrors(ctx, client, &enc, mirrors);
+    if !mirrors.is_empty() {
+        send_mirrors(ctx, client, &enc, mirrors);
+    }
 }
 
 /// Keys of one upstream request: one endpoint, one slot.

@@ -191,11 +191,11 @@ impl Replies {
         self.arrived = Some(at);
     }
 
-    /// The client took `took` to accept its replies: the requests still
+    /// The client took from `from` to `to` to accept its replies: the requests still
     /// waiting to be dispatched do not count that time as waiting.
-    pub fn client_took(&mut self, took: std::time::Duration) {
+    pub fn client_took(&mut self, from: Instant, to: Instant) {
         if let Some(a) = self.arrived.as_mut() {
-            *a += took;
+            *a += to.saturating_duration_since(from);
         }
     }
 

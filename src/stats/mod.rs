@@ -127,8 +127,10 @@ pub struct CoreStats {
     /// Per endpoint; grows when a Redis Cluster reveals new nodes. Each
     /// connection holds its endpoint's entry.
     endpoints: RefCell<Vec<Rc<EndpointStats>>>,
-    /// Request latency per group (read, write, multi, other, all).
-    latency: RefCell<[Histogram<u64>; 5]>,
+    /// Request latency per group (read, write, multi, other). The fifth
+    /// group of a snapshot, all requests, is their sum, made when the
+    /// snapshot is taken rather than recorded twice per batch.
+    latency: RefCell<[Histogram<u64>; 4]>,
     /// The keys this core's requests touch most (sampled).
     pub hot: hot::HotKeys,
 }
@@ -197,15 +199,10 @@ impl CoreStats {
     pub fn record_batch(&self, counts: &[u64; 4], latency: Duration) {
         let us = micros(latency);
         let mut h = self.latency.borrow_mut();
-        let mut total = 0;
-        for (i, &n) in counts.iter().enumerate() {
+        for (h, &n) in h.iter_mut().zip(counts) {
             if n > 0 {
-                h[i].saturating_record_n(us, n);
-                total += n;
+                h.saturating_record_n(us, n);
             }
-        }
-        if total > 0 {
-            h[4].saturating_record_n(us, total);
         }
     }
 
@@ -291,7 +288,15 @@ impl CoreStats {
                     rtt: s.rtt.borrow().clone().unwrap_or_else(new_histogram),
                 })
                 .collect(),
-            latency: self.latency.borrow().clone(),
+            latency: {
+                let groups = self.latency.borrow();
+                let mut all = new_histogram();
+                for g in groups.iter() {
+                    let _ = all.add(g);
+                }
+                let [read, write, multi, other] = groups.clone();
+                [read, write, multi, other, all]
+            },
             ring: RingSnapshot::default(),
             hot: self.hot.top(std::time::Instant::now()),
         }
