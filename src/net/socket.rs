@@ -130,9 +130,12 @@ impl Receiver {
         }
     }
 
+    /// Wakes the task waiting here, keeping its waker: its next wait on
+    /// this socket finds the same waker (`will_wake`) and clones none, and
+    /// no reference is dropped per completion.
     fn wake(&self) {
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
         }
     }
 
@@ -277,9 +280,12 @@ impl Sender {
         self.busy.set(Some(ud));
     }
 
+    /// Wakes the task waiting here, keeping its waker: its next wait on
+    /// this socket finds the same waker (`will_wake`) and clones none, and
+    /// no reference is dropped per completion.
     fn wake(&self) {
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
         }
     }
 }

@@ -22,10 +22,12 @@ pub struct Entry {
     /// The client socket. It stays open while the entry is registered: the
     /// session removes its entry before its socket is dropped.
     socket: ClientHandle,
-    /// Seconds since keyway started, when the client connected and when it
-    /// last sent something.
+    /// Seconds since keyway started, when the client connected.
     created: u32,
-    active: Cell<u32>,
+    /// When it last sent something or took a reply: an instant, stored as
+    /// is (a request pays no arithmetic for it), turned into whole seconds
+    /// since start only when idleness is judged.
+    active: Cell<Instant>,
     pub db: Cell<u16>,
     pub resp: Cell<Protocol>,
     pub blocked: Cell<bool>,
@@ -81,7 +83,7 @@ impl Entry {
     /// The client sent something, or took a reply, at `at`.
     #[inline]
     pub fn touch(&self, at: Instant) {
-        self.active.set(seconds_since_start(at));
+        self.active.set(at);
     }
 
     /// An empty value clears the name.
@@ -280,7 +282,8 @@ impl Registry {
             let subscribed = e.subs.get() != (0, 0);
             // Whole seconds, strictly more than the limit (as Redis counts).
             let busy = e.blocked.get() || e.waiting.get() || e.closing.get();
-            if !subscribed && !busy && now.saturating_sub(e.active.get()) > limit {
+            let active = seconds_since_start(e.active.get());
+            if !subscribed && !busy && now.saturating_sub(active) > limit {
                 e.closing.set(true);
                 e.socket.shut_down();
                 closed += 1;
@@ -295,12 +298,12 @@ impl Registry {
 
     /// Registers a new session whose socket is `fd`.
     pub fn register(self: &Rc<Self>, id: u64, socket: ClientHandle) -> Registered {
-        let now = seconds_since_start(Instant::now());
+        let at = Instant::now();
         let entry = Entry {
             id,
             socket,
-            created: now,
-            active: Cell::new(now),
+            created: seconds_since_start(at),
+            active: Cell::new(at),
             db: Cell::new(0),
             resp: Cell::new(Protocol::Resp2),
             blocked: Cell::new(false),
@@ -474,7 +477,7 @@ impl Registry {
             e.socket.fd(),
             text(Named::Name),
             now.saturating_sub(e.created),
-            now.saturating_sub(e.active.get()),
+            now.saturating_sub(seconds_since_start(e.active.get())),
             e.db.get(),
             e.cmd.get().map_or("NULL", |c| c.name),
             self.user,
