@@ -353,9 +353,7 @@ impl Replies {
                         // A huge command waits for its earlier slices'
                         // replies before sending more (`unanswered`), and
                         // merges them as they come (`fold`).
-                        if let Some(w) = self.waker.take() {
-                            w.wake();
-                        }
+                        wake(&self.waker);
                     }
                     m.pending == 0 && m.sealed
                 }
@@ -380,9 +378,7 @@ impl Replies {
     fn one_done(&mut self) {
         self.outstanding -= 1;
         if self.outstanding == 0 {
-            if let Some(w) = self.waker.take() {
-                w.wake();
-            }
+            wake(&self.waker);
         }
     }
 
@@ -570,6 +566,14 @@ pub async fn replies_until(
         }
     })
     .await
+}
+
+/// Wakes the session waiting for replies, keeping its waker: its next
+/// wait finds the same one (`will_wake`) and clones none.
+fn wake(waker: &Option<Waker>) {
+    if let Some(w) = waker {
+        w.wake_by_ref();
+    }
 }
 
 #[cfg(test)]
