@@ -10,6 +10,7 @@
 use super::ring::{Completion, Keep, Ring};
 use super::sockopt::{address, set_nodelay, sockaddr, tcp_socket};
 pub use super::sockopt::{reset_on_close, shutdown_write, End};
+use super::task::KeptWaker;
 use futures_lite::{AsyncRead, AsyncWrite};
 use io_uring::{cqueue, opcode, types::Fd};
 use std::cell::{Cell, RefCell};
@@ -19,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Which provided buffers a socket receives into.
@@ -64,7 +65,7 @@ struct Receiver {
     pausing: Cell<bool>,
     /// The kernel ran out of provided buffers for this socket.
     starved: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
+    waker: KeptWaker,
     /// The socket was dropped: whatever still arrives goes straight back.
     closed: Cell<bool>,
     /// Told to stop (a drain): the next wait for bytes ends as if the peer
@@ -115,9 +116,7 @@ impl ClientHandle {
     pub fn interrupt(&self) {
         if let Some(rx) = self.rx.upgrade() {
             rx.interrupted.set(true);
-            if let Some(w) = rx.waker.borrow_mut().take() {
-                w.wake();
-            }
+            rx.waker.wake();
         }
     }
 }
@@ -130,21 +129,12 @@ impl Receiver {
         }
     }
 
-    /// Wakes the task waiting here, keeping its waker: its next wait on
-    /// this socket finds the same waker (`will_wake`) and clones none, and
-    /// no reference is dropped per completion.
     fn wake(&self) {
-        if let Some(w) = self.waker.borrow().as_ref() {
-            w.wake_by_ref();
-        }
+        self.waker.wake();
     }
 
     fn set_waker(&self, cx: &Context<'_>) {
-        let mut w = self.waker.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
-        }
+        self.waker.wait(cx.waker());
     }
 
     /// Copies every held buffer into `spilled` and gives the buffers back.
@@ -241,7 +231,7 @@ struct Sender {
     /// A failed send: every later send or flush fails the same way.
     error: Cell<Option<io::ErrorKind>>,
     /// The task waiting for everything queued to be sent.
-    waker: RefCell<Option<Waker>>,
+    waker: KeptWaker,
     closed: Cell<bool>,
 }
 
@@ -280,13 +270,8 @@ impl Sender {
         self.busy.set(Some(ud));
     }
 
-    /// Wakes the task waiting here, keeping its waker: its next wait on
-    /// this socket finds the same waker (`will_wake`) and clones none, and
-    /// no reference is dropped per completion.
     fn wake(&self) {
-        if let Some(w) = self.waker.borrow().as_ref() {
-            w.wake_by_ref();
-        }
+        self.waker.wake();
     }
 }
 
@@ -415,7 +400,7 @@ impl Socket {
                 armed: Cell::new(None),
                 pausing: Cell::new(false),
                 starved: Cell::new(false),
-                waker: RefCell::new(None),
+                waker: KeptWaker::default(),
                 closed: Cell::new(false),
                 interrupted: Cell::new(false),
             }),
@@ -426,7 +411,7 @@ impl Socket {
                 busy: Cell::new(None),
                 staged: RefCell::new(Vec::new()),
                 error: Cell::new(None),
-                waker: RefCell::new(None),
+                waker: KeptWaker::default(),
                 closed: Cell::new(false),
             }),
         }
@@ -608,11 +593,7 @@ impl Socket {
         if tx.busy.get().is_none() {
             return Poll::Ready(Ok(()));
         }
-        let mut w = tx.waker.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
-        }
+        tx.waker.wait(cx.waker());
         Poll::Pending
     }
 

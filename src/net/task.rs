@@ -7,11 +7,43 @@
 //! the poll count and sets the turn's time. `ring` re-exports `now` and
 //! `spawn`, so their old paths still work.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+
+/// The waker of the task that waits on one thing (a socket's bytes, its
+/// send, a batch's replies), kept between waits: a task that waits again
+/// finds its waker there (no clone), and a wake uses it by reference (no
+/// reference dropped). It wakes only a task that is waiting, once per
+/// wait, as a waker taken out at the wake would.
+#[derive(Default)]
+pub struct KeptWaker {
+    waker: RefCell<Option<Waker>>,
+    waiting: Cell<bool>,
+}
+
+impl KeptWaker {
+    /// The task of `waker` waits from now until the next `wake`.
+    pub fn wait(&self, waker: &Waker) {
+        let mut w = self.waker.borrow_mut();
+        match &*w {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *w = Some(waker.clone()),
+        }
+        self.waiting.set(true);
+    }
+
+    /// Wakes the waiting task, if one waits.
+    pub fn wake(&self) {
+        if self.waiting.replace(false) {
+            if let Some(w) = &*self.waker.borrow() {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
 
 thread_local! {
     /// Polls of the core's tasks (see `spawn`).
@@ -90,4 +122,42 @@ pub(super) async fn yield_now() {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeptWaker;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    /// A waker that counts its wakes.
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_kept_waker_wakes_a_waiting_task_once_per_wait_and_clones_it_once() {
+        let count = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let kept = KeptWaker::default();
+        kept.wake(); // nobody waits: nothing happens
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        for round in 1..=3 {
+            kept.wait(&waker);
+            kept.wake();
+            kept.wake(); // a second completion before the task waits again
+            assert_eq!(count.0.load(Ordering::SeqCst), round);
+        }
+        // One clone is kept across the three waits: the test's own Arc,
+        // the Waker and the kept clone.
+        assert_eq!(Arc::strong_count(&count), 3);
+    }
 }

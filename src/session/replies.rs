@@ -5,6 +5,7 @@
 
 use super::gather::{self, Gather};
 use crate::command::Split;
+use crate::net::task::KeptWaker;
 use crate::resp::errors::ErrorReply;
 use crate::resp::{reply, write};
 use crate::upstream::waiter::ReplySlots;
@@ -114,7 +115,7 @@ pub struct Replies {
     arena: Vec<u8>,
     slots: Vec<Slot>,
     outstanding: usize,
-    waker: Option<Waker>,
+    waker: KeptWaker,
     scratch: Vec<(usize, usize)>,
     /// Slots whose replies are dropped (CLIENT REPLY OFF/SKIP), in order.
     muted: Vec<usize>,
@@ -222,10 +223,7 @@ impl Replies {
     }
 
     pub fn set_waker(&mut self, waker: &Waker) {
-        match &self.waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.waker = Some(waker.clone()),
-        }
+        self.waker.wait(waker);
     }
 
     /// A reply known at once (local commands, client errors).
@@ -353,7 +351,7 @@ impl Replies {
                         // A huge command waits for its earlier slices'
                         // replies before sending more (`unanswered`), and
                         // merges them as they come (`fold`).
-                        wake(&self.waker);
+                        self.waker.wake();
                     }
                     m.pending == 0 && m.sealed
                 }
@@ -378,7 +376,7 @@ impl Replies {
     fn one_done(&mut self) {
         self.outstanding -= 1;
         if self.outstanding == 0 {
-            wake(&self.waker);
+            self.waker.wake();
         }
     }
 
@@ -566,14 +564,6 @@ pub async fn replies_until(
         }
     })
     .await
-}
-
-/// Wakes the session waiting for replies, keeping its waker: its next
-/// wait finds the same one (`will_wake`) and clones none.
-fn wake(waker: &Option<Waker>) {
-    if let Some(w) = waker {
-        w.wake_by_ref();
-    }
 }
 
 #[cfg(test)]
