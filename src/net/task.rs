@@ -125,14 +125,14 @@ pub(super) async fn yield_now() {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::KeptWaker;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Wake, Waker};
 
-    /// A waker that counts its wakes.
-    struct Counting(AtomicUsize);
+    /// A waker that counts its wakes (the core's other tests use it too).
+    pub(in crate::net) struct Counting(pub(in crate::net) AtomicUsize);
 
     impl Wake for Counting {
         fn wake(self: Arc<Self>) {

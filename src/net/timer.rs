@@ -140,22 +140,15 @@ impl Drop for Sleep {
 
 #[cfg(test)]
 mod tests {
+    use super::super::task::tests::Counting;
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     #[test]
     fn timers_fire_in_deadline_order_and_dropped_ones_never() {
         let timers = Rc::new(RefCell::new(Timers::default()));
-        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let count = Arc::new(Counting(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let mut late = Box::pin(Sleep::new(&timers, Duration::from_secs(60)));
@@ -170,7 +163,7 @@ mod tests {
             1,
             "the dropped timer is stale"
         );
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(soon.as_mut().poll(&mut cx).is_ready());
         assert!(late.as_mut().poll(&mut cx).is_pending());
         let next = timers.borrow_mut().next_deadline().unwrap();
