@@ -376,11 +376,6 @@ fn keyway_reshard_over(action: &str, admins: &[String]) -> (bool, String) {
 fn fleet_reshard(backends: &[&Redis], before: &str, after: &str, other: &str) -> Keyway {
     let a = Keyway::start(PROXY, before);
     let b = Keyway::start(PROXY, before);
-    let admins = |ks: &[&Keyway]| -> Vec<String> {
-        ks.iter()
-            .map(|k| format!("127.0.0.1:{}", k.admin_port))
-            .collect()
-    };
     load_keys(&a, KEYS, |i| format!("v{i}"));
     let load = Load::start(&[a.port, b.port], 6);
     std::thread::sleep(Duration::from_millis(500));
@@ -423,15 +418,8 @@ fn fleet_reshard(backends: &[&Redis], before: &str, after: &str, other: &str) ->
         "{out}"
     );
     std::thread::sleep(Duration::from_millis(800));
-    load.finish(&a);
-    wait_reshard_done(&a);
-    wait_reshard_done(&b);
-    let per = each_key_once(backends);
+    let per = fleet_ends(load, &[&a, &b], backends, KEYS, 3);
     assert!(per.iter().sum::<usize>() >= KEYS, "{per:?}");
-    for k in [&a, &b] {
-        let mut c = k.client();
-        assert_loaded(&mut c, KEYS, 3);
-    }
     a
 }
 
@@ -584,13 +572,60 @@ fn an_aborted_reshard_moves_every_key_back() {
 
 /// The steps of `keyway reshard start` taken by hand: every one of `ks`
 /// holds, then every one migrates.
-fn hold_and_migrate(ks: &[&Keyway]) {
-    for phase in ["/reshard/hold", "/reshard/migrate"] {
-        for k in ks {
-            let (status, body) = admin_request(k.admin_port, "POST", phase);
-            assert_eq!(status, 200, "{body}");
-        }
+/// The admin endpoints of `fleet`, as `keyway reshard --instances` takes them.
+fn admins(fleet: &[&Keyway]) -> Vec<String> {
+    fleet
+        .iter()
+        .map(|k| format!("127.0.0.1:{}", k.admin_port))
+        .collect()
+}
+
+/// `keyway reshard <verb>` over `fleet`, which it takes to the end of its
+/// reshard: it succeeds and says every instance is past the falling round.
+fn reshard_ends_over(verb: &str, fleet: &[&Keyway]) {
+    let (ok, out) = keyway_reshard_over(verb, &admins(fleet));
+    let logs: Vec<String> = fleet.iter().map(|k| k.log()).collect();
+    assert!(ok, "{out}\n{}", logs.join("\n"));
+    assert!(
+        out.contains("every instance has moved the keys of the falling round"),
+        "{out}"
+    );
+}
+
+/// The end of a fleet's reshard under `load`: the clients stop (every
+/// acknowledged write reads back through the first keyway), each keyway
+/// finishes both rounds and serves the `keys` values loaded (`step`'s).
+/// Returns the keys each backend holds, each key on one.
+fn fleet_ends(
+    load: Load,
+    fleet: &[&Keyway],
+    backends: &[&Redis],
+    keys: usize,
+    step: usize,
+) -> Vec<usize> {
+    load.finish(fleet[0]);
+    for k in fleet {
+        wait_reshard_done(k);
     }
+    let per = each_key_once(backends);
+    for k in fleet {
+        assert_loaded(&mut k.client(), keys, step);
+    }
+    per
+}
+
+/// Every keyway of `ks` enters reshard `phase` (`/reshard/hold`, ...).
+fn enter_phase(ks: &[&Keyway], phase: &str) {
+    for k in ks {
+        let (status, body) = admin_request(k.admin_port, "POST", phase);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// The steps of `keyway reshard start`: all hold, then all migrate.
+fn hold_and_migrate(ks: &[&Keyway]) {
+    enter_phase(ks, "/reshard/hold");
+    enter_phase(ks, "/reshard/migrate");
 }
 
 fn wait_log(k: &Keyway, text: &str) {
@@ -614,10 +649,7 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     let five = ketama_with(&backends[..5], &[], "coordinated");
     let a = Keyway::start(PROXY, &five);
     let mut b = Keyway::start(PROXY, &five);
-    let both = [
-        format!("127.0.0.1:{}", a.admin_port),
-        format!("127.0.0.1:{}", b.admin_port),
-    ];
+    let both = admins(&[&a, &b]);
     let keys = 20_000;
     load_keys(&a, keys, |i| format!("v{i}"));
     // Clients of both: those of the one killed connect again, and what it
@@ -627,10 +659,7 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     rewrite(&a, &six);
     rewrite(&b, &six);
     // The first phase of `keyway reshard start`, then b dies.
-    for k in [&a, &b] {
-        let (status, body) = admin_request(k.admin_port, "POST", "/reshard/hold");
-        assert_eq!(status, 200, "{body}");
-    }
+    enter_phase(&[&a, &b], "/reshard/hold");
     b.crash_and_restart();
     wait_log(&b, "holds again");
     let (ok, out) = keyway_reshard_over("release", &both);
@@ -643,22 +672,10 @@ fn a_fleet_member_killed_in_hold_or_migrate_loses_nothing() {
     wait_log(&b, "resuming the reshard");
     // (The clients of `a` waited out most of the holds: give them time.)
     std::thread::sleep(Duration::from_millis(1000));
-    let (ok, out) = keyway_reshard_over("start", &both);
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("every instance has moved the keys of the falling round"),
-        "{out}"
-    );
-    load.finish(&a);
-    wait_reshard_done(&a);
-    wait_reshard_done(&b);
-    let per = each_key_once(&backends);
+    reshard_ends_over("start", &[&a, &b]);
+    let per = fleet_ends(load, &[&a, &b], &backends, keys, 5);
     assert!(per[5] > 0, "{per:?}");
     assert!(per.iter().sum::<usize>() >= keys, "{per:?}");
-    for k in [&a, &b] {
-        let mut c = k.client();
-        assert_loaded(&mut c, keys, 5);
-    }
     let (_nutcracker, port) = nutcracker_over(&backends);
     placed_by_the_new_ring(&a, &backends, port);
 }
@@ -903,8 +920,7 @@ fn a_command_held_too_long_is_told_to_try_again() {
     let after = routes(&k, &names);
     let moving = (0..keys).find(|&i| before[i] != after[i]).expect("moving");
     let staying = (0..keys).find(|&i| before[i] == after[i]).expect("staying");
-    let (status, body) = admin_request(k.admin_port, "POST", "/reshard/hold");
-    assert_eq!(status, 200, "{body}");
+    enter_phase(&[&k], "/reshard/hold");
     let mut c = k.client();
     let asked = std::time::Instant::now();
     assert_eq!(
@@ -1024,10 +1040,7 @@ fn keyway_reshard_abort_moves_a_fleet_back() {
     let six = ketama_with(&backends, &[], "coordinated");
     let a = Keyway::start(PROXY, &five);
     let b = Keyway::start(PROXY, &five);
-    let both = [
-        format!("127.0.0.1:{}", a.admin_port),
-        format!("127.0.0.1:{}", b.admin_port),
-    ];
+    let both = admins(&[&a, &b]);
     let keys = 20_000;
     load_keys(&a, keys, |i| format!("v{i}"));
     let load = Load::start(&[a.port, b.port], 4);
@@ -1041,19 +1054,7 @@ fn keyway_reshard_abort_moves_a_fleet_back() {
     assert!(each_key_once(&backends)[5] > 0, "nothing moved yet");
     rewrite(&a, &five);
     rewrite(&b, &five);
-    let (ok, out) = keyway_reshard_over("abort", &both);
-    assert!(ok, "{out}\n{}\n{}", a.log(), b.log());
-    assert!(
-        out.contains("every instance has moved the keys of the falling round"),
-        "{out}"
-    );
-    load.finish(&a);
-    wait_reshard_done(&a);
-    wait_reshard_done(&b);
-    let per = each_key_once(&backends);
+    reshard_ends_over("abort", &[&a, &b]);
+    let per = fleet_ends(load, &[&a, &b], &backends, keys, 7);
     assert_eq!(per[5], 0, "the sixth gave every key back: {per:?}");
-    for k in [&a, &b] {
-        let mut c = k.client();
-        assert_loaded(&mut c, keys, 7);
-    }
 }
