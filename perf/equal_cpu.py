@@ -10,14 +10,18 @@ Peers: keyway (one core), predixy (one worker thread; built from its source
 outside this repository, --predixy BIN), nutcracker and Envoy
 (--concurrency 1). For SET and GET at -P 1 and -P 16, each round runs every
 proxy one after another; the medians over the rounds are reported with the
-proxy's user and kernel CPU per request (utime/stime of /proc/PID/stat) and,
-for -P 1 SET, system calls per request. Then: RSS growth for 10,000 idle
+proxy's CPU per request (exact, from its group's CPU accounting), its user
+and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
+share of quota periods it was throttled in (near 1: it was the bottleneck)
+and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
+keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS growth for 10,000 idle
 clients served one PING each, and scaling: keyway `cores = 2` under a quota
 of 2 x Q spread over both CPUs against `cores = 1` under Q on one CPU, the
 same load (redis-benchmark --threads 2, backends unpinned). The table and
 the ratios against issue 22's targets are appended to perf/RESULTS.md.
 
   perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
+  perf/run.sh equal-cpu --baseline /tmp/keyway-before --pipelines 1 --skip idle,scaling,syscalls
 """
 import argparse
 import datetime
@@ -47,8 +51,12 @@ class CpuGroup:
     def __init__(self, name, percent, cpus=1):
         quota = int(PERIOD_US * percent / 100 * cpus)
         unified = Path("/sys/fs/cgroup")
-        if "cpu" in (unified / "cgroup.controllers").read_text().split() if (
-                unified / "cgroup.controllers").exists() else False:
+        self.v2 = "cpu" in (unified / "cgroup.controllers").read_text().split() if (
+            unified / "cgroup.controllers").exists() else False
+        # Where the group's CPU time is counted to the nanosecond: v2's
+        # cpu.stat, or v1's cpuacct hierarchy when it is mounted apart.
+        self.acct = None
+        if self.v2:
             self.dir = unified / f"keyway-perf-{name}"
             self.dir.mkdir(exist_ok=True)
             (self.dir / "cpu.max").write_text(f"{quota} {PERIOD_US}")
@@ -57,13 +65,21 @@ class CpuGroup:
             self.dir.mkdir(exist_ok=True)
             (self.dir / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
+            if (self.dir / "cpuacct.usage").exists():
+                self.acct = self.dir
+            elif Path("/sys/fs/cgroup/cpuacct").is_dir():
+                self.acct = Path("/sys/fs/cgroup/cpuacct") / f"keyway-perf-{name}"
+                self.acct.mkdir(exist_ok=True)
         self.procs = []
         atexit.register(self.remove)
 
     def start(self, cmd, cpus, **kw):
         """Starts `cmd` inside the group (it and every thread it makes),
         pinned to `cpus` (e.g. "1" or "0,1")."""
-        shell = f'echo $$ > {self.dir}/cgroup.procs && exec taskset -c {cpus} "$@"'
+        join = f"echo $$ > {self.dir}/cgroup.procs"
+        if self.acct and self.acct != self.dir:
+            join += f" && echo $$ > {self.acct}/cgroup.procs"
+        shell = f'{join} && exec taskset -c {cpus} "$@"'
         p = subprocess.Popen(["sh", "-c", shell, "sh"] + cmd, stdout=subprocess.DEVNULL,
                              stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
         PROCS.append(p)
@@ -76,16 +92,27 @@ class CpuGroup:
         stat = dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
         return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
 
+    def usage_us(self):
+        """CPU time the group used so far, in µs (exact, not tick-sampled),
+        or None where the kernel does not count it per group."""
+        if self.v2:
+            stat = dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"])
+        if self.acct:
+            return int((self.acct / "cpuacct.usage").read_text()) / 1000
+        return None
+
     def remove(self):
         # A group holding processes cannot be removed: stop its own first
         # (atexit runs this before run.cleanup, registered earlier).
         for p in self.procs:
             p.kill()
             p.wait()
-        try:
-            self.dir.rmdir()
-        except OSError:
-            pass
+        for d in {self.dir, self.acct} - {None}:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def ticks(pid):
@@ -107,26 +134,35 @@ def bench(port, test, pipeline, requests, clients, cpus, threads=1):
     return float(cols[1]), float(cols[6])  # requests/s, p99 ms
 
 
-def measure(port, pid, test, pipeline, requests, clients, cpus, threads=1):
-    """requests/s, p99 ms, user and kernel CPU µs per request."""
+def measure(port, pid, group, test, pipeline, requests, clients, cpus):
+    """requests/s, p99 ms, user and kernel CPU µs per request (tick-sampled,
+    /proc/PID/stat), all CPU µs per request (exact, the group's count; the
+    tick sum where there is none), and the share of quota periods in which
+    the proxy was throttled (near 1: it was the bottleneck)."""
     u0, s0 = ticks(pid)
-    rps, p99 = bench(port, test, pipeline, requests, clients, cpus, threads)
+    c0, (n0, t0) = group.usage_us(), group.throttled()
+    rps, p99 = bench(port, test, pipeline, requests, clients, cpus)
     u1, s1 = ticks(pid)
-    return rps, p99, (u1 - u0) * TICK_US / requests, (s1 - s0) * TICK_US / requests
+    c1, (n1, t1) = group.usage_us(), group.throttled()
+    user, kern = (u1 - u0) * TICK_US / requests, (s1 - s0) * TICK_US / requests
+    cpu = (c1 - c0) / requests if c0 is not None else user + kern
+    return rps, p99, user, kern, cpu, (t1 - t0) / max(1, n1 - n0)
 
 
 def start_peers(a, tmp, backends, proxy_cpu):
     """Every proxy in its own group at `a.quota` % of CPU `proxy_cpu`:
-    {name: (port, pid)}."""
+    {name: (port, pid, group)}."""
     peers = {}
     cpu = str(proxy_cpu)
 
-    port = free_port()
-    (tmp / "keyway.toml").write_text(keyway_config(port, f"[{proxy_cpu}]", backends, MAX_CLIENTS))
-    p = CpuGroup("keyway", a.quota).start([str(KEYWAY), "--config", str(tmp / "keyway.toml")], cpu,
-                                          stderr=open(tmp / "keyway.log", "w"))
-    wait_port(port)
-    peers["keyway"] = (port, p.pid)
+    builds = [("keyway", str(KEYWAY))] + ([("keyway-base", a.baseline)] if a.baseline else [])
+    for name, binary in builds:
+        port = free_port()
+        (tmp / f"{name}.toml").write_text(keyway_config(port, f"[{proxy_cpu}]", backends, MAX_CLIENTS))
+        group = CpuGroup(name, a.quota)
+        p = group.start([binary, "--config", str(tmp / f"{name}.toml")], cpu, stderr=open(tmp / f"{name}.log", "w"))
+        wait_port(port)
+        peers[name] = (port, p.pid, group)
 
     if a.predixy:
         port = free_port()
@@ -137,25 +173,28 @@ def start_peers(a, tmp, backends, proxy_cpu):
             f"Authority {{\n    Auth {{\n        Mode write\n    }}\n}}\n"
             f"StandaloneServerPool {{\n    Hash crc16\n    HashTag \"{{}}\"\n    Distribution modula\n"
             f"    RefreshMethod fixed\n    ServerTimeout 5\n{groups}}}\n")
-        p = CpuGroup("predixy", a.quota).start([a.predixy, str(tmp / "predixy.conf")], cpu)
+        group = CpuGroup("predixy", a.quota)
+        p = group.start([a.predixy, str(tmp / "predixy.conf")], cpu)
         wait_port(port)
-        peers["predixy"] = (port, p.pid)
+        peers["predixy"] = (port, p.pid, group)
 
     port = free_port()
     (tmp / "nutcracker.yml").write_text(nutcracker_config(port, backends))
-    p = CpuGroup("nutcracker", a.quota).start(
+    group = CpuGroup("nutcracker", a.quota)
+    p = group.start(
         ["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")], cpu)
     wait_port(port)
-    peers["nutcracker"] = (port, p.pid)
+    peers["nutcracker"] = (port, p.pid, group)
 
     if not a.no_envoy and shutil.which("envoy"):
         port = free_port()
         (tmp / "envoy.yaml").write_text(envoy_config(port, backends))
         envoy = shutil.which("envoy")
-        p = CpuGroup("envoy", a.quota).start([envoy, "-c", str(tmp / "envoy.yaml"), "--concurrency", "1",
-                                              "--disable-hot-restart", "--log-level", "error"], cpu)
+        group = CpuGroup("envoy", a.quota)
+        p = group.start([envoy, "-c", str(tmp / "envoy.yaml"), "--concurrency", "1",
+                         "--disable-hot-restart", "--log-level", "error"], cpu)
         wait_port(port)
-        peers["envoy"] = (port, p.pid)
+        peers["envoy"] = (port, envoy_pid(p.pid), group)
     return peers
 
 
@@ -219,9 +258,13 @@ def main():
     ap.add_argument("--predixy", default="/tmp/predixy/src/predixy" if Path("/tmp/predixy/src/predixy").exists()
                     else None, help="a predixy binary (built from its source, outside this repository)")
     ap.add_argument("--no-envoy", action="store_true")
+    ap.add_argument("--baseline", help="a second keyway binary (e.g. a build of the commit before a change), "
+                    "measured as 'keyway-base' beside the tree's build: an A/B in the same run")
     ap.add_argument("--requests", type=int, default=100000, help="requests per -P 1 run (x4 at -P 16)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pipelines", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16],
+                    help="pipeline depths to measure, e.g. 1 or 1,16")
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: idle,scaling,syscalls")
     ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
@@ -234,32 +277,30 @@ def main():
     raise_nofile()
     backends = redis_servers(2, client_cpu, cwd=tmp)
     peers = start_peers(a, tmp, backends, proxy_cpu)
-    if "envoy" in peers:
-        port, pid = peers["envoy"]
-        peers["envoy"] = (port, envoy_pid(pid))
 
     results = {}  # (test, pipeline, name) -> [(rps, p99, user, kernel)]
     for _ in range(a.rounds):
-        for pipeline in (1, 16):
+        for pipeline in a.pipelines:
             for test in TESTS:
                 n = a.requests * (4 if pipeline > 1 else 1)
-                for name, (port, pid) in peers.items():
-                    r = measure(port, pid, test, pipeline, n, a.clients, str(client_cpu))
+                for name, (port, pid, group) in peers.items():
+                    r = measure(port, pid, group, test, pipeline, n, a.clients, str(client_cpu))
                     results.setdefault((test, pipeline, name), []).append(r)
-                    print(f"-P {pipeline:<2} {test} {name:<10} {r[0]:>10,.0f} req/s  p99 {r[1]:.3f} ms  "
-                          f"user {r[2]:.2f} µs  kernel {r[3]:.2f} µs per request", flush=True)
-    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in results.items()}
+                    print(f"-P {pipeline:<2} {test} {name:<11} {r[0]:>10,.0f} req/s  p99 {r[1]:.3f} ms  "
+                          f"user {r[2]:.2f} µs  kernel {r[3]:.2f} µs  CPU {r[4]:.2f} µs per request  "
+                          f"throttled {r[5]:.2f}", flush=True)
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(6)) for k, v in results.items()}
 
     syscalls = {}
     if "syscalls" not in skip:
-        for name, (port, pid) in peers.items():
+        for name, (port, pid, _) in peers.items():
             n = a.requests // 2
             calls = count_syscalls(pid, lambda: bench(port, "SET", 1, n, a.clients, str(client_cpu)))
             syscalls[name] = calls / n if calls is not None else None
             print(f"syscalls -P 1 SET {name}: {syscalls[name]}", flush=True)
     idle = {}
     if "idle" not in skip:
-        for name, (port, pid) in peers.items():
+        for name, (port, pid, _) in peers.items():
             if name in ("keyway", "predixy"):
                 idle[name] = idle_connections(port, pid, a.idle)
                 print(f"{a.idle} idle clients: {name} +{idle[name] / 1024:.1f} MB", flush=True)
@@ -277,13 +318,17 @@ def main():
              f"redis-servers on CPU {client_cpu}; {a.clients} clients, 16-byte values, random keys over 100k; "
              f"medians of {a.rounds} rounds, every proxy measured in each round. predixy: "
              f"{'one worker thread, modula over the same 2 backends' if a.predixy else 'not measured'}.\n",
-             "| -P | test | proxy | requests/s | p99 ms | user µs/req | kernel µs/req |",
-             "|---:|---|---|---:|---:|---:|---:|"]
-    for pipeline in (1, 16):
+             "'CPU µs/req' is the proxy group's exact CPU time per request; user/kernel are tick-sampled "
+             "(/proc/PID/stat); 'throttled' is the share of quota periods in which the proxy used its whole "
+             "budget (near 1: the proxy, not the load generator, was the bottleneck).\n",
+             "| -P | test | proxy | requests/s | p99 ms | CPU µs/req | user µs/req | kernel µs/req | throttled |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for pipeline in a.pipelines:
         for test in TESTS:
             for name in peers:
-                rps, p99, user, kern = med[(test, pipeline, name)]
-                lines.append(f"| {pipeline} | {test} | {name} | {rps:,.0f} | {p99:.3f} | {user:.2f} | {kern:.2f} |")
+                rps, p99, user, kern, cpu, held = med[(test, pipeline, name)]
+                lines.append(f"| {pipeline} | {test} | {name} | {rps:,.0f} | {p99:.3f} | {cpu:.2f} | {user:.2f} "
+                             f"| {kern:.2f} | {held:.2f} |")
     if syscalls:
         lines.append("\nSystem calls per request, -P 1 SET: " + ", ".join(
             f"{n} {'—' if v is None else f'{v:.2f}'}" for n, v in syscalls.items()) + ".")
@@ -302,16 +347,26 @@ def main():
             lines.append(f"| {pipeline} | {test} | {q:g}% | {one:,.0f} | {h1:.2f} | {two:,.0f} | {h2:.2f} "
                          f"| {two / one:.2f}x |")
     ratios = []
-    others = [n for n in peers if n != "keyway"]
+    others = [n for n in peers if not n.startswith("keyway")]
     for test in TESTS:
-        k1 = med[(test, 1, "keyway")]
-        best = max(others, key=lambda n: med[(test, 1, n)][0])
-        ratios.append(f"- -P 1 {test}: keyway / best peer ({best}) = {k1[0] / med[(test, 1, best)][0]:.2f}x "
-                      f"(target ≥ 1.1x)")
-        if "predixy" in peers:
-            p1, p16, k16 = med[(test, 1, "predixy")], med[(test, 16, "predixy")], med[(test, 16, "keyway")]
-            ratios.append(f"  - kernel µs/req at -P 1: keyway {k1[3]:.2f}, predixy {p1[3]:.2f} (target: keyway ≤ "
-                          f"predixy); -P 16 keyway / predixy = {k16[0] / p16[0]:.2f}x (target ≥ 2x)")
+        for pipeline in a.pipelines:
+            k = med[(test, pipeline, "keyway")]
+            if others:
+                best = max(others, key=lambda n: med[(test, pipeline, n)][0])
+                ratios.append(f"- -P {pipeline} {test}: keyway / best peer ({best}) = "
+                              f"{k[0] / med[(test, pipeline, best)][0]:.2f}x requests/s, "
+                              f"{k[4] / med[(test, pipeline, best)][4]:.2f}x CPU per request"
+                              + (" (target ≥ 1.1x requests/s)" if pipeline == 1 else ""))
+            if "predixy" in peers:
+                p = med[(test, pipeline, "predixy")]
+                ratios.append(f"  - keyway / predixy: {k[0] / p[0]:.2f}x requests/s"
+                              + (" (target ≥ 2x)" if pipeline == 16 else "")
+                              + (f"; kernel µs/req keyway {k[3]:.2f}, predixy {p[3]:.2f} (target: keyway ≤ predixy)"
+                                 if pipeline == 1 else ""))
+            if "keyway-base" in peers:
+                b = med[(test, pipeline, "keyway-base")]
+                ratios.append(f"  - A/B, this tree / baseline ({a.baseline}): {k[0] / b[0]:.3f}x requests/s, "
+                              f"{k[4] / b[4]:.3f}x CPU per request")
     if idle:
         ratios.append(f"- {a.idle:,} idle clients: keyway +{idle['keyway'] / 1024:.1f} MB (target ≤ 30 MB)")
     for (test, pipeline), (_, one, two, _, _) in scale.items():
