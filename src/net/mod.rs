@@ -6,6 +6,7 @@
 //!   `io_uring_enter`, and the registration of its descriptor;
 //! - `task`: spawning the core's tasks (their polls counted), the time of
 //!   the driver's turn, a yield;
+//! - `batch`: how many completions the driver's wait holds out for;
 //! - `bufs`: provided-buffer rings the kernel receives into;
 //! - `socket`: TCP connections (multishot recv, one SEND in flight, connect
 //!   with a timeout, close in order);
@@ -21,6 +22,7 @@
 //! - `doorbell`: how another thread wakes a core (an eventfd its ring polls).
 //!
 //! `probe` runs once at start-up and says what the kernel offers.
+mod batch;
 pub mod bufs;
 pub mod doorbell;
 pub mod input;

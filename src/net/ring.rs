@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::batch::BatchTarget;
 use super::bufs::BufRing;
 use super::ring_abi::{
     register_ring, GeteventsArg, KernelTimespec, ENTER_EXT_ARG, ENTER_GETEVENTS, ENTER_NO_IOWAIT,
@@ -167,6 +168,8 @@ pub struct Ring {
     /// The kernel has batch wait timeouts (IORING_FEAT_MIN_TIMEOUT, 6.12):
     /// queued submissions go out with the wait, in one system call.
     batch_wait: bool,
+    /// How many completions the next wait asks for (with `batch_wait`).
+    batch: Cell<BatchTarget>,
     /// Since when submissions are left queued for the next wait (see
     /// `turn`).
     held_since: Cell<Option<Instant>>,
@@ -210,6 +213,7 @@ impl Ring {
             ring_index,
             spin,
             batch_wait,
+            batch: Cell::new(BatchTarget::default()),
             held_since: Cell::new(None),
             no_iowait,
             stopping: Cell::new(false),
@@ -544,12 +548,14 @@ impl Ring {
         });
         // What is queued is submitted by this same call. Sends mostly
         // complete at once, so waiting for one completion would return at
-        // once: with a batch timeout (Linux 6.12), wait for one more than
-        // was submitted, or for whatever came after BATCH_WAIT_USEC.
-        let (min_complete, min_wait) = if self.batch_wait && queued > 0 {
-            (queued + 1, BATCH_WAIT_USEC)
-        } else {
-            (1, 0)
+        // once: with a batch timeout (Linux 6.12), wait for the batch
+        // target beyond what was submitted, or for whatever came after
+        // BATCH_WAIT_USEC.
+        let target = self.batch.get().get();
+        let (min_complete, min_wait) = match queued + target {
+            1 => (1, 0),
+            n if self.batch_wait => (n, BATCH_WAIT_USEC),
+            _ => (1, 0),
         };
         let flags = ENTER_GETEVENTS | if self.no_iowait { ENTER_NO_IOWAIT } else { 0 };
         if let Err(e) = self.enter(&uring, queued, min_complete, flags, ts.as_ref(), min_wait) {
@@ -559,6 +565,12 @@ impl Ring {
             ) {
                 crate::error!("io_uring_enter (wait) failed: {e}");
             }
+        }
+        if self.batch_wait {
+            let came = (uring.completion().len() as u32).saturating_sub(queued);
+            let mut batch = self.batch.get();
+            batch.after_wait(came);
+            self.batch.set(batch);
         }
     }
 
@@ -639,8 +651,8 @@ impl Ring {
     }
 }
 
-/// How long a wait that submitted work holds out for one more completion
-/// than it submitted before it takes what came (see `Ring::wait`).
+/// How long a wait holds out for its batch (see `batch`) before it takes
+/// what came (see `Ring::wait`).
 const BATCH_WAIT_USEC: u32 = 50;
 
 /// How long submissions may wait for the driver's next wait while the
