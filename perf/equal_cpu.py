@@ -164,7 +164,7 @@ def start_peers(a, tmp, backends, proxy_cpu):
         wait_port(port)
         peers[name] = (port, p.pid, group)
 
-    if a.predixy:
+    if a.predixy and "predixy" not in a.without:
         port = free_port()
         groups = "".join(f"    Group shard{i} {{\n        + 127.0.0.1:{b}\n    }}\n" for i, b in enumerate(backends))
         (tmp / "predixy.conf").write_text(
@@ -178,15 +178,17 @@ def start_peers(a, tmp, backends, proxy_cpu):
         wait_port(port)
         peers["predixy"] = (port, p.pid, group)
 
-    port = free_port()
-    (tmp / "nutcracker.yml").write_text(nutcracker_config(port, backends))
-    group = CpuGroup("nutcracker", a.quota)
-    p = group.start(
-        ["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")], cpu)
-    wait_port(port)
-    peers["nutcracker"] = (port, p.pid, group)
+    if "nutcracker" not in a.without:
+        port = free_port()
+        (tmp / "nutcracker.yml").write_text(nutcracker_config(port, backends))
+        group = CpuGroup("nutcracker", a.quota)
+        p = group.start(
+            ["nutcracker", "-c", str(tmp / "nutcracker.yml"), "-s", str(free_port()), "-o", str(tmp / "nc.log")],
+            cpu)
+        wait_port(port)
+        peers["nutcracker"] = (port, p.pid, group)
 
-    if not a.no_envoy and shutil.which("envoy"):
+    if "envoy" not in a.without and shutil.which("envoy"):
         port = free_port()
         (tmp / "envoy.yaml").write_text(envoy_config(port, backends))
         envoy = shutil.which("envoy")
@@ -257,7 +259,8 @@ def main():
                          "round trips through the throttled periods, not by keyway's CPU")
     ap.add_argument("--predixy", default="/tmp/predixy/src/predixy" if Path("/tmp/predixy/src/predixy").exists()
                     else None, help="a predixy binary (built from its source, outside this repository)")
-    ap.add_argument("--no-envoy", action="store_true")
+    ap.add_argument("--without", type=lambda v: set(v.split(",")), default=set(),
+                    help="peers to leave out, e.g. envoy or predixy,nutcracker,envoy (an A/B of two keyway builds)")
     ap.add_argument("--baseline", help="a second keyway binary (e.g. a build of the commit before a change), "
                     "measured as 'keyway-base' beside the tree's build: an A/B in the same run")
     ap.add_argument("--requests", type=int, default=100000, help="requests per -P 1 run (x4 at -P 16)")
