@@ -227,7 +227,7 @@ def scaling(a, tmp, backends):
             wait_port(port)
             runs[cores] = (port, p, group)
         for test in TESTS:
-            n = a.requests * (4 if pipeline > 1 else 1) // 2
+            n = a.scale_requests * (4 if pipeline > 1 else 1)
             got, held = {1: [], 2: []}, {1: [], 2: []}
             for _ in range(a.scale_rounds):
                 for cores, (port, _, group) in runs.items():
@@ -253,7 +253,10 @@ def main():
     ap.add_argument("--scale-quota-pipelined", type=float, default=10,
                     help="the scaling check's Q at -P 16 (lower: keyway needs less CPU per request than "
                          "redis-benchmark on the same two CPUs)")
-    ap.add_argument("--scale-rounds", type=int, default=5)
+    ap.add_argument("--scale-rounds", type=int, default=3)
+    ap.add_argument("--scale-requests", type=int, default=500000,
+                    help="requests per scaling run at -P 1 (x4 at -P 16): redis-benchmark --threads ends a run on "
+                         "a 250 ms tick, so a run must last seconds for its requests/s to mean anything")
     ap.add_argument("--scale-clients", type=int, default=200,
                     help="clients of the scaling check: under a quota, 50 clients at -P 1 are bound by their "
                          "round trips through the throttled periods, not by keyway's CPU")
@@ -269,7 +272,7 @@ def main():
     ap.add_argument("--pipelines", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16],
                     help="pipeline depths to measure, e.g. 1 or 1,16")
     ap.add_argument("--idle", type=int, default=10000)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: idle,scaling,syscalls")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: table,idle,scaling,syscalls")
     ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -281,8 +284,8 @@ def main():
     backends = redis_servers(2, client_cpu, cwd=tmp)
     peers = start_peers(a, tmp, backends, proxy_cpu)
 
-    results = {}  # (test, pipeline, name) -> [(rps, p99, user, kernel)]
-    for _ in range(a.rounds):
+    results = {}  # (test, pipeline, name) -> [(rps, p99, user, kernel, cpu, throttled)]
+    for _ in range(a.rounds if "table" not in skip else 0):
         for pipeline in a.pipelines:
             for test in TESTS:
                 n = a.requests * (4 if pipeline > 1 else 1)
@@ -321,12 +324,15 @@ def main():
              f"redis-servers on CPU {client_cpu}; {a.clients} clients, 16-byte values, random keys over 100k; "
              f"medians of {a.rounds} rounds, every proxy measured in each round. predixy: "
              f"{'one worker thread, modula over the same 2 backends' if a.predixy else 'not measured'}.\n",
-             "'CPU µs/req' is the proxy group's exact CPU time per request; user/kernel are tick-sampled "
-             "(/proc/PID/stat); 'throttled' is the share of quota periods in which the proxy used its whole "
-             "budget (near 1: the proxy, not the load generator, was the bottleneck).\n",
-             "| -P | test | proxy | requests/s | p99 ms | CPU µs/req | user µs/req | kernel µs/req | throttled |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
-    for pipeline in a.pipelines:
+             ]
+    measured = a.pipelines if med else []
+    if measured:
+        lines += ["'CPU µs/req' is the proxy group's exact CPU time per request; user/kernel are tick-sampled "
+                  "(/proc/PID/stat); 'throttled' is the share of quota periods in which the proxy used its whole "
+                  "budget (near 1: the proxy, not the load generator, was the bottleneck).\n",
+                  "| -P | test | proxy | requests/s | p99 ms | CPU µs/req | user µs/req | kernel µs/req | throttled |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for pipeline in measured:
         for test in TESTS:
             for name in peers:
                 rps, p99, user, kern, cpu, held = med[(test, pipeline, name)]
@@ -352,7 +358,7 @@ def main():
     ratios = []
     others = [n for n in peers if not n.startswith("keyway")]
     for test in TESTS:
-        for pipeline in a.pipelines:
+        for pipeline in measured:
             k = med[(test, pipeline, "keyway")]
             if others:
                 best = max(others, key=lambda n: med[(test, pipeline, n)][0])
