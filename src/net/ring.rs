@@ -550,12 +550,10 @@ impl Ring {
         // complete at once, so waiting for one completion would return at
         // once: with a batch timeout (Linux 6.12), wait for the batch
         // target beyond what was submitted, or for whatever came after
-        // BATCH_WAIT_USEC.
-        let target = self.batch.get().get();
-        let (min_complete, min_wait) = match queued + target {
-            1 => (1, 0),
-            n if self.batch_wait => (n, BATCH_WAIT_USEC),
-            _ => (1, 0),
+        // its timeout.
+        let (min_complete, min_wait) = match self.batch_wait {
+            true => self.batch.get().wait_for(queued),
+            false => (1, 0),
         };
         let flags = ENTER_GETEVENTS | if self.no_iowait { ENTER_NO_IOWAIT } else { 0 };
         if let Err(e) = self.enter(&uring, queued, min_complete, flags, ts.as_ref(), min_wait) {
@@ -568,9 +566,7 @@ impl Ring {
         }
         if self.batch_wait {
             let came = (uring.completion().len() as u32).saturating_sub(queued);
-            let mut batch = self.batch.get();
-            batch.after_wait(came);
-            self.batch.set(batch);
+            self.batch.set(self.batch.get().after_wait(came));
         }
     }
 
@@ -650,10 +646,6 @@ impl Ring {
         &self.timers
     }
 }
-
-/// How long a wait holds out for its batch (see `batch`) before it takes
-/// what came (see `Ring::wait`).
-const BATCH_WAIT_USEC: u32 = 50;
 
 /// How long submissions may wait for the driver's next wait while the
 /// core's tasks keep it busy (a wait comes within microseconds otherwise).
