@@ -165,11 +165,10 @@ pub struct Ring {
     /// How long the driver busy-polls before waiting in the kernel
     /// (`proxy.spin_before_park`; zero by default).
     spin: Duration,
-    /// The kernel has batch wait timeouts (IORING_FEAT_MIN_TIMEOUT, 6.12):
-    /// queued submissions go out with the wait, in one system call.
-    batch_wait: bool,
-    /// How many completions the next wait asks for (with `batch_wait`).
-    batch: Cell<BatchTarget>,
+    /// Where the kernel has batch wait timeouts (IORING_FEAT_MIN_TIMEOUT,
+    /// 6.12): queued submissions go out with the wait, in one system call,
+    /// and the wait asks for this many completions. None before 6.12.
+    batch: Option<Cell<BatchTarget>>,
     /// Since when submissions are left queued for the next wait (see
     /// `turn`).
     held_since: Cell<Option<Instant>>,
@@ -199,7 +198,10 @@ impl Ring {
     pub fn new(mode: Mode, spin: Duration) -> io::Result<Rc<Ring>> {
         let uring = build(mode, SQ_ENTRIES)?;
         let ring_index = register_ring(&uring);
-        let batch_wait = uring.params().is_feature_min_timeout();
+        let batch = uring
+            .params()
+            .is_feature_min_timeout()
+            .then(|| Cell::new(BatchTarget::default()));
         let no_iowait = uring.params().is_feature_no_iowait();
         let client_bufs = BufRing::new(&uring, 0, CLIENT_BUFS.0, CLIENT_BUFS.1)?;
         let upstream_bufs = BufRing::new(&uring, 1, UPSTREAM_BUFS.0, UPSTREAM_BUFS.1)?;
@@ -212,8 +214,7 @@ impl Ring {
             timers: Rc::new(RefCell::new(Timers::default())),
             ring_index,
             spin,
-            batch_wait,
-            batch: Cell::new(BatchTarget::default()),
+            batch,
             held_since: Cell::new(None),
             no_iowait,
             stopping: Cell::new(false),
@@ -365,7 +366,7 @@ impl Ring {
             // may not wait for a long while.
             let since = self.held_since.get();
             let held_long = since.is_some_and(|t| now.saturating_duration_since(t) >= HOLD_MAX);
-            let enter = taskrun || (queued > 0 && (!self.batch_wait || held_long));
+            let enter = taskrun || (queued > 0 && (self.batch.is_none() || held_long));
             self.held_since.set(match since {
                 _ if enter || queued == 0 => None,
                 Some(t) => Some(t),
@@ -551,10 +552,10 @@ impl Ring {
         // once: with a batch timeout (Linux 6.12), wait for the batch
         // target beyond what was submitted, or for whatever came after
         // its timeout.
-        let (min_complete, min_wait) = match self.batch_wait {
-            true => self.batch.get().wait_for(queued),
-            false => (1, 0),
-        };
+        let (min_complete, min_wait) = self
+            .batch
+            .as_ref()
+            .map_or((1, 0), |b| b.get().wait_for(queued));
         let flags = ENTER_GETEVENTS | if self.no_iowait { ENTER_NO_IOWAIT } else { 0 };
         if let Err(e) = self.enter(&uring, queued, min_complete, flags, ts.as_ref(), min_wait) {
             if !matches!(
@@ -564,9 +565,9 @@ impl Ring {
                 crate::error!("io_uring_enter (wait) failed: {e}");
             }
         }
-        if self.batch_wait {
+        if let Some(batch) = &self.batch {
             let came = (uring.completion().len() as u32).saturating_sub(queued);
-            self.batch.set(self.batch.get().after_wait(came));
+            batch.set(batch.get().after_wait(came));
         }
     }
 
@@ -627,7 +628,7 @@ impl Ring {
         let mut uring = self.uring.borrow_mut();
         let sq = uring.submission();
         // (Queued submissions count only when no wait will carry them.)
-        (!sq.is_empty() && !self.batch_wait)
+        (!sq.is_empty() && self.batch.is_none())
             || sq.taskrun()
             || sq.cq_overflow()
             || !self.later.borrow().is_empty()
