@@ -14,10 +14,10 @@ proxy's CPU per request (exact, from its group's CPU accounting), its user
 and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
 share of quota periods it was throttled in (near 1: it was the bottleneck)
 and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
-keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS growth for 10,000 idle
-clients served one PING each, and scaling: keyway `cores = 2` under a quota
-of 2 x Q spread over both CPUs against `cores = 1` under Q on one CPU, the
-same load (redis-benchmark --threads 2, backends unpinned). The table and
+keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS
+growth for 10,000 idle clients served one PING each, and scaling: keyway
+`cores = 2` under a quota of 2 x Q spread over both CPUs against
+`cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2, backends unpinned). The table and
 the ratios against issue 22's targets are appended to perf/RESULTS.md.
 
   perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
@@ -89,15 +89,17 @@ class CpuGroup:
     def throttled(self):
         """(periods, periods throttled) so far: a proxy throttled in most
         periods was the bottleneck, not the load generator."""
-        stat = dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
+        stat = self.cpu_stat()
         return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+
+    def cpu_stat(self):
+        return dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
 
     def usage_us(self):
         """CPU time the group used so far, in µs (exact, not tick-sampled),
         or None where the kernel does not count it per group."""
         if self.v2:
-            stat = dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
-            return int(stat["usage_usec"])
+            return int(self.cpu_stat()["usage_usec"])
         if self.acct:
             return int((self.acct / "cpuacct.usage").read_text()) / 1000
         return None
