@@ -4,8 +4,10 @@
 //! thousand points costs a dozen unpredictable branches per request, so
 //! the points are also indexed by each hash's top bits (one to two buckets
 //! per point, built once with the ring): a lookup reads its bucket's bounds
-//! and searches the few points inside. The answer is exactly the
-//! binary search's, so placement does not change.
+//! and searches the few points inside. Most buckets answer alone: when every
+//! hash in a bucket belongs to one member, the bucket names it, and the
+//! lookup is one load. The answer is exactly the binary search's, so
+//! placement does not change.
 
 /// A point's hash: 32 bits (ketama) or 64 (ring_hash).
 pub trait Point: Copy + Ord {
@@ -27,9 +29,22 @@ impl Point for u64 {
     }
 }
 
-/// The most index bits: 2^20 buckets (4 MiB) for rings of over half a
+/// The most index bits: 2^20 buckets (8 MiB) for rings of over half a
 /// million points.
 const MAX_BITS: u32 = 20;
+
+/// A bucket whose hashes belong to more than one member.
+const MIXED: u32 = u32::MAX;
+
+/// One bucket of the index: where its points start, and its member when it
+/// has only one (side by side, so the common lookup touches one line).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// The first point of this bucket or of a later one.
+    start: u32,
+    /// The member owning every hash of the bucket, or `MIXED`.
+    sole: u32,
+}
 
 #[derive(Debug)]
 pub struct Continuum<H> {
@@ -39,9 +54,8 @@ pub struct Continuum<H> {
     owners: Vec<u32>,
     /// Index bits: bucket `b` holds the hashes whose top `bits` bits are b.
     bits: u32,
-    /// `starts[b]`: the first point of bucket `b` or of a later one
-    /// (`starts[2^bits]` is the number of points).
-    starts: Vec<u32>,
+    /// 2^bits buckets and one more, whose `start` is the number of points.
+    buckets: Vec<Bucket>,
 }
 
 impl<H: Point> Continuum<H> {
@@ -52,21 +66,39 @@ impl<H: Point> Continuum<H> {
         let n = points.len();
         // One to two buckets per point.
         let bits = (usize::BITS - n.leading_zeros()).clamp(1, MAX_BITS);
-        let buckets = 1usize << bits;
-        let mut starts = Vec::with_capacity(buckets + 1);
+        let count = 1usize << bits;
+        let mut starts = Vec::with_capacity(count + 1);
         let mut i = 0;
-        for b in 0..buckets {
+        for b in 0..count {
             while i < n && points[i].0.top(bits) < b {
                 i += 1;
             }
-            starts.push(i as u32);
+            starts.push(i);
         }
-        starts.push(n as u32);
+        starts.push(n);
+        // A hash of bucket b belongs to one of its points or, above them
+        // all, to the next point after them (the first, past the end).
+        let owner = |i: usize| points.get(if i == n { 0 } else { i }).map_or(0, |p| p.1);
+        let buckets = starts
+            .windows(2)
+            .map(|w| {
+                let first = owner(w[0]);
+                let one = (w[0]..=w[1]).all(|i| owner(i) == first);
+                Bucket {
+                    start: w[0] as u32,
+                    sole: if one { first } else { MIXED },
+                }
+            })
+            .chain([Bucket {
+                start: n as u32,
+                sole: MIXED,
+            }])
+            .collect();
         Continuum {
             hashes: points.iter().map(|p| p.0).collect(),
             owners: points.iter().map(|p| p.1).collect(),
             bits,
-            starts,
+            buckets,
         }
     }
 
@@ -75,15 +107,21 @@ impl<H: Point> Continuum<H> {
     #[inline]
     pub fn owner_of(&self, h: H) -> usize {
         let b = h.top(self.bits);
+        let Some(&bucket) = self.buckets.get(b) else {
+            return 0;
+        };
+        if bucket.sole != MIXED {
+            return bucket.sole as usize;
+        }
         // Points of earlier buckets are below `h`, of later ones above: the
         // first point >= h is in this bucket or is the next bucket's first.
         // (A bucket is searched, not scanned: points bunched in one bucket
         // cost a binary search over the bunch, never a walk.)
-        let lo = self.starts.get(b).map_or(0, |&s| s as usize);
+        let lo = bucket.start as usize;
         let hi = self
-            .starts
+            .buckets
             .get(b + 1)
-            .map_or(self.hashes.len(), |&s| s as usize);
+            .map_or(self.hashes.len(), |n| n.start as usize);
         let bucket = self.hashes.get(lo..hi).unwrap_or_default();
         let i = lo + bucket.partition_point(|&p| p < h);
         let i = if i == self.hashes.len() { 0 } else { i };
@@ -129,8 +167,8 @@ mod tests {
         }
     }
 
-    fn ring<H: Point>(n: usize, mut next: impl FnMut() -> H) -> Continuum<H> {
-        let mut points: Vec<(H, u32)> = (0..n).map(|i| (next(), (i % 7) as u32)).collect();
+    fn ring<H: Point>(n: usize, members: u32, mut next: impl FnMut() -> H) -> Continuum<H> {
+        let mut points: Vec<(H, u32)> = (0..n).map(|i| (next(), i as u32 % members)).collect();
         points.sort_by_key(|p| p.0);
         Continuum::new(points)
     }
@@ -138,9 +176,14 @@ mod tests {
     #[test]
     fn the_index_finds_the_point_the_binary_search_finds() {
         let mut next = stream(0x9E37_79B9_7F4A_7C15);
-        for n in [0, 1, 2, 3, 160, 800, 1024, 5000, 70_000] {
-            let r64 = ring(n, &mut next);
-            let r32 = ring(n, || next() as u32);
+        // Two members leave most buckets to one of them (answered by the
+        // bucket alone); seven leave more buckets mixed (searched).
+        for (n, members) in [0, 1, 2, 3, 160, 800, 1024, 5000, 70_000]
+            .into_iter()
+            .flat_map(|n| [(n, 2), (n, 7)])
+        {
+            let r64 = ring(n, members, &mut next);
+            let r32 = ring(n, members, || next() as u32);
             for _ in 0..20_000 {
                 let h = next();
                 assert_eq!(r64.owner_of(h), searched(&r64, h), "n={n} h={h}");
@@ -172,9 +215,13 @@ mod tests {
 
     #[test]
     fn the_index_has_one_to_two_buckets_per_point() {
-        let c = ring(800, stream(7));
+        let c = ring(800, 7, stream(7));
         assert_eq!(c.bits, 10);
-        assert_eq!(c.starts.len(), 1025);
+        assert_eq!(c.buckets.len(), 1025);
+        // With two members, most buckets name their member.
+        let c = ring(800, 2, stream(7));
+        let sole = c.buckets.iter().filter(|b| b.sole != MIXED).count();
+        assert!(sole > 1024 / 2, "{sole} of 1024 buckets");
         assert_eq!(Continuum::<u64>::new(Vec::new()).owner_of(42), 0);
     }
 }
