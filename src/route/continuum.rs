@@ -122,8 +122,8 @@ impl<H: Point> Continuum<H> {
             .buckets
             .get(b + 1)
             .map_or(self.hashes.len(), |n| n.start as usize);
-        let bucket = self.hashes.get(lo..hi).unwrap_or_default();
-        let i = lo + bucket.partition_point(|&p| p < h);
+        let inside = self.hashes.get(lo..hi).unwrap_or_default();
+        let i = lo + inside.partition_point(|&p| p < h);
         let i = if i == self.hashes.len() { 0 } else { i };
         self.owners.get(i).map_or(0, |&o| o as usize)
     }
