@@ -76,17 +76,17 @@ impl<H: Point> Continuum<H> {
             starts.push(i);
         }
         starts.push(n);
+        let owners: Vec<u32> = points.iter().map(|p| p.1).collect();
         // A hash of bucket b belongs to one of its points or, above them
-        // all, to the next point after them (the first, past the end).
-        let owner = |i: usize| points.get(if i == n { 0 } else { i }).map_or(0, |p| p.1);
+        // all, to the next point after them.
         let buckets = starts
             .windows(2)
             .map(|w| {
-                let first = owner(w[0]);
-                let one = (w[0]..=w[1]).all(|i| owner(i) == first);
+                let first = owner_at(&owners, w[0]);
+                let one = (w[0]..=w[1]).all(|i| owner_at(&owners, i) == first);
                 Bucket {
                     start: w[0] as u32,
-                    sole: if one { first } else { MIXED },
+                    sole: if one { first as u32 } else { MIXED },
                 }
             })
             .chain([Bucket {
@@ -96,7 +96,7 @@ impl<H: Point> Continuum<H> {
             .collect();
         Continuum {
             hashes: points.iter().map(|p| p.0).collect(),
-            owners: points.iter().map(|p| p.1).collect(),
+            owners,
             bits,
             buckets,
         }
@@ -123,9 +123,7 @@ impl<H: Point> Continuum<H> {
             .get(b + 1)
             .map_or(self.hashes.len(), |n| n.start as usize);
         let inside = self.hashes.get(lo..hi).unwrap_or_default();
-        let i = lo + inside.partition_point(|&p| p < h);
-        let i = if i == self.hashes.len() { 0 } else { i };
-        self.owners.get(i).map_or(0, |&o| o as usize)
+        owner_at(&self.owners, lo + inside.partition_point(|&p| p < h))
     }
 
     /// Number of points.
@@ -144,6 +142,14 @@ impl<H: Point> Continuum<H> {
             .zip(&self.owners)
             .map(|(&h, &o)| (h, o as usize))
     }
+}
+
+/// The owner of point `i`, where the point past the last is the first
+/// (the ring wraps); an empty ring's is 0.
+#[inline]
+fn owner_at(owners: &[u32], i: usize) -> usize {
+    let i = if i == owners.len() { 0 } else { i };
+    owners.get(i).map_or(0, |&o| o as usize)
 }
 
 #[cfg(test)]
