@@ -17,8 +17,9 @@ and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
 keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS
 growth for 10,000 idle clients served one PING each, and scaling: keyway
 `cores = 2` under a quota of 2 x Q spread over both CPUs against
-`cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2, backends unpinned). The table and
-the ratios against issue 22's targets are appended to perf/RESULTS.md.
+`cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2,
+backends unpinned). The table and the ratios against issue 22's targets are
+appended to perf/RESULTS.md.
 
   perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
   perf/run.sh equal-cpu --baseline /tmp/keyway-before --pipelines 1 --skip idle,scaling,syscalls
@@ -93,6 +94,7 @@ class CpuGroup:
         return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
 
     def cpu_stat(self):
+        """The group's cpu.stat, as name -> value."""
         return dict(l.split() for l in (self.dir / "cpu.stat").read_text().splitlines())
 
     def usage_us(self):
