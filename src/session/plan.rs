@@ -118,6 +118,15 @@ fn route_and_send(
         }
         return;
     }
+    // One key with no mirrored copy, most of the traffic: nothing to
+    // group or sort.
+    if let [only] = targets.as_slice() {
+        if only.sink == 0 && !mirrors_only {
+            let enc = Encoder { req, keys, kind };
+            send_whole(ctx, client, &enc, std::slice::from_ref(only));
+            return;
+        }
+    }
     targets.sort_unstable();
     let split_at = targets.partition_point(|t| t.sink == 0);
     let (primary, mirrors) = targets.split_at(split_at);
@@ -131,14 +140,7 @@ fn route_and_send(
     if mirrors_only {
         // The primary's reply comes another way.
     } else if groups.clone().count() == 1 {
-        let slot = client.replies.borrow_mut().push_waiting();
-        send(
-            ctx,
-            primary,
-            client,
-            |buf| enc.whole(buf, primary),
-            Waiter::new(&client.replies, slot, 0),
-        );
+        send_whole(ctx, client, &enc, primary);
     } else if let Some(kind) = kind {
         let slot = client
             .replies
@@ -150,6 +152,19 @@ fn route_and_send(
     if !mirrors.is_empty() {
         send_mirrors(ctx, client, &enc, mirrors);
     }
+}
+
+/// Sends the whole command to the one endpoint and slot of `primary` (its
+/// keys' targets), for the client's reply.
+fn send_whole(ctx: &CoreContext, client: &Client, enc: &Encoder, primary: &[Target]) {
+    let slot = client.replies.borrow_mut().push_waiting();
+    send(
+        ctx,
+        primary,
+        client,
+        |buf| enc.whole(buf, primary),
+        Waiter::new(&client.replies, slot, 0),
+    );
 }
 
 /// Keys of one upstream request: one endpoint, one slot.
