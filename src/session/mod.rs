@@ -131,11 +131,16 @@ impl Latest {
 /// Moves a session to its core's newest context, if a reload made one: what
 /// it reads next is routed by the new configuration. An open transaction
 /// or WATCH moves with it (see `transaction`: EXEC places its keys again).
-#[inline]
+#[inline(always)]
 fn follow_reload(ctx: &mut Rc<CoreContext>, client: &mut Client) {
-    if ctx.version == ctx.latest.version() {
-        return;
+    if ctx.version != ctx.latest.version() {
+        move_to_latest(ctx, client);
     }
+}
+
+/// The reload's side of `follow_reload`, out of the per-request path.
+#[cold]
+fn move_to_latest(ctx: &mut Rc<CoreContext>, client: &mut Client) {
     let next = ctx.latest.get();
     transaction::follow(client, &ctx.upstreams, &next.upstreams);
     if !client.blocking.is_empty() {
