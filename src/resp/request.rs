@@ -296,6 +296,16 @@ enum Line<'a> {
 #[inline(always)]
 fn plain_count(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let line = buf.get(from..)?;
+    // One or two digits, nearly every count a client sends: no loop.
+    match *line {
+        [d, b'\r', b'\n', ..] if d.is_ascii_digit() => {
+            return Some(((d - b'0') as usize, from + 3))
+        }
+        [t @ b'1'..=b'9', u, b'\r', b'\n', ..] if u.is_ascii_digit() => {
+            return Some(((t - b'0') as usize * 10 + (u - b'0') as usize, from + 4))
+        }
+        _ => {}
+    }
     let mut n = 0usize;
     for (i, &c) in line.iter().enumerate().take(19) {
         match c {
@@ -526,6 +536,42 @@ mod tests {
         let mut bb = b"*1\r\n$".to_vec();
         bb.extend(vec![b'1'; 64 * 1024 + 1]);
         assert_eq!(err(&bb), "too big bulk count string");
+    }
+
+    #[test]
+    fn plain_counts_agree_with_the_rule_for_every_short_line() {
+        // The rule: 1 to 18 digits, no leading zero unless alone, then CRLF.
+        let rule = |line: &[u8]| -> Option<(usize, usize)> {
+            let digits = line.iter().take_while(|c| c.is_ascii_digit()).count();
+            let plain = (1..=18).contains(&digits) && (digits == 1 || line[0] != b'0');
+            let crlf = line.get(digits..digits + 2) == Some(&b"\r\n"[..]);
+            let n = std::str::from_utf8(&line[..digits]).ok()?.parse().ok()?;
+            (plain && crlf).then_some((n, digits + 2))
+        };
+        let alphabet = b"0179\r\nx";
+        let mut lines = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = lines
+                .iter()
+                .flat_map(|l| alphabet.iter().map(move |&c| [&l[..], &[c]].concat()))
+                .collect();
+            lines.extend(longer);
+        }
+        lines.sort();
+        lines.dedup();
+        for line in &lines {
+            assert_eq!(
+                plain_count(line, 0),
+                rule(line),
+                "{:?}",
+                line.escape_ascii().to_string()
+            );
+            let shifted = [&b"$"[..], line].concat();
+            assert_eq!(
+                plain_count(&shifted, 1),
+                rule(line).map(|(n, next)| (n, next + 1))
+            );
+        }
     }
 
     #[test]
