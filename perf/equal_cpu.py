@@ -15,10 +15,12 @@ and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
 share of quota periods it was throttled in (near 1: it was the bottleneck)
 and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
 keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS
-growth for 10,000 idle clients served one PING each, and scaling: keyway
+growth for 10,000 idle clients served one PING each; scaling: keyway
 `cores = 2` under a quota of 2 x Q spread over both CPUs against
 `cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2,
-backends unpinned). The table and the ratios against issue 22's targets are
+backends unpinned); and the load side's ceiling: keyway with its quota
+lifted, which shows whether CPU 0 (redis-benchmark and the backends) could
+deliver a target's requests/s at all. The table and the ratios against issue 22's targets are
 appended to perf/RESULTS.md.
 
   perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
@@ -50,7 +52,6 @@ class CpuGroup:
     """A CPU cgroup holding `percent` % of one CPU per `cpus` (v1 or v2)."""
 
     def __init__(self, name, percent, cpus=1):
-        quota = int(PERIOD_US * percent / 100 * cpus)
         unified = Path("/sys/fs/cgroup")
         self.v2 = "cpu" in (unified / "cgroup.controllers").read_text().split() if (
             unified / "cgroup.controllers").exists() else False
@@ -60,19 +61,28 @@ class CpuGroup:
         if self.v2:
             self.dir = unified / f"keyway-perf-{name}"
             self.dir.mkdir(exist_ok=True)
-            (self.dir / "cpu.max").write_text(f"{quota} {PERIOD_US}")
         else:
             self.dir = Path("/sys/fs/cgroup/cpu") / f"keyway-perf-{name}"
             self.dir.mkdir(exist_ok=True)
             (self.dir / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
             if (self.dir / "cpuacct.usage").exists():
                 self.acct = self.dir
             elif Path("/sys/fs/cgroup/cpuacct").is_dir():
                 self.acct = Path("/sys/fs/cgroup/cpuacct") / f"keyway-perf-{name}"
                 self.acct.mkdir(exist_ok=True)
+        self.cpus = cpus
+        self.set_percent(percent)
         self.procs = []
         atexit.register(self.remove)
+
+    def set_percent(self, percent):
+        """Holds the group to `percent` % of one CPU per CPU it spans
+        (None: no limit)."""
+        quota = None if percent is None else int(PERIOD_US * percent / 100 * self.cpus)
+        if self.v2:
+            (self.dir / "cpu.max").write_text(f"{quota or 'max'} {PERIOD_US}")
+        else:
+            (self.dir / "cpu.cfs_quota_us").write_text(str(quota or -1))
 
     def start(self, cmd, cpus, **kw):
         """Starts `cmd` inside the group (it and every thread it makes),
@@ -214,6 +224,41 @@ def envoy_pid(pid):
     return pid
 
 
+def cpu_busy(cpu):
+    """(busy, all) jiffies of `cpu` so far (/proc/stat; idle and iowait
+    are not busy)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f[0] == f"cpu{cpu}":
+            ticks = [int(x) for x in f[1:]]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    raise SystemExit(f"cpu{cpu} is not in /proc/stat")
+
+
+def ceiling(a, peers, client_cpu):
+    """What the load side delivers at most: keyway with its quota lifted,
+    one run per test and pipeline. {(test, pipeline): (requests/s, keyway's
+    share of its CPU, the load CPU's busy share)}. Where keyway stays
+    under its CPU and the load CPU is busy, requests/s above this cannot be
+    shown on this machine by any proxy."""
+    port, pid, group = peers["keyway"]
+    group.set_percent(None)
+    found = {}
+    try:
+        for pipeline in a.pipelines:
+            for test in TESTS:
+                n = a.requests * (4 if pipeline > 1 else 1)
+                b0, t0 = cpu_busy(client_cpu)
+                rps, _, _, _, cpu, _ = measure(port, pid, group, test, pipeline, n, a.clients, str(client_cpu))
+                b1, t1 = cpu_busy(client_cpu)
+                found[(test, pipeline)] = (rps, cpu * rps / 1e6, (b1 - b0) / max(1, t1 - t0))
+                print(f"ceiling -P {pipeline:<2} {test}: {rps:,.0f} req/s, keyway uses {cpu * rps / 1e4:.0f}% "
+                      f"of its CPU, CPU {client_cpu} busy {100 * found[(test, pipeline)][2]:.0f}%", flush=True)
+    finally:
+        group.set_percent(a.quota)
+    return found
+
+
 def scaling(a, tmp, backends):
     """keyway cores = 1 under Q on one CPU, then cores = 2 under 2 x Q over
     both, Q per pipeline depth (the load generator shares the two CPUs, so
@@ -276,7 +321,8 @@ def main():
     ap.add_argument("--pipelines", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16],
                     help="pipeline depths to measure, e.g. 1 or 1,16")
     ap.add_argument("--idle", type=int, default=10000)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: table,idle,scaling,syscalls")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated parts to skip: table,idle,scaling,syscalls,ceiling")
     ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -315,6 +361,7 @@ def main():
                 idle[name] = idle_connections(port, pid, a.idle)
                 print(f"{a.idle} idle clients: {name} +{idle[name] / 1024:.1f} MB", flush=True)
     scale = scaling(a, tmp, backends) if "scaling" not in skip else {}
+    top = ceiling(a, peers, client_cpu) if "ceiling" not in skip else {}
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip() or "unknown"
@@ -348,6 +395,13 @@ def main():
     if idle:
         lines.append(f"\n{a.idle:,} idle clients served one PING each, RSS growth: " + ", ".join(
             f"{n} +{v / 1024:.1f} MB ({v * 1024 / a.idle / 1000:.2f} KB each)" for n, v in idle.items()) + ".")
+    if top:
+        lines.append("\nThe load side's ceiling: keyway with no quota, one run each (CPU "
+                     f"{client_cpu} runs redis-benchmark and both backends):\n")
+        lines.append(f"| -P | test | requests/s | keyway's CPU used | CPU {client_cpu} busy |")
+        lines.append("|---:|---|---:|---:|---:|")
+        for (test, pipeline), (rps, used, busy) in top.items():
+            lines.append(f"| {pipeline} | {test} | {rps:,.0f} | {100 * used:.0f}% | {100 * busy:.0f}% |")
     if scale:
         lines.append("\nScaling: keyway `cores = 1` on CPU 1 at Q against `cores = 2` on CPUs 0-1 at 2 x Q (one "
                      f"group), redis-benchmark --threads 2 with {a.scale_clients} clients and the backends "
@@ -373,7 +427,8 @@ def main():
             if "predixy" in peers:
                 p = med[(test, pipeline, "predixy")]
                 ratios.append(f"  - keyway / predixy: {k[0] / p[0]:.2f}x requests/s"
-                              + (" (target ≥ 2x)" if pipeline == 16 else "")
+                              + (f" (target ≥ 2x), {p[4] / k[4]:.2f}x fewer CPU µs per request"
+                                 if pipeline == 16 else "")
                               + (f"; kernel µs/req keyway {k[3]:.2f}, predixy {p[3]:.2f} (target: keyway ≤ predixy)"
                                  if pipeline == 1 else ""))
             if "keyway-base" in peers:
@@ -382,6 +437,13 @@ def main():
                               f"{k[4] / b[4]:.3f}x CPU per request")
     if idle:
         ratios.append(f"- {a.idle:,} idle clients: keyway +{idle['keyway'] / 1024:.1f} MB (target ≤ 30 MB)")
+    for (test, pipeline), (rps, used, busy) in top.items():
+        if pipeline == 16 and "predixy" in peers:
+            twice = 2 * med[(test, pipeline, "predixy")][0]
+            ratios.append(f"- -P 16 {test}: 2x predixy is {twice:,.0f} req/s; the load side's ceiling is "
+                          f"{rps:,.0f} ({rps / twice:.2f}x of it), keyway using {100 * used:.0f}% of its CPU there"
+                          + (": beyond what this machine can drive, so requests/s cannot show 2x here and CPU "
+                             "per request is the measure" if rps < 1.05 * twice else ""))
     for (test, pipeline), (_, one, two, _, _) in scale.items():
         ratios.append(f"- scaling -P {pipeline} {test}: cores = 2 / cores = 1 = {two / one:.2f}x (target ≥ 1.9x)")
     lines.append("\nRatios (same run):\n")
