@@ -6,7 +6,7 @@
 
 use super::replies::Multi;
 use super::{Client, CoreContext};
-use crate::command::{key_indices, CommandSpec, KeyError, Split};
+use crate::command::{key_indices, CommandSpec, KeyError, KeySpec, Split};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, Protocol};
@@ -228,30 +228,9 @@ impl Routing {
             };
             // The primary's copy (the client's reply), unless it ran another way.
             if !self.mirrors_only {
-                let home = router
-                    .locate_for_reply(route.cluster, stripped)
-                    .map_err(|e| explained(ctx, e))?;
-                let policy = router.read_policy(route.cluster);
-                let endpoint = ctx.upstreams.choose(home.shard, policy, is_read, self.turn);
-                targets.push(t(0, route.cluster, endpoint, home.slot));
-                // Every key of one request in `every`, each with its
-                // share of the request's bytes.
-                let hot = &ctx.stats.hot;
-                if *self.sampled.get_or_insert_with(|| hot.sampled()) {
-                    let sample = crate::stats::hot::Sample {
-                        key,
-                        db: client.db,
-                        write: !is_read,
-                        bytes: req.frame.len() / keys.len(),
-                        cluster: route.cluster as u32,
-                        endpoint: endpoint as u32,
-                        slot: home.slot,
-                    };
-                    hot.record(sample, std::time::Instant::now());
-                }
-                if !is_read {
-                    client.wrote_to(endpoint);
-                }
+                let (endpoint, slot) =
+                    self.primary(ctx, &router, client, req, (key, &route), keys.len())?;
+                targets.push(t(0, route.cluster, endpoint, slot));
             }
             for m in route.mirrors {
                 let draw = *self.draw.get_or_insert_with(|| client.next_fraction());
@@ -270,6 +249,47 @@ impl Routing {
             }
         }
         Ok(())
+    }
+
+    /// The client's copy of `key` (on `route`, one of the request's
+    /// `nkeys` keys): its endpoint and slot. The key is counted for the hot
+    /// keys when the request is sampled, and a write's endpoint is noted.
+    #[inline(always)]
+    fn primary(
+        &mut self,
+        ctx: &CoreContext,
+        router: &Router,
+        client: &mut Client,
+        req: Request<'_>,
+        (key, route): (&[u8], &Route),
+        nkeys: usize,
+    ) -> Result<(usize, u16), RouteError> {
+        let home = router
+            .locate_for_reply(route.cluster, &key[route.strip..])
+            .map_err(|e| explained(ctx, e))?;
+        let policy = router.read_policy(route.cluster);
+        let endpoint = ctx
+            .upstreams
+            .choose(home.shard, policy, self.is_read, self.turn);
+        // Every key of one request in `every`, each with its share of the
+        // request's bytes.
+        let hot = &ctx.stats.hot;
+        if *self.sampled.get_or_insert_with(|| hot.sampled()) {
+            let sample = crate::stats::hot::Sample {
+                key,
+                db: client.db,
+                write: !self.is_read,
+                bytes: req.frame.len() / nkeys,
+                cluster: route.cluster as u32,
+                endpoint: endpoint as u32,
+                slot: home.slot,
+            };
+            hot.record(sample, std::time::Instant::now());
+        }
+        if !self.is_read {
+            client.wrote_to(endpoint);
+        }
+        Ok((endpoint, home.slot))
     }
 }
 
@@ -664,6 +684,9 @@ pub fn execute(
     spec: &CommandSpec,
     kind: Option<Split>,
 ) {
+    if kind.is_none() && one_key(spec, req) && send_one(ctx, client, req, spec) {
+        return;
+    }
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     if find_keys(client, spec, req, &mut keys) {
@@ -682,6 +705,59 @@ pub fn execute(
     }
     client.keys = keys;
     client.targets = targets;
+}
+
+/// Whether `req`'s one key is its first argument (GET, SET and most
+/// commands).
+fn one_key(spec: &CommandSpec, req: Request<'_>) -> bool {
+    matches!(
+        spec.keys,
+        KeySpec::Range {
+            first: 1,
+            last: 1,
+            ..
+        }
+    ) && req.argc() >= 2
+}
+
+/// Routes and sends a request whose one key is its first argument, without
+/// the lists of keys and targets of the general path. False: the key's
+/// route strips a prefix or mirrors it, which the general path
+/// (`place_and_send`) does; nothing was done.
+fn send_one(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &CommandSpec) -> bool {
+    router_of!(ctx, router);
+    let key = req.arg(1);
+    let route = match router.route(key, "key") {
+        Ok(route) => route,
+        Err(e) => {
+            refuse(client, &explained(ctx, e));
+            return true;
+        }
+    };
+    if route.strip != 0 || !route.mirrors.is_empty() {
+        return false;
+    }
+    let mut routing = Routing::new(ctx, spec, false);
+    match routing.primary(ctx, &router, client, req, (key, &route), 1) {
+        Ok((endpoint, slot)) => {
+            let target = Target {
+                sink: 0,
+                endpoint: endpoint as u32,
+                slot: slot as u32,
+                ordinal: 0,
+                strip: 0,
+                cluster: route.cluster as u32,
+            };
+            let enc = Encoder {
+                req,
+                keys: &[1],
+                kind: None,
+            };
+            send_whole(ctx, client, &enc, std::slice::from_ref(&target));
+        }
+        Err(e) => refuse(client, &e),
+    }
+    true
 }
 
 /// Fills `keys` with the argument indices of the request's keys; on a bad
