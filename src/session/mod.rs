@@ -286,12 +286,19 @@ impl Drop for Client {
 
 impl Client {
     /// Notes that a write went to `endpoint`.
-    #[inline]
+    #[inline(always)]
     pub fn wrote_to(&mut self, endpoint: usize) {
         let (word, bit) = (endpoint / 64, endpoint % 64);
-        if word >= self.written.len() {
-            self.written.resize(word + 1, 0);
+        match self.written.get_mut(word) {
+            Some(w) => *w |= 1 << bit,
+            None => self.wrote_to_new_word(word, bit),
         }
+    }
+
+    /// `wrote_to` for an endpoint past the words noted so far.
+    #[cold]
+    fn wrote_to_new_word(&mut self, word: usize, bit: usize) {
+        self.written.resize(word + 1, 0);
         self.written[word] |= 1 << bit;
     }
 
