@@ -2,10 +2,10 @@
 """Equal-CPU benchmark (issue 22): every proxy held to the same CPU budget.
 
 Each proxy runs pinned to the last CPU inside its own CPU cgroup with the
-same quota (cgroup v1 `cpu.cfs_quota_us` over a 10 ms `cpu.cfs_period_us`,
-or v2 `cpu.max` where the cpu controller is on the unified hierarchy), so
-the proxy, not redis-benchmark, is the bottleneck and requests/s is
-efficiency. redis-benchmark and two redis-server backends run on CPU 0.
+same quota (35% of the CPU at -P 1, 20% when pipelined; cgroup v1
+`cpu.cfs_quota_us` over a 10 ms `cpu.cfs_period_us`, or v2 `cpu.max` where
+the cpu controller is on the unified hierarchy), so the proxy, not
+redis-benchmark, is the bottleneck and requests/s is efficiency. redis-benchmark and two redis-server backends run on CPU 0.
 Peers: keyway (one core), predixy (one worker thread; built from its source
 outside this repository, --predixy BIN), nutcracker and Envoy
 (--concurrency 1). For SET and GET at -P 1 and -P 16, each round runs every
@@ -23,7 +23,7 @@ lifted, which shows whether CPU 0 (redis-benchmark and the backends) could
 deliver a target's requests/s at all. The table and the ratios against issue 22's targets are
 appended to perf/RESULTS.md.
 
-  perf/run.sh equal-cpu [--quota 35] [--predixy /tmp/predixy/src/predixy]
+  perf/run.sh equal-cpu [--quota 35] [--quota-pipelined 20] [--predixy /tmp/predixy/src/predixy]
   perf/run.sh equal-cpu --baseline /tmp/keyway-before --pipelines 1 --skip idle,scaling,syscalls
 """
 import argparse
@@ -163,6 +163,11 @@ def measure(port, pid, group, test, pipeline, requests, clients, cpus):
     return rps, p99, user, kern, cpu, (t1 - t0) / max(1, n1 - n0)
 
 
+def quota_for(a, pipeline):
+    """Each proxy's budget (percent of one CPU) at `pipeline`."""
+    return a.quota_pipelined if pipeline > 1 else a.quota
+
+
 def start_peers(a, tmp, backends, proxy_cpu):
     """Every proxy in its own group at `a.quota` % of CPU `proxy_cpu`:
     {name: (port, pid, group)}."""
@@ -255,7 +260,7 @@ def ceiling(a, peers, client_cpu):
                 print(f"ceiling -P {pipeline:<2} {test}: {rps:,.0f} req/s, keyway uses {cpu * rps / 1e4:.0f}% "
                       f"of its CPU, CPU {client_cpu} busy {100 * found[(test, pipeline)][2]:.0f}%", flush=True)
     finally:
-        group.set_percent(a.quota)
+        group.set_percent(quota_for(a, a.pipelines[-1]))
     return found
 
 
@@ -297,6 +302,9 @@ def scaling(a, tmp, backends):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quota", type=float, default=35, help="each proxy's CPU budget, percent of one CPU")
+    ap.add_argument("--quota-pipelined", type=float, default=20,
+                    help="the budget for pipelined runs (-P > 1): at 35%% keyway nears what CPU 0 can drive at "
+                         "-P 16 (see the ceiling), so requests/s would measure CPU 0 instead of the proxy")
     ap.add_argument("--scale-quota", type=float, default=25,
                     help="the scaling check's Q at -P 1, percent of one CPU per keyway core")
     ap.add_argument("--scale-quota-pipelined", type=float, default=10,
@@ -340,6 +348,7 @@ def main():
             for test in TESTS:
                 n = a.requests * (4 if pipeline > 1 else 1)
                 for name, (port, pid, group) in peers.items():
+                    group.set_percent(quota_for(a, pipeline))
                     r = measure(port, pid, group, test, pipeline, n, a.clients, str(client_cpu))
                     results.setdefault((test, pipeline, name), []).append(r)
                     print(f"-P {pipeline:<2} {test} {name:<11} {r[0]:>10,.0f} req/s  p99 {r[1]:.3f} ms  "
@@ -371,7 +380,8 @@ def main():
     lines = [f"\n## Equal CPU: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}"
              f"{' (+uncommitted changes)' if dirty else ''}",
              f"\n`python3 perf/equal_cpu.py {argv}`. Machine: {machine()}. Each proxy pinned to CPU {proxy_cpu} in "
-             f"its own CPU cgroup at {a.quota:g}% of it ({PERIOD_US // 1000} ms period); redis-benchmark and 2 "
+             f"its own CPU cgroup at {a.quota:g}% of it (-P 1; {a.quota_pipelined:g}% when pipelined; "
+             f"{PERIOD_US // 1000} ms period); redis-benchmark and 2 "
              f"redis-servers on CPU {client_cpu}; {a.clients} clients, 16-byte values, random keys over 100k; "
              f"medians of {a.rounds} rounds, every proxy measured in each round. predixy: "
              f"{'one worker thread, modula over the same 2 backends' if a.predixy else 'not measured'}.\n",
