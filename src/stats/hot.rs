@@ -159,15 +159,24 @@ impl HotKeys {
         t.roll(now);
         let kept = &s.key[..s.key.len().min(KEY_BYTES)];
         let hash = hash_of(kept, s.db);
-        let at = match t.slots.iter().position(|slot| slot.holds(hash, kept, s.db)) {
+        // One pass finds the key or, failing that, the first of the least
+        // counted (most samples of many distinct keys are not held).
+        let mut held = None;
+        let (mut at, mut least) = (0, u64::MAX);
+        for (i, slot) in t.slots.iter().enumerate() {
+            if slot.holds(hash, kept, s.db) {
+                held = Some(i);
+                break;
+            }
+            if slot.weight() < least {
+                (at, least) = (i, slot.weight());
+            }
+        }
+        let at = match held {
             Some(at) => at,
             None => {
                 // The least counted gives its place (and its count, as
                 // the newcomer's possible overcount).
-                let (at, least) = (t.slots.iter().enumerate())
-                    .min_by_key(|(_, slot)| slot.weight())
-                    .map(|(i, slot)| (i, slot.weight()))
-                    .unwrap_or((0, 0));
                 let slot = &mut t.slots[at];
                 *slot = Slot::empty();
                 slot.hash = hash;
@@ -378,6 +387,26 @@ mod tests {
                 "{key}: {est} ± {err} vs {n}"
             );
         }
+    }
+
+    /// A key the full table does not hold takes the place of the first of
+    /// the least counted, and their count as its possible overcount.
+    #[test]
+    fn a_new_key_replaces_the_first_least_counted() {
+        let h = HotKeys::new(1);
+        let t = Instant::now();
+        for i in 0..SLOTS {
+            let key = format!("k{i}");
+            for _ in 0..(if i == 5 || i == 9 { 1 } else { 2 }) {
+                h.record(sample(key.as_bytes(), false), t);
+            }
+        }
+        h.record(sample(b"newcomer", false), t);
+        let table = h.table.borrow();
+        let slot = &table.slots[5];
+        assert_eq!(&slot.key[..slot.len as usize], b"newcomer");
+        assert_eq!((slot.now, slot.error), (2, 1));
+        assert_eq!(&table.slots[9].key[..2], b"k9");
     }
 
     #[test]
