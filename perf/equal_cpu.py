@@ -264,11 +264,15 @@ def ceiling(a, peers, client_cpu):
     return found
 
 
-def scaling(a, tmp, backends):
+def scaling(a, tmp):
     """keyway cores = 1 under Q on one CPU, then cores = 2 under 2 x Q over
     both, Q per pipeline depth (the load generator shares the two CPUs, so
     Q must leave it enough to keep two cores busy): (test, pipeline) ->
-    (Q, one, two, throttled share of one, of two), medians of rounds."""
+    (Q, one, two, throttled share of one, of two), medians of rounds. Its
+    own two backends, unpinned: the table's sit on CPU 0, where with
+    cores = 2 they would share one CPU with a keyway core and half the
+    load generator, and bound the run."""
+    backends = redis_servers(2, None, cwd=tmp)
     out = {}
     for pipeline, quota in ((1, a.scale_quota), (16, a.scale_quota_pipelined)):
         runs = {}
@@ -369,7 +373,7 @@ def main():
             if name in ("keyway", "predixy"):
                 idle[name] = idle_connections(port, pid, a.idle)
                 print(f"{a.idle} idle clients: {name} +{idle[name] / 1024:.1f} MB", flush=True)
-    scale = scaling(a, tmp, backends) if "scaling" not in skip else {}
+    scale = scaling(a, tmp) if "scaling" not in skip else {}
     top = ceiling(a, peers, client_cpu) if "ceiling" not in skip else {}
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
