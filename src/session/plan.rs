@@ -118,15 +118,6 @@ fn route_and_send(
         }
         return;
     }
-    // One key with no mirrored copy, most of the traffic: nothing to
-    // group or sort.
-    if let [only] = targets.as_slice() {
-        if only.sink == 0 && !mirrors_only {
-            let enc = Encoder { req, keys, kind };
-            send_whole(ctx, client, &enc, std::slice::from_ref(only));
-            return;
-        }
-    }
     targets.sort_unstable();
     let split_at = targets.partition_point(|t| t.sink == 0);
     let (primary, mirrors) = targets.split_at(split_at);
