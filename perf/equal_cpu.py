@@ -5,7 +5,8 @@ Each proxy runs pinned to the last CPU inside its own CPU cgroup with the
 same quota (35% of the CPU at -P 1, 20% when pipelined; cgroup v1
 `cpu.cfs_quota_us` over a 10 ms `cpu.cfs_period_us`, or v2 `cpu.max` where
 the cpu controller is on the unified hierarchy), so the proxy, not
-redis-benchmark, is the bottleneck and requests/s is efficiency. redis-benchmark and two redis-server backends run on CPU 0.
+redis-benchmark, is the bottleneck and requests/s is efficiency.
+redis-benchmark and two redis-server backends run on CPU 0.
 Peers: keyway (one core), predixy (one worker thread; built from its source
 outside this repository, --predixy BIN), nutcracker and Envoy
 (--concurrency 1). For SET and GET at -P 1 and -P 16, each round runs every
@@ -20,10 +21,11 @@ growth for 10,000 idle clients served one PING each; scaling: keyway
 `cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2,
 backends unpinned); and the load side's ceiling: keyway with its quota
 lifted, which shows whether CPU 0 (redis-benchmark and the backends) could
-deliver a target's requests/s at all. The table and the ratios against issue 22's targets are
-appended to perf/RESULTS.md.
+deliver a target's requests/s at all. The table and the ratios against
+issue 22's targets are appended to perf/RESULTS.md.
 
-  perf/run.sh equal-cpu [--quota 35] [--quota-pipelined 20] [--predixy /tmp/predixy/src/predixy]
+  perf/run.sh equal-cpu [--quota 35] [--quota-pipelined 20]
+      [--predixy /tmp/predixy/src/predixy]
   perf/run.sh equal-cpu --baseline /tmp/keyway-before --pipelines 1 --skip idle,scaling,syscalls
 """
 import argparse
@@ -168,6 +170,11 @@ def quota_for(a, pipeline):
     return a.quota_pipelined if pipeline > 1 else a.quota
 
 
+def requests_for(a, pipeline):
+    """Requests per run at `pipeline` (pipelined runs are quicker)."""
+    return a.requests * (4 if pipeline > 1 else 1)
+
+
 def start_peers(a, tmp, backends, proxy_cpu):
     """Every proxy in its own group at `a.quota` % of CPU `proxy_cpu`:
     {name: (port, pid, group)}."""
@@ -252,7 +259,7 @@ def ceiling(a, peers, client_cpu):
     try:
         for pipeline in a.pipelines:
             for test in TESTS:
-                n = a.requests * (4 if pipeline > 1 else 1)
+                n = requests_for(a, pipeline)
                 b0, t0 = cpu_busy(client_cpu)
                 rps, _, _, _, cpu, _ = measure(port, pid, group, test, pipeline, n, a.clients, str(client_cpu))
                 b1, t1 = cpu_busy(client_cpu)
@@ -350,7 +357,7 @@ def main():
     for _ in range(a.rounds if "table" not in skip else 0):
         for pipeline in a.pipelines:
             for test in TESTS:
-                n = a.requests * (4 if pipeline > 1 else 1)
+                n = requests_for(a, pipeline)
                 for name, (port, pid, group) in peers.items():
                     group.set_percent(quota_for(a, pipeline))
                     r = measure(port, pid, group, test, pipeline, n, a.clients, str(client_cpu))

@@ -4,8 +4,9 @@
 # perf/RESULTS.md.  perf/run.sh [--mode one|all] [--requests N]
 # perf/run.sh cluster [--requests N]: keyway vs Envoy in front of Redis
 # Clusters, with and without writes mirrored to two more clusters.
-# perf/run.sh equal-cpu [--quota 35] [--quota-pipelined 20] [--predixy BIN]: every proxy (keyway,
-# predixy, nutcracker, Envoy) held to the same CPU quota in its own cgroup;
+# perf/run.sh equal-cpu [--quota 35] [--quota-pipelined 20] [--predixy BIN]:
+# every proxy (keyway, predixy, nutcracker, Envoy) held to the same CPU
+# quota in its own cgroup;
 # plus idle memory and keyway's cores = 2 vs 1 scaling (issue 22).
 set -euo pipefail
 cd "$(dirname "$0")/.."
