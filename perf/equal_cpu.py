@@ -9,7 +9,10 @@ redis-benchmark, is the bottleneck and requests/s is efficiency.
 redis-benchmark and two redis-server backends run on CPU 0.
 Peers: keyway (one core), predixy (one worker thread; built from its source
 outside this repository, --predixy BIN), nutcracker and Envoy
-(--concurrency 1). For SET and GET at -P 1 and -P 16, each round runs every
+(--concurrency 1); and beside them, as a reference rather than a peer, the
+floor: perf/floor.c, a server with no backends that answers every request
+with +OK, so its CPU per request is what the client sockets alone cost any
+proxy at that quota. For SET and GET at -P 1 and -P 16, each round runs every
 proxy one after another; the medians over the rounds are reported with the
 proxy's CPU per request (exact, from its group's CPU accounting), its user
 and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
@@ -48,6 +51,8 @@ PERIOD_US = 10_000
 # Above the idle-client count (keyway's default max_clients is 10,000).
 MAX_CLIENTS = "max_clients = 20000\n"
 TESTS = ("SET", "GET")
+# The reference server of perf/floor.c: measured beside the proxies, not one.
+FLOOR = "floor"
 
 
 class CpuGroup:
@@ -223,6 +228,15 @@ def start_peers(a, tmp, backends, proxy_cpu):
                          "--disable-hot-restart", "--log-level", "error"], cpu)
         wait_port(port)
         peers["envoy"] = (port, envoy_pid(p.pid), group)
+
+    if FLOOR not in a.without and shutil.which("cc"):
+        binary = tmp / FLOOR
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(ROOT / "perf" / "floor.c")], check=True)
+        port = free_port()
+        group = CpuGroup(FLOOR, a.quota)
+        p = group.start([str(binary), str(port)], cpu)
+        wait_port(port)
+        peers[FLOOR] = (port, p.pid, group)
     return peers
 
 
@@ -331,7 +345,7 @@ def main():
     ap.add_argument("--predixy", default="/tmp/predixy/src/predixy" if Path("/tmp/predixy/src/predixy").exists()
                     else None, help="a predixy binary (built from its source, outside this repository)")
     ap.add_argument("--without", type=lambda v: set(v.split(",")), default=set(),
-                    help="peers to leave out, e.g. envoy or predixy,nutcracker,envoy (an A/B of two keyway builds)")
+                    help="peers to leave out, e.g. envoy or predixy,nutcracker,envoy,floor (an A/B of two keyway builds)")
     ap.add_argument("--baseline", help="a second keyway binary (e.g. a build of the commit before a change), "
                     "measured as 'keyway-base' beside the tree's build: an A/B in the same run")
     ap.add_argument("--requests", type=int, default=100000, help="requests per -P 1 run (x4 at -P 16)")
@@ -370,6 +384,8 @@ def main():
     syscalls = {}
     if "syscalls" not in skip:
         for name, (port, pid, _) in peers.items():
+            if name == FLOOR:
+                continue
             n = a.requests // 2
             calls = count_syscalls(pid, lambda: bench(port, "SET", 1, n, a.clients, str(client_cpu)))
             syscalls[name] = calls / n if calls is not None else None
@@ -435,7 +451,7 @@ def main():
             lines.append(f"| {pipeline} | {test} | {q:g}% | {one:,.0f} | {h1:.2f} | {two:,.0f} | {h2:.2f} "
                          f"| {two / one:.2f}x |")
     ratios = []
-    others = [n for n in peers if not n.startswith("keyway")]
+    others = [n for n in peers if not n.startswith("keyway") and n != FLOOR]
     for test in TESTS:
         for pipeline in measured:
             k = med[(test, pipeline, "keyway")]
@@ -452,6 +468,13 @@ def main():
                                  if pipeline == 16 else "")
                               + (f"; kernel µs/req keyway {k[3]:.2f}, predixy {p[3]:.2f} (target: keyway ≤ predixy)"
                                  if pipeline == 1 else ""))
+            if FLOOR in peers and "predixy" in peers:
+                f, p = med[(test, pipeline, FLOOR)][4], med[(test, pipeline, "predixy")][4]
+                goal = p / (2 if pipeline == 16 else 1.1)
+                ratios.append(f"  - the floor (no backends, +OK to every request) costs {f:.2f} µs per request; "
+                              f"{'2x' if pipeline == 16 else '1.1x'} predixy allows {goal:.2f}, so "
+                              f"{goal - f:.2f} for all a proxy does beyond its client sockets: keyway spends "
+                              f"{k[4] - f:.2f} there, predixy {p - f:.2f}")
             if "keyway-base" in peers:
                 b = med[(test, pipeline, "keyway-base")]
                 ratios.append(f"  - A/B, this tree / baseline ({a.baseline}): {k[0] / b[0]:.3f}x requests/s, "
