@@ -182,8 +182,11 @@ fn chaos_loses_no_acknowledged_write_and_runs_nothing_unanswered() {
         .collect();
     assert!(ran.is_empty(), "requests never answered were run: {ran:?}");
     assert_eq!(failed, 0, "/ready failed before the drain");
+    // A health check must not time out while backends fail: the bound is
+    // issue 12's for /ready (0.5 s), not a speed target. 100 ms failed once
+    // at 179 ms on a loaded 2-CPU host with no keyway change.
     assert!(
-        slowest < Duration::from_millis(100),
+        slowest < Duration::from_millis(500),
         "/ready took {slowest:?}"
     );
     assert!(peak_mb < 64 + 48, "RSS grew {peak_mb} MB (budget 64 MB)");
