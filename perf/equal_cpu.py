@@ -470,9 +470,10 @@ def main():
                                  if pipeline == 1 else ""))
             if FLOOR in peers and "predixy" in peers:
                 f, p = med[(test, pipeline, FLOOR)][4], med[(test, pipeline, "predixy")][4]
-                goal = p / (2 if pipeline == 16 else 1.1)
+                factor = 2 if pipeline == 16 else 1.1
+                goal = p / factor
                 ratios.append(f"  - the floor (no backends, +OK to every request) costs {f:.2f} µs per request; "
-                              f"{'2x' if pipeline == 16 else '1.1x'} predixy allows {goal:.2f}, so "
+                              f"{factor:g}x predixy allows {goal:.2f}, so "
                               f"{goal - f:.2f} for all a proxy does beyond its client sockets: keyway spends "
                               f"{k[4] - f:.2f} there, predixy {p - f:.2f}")
             if "keyway-base" in peers:
