@@ -9,8 +9,8 @@
 //! client wrote to.
 
 use super::gather::{Gather, Merge};
-use super::plan;
 use super::replies::Replies;
+use super::{plan, targets};
 use super::{Client, CoreContext, Latest, ReloadWatch};
 use crate::command::{Block, CommandSpec};
 use crate::net::notify::{race, Either};
@@ -78,13 +78,13 @@ pub fn execute(
     let arg = |i: usize| req.get(i);
     let Some(timeout) = how_long(block, arg, args.len()) else {
         // Not blocking: an ordinary request on the shared connection.
-        return super::plan::execute(ctx, client, req, spec, None);
+        return plan::execute(ctx, client, req, spec, None);
     };
     let mut request = Vec::with_capacity(frame.len());
     let endpoint = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some((endpoint, _))) => endpoint,
         Ok(None) => return client.refuse(ErrorReply::BlockingWithoutKeys(spec.name)),
-        Err(e) => return plan::refuse(client, &e),
+        Err(e) => return targets::refuse(client, &e),
     };
     if spec.write {
         client.wrote_to(endpoint);

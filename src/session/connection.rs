@@ -7,7 +7,7 @@
 
 use super::replies::{self, Fold};
 use super::{
-    blocking, clients, dispatch, follow_reload, plan, pubsub, reshard, Client, CoreContext,
+    blocking, clients, dispatch, follow_reload, huge, pubsub, reshard, Client, CoreContext,
 };
 use super::{Replies, ReplyMode};
 use crate::net::notify::{race, Either};
@@ -320,7 +320,7 @@ impl Connection {
         follow_reload(&mut self.ctx, &mut self.client);
     }
 
-    /// Sends the huge split command the reader just read (see `plan::Huge`)
+    /// Sends the huge split command the reader just read (see `huge::Huge`)
     /// a slice at a time, letting the core's other tasks run between
     /// slices; its bytes stay where they were read until then, and are
     /// consumed after.
@@ -328,11 +328,11 @@ impl Connection {
         let Some(command) = self.client.huge.take() else {
             return;
         };
-        let plan::HugeCommand { plan: mut huge, at } = *command;
+        let huge::HugeCommand { plan: mut huge, at } = *command;
         let (ctx, client, reader) = (&*self.ctx, &mut self.client, &self.reader);
         let frame = match at {
-            plan::HugeAt::Carried(len) => &self.input.carried_bytes()[..len],
-            plan::HugeAt::Inline(_) => reader.scanner.inline_frame(),
+            huge::HugeAt::Carried(len) => &self.input.carried_bytes()[..len],
+            huge::HugeAt::Inline(_) => reader.scanner.inline_frame(),
         };
         let req = Request::new(frame, reader.scanner.args());
         let slot = huge.slot();
@@ -519,7 +519,7 @@ impl Reader {
                     // A huge one is sent a slice at a time from where it
                     // lies (see `send_huge`).
                     self.need = 1;
-                    if !dispatch_one(ctx, client, req, plan::HugeAt::Carried(len)) {
+                    if !dispatch_one(ctx, client, req, huge::HugeAt::Carried(len)) {
                         self.held_back = true;
                         break;
                     }
@@ -528,7 +528,7 @@ impl Reader {
                 Ok(Scanned::Inline { len }) => {
                     let req = Request::new(self.scanner.inline_frame(), self.scanner.args());
                     self.need = 1;
-                    if !dispatch_one(ctx, client, req, plan::HugeAt::Inline(len)) {
+                    if !dispatch_one(ctx, client, req, huge::HugeAt::Inline(len)) {
                         self.held_back = true;
                         break;
                     }
@@ -559,7 +559,7 @@ fn dispatch_one(
     ctx: &CoreContext,
     client: &mut Client,
     req: Request<'_>,
-    at: plan::HugeAt,
+    at: huge::HugeAt,
 ) -> bool {
     if !dispatch::dispatch(ctx, client, req) {
         return false;

@@ -8,7 +8,7 @@
 //! replies never reach the client.
 
 use super::gather::{self, split_cursor, Gather, HelloParts, Merge, Table};
-use super::plan::{self, router_of, RouteError};
+use super::targets::{self, router_of, RouteError};
 use super::{info, Client, CoreContext};
 use crate::command::Fan;
 use crate::resp::errors::ErrorReply;
@@ -21,7 +21,7 @@ use crate::upstream::waiter::Waiter;
 /// Where a fanned-out command goes (see `Router::fanout`).
 fn backends(ctx: &CoreContext) -> Result<Backends, RouteError> {
     router_of!(ctx, router);
-    router.fanout().map_err(|e| plan::explained(ctx, e))
+    router.fanout().map_err(|e| targets::explained(ctx, e))
 }
 
 /// The primaries of every routed cluster, in the fixed fan-out order.
@@ -39,7 +39,7 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, fan: Fa
     let all = match backends(ctx) {
         Ok(b) if b.primaries.is_empty() => return client.refuse(ErrorReply::NoBackendToAsk),
         Ok(b) => b,
-        Err(e) => return plan::refuse(client, &e),
+        Err(e) => return targets::refuse(client, &e),
     };
     let n = all.primaries.len();
     match fan {
@@ -286,7 +286,7 @@ pub fn command_table(ctx: &CoreContext, client: &mut Client, frame: &[u8], merge
             None => return false,
         },
         Err(e) => {
-            plan::refuse(client, &e);
+            targets::refuse(client, &e);
             return true;
         }
     };

@@ -9,12 +9,14 @@ pub mod dispatch;
 pub mod fanout;
 pub mod gather;
 pub mod hot_keys;
+pub mod huge;
 pub mod info;
 pub mod local;
 pub mod plan;
 pub mod pubsub;
 pub mod replies;
 pub mod reshard;
+pub mod targets;
 pub mod transaction;
 
 pub use connection::serve;
@@ -234,7 +236,7 @@ pub struct Client {
     auth_failures: u32,
     replies: Rc<RefCell<Replies>>,
     keys: Vec<usize>,
-    targets: Vec<plan::Target>,
+    targets: Vec<targets::Target>,
     /// xorshift state for mirror fractions.
     rng: u64,
     stats: Rc<CoreStats>,
@@ -255,7 +257,7 @@ pub struct Client {
     pubsub: Option<pubsub::PubSub>,
     /// A split command too big to send at once, on its way a slice at a
     /// time: nothing after it is dispatched until it is sent.
-    huge: Option<Box<plan::HugeCommand>>,
+    huge: Option<Box<huge::HugeCommand>>,
     /// What the next request waits for: its moving keys (see `reshard`).
     reshard: Option<Box<reshard::Pending>>,
 }

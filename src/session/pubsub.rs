@@ -11,7 +11,7 @@
 //! clients subscribe again when they reconnect.
 
 use super::Held;
-use super::{fanout, plan, Client, CoreContext};
+use super::{fanout, targets, Client, CoreContext};
 use crate::resp::reply;
 use crate::resp::request::Request;
 use crate::resp::write::{self, Protocol};
@@ -378,7 +378,7 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &
         // A pattern can match channels anywhere: every primary listens.
         let eps = match fanout::primaries(ctx) {
             Ok(e) => e,
-            Err(e) => return plan::refuse(client, &e),
+            Err(e) => return targets::refuse(client, &e),
         };
         enter(ctx, client);
         for ep in eps {
@@ -388,9 +388,9 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &
     }
     let mut by_home: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     for ch in &names {
-        match plan::channel_home(ctx, ch) {
+        match targets::channel_home(ctx, ch) {
             Ok(h) => add_to(&mut by_home, h, ch),
-            Err(e) => return plan::refuse(client, &e),
+            Err(e) => return targets::refuse(client, &e),
         }
     }
     enter(ctx, client);
@@ -401,9 +401,9 @@ pub fn execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>, name: &
 
 /// PUBLISH, SPUBLISH: to the primary the channel lives on.
 fn publish(ctx: &CoreContext, client: &mut Client, req: Request<'_>) {
-    let home = match plan::channel_home(ctx, req.arg(1)) {
+    let home = match targets::channel_home(ctx, req.arg(1)) {
         Ok(h) => h,
-        Err(e) => return plan::refuse(client, &e),
+        Err(e) => return targets::refuse(client, &e),
     };
     let slot = client.replies.borrow_mut().push_waiting();
     ctx.upstreams.conn_in(home, client.proto, client.db).send(
@@ -442,7 +442,10 @@ pub fn follow(old: &CoreContext, new: &CoreContext, client: &mut Client) {
     let moved = {
         let f = ps.feed.borrow();
         let channel_moved = f.channels.iter().chain(&f.shard).any(|ch| {
-            match (plan::channel_home(old, ch), plan::channel_home(new, ch)) {
+            match (
+                targets::channel_home(old, ch),
+                targets::channel_home(new, ch),
+            ) {
                 (Ok(was), Ok(is)) => in_new(was) != Some(is),
                 _ => true,
             }
@@ -543,7 +546,7 @@ fn unsubscribe(ctx: &CoreContext, client: &mut Client, verb: Verb, names: &[&[u8
         let homes = if verb.set == Set::Patterns {
             eps.clone()
         } else {
-            plan::channel_home(ctx, n)
+            targets::channel_home(ctx, n)
                 .map(|h| vec![h])
                 .unwrap_or_default()
         };

@@ -27,7 +27,8 @@
 //! does when a watched key changed, and nothing runs. Never an OK for a
 //! write that a later read through keyway would not find.
 
-use super::plan::{self, RouteError};
+use super::plan;
+use super::targets::{self, RouteError};
 use super::{Client, CoreContext};
 use crate::command::{CommandSpec, Exec, Local};
 use crate::resp::errors::ErrorReply;
@@ -117,7 +118,7 @@ fn watch(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Comman
     let place = match plan::place_whole(ctx, client, req, spec, &mut request) {
         Ok(Some(p)) => p,
         Ok(None) => return client.refuse(ErrorReply::WrongArity("watch")),
-        Err(e) => return plan::refuse(client, &e),
+        Err(e) => return targets::refuse(client, &e),
     };
     if let Some(w) = &client.watch {
         if w.place != Some(place) {
@@ -236,7 +237,7 @@ pub fn queue(ctx: &CoreContext, client: &mut Client, req: Request<'_>, spec: &Co
     let first_key = client.keys.first().map(|&k| req.arg(k));
     let outcome = result.and_then(|placed| {
         let tx = client.tx.as_mut().expect("queue runs inside MULTI");
-        join(&mut tx.place, placed).map_err(|Apart| plan::RouteError::TransactionApart {
+        join(&mut tx.place, placed).map_err(|Apart| RouteError::TransactionApart {
             key: quoted(first_key.unwrap_or_default(), 128),
         })?;
         tx.frames.extend_from_slice(frame);
