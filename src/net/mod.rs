@@ -41,7 +41,7 @@ pub use input::Input;
 pub use listener::Listener;
 pub use probe::{probe, KernelError, FORCE_MODE_ENV};
 pub use ring::{sleep, Mode, Ring};
-pub use socket::{ClientHandle, Socket};
+pub use socket::{ClientHandle, Outflow, Socket};
 pub use sockopt::{reset_on_close, shutdown_write, End};
 pub use stream::Stream;
 pub use task::{now, spawn, spawn_holding};

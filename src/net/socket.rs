@@ -233,6 +233,17 @@ struct Sender {
     /// The task waiting for everything queued to be sent.
     waker: KeptWaker,
     closed: Cell<bool>,
+    /// Told of bytes handed over (`Socket::hand_over`) as they leave.
+    outflow: RefCell<Option<Rc<dyn Outflow>>>,
+    /// Bytes handed over that `outflow` has not been told of yet.
+    counted: Cell<usize>,
+}
+
+/// Where a socket's owner counts the bytes it handed over without waiting
+/// for them (`Socket::hand_over`): told of each as the kernel takes it, or
+/// as it is dropped with a failed or closed connection.
+pub trait Outflow {
+    fn gone(&self, bytes: usize);
 }
 
 impl Sender {
@@ -273,12 +284,24 @@ impl Sender {
     fn wake(&self) {
         self.waker.wake();
     }
+
+    /// Up to `bytes` of those handed over have left (every one: `usize::MAX`).
+    fn count_gone(&self, bytes: usize) {
+        let n = bytes.min(self.counted.get());
+        if n > 0 {
+            self.counted.set(self.counted.get() - n);
+            if let Some(outflow) = &*self.outflow.borrow() {
+                outflow.gone(n);
+            }
+        }
+    }
 }
 
 impl Completion for Sender {
     fn completed(self: Rc<Self>, ring: &Ring, res: i32, _flags: u32) {
         self.busy.set(None);
         if self.closed.get() {
+            self.count_gone(usize::MAX);
             return;
         }
         if res <= 0 {
@@ -288,9 +311,11 @@ impl Completion for Sender {
                 io::Error::from_raw_os_error(-res).kind()
             };
             self.error.set(Some(kind));
+            self.count_gone(usize::MAX);
             self.wake();
             return;
         }
+        self.count_gone(res as usize);
         let sent = self.sent.get() + res as usize;
         if sent < self.inflight.borrow().len() {
             self.sent.set(sent);
@@ -413,6 +438,8 @@ impl Socket {
                 error: Cell::new(None),
                 waker: KeptWaker::default(),
                 closed: Cell::new(false),
+                outflow: RefCell::new(None),
+                counted: Cell::new(0),
             }),
         }
     }
@@ -601,6 +628,26 @@ impl Socket {
         poll_fn(|cx| self.poll_sent(cx)).await
     }
 
+    /// Sends all of `buf` (leaving it empty) without waiting for it:
+    /// `outflow` is told of its bytes as the kernel takes them, or as they
+    /// are dropped with the connection. The session's task is not woken
+    /// for a send that completes (one task poll less per reply). Err: an
+    /// earlier send failed (the bytes are told gone at once).
+    pub fn hand_over(&self, buf: &mut Vec<u8>, outflow: &Rc<dyn Outflow>) -> io::Result<()> {
+        let tx = &self.tx;
+        if tx.outflow.borrow().is_none() {
+            *tx.outflow.borrow_mut() = Some(outflow.clone());
+        }
+        tx.counted.set(tx.counted.get() + buf.len());
+        if let Some(kind) = tx.error.get() {
+            buf.clear();
+            tx.count_gone(usize::MAX);
+            return Err(kind.into());
+        }
+        self.queue(buf);
+        Ok(())
+    }
+
     /// Sends all of `buf` (leaving it empty) and waits until it is sent.
     pub async fn send(&self, buf: &mut Vec<u8>) -> io::Result<()> {
         self.queue(buf);
@@ -622,8 +669,10 @@ impl Drop for Socket {
         // A send that cannot finish (the peer stopped reading) must not keep
         // the socket open: cancel it; its bytes stay with its slot.
         self.tx.closed.set(true);
-        if let Some(ud) = self.tx.busy.get() {
-            self.ring.cancel(ud);
+        match self.tx.busy.get() {
+            // Its completion tells the outflow of what did not leave.
+            Some(ud) => self.ring.cancel(ud),
+            None => self.tx.count_gone(usize::MAX),
         }
         self.ring.close(self.fd);
     }

@@ -3,12 +3,13 @@
 //! (plaintext is decrypted into a small buffer of the connection's). One
 //! type, so sessions and upstream connections run the same code either way.
 
-use super::socket::Socket;
+use super::socket::{Outflow, Socket};
 use futures_lite::{AsyncRead, AsyncWrite};
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 /// rustls over a ring socket, either direction.
@@ -80,6 +81,39 @@ impl Stream {
                 buf.clear();
                 poll_fn(|cx| Pin::new(&mut **io.borrow_mut()).poll_flush(cx)).await
             }
+        }
+    }
+
+    /// Sends all of `buf` (leaving it empty) once the previous send is
+    /// done, without waiting for this one on a plain socket: `outflow` is
+    /// told of its bytes as they leave (see `Socket::hand_over`). A TLS
+    /// stream waits until they are sent, then tells `outflow`.
+    pub async fn hand_over(&self, buf: &mut Vec<u8>, outflow: &Rc<dyn Outflow>) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => {
+                if let Err(e) = s.flush().await {
+                    outflow.gone(buf.len());
+                    buf.clear();
+                    return Err(e);
+                }
+                s.hand_over(buf, outflow)
+            }
+            Stream::Tls { .. } => {
+                let len = buf.len();
+                let sent = self.send(buf).await;
+                outflow.gone(len);
+                buf.clear();
+                sent
+            }
+        }
+    }
+
+    /// Waits until everything handed over was sent (or a send failed).
+    pub async fn flush(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush().await,
+            // A TLS send returns once sent.
+            Stream::Tls { .. } => Ok(()),
         }
     }
 

@@ -490,7 +490,9 @@ async fn control_loop(
     loop {
         match control.try_recv() {
             Ok(CoreMsg::Snapshot(reply)) => {
-                let mut snap = stats.snapshot(accept.latest.get().upstreams.states());
+                let ctx = accept.latest.get();
+                let mut snap = stats.snapshot(ctx.upstreams.states());
+                snap.counts[CoreCounter::OutputHeld as usize] = ctx.output.held.get() as u64;
                 let c = ring.counters();
                 snap.ring = RingSnapshot {
                     mode: ring.mode().name(),

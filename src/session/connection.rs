@@ -11,7 +11,7 @@ use super::{
 };
 use super::{Replies, ReplyMode};
 use crate::net::notify::{race, Either};
-use crate::net::{Input, Stream};
+use crate::net::{Input, Outflow, Stream};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Request, RequestScanner, Scanned};
 use crate::resp::write::Protocol;
@@ -32,7 +32,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// and a drain reach it).
 pub async fn serve(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered) {
     let mut conn = Connection::new(stream, ctx, me);
-    loop {
+    // Whether replies handed to the socket are still owed when the loop
+    // ends: not when it ended over a limit or on a failed send.
+    let owed = loop {
         // A huge command read last goes before anything after it.
         if conn.client.huge.is_some() {
             Box::pin(conn.send_huge()).await;
@@ -45,8 +47,11 @@ pub async fn serve(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered
         if conn.dispatch_carried() {
             continue;
         }
-        if !conn.write_replies().await || conn.client.close {
-            break;
+        if !conn.write_replies().await {
+            break false;
+        }
+        if conn.client.close {
+            break true;
         }
         if conn.reader.held_back {
             continue;
@@ -60,8 +65,14 @@ pub async fn serve(stream: Stream, ctx: Rc<CoreContext>, me: clients::Registered
             conn.batch_read(received)
         };
         if !more {
-            break;
+            // A subscriber's messages were sent before its turn ended.
+            break conn.client.pubsub.is_none();
         }
+    };
+    if owed {
+        // They leave before the socket closes; a client that stopped
+        // reading them gets `LINGER`. Boxed, as below.
+        Box::pin(race(conn.stream.flush(), crate::net::sleep(LINGER))).await;
     }
     // Boxed, and the connection taken apart first: a future holding a
     // second copy of the connection would double every session's size.
@@ -202,12 +213,13 @@ impl Connection {
         }
         client.replies.borrow_mut().take_output(&mut self.out);
         let len = self.out.len();
-        let held = &self.ctx.output.held;
-        held.add(len);
+        self.ctx.output.held.add(len);
+        let held: Rc<dyn Outflow> = self.ctx.output.held.clone();
         let sending = crate::net::now();
-        let sent = self.stream.send(&mut self.out).await;
-        held.sub(len);
-        if sent.is_err() {
+        // Handed over, not awaited: the session is not woken again for a
+        // send that completes, and its next batch is read meanwhile. A
+        // client that stops reading holds it here, at its next replies.
+        if self.stream.hand_over(&mut self.out, &held).await.is_err() {
             return false;
         }
         let done = crate::net::now();

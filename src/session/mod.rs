@@ -212,6 +212,13 @@ impl Held {
     }
 }
 
+/// Replies handed to a client's socket are held until they leave it.
+impl crate::net::Outflow for Held {
+    fn gone(&self, bytes: usize) {
+        self.sub(bytes);
+    }
+}
+
 /// Per-client state the dispatcher works on (everything but the read buffer,
 /// whose slices the requests are).
 pub struct Client {

@@ -71,6 +71,8 @@ family! {
             "Bytes read from clients.";
         BytesOut => "bytes_out", "keyway_client_bytes_sent_total", Counter,
             "Bytes written to clients.";
+        OutputHeld => "output_held_bytes", "keyway_client_output_held_bytes", Gauge,
+            "Reply and message bytes this core's clients have waiting to be sent (max_output_memory bounds them).";
         TlsClientFailures => "tls_client_failures", "keyway_client_tls_handshake_failures_total", Counter,
             "Client connections whose TLS handshake failed or timed out.";
         DrainClosed => "drain_closed", "keyway_drain_closed_total", Counter,

@@ -382,6 +382,47 @@ fn clients_that_never_read_cannot_take_the_memory_or_stall_others() {
     assert_eq!(c.cmd(&["GET", "small"]), "$1\r\nx\r\n");
 }
 
+/// Replies are handed to the client's socket and the session goes on
+/// without waiting for the send to finish (one task wake-up less per
+/// reply). Their bytes count toward max_output_memory until they leave the
+/// socket: a client that read its replies holds nothing, one that stopped
+/// reading holds what the kernel did not take, and once it is gone that is
+/// given back too.
+#[test]
+fn reply_bytes_are_counted_until_they_leave_the_socket() {
+    let a = Redis::start();
+    let k = Keyway::over(&[&a], "");
+    let held = || metric(&k, "keyway_client_output_held_bytes");
+    let until = |what: &str, ok: &dyn Fn(u64) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = held();
+            if ok(n) {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "{what}: {n} bytes held");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut c = k.client();
+    let big = "v".repeat(1 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &big]), "+OK\r\n");
+    for _ in 0..8 {
+        assert_eq!(c.cmd(&["GET", "big"]).len(), (1 << 20) + 12);
+    }
+    until("a client that read everything", &|n| n == 0);
+
+    // 32 MB of replies asked for and never read: more than the kernel's
+    // socket buffers take.
+    let mut slow = k.client();
+    slow.send_raw(&encode(&[b"GET", b"big"]).repeat(32));
+    let stuck = until("a client that does not read", &|n| n > 0);
+    eprintln!("held for the client that does not read: {stuck} bytes");
+    assert_eq!(c.cmd(&["GET", "big"]).len(), (1 << 20) + 12);
+    drop(slow);
+    until("the client that did not read, gone", &|n| n == 0);
+}
+
 /// A backend that accepts connections, reads what it is sent and never
 /// answers. Its address.
 fn silent_backend() -> String {
