@@ -235,7 +235,9 @@ struct Sender {
     closed: Cell<bool>,
     /// Told of bytes handed over (`Socket::hand_over`) as they leave.
     outflow: RefCell<Option<Rc<dyn Outflow>>>,
-    /// Bytes handed over that `outflow` has not been told of yet.
+    /// Bytes handed over that `outflow` has not been told of yet. A
+    /// completion reports what it sent against them, whichever way those
+    /// bytes were queued: the count is exact once the sender is idle.
     counted: Cell<usize>,
 }
 
