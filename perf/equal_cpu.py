@@ -18,7 +18,10 @@ proxy's CPU per request (exact, from its group's CPU accounting), its user
 and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
 share of quota periods it was throttled in (near 1: it was the bottleneck)
 and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
-keyway build as `keyway-base`: a change's A/B in the same run. Then: RSS
+keyway build as `keyway-base`: a change's A/B in the same run. keyway's
+ratios to predixy and to the baseline are also taken round by round (the
+median and middle half of the per-round ratios), which the host's drift
+over a long run does not move. Then: RSS
 growth for 10,000 idle clients served one PING each; scaling: keyway
 `cores = 2` under a quota of 2 x Q spread over both CPUs against
 `cores = 1` under Q on one CPU, the same load (redis-benchmark --threads 2,
@@ -381,6 +384,17 @@ def main():
                           f"throttled {r[5]:.2f}", flush=True)
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(6)) for k, v in results.items()}
 
+    def paired(test, pipeline, other):
+        """keyway's requests/s over `other`'s, round by round (the two ran
+        one after the other, so the host's drift over a run cancels): the
+        median and the middle half of those ratios, as text."""
+        got = sorted(k[0] / o[0] for k, o in zip(results[(test, pipeline, "keyway")],
+                                                 results[(test, pipeline, other)]))
+        if len(got) < 4:
+            return ""
+        q1, _, q3 = statistics.quantiles(got, n=4)
+        return f"; requests/s round by round {statistics.median(got):.3f}x (middle half {q1:.3f}–{q3:.3f}x)"
+
     syscalls = {}
     if "syscalls" not in skip:
         for name, (port, pid, _) in peers.items():
@@ -467,7 +481,8 @@ def main():
                               + (f" (target ≥ 2x), {p[4] / k[4]:.2f}x fewer CPU µs per request"
                                  if pipeline == 16 else "")
                               + (f"; kernel µs/req keyway {k[3]:.2f}, predixy {p[3]:.2f} (target: keyway ≤ predixy)"
-                                 if pipeline == 1 else ""))
+                                 if pipeline == 1 else "")
+                              + paired(test, pipeline, "predixy"))
             if FLOOR in peers and "predixy" in peers:
                 f, p = med[(test, pipeline, FLOOR)][4], med[(test, pipeline, "predixy")][4]
                 factor = 2 if pipeline == 16 else 1.1
@@ -479,7 +494,7 @@ def main():
             if "keyway-base" in peers:
                 b = med[(test, pipeline, "keyway-base")]
                 ratios.append(f"  - A/B, this tree / baseline ({a.baseline}): {k[0] / b[0]:.3f}x requests/s, "
-                              f"{k[4] / b[4]:.3f}x CPU per request")
+                              f"{k[4] / b[4]:.3f}x CPU per request{paired(test, pipeline, 'keyway-base')}")
     if idle:
         ratios.append(f"- {a.idle:,} idle clients: keyway +{idle['keyway'] / 1024:.1f} MB (target ≤ 30 MB)")
     for (test, pipeline), (rps, used, busy) in top.items():
