@@ -11,21 +11,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long one chromium run may take. Its headless mode now and then
+/// never ends: a clean-clone run once found a screenshot still waiting
+/// after ten minutes, its page long rendered.
+const BROWSE_AT_MOST: Duration = Duration::from_secs(60);
+
 /// Runs headless chromium on `url` with `args` (its page's timers get
-/// three seconds of virtual time); its standard output.
+/// three seconds of virtual time); its standard output. A run past
+/// `BROWSE_AT_MOST` is killed (with its helper processes) and tried once
+/// more.
 fn browse(url: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=3000",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("chromium must be installed (scripts/setup.sh installs it)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    use std::os::unix::process::CommandExt;
+    for _ in 0..2 {
+        let mut chromium = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=3000",
+            ])
+            .args(args)
+            .arg(url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromium must be installed (scripts/setup.sh installs it)");
+        let mut stdout = chromium.stdout.take().expect("piped");
+        let read = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = stdout.read_to_end(&mut out);
+            out
+        });
+        let deadline = std::time::Instant::now() + BROWSE_AT_MOST;
+        while std::time::Instant::now() < deadline {
+            if chromium.try_wait().expect("chromium's status").is_some() {
+                let out = read.join().expect("chromium's output");
+                return String::from_utf8_lossy(&out).into_owned();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("chromium still running after {BROWSE_AT_MOST:?}: killed, tried again");
+        // SAFETY: kill(2) on the process group chromium leads (made above).
+        unsafe { libc::kill(-(chromium.id() as i32), libc::SIGKILL) };
+        let _ = chromium.wait();
+    }
+    panic!("chromium did not finish within {BROWSE_AT_MOST:?}, twice: {url}");
 }
 
 /// The page's DOM once rendered (it counts its renders in `data-polls`).
