@@ -632,8 +632,8 @@ impl Socket {
 
     /// Sends all of `buf` (leaving it empty) without waiting for it:
     /// `outflow` is told of its bytes as the kernel takes them, or as they
-    /// are dropped with the connection. The session's task is not woken
-    /// for a send that completes (one task poll less per reply). Err: an
+    /// are dropped with the connection. The owner's task is not woken for
+    /// a send that completes (one task poll less per reply). Err: an
     /// earlier send failed (the bytes are told gone at once).
     pub fn hand_over(&self, buf: &mut Vec<u8>, outflow: &Rc<dyn Outflow>) -> io::Result<()> {
         let tx = &self.tx;
