@@ -635,7 +635,11 @@ impl Socket {
     /// are dropped with the connection. The owner's task is not woken for
     /// a send that completes (one task poll less per reply). Err: an
     /// earlier send failed (the bytes are told gone at once).
-    pub fn hand_over(&self, buf: &mut Vec<u8>, outflow: &Rc<dyn Outflow>) -> io::Result<()> {
+    pub fn hand_over<O: Outflow + 'static>(
+        &self,
+        buf: &mut Vec<u8>,
+        outflow: &Rc<O>,
+    ) -> io::Result<()> {
         let tx = &self.tx;
         if tx.outflow.borrow().is_none() {
             *tx.outflow.borrow_mut() = Some(outflow.clone());

@@ -88,14 +88,16 @@ impl Stream {
     /// done, without waiting for this one on a plain socket: `outflow` is
     /// told of its bytes as they leave (see `Socket::hand_over`). A TLS
     /// stream waits until they are sent, then tells `outflow`.
-    pub async fn hand_over(&self, buf: &mut Vec<u8>, outflow: &Rc<dyn Outflow>) -> io::Result<()> {
+    pub async fn hand_over<O: Outflow + 'static>(
+        &self,
+        buf: &mut Vec<u8>,
+        outflow: &Rc<O>,
+    ) -> io::Result<()> {
         match self {
             Stream::Plain(s) => {
-                if let Err(e) = s.flush().await {
-                    outflow.gone(buf.len());
-                    buf.clear();
-                    return Err(e);
-                }
+                // A failed send fails this one too: `Socket::hand_over`
+                // returns its error and tells the bytes gone.
+                let _ = s.flush().await;
                 s.hand_over(buf, outflow)
             }
             Stream::Tls { .. } => {

@@ -11,7 +11,7 @@ use super::{
 };
 use super::{Replies, ReplyMode};
 use crate::net::notify::{race, Either};
-use crate::net::{Input, Outflow, Stream};
+use crate::net::{Input, Stream};
 use crate::resp::errors::ErrorReply;
 use crate::resp::request::{Request, RequestScanner, Scanned};
 use crate::resp::write::Protocol;
@@ -213,13 +213,13 @@ impl Connection {
         }
         client.replies.borrow_mut().take_output(&mut self.out);
         let len = self.out.len();
-        self.ctx.output.held.add(len);
-        let held: Rc<dyn Outflow> = self.ctx.output.held.clone();
+        let held = &self.ctx.output.held;
+        held.add(len);
         let sending = crate::net::now();
         // Handed over, not awaited: the session is not woken again for a
         // send that completes, and its next batch is read meanwhile. A
         // client that stops reading holds it here, at its next replies.
-        if self.stream.hand_over(&mut self.out, &held).await.is_err() {
+        if self.stream.hand_over(&mut self.out, held).await.is_err() {
             return false;
         }
         let done = crate::net::now();
