@@ -43,13 +43,10 @@ fn browse(url: &str, args: &[&str]) -> String {
             let _ = stdout.read_to_end(&mut out);
             out
         });
-        let deadline = std::time::Instant::now() + BROWSE_AT_MOST;
-        while std::time::Instant::now() < deadline {
-            if chromium.try_wait().expect("chromium's status").is_some() {
-                let out = read.join().expect("chromium's output");
-                return String::from_utf8_lossy(&out).into_owned();
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let ended = || matches!(chromium.try_wait(), Ok(Some(_)));
+        if eventually(BROWSE_AT_MOST.as_secs(), ended) {
+            let out = read.join().expect("chromium's output");
+            return String::from_utf8_lossy(&out).into_owned();
         }
         eprintln!("chromium still running after {BROWSE_AT_MOST:?}: killed, tried again");
         // SAFETY: kill(2) on the process group chromium leads (made above).

@@ -21,18 +21,6 @@ fn raise_nofile() -> u64 {
     keyway::runtime::raise_nofile()
 }
 
-/// Waits up to `secs` for `f` to hold.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 #[test]
 fn a_512mb_announced_bulk_sent_slowly_costs_only_what_arrived() {
     let a = Redis::start();

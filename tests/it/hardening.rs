@@ -393,34 +393,34 @@ fn reply_bytes_are_counted_until_they_leave_the_socket() {
     let a = Redis::start();
     let k = Keyway::over(&[&a], "");
     let held = || metric(&k, "keyway_client_output_held_bytes");
-    let until = |what: &str, ok: &dyn Fn(u64) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let n = held();
-            if ok(n) {
-                return n;
-            }
-            assert!(Instant::now() < deadline, "{what}: {n} bytes held");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     let mut c = k.client();
     let big = "v".repeat(1 << 20);
     assert_eq!(c.cmd(&["SET", "big", &big]), "+OK\r\n");
     for _ in 0..8 {
         assert_eq!(c.cmd(&["GET", "big"]).len(), (1 << 20) + 12);
     }
-    until("a client that read everything", &|n| n == 0);
+    assert!(
+        eventually(10, || held() == 0),
+        "a client that read everything: {} bytes held",
+        held()
+    );
 
     // 32 MB of replies asked for and never read: more than the kernel's
     // socket buffers take.
     let mut slow = k.client();
     slow.send_raw(&encode(&[b"GET", b"big"]).repeat(32));
-    let stuck = until("a client that does not read", &|n| n > 0);
-    eprintln!("held for the client that does not read: {stuck} bytes");
+    assert!(
+        eventually(10, || held() > 0),
+        "nothing held for a client that does not read"
+    );
+    eprintln!("held for the client that does not read: {} bytes", held());
     assert_eq!(c.cmd(&["GET", "big"]).len(), (1 << 20) + 12);
     drop(slow);
-    until("the client that did not read, gone", &|n| n == 0);
+    assert!(
+        eventually(10, || held() == 0),
+        "the client that did not read, gone: {} bytes held",
+        held()
+    );
 }
 
 /// A backend that accepts connections, reads what it is sent and never
