@@ -7,12 +7,18 @@
 //! high. Counts are kept for the current window and the last one, so a
 //! key's rate is over the last 10 to 20 seconds and a key that cooled
 //! down leaves. No allocation: a slot holds its key's first `KEY_BYTES`.
+//!
+//! A sampled request touches little of the table: a byte per slot (its
+//! hash's top byte) finds a held key, and a bitmask of the least counted
+//! slots names the one a newcomer takes, found again by one pass over the
+//! counts only when every slot it named was taken.
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-/// Keys a core's table holds.
+/// Keys a core's table holds (at most 64: one bit each in `Table::least`).
 pub const SLOTS: usize = 64;
+const _: () = assert!(SLOTS <= 64);
 /// Bytes of a key kept (longer ones are shown cut, and counted together
 /// with other keys of the same first bytes).
 pub const KEY_BYTES: usize = 96;
@@ -107,6 +113,12 @@ impl Slot {
 
 struct Table {
     slots: Vec<Slot>,
+    /// Each slot's hash's top byte: the slots worth comparing.
+    tags: [u8; SLOTS],
+    /// The slots counted least (a bit each), `least_weight` each; 0: not
+    /// known, found again when a newcomer needs one.
+    least: u64,
+    least_weight: u64,
     window_start: Instant,
     /// How long the last window lasted (zero before the first ends).
     last_span: Duration,
@@ -127,6 +139,9 @@ impl HotKeys {
             countdown: Cell::new(every),
             table: RefCell::new(Table {
                 slots: vec![Slot::empty(); SLOTS],
+                tags: [0; SLOTS],
+                least: 0,
+                least_weight: 0,
                 window_start: Instant::now(),
                 last_span: Duration::ZERO,
             }),
@@ -159,24 +174,18 @@ impl HotKeys {
         t.roll(now);
         let kept = &s.key[..s.key.len().min(KEY_BYTES)];
         let hash = hash_of(kept, s.db);
-        // One pass finds the key or, failing that, the first of the least
-        // counted (most samples of many distinct keys are not held).
-        let mut held = None;
-        let (mut at, mut least) = (0, u64::MAX);
-        for (i, slot) in t.slots.iter().enumerate() {
-            if slot.holds(hash, kept, s.db) {
-                held = Some(i);
-                break;
-            }
-            if slot.weight() < least {
-                (at, least) = (i, slot.weight());
-            }
-        }
+        let held = t.find(hash, kept, s.db);
         let at = match held {
-            Some(at) => at,
+            // Its count grows by one: it is not among the least any more.
+            Some(at) => {
+                t.least &= !(1 << at);
+                at
+            }
             None => {
-                // The least counted gives its place (and its count, as
-                // the newcomer's possible overcount).
+                // The first of the least counted gives its place (and its
+                // count, as the newcomer's possible overcount).
+                let (at, least) = t.take_least();
+                t.tags[at] = tag_of(hash);
                 let slot = &mut t.slots[at];
                 *slot = Slot::empty();
                 slot.hash = hash;
@@ -232,7 +241,10 @@ impl HotKeys {
     /// new endpoint `new`, if it had one); a key whose endpoint went is
     /// forgotten.
     pub fn reindex(&self, map: &[Option<usize>]) {
-        for s in self.table.borrow_mut().slots.iter_mut() {
+        let mut t = self.table.borrow_mut();
+        // Forgotten keys count 0: the least are found again.
+        t.least = 0;
+        for s in t.slots.iter_mut() {
             let old = Some(s.endpoint as usize);
             match map.iter().position(|&o| o == old) {
                 Some(e) => s.endpoint = e as u32,
@@ -243,6 +255,34 @@ impl HotKeys {
 }
 
 impl Table {
+    /// The slot holding `key` of `db`, if one does.
+    fn find(&self, hash: u64, key: &[u8], db: u16) -> Option<usize> {
+        let mut maybe = tagged(&self.tags, tag_of(hash));
+        while maybe != 0 {
+            let at = maybe.trailing_zeros() as usize;
+            if self.slots[at].holds(hash, key, db) {
+                return Some(at);
+            }
+            maybe &= maybe - 1;
+        }
+        None
+    }
+
+    /// The first of the least counted slots and its count; it leaves the
+    /// least (its taker counts one more).
+    fn take_least(&mut self) -> (usize, u64) {
+        if self.least == 0 {
+            self.least_weight = self.slots.iter().map(Slot::weight).min().unwrap_or(0);
+            let least = self.least_weight;
+            self.least = (self.slots.iter().enumerate())
+                .filter(|(_, s)| s.weight() == least)
+                .fold(0, |m, (i, _)| m | 1 << i);
+        }
+        let at = self.least.trailing_zeros() as usize;
+        self.least &= !(1 << at);
+        (at, self.least_weight)
+    }
+
     /// Starts a new window when the current one is over: its counts
     /// become the last window's.
     fn roll(&mut self, now: Instant) {
@@ -252,6 +292,8 @@ impl Table {
         }
         // Idle for two windows or more: nothing recent to keep.
         let keep = elapsed < WINDOW * 2;
+        // Every count changes: the least are found again.
+        self.least = 0;
         for s in &mut self.slots {
             s.last = if keep { s.now } else { 0 };
             s.now = 0;
@@ -300,8 +342,30 @@ pub fn merge<'a>(lists: impl IntoIterator<Item = &'a HotKey>) -> Vec<HotKey> {
     all
 }
 
-/// FNV-1a of `key` and `db`: a slot's quick check (64 of them are looked
-/// at per sampled request).
+/// FNV-1a of `key` and `db`: a slot's quick check.
+/// A slot's tag: the top byte of its key's hash.
+fn tag_of(hash: u64) -> u8 {
+    (hash >> 56) as u8
+}
+
+/// A bit per slot whose tag is `tag`, found eight tags at a time.
+fn tagged(tags: &[u8; SLOTS], tag: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = u64::from(tag) * 0x0101_0101_0101_0101;
+    let mut found = 0;
+    for (i, eight) in tags.chunks_exact(8).enumerate() {
+        // A zero byte where the tag is `tag`.
+        let w = u64::from_le_bytes(std::array::from_fn(|j| eight[j])) ^ pattern;
+        // Each byte's top bit: set where that byte is zero (exact: no
+        // carry crosses a byte).
+        let zero = !(((w & LOW7) + LOW7) | w | LOW7);
+        // Those eight bits, byte k's to bit 56 + k, then down.
+        let bits = (zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        found |= bits << (8 * i);
+    }
+    found
+}
+
 fn hash_of(key: &[u8], db: u16) -> u64 {
     let start = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(db);
     (key.iter()).fold(start, |h, &b| {
@@ -407,6 +471,60 @@ mod tests {
         assert_eq!(&slot.key[..slot.len as usize], b"newcomer");
         assert_eq!((slot.now, slot.error), (2, 1));
         assert_eq!(&table.slots[9].key[..2], b"k9");
+    }
+
+    /// The shortcuts name what a scan of the whole table would: after every
+    /// sample, each held key's tag is its slot's, and the least counted
+    /// slots, when known, are exactly those of the least count.
+    #[test]
+    fn tagged_finds_every_slot_of_a_tag_and_no_other() {
+        let mut tags = [0u8; SLOTS];
+        let mut x: u64 = 3;
+        for round in 0..2000 {
+            for t in tags.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Few distinct tags, so that most rounds find several.
+                *t = [0, 1, 0x7f, 0x80, 0xff][(x % 5) as usize];
+            }
+            for tag in [0, 1, 2, 0x7f, 0x80, 0xfe, 0xff] {
+                let want = (tags.iter().enumerate())
+                    .fold(0u64, |m, (i, &t)| m | (u64::from(t == tag) << i));
+                assert_eq!(tagged(&tags, tag), want, "round {round} tag {tag}");
+            }
+        }
+    }
+
+    #[test]
+    fn tags_and_least_name_what_a_full_scan_finds() {
+        let h = HotKeys::new(1);
+        let t = Instant::now();
+        let mut x: u64 = 7;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A few hot keys among many cold ones.
+            let k = if x.is_multiple_of(4) { x % 8 } else { x % 5000 };
+            // Windows roll now and then.
+            let at = t + WINDOW * (i / 7000) as u32;
+            h.record(sample(format!("key:{k}").as_bytes(), false), at);
+            let table = h.table.borrow();
+            for (i, s) in table.slots.iter().enumerate() {
+                if s.weight() > 0 {
+                    assert_eq!(table.tags[i], tag_of(s.hash), "slot {i}");
+                }
+            }
+            if table.least != 0 {
+                let min = table.slots.iter().map(Slot::weight).min();
+                assert_eq!(Some(table.least_weight), min);
+                for (i, s) in table.slots.iter().enumerate() {
+                    let named = table.least & (1 << i) != 0;
+                    assert_eq!(named, s.weight() == table.least_weight, "slot {i}");
+                }
+            }
+        }
     }
 
     #[test]
