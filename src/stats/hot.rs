@@ -342,7 +342,6 @@ pub fn merge<'a>(lists: impl IntoIterator<Item = &'a HotKey>) -> Vec<HotKey> {
     all
 }
 
-/// FNV-1a of `key` and `db`: a slot's quick check.
 /// A slot's tag: the top byte of its key's hash.
 fn tag_of(hash: u64) -> u8 {
     (hash >> 56) as u8
@@ -355,7 +354,7 @@ fn tagged(tags: &[u8; SLOTS], tag: u8) -> u64 {
     let mut found = 0;
     for (i, eight) in tags.chunks_exact(8).enumerate() {
         // A zero byte where the tag is `tag`.
-        let w = u64::from_le_bytes(std::array::from_fn(|j| eight[j])) ^ pattern;
+        let w = <[u8; 8]>::try_from(eight).map_or(0, u64::from_le_bytes) ^ pattern;
         // Each byte's top bit: set where that byte is zero (exact: no
         // carry crosses a byte).
         let zero = !(((w & LOW7) + LOW7) | w | LOW7);
@@ -366,6 +365,7 @@ fn tagged(tags: &[u8; SLOTS], tag: u8) -> u64 {
     found
 }
 
+/// FNV-1a of `key` and `db`: a slot's quick check.
 fn hash_of(key: &[u8], db: u16) -> u64 {
     let start = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(db);
     (key.iter()).fold(start, |h, &b| {
@@ -473,9 +473,6 @@ mod tests {
         assert_eq!(&table.slots[9].key[..2], b"k9");
     }
 
-    /// The shortcuts name what a scan of the whole table would: after every
-    /// sample, each held key's tag is its slot's, and the least counted
-    /// slots, when known, are exactly those of the least count.
     #[test]
     fn tagged_finds_every_slot_of_a_tag_and_no_other() {
         let mut tags = [0u8; SLOTS];
@@ -496,6 +493,9 @@ mod tests {
         }
     }
 
+    /// The shortcuts name what a scan of the whole table would: after every
+    /// sample, each held key's tag is its slot's, and the least counted
+    /// slots, when known, are exactly those of the least count.
     #[test]
     fn tags_and_least_name_what_a_full_scan_finds() {
         let h = HotKeys::new(1);
