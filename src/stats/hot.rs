@@ -115,10 +115,9 @@ struct Table {
     slots: Vec<Slot>,
     /// Each slot's hash's top byte: the slots worth comparing.
     tags: [u8; SLOTS],
-    /// The slots counted least (a bit each), `least_weight` each; 0: not
-    /// known, found again when a newcomer needs one.
+    /// The slots of the least count (a bit each); 0: not known, found
+    /// again when a newcomer needs one.
     least: u64,
-    least_weight: u64,
     window_start: Instant,
     /// How long the last window lasted (zero before the first ends).
     last_span: Duration,
@@ -141,7 +140,6 @@ impl HotKeys {
                 slots: vec![Slot::empty(); SLOTS],
                 tags: [0; SLOTS],
                 least: 0,
-                least_weight: 0,
                 window_start: Instant::now(),
                 last_span: Duration::ZERO,
             }),
@@ -272,15 +270,14 @@ impl Table {
     /// least (its taker counts one more).
     fn take_least(&mut self) -> (usize, u64) {
         if self.least == 0 {
-            self.least_weight = self.slots.iter().map(Slot::weight).min().unwrap_or(0);
-            let least = self.least_weight;
+            let least = self.slots.iter().map(Slot::weight).min().unwrap_or(0);
             self.least = (self.slots.iter().enumerate())
                 .filter(|(_, s)| s.weight() == least)
                 .fold(0, |m, (i, _)| m | 1 << i);
         }
         let at = self.least.trailing_zeros() as usize;
         self.least &= !(1 << at);
-        (at, self.least_weight)
+        (at, self.slots[at].weight())
     }
 
     /// Starts a new window when the current one is over: its counts
@@ -518,10 +515,9 @@ mod tests {
             }
             if table.least != 0 {
                 let min = table.slots.iter().map(Slot::weight).min();
-                assert_eq!(Some(table.least_weight), min);
                 for (i, s) in table.slots.iter().enumerate() {
                     let named = table.least & (1 << i) != 0;
-                    assert_eq!(named, s.weight() == table.least_weight, "slot {i}");
+                    assert_eq!(named, Some(s.weight()) == min, "slot {i}");
                 }
             }
         }
