@@ -340,9 +340,121 @@ fn index() -> &'static [u16; INDEX_SLOTS] {
     })
 }
 
+/// Slots of the index of names of at most 8 bytes (GET, SET, HSET...,
+/// nearly every command a client sends): a power of two over twice their
+/// number.
+const SHORT_SLOTS: usize = 512;
+
+/// A command name of at most 8 bytes held as one little-endian word
+/// (zero past its end): a name is found by one multiply and one compare
+/// instead of a hash and a compare per byte.
+#[derive(Clone, Copy)]
+struct Short {
+    /// The name, lower-cased.
+    word: u64,
+    /// 0x20 in each byte that is a letter: the only bit a client's case
+    /// may change, so `client | case == word` compares blind to case
+    /// there and exactly everywhere else.
+    case: u64,
+    /// 0 for an empty slot.
+    len: u8,
+    command: u16,
+}
+
+/// `name` (at most 8 bytes) as a word, zero past its end, read in at most
+/// two loads that may overlap instead of byte by byte.
+#[inline(always)]
+fn short_word(name: &[u8]) -> u64 {
+    let n = name.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        let lo = u32::from_le_bytes([name[0], name[1], name[2], name[3]]) as u64;
+        let hi = u32::from_le_bytes([name[n - 4], name[n - 3], name[n - 2], name[n - 1]]) as u64;
+        lo | hi << (8 * (n - 4))
+    } else if n > 0 {
+        name[0] as u64
+            | (name[n / 2] as u64) << (8 * (n / 2))
+            | (name[n - 1] as u64) << (8 * (n - 1))
+    } else {
+        0
+    }
+}
+
+/// The slot a name of `len` bytes starts its probe at: its word with every
+/// byte `| 0x20`, so both cases of a letter land alike.
+#[inline(always)]
+fn short_slot(word: u64, len: usize) -> usize {
+    let fold = 0x2020_2020_2020_2020u64 >> (8 * (8 - len));
+    ((word | fold).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHORT_SLOTS.trailing_zeros()))
+        as usize
+}
+
+fn short_index() -> &'static [Short; SHORT_SLOTS] {
+    static INDEX: OnceLock<[Short; SHORT_SLOTS]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let empty = Short {
+            word: 0,
+            case: 0,
+            len: 0,
+            command: 0,
+        };
+        let mut index = [empty; SHORT_SLOTS];
+        for (n, c) in COMMANDS.iter().enumerate() {
+            let name = c.name.as_bytes();
+            if name.len() > 8 {
+                continue;
+            }
+            let letters: Vec<u8> = name
+                .iter()
+                .map(|b| if b.is_ascii_alphabetic() { 0x20 } else { 0 })
+                .collect();
+            let word = short_word(&name.to_ascii_lowercase());
+            let mut i = short_slot(word, name.len());
+            while index[i % SHORT_SLOTS].len != 0 {
+                i += 1;
+            }
+            index[i % SHORT_SLOTS] = Short {
+                word,
+                case: short_word(&letters),
+                len: name.len() as u8,
+                command: n as u16,
+            };
+        }
+        assert!(
+            index.iter().filter(|s| s.len != 0).count() * 2 <= SHORT_SLOTS,
+            "grow SHORT_SLOTS"
+        );
+        index
+    })
+}
+
 /// Case-insensitive lookup, without allocating.
-#[inline]
+#[inline(always)]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 8 {
+        return lookup_long(name);
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let index = short_index();
+    let word = short_word(name);
+    let mut i = short_slot(word, name.len());
+    loop {
+        let s = &index[i % SHORT_SLOTS];
+        if s.len == 0 {
+            return None;
+        }
+        if s.len as usize == name.len() && word | s.case == s.word {
+            return COMMANDS.get(s.command as usize);
+        }
+        i += 1;
+    }
+}
+
+/// `lookup` of a name over 8 bytes.
+#[inline(never)]
+fn lookup_long(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > MAX_NAME {
         return None;
     }
@@ -383,6 +495,51 @@ mod tests {
                 *u = 0x7f;
                 assert!(lookup(&odd).is_none(), "{}", c.name);
             }
+        }
+    }
+
+    #[test]
+    fn short_words_hold_the_name_and_zero_past_it() {
+        let name = b"abcdefgh";
+        for n in 0..=8 {
+            let mut plain = [0u8; 8];
+            plain[..n].copy_from_slice(&name[..n]);
+            assert_eq!(short_word(&name[..n]), u64::from_le_bytes(plain), "{n}");
+        }
+    }
+
+    /// The word-at-a-time index answers as a plain search of the table
+    /// does: names of every command with one byte changed in every way a
+    /// case fold could confuse, and random short names.
+    #[test]
+    fn lookup_agrees_with_a_plain_search() {
+        let plain = |name: &[u8]| {
+            COMMANDS
+                .iter()
+                .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+                .map(|c| c as *const CommandSpec)
+        };
+        let found = |name: &[u8]| lookup(name).map(|c| c as *const CommandSpec);
+        for c in COMMANDS {
+            let name = c.name.as_bytes();
+            for i in 0..name.len() {
+                for flip in [0x20u8, 0x40, 0x01, 0x80] {
+                    let mut odd = name.to_vec();
+                    odd[i] ^= flip;
+                    assert_eq!(found(&odd), plain(&odd), "{:?}", odd);
+                }
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 9) as usize;
+            let name: Vec<u8> = (0..len)
+                .map(|i| b"sSeEtTgG_-0\x7f"[(x >> (8 + 4 * i)) as usize % 12])
+                .collect();
+            assert_eq!(found(&name), plain(&name), "{:?}", name);
         }
     }
 
