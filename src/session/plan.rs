@@ -29,6 +29,20 @@ pub fn execute(
     if kind.is_none() && one_key(spec, req) && send_one(ctx, client, req, spec) {
         return;
     }
+    execute_listed(ctx, client, req, spec, kind)
+}
+
+/// `execute` with the request's keys and targets listed: any number of
+/// keys, prefixes stripped, mirrors. Apart, so the short walk of one key
+/// does not pay for its frame.
+#[inline(never)]
+fn execute_listed(
+    ctx: &CoreContext,
+    client: &mut Client,
+    req: Request<'_>,
+    spec: &CommandSpec,
+    kind: Option<Split>,
+) {
     let mut keys = std::mem::take(&mut client.keys);
     let mut targets = std::mem::take(&mut client.targets);
     if find_keys(client, spec, req, &mut keys) {
