@@ -3,7 +3,7 @@
 //! in order and handed on as slices of the read buffer. Resumable, so a
 //! large aggregate reply arriving in many reads is scanned once.
 
-use super::parse_int;
+use super::{find_cr, parse_int, plain_count};
 
 /// A reply that breaks the protocol: the backend (or something between)
 /// is not speaking RESP, and the connection is closed.
@@ -46,11 +46,21 @@ impl ReplyScanner {
     }
 
     /// The length of the complete reply at the start of `buf`, or None.
+    #[inline]
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ReplyError> {
         if self.remaining == 0 {
+            if let Some(len) = plain_reply(buf) {
+                return Ok(Some(len));
+            }
             self.pos = 0;
             self.remaining = 1;
         }
+        self.walk(buf)
+    }
+
+    /// Reads values from `pos` until the reply is complete or `buf` ends.
+    #[inline(never)]
+    fn walk(&mut self, buf: &[u8]) -> Result<Option<usize>, ReplyError> {
         while self.remaining > 0 {
             let pos = self.pos;
             let Some(&kind) = buf.get(pos) else {
@@ -102,6 +112,27 @@ impl ReplyScanner {
                 .ok_or(ReplyError::AggregateTooLarge)?;
         }
         Ok(Some(self.pos))
+    }
+}
+
+/// The length of the reply at the start of `buf` when it is whole and in
+/// the form nearly every reply takes: a status or integer line, or a bulk
+/// string whose length is written plainly. None for anything else
+/// (incomplete, an error, an aggregate, RESP3, malformed), which `walk`
+/// then reads and judges.
+#[inline(always)]
+fn plain_reply(buf: &[u8]) -> Option<usize> {
+    match *buf.first()? {
+        b'+' | b':' => {
+            let r = find_cr(&buf[1..])?;
+            (buf.get(r + 2) == Some(&b'\n')).then_some(r + 3)
+        }
+        b'$' => {
+            let (n, next) = plain_count(buf, 1)?;
+            let end = next.checked_add(n)?.checked_add(2)?;
+            (n as u64 <= MAX_COUNT as u64 && buf.get(end - 2..end)? == b"\r\n").then_some(end)
+        }
+        _ => None,
     }
 }
 
@@ -317,6 +348,61 @@ mod tests {
             deep.extend_from_slice(b"*4294967295\r\n");
         }
         assert!(s.scan(&deep).is_err() || s.scan(&deep) == Ok(None));
+    }
+
+    /// The plain path answers as the walk does wherever it answers: every
+    /// prefix of common replies, and each with one byte changed.
+    #[test]
+    fn plain_replies_agree_with_the_walk() {
+        let walked = |buf: &[u8]| {
+            let mut s = ReplyScanner {
+                pos: 0,
+                remaining: 1,
+            };
+            s.walk(buf)
+        };
+        let replies: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"+a much longer status line than sixteen bytes\r\n",
+            b":12345\r\n",
+            b"$16\r\nxxxxxxxxxxxxxxxx\r\n",
+            b"$0\r\n\r\n",
+            b"$-1\r\n",
+            b"$120\r\n",
+        ];
+        let mut checked = 0;
+        for r in replies {
+            let mut r = r.to_vec();
+            if r.starts_with(b"$120") {
+                r.extend_from_slice(&[b'v'; 120]);
+                r.extend_from_slice(b"\r\n");
+            }
+            for at in 0..=r.len() {
+                for flip in [
+                    None,
+                    Some(b'\r'),
+                    Some(b'\n'),
+                    Some(b'0'),
+                    Some(b'-'),
+                    Some(b'x'),
+                ] {
+                    let mut b = r.clone();
+                    if let Some(c) = flip {
+                        if at == b.len() {
+                            continue;
+                        }
+                        b[at] = c;
+                    }
+                    for end in 0..=b.len() {
+                        if let Some(len) = plain_reply(&b[..end]) {
+                            assert_eq!(Ok(Some(len)), walked(&b[..end]), "{:?}", &b[..end]);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]

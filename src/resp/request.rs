@@ -3,7 +3,7 @@
 //! is resumed where the last scan stopped, so a huge pipeline or value that
 //! arrives in many reads is scanned once, not once per read.
 
-use super::{parse_int, Limits};
+use super::{parse_int, plain_count, Limits};
 
 /// One argument: a byte range relative to the start of its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,37 +286,6 @@ enum Line<'a> {
     Found(&'a [u8], usize),
     Incomplete,
     TooLong,
-}
-
-/// The count of the header line starting at `from` when it is what every
-/// client sends, 1 to 18 digits without a leading zero and a CRLF: the
-/// count and the offset after the CRLF, read in one pass. None for
-/// anything else (incomplete, signed, too long, malformed), which the
-/// general path (`header_line`, `parse_int`) then judges.
-#[inline(always)]
-fn plain_count(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let line = buf.get(from..)?;
-    // One or two digits, nearly every count a client sends: no loop.
-    match *line {
-        [d, b'\r', b'\n', ..] if d.is_ascii_digit() => {
-            return Some(((d - b'0') as usize, from + 3))
-        }
-        [t @ b'1'..=b'9', u, b'\r', b'\n', ..] if u.is_ascii_digit() => {
-            return Some(((t - b'0') as usize * 10 + (u - b'0') as usize, from + 4))
-        }
-        _ => {}
-    }
-    let mut n = 0usize;
-    for (i, &c) in line.iter().enumerate().take(19) {
-        match c {
-            b'0'..=b'9' if i < 18 => n = n * 10 + (c - b'0') as usize,
-            b'\r' if i == 1 || (i > 1 && line[0] != b'0') => {
-                return (line.get(i + 1) == Some(&b'\n')).then_some((n, from + i + 2));
-            }
-            _ => return None,
-        }
-    }
-    None
 }
 
 /// The header line starting at `from` (without its CRLF) and the offset
