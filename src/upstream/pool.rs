@@ -406,6 +406,13 @@ impl Upstreams {
         if db == 0 {
             return self.conn(endpoint, proto);
         }
+        self.conn_in_other_db(endpoint, proto, db)
+    }
+
+    /// `conn_in` for a database other than 0: apart, so the common case
+    /// does not set up its frame.
+    #[inline(never)]
+    fn conn_in_other_db(&self, endpoint: usize, proto: Protocol, db: u16) -> Rc<Conn> {
         let eps = self.endpoints.borrow();
         let e = eps[endpoint]
             .as_ref()
