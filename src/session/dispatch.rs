@@ -47,9 +47,7 @@ fn own_connection(spec: &CommandSpec) -> bool {
 }
 
 fn try_execute(ctx: &CoreContext, client: &mut Client, req: Request<'_>) -> bool {
-    let arg = |i: usize| req.arg(i);
-    let name = arg(0);
-    let spec = lookup(name);
+    let spec = lookup(req.arg(0));
     if let Some(s) = spec {
         if own_connection(s) && client.tx.is_none() && client.replies.borrow().outstanding() > 0 {
             return false;
@@ -75,8 +73,6 @@ fn run_command(
     spec: Option<&'static CommandSpec>,
 ) {
     let args = req.args;
-    let arg = |i: usize| req.arg(i);
-    let name = arg(0);
     ctx.stats.command(spec);
     if let Some(spec) = spec {
         client.me.entry.cmd.set(Some(spec));
@@ -128,7 +124,7 @@ fn run_command(
         Exec::Unsupported => {
             client.fail(
                 ErrorKind::Unsupported,
-                &ErrorReply::Unsupported(&quoted(name, 128)).to_string(),
+                &ErrorReply::Unsupported(&quoted(req.arg(0), 128)).to_string(),
             );
         }
         Exec::Forward => plan::execute(ctx, client, req, spec, None),
