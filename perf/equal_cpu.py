@@ -17,7 +17,9 @@ proxy one after another; the medians over the rounds are reported with the
 proxy's CPU per request (exact, from its group's CPU accounting), its user
 and kernel CPU per request (tick-sampled utime/stime of /proc/PID/stat), the
 share of quota periods it was throttled in (near 1: it was the bottleneck)
-and, for -P 1 SET, system calls per request. `--baseline BIN` adds a second
+and, for -P 1 SET, system calls per request; then, for SET at each -P, the
+TCP segments per request each proxy's connections carry, by direction (to
+and from clients, to and from backends). `--baseline BIN` adds a second
 keyway build as `keyway-base`: a change's A/B in the same run. keyway's
 ratios to predixy and to the baseline are also taken round by round (the
 median and middle half of the per-round ratios), which the host's drift
@@ -37,11 +39,13 @@ issue 22's targets are appended to perf/RESULTS.md.
 import argparse
 import datetime
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import atexit
 from pathlib import Path
 
@@ -156,6 +160,55 @@ def bench(port, test, pipeline, requests, clients, cpus, threads=1):
         raise SystemExit(f"redis-benchmark failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
     cols = [c.strip('"') for c in rows[-1].split(",")]
     return float(cols[1]), float(cols[6])  # requests/s, p99 ms
+
+
+def segments_out(port, backends):
+    """TCP segments sent so far over the open connections of the proxy on
+    `port`, by direction, from `ss -ti` (segs_out of each socket)."""
+    out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True).stdout
+    total = {}
+    kind = None
+    for line in out.splitlines():
+        m = re.match(r"\s*\d+\s+\d+\s+\S+:(\d+)\s+\S+:(\d+)", line)
+        if m:
+            local, peer = int(m.group(1)), int(m.group(2))
+            kind = ("proxy→client" if local == port else "client→proxy" if peer == port
+                    else "proxy→backend" if peer in backends else "backend→proxy" if local in backends else None)
+            continue
+        seg = re.search(r"segs_out:(\d+)", line)
+        if kind and seg:
+            total[kind] = total.get(kind, 0) + int(seg.group(1))
+        kind = None
+    return total
+
+
+def commands_served(backends):
+    """Commands the backends have run so far (INFO stats)."""
+    n = 0
+    for b in backends:
+        out = subprocess.run(["redis-cli", "-p", str(b), "info", "stats"], capture_output=True, text=True).stdout
+        n += int(re.search(r"total_commands_processed:(\d+)", out).group(1)) - 1  # this INFO
+    return n
+
+
+def segments_per_request(port, group, backends, pipeline, quota, clients, cpus):
+    """TCP segments per SET request by direction, over a window in the middle
+    of a run under the quota (redis-benchmark's connections close when it
+    ends, and their counts with them); requests counted by the backends."""
+    group.set_percent(quota)
+    load = subprocess.Popen(["taskset", "-c", cpus, "redis-benchmark", "-p", str(port), "-n", "100000000",
+                             "-c", str(clients), "-P", str(pipeline), "-r", "100000", "-d", "16", "-t", "set",
+                             "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        s0, n0 = segments_out(port, backends), commands_served(backends)
+        time.sleep(5)
+        s1, n1 = segments_out(port, backends), commands_served(backends)
+    finally:
+        load.kill()
+        load.wait()
+    n = max(1, n1 - n0)
+    return {k: (s1[k] - s0.get(k, 0)) / n for k in s1}
 
 
 def measure(port, pid, group, test, pipeline, requests, clients, cpus):
@@ -358,7 +411,7 @@ def main():
                     help="pipeline depths to measure, e.g. 1 or 1,16")
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--skip", default="",
-                    help="comma-separated parts to skip: table,idle,scaling,syscalls,ceiling")
+                    help="comma-separated parts to skip: table,idle,scaling,syscalls,segments,ceiling")
     ap.add_argument("--results", default=str(ROOT / "perf" / "RESULTS.md"))
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -404,6 +457,16 @@ def main():
             calls = count_syscalls(pid, lambda: bench(port, "SET", 1, n, a.clients, str(client_cpu)))
             syscalls[name] = calls / n if calls is not None else None
             print(f"syscalls -P 1 SET {name}: {syscalls[name]}", flush=True)
+    segments = {}  # (pipeline, name) -> {direction: segments per request}
+    if "segments" not in skip:
+        for pipeline in a.pipelines:
+            for name, (port, _, group) in peers.items():
+                if name == FLOOR:
+                    continue
+                segments[(pipeline, name)] = got = segments_per_request(
+                    port, group, backends, pipeline, quota_for(a, pipeline), a.clients, str(client_cpu))
+                print(f"segments -P {pipeline} SET {name}: " +
+                      ", ".join(f"{k} {v:.4f}" for k, v in sorted(got.items())), flush=True)
     idle = {}
     if "idle" not in skip:
         for name, (port, pid, _) in peers.items():
@@ -443,6 +506,13 @@ def main():
     if syscalls:
         lines.append("\nSystem calls per request, -P 1 SET: " + ", ".join(
             f"{n} {'—' if v is None else f'{v:.2f}'}" for n, v in syscalls.items()) + ".")
+    if segments:
+        kinds = ["client→proxy", "proxy→backend", "backend→proxy", "proxy→client"]
+        lines += ["\nTCP segments per SET request by direction (`ss -ti` segs_out of the connections over a 5 s "
+                  "window of a run under the quota; requests counted by the backends):\n",
+                  "| -P | proxy | " + " | ".join(kinds) + " |", "|---:|---|" + "---:|" * len(kinds)]
+        for (pipeline, name), got in segments.items():
+            lines.append(f"| {pipeline} | {name} | " + " | ".join(f"{got.get(k, 0):.4f}" for k in kinds) + " |")
     if idle:
         lines.append(f"\n{a.idle:,} idle clients served one PING each, RSS growth: " + ", ".join(
             f"{n} +{v / 1024:.1f} MB ({v * 1024 / a.idle / 1000:.2f} KB each)" for n, v in idle.items()) + ".")
