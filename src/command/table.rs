@@ -320,16 +320,20 @@ fn name_hash(name: &[u8]) -> usize {
     h as usize
 }
 
-/// Open addressing over `COMMANDS`: each slot holds a command's position
-/// or `EMPTY`; a name's probe starts at its hash and ends at its command
-/// or an empty slot. Cheaper than a general map: no lower-cased copy of
-/// the name, a hash of a few instructions per byte, one comparison.
+/// Open addressing over the `COMMANDS` whose names are over 8 bytes (the
+/// others are in `short_index`): each slot holds a command's position or
+/// `EMPTY`; a name's probe starts at its hash and ends at its command or
+/// an empty slot. Cheaper than a general map: no lower-cased copy of the
+/// name, a hash of a few instructions per byte, one comparison.
 fn index() -> &'static [u16; INDEX_SLOTS] {
     static INDEX: OnceLock<[u16; INDEX_SLOTS]> = OnceLock::new();
     INDEX.get_or_init(|| {
         assert!(COMMANDS.len() * 4 <= INDEX_SLOTS, "grow INDEX_SLOTS");
         let mut index = [EMPTY; INDEX_SLOTS];
         for (n, c) in COMMANDS.iter().enumerate() {
+            if c.name.len() <= 8 {
+                continue;
+            }
             let mut i = name_hash(c.name.as_bytes());
             while index[i % INDEX_SLOTS] != EMPTY {
                 i += 1;
@@ -389,6 +393,8 @@ fn short_slot(word: u64, len: usize) -> usize {
         as usize
 }
 
+/// Open addressing, as `index`, over the commands whose names are at
+/// most 8 bytes; a slot of `len` 0 ends a probe.
 fn short_index() -> &'static [Short; SHORT_SLOTS] {
     static INDEX: OnceLock<[Short; SHORT_SLOTS]> = OnceLock::new();
     INDEX.get_or_init(|| {

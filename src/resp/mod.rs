@@ -59,14 +59,14 @@ pub fn find_cr(s: &[u8]) -> Option<usize> {
 }
 
 /// The count of the header line starting at `from` when it is what every
-/// client or server sends, 1 to 18 digits without a leading zero and a CRLF: the
-/// count and the offset after the CRLF, read in one pass. None for
-/// anything else (incomplete, signed, too long, malformed), which the
-/// general path (`header_line`, `parse_int`) then judges.
+/// client and server sends, 1 to 18 digits without a leading zero and a
+/// CRLF: the count and the offset after the CRLF, read in one pass. None
+/// for anything else (incomplete, signed, too long, malformed), which the
+/// caller's general path (`parse_int` on the whole line) then judges.
 #[inline(always)]
 pub fn plain_count(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let line = buf.get(from..)?;
-    // One or two digits, nearly every count a client sends: no loop.
+    // One or two digits, nearly every count sent: no loop.
     match *line {
         [d, b'\r', b'\n', ..] if d.is_ascii_digit() => {
             return Some(((d - b'0') as usize, from + 3))
