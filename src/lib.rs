@@ -14,7 +14,8 @@
 //! listed left of it); `tests/it/layers.rs` holds the code to this map.
 //!
 //! 0. `log` (one line per event) · `resp` (RESP wire format: scanners for
-//!    requests and replies, encoders)
+//!    requests and replies, encoders); for unit tests only, `testing`
+//!    (what they share: a seeded random generator)
 //! 1. `net` (sockets on the core's own io_uring) · `route` (hashes and
 //!    consistent-hash rings) · `command` (the command table: arity, keys)
 //!    · `tls` (rustls settings)
@@ -46,6 +47,8 @@
 // Layer 0
 pub mod log;
 pub mod resp;
+#[cfg(test)]
+pub mod testing;
 // Layer 1
 pub mod command;
 pub mod net;

@@ -536,11 +536,9 @@ mod tests {
                 }
             }
         }
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::testing::Rng(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.number();
             let len = (x % 9) as usize;
             let name: Vec<u8> = (0..len)
                 .map(|i| b"sSeEtTgG_-0\x7f"[(x >> (8 + 4 * i)) as usize % 12])

@@ -123,16 +123,13 @@ mod tests {
         let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
         let mut whole = Vec::new();
         Input::new().feed(&data, frames(7, &mut whole));
-        let mut x = 12345u64;
+        let mut rng = crate::testing::Rng(12345);
         for _ in 0..50 {
             let mut input = Input::new();
             let mut seen = Vec::new();
             let mut at = 0;
             while at < data.len() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let n = (1 + (x % 40) as usize).min(data.len() - at);
+                let n = (1 + (rng.number() % 40) as usize).min(data.len() - at);
                 input.feed(&data[at..at + n], frames(7, &mut seen));
                 at += n;
             }

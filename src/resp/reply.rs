@@ -439,13 +439,8 @@ mod random_tests {
             b"|1\r\n+a\r\n:1\r\n>2\r\n+x\r\n=5\r\ntxt:y\r\n",
             b"!3\r\nERR\r\n_\r\n(12345\r\n-ERR x\r\n",
         ];
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut rng = crate::testing::Rng(0x1234_5678_9abc_def1);
+        let mut next = |n: usize| rng.below(n);
         for _ in 0..20000 {
             let mut s = base[next(base.len())].to_vec();
             for _ in 0..next(4) {

@@ -692,22 +692,10 @@ mod tests {
 #[cfg(test)]
 mod random_tests {
     use super::*;
+    use crate::testing::Rng;
 
     /// Frames found (kind, bytes, args) and the error that stopped the scan.
     type Scan = (Vec<(u8, usize, Vec<Vec<u8>>)>, Option<String>);
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
 
     /// Scans every complete request at the start of `buf` into `out`, as a
     /// session does after a read; returns the bytes consumed and the error

@@ -164,13 +164,9 @@ mod tests {
     }
 
     /// A small xorshift: the same pseudo-random hashes every run.
-    fn stream(mut x: u64) -> impl FnMut() -> u64 {
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
+    fn stream(seed: u64) -> impl FnMut() -> u64 {
+        let mut rng = crate::testing::Rng(seed);
+        move || rng.number()
     }
 
     fn ring<H: Point>(n: usize, members: u32, mut next: impl FnMut() -> H) -> Continuum<H> {

@@ -74,11 +74,9 @@ mod tests {
                 _ => key.to_vec(),
             }
         };
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::testing::Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.number();
             let len = (x % 81) as usize;
             let sparse = (x >> 8).is_multiple_of(4);
             let key: Vec<u8> = (0..len)

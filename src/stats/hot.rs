@@ -422,11 +422,9 @@ mod tests {
         let h = HotKeys::new(1);
         let t = Instant::now();
         let mut truth = std::collections::HashMap::new();
-        let mut x: u64 = 1;
+        let mut rng = crate::testing::Rng(1);
         for i in 0..200_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.number();
             // Key k with weight about 1/(k+1): k = floor(N^u) - 1.
             let u = (x % 1_000_000) as f64 / 1_000_000.0;
             let k = (5000f64.powf(u) as u64).saturating_sub(1);
@@ -473,12 +471,10 @@ mod tests {
     #[test]
     fn tagged_finds_every_slot_of_a_tag_and_no_other() {
         let mut tags = [0u8; SLOTS];
-        let mut x: u64 = 3;
+        let mut rng = crate::testing::Rng(3);
         for round in 0..2000 {
             for t in tags.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let x = rng.number();
                 // Few distinct tags, so that most rounds find several.
                 *t = [0, 1, 0x7f, 0x80, 0xff][(x % 5) as usize];
             }
@@ -497,11 +493,9 @@ mod tests {
     fn tags_and_least_name_what_a_full_scan_finds() {
         let h = HotKeys::new(1);
         let t = Instant::now();
-        let mut x: u64 = 7;
+        let mut rng = crate::testing::Rng(7);
         for i in 0..20_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.number();
             // A few hot keys among many cold ones.
             let k = if x.is_multiple_of(4) { x % 8 } else { x % 5000 };
             // Windows roll now and then.
